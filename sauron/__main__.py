@@ -1,0 +1,3 @@
+from sauron.cli import main
+
+raise SystemExit(main())

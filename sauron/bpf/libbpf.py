@@ -1,0 +1,222 @@
+"""The few libbpf calls the agent makes directly, through ctypes.
+
+bcc compiles and loads; libbpf (Debian's libbpf1) runs programs on crafted
+frames (BPF_PROG_TEST_RUN) and reads whole maps in one system call
+(BPF_MAP_LOOKUP_BATCH).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+class BpfError(OSError):
+    """A BPF system call failed; errno and the operation are kept."""
+
+
+class _TestRunOpts(ctypes.Structure):
+    # struct bpf_test_run_opts, libbpf 1.x (bpf.h)
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+class _MapBatchOpts(ctypes.Structure):
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("elem_flags", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+    ]
+
+
+class _ProgInfo(ctypes.Structure):
+    # the head of struct bpf_prog_info up to the statistics (uapi/linux/bpf.h)
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32),
+        ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64),
+        ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64),
+        ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
+        ("ifindex", ctypes.c_uint32),
+        ("gpl_compatible_etc", ctypes.c_uint32),
+        ("netns_dev", ctypes.c_uint64),
+        ("netns_ino", ctypes.c_uint64),
+        ("nr_jited_ksyms", ctypes.c_uint32),
+        ("nr_jited_func_lens", ctypes.c_uint32),
+        ("jited_ksyms", ctypes.c_uint64),
+        ("jited_func_lens", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64),
+        ("nr_func_info", ctypes.c_uint32),
+        ("nr_line_info", ctypes.c_uint32),
+        ("line_info", ctypes.c_uint64),
+        ("jited_line_info", ctypes.c_uint64),
+        ("nr_jited_line_info", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32),
+        ("jited_line_info_rec_size", ctypes.c_uint32),
+        ("nr_prog_tags", ctypes.c_uint32),
+        ("prog_tags", ctypes.c_uint64),
+        ("run_time_ns", ctypes.c_uint64),
+        ("run_cnt", ctypes.c_uint64),
+        ("recursion_misses", ctypes.c_uint64),
+        ("verified_insns", ctypes.c_uint32),
+        ("attach_btf_obj_id", ctypes.c_uint32),
+        ("attach_btf_id", ctypes.c_uint32),
+    ]
+
+
+@cache
+def library() -> ctypes.CDLL:
+    name = ctypes.util.find_library("bpf") or "libbpf.so.1"
+    lib = ctypes.CDLL(name, use_errno=True)
+    lib.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
+    lib.bpf_prog_test_run_opts.restype = ctypes.c_int
+    lib.bpf_map_lookup_batch.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint32),
+        ctypes.POINTER(_MapBatchOpts),
+    ]
+    lib.bpf_map_lookup_batch.restype = ctypes.c_int
+    lib.bpf_obj_get_info_by_fd.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint32),
+    ]
+    lib.bpf_obj_get_info_by_fd.restype = ctypes.c_int
+    lib.libbpf_num_possible_cpus.argtypes = []
+    lib.libbpf_num_possible_cpus.restype = ctypes.c_int
+    return lib
+
+
+def _check(ret: int, what: str) -> None:
+    if ret < 0:
+        code = -ret if ret != -1 else ctypes.get_errno()
+        raise BpfError(code, f"{what}: {os.strerror(code)}")
+
+
+@cache
+def possible_cpus() -> int:
+    count = int(library().libbpf_num_possible_cpus())
+    _check(count, "libbpf_num_possible_cpus")
+    return count
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """What one BPF_PROG_TEST_RUN returned."""
+
+    retval: int
+    data_out: bytes
+    duration_ns: int
+
+
+#: XDP_PASS (uapi/linux/bpf.h) and TC_ACT_OK (uapi/linux/pkt_cls.h)
+XDP_PASS = 2
+TC_ACT_OK = 0
+
+
+def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRun:
+    """Runs a loaded program on one frame. duration_ns is the kernel's mean
+    per repetition."""
+    data_in = ctypes.create_string_buffer(frame, len(frame))
+    out_size = len(frame) + 256
+    data_out = ctypes.create_string_buffer(out_size)
+    opts = _TestRunOpts(
+        sz=ctypes.sizeof(_TestRunOpts),
+        data_in=ctypes.cast(data_in, ctypes.c_void_p),
+        data_out=ctypes.cast(data_out, ctypes.c_void_p),
+        data_size_in=len(frame),
+        data_size_out=out_size,
+        repeat=repeat,
+    )
+    ret = library().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
+    _check(ret, "BPF_PROG_TEST_RUN")
+    return TestRun(
+        retval=int(opts.retval),
+        data_out=data_out.raw[: opts.data_size_out],
+        duration_ns=int(opts.duration),
+    )
+
+
+def lookup_batch(map_fd: int, key_size: int, value_size: int, max_entries: int) -> tuple[bytes, bytes, int]:
+    """Reads every entry of a map: (keys, values, count). value_size is the
+    size of one entry's value as the kernel returns it (for per-CPU maps, the
+    8-byte-rounded value size times the possible CPUs)."""
+    lib = library()
+    keys = ctypes.create_string_buffer(key_size * max_entries)
+    values = ctypes.create_string_buffer(value_size * max_entries)
+    out_batch = ctypes.c_uint64(0)
+    opts = _MapBatchOpts(sz=ctypes.sizeof(_MapBatchOpts))
+    total = 0
+    in_batch: ctypes.c_void_p | None = None
+    while total < max_entries:
+        count = ctypes.c_uint32(max_entries - total)
+        ret = lib.bpf_map_lookup_batch(
+            map_fd,
+            in_batch,
+            ctypes.byref(out_batch),
+            ctypes.addressof(keys) + total * key_size,
+            ctypes.addressof(values) + total * value_size,
+            ctypes.byref(count),
+            ctypes.byref(opts),
+        )
+        err = ctypes.get_errno() if ret < 0 else 0
+        total += count.value
+        if ret < 0:
+            if err == errno.ENOENT or -ret == errno.ENOENT:
+                break
+            _check(ret, "BPF_MAP_LOOKUP_BATCH")
+        in_batch = ctypes.c_void_p(ctypes.addressof(out_batch))
+    return keys.raw[: total * key_size], values.raw[: total * value_size], total
+
+
+@dataclass(frozen=True)
+class ProgramRunStats:
+    """The kernel's own accounting of a program (kernel.bpf_stats_enabled)."""
+
+    name: str
+    run_time_ns: int
+    run_count: int
+
+
+def program_run_stats(prog_fd: int) -> ProgramRunStats:
+    info = _ProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    ret = library().bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size))
+    _check(ret, "bpf_obj_get_info_by_fd")
+    return ProgramRunStats(
+        name=info.name.decode(errors="replace"),
+        run_time_ns=int(info.run_time_ns),
+        run_count=int(info.run_cnt),
+    )

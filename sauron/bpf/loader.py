@@ -1,0 +1,160 @@
+"""Compiling the data-plane object with bcc and handing out its programs and
+maps. One compilation serves every attach point: the entry files share their
+maps."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sauron.bpf import layout
+from sauron.bpf.source import assemble
+
+log = logging.getLogger(__name__)
+
+XDP = "xdp"
+TC = "tc"
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    point: int
+    source: str
+    function: str
+    hook: str  # XDP or TC
+
+    @property
+    def name(self) -> str:
+        return layout.POINT_NAMES[self.point]
+
+
+#: one entry file per attach point
+ENTRY_POINTS: tuple[EntryPoint, ...] = (
+    EntryPoint(layout.POINT_N3_INGRESS, "n3_xdp.c", "sauron_n3_ingress", XDP),
+    EntryPoint(layout.POINT_N3_EGRESS, "n3_tc.c", "sauron_n3_egress", TC),
+    EntryPoint(layout.POINT_N6_INGRESS, "n6_xdp.c", "sauron_n6_ingress", XDP),
+    EntryPoint(layout.POINT_N6_EGRESS, "n6_tc.c", "sauron_n6_egress", TC),
+)
+
+BASE_CFLAGS = ("-Wno-unused-function", "-Wno-compare-distinct-pointer-types")
+
+
+def _bcc() -> Any:
+    try:
+        import bcc
+    except ImportError as exc:  # pragma: no cover - depends on the host
+        raise RuntimeError(
+            "bcc is not importable: install Debian's python3-bpfcc (make setup does)"
+        ) from exc
+    return bcc
+
+
+def _prog_type(bcc: Any, hook: str) -> int:
+    return int(bcc.BPF.XDP if hook == XDP else bcc.BPF.SCHED_CLS)
+
+
+class BpfObject:
+    """Any set of xdp/ source files compiled together by bcc."""
+
+    def __init__(self, sources: list[str], cflags: tuple[str, ...] = ()) -> None:
+        bcc = _bcc()
+        started = time.monotonic()
+        text = assemble(sources)
+        self.bpf = bcc.BPF(text=text, cflags=[*BASE_CFLAGS, *cflags])
+        log.debug(
+            "compiled",
+            extra={"sources": sources, "seconds": round(time.monotonic() - started, 3)},
+        )
+        self._functions: dict[str, Any] = {}
+
+    def function(self, name: str, hook: str) -> Any:
+        """The loaded program (bcc function: .fd, .name)."""
+        if name not in self._functions:
+            bcc = _bcc()
+            self._functions[name] = self.bpf.load_func(name.encode(), _prog_type(bcc, hook))
+        return self._functions[name]
+
+    def table(self, name: str) -> Any:
+        return self.bpf[name.encode()]
+
+    def map_fd(self, name: str) -> int:
+        return int(self.table(name).map_fd)
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+    def __enter__(self) -> BpfObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DataPlane(BpfObject):
+    """The Sauron data-plane object: all four entry points, shared maps.
+
+    record_last=True builds the variant that stores each frame's parse result
+    for the differential tests; production never uses it.
+    """
+
+    def __init__(self, record_last: bool = False) -> None:
+        cflags = ("-DSAURON_RECORD_LAST=1",) if record_last else ()
+        super().__init__([ep.source for ep in ENTRY_POINTS], cflags)
+        self.record_last = record_last
+        self.entry_points = {ep.point: ep for ep in ENTRY_POINTS}
+
+    def program(self, point: int) -> Any:
+        ep = self.entry_points[point]
+        return self.function(ep.function, ep.hook)
+
+    def program_fd(self, point: int) -> int:
+        return int(self.program(point).fd)
+
+    def _config(self) -> layout.Config:
+        raw = self.table("config")[ctypes.c_uint32(0)]
+        return layout.Config.from_buffer_copy(bytes(raw))
+
+    def _write_config(self, cfg: layout.Config) -> None:
+        table = self.table("config")
+        table[ctypes.c_uint32(0)] = table.Leaf.from_buffer_copy(bytes(cfg))
+
+    def set_direction_mode(self, point: int, mode: int) -> None:
+        cfg = self._config()
+        cfg.direction_mode[point] = mode
+        self._write_config(cfg)
+
+    def bump_rules_generation(self) -> int:
+        """Invalidates every session's cached slice; call after changing rules."""
+        cfg = self._config()
+        cfg.rules_generation = (cfg.rules_generation + 1) & 0xFFFFFFFF
+        self._write_config(cfg)
+        return int(cfg.rules_generation)
+
+    def reset_counters(self) -> None:
+        """Zeroes every counter map; classification rules stay."""
+        for name in ("slice_stats", "qfi_stats", "events"):
+            _zero_array(self.table(name))
+        for name in ("teid_stats", "ue_stats"):
+            self.table(name).clear()
+        if self.record_last:
+            _zero_array(self.table("last_result"))
+
+    def reset_rules(self) -> None:
+        for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice"):
+            self.table(name).clear()
+        _zero_array(self.table("qfi_slice"))
+        self.bump_rules_generation()
+
+    def last_result(self) -> layout.ParseResult:
+        if not self.record_last:
+            raise RuntimeError("last_result needs DataPlane(record_last=True)")
+        raw = self.table("last_result")[ctypes.c_uint32(0)]
+        return layout.ParseResult.from_buffer_copy(bytes(raw))
+
+
+def _zero_array(table: Any) -> None:
+    """Arrays cannot delete; writing zeroes is their clear()."""
+    table.clear()

@@ -1,0 +1,254 @@
+"""The slice catalog: S-NSSAI, names, classification rules and SLA targets,
+read from YAML in slices/. Errors name the file, the slice and the field."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sauron.bpf.layout import MAX_QFI, MAX_SLICES
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def default_catalog_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "slices" / "default.yaml"
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be used, with every problem found."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Snssai(_Strict):
+    """S-NSSAI (TS 23.003): SST 0-255 and an optional 24-bit SD."""
+
+    sst: Annotated[int, Field(ge=0, le=255)]
+    sd: int | None = None
+
+    @field_validator("sd", mode="before")
+    @classmethod
+    def _parse_sd(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = int(value, 16)
+            except ValueError as exc:
+                raise ValueError("SD must be a 6-digit hex string or an integer") from exc
+        if value is not None and not 0 <= int(value) <= 0xFFFFFF:
+            raise ValueError("SD must fit in 24 bits (0 to 0xFFFFFF)")
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.sst}" if self.sd is None else f"{self.sst}-{self.sd:06x}"
+
+
+class TeidRange(_Strict):
+    first: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
+    last: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TeidRange:
+        if self.last < self.first:
+            raise ValueError(f"last (0x{self.last:x}) is below first (0x{self.first:x})")
+        return self
+
+
+class LatencyTarget(_Strict):
+    """Upper bounds in milliseconds on percentiles of a latency metric."""
+
+    p50: Annotated[float, Field(gt=0)] | None = None
+    p90: Annotated[float, Field(gt=0)] | None = None
+    p99: Annotated[float, Field(gt=0)] | None = None
+    p999: Annotated[float, Field(gt=0)] | None = None
+
+
+class DirectionalRate(_Strict):
+    uplink: Annotated[float, Field(ge=0)] | None = None
+    downlink: Annotated[float, Field(ge=0)] | None = None
+
+
+class SlaTargets(_Strict):
+    """What a slice promises; evaluated by the KPI engine."""
+
+    transit_latency_ms: LatencyTarget | None = None
+    ran_rtt_ms: LatencyTarget | None = None
+    dn_rtt_ms: LatencyTarget | None = None
+    max_loss_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
+    min_throughput_mbps: DirectionalRate | None = None
+    max_throughput_mbps: DirectionalRate | None = None
+    max_energy_j_per_gb: Annotated[float, Field(gt=0)] | None = None
+
+
+class SliceSpec(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+    id: Annotated[int, Field(ge=1, lt=MAX_SLICES)] | None = None
+    snssai: Snssai
+    description: str = ""
+    ue_subnets: list[IpNetwork] = []
+    teids: list[Annotated[int, Field(ge=1, le=0xFFFFFFFF)]] = []
+    teid_ranges: list[TeidRange] = []
+    qfis: list[Annotated[int, Field(ge=0, lt=MAX_QFI)]] = []
+    dnns: list[str] = []
+    sla: SlaTargets = SlaTargets()
+
+
+class CatalogFile(_Strict):
+    slices: Annotated[list[SliceSpec], Field(min_length=1, max_length=MAX_SLICES - 1)]
+
+
+class Slice(BaseModel):
+    """A catalog slice with its id settled."""
+
+    model_config = ConfigDict(frozen=True)
+    id: int
+    spec: SliceSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+UNCLASSIFIED_NAME = "unclassified"
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    source: str
+    slices: tuple[Slice, ...]
+    warnings: tuple[str, ...] = ()
+
+    def by_id(self) -> dict[int, Slice]:
+        return {s.id: s for s in self.slices}
+
+    def name_of(self, slice_id: int) -> str:
+        found = self.by_id().get(slice_id)
+        return found.name if found else (UNCLASSIFIED_NAME if slice_id == 0 else f"slice-{slice_id}")
+
+    def get(self, name: str) -> Slice | None:
+        return next((s for s in self.slices if s.name == name), None)
+
+
+def _describe_location(loc: tuple[Any, ...], raw: Any) -> str:
+    """slices.1.snssai.sst -> slice 'urllc' (slices[1]), field snssai.sst"""
+    if len(loc) >= 2 and loc[0] == "slices" and isinstance(loc[1], int):
+        index = loc[1]
+        name = None
+        if isinstance(raw, dict) and isinstance(raw.get("slices"), list) and index < len(raw["slices"]):
+            entry = raw["slices"][index]
+            if isinstance(entry, dict):
+                name = entry.get("name")
+        who = f"slice {name!r} (slices[{index}])" if name else f"slices[{index}]"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{who}, field {rest}" if rest else who
+    return "field " + ".".join(str(p) for p in loc)
+
+
+def _overlaps(slices: list[Slice]) -> tuple[list[str], list[str]]:
+    """Rules two slices both claim: errors for identical or intersecting
+    claims, warnings for UE subnets nested in another slice's (the longest
+    prefix wins in the kernel)."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    for i, a in enumerate(slices):
+        for b in slices[i + 1 :]:
+            for net_a in a.spec.ue_subnets:
+                for net_b in b.spec.ue_subnets:
+                    if net_a.version != net_b.version or not net_a.overlaps(net_b):
+                        continue
+                    if net_a == net_b:
+                        errors.append(
+                            f"slices {a.name!r} and {b.name!r} both claim UE subnet {net_a}"
+                        )
+                    else:
+                        warnings.append(
+                            f"UE subnets {net_a} ({a.name}) and {net_b} ({b.name}) overlap; "
+                            "the longer prefix wins"
+                        )
+            teids_a = [(t, t) for t in a.spec.teids] + [(r.first, r.last) for r in a.spec.teid_ranges]
+            teids_b = [(t, t) for t in b.spec.teids] + [(r.first, r.last) for r in b.spec.teid_ranges]
+            for lo_a, hi_a in teids_a:
+                for lo_b, hi_b in teids_b:
+                    if lo_a <= hi_b and lo_b <= hi_a:
+                        errors.append(
+                            f"slices {a.name!r} and {b.name!r} both claim TEIDs "
+                            f"0x{max(lo_a, lo_b):x}-0x{min(hi_a, hi_b):x}"
+                        )
+            for qfi in sorted(set(a.spec.qfis) & set(b.spec.qfis)):
+                errors.append(f"slices {a.name!r} and {b.name!r} both claim QFI {qfi}")
+    return errors, warnings
+
+
+def parse_catalog(raw: Any, source: str) -> Catalog:
+    try:
+        parsed = CatalogFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_describe_location(tuple(e['loc']), raw)}: {e['msg']}" for e in exc.errors()]
+        raise CatalogError(source, problems) from None
+
+    problems: list[str] = []
+    explicit = {s.id for s in parsed.slices if s.id is not None}
+    next_free = 1
+    settled: list[Slice] = []
+    for spec in parsed.slices:
+        slice_id = spec.id
+        if slice_id is None:
+            while next_free in explicit:
+                next_free += 1
+            slice_id = next_free
+            next_free += 1
+        settled.append(Slice(id=slice_id, spec=spec))
+
+    seen_names: dict[str, int] = {}
+    seen_ids: dict[int, str] = {}
+    seen_snssai: dict[str, str] = {}
+    for index, s in enumerate(settled):
+        if s.name == UNCLASSIFIED_NAME:
+            problems.append(f"slice {s.name!r} (slices[{index}]), field name: reserved for slice 0")
+        if s.name in seen_names:
+            problems.append(f"slice {s.name!r} (slices[{index}]), field name: defined twice")
+        seen_names[s.name] = index
+        if s.id >= MAX_SLICES:
+            problems.append(f"slice {s.name!r} (slices[{index}]), field id: above {MAX_SLICES - 1}")
+        if s.id in seen_ids:
+            problems.append(
+                f"slice {s.name!r} (slices[{index}]), field id: {s.id} already used by {seen_ids[s.id]!r}"
+            )
+        seen_ids[s.id] = s.name
+        key = str(s.spec.snssai)
+        if key in seen_snssai:
+            problems.append(
+                f"slice {s.name!r} (slices[{index}]), field snssai: {key} already used by {seen_snssai[key]!r}"
+            )
+        seen_snssai[key] = s.name
+    overlap_errors, warnings = _overlaps(settled)
+    problems.extend(overlap_errors)
+    if problems:
+        raise CatalogError(source, problems)
+    return Catalog(source=source, slices=tuple(settled), warnings=tuple(warnings))
+
+
+def load_catalog(path: Path | str | None = None) -> Catalog:
+    path = Path(path) if path is not None else default_catalog_path()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise CatalogError(path, [f"cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise CatalogError(path, [f"not valid YAML: {exc}"]) from None
+    return parse_catalog(raw, str(path))
+
+
+def catalog_json_schema() -> dict[str, Any]:
+    return CatalogFile.model_json_schema()

@@ -1,0 +1,185 @@
+"""`sauron replay`: every frame of a capture through the real programs with
+BPF_PROG_TEST_RUN, then the per-slice, per-TEID, per-QFI and anomaly counts.
+
+Frames run through one attach point's program (N3 ingress by default) with
+the direction decided per frame (AUTO: PDU Session Container type, else the
+UE subnet the inner source or destination falls in), since a capture usually
+holds both directions of a link.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sauron.bpf import layout, libbpf
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.maps import read_counters
+from sauron.capture import read_frames
+from sauron.catalog import Catalog
+from sauron.rules import program_catalog
+
+log = logging.getLogger(__name__)
+
+#: BPF_PROG_TEST_RUN takes at most a page less head and tail room; the
+#: programs read headers only, so longer frames run cut to this length.
+TEST_RUN_MAX_FRAME = 3500
+#: the kernel refuses frames shorter than an Ethernet header
+TEST_RUN_MIN_FRAME = 14
+
+GTPU_MESSAGE_KEYS = ("g_pdu", "echo_request", "echo_response", "end_marker", "error_indication", "other")
+
+
+@dataclass
+class ReplayOptions:
+    point: int = layout.POINT_N3_INGRESS
+    direction_mode: int = layout.DIRMODE_AUTO
+
+
+def ue_address_text(addr: bytes) -> str:
+    ip = ipaddress.IPv6Address(addr)
+    return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip)
+
+
+def replay_capture(
+    path: Path | str, catalog: Catalog, dataplane: DataPlane | None = None,
+    options: ReplayOptions | None = None,
+) -> dict[str, Any]:
+    """Runs the capture and returns the report `sauron replay --json` prints."""
+    options = options or ReplayOptions()
+    own = dataplane is None
+    dp = dataplane or DataPlane()
+    try:
+        dp.reset_counters()
+        program_catalog(dp, catalog)
+        dp.set_direction_mode(options.point, options.direction_mode)
+        prog_fd = dp.program_fd(options.point)
+        frames = cut = too_short = 0
+        for frame in read_frames(path):
+            frames += 1
+            data = frame.data
+            if len(data) < TEST_RUN_MIN_FRAME:
+                too_short += 1
+                continue
+            if len(data) > TEST_RUN_MAX_FRAME:
+                cut += 1
+                data = data[:TEST_RUN_MAX_FRAME]
+            result = libbpf.test_run(prog_fd, data)
+            if result.retval not in (libbpf.XDP_PASS, libbpf.TC_ACT_OK):
+                raise RuntimeError(f"frame {frame.number}: program returned {result.retval}")
+        counters = read_counters(dp)
+        return _report(str(path), catalog, options.point, counters, frames, cut, too_short)
+    finally:
+        if own:
+            dp.close()
+
+
+def _report(
+    path: str, catalog: Catalog, point: int, counters: Any, frames: int, cut: int, too_short: int
+) -> dict[str, Any]:
+    message_types = dict.fromkeys(GTPU_MESSAGE_KEYS, 0)
+    slices: dict[str, Any] = {}
+    slice_ids = [0, *[s.id for s in catalog.slices]]
+    for sid in slice_ids:
+        entry: dict[str, Any] = {"id": sid}
+        spec = catalog.by_id().get(sid)
+        if spec:
+            entry["sst"] = spec.spec.snssai.sst
+            entry["sd"] = None if spec.spec.snssai.sd is None else f"{spec.spec.snssai.sd:06x}"
+        for d, dname in layout.DIRECTION_NAMES.items():
+            st = counters.slice(point, sid, d)
+            entry[dname] = {
+                "packets": int(st.packets),
+                "bytes": int(st.bytes),
+                "inner_bytes": int(st.inner_bytes),
+                "malformed": int(st.malformed),
+            }
+            for kind, kname in layout.MSG_KIND_NAMES.items():
+                if kname in message_types:
+                    message_types[kname] += int(st.msg[kind])
+        slices[catalog.name_of(sid)] = entry
+
+    qfi: dict[str, int] = {}
+    for sid in slice_ids:
+        for q in range(layout.MAX_QFI):
+            for d in layout.DIRECTION_NAMES:
+                n = int(counters.qfi(point, sid, q, d).packets)
+                if n:
+                    qfi[str(q)] = qfi.get(str(q), 0) + n
+
+    teids: dict[str, int] = {}
+    teid_slices: dict[str, str] = {}
+    for s in counters.teids:
+        key = f"0x{int.from_bytes(s.key, 'little'):08x}"
+        teids[key] = s.packets[0] + s.packets[1]
+        teid_slices[key] = catalog.name_of(s.slice_id)
+    ues = {
+        ue_address_text(s.ue_addr): {"slice": catalog.name_of(s.slice_id), "packets": s.packets[0] + s.packets[1]}
+        for s in counters.teids
+        if s.ue_addr is not None
+    }
+    anomalies = {
+        name: counters.event(point, ev)
+        for ev, name in layout.ANOMALY_NAMES.items()
+        if counters.event(point, ev)
+    }
+    events = {name: counters.event(point, ev) for ev, name in layout.EVENT_NAMES.items()}
+    return {
+        "capture": path,
+        "point": layout.POINT_NAMES[point],
+        "frames": frames,
+        "gtpu_frames": events["gtpu"],
+        "message_types": message_types,
+        "teids": dict(sorted(teids.items())),
+        "teid_slices": dict(sorted(teid_slices.items())),
+        "qfi": dict(sorted(qfi.items(), key=lambda kv: int(kv[0]))),
+        "slices": slices,
+        "ue_addresses": dict(sorted(ues.items())),
+        "anomalies": anomalies,
+        "events": events,
+        "replay": {
+            "frames_cut_to_test_run_limit": cut,
+            "frames_shorter_than_ethernet": too_short,
+            "teid_table_full": len(counters.teids) >= layout.TEID_STATS_ENTRIES,
+        },
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human view of a replay report."""
+    lines = [
+        f"{report['capture']}: {report['frames']} frames, {report['gtpu_frames']} GTP-U "
+        f"(through {report['point']})",
+        "",
+        f"{'slice':<14}{'dir':<10}{'packets':>10}{'bytes':>12}{'malformed':>11}",
+    ]
+    for name, entry in report["slices"].items():
+        for dname in layout.DIRECTION_NAMES.values():
+            st = entry[dname]
+            if st["packets"]:
+                lines.append(
+                    f"{name:<14}{dname:<10}{st['packets']:>10}{st['bytes']:>12}{st['malformed']:>11}"
+                )
+    lines += ["", "message types: " + ", ".join(f"{k}={v}" for k, v in report["message_types"].items() if v)]
+    if report["teids"]:
+        lines.append("TEIDs (G-PDU frames):")
+        for teid, n in sorted(report["teids"].items(), key=lambda kv: -kv[1])[:20]:
+            lines.append(f"  {teid}  {n:>8}  {report['teid_slices'][teid]}")
+        if len(report["teids"]) > 20:
+            lines.append(f"  ... {len(report['teids']) - 20} more (--json lists all)")
+    if report["qfi"]:
+        lines.append("QFI (G-PDU frames): " + ", ".join(f"{q}={n}" for q, n in report["qfi"].items()))
+    if report["anomalies"]:
+        lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomalies"].items()))
+    notes = report["replay"]
+    if notes["frames_cut_to_test_run_limit"]:
+        lines.append(
+            f"note: {notes['frames_cut_to_test_run_limit']} frames longer than "
+            f"{TEST_RUN_MAX_FRAME} bytes ran cut to that length (headers are all the programs read)"
+        )
+    if notes["frames_shorter_than_ethernet"]:
+        lines.append(f"note: {notes['frames_shorter_than_ethernet']} frames shorter than an Ethernet header were not run")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Writing a catalog's classification rules into the data-plane maps."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+from typing import Any
+
+from sauron.bpf import layout
+from sauron.catalog import Catalog
+
+
+def teid_range_prefixes(first: int, last: int) -> list[tuple[int, int]]:
+    """A TEID range as the fewest (value, prefix length) blocks: TEIDs are
+    32-bit numbers, so IPv4 range summarisation does exactly this."""
+    blocks = ipaddress.summarize_address_range(
+        ipaddress.IPv4Address(first), ipaddress.IPv4Address(last)
+    )
+    return [(int(b.network_address), b.prefixlen) for b in blocks]
+
+
+def program_catalog(dataplane: Any, catalog: Catalog) -> None:
+    """Replaces every classification rule with the catalog's, then bumps the
+    rules generation so cached per-session slices are decided anew."""
+    dataplane.reset_rules()
+    teid_slice = dataplane.table("teid_slice")
+    teid_ranges = dataplane.table("teid_range_slice")
+    ue4 = dataplane.table("ue4_slice")
+    ue6 = dataplane.table("ue6_slice")
+    qfi_slice = dataplane.table("qfi_slice")
+    for s in catalog.slices:
+        sid = ctypes.c_uint32(s.id)
+        for teid in s.spec.teids:
+            teid_slice[ctypes.c_uint32(teid)] = sid
+        for r in s.spec.teid_ranges:
+            for value, plen in teid_range_prefixes(r.first, r.last):
+                key = teid_ranges.Key(prefixlen=plen, teid=int.from_bytes(value.to_bytes(4, "big"), "little"))
+                teid_ranges[key] = sid
+        for net in s.spec.ue_subnets:
+            packed = net.network_address.packed
+            if net.version == 4:
+                ue4[ue4.Key(prefixlen=net.prefixlen, addr=int.from_bytes(packed, "little"))] = sid
+            else:
+                key = ue6.Key(prefixlen=net.prefixlen)
+                ctypes.memmove(ctypes.addressof(key) + 4, packed, 16)
+                ue6[key] = sid
+        for qfi in s.spec.qfis:
+            qfi_slice[ctypes.c_uint32(qfi)] = sid
+    dataplane.bump_rules_generation()
+
+
+def direction_mode_ok(mode: int) -> bool:
+    return mode in (
+        layout.DIRMODE_POINT,
+        layout.DIRMODE_UPLINK,
+        layout.DIRMODE_DOWNLINK,
+        layout.DIRMODE_AUTO,
+    )

@@ -1,0 +1,81 @@
+/* Per-slice accounting: per-CPU arrays for the counters the agent sums, and
+ * per-CPU LRU hashes for the sessions (TEIDs, UE addresses) seen. Per-CPU
+ * values need no atomics: a program runs to completion on one CPU. */
+#ifndef SAURON_LIB_ACCOUNT_H
+#define SAURON_LIB_ACCOUNT_H
+
+#include "sauron_shared.h"
+
+BPF_PERCPU_ARRAY(slice_stats, struct sauron_slice_stats,
+		 SAURON_POINTS * SAURON_MAX_SLICES * SAURON_DIRS);
+BPF_PERCPU_ARRAY(qfi_stats, struct sauron_traffic,
+		 2 * SAURON_MAX_SLICES * SAURON_MAX_QFI * SAURON_DIRS);
+BPF_PERCPU_ARRAY(events, __u64, SAURON_POINTS * SAURON_EVENTS);
+BPF_TABLE("lru_percpu_hash", __u32, struct sauron_session_stats, teid_stats,
+	  SAURON_TEID_STATS_ENTRIES);
+BPF_TABLE("lru_percpu_hash", struct sauron_ue_key, struct sauron_session_stats, ue_stats,
+	  SAURON_UE_STATS_ENTRIES);
+BPF_ARRAY(config, struct sauron_config, 1);
+
+static __always_inline void count_event(__u32 point, __u32 event)
+{
+	__u32 key = point * SAURON_EVENTS + event;
+	__u64 *value = events.lookup(&key);
+	if (value)
+		*value += 1;
+}
+
+static __always_inline void count_slice(__u32 point, __u32 slice_id, __u32 dir, __u32 msg_kind,
+					__u64 bytes, __u64 inner_bytes, int malformed)
+{
+	__u32 key = (point * SAURON_MAX_SLICES + slice_id) * SAURON_DIRS + dir;
+	struct sauron_slice_stats *s = slice_stats.lookup(&key);
+	if (!s)
+		return;
+	s->packets += 1;
+	s->bytes += bytes;
+	s->inner_bytes += inner_bytes;
+	if (malformed)
+		s->malformed += 1;
+	if (msg_kind < SAURON_MSG_KINDS)
+		s->msg[msg_kind] += 1;
+}
+
+static __always_inline void count_qfi(__u32 point, __u32 slice_id, __u32 qfi, __u32 dir,
+				      __u64 bytes)
+{
+	if (point > SAURON_POINT_N3_EGRESS || qfi >= SAURON_MAX_QFI)
+		return;
+	__u32 key = ((point * SAURON_MAX_SLICES + slice_id) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir;
+	struct sauron_traffic *t = qfi_stats.lookup(&key);
+	if (!t)
+		return;
+	t->packets += 1;
+	t->bytes += bytes;
+}
+
+static __always_inline void count_session(struct sauron_session_stats *s, __u32 dir, __u64 bytes,
+					  __u32 qfi)
+{
+	s->packets[dir & 1] += 1;
+	s->bytes[dir & 1] += bytes;
+	s->qfi = qfi;
+}
+
+/* A session entry that is missing or classified under older rules. */
+static __always_inline void refresh_session(struct sauron_session_stats *s, __u32 slice_id,
+					    __u32 generation, const __u8 ue_addr[16], int has_ue)
+{
+	s->slice_id = slice_id;
+	s->rules_generation = generation;
+	s->flags = has_ue ? SAURON_SESSION_HAS_UE : 0;
+	__builtin_memcpy(s->ue_addr, ue_addr, 16);
+}
+
+static __always_inline const struct sauron_config *agent_config(void)
+{
+	__u32 zero = 0;
+	return config.lookup(&zero);
+}
+
+#endif /* SAURON_LIB_ACCOUNT_H */

@@ -1,0 +1,195 @@
+/* Sauron: the facts shared by the BPF programs and the Python agent.
+ *
+ * This header is the single owner of map sizes, enum values and the layout of
+ * every map key and value that user space reads. sauron/bpf/layout.py parses
+ * the #defines and enums below, and a test checks its ctypes views against the
+ * types clang builds from this file.
+ */
+#ifndef SAURON_SHARED_H
+#define SAURON_SHARED_H
+
+/* Slice ids are small integers assigned by the agent; 0 is "unclassified". */
+#define SAURON_MAX_SLICES 64
+#define SAURON_UNCLASSIFIED_SLICE 0
+/* QFI is six bits (TS 38.415). */
+#define SAURON_MAX_QFI 64
+#define SAURON_NO_QFI 255
+
+#define SAURON_MAX_TEIDS 65536
+#define SAURON_MAX_TEID_RANGES 1024
+#define SAURON_MAX_UE_SUBNETS 1024
+#define SAURON_TEID_STATS_ENTRIES 65536
+#define SAURON_UE_STATS_ENTRIES 65536
+
+/* Parser bounds: tags in front of the outer IP header, IPv6 extension headers
+ * walked before UDP, and GTP-U extension headers walked by their length. */
+#define SAURON_MAX_VLAN_TAGS 2
+#define SAURON_MAX_IPV6_EXT_HEADERS 4
+#define SAURON_MAX_GTPU_EXT_HEADERS 8
+
+#define SAURON_GTPU_PORT 2152
+
+/* Where a program is attached. N9 interfaces use the GTP-U side programs. */
+enum sauron_point {
+	SAURON_POINT_N3_INGRESS = 0, /* XDP, GTP-U side */
+	SAURON_POINT_N3_EGRESS = 1,  /* TC egress, GTP-U side */
+	SAURON_POINT_N6_INGRESS = 2, /* XDP, plain IP side */
+	SAURON_POINT_N6_EGRESS = 3,  /* TC egress, plain IP side */
+	SAURON_POINTS = 4,
+};
+
+enum sauron_direction {
+	SAURON_DIR_UPLINK = 0,
+	SAURON_DIR_DOWNLINK = 1,
+	SAURON_DIRS = 2,
+};
+
+/* How a point decides the direction of a frame. */
+enum sauron_direction_mode {
+	/* the point's own: uplink on N3 ingress and N6 egress, downlink on N3
+	 * egress and N6 ingress; an unconfigured point is right by default */
+	SAURON_DIRMODE_POINT = 0,
+	SAURON_DIRMODE_UPLINK = 1,
+	SAURON_DIRMODE_DOWNLINK = 2,
+	/* PDU Session Container type when present, else the UE address that
+	 * matches a UE subnet (inner source: uplink, inner destination:
+	 * downlink), else uplink. Used to replay captures of both directions. */
+	SAURON_DIRMODE_AUTO = 3,
+};
+
+/* GTP-U message kinds counted per slice. */
+enum sauron_msg_kind {
+	SAURON_MSG_G_PDU = 0,
+	SAURON_MSG_ECHO_REQUEST = 1,
+	SAURON_MSG_ECHO_RESPONSE = 2,
+	SAURON_MSG_END_MARKER = 3,
+	SAURON_MSG_ERROR_INDICATION = 4,
+	SAURON_MSG_OTHER = 5,
+	SAURON_MSG_NOT_GTPU = 6, /* plain IP on the N6 side */
+	SAURON_MSG_KINDS = 7,
+};
+
+/* Per-point event counters: frame categories first, then anomaly reasons.
+ * Each frame counts once in exactly one category and in at most one anomaly
+ * (the first one the parser meets). */
+enum sauron_event {
+	SAURON_EV_FRAMES = 0,          /* every frame the program ran on */
+	SAURON_EV_NOT_IP = 1,          /* ARP, LLDP, ... */
+	SAURON_EV_IP_NOT_GTPU = 2,     /* IP that is not UDP 2152 (GTP-U side) */
+	SAURON_EV_GTPU = 3,            /* a GTPv1-U header parsed */
+	SAURON_EV_IP = 4,              /* an IP packet accounted (N6 side) */
+	SAURON_EV_OUTER_FRAGMENT = 5,  /* non-first outer IP fragment: no UDP header */
+
+	SAURON_ANOMALY_FIRST = 8,
+	SAURON_AN_ETH_TRUNCATED = 8,
+	SAURON_AN_VLAN_TRUNCATED = 9,
+	SAURON_AN_VLAN_TOO_DEEP = 10,
+	SAURON_AN_IPV4_TRUNCATED = 11,
+	SAURON_AN_IPV4_BAD_IHL = 12,
+	SAURON_AN_IPV4_BAD_TOTAL_LENGTH = 13,
+	SAURON_AN_IPV6_TRUNCATED = 14,
+	SAURON_AN_IPV6_EXT_TRUNCATED = 15,
+	SAURON_AN_IPV6_EXT_TOO_MANY = 16,
+	SAURON_AN_UDP_TRUNCATED = 17,
+	SAURON_AN_UDP_BAD_LENGTH = 18,
+	SAURON_AN_GTPU_TRUNCATED = 19,
+	SAURON_AN_GTPU_NOT_V1 = 20,    /* UDP 2152 payload that is not GTPv1-U */
+	SAURON_AN_GTPU_OPT_TRUNCATED = 21,
+	SAURON_AN_GTPU_EXT_TRUNCATED = 22,
+	SAURON_AN_GTPU_EXT_ZERO_LENGTH = 23,
+	SAURON_AN_GTPU_EXT_CHAIN_TOO_LONG = 24,
+	SAURON_AN_GTPU_PDU_CONTAINER_BAD = 25,
+	SAURON_AN_GTPU_LENGTH_MISMATCH = 26,
+	SAURON_AN_INNER_NOT_IP = 27,
+	SAURON_AN_INNER_TRUNCATED = 28,
+	SAURON_AN_INNER_L4_TRUNCATED = 29,
+	SAURON_AN_OUTER_FIRST_FRAGMENT = 30, /* parsed, but the datagram continues */
+	SAURON_AN_IP_TRUNCATED = 31,   /* IP total length runs past the frame */
+	SAURON_EVENTS = 32,
+};
+
+/* slice_stats[(point * SAURON_MAX_SLICES + slice) * SAURON_DIRS + dir] */
+struct sauron_slice_stats {
+	__u64 packets;
+	__u64 bytes;       /* whole frame, L2 header included */
+	__u64 inner_bytes; /* inner IP packet (G-PDU payload, or the N6 IP packet) */
+	__u64 malformed;   /* frames of this slice that carried an anomaly */
+	__u64 msg[SAURON_MSG_KINDS];
+};
+
+/* qfi_stats[((gtp_point * SAURON_MAX_SLICES + slice) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
+ * gtp_point being SAURON_POINT_N3_INGRESS or SAURON_POINT_N3_EGRESS. */
+struct sauron_traffic {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* teid_stats and ue_stats values (per-CPU LRU hashes). Besides counting, an
+ * entry caches the slice its first packet was classified to: a PDU session
+ * (one TEID, one UE address) belongs to one slice, so later packets skip the
+ * classification lookups. The cache holds while rules_generation equals the
+ * agent's (sauron_config), which the agent bumps whenever it changes a rule.
+ * Activity per interval is the change of the counters, read by the agent. */
+struct sauron_session_stats {
+	__u64 packets[SAURON_DIRS];
+	__u64 bytes[SAURON_DIRS];
+	__u32 slice_id;
+	__u32 rules_generation;
+	__u32 qfi;   /* last QFI seen, SAURON_NO_QFI when none */
+	__u32 flags; /* SAURON_SESSION_HAS_UE */
+	__u8 ue_addr[16];
+};
+
+#define SAURON_SESSION_HAS_UE 1
+
+struct sauron_teid_range_key {
+	__u32 prefixlen;
+	__u32 teid; /* network byte order, so prefixes run from the high bits */
+};
+
+struct sauron_ipv4_lpm_key {
+	__u32 prefixlen;
+	__u32 addr; /* network byte order */
+};
+
+struct sauron_ipv6_lpm_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* UE address as 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d). */
+struct sauron_ue_key {
+	__u8 addr[16];
+};
+
+/* config[0]: written by the agent. */
+struct sauron_config {
+	__u32 direction_mode[SAURON_POINTS]; /* enum sauron_direction_mode */
+	__u32 rules_generation;
+	__u32 reserved;
+};
+
+/* What the parser concluded about the last frame; written only by builds
+ * with SAURON_RECORD_LAST (the differential tests), never in production. */
+struct sauron_parse_result {
+	__u32 event;       /* category: SAURON_EV_* */
+	__u32 anomaly;     /* first anomaly, 0 when none */
+	__u32 teid;
+	__u32 slice_id;
+	__u32 direction;
+	__u32 msg_kind;    /* enum sauron_msg_kind */
+	__u32 qfi;         /* SAURON_NO_QFI when no PDU Session Container */
+	__u32 pdu_type;    /* 0 DL, 1 UL, 255 none */
+	__u32 inner_proto; /* IPPROTO_* of the inner packet, 0 when none */
+	__u16 inner_sport;
+	__u16 inner_dport;
+	__u32 ext_headers; /* GTP-U extension headers walked */
+	__u32 gtp_seq;     /* sequence number when the S flag is set */
+	__u32 flags;       /* SAURON_RES_* */
+	__u8 ue_addr[16];
+};
+
+#define SAURON_RES_HAS_SEQ 1
+#define SAURON_RES_HAS_UE 2
+
+#endif /* SAURON_SHARED_H */

@@ -1,0 +1,13 @@
+/* N3/N9 egress (TC clsact, direct action): GTP-U the UPF sends to the gNB. */
+#include "lib/pipeline.h"
+#include "lib/skb.h"
+
+int sauron_n3_egress(struct __sk_buff *skb)
+{
+	pull_headers(skb);
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	sauron_gtpu_frame(data, data_end, skb->len, SAURON_POINT_N3_EGRESS);
+	return TC_ACT_OK;
+}
