@@ -137,7 +137,7 @@ class Topology:
 
         flags = XDP_FLAGS_SKB_MODE if generic else XDP_FLAGS_DRV_MODE
         with inside(ns):
-            bcc.BPF.attach_xdp(ifname, program, flags)
+            bcc.BPF.attach_xdp(ifname.encode(), program, flags)
         self.attachments.append(Attachment(ns, ifname, "xdp", flags))
 
     def attach_tc_egress(self, ns: str, ifname: str, program: Any) -> None:
@@ -166,7 +166,7 @@ class Topology:
             try:
                 if att.hook == "xdp":
                     with inside(att.ns):
-                        bcc.BPF.remove_xdp(att.ifname, att.flags)
+                        bcc.BPF.remove_xdp(att.ifname.encode(), att.flags)
                 else:
                     with _ipr(att.ns) as ipr:
                         ipr.tc("del", "clsact", ipr.link_lookup(ifname=att.ifname)[0])

@@ -63,7 +63,7 @@ class BpfObject:
         bcc = _bcc()
         started = time.monotonic()
         text = assemble(sources)
-        self.bpf = bcc.BPF(text=text, cflags=[*BASE_CFLAGS, *cflags])
+        self.bpf = bcc.BPF(text=text.encode(), cflags=[*BASE_CFLAGS, *cflags])
         log.debug(
             "compiled",
             extra={"sources": sources, "seconds": round(time.monotonic() - started, 3)},
@@ -143,10 +143,13 @@ class DataPlane(BpfObject):
             _zero_array(self.table("last_result"))
 
     def reset_rules(self) -> None:
+        """Removes every classification rule and direction override."""
         for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice"):
             self.table(name).clear()
         _zero_array(self.table("qfi_slice"))
-        self.bump_rules_generation()
+        cfg = self._config()
+        fresh = layout.Config(rules_generation=(cfg.rules_generation + 1) & 0xFFFFFFFF)
+        self._write_config(fresh)
 
     def last_result(self) -> layout.ParseResult:
         if not self.record_last:

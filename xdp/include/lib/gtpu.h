@@ -64,19 +64,20 @@ static __always_inline __u32 gtpu_msg_kind(__u8 msg_type)
 }
 
 /* PDU Session Container: the first content octet carries the PDU type in its
- * high nibble, the second the QFI in its low six bits, for DL and UL alike. */
-static __always_inline void read_pdu_session_container(void *ext, __u32 len, void *data_end,
-						       struct gtpu_view *g, __u32 *anomaly)
+ * high nibble (0 DL, 1 UL; TS 38.415 defines no other), the second the QFI in
+ * its low six bits, for DL and UL alike. The chain walk has already checked
+ * that the header's 4-octet unit is in the frame. */
+static __always_inline void read_pdu_session_container(__u8 *ext, struct gtpu_view *g,
+						       __u32 *anomaly)
 {
-	__u8 *octets = ext;
+	__u8 pdu_type = ext[1] >> 4;
 
-	/* length octet, two content octets, next-type octet: one 4-byte unit */
-	if (len < 4 || (void *)(octets + 3) > data_end) {
+	if (pdu_type > 1) {
 		note_anomaly(anomaly, SAURON_AN_GTPU_PDU_CONTAINER_BAD);
 		return;
 	}
-	g->pdu_type = octets[1] >> 4;
-	g->qfi = octets[2] & 0x3f;
+	g->pdu_type = pdu_type;
+	g->qfi = ext[2] & 0x3f;
 }
 
 /* Returns 0 when a GTPv1-U header parsed (the frame counts as GTP-U even if
@@ -136,8 +137,13 @@ static __always_inline int parse_gtpu(struct hdr_cursor *c, void *data_end, __u3
 			note_anomaly(anomaly, SAURON_AN_GTPU_EXT_TRUNCATED);
 			return 0;
 		}
-		if (next == GTPU_EXT_PDU_SESSION_CONTAINER)
-			read_pdu_session_container(ext, len, data_end, g, anomaly);
+		if (next == GTPU_EXT_PDU_SESSION_CONTAINER) {
+			if ((void *)(ext + 3) > data_end) {
+				note_anomaly(anomaly, SAURON_AN_GTPU_EXT_TRUNCATED);
+				return 0;
+			}
+			read_pdu_session_container(ext, g, anomaly);
+		}
 		__u8 *next_type = c->pos + len - 1;
 		if ((void *)(next_type + 1) > data_end) {
 			note_anomaly(anomaly, SAURON_AN_GTPU_EXT_TRUNCATED);

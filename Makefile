@@ -1,0 +1,34 @@
+# Every target runs as root on Debian 12; each does its own setup first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.sauron-installed
+
+.PHONY: help setup demo test lint typecheck unit bench doctor clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## apt packages, kernel headers, bpffs/tracefs, the virtual environment (idempotent)
+	@scripts/setup-host
+
+demo: setup ## the agent on a UPF in namespaces with three slices of traffic, live per-slice numbers
+	$(VENV)/bin/sauron demo --duration $${DURATION:-20}
+
+doctor: setup ## what this host offers the agent
+	$(VENV)/bin/sauron doctor
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check sauron tests bench
+	$(VENV)/bin/ruff format --check sauron tests bench
+
+typecheck: setup ## mypy (strict on sauron/)
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck ## lint, types and the whole test suite (root, real kernel)
+	$(PY) -m pytest -q
+
+bench: setup ## benchmarks; writes bench/results.json
+	$(PY) -m bench
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

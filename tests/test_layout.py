@@ -1,0 +1,58 @@
+"""The Python view of sauron_shared.h against clang's view of it: bcc builds
+ctypes types for every map from the C, and ours must match them field by
+field."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+
+import pytest
+
+from sauron.bpf import layout
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.source import shared_header
+
+pytestmark = [pytest.mark.kernel]
+
+
+def _fields(ctype: type) -> list[tuple[str, int, int]]:
+    if not issubclass(ctype, ctypes.Structure):
+        return [("", 0, ctypes.sizeof(ctype))]
+    return [(name, getattr(ctype, name).offset, getattr(ctype, name).size) for name, *_ in ctype._fields_]
+
+
+@pytest.mark.parametrize("map_name", sorted(layout.MAP_LAYOUTS))
+def test_map_types_match_clang(recording_dataplane: DataPlane, map_name: str) -> None:
+    table = recording_dataplane.table(map_name)
+    key_type, value_type = layout.MAP_LAYOUTS[map_name]
+    # bcc widens a per-CPU scalar leaf to an array over CPUs; sLeaf keeps one
+    leaf = getattr(table, "sLeaf", table.Leaf)
+    assert ctypes.sizeof(table.Key) == ctypes.sizeof(key_type)
+    assert ctypes.sizeof(leaf) == ctypes.sizeof(value_type)
+    if issubclass(value_type, ctypes.Structure):
+        assert _fields(leaf) == _fields(value_type)
+    if issubclass(key_type, ctypes.Structure):
+        assert _fields(table.Key) == _fields(key_type)
+
+
+def test_parse_result_matches_clang(recording_dataplane: DataPlane) -> None:
+    table = recording_dataplane.table("last_result")
+    assert _fields(table.Leaf) == _fields(layout.ParseResult)
+
+
+def test_map_sizes_come_from_the_header(recording_dataplane: DataPlane) -> None:
+    dp = recording_dataplane
+    assert dp.table("slice_stats").max_entries == layout.POINTS * layout.MAX_SLICES * layout.DIRS
+    assert dp.table("teid_stats").max_entries == layout.TEID_STATS_ENTRIES
+    assert dp.table("teid_slice").max_entries == layout.MAX_TEIDS
+    assert dp.table("events").max_entries == layout.POINTS * layout.EVENTS
+
+
+def test_every_enumerator_is_read() -> None:
+    text = shared_header().read_text()
+    declared = set(re.findall(r"^\s*(SAURON_\w+)\s*=", text, re.M))
+    assert declared <= set(layout.constants())
+    assert layout.ANOMALY_NAMES[layout.ANOMALY_FIRST] == "eth_truncated"
+    assert max(layout.ANOMALY_NAMES) < layout.EVENTS
+    assert max(layout.EVENT_NAMES) < layout.ANOMALY_FIRST
