@@ -79,12 +79,12 @@ def read_frames(path: Path | str) -> Iterator[CapturedFrame]:
     except Exception as exc:
         raise CaptureError(f"{path}: not a pcap or pcapng capture ({exc})") from None
     with reader:
-        number = 0
-        for data, meta in reader:
-            number += 1
+        for number, (data, meta) in enumerate(reader, start=1):
             linktype = int(getattr(meta, "linktype", None) or reader.linktype)
             frame = to_ethernet(linktype, data)
             if frame is None:
                 raise CaptureError(f"{path}: frame {number}: unsupported link type {linktype}")
-            wire = int(getattr(meta, "wirelen", None) or getattr(meta, "caplen", len(data)) or len(data))
+            wire = int(
+                getattr(meta, "wirelen", None) or getattr(meta, "caplen", len(data)) or len(data)
+            )
             yield CapturedFrame(number=number, data=frame, wire_length=wire)

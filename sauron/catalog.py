@@ -134,7 +134,9 @@ class Catalog(BaseModel):
 
     def name_of(self, slice_id: int) -> str:
         found = self.by_id().get(slice_id)
-        return found.name if found else (UNCLASSIFIED_NAME if slice_id == 0 else f"slice-{slice_id}")
+        return (
+            found.name if found else (UNCLASSIFIED_NAME if slice_id == 0 else f"slice-{slice_id}")
+        )
 
     def get(self, name: str) -> Slice | None:
         return next((s for s in self.slices if s.name == name), None)
@@ -145,7 +147,11 @@ def _describe_location(loc: tuple[Any, ...], raw: Any) -> str:
     if len(loc) >= 2 and loc[0] == "slices" and isinstance(loc[1], int):
         index = loc[1]
         name = None
-        if isinstance(raw, dict) and isinstance(raw.get("slices"), list) and index < len(raw["slices"]):
+        if (
+            isinstance(raw, dict)
+            and isinstance(raw.get("slices"), list)
+            and index < len(raw["slices"])
+        ):
             entry = raw["slices"][index]
             if isinstance(entry, dict):
                 name = entry.get("name")
@@ -176,8 +182,12 @@ def _overlaps(slices: list[Slice]) -> tuple[list[str], list[str]]:
                             f"UE subnets {net_a} ({a.name}) and {net_b} ({b.name}) overlap; "
                             "the longer prefix wins"
                         )
-            teids_a = [(t, t) for t in a.spec.teids] + [(r.first, r.last) for r in a.spec.teid_ranges]
-            teids_b = [(t, t) for t in b.spec.teids] + [(r.first, r.last) for r in b.spec.teid_ranges]
+            teids_a = [(t, t) for t in a.spec.teids] + [
+                (r.first, r.last) for r in a.spec.teid_ranges
+            ]
+            teids_b = [(t, t) for t in b.spec.teids] + [
+                (r.first, r.last) for r in b.spec.teid_ranges
+            ]
             for lo_a, hi_a in teids_a:
                 for lo_b, hi_b in teids_b:
                     if lo_a <= hi_b and lo_b <= hi_a:
@@ -194,8 +204,10 @@ def parse_catalog(raw: Any, source: str) -> Catalog:
     try:
         parsed = CatalogFile.model_validate(raw)
     except ValidationError as exc:
-        problems = [f"{_describe_location(tuple(e['loc']), raw)}: {e['msg']}" for e in exc.errors()]
-        raise CatalogError(source, problems) from None
+        raise CatalogError(
+            source,
+            [f"{_describe_location(tuple(e['loc']), raw)}: {e['msg']}" for e in exc.errors()],
+        ) from None
 
     problems: list[str] = []
     explicit = {s.id for s in parsed.slices if s.id is not None}

@@ -30,7 +30,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     try:
         catalog = load_catalog(args.catalog)
-        options = ReplayOptions(point=POINT_CHOICES[args.point], direction_mode=DIRECTION_CHOICES[args.direction])
+        options = ReplayOptions(
+            point=POINT_CHOICES[args.point], direction_mode=DIRECTION_CHOICES[args.direction]
+        )
         report = replay_capture(args.capture, catalog, options=options)
     except (CatalogError, CaptureError) as exc:
         print(f"sauron replay: {exc}", file=sys.stderr)
@@ -53,8 +55,10 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
     for warning in catalog.warnings:
         print(f"{catalog.source}: warning: {warning}", file=sys.stderr)
     for s in catalog.slices:
-        print(f"{s.id:>3} {s.name:<12} S-NSSAI {s.spec.snssai!s:<10} UE subnets {len(s.spec.ue_subnets)}, "
-              f"TEIDs {len(s.spec.teids)}, TEID ranges {len(s.spec.teid_ranges)}, QFIs {len(s.spec.qfis)}")
+        print(
+            f"{s.id:>3} {s.name:<12} S-NSSAI {s.spec.snssai!s:<10} UE subnets {len(s.spec.ue_subnets)}, "
+            f"TEIDs {len(s.spec.teids)}, TEID ranges {len(s.spec.teid_ranges)}, QFIs {len(s.spec.qfis)}"
+        )
     return 0
 
 
@@ -73,7 +77,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sauron", description="Per-slice telemetry for 5G core user planes")
+    parser = argparse.ArgumentParser(
+        prog="sauron", description="Per-slice telemetry for 5G core user planes"
+    )
     parser.add_argument("--version", action="version", version=f"sauron {__version__}")
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,10 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="run a capture through the real programs")
     replay.add_argument("capture", type=Path, help="pcap or pcapng file")
-    replay.add_argument("--catalog", type=Path, default=None, help="slice catalog (default: slices/default.yaml)")
+    replay.add_argument(
+        "--catalog", type=Path, default=None, help="slice catalog (default: slices/default.yaml)"
+    )
     replay.add_argument("--point", choices=sorted(POINT_CHOICES), default="n3-ingress")
-    replay.add_argument("--direction", choices=sorted(DIRECTION_CHOICES), default="auto",
-                        help="how each frame's direction is decided (default: auto)")
+    replay.add_argument(
+        "--direction",
+        choices=sorted(DIRECTION_CHOICES),
+        default="auto",
+        help="how each frame's direction is decided (default: auto)",
+    )
     replay.add_argument("--json", action="store_true", help="one JSON object")
     replay.set_defaults(func=_cmd_replay)
 

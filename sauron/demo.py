@@ -68,18 +68,40 @@ def build_frames(catalog: Catalog, load: SliceLoad) -> tuple[list[bytes], list[b
     uplink, downlink = [], []
     for i in range(load.ues):
         ue = _ue_address(catalog, load.slice_name, i)
-        inner_ul = IP(src=ue, dst="198.51.100.2") / UDP(sport=40000 + i, dport=9000) / Raw(bytes(load.payload))
-        uplink.append(gtpu_frame(inner_ul, teid=_teid(catalog, load.slice_name, i), qfi=load.qfi, uplink=True,
-                                 src_mac=GNB_MAC, dst_mac=UPF_N3_MAC, outer_src="192.0.2.1", outer_dst="192.0.2.2"))
-        downlink.append(bytes(Ether(src=DN_MAC, dst=UPF_N6_MAC) / IP(src="198.51.100.2", dst=ue)
-                              / UDP(sport=9000, dport=40000 + i) / Raw(bytes(load.payload))))
+        inner_ul = (
+            IP(src=ue, dst="198.51.100.2")
+            / UDP(sport=40000 + i, dport=9000)
+            / Raw(bytes(load.payload))
+        )
+        uplink.append(
+            gtpu_frame(
+                inner_ul,
+                teid=_teid(catalog, load.slice_name, i),
+                qfi=load.qfi,
+                uplink=True,
+                src_mac=GNB_MAC,
+                dst_mac=UPF_N3_MAC,
+                outer_src="192.0.2.1",
+                outer_dst="192.0.2.2",
+            )
+        )
+        downlink.append(
+            bytes(
+                Ether(src=DN_MAC, dst=UPF_N6_MAC)
+                / IP(src="198.51.100.2", dst=ue)
+                / UDP(sport=9000, dport=40000 + i)
+                / Raw(bytes(load.payload))
+            )
+        )
     return uplink, downlink
 
 
 class PacedSender(threading.Thread):
     """Sends frames round-robin at a fixed rate until stopped."""
 
-    def __init__(self, sock: socket.socket, frames: list[bytes], pps: int, stop: threading.Event) -> None:
+    def __init__(
+        self, sock: socket.socket, frames: list[bytes], pps: int, stop: threading.Event
+    ) -> None:
         super().__init__(daemon=True)
         self.sock, self.frames, self.pps, self.stop = sock, frames, pps, stop
         self.sent = 0
@@ -102,19 +124,26 @@ def _packet_socket(ns: str, ifname: str) -> socket.socket:
 
 
 def format_table(catalog: Catalog, rates: dict[str, dict[str, tuple[float, float]]]) -> str:
-    lines = [f"{'slice':<8}{'S-NSSAI':<11}{'UL pkt/s':>10}{'UL Mbit/s':>11}{'DL pkt/s':>10}{'DL Mbit/s':>11}"]
+    lines = [
+        f"{'slice':<8}{'S-NSSAI':<11}{'UL pkt/s':>10}{'UL Mbit/s':>11}{'DL pkt/s':>10}{'DL Mbit/s':>11}"
+    ]
     for s in catalog.slices:
         ul = rates.get(s.name, {}).get("uplink", (0.0, 0.0))
         dl = rates.get(s.name, {}).get("downlink", (0.0, 0.0))
-        lines.append(f"{s.name:<8}{s.spec.snssai!s:<11}{ul[0]:>10.0f}{ul[1]:>11.2f}{dl[0]:>10.0f}{dl[1]:>11.2f}")
+        lines.append(
+            f"{s.name:<8}{s.spec.snssai!s:<11}{ul[0]:>10.0f}{ul[1]:>11.2f}{dl[0]:>10.0f}{dl[1]:>11.2f}"
+        )
     return "\n".join(lines)
 
 
-def run_demo(duration: float, catalog: Catalog | None = None, out: Callable[[str], None] = print) -> dict[str, dict[str, int]]:
+def run_demo(
+    duration: float, catalog: Catalog | None = None, out: Callable[[str], None] = print
+) -> dict[str, dict[str, int]]:
     """Runs the demo; returns the final per-slice packet counts."""
     catalog = catalog or load_catalog()
     stop = threading.Event()
-    with DataPlane() as dp, Topology() as topo:
+    dp = DataPlane()
+    with dp, Topology() as topo:
         program_catalog(dp, catalog)
         gnb, upf, dn = topo.namespace("gnb"), topo.namespace("upf"), topo.namespace("dn")
         topo.veth(gnb, "n3", "192.0.2.1/24", upf, "n3", "192.0.2.2/24", GNB_MAC, UPF_N3_MAC)
@@ -123,7 +152,9 @@ def run_demo(duration: float, catalog: Catalog | None = None, out: Callable[[str
         topo.attach_tc_egress(upf, "n3", dp.program(layout.POINT_N3_EGRESS))
         topo.attach_xdp(upf, "n6", dp.program(layout.POINT_N6_INGRESS))
         topo.attach_tc_egress(upf, "n6", dp.program(layout.POINT_N6_EGRESS))
-        out(f"namespaces {gnb}, {upf}, {dn}; programs on {upf}: n3 (XDP + TC egress), n6 (XDP + TC egress)")
+        out(
+            f"namespaces {gnb}, {upf}, {dn}; programs on {upf}: n3 (XDP + TC egress), n6 (XDP + TC egress)"
+        )
         senders = []
         for load in DEMO_LOAD:
             ul, dl = build_frames(catalog, load)
@@ -141,12 +172,17 @@ def run_demo(duration: float, catalog: Catalog | None = None, out: Callable[[str
                 t = time.monotonic()
                 rates: dict[str, dict[str, tuple[float, float]]] = {}
                 for s in catalog.slices:
-                    for point, dname in ((layout.POINT_N3_INGRESS, "uplink"), (layout.POINT_N6_INGRESS, "downlink")):
+                    for point, dname in (
+                        (layout.POINT_N3_INGRESS, "uplink"),
+                        (layout.POINT_N6_INGRESS, "downlink"),
+                    ):
                         d = layout.DIR_UPLINK if dname == "uplink" else layout.DIR_DOWNLINK
                         cur, old = now.slice(point, s.id, d), previous.slice(point, s.id, d)
                         dt = max(t - prev_t, 1e-6)
                         rates.setdefault(s.name, {})[dname] = (
-                            (cur.packets - old.packets) / dt, (cur.bytes - old.bytes) * 8 / dt / 1e6)
+                            (cur.packets - old.packets) / dt,
+                            (cur.bytes - old.bytes) * 8 / dt / 1e6,
+                        )
                 out(format_table(catalog, rates) + "\n")
                 previous, prev_t = now, t
         except KeyboardInterrupt:
@@ -158,8 +194,12 @@ def run_demo(duration: float, catalog: Catalog | None = None, out: Callable[[str
         final = read_counters(dp)
         return {
             s.name: {
-                "uplink": int(final.slice(layout.POINT_N3_INGRESS, s.id, layout.DIR_UPLINK).packets),
-                "downlink": int(final.slice(layout.POINT_N6_INGRESS, s.id, layout.DIR_DOWNLINK).packets),
+                "uplink": int(
+                    final.slice(layout.POINT_N3_INGRESS, s.id, layout.DIR_UPLINK).packets
+                ),
+                "downlink": int(
+                    final.slice(layout.POINT_N6_INGRESS, s.id, layout.DIR_DOWNLINK).packets
+                ),
             }
             for s in catalog.slices
         }

@@ -46,15 +46,24 @@ def check_kernel() -> Check:
     match = re.match(r"(\d+)\.(\d+)", release)
     version = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
     ok = version >= (5, 15)
-    return Check("kernel", PASS if ok else FAIL, True, f"Linux {release}" + ("" if ok else ", 5.15 or newer needed"),
-                 "" if ok else "run a kernel of 5.15 or newer (bounded loops, LPM tries, coarse clock)")
+    return Check(
+        "kernel",
+        PASS if ok else FAIL,
+        True,
+        f"Linux {release}" + ("" if ok else ", 5.15 or newer needed"),
+        "" if ok else "run a kernel of 5.15 or newer (bounded loops, LPM tries, coarse clock)",
+    )
 
 
 def check_btf() -> Check:
     ok = Path("/sys/kernel/btf/vmlinux").exists()
-    return Check("btf", PASS if ok else FAIL, False,
-                 "/sys/kernel/btf/vmlinux present" if ok else "kernel built without BTF",
-                 "" if ok else "BTF is optional for bcc; nothing to do")
+    return Check(
+        "btf",
+        PASS if ok else FAIL,
+        False,
+        "/sys/kernel/btf/vmlinux present" if ok else "kernel built without BTF",
+        "" if ok else "BTF is optional for bcc; nothing to do",
+    )
 
 
 def check_bpf_syscall() -> Check:
@@ -62,14 +71,26 @@ def check_bpf_syscall() -> Check:
 
     lib = libbpf.library()
     lib.bpf_map_create.restype = ctypes.c_int
-    lib.bpf_map_create.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p]
+    lib.bpf_map_create.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.c_void_p,
+    ]
     fd = lib.bpf_map_create(2, b"sauron_probe", 4, 8, 1, None)  # BPF_MAP_TYPE_ARRAY
     if fd >= 0:
         os.close(fd)
         return Check("bpf_syscall", PASS, True, "created a BPF array map")
     code = -fd if fd < -1 else ctypes.get_errno()
-    return Check("bpf_syscall", FAIL, True, f"bpf(BPF_MAP_CREATE) failed: {os.strerror(code)}",
-                 "run as root (or with CAP_BPF) on a kernel with CONFIG_BPF_SYSCALL")
+    return Check(
+        "bpf_syscall",
+        FAIL,
+        True,
+        f"bpf(BPF_MAP_CREATE) failed: {os.strerror(code)}",
+        "run as root (or with CAP_BPF) on a kernel with CONFIG_BPF_SYSCALL",
+    )
 
 
 def check_jit() -> Check:
@@ -78,14 +99,24 @@ def check_jit() -> Check:
     except OSError:
         return Check("jit", FAIL, False, "bpf_jit_enable not readable", "")
     ok = value in ("1", "2")
-    return Check("jit", PASS if ok else FAIL, False, f"net.core.bpf_jit_enable={value}",
-                 "" if ok else "sysctl -w net.core.bpf_jit_enable=1 (the interpreter is far slower)")
+    return Check(
+        "jit",
+        PASS if ok else FAIL,
+        False,
+        f"net.core.bpf_jit_enable={value}",
+        "" if ok else "sysctl -w net.core.bpf_jit_enable=1 (the interpreter is far slower)",
+    )
 
 
 def check_mount(name: str, path: str, fstype: str, required: bool) -> Check:
     ok = _mounted(path, fstype)
-    return Check(name, PASS if ok else FAIL, required, f"{fstype} {'mounted' if ok else 'not mounted'} at {path}",
-                 "" if ok else f"mount -t {fstype} {fstype} {path} (make setup does)")
+    return Check(
+        name,
+        PASS if ok else FAIL,
+        required,
+        f"{fstype} {'mounted' if ok else 'not mounted'} at {path}",
+        "" if ok else f"mount -t {fstype} {fstype} {path} (make setup does)",
+    )
 
 
 def check_compile() -> tuple[Check, Any]:
@@ -96,8 +127,13 @@ def check_compile() -> tuple[Check, Any]:
         obj.function("count_xdp", "xdp")
         obj.function("count_tc", "tc")
     except Exception as exc:
-        return Check("bcc_compile", FAIL, True, f"bcc could not build xdp/frame_counter.c: {str(exc).splitlines()[0]}",
-                     "install python3-bpfcc and linux-headers-amd64, link /lib/modules/$(uname -r)/build (make setup does)"), None
+        return Check(
+            "bcc_compile",
+            FAIL,
+            True,
+            f"bcc could not build xdp/frame_counter.c: {str(exc).splitlines()[0]}",
+            "install python3-bpfcc and linux-headers-amd64, link /lib/modules/$(uname -r)/build (make setup does)",
+        ), None
     return Check("bcc_compile", PASS, True, "bcc compiled and loaded xdp/frame_counter.c"), obj
 
 
@@ -108,7 +144,10 @@ def check_attach(obj: Any) -> list[Check]:
     checks: list[Check] = []
     if obj is None:
         reason = "skipped: no program could be compiled"
-        return [Check(n, FAIL, r, reason) for n, r in (("xdp_generic", True), ("xdp_native_veth", False), ("tc_clsact", True))]
+        return [
+            Check(n, FAIL, r, reason)
+            for n, r in (("xdp_generic", True), ("xdp_native_veth", False), ("tc_clsact", True))
+        ]
     import bcc
 
     with Topology(prefix="srdoc") as topo:
@@ -116,20 +155,53 @@ def check_attach(obj: Any) -> list[Check]:
         b = topo.namespace("b")
         topo.veth(a, "eth0", "192.0.2.1/30", b, "eth0", "192.0.2.2/30")
         xdp = obj.function("count_xdp", "xdp")
-        for name, flags, required in (("xdp_generic", XDP_FLAGS_SKB_MODE, True), ("xdp_native_veth", XDP_FLAGS_DRV_MODE, False)):
+        for name, flags, required in (
+            ("xdp_generic", XDP_FLAGS_SKB_MODE, True),
+            ("xdp_native_veth", XDP_FLAGS_DRV_MODE, False),
+        ):
             try:
                 with inside(b):
                     bcc.BPF.attach_xdp(b"eth0", xdp, flags)
                     bcc.BPF.remove_xdp(b"eth0", flags)
-                checks.append(Check(name, PASS, required, f"attached and detached XDP ({'generic' if flags == XDP_FLAGS_SKB_MODE else 'native'}) on a veth"))
+                checks.append(
+                    Check(
+                        name,
+                        PASS,
+                        required,
+                        f"attached and detached XDP ({'generic' if flags == XDP_FLAGS_SKB_MODE else 'native'}) on a veth",
+                    )
+                )
             except Exception as exc:
-                checks.append(Check(name, FAIL, required, f"XDP attach failed: {exc}", "use a kernel with XDP support"))
+                checks.append(
+                    Check(
+                        name,
+                        FAIL,
+                        required,
+                        f"XDP attach failed: {exc}",
+                        "use a kernel with XDP support",
+                    )
+                )
         try:
             topo.attach_tc_egress(a, "eth0", obj.function("count_tc", "tc"))
             topo.detach_all()
-            checks.append(Check("tc_clsact", PASS, True, "clsact qdisc with a direct-action BPF filter on a veth"))
+            checks.append(
+                Check(
+                    "tc_clsact",
+                    PASS,
+                    True,
+                    "clsact qdisc with a direct-action BPF filter on a veth",
+                )
+            )
         except Exception as exc:
-            checks.append(Check("tc_clsact", FAIL, True, f"TC attach failed: {exc}", "enable CONFIG_NET_CLS_BPF and CONFIG_NET_SCH_INGRESS"))
+            checks.append(
+                Check(
+                    "tc_clsact",
+                    FAIL,
+                    True,
+                    f"TC attach failed: {exc}",
+                    "enable CONFIG_NET_CLS_BPF and CONFIG_NET_SCH_INGRESS",
+                )
+            )
     return checks
 
 
@@ -143,14 +215,26 @@ def check_tracepoints() -> Check:
         if not Path(f"/sys/kernel/tracing/events/{category}/{event}").exists():
             missing.append(tp)
     if missing:
-        return Check("tracepoints", FAIL, False, "not found in tracefs: " + ", ".join(missing),
-                     "mount tracefs at /sys/kernel/tracing (make setup does)")
+        return Check(
+            "tracepoints",
+            FAIL,
+            False,
+            "not found in tracefs: " + ", ".join(missing),
+            "mount tracefs at /sys/kernel/tracing (make setup does)",
+        )
     try:
         b = bcc.BPF(text=b"TRACEPOINT_PROBE(sched, sched_switch) { return 0; }")
         b.cleanup()
     except Exception as exc:
-        return Check("tracepoints", FAIL, False, f"attaching to sched:sched_switch failed: {exc}", "")
-    return Check("tracepoints", PASS, False, "sched_switch and softirq_entry/exit exist; a program attached to sched_switch")
+        return Check(
+            "tracepoints", FAIL, False, f"attaching to sched:sched_switch failed: {exc}", ""
+        )
+    return Check(
+        "tracepoints",
+        PASS,
+        False,
+        "sched_switch and softirq_entry/exit exist; a program attached to sched_switch",
+    )
 
 
 def check_bpf_stats() -> Check:
@@ -160,17 +244,32 @@ def check_bpf_stats() -> Check:
         path.write_text("1")
         path.write_text(before)
     except OSError as exc:
-        return Check("bpf_stats", FAIL, False, f"cannot set kernel.bpf_stats_enabled: {exc.strerror}",
-                     "run as root; the energy estimator needs BPF run-time statistics")
-    return Check("bpf_stats", PASS, False, f"kernel.bpf_stats_enabled can be set (now {before}, restored)")
+        return Check(
+            "bpf_stats",
+            FAIL,
+            False,
+            f"cannot set kernel.bpf_stats_enabled: {exc.strerror}",
+            "run as root; the energy estimator needs BPF run-time statistics",
+        )
+    return Check(
+        "bpf_stats", PASS, False, f"kernel.bpf_stats_enabled can be set (now {before}, restored)"
+    )
 
 
 class _PerfEventAttr(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("size", ctypes.c_uint32), ("config", ctypes.c_uint64),
-                ("sample_period", ctypes.c_uint64), ("sample_type", ctypes.c_uint64),
-                ("read_format", ctypes.c_uint64), ("flags", ctypes.c_uint64),
-                ("wakeup_events", ctypes.c_uint32), ("bp_type", ctypes.c_uint32),
-                ("config1", ctypes.c_uint64), ("config2", ctypes.c_uint64)]
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("config", ctypes.c_uint64),
+        ("sample_period", ctypes.c_uint64),
+        ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+        ("wakeup_events", ctypes.c_uint32),
+        ("bp_type", ctypes.c_uint32),
+        ("config1", ctypes.c_uint64),
+        ("config2", ctypes.c_uint64),
+    ]
 
 
 SYS_PERF_EVENT_OPEN = 298  # x86_64
@@ -193,11 +292,18 @@ def check_cycle_counters() -> Check:
     reason = os.strerror(-fd)
     if -fd in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
         reason = "no hardware cycle counter (a virtual machine without a PMU?)"
-    return Check("cycle_counters", FAIL, False, f"{reason}; energy uses on-CPU time x clock frequency instead")
+    return Check(
+        "cycle_counters",
+        FAIL,
+        False,
+        f"{reason}; energy uses on-CPU time x clock frequency instead",
+    )
 
 
-def rapl_sources(powercap: Path = Path("/sys/class/powercap"),
-                 perf_power: Path = Path("/sys/bus/event_source/devices/power")) -> list[str]:
+def rapl_sources(
+    powercap: Path = Path("/sys/class/powercap"),
+    perf_power: Path = Path("/sys/bus/event_source/devices/power"),
+) -> list[str]:
     """Energy counters that exist and return non-zero energy."""
     found: list[str] = []
     if powercap.is_dir():
@@ -216,7 +322,12 @@ def check_rapl() -> Check:
     sources = rapl_sources()
     if sources:
         return Check("rapl", PASS, False, "energy counters: " + ", ".join(sources))
-    return Check("rapl", FAIL, False, "no RAPL (no powercap energy_uj, no perf power events); energy uses a CPU power profile from energy/")
+    return Check(
+        "rapl",
+        FAIL,
+        False,
+        "no RAPL (no powercap energy_uj, no perf power events); energy uses a CPU power profile from energy/",
+    )
 
 
 def effective_capabilities() -> int:
@@ -229,19 +340,37 @@ def effective_capabilities() -> int:
 def check_capabilities() -> Check:
     caps = effective_capabilities()
     have = {name: bool(caps & (1 << bit)) for name, bit in CAPABILITIES.items()}
-    ok = have["CAP_NET_ADMIN"] and (have["CAP_SYS_ADMIN"] or (have["CAP_BPF"] and have["CAP_PERFMON"]))
+    ok = have["CAP_NET_ADMIN"] and (
+        have["CAP_SYS_ADMIN"] or (have["CAP_BPF"] and have["CAP_PERFMON"])
+    )
     listed = ", ".join(f"{n}={'yes' if v else 'no'}" for n, v in have.items())
-    return Check("capabilities", PASS if ok else FAIL, True, listed,
-                 "" if ok else "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN")
+    return Check(
+        "capabilities",
+        PASS if ok else FAIL,
+        True,
+        listed,
+        "" if ok else "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN",
+    )
 
 
 def run_checks() -> list[Check]:
-    checks = [check_kernel(), check_capabilities(), check_btf(), check_bpf_syscall(), check_jit(),
-              check_mount("bpffs", "/sys/fs/bpf", "bpf", True),
-              check_mount("tracefs", "/sys/kernel/tracing", "tracefs", False)]
+    checks = [
+        check_kernel(),
+        check_capabilities(),
+        check_btf(),
+        check_bpf_syscall(),
+        check_jit(),
+        check_mount("bpffs", "/sys/fs/bpf", "bpf", True),
+        check_mount("tracefs", "/sys/kernel/tracing", "tracefs", False),
+    ]
     compile_check, obj = check_compile()
     checks.append(compile_check)
-    runners: list[Callable[[], Check]] = [check_tracepoints, check_bpf_stats, check_cycle_counters, check_rapl]
+    runners: list[Callable[[], Check]] = [
+        check_tracepoints,
+        check_bpf_stats,
+        check_cycle_counters,
+        check_rapl,
+    ]
     try:
         checks.extend(check_attach(obj))
     finally:
@@ -265,5 +394,9 @@ def format_checks(checks: list[Check]) -> str:
             lines.append(f"       {'':<16} -> {c.remedy}")
     missing = [c.name for c in checks if c.required and c.status == FAIL]
     lines.append("")
-    lines.append("everything the agent needs is here" if not missing else "missing what the agent needs: " + ", ".join(missing))
+    lines.append(
+        "everything the agent needs is here"
+        if not missing
+        else "missing what the agent needs: " + ", ".join(missing)
+    )
     return "\n".join(lines)

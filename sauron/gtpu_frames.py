@@ -35,6 +35,10 @@ def gtpu_frame(
         payload = gtp / GTPPDUSessionContainer(type=1 if uplink else 0, QFI=qfi) / inner
     else:
         payload = gtp / inner
-    frame = (Ether(src=src_mac, dst=dst_mac) / IP(src=outer_src, dst=outer_dst)
-             / UDP(sport=GTPU_PORT, dport=GTPU_PORT) / payload)
+    frame = (
+        Ether(src=src_mac, dst=dst_mac)
+        / IP(src=outer_src, dst=outer_dst)
+        / UDP(sport=GTPU_PORT, dport=GTPU_PORT)
+        / payload
+    )
     return bytes(frame)

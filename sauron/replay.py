@@ -30,7 +30,14 @@ TEST_RUN_MAX_FRAME = 3500
 #: the kernel refuses frames shorter than an Ethernet header
 TEST_RUN_MIN_FRAME = 14
 
-GTPU_MESSAGE_KEYS = ("g_pdu", "echo_request", "echo_response", "end_marker", "error_indication", "other")
+GTPU_MESSAGE_KEYS = (
+    "g_pdu",
+    "echo_request",
+    "echo_response",
+    "end_marker",
+    "error_indication",
+    "other",
+)
 
 
 @dataclass
@@ -45,7 +52,9 @@ def ue_address_text(addr: bytes) -> str:
 
 
 def replay_capture(
-    path: Path | str, catalog: Catalog, dataplane: DataPlane | None = None,
+    path: Path | str,
+    catalog: Catalog,
+    dataplane: DataPlane | None = None,
     options: ReplayOptions | None = None,
 ) -> dict[str, Any]:
     """Runs the capture and returns the report `sauron replay --json` prints."""
@@ -117,7 +126,10 @@ def _report(
         teids[key] = s.packets[0] + s.packets[1]
         teid_slices[key] = catalog.name_of(s.slice_id)
     ues = {
-        ue_address_text(s.ue_addr): {"slice": catalog.name_of(s.slice_id), "packets": s.packets[0] + s.packets[1]}
+        ue_address_text(s.ue_addr): {
+            "slice": catalog.name_of(s.slice_id),
+            "packets": s.packets[0] + s.packets[1],
+        }
         for s in counters.teids
         if s.ue_addr is not None
     }
@@ -163,7 +175,10 @@ def format_report(report: dict[str, Any]) -> str:
                 lines.append(
                     f"{name:<14}{dname:<10}{st['packets']:>10}{st['bytes']:>12}{st['malformed']:>11}"
                 )
-    lines += ["", "message types: " + ", ".join(f"{k}={v}" for k, v in report["message_types"].items() if v)]
+    lines += [
+        "",
+        "message types: " + ", ".join(f"{k}={v}" for k, v in report["message_types"].items() if v),
+    ]
     if report["teids"]:
         lines.append("TEIDs (G-PDU frames):")
         for teid, n in sorted(report["teids"].items(), key=lambda kv: -kv[1])[:20]:
@@ -171,7 +186,9 @@ def format_report(report: dict[str, Any]) -> str:
         if len(report["teids"]) > 20:
             lines.append(f"  ... {len(report['teids']) - 20} more (--json lists all)")
     if report["qfi"]:
-        lines.append("QFI (G-PDU frames): " + ", ".join(f"{q}={n}" for q, n in report["qfi"].items()))
+        lines.append(
+            "QFI (G-PDU frames): " + ", ".join(f"{q}={n}" for q, n in report["qfi"].items())
+        )
     if report["anomalies"]:
         lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomalies"].items()))
     notes = report["replay"]
@@ -181,5 +198,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{TEST_RUN_MAX_FRAME} bytes ran cut to that length (headers are all the programs read)"
         )
     if notes["frames_shorter_than_ethernet"]:
-        lines.append(f"note: {notes['frames_shorter_than_ethernet']} frames shorter than an Ethernet header were not run")
+        lines.append(
+            f"note: {notes['frames_shorter_than_ethernet']} frames shorter than an Ethernet header were not run"
+        )
     return "\n".join(lines)

@@ -34,7 +34,9 @@ def program_catalog(dataplane: Any, catalog: Catalog) -> None:
             teid_slice[ctypes.c_uint32(teid)] = sid
         for r in s.spec.teid_ranges:
             for value, plen in teid_range_prefixes(r.first, r.last):
-                key = teid_ranges.Key(prefixlen=plen, teid=int.from_bytes(value.to_bytes(4, "big"), "little"))
+                key = teid_ranges.Key(
+                    prefixlen=plen, teid=int.from_bytes(value.to_bytes(4, "big"), "little")
+                )
                 teid_ranges[key] = sid
         for net in s.spec.ue_subnets:
             packed = net.network_address.packed

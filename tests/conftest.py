@@ -22,7 +22,9 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if os.geteuid() != 0:
-        raise pytest.UsageError("the test suite needs root: it loads BPF programs and builds namespaces")
+        raise pytest.UsageError(
+            "the test suite needs root: it loads BPF programs and builds namespaces"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -55,19 +55,34 @@ def gtpu_raw(
     return bytes([flags, msg_type]) + gtp_len.to_bytes(2, "big") + teid.to_bytes(4, "big") + body
 
 
-def outer(gtp: bytes, ipv6: bool = False, vlans: tuple[int, ...] = (), sport: int = 2152,
-          dport: int = 2152, src: str | None = None, dst: str | None = None) -> bytes:
+def outer(
+    gtp: bytes,
+    ipv6: bool = False,
+    vlans: tuple[int, ...] = (),
+    sport: int = 2152,
+    dport: int = 2152,
+    src: str | None = None,
+    dst: str | None = None,
+) -> bytes:
     l2: Packet = Ether(**MACS)
     for i, vid in enumerate(vlans):
         l2 = l2 / (Dot1AD(vlan=vid) if (i == 0 and len(vlans) == 2) else Dot1Q(vlan=vid))
-    ip: Packet = (IPv6(src=src or "2001:db8::1", dst=dst or "2001:db8::2") if ipv6
-                  else IP(src=src or "192.0.2.1", dst=dst or "192.0.2.2"))
+    ip: Packet = (
+        IPv6(src=src or "2001:db8::1", dst=dst or "2001:db8::2")
+        if ipv6
+        else IP(src=src or "192.0.2.1", dst=dst or "192.0.2.2")
+    )
     return bytes(l2 / ip / UDP(sport=sport, dport=dport) / Raw(gtp))
 
 
-def inner_v4(src: str = "10.45.0.7", dst: str = "198.51.100.9", proto: str = "udp", size: int = 32) -> bytes:
-    l4: Packet = {"udp": UDP(sport=1111, dport=2222), "tcp": TCP(sport=1111, dport=2222),
-                  "icmp": ICMP()}[proto]
+def inner_v4(
+    src: str = "10.45.0.7", dst: str = "198.51.100.9", proto: str = "udp", size: int = 32
+) -> bytes:
+    l4: Packet = {
+        "udp": UDP(sport=1111, dport=2222),
+        "tcp": TCP(sport=1111, dport=2222),
+        "icmp": ICMP(),
+    }[proto]
     return bytes(IP(src=src, dst=dst) / l4 / Raw(bytes(size)))
 
 
@@ -77,6 +92,11 @@ def inner_v6(src: str = "2001:db8:45::7", dst: str = "2001:db8:ffff::9", size: i
 
 def scapy_gtpu(inner: Packet, teid: int, qfi: int, uplink: bool = True) -> bytes:
     """The same through scapy's own GTP layer: a second builder to cross-check ours."""
-    return bytes(Ether(**MACS) / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=2152, dport=2152)
-                 / GTP_U_Header(teid=teid, E=1, next_ex=0x85)
-                 / GTPPDUSessionContainer(type=1 if uplink else 0, QFI=qfi) / inner)
+    return bytes(
+        Ether(**MACS)
+        / IP(src="192.0.2.1", dst="192.0.2.2")
+        / UDP(sport=2152, dport=2152)
+        / GTP_U_Header(teid=teid, E=1, next_ex=0x85)
+        / GTPPDUSessionContainer(type=1 if uplink else 0, QFI=qfi)
+        / inner
+    )

@@ -18,7 +18,12 @@ pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
 @pytest.fixture(scope="module")
 def doctor_json() -> dict:
-    out = subprocess.run([sys.executable, "-m", "sauron", "doctor", "--json"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "sauron", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(out.stdout)
 
@@ -29,7 +34,15 @@ def _status(report: dict, name: str) -> str:
 
 def test_required_features_pass(doctor_json: dict) -> None:
     # the suite attaches XDP (generic) and TC and compiles with bcc: those must pass
-    for name in ("bpf_syscall", "bcc_compile", "xdp_generic", "tc_clsact", "bpffs", "capabilities", "kernel"):
+    for name in (
+        "bpf_syscall",
+        "bcc_compile",
+        "xdp_generic",
+        "tc_clsact",
+        "bpffs",
+        "capabilities",
+        "kernel",
+    ):
         assert _status(doctor_json, name) == "pass", name
     assert doctor_json["ok"] is True
     assert doctor_json["missing"] == []
@@ -67,8 +80,10 @@ def test_rapl_detection_on_fake_sysfs(tmp_path: Path) -> None:
 
 
 def test_missing_requirement_fails_the_exit_code() -> None:
-    checks = [doctor.Check("bpffs", doctor.FAIL, True, "not mounted", "mount it"),
-              doctor.Check("rapl", doctor.FAIL, False, "absent")]
+    checks = [
+        doctor.Check("bpffs", doctor.FAIL, True, "not mounted", "mount it"),
+        doctor.Check("rapl", doctor.FAIL, False, "absent"),
+    ]
     result = doctor.report(checks)
     assert result["ok"] is False and result["missing"] == ["bpffs"]
     text = doctor.format_checks(checks)

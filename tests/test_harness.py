@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,9 +17,9 @@ from sauron.netns import Topology, inside, leftover_namespaces
 
 pytestmark = [pytest.mark.kernel]
 
-IPV4_FRAME = bytes.fromhex("020000000002020000000001" "0800") + bytes(50)
-IPV6_FRAME = bytes.fromhex("020000000002020000000001" "86dd") + bytes(60)
-ARP_FRAME = bytes.fromhex("ffffffffffff020000000001" "0806") + bytes(28)
+IPV4_FRAME = bytes.fromhex("0200000000020200000000010800") + bytes(50)
+IPV6_FRAME = bytes.fromhex("02000000000202000000000186dd") + bytes(60)
+ARP_FRAME = bytes.fromhex("ffffffffffff0200000000010806") + bytes(28)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_topology_teardown_leaves_nothing_after_a_failure(counter: BpfObject) ->
 
 
 def test_possible_cpus_matches_the_kernel() -> None:
-    text = open("/sys/devices/system/cpu/possible").read().strip()
+    text = Path("/sys/devices/system/cpu/possible").read_text().strip()
     last = int(text.split("-")[-1])
     assert libbpf.possible_cpus() == last + 1
     assert ctypes.sizeof(ctypes.c_uint64) == 8

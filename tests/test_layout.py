@@ -19,7 +19,10 @@ pytestmark = [pytest.mark.kernel]
 def _fields(ctype: type) -> list[tuple[str, int, int]]:
     if not issubclass(ctype, ctypes.Structure):
         return [("", 0, ctypes.sizeof(ctype))]
-    return [(name, getattr(ctype, name).offset, getattr(ctype, name).size) for name, *_ in ctype._fields_]
+    return [
+        (name, getattr(ctype, name).offset, getattr(ctype, name).size)
+        for name, *_ in ctype._fields_
+    ]
 
 
 @pytest.mark.parametrize("map_name", sorted(layout.MAP_LAYOUTS))

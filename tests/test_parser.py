@@ -48,10 +48,18 @@ def ue(result: layout.ParseResult) -> str:
 
 # --- message types and flags ---------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("msg_type", "kind"),
-    [(255, "g_pdu"), (1, "echo_request"), (2, "echo_response"), (254, "end_marker"),
-     (26, "error_indication"), (31, "other"), (253, "other")],
+    [
+        (255, "g_pdu"),
+        (1, "echo_request"),
+        (2, "echo_response"),
+        (254, "end_marker"),
+        (26, "error_indication"),
+        (31, "other"),
+        (253, "other"),
+    ],
 )
 def test_message_types(dataplane: DataPlane, msg_type: int, kind: str) -> None:
     payload = inner_v4() if msg_type == 255 else b"\x0e\x00"
@@ -68,9 +76,13 @@ def test_message_types(dataplane: DataPlane, msg_type: int, kind: str) -> None:
 @pytest.mark.parametrize("seq", [None, 0, 0xFFFF])
 @pytest.mark.parametrize("npdu", [None, 7])
 @pytest.mark.parametrize("with_container", [False, True])
-def test_flag_combinations(dataplane: DataPlane, seq: int | None, npdu: int | None, with_container: bool) -> None:
+def test_flag_combinations(
+    dataplane: DataPlane, seq: int | None, npdu: int | None, with_container: bool
+) -> None:
     ext = [(PDU_CONTAINER, pdu_session_container(9, uplink=True))] if with_container else []
-    frame = outer(gtpu_raw(0x20005, seq=seq, npdu=npdu, extensions=ext, payload=inner_v4(src="10.46.1.1")))
+    frame = outer(
+        gtpu_raw(0x20005, seq=seq, npdu=npdu, extensions=ext, payload=inner_v4(src="10.46.1.1"))
+    )
     r = run(dataplane, frame)
     assert r.anomaly == 0
     assert r.teid == 0x20005 and r.slice_id == URLLC
@@ -91,8 +103,14 @@ def test_extension_chains(dataplane: DataPlane, chain_length: int, container_at:
         else:
             # unknown extension types of growing length: walked by their length field
             ext.append((0x40 + i, bytes(range(2 + 4 * i))))
-    frame = outer(gtpu_raw(0x99, extensions=ext, seq=1 if not ext else None,
-                           payload=inner_v4(src="198.51.100.9", dst="10.47.0.9")))
+    frame = outer(
+        gtpu_raw(
+            0x99,
+            extensions=ext,
+            seq=1 if not ext else None,
+            payload=inner_v4(src="198.51.100.9", dst="10.47.0.9"),
+        )
+    )
     r = run(dataplane, frame)
     assert r.anomaly == 0
     assert r.ext_headers == chain_length
@@ -106,10 +124,30 @@ def test_extension_chains(dataplane: DataPlane, chain_length: int, container_at:
 
 def test_ul_and_dl_pdu_types_set_direction_in_auto_mode(dataplane: DataPlane) -> None:
     dataplane.set_direction_mode(layout.POINT_N3_INGRESS, layout.DIRMODE_AUTO)
-    ul = run(dataplane, scapy_gtpu(IP(src="10.45.0.2", dst="8.8.8.8") / UDP() / Raw(b"u"), 0x555, qfi=9, uplink=True))
-    dl = run(dataplane, scapy_gtpu(IP(src="8.8.8.8", dst="10.45.0.2") / UDP() / Raw(b"d"), 0x556, qfi=9, uplink=False))
-    assert (ul.pdu_type, ul.direction, ue(ul), ul.slice_id) == (1, layout.DIR_UPLINK, "10.45.0.2", EMBB)
-    assert (dl.pdu_type, dl.direction, ue(dl), dl.slice_id) == (0, layout.DIR_DOWNLINK, "10.45.0.2", EMBB)
+    ul = run(
+        dataplane,
+        scapy_gtpu(
+            IP(src="10.45.0.2", dst="8.8.8.8") / UDP() / Raw(b"u"), 0x555, qfi=9, uplink=True
+        ),
+    )
+    dl = run(
+        dataplane,
+        scapy_gtpu(
+            IP(src="8.8.8.8", dst="10.45.0.2") / UDP() / Raw(b"d"), 0x556, qfi=9, uplink=False
+        ),
+    )
+    assert (ul.pdu_type, ul.direction, ue(ul), ul.slice_id) == (
+        1,
+        layout.DIR_UPLINK,
+        "10.45.0.2",
+        EMBB,
+    )
+    assert (dl.pdu_type, dl.direction, ue(dl), dl.slice_id) == (
+        0,
+        layout.DIR_DOWNLINK,
+        "10.45.0.2",
+        EMBB,
+    )
 
 
 def test_auto_mode_without_container_uses_ue_subnet(dataplane: DataPlane) -> None:
@@ -121,7 +159,9 @@ def test_auto_mode_without_container_uses_ue_subnet(dataplane: DataPlane) -> Non
 @pytest.mark.parametrize("outer_v6", [False, True])
 @pytest.mark.parametrize("inner", ["v4", "v6"])
 @pytest.mark.parametrize("vlans", [(), (100,), (3243, 10)])
-def test_ip_versions_and_vlans(dataplane: DataPlane, outer_v6: bool, inner: str, vlans: tuple[int, ...]) -> None:
+def test_ip_versions_and_vlans(
+    dataplane: DataPlane, outer_v6: bool, inner: str, vlans: tuple[int, ...]
+) -> None:
     payload = inner_v4(src="10.46.0.8") if inner == "v4" else inner_v6(src="2001:db8:46::8")
     r = run(dataplane, outer(gtpu_raw(0x1234, payload=payload), ipv6=outer_v6, vlans=vlans))
     assert r.anomaly == 0
@@ -137,9 +177,13 @@ def test_classification_order_teid_then_ue_then_qfi(dataplane: DataPlane, catalo
     r = run(dataplane, outer(gtpu_raw(0x7777777, payload=inner_v4(src="10.45.9.9"))))
     assert r.slice_id == EMBB
     # neither: a QFI rule decides, else unclassified
-    dataplane.table("qfi_slice")[dataplane.table("qfi_slice").Key(9)] = dataplane.table("qfi_slice").Leaf(URLLC)
+    dataplane.table("qfi_slice")[dataplane.table("qfi_slice").Key(9)] = dataplane.table(
+        "qfi_slice"
+    ).Leaf(URLLC)
     ext = [(PDU_CONTAINER, pdu_session_container(9, uplink=True))]
-    r = run(dataplane, outer(gtpu_raw(0x7777777, extensions=ext, payload=inner_v4(src="172.16.0.1"))))
+    r = run(
+        dataplane, outer(gtpu_raw(0x7777777, extensions=ext, payload=inner_v4(src="172.16.0.1")))
+    )
     assert r.slice_id == URLLC
     r = run(dataplane, outer(gtpu_raw(0x7777777, payload=inner_v4(src="172.16.0.1"))))
     assert r.slice_id == 0
@@ -151,7 +195,9 @@ def test_cached_session_slice_follows_rule_changes(dataplane: DataPlane) -> None
     for _ in range(3):
         libbpf.test_run(fd, frame)
     assert dataplane.last_result().slice_id == EMBB
-    dataplane.table("teid_slice")[dataplane.table("teid_slice").Key(0x4242)] = dataplane.table("teid_slice").Leaf(MMTC)
+    dataplane.table("teid_slice")[dataplane.table("teid_slice").Key(0x4242)] = dataplane.table(
+        "teid_slice"
+    ).Leaf(MMTC)
     libbpf.test_run(fd, frame)
     assert dataplane.last_result().slice_id == EMBB, "cached until the rules generation moves"
     dataplane.bump_rules_generation()
@@ -166,7 +212,9 @@ def test_cached_session_slice_follows_rule_changes(dataplane: DataPlane) -> None
 
 def test_counts_bytes_qfi_and_teids(dataplane: DataPlane) -> None:
     ext = [(PDU_CONTAINER, pdu_session_container(7, uplink=True))]
-    frames = [outer(gtpu_raw(0x10002, extensions=ext, payload=inner_v4(size=s))) for s in (10, 100, 1000)]
+    frames = [
+        outer(gtpu_raw(0x10002, extensions=ext, payload=inner_v4(size=s))) for s in (10, 100, 1000)
+    ]
     for f in frames:
         run(dataplane, f)
     c = read_counters(dataplane)
@@ -179,10 +227,25 @@ def test_counts_bytes_qfi_and_teids(dataplane: DataPlane) -> None:
 
 
 def test_n6_plain_ip_both_directions(dataplane: DataPlane) -> None:
-    dl = bytes(Ether() / IP(src="198.51.100.2", dst="10.46.0.3") / UDP(sport=53, dport=999) / Raw(bytes(40)))
-    ul = bytes(Ether() / IP(src="10.47.0.4", dst="198.51.100.2") / UDP(sport=999, dport=53) / Raw(bytes(40)))
+    dl = bytes(
+        Ether()
+        / IP(src="198.51.100.2", dst="10.46.0.3")
+        / UDP(sport=53, dport=999)
+        / Raw(bytes(40))
+    )
+    ul = bytes(
+        Ether()
+        / IP(src="10.47.0.4", dst="198.51.100.2")
+        / UDP(sport=999, dport=53)
+        / Raw(bytes(40))
+    )
     r = run(dataplane, dl, layout.POINT_N6_INGRESS)
-    assert (r.slice_id, r.direction, ue(r), r.msg_kind) == (URLLC, layout.DIR_DOWNLINK, "10.46.0.3", MSG["not_gtpu"])
+    assert (r.slice_id, r.direction, ue(r), r.msg_kind) == (
+        URLLC,
+        layout.DIR_DOWNLINK,
+        "10.46.0.3",
+        MSG["not_gtpu"],
+    )
     r = run(dataplane, ul, layout.POINT_N6_EGRESS)
     assert (r.slice_id, r.direction, ue(r)) == (MMTC, layout.DIR_UPLINK, "10.47.0.4")
     c = read_counters(dataplane)
@@ -197,13 +260,18 @@ def test_tc_egress_program_parses_like_xdp(dataplane: DataPlane) -> None:
 
 
 def test_not_gtpu_traffic(dataplane: DataPlane) -> None:
-    arp = bytes.fromhex("ffffffffffff020000000001" "0806") + bytes(28)
+    arp = bytes.fromhex("ffffffffffff0200000000010806") + bytes(28)
     r = run(dataplane, arp)
     assert r.event == layout.constants()["SAURON_EV_NOT_IP"] and r.anomaly == 0
     other_udp = bytes(Ether() / IP() / UDP(sport=5000, dport=53) / Raw(b"x" * 20))
     r = run(dataplane, other_udp)
     assert r.event == layout.constants()["SAURON_EV_IP_NOT_GTPU"] and r.anomaly == 0
-    dns_on_2152 = bytes(Ether() / IP() / UDP(sport=53, dport=2152) / Raw(bytes.fromhex("abcd0100000100000000000003777777")))
+    dns_on_2152 = bytes(
+        Ether()
+        / IP()
+        / UDP(sport=53, dport=2152)
+        / Raw(bytes.fromhex("abcd0100000100000000000003777777"))
+    )
     r = run(dataplane, dns_on_2152)
     assert r.event == layout.constants()["SAURON_EV_IP_NOT_GTPU"] and r.anomaly == AN["gtpu_not_v1"]
 
@@ -212,13 +280,19 @@ def test_later_fragment_is_counted_as_fragment(dataplane: DataPlane) -> None:
     frag = bytes(Ether() / IP(frag=100, proto=17) / Raw(bytes(40)))
     r = run(dataplane, frag)
     assert r.event == layout.constants()["SAURON_EV_OUTER_FRAGMENT"]
-    first = bytes(Ether() / IP(flags="MF") / UDP(sport=2152, dport=2152, len=2000) / Raw(gtpu_raw(0x10001, payload=inner_v4(), length=1984)))
+    first = bytes(
+        Ether()
+        / IP(flags="MF")
+        / UDP(sport=2152, dport=2152, len=2000)
+        / Raw(gtpu_raw(0x10001, payload=inner_v4(), length=1984))
+    )
     r = run(dataplane, first)
     assert r.msg_kind == MSG["g_pdu"] and r.teid == 0x10001
     assert r.anomaly == AN["outer_first_fragment"]
 
 
 # --- malformed frames: counted by reason, never dropped, never altered ---------
+
 
 def _ip_udp(payload: bytes, **ip: object) -> bytes:
     return bytes(Ether() / IP(**ip) / UDP(sport=2152, dport=2152) / Raw(payload))
@@ -235,32 +309,61 @@ def cut(frame: bytes, length: int) -> bytes:
     return bytes(out)
 
 
-GOOD = outer(gtpu_raw(0x10001, extensions=[(PDU_CONTAINER, pdu_session_container(9, True))], payload=inner_v4()))
+GOOD = outer(
+    gtpu_raw(
+        0x10001, extensions=[(PDU_CONTAINER, pdu_session_container(9, True))], payload=inner_v4()
+    )
+)
 GTP_OFFSET = 14 + 20 + 8
 
 MALFORMED = {
-    "vlan_truncated": bytes.fromhex("020000000002020000000001" "8100") + b"\x00",
-    "vlan_too_deep": bytes.fromhex("020000000002020000000001" "88a8000a" "8100000b" "8100000c" "0800") + bytes(40),
+    "vlan_truncated": bytes.fromhex("0200000000020200000000018100") + b"\x00",
+    "vlan_too_deep": bytes.fromhex("02000000000202000000000188a8000a8100000b8100000c0800")
+    + bytes(40),
     "ipv4_truncated": GOOD[: 14 + 12],
     "ipv4_bad_ihl": GOOD[:14] + bytes([0x43]) + GOOD[15:],
     "ipv4_bad_total_length": GOOD[:16] + (10).to_bytes(2, "big") + GOOD[18:],
     "ipv6_truncated": outer(gtpu_raw(1, payload=inner_v4()), ipv6=True)[: 14 + 30],
-    "ipv6_ext_too_many": bytes(Ether() / IPv6(nh=60) / Raw(b"\x3c\x00" + bytes(6)) / Raw(b"\x3c\x00" + bytes(6))
-                               / Raw(b"\x3c\x00" + bytes(6)) / Raw(b"\x3c\x00" + bytes(6)) / Raw(b"\x3c\x00" + bytes(6)) / Raw(bytes(16))),
+    "ipv6_ext_too_many": bytes(
+        Ether()
+        / IPv6(nh=60)
+        / Raw(b"\x3c\x00" + bytes(6))
+        / Raw(b"\x3c\x00" + bytes(6))
+        / Raw(b"\x3c\x00" + bytes(6))
+        / Raw(b"\x3c\x00" + bytes(6))
+        / Raw(b"\x3c\x00" + bytes(6))
+        / Raw(bytes(16))
+    ),
     "udp_truncated": cut(GOOD, 14 + 20 + 4),
     "udp_bad_length": GOOD[:38] + (4000).to_bytes(2, "big") + GOOD[40:],
     "gtpu_truncated": cut(GOOD, GTP_OFFSET + 5),
     "gtpu_not_v1": outer(gtpu_raw(1, flags_override=0x50, payload=inner_v4())),
     "gtpu_opt_truncated": cut(outer(gtpu_raw(0x10001, seq=5, length=2)), GTP_OFFSET + 10),
-    "gtpu_ext_truncated": cut(outer(gtpu_raw(0x10001, extensions=[(0x40, bytes(10))], length=6)), GTP_OFFSET + 14),
+    "gtpu_ext_truncated": cut(
+        outer(gtpu_raw(0x10001, extensions=[(0x40, bytes(10))], length=6)), GTP_OFFSET + 14
+    ),
     "gtpu_ext_zero_length": (lambda f: f[: GTP_OFFSET + 12] + b"\x00" + f[GTP_OFFSET + 13 :])(
-        outer(gtpu_raw(0x10001, extensions=[(PDU_CONTAINER, b"\x10\x09")], payload=inner_v4()))),
-    "gtpu_ext_chain_too_long": outer(gtpu_raw(0x10001, extensions=[(0x40, b"\x00\x00")] * (layout.MAX_GTPU_EXT_HEADERS + 1), payload=inner_v4())),
-    "gtpu_pdu_container_bad": outer(gtpu_raw(0x10001, extensions=[(PDU_CONTAINER, b"\x20\x09")], payload=inner_v4())),
+        outer(gtpu_raw(0x10001, extensions=[(PDU_CONTAINER, b"\x10\x09")], payload=inner_v4()))
+    ),
+    "gtpu_ext_chain_too_long": outer(
+        gtpu_raw(
+            0x10001,
+            extensions=[(0x40, b"\x00\x00")] * (layout.MAX_GTPU_EXT_HEADERS + 1),
+            payload=inner_v4(),
+        )
+    ),
+    "gtpu_pdu_container_bad": outer(
+        gtpu_raw(0x10001, extensions=[(PDU_CONTAINER, b"\x20\x09")], payload=inner_v4())
+    ),
     "gtpu_length_mismatch": outer(gtpu_raw(0x10001, payload=inner_v4(), length=5)),
     "inner_not_ip": outer(gtpu_raw(0x10001, payload=b"\x00" * 40)),
     "inner_truncated": outer(gtpu_raw(0x10001, payload=inner_v4()[:30])),
-    "inner_l4_truncated": outer(gtpu_raw(0x10001, payload=bytes(IP(src="10.45.0.1", dst="1.1.1.1", proto=17, len=22)) + b"\x00\x01")),
+    "inner_l4_truncated": outer(
+        gtpu_raw(
+            0x10001,
+            payload=bytes(IP(src="10.45.0.1", dst="1.1.1.1", proto=17, len=22)) + b"\x00\x01",
+        )
+    ),
     "ip_truncated": GOOD[:-5],
 }
 

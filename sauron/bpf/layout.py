@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import re
 from functools import cache
+from typing import Any
 
 from sauron.bpf.source import shared_header
 
@@ -154,7 +155,7 @@ class ParseResult(ctypes.Structure):
 
 
 #: map name -> (key type, value type) for the maps user space decodes
-MAP_LAYOUTS: dict[str, tuple[type[ctypes._SimpleCData] | type[ctypes.Structure], type[ctypes._SimpleCData] | type[ctypes.Structure]]] = {
+MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "slice_stats": (ctypes.c_uint32, SliceStats),
     "qfi_stats": (ctypes.c_uint32, Traffic),
     "events": (ctypes.c_uint32, ctypes.c_uint64),

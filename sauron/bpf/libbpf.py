@@ -169,7 +169,9 @@ def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRun:
     )
 
 
-def lookup_batch(map_fd: int, key_size: int, value_size: int, max_entries: int) -> tuple[bytes, bytes, int]:
+def lookup_batch(
+    map_fd: int, key_size: int, value_size: int, max_entries: int
+) -> tuple[bytes, bytes, int]:
     """Reads every entry of a map: (keys, values, count). value_size is the
     size of one entry's value as the kernel returns it (for per-CPU maps, the
     8-byte-rounded value size times the possible CPUs)."""

@@ -59,9 +59,9 @@ class Session:
     key: bytes
     slice_id: int
     qfi: int
+    ue_addr: bytes | None = None
     packets: list[int] = field(default_factory=lambda: [0, 0])
     bytes: list[int] = field(default_factory=lambda: [0, 0])
-    ue_addr: bytes | None = None
 
 
 def read_sessions(table: Any, key_size: int) -> list[Session]:
@@ -70,7 +70,9 @@ def read_sessions(table: Any, key_size: int) -> list[Session]:
     ncpu = libbpf.possible_cpus()
     vsize = _round8(ctypes.sizeof(layout.SessionStats))
     max_entries = int(table.max_entries)
-    keys, values, count = libbpf.lookup_batch(int(table.map_fd), key_size, vsize * ncpu, max_entries)
+    keys, values, count = libbpf.lookup_batch(
+        int(table.map_fd), key_size, vsize * ncpu, max_entries
+    )
     sessions: list[Session] = []
     for i in range(count):
         key = keys[i * key_size : (i + 1) * key_size]

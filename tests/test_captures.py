@@ -1,0 +1,177 @@
+"""`sauron replay` against the world: public captures, counted by tshark in
+the same test, must give the same per-message-type, per-TEID and per-QFI
+numbers. Files whose licence allows it live in tests/data (see its README);
+the others are read from ../shared/captures beside the clone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import DATA, SHARED_CAPTURES
+
+from sauron.bpf.loader import DataPlane
+from sauron.catalog import Catalog
+from sauron.replay import replay_capture
+
+pytestmark = [pytest.mark.kernel, pytest.mark.tshark]
+
+GTPU_FILTER = (
+    'frame.protocols matches "^[a-z0-9]+(:ethertype|:vlan)*:(ip|ipv6):udp:gtp" '
+    "&& (udp.srcport==2152 || udp.dstport==2152)"
+)
+MESSAGE_NAMES = {
+    1: "echo_request",
+    2: "echo_response",
+    26: "error_indication",
+    254: "end_marker",
+    255: "g_pdu",
+}
+
+CAPTURES = [
+    "arkime_gtpu_seqnum.pcap",
+    "arkime_vlan_ipv6_outer.pcap",
+    "ndpi_qinq_gtpu_mixed.pcapng",
+    "ndpi_seqnum_truncated.pcapng",
+    "oai_multiple_ue_n3_n4.pcap",
+    "oai_vpp_bench_n3_qfi5.pcap",
+    "open5gs_n3_gtpu_qfi1.pcap",
+    "open5gs_n4_pfcp_snssai.pcap",
+    "pfcp_fuzz_2000.pcap",
+    "sa5g_reg_pdu_est_n2_n3_n4.pcap",
+    "zeek_gtp10_echo_errind.pcap",
+    "zeek_gtp1_outer_ip_fragments.pcap",
+    "zeek_gtp3_false_gtp_dns.pcap",
+    "zeek_gtp9_malformed.pcap",
+]
+
+
+def capture_path(name: str) -> Path:
+    local = DATA / name
+    if local.exists():
+        return local
+    shared = SHARED_CAPTURES / name
+    assert shared.exists(), f"{name}: neither in tests/data nor in {SHARED_CAPTURES}"
+    return shared
+
+
+def tshark_counts(path: Path) -> dict[str, Counter]:
+    out = subprocess.run(
+        [
+            "tshark",
+            "-n",
+            "-o",
+            "ip.defragment:FALSE",
+            "-o",
+            "ipv6.defragment:FALSE",
+            "-r",
+            str(path),
+            "-Y",
+            GTPU_FILTER,
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+            "-E",
+            "separator=/t",
+            "-e",
+            "gtp.message",
+            "-e",
+            "gtp.teid",
+            "-e",
+            "gtp.ext_hdr.pdu_ses_con.qos_flow_id",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    messages: Counter = Counter()
+    teids: Counter = Counter()
+    qfis: Counter = Counter()
+    for line in out.stdout.splitlines():
+        msg, teid, qfi = ([*line.split("\t"), "", "", ""])[:3]
+        kind = MESSAGE_NAMES.get(int(msg, 0), "other")
+        messages[kind] += 1
+        if kind == "g_pdu":
+            teids[f"0x{int(teid, 0):08x}"] += 1
+            if qfi:
+                qfis[str(int(qfi, 0))] += 1
+    return {"messages": messages, "teids": teids, "qfi": qfis}
+
+
+@pytest.fixture(scope="module")
+def replay_dataplane() -> DataPlane:
+    dp = DataPlane()
+    yield dp
+    dp.close()
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_replay_agrees_with_tshark(
+    replay_dataplane: DataPlane, catalog: Catalog, name: str
+) -> None:
+    path = capture_path(name)
+    report = replay_capture(path, catalog, replay_dataplane)
+    truth = tshark_counts(path)
+    assert report["gtpu_frames"] == sum(truth["messages"].values())
+    assert {k: v for k, v in report["message_types"].items() if v} == dict(truth["messages"])
+    assert report["teids"] == dict(truth["teids"])
+    assert report["qfi"] == dict(truth["qfi"])
+    total_slice_packets = sum(
+        e[d]["packets"] for e in report["slices"].values() for d in ("uplink", "downlink")
+    )
+    assert total_slice_packets == report["gtpu_frames"]
+
+
+def test_replay_agrees_with_the_manifest_ground_truth(
+    replay_dataplane: DataPlane, catalog: Catalog
+) -> None:
+    """The numbers recorded in groundtruth.json (tshark 4.0.17) hold too,
+    anomalies included."""
+    truth = json.loads((SHARED_CAPTURES / "groundtruth.json").read_text())
+    for name in CAPTURES:
+        gt = truth[name]["gtpu"]
+        report = replay_capture(capture_path(name), catalog, replay_dataplane)
+        assert report["message_types"]["g_pdu"] == gt["g_pdu"], name
+        assert len(report["teids"]) == gt["distinct_teids_g_pdu"], name
+        assert report["anomalies"].get("inner_not_ip", 0) == gt["g_pdu_inner_not_ip"], name
+        assert (
+            report["anomalies"].get("outer_first_fragment", 0)
+            == gt["gtpu_frames_outer_ipv4_first_fragment"]
+        ), name
+        assert report["events"]["outer_fragment"] == gt["outer_ipv4_nonfirst_fragment_frames"], name
+
+
+def test_replay_cli_json(tmp_path: Path) -> None:
+    path = capture_path("open5gs_n3_gtpu_qfi1.pcap")
+    out = subprocess.run(
+        [sys.executable, "-m", "sauron", "replay", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for key in ("frames", "gtpu_frames", "message_types", "teids", "qfi", "slices", "anomalies"):
+        assert key in report
+    assert report["frames"] == 25 and report["qfi"] == {"1": 20}
+    assert (
+        report["slices"]["embb"]["uplink"]["packets"]
+        + report["slices"]["embb"]["downlink"]["packets"]
+        == 20
+    )
+
+
+def test_replay_cli_rejects_a_missing_file(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sauron", "replay", str(tmp_path / "nope.pcap")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "no such capture file" in out.stderr
