@@ -6,7 +6,6 @@ import ctypes
 import ipaddress
 from typing import Any
 
-from sauron.bpf import layout
 from sauron.catalog import Catalog
 
 
@@ -50,11 +49,3 @@ def program_catalog(dataplane: Any, catalog: Catalog) -> None:
             qfi_slice[ctypes.c_uint32(qfi)] = sid
     dataplane.bump_rules_generation()
 
-
-def direction_mode_ok(mode: int) -> bool:
-    return mode in (
-        layout.DIRMODE_POINT,
-        layout.DIRMODE_UPLINK,
-        layout.DIRMODE_DOWNLINK,
-        layout.DIRMODE_AUTO,
-    )
