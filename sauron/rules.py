@@ -48,4 +48,3 @@ def program_catalog(dataplane: Any, catalog: Catalog) -> None:
         for qfi in s.spec.qfis:
             qfi_slice[ctypes.c_uint32(qfi)] = sid
     dataplane.bump_rules_generation()
-
