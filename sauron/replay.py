@@ -122,7 +122,7 @@ def _report(
     teids: dict[str, int] = {}
     teid_slices: dict[str, str] = {}
     for s in counters.teids:
-        key = f"0x{int.from_bytes(s.key, 'little'):08x}"
+        key = f"0x{counters.teid_of(s):08x}"
         teids[key] = s.packets[0] + s.packets[1]
         teid_slices[key] = catalog.name_of(s.slice_id)
     ues = {
@@ -133,11 +133,8 @@ def _report(
         for s in counters.teids
         if s.ue_addr is not None
     }
-    anomalies = {
-        name: counters.event(point, ev)
-        for ev, name in layout.ANOMALY_NAMES.items()
-        if counters.event(point, ev)
-    }
+    anomaly_counts = {name: counters.event(point, ev) for ev, name in layout.ANOMALY_NAMES.items()}
+    anomalies = {name: n for name, n in anomaly_counts.items() if n}
     events = {name: counters.event(point, ev) for ev, name in layout.EVENT_NAMES.items()}
     return {
         "capture": path,

@@ -136,17 +136,17 @@ class DataPlane(BpfObject):
     def reset_counters(self) -> None:
         """Zeroes every counter map; classification rules stay."""
         for name in ("slice_stats", "qfi_stats", "events"):
-            _zero_array(self.table(name))
+            self.table(name).clear()  # on arrays, bcc writes zeroes
         for name in ("teid_stats", "ue_stats"):
             self.table(name).clear()
         if self.record_last:
-            _zero_array(self.table("last_result"))
+            self.table("last_result").clear()
 
     def reset_rules(self) -> None:
         """Removes every classification rule and direction override."""
         for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice"):
             self.table(name).clear()
-        _zero_array(self.table("qfi_slice"))
+        self.table("qfi_slice").clear()
         cfg = self._config()
         fresh = layout.Config(rules_generation=(cfg.rules_generation + 1) & 0xFFFFFFFF)
         self._write_config(fresh)
@@ -156,8 +156,3 @@ class DataPlane(BpfObject):
             raise RuntimeError("last_result needs DataPlane(record_last=True)")
         raw = self.table("last_result")[ctypes.c_uint32(0)]
         return layout.ParseResult.from_buffer_copy(bytes(raw))
-
-
-def _zero_array(table: Any) -> None:
-    """Arrays cannot delete; writing zeroes is their clear()."""
-    table.clear()
