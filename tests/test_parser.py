@@ -385,3 +385,33 @@ def test_malformed_after_gtp_header_still_counts_under_teid(dataplane: DataPlane
     st = c.slice(layout.POINT_N3_INGRESS, EMBB, 0)
     assert st.packets == 1 and st.malformed == 1
     assert {c.teid_of(s) for s in c.teids} == {0x10001}
+
+
+def _slot_index(teid: int) -> int:
+    """The C side's slot hash (account.h), repeated here to aim collisions."""
+    return ((teid * 2654435761) & 0xFFFFFFFF) >> (32 - layout.TEID_SLOT_BITS)
+
+
+def test_colliding_teids_evict_each_other_without_losing_counts(dataplane: DataPlane) -> None:
+    first = 0x10001
+    second = next(
+        t for t in range(first + 1, first + 1_000_000) if _slot_index(t) == _slot_index(first)
+    )
+    frames = {
+        first: outer(gtpu_raw(first, payload=inner_v4(src="10.45.0.1"))),
+        second: outer(gtpu_raw(second, payload=inner_v4(src="10.46.0.2"))),
+    }
+    fd = dataplane.program_fd(layout.POINT_N3_INGRESS)
+    pattern = [first, first, second, first, second, second, second, first]
+    for teid in pattern:
+        libbpf.test_run(fd, frames[teid])
+    c = read_counters(dataplane)
+    sessions = {c.teid_of(s): s for s in c.teids}
+    for teid in (first, second):
+        n = pattern.count(teid)
+        assert sessions[teid].packets == [n, 0]
+        assert sessions[teid].bytes == [n * len(frames[teid]), 0]
+    assert sessions[first].slice_id == EMBB  # TEID range
+    assert sessions[second].slice_id == (EMBB if second <= 0x1FFFF else URLLC)
+    st = c.slice(layout.POINT_N3_INGRESS, EMBB, 0)
+    assert st.packets == sum(1 for t in pattern if sessions[t].slice_id == EMBB)

@@ -47,6 +47,8 @@ MAX_TEIDS = _C["SAURON_MAX_TEIDS"]
 MAX_TEID_RANGES = _C["SAURON_MAX_TEID_RANGES"]
 MAX_UE_SUBNETS = _C["SAURON_MAX_UE_SUBNETS"]
 TEID_STATS_ENTRIES = _C["SAURON_TEID_STATS_ENTRIES"]
+TEID_SLOTS = _C["SAURON_TEID_SLOTS"]
+TEID_SLOT_BITS = _C["SAURON_TEID_SLOT_BITS"]
 UE_STATS_ENTRIES = _C["SAURON_UE_STATS_ENTRIES"]
 MAX_GTPU_EXT_HEADERS = _C["SAURON_MAX_GTPU_EXT_HEADERS"]
 MAX_VLAN_TAGS = _C["SAURON_MAX_VLAN_TAGS"]
@@ -71,6 +73,7 @@ DIRMODE_AUTO = _C["SAURON_DIRMODE_AUTO"]
 RES_HAS_SEQ = _C["SAURON_RES_HAS_SEQ"]
 RES_HAS_UE = _C["SAURON_RES_HAS_UE"]
 SESSION_HAS_UE = _C["SAURON_SESSION_HAS_UE"]
+SESSION_VALID = _C["SAURON_SESSION_VALID"]
 
 #: point id -> "n3_ingress", ...
 POINT_NAMES = _named("SAURON_POINT_", stop="SAURON_POINTS")
@@ -106,6 +109,20 @@ class SessionStats(ctypes.Structure):
         ("rules_generation", ctypes.c_uint32),
         ("qfi", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
+        ("ue_addr", ctypes.c_uint8 * 16),
+    ]
+
+
+class TeidSlot(ctypes.Structure):
+    _fields_ = [
+        ("teid", ctypes.c_uint32),
+        ("rules_generation", ctypes.c_uint32),
+        ("slice_id", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("qfi", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("packets", ctypes.c_uint64 * DIRS),
+        ("bytes", ctypes.c_uint64 * DIRS),
         ("ue_addr", ctypes.c_uint8 * 16),
     ]
 
@@ -161,6 +178,7 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "events": (ctypes.c_uint32, ctypes.c_uint64),
     "teid_stats": (ctypes.c_uint32, SessionStats),
     "ue_stats": (UeKey, SessionStats),
+    "teid_slots": (ctypes.c_uint32, TeidSlot),
     "teid_slice": (ctypes.c_uint32, ctypes.c_uint32),
     "teid_range_slice": (TeidRangeKey, ctypes.c_uint32),
     "ue4_slice": (Ipv4LpmKey, ctypes.c_uint32),

@@ -135,7 +135,7 @@ class DataPlane(BpfObject):
 
     def reset_counters(self) -> None:
         """Zeroes every counter map; classification rules stay."""
-        for name in ("slice_stats", "qfi_stats", "events"):
+        for name in ("slice_stats", "qfi_stats", "events", "teid_slots"):
             self.table(name).clear()  # on arrays, bcc writes zeroes
         for name in ("teid_stats", "ue_stats"):
             self.table(name).clear()

@@ -64,34 +64,68 @@ class Session:
     bytes: list[int] = field(default_factory=lambda: [0, 0])
 
 
-def read_sessions(table: Any, key_size: int) -> list[Session]:
-    """Every entry of teid_stats or ue_stats. The slice is the one of the CPU
-    copy that saw the most packets (copies agree unless rules changed)."""
+class _SessionMerge:
+    """Sums one session's per-CPU copies; its slice, QFI and UE address come
+    from the copy classified under the newest rules, then the busiest."""
+
+    def __init__(self, key: bytes) -> None:
+        self.session = Session(key=key, slice_id=0, qfi=layout.NO_QFI)
+        self.rank = (-1, -1)
+
+    def add(self, copy: layout.SessionStats | layout.TeidSlot) -> None:
+        for d in range(layout.DIRS):
+            self.session.packets[d] += copy.packets[d]
+            self.session.bytes[d] += copy.bytes[d]
+        rank = (int(copy.rules_generation), int(copy.packets[0] + copy.packets[1]))
+        if rank > self.rank:
+            self.rank = rank
+            self.session.slice_id = int(copy.slice_id)
+            self.session.qfi = int(copy.qfi)
+            self.session.ue_addr = (
+                bytes(copy.ue_addr) if copy.flags & layout.SESSION_HAS_UE else None
+            )
+
+
+def _read_session_table(table: Any, key_size: int, merged: dict[bytes, _SessionMerge]) -> None:
     ncpu = libbpf.possible_cpus()
     vsize = _round8(ctypes.sizeof(layout.SessionStats))
-    max_entries = int(table.max_entries)
     keys, values, count = libbpf.lookup_batch(
-        int(table.map_fd), key_size, vsize * ncpu, max_entries
+        int(table.map_fd), key_size, vsize * ncpu, int(table.max_entries)
     )
-    sessions: list[Session] = []
     for i in range(count):
         key = keys[i * key_size : (i + 1) * key_size]
-        base = i * vsize * ncpu
-        best = -1
-        session = Session(key=key, slice_id=0, qfi=layout.NO_QFI)
+        entry = merged.setdefault(key, _SessionMerge(key))
         for cpu in range(ncpu):
-            s = layout.SessionStats.from_buffer_copy(values, base + cpu * vsize)
-            seen = s.packets[0] + s.packets[1]
-            for d in range(layout.DIRS):
-                session.packets[d] += s.packets[d]
-                session.bytes[d] += s.bytes[d]
-            if seen > best:
-                best = seen
-                session.slice_id = int(s.slice_id)
-                session.qfi = int(s.qfi)
-                session.ue_addr = bytes(s.ue_addr) if s.flags & layout.SESSION_HAS_UE else None
-        sessions.append(session)
-    return sessions
+            entry.add(layout.SessionStats.from_buffer_copy(values, (i * ncpu + cpu) * vsize))
+
+
+def _read_teid_slots(table: Any, merged: dict[bytes, _SessionMerge]) -> None:
+    """Adds the valid slots; read after teid_stats, so a slot flushed in
+    between is missed by this reading (and seen by the next), never counted
+    twice."""
+    ncpu = libbpf.possible_cpus()
+    vsize = _round8(ctypes.sizeof(layout.TeidSlot))
+    flags_at = layout.TeidSlot.flags.offset
+    _, values, count = libbpf.lookup_batch(
+        int(table.map_fd), 4, vsize * ncpu, int(table.max_entries)
+    )
+    view = memoryview(values)
+    for n in range(count * ncpu):
+        base = n * vsize
+        if not view[base + flags_at] & layout.SESSION_VALID:
+            continue
+        slot = layout.TeidSlot.from_buffer_copy(values, base)
+        key = int(slot.teid).to_bytes(4, "little")
+        merged.setdefault(key, _SessionMerge(key)).add(slot)
+
+
+def read_sessions(table: Any, key_size: int, slots: Any | None = None) -> list[Session]:
+    """Every entry of teid_stats (with its slots) or ue_stats, CPUs merged."""
+    merged: dict[bytes, _SessionMerge] = {}
+    _read_session_table(table, key_size, merged)
+    if slots is not None:
+        _read_teid_slots(slots, merged)
+    return [m.session for m in merged.values()]
 
 
 @dataclass
@@ -122,6 +156,6 @@ def read_counters(dataplane: Any) -> DataPlaneCounters:
         slice_stats=read_percpu_array(dataplane.table("slice_stats"), layout.SliceStats),  # type: ignore[arg-type]
         qfi_stats=read_percpu_array(dataplane.table("qfi_stats"), layout.Traffic),  # type: ignore[arg-type]
         events=read_percpu_u64_array(dataplane.table("events")),
-        teids=read_sessions(dataplane.table("teid_stats"), 4),
+        teids=read_sessions(dataplane.table("teid_stats"), 4, dataplane.table("teid_slots")),
         ues=read_sessions(dataplane.table("ue_stats"), 16),
     )

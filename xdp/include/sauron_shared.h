@@ -19,6 +19,9 @@
 #define SAURON_MAX_TEID_RANGES 1024
 #define SAURON_MAX_UE_SUBNETS 1024
 #define SAURON_TEID_STATS_ENTRIES 65536
+/* Direct-mapped per-CPU slots in front of teid_stats (power of two). */
+#define SAURON_TEID_SLOTS 16384
+#define SAURON_TEID_SLOT_BITS 14
 #define SAURON_UE_STATS_ENTRIES 65536
 
 /* Parser bounds: tags in front of the outer IP header, IPv6 extension headers
@@ -141,6 +144,24 @@ struct sauron_session_stats {
 };
 
 #define SAURON_SESSION_HAS_UE 1
+#define SAURON_SESSION_VALID 2
+
+/* teid_slots[hash(teid)]: a per-CPU, direct-mapped cache of the sessions
+ * most recently seen, so that a G-PDU of a known tunnel costs an array
+ * lookup instead of a hash lookup. A slot taken over by another TEID first
+ * adds its counts to that TEID's teid_stats entry; the agent adds the slots
+ * it finds valid to teid_stats, so no count is lost or counted twice. */
+struct sauron_teid_slot {
+	__u32 teid;
+	__u32 rules_generation;
+	__u32 slice_id;
+	__u32 flags; /* SAURON_SESSION_VALID | SAURON_SESSION_HAS_UE */
+	__u32 qfi;
+	__u32 reserved;
+	__u64 packets[SAURON_DIRS];
+	__u64 bytes[SAURON_DIRS];
+	__u8 ue_addr[16];
+};
 
 struct sauron_teid_range_key {
 	__u32 prefixlen;

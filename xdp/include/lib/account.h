@@ -15,6 +15,7 @@ BPF_TABLE("lru_percpu_hash", __u32, struct sauron_session_stats, teid_stats,
 	  SAURON_TEID_STATS_ENTRIES);
 BPF_TABLE("lru_percpu_hash", struct sauron_ue_key, struct sauron_session_stats, ue_stats,
 	  SAURON_UE_STATS_ENTRIES);
+BPF_PERCPU_ARRAY(teid_slots, struct sauron_teid_slot, SAURON_TEID_SLOTS);
 BPF_ARRAY(config, struct sauron_config, 1);
 
 static __always_inline void count_event(__u32 point, __u32 event)
@@ -70,6 +71,66 @@ static __always_inline void refresh_session(struct sauron_session_stats *s, __u3
 	s->rules_generation = generation;
 	s->flags = has_ue ? SAURON_SESSION_HAS_UE : 0;
 	__builtin_memcpy(s->ue_addr, ue_addr, 16);
+}
+
+/* Counts straight into teid_stats (replay's AUTO mode, which decides the
+ * direction per frame and so keeps no slot). */
+static __always_inline void count_teid_session(__u32 teid, __u32 slice_id, __u32 generation,
+					       __u32 dir, __u64 bytes, __u32 qfi,
+					       const __u8 ue_addr[16], int has_ue)
+{
+	struct sauron_session_stats *s = teid_stats.lookup(&teid);
+	struct sauron_session_stats fresh = {};
+
+	if (!s)
+		s = &fresh;
+	refresh_session(s, slice_id, generation, ue_addr, has_ue);
+	count_session(s, dir, bytes, qfi);
+	if (s == &fresh)
+		teid_stats.update(&teid, &fresh);
+}
+
+static __always_inline __u32 teid_slot_index(__u32 teid)
+{
+	/* Fibonacci hashing: sequentially allocated TEIDs spread over slots */
+	return (teid * 2654435761u) >> (32 - SAURON_TEID_SLOT_BITS);
+}
+
+/* Moves a slot's counts into its TEID's teid_stats entry. */
+static __always_inline void flush_teid_slot(struct sauron_teid_slot *slot)
+{
+	__u32 teid = slot->teid;
+	struct sauron_session_stats *s = teid_stats.lookup(&teid);
+	struct sauron_session_stats fresh = {};
+
+	if (!s)
+		s = &fresh;
+	s->packets[0] += slot->packets[0];
+	s->packets[1] += slot->packets[1];
+	s->bytes[0] += slot->bytes[0];
+	s->bytes[1] += slot->bytes[1];
+	s->slice_id = slot->slice_id;
+	s->rules_generation = slot->rules_generation;
+	s->qfi = slot->qfi;
+	s->flags = slot->flags & SAURON_SESSION_HAS_UE;
+	__builtin_memcpy(s->ue_addr, slot->ue_addr, 16);
+	if (s == &fresh)
+		teid_stats.update(&teid, &fresh);
+}
+
+static __always_inline void fill_teid_slot(struct sauron_teid_slot *slot, __u32 teid,
+					   __u32 slice_id, __u32 generation,
+					   const __u8 ue_addr[16], int has_ue)
+{
+	slot->teid = teid;
+	slot->slice_id = slice_id;
+	slot->rules_generation = generation;
+	slot->flags = SAURON_SESSION_VALID | (has_ue ? SAURON_SESSION_HAS_UE : 0);
+	slot->packets[0] = 0;
+	slot->packets[1] = 0;
+	slot->bytes[0] = 0;
+	slot->bytes[1] = 0;
+	__builtin_memcpy(slot->ue_addr, ue_addr, 16);
 }
 
 static __always_inline const struct sauron_config *agent_config(void)

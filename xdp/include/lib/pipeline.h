@@ -265,17 +265,19 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	const struct sauron_config *cfg = agent_config();
 	__u32 generation = cfg ? cfg->rules_generation : 0;
 	__u32 mode = resolve_dirmode(point, cfg);
-	struct sauron_session_stats *sess = NULL;
+	struct sauron_teid_slot *slot = NULL;
 	int cached = 0;
-	if (f.msg_kind == SAURON_MSG_G_PDU) {
-		sess = teid_stats.lookup(&g.teid);
-		cached = sess && mode != SAURON_DIRMODE_AUTO && sess->rules_generation == generation;
+	if (f.msg_kind == SAURON_MSG_G_PDU && mode != SAURON_DIRMODE_AUTO) {
+		__u32 index = teid_slot_index(g.teid);
+		slot = teid_slots.lookup(&index);
+		cached = slot && (slot->flags & SAURON_SESSION_VALID) && slot->teid == g.teid &&
+			 slot->rules_generation == generation;
 	}
 	if (cached) {
-		f.slice_id = sess->slice_id;
+		f.slice_id = slot->slice_id;
 		f.direction = mode == SAURON_DIRMODE_DOWNLINK ? SAURON_DIR_DOWNLINK : SAURON_DIR_UPLINK;
-		f.has_ue = sess->flags & SAURON_SESSION_HAS_UE;
-		__builtin_memcpy(f.ue_addr, sess->ue_addr, 16);
+		f.has_ue = slot->flags & SAURON_SESSION_HAS_UE;
+		__builtin_memcpy(f.ue_addr, slot->ue_addr, 16);
 	} else {
 		classify_gtpu(mode, &g, &inner, inner_ok, &f);
 	}
@@ -286,15 +288,18 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	count_slice(point, slice_id, dir, f.msg_kind, frame_len, f.inner_bytes, f.anomaly != 0);
 	if (f.msg_kind == SAURON_MSG_G_PDU) {
 		count_qfi(point, slice_id, g.qfi, dir, frame_len);
-		if (sess) {
-			if (!cached)
-				refresh_session(sess, slice_id, generation, f.ue_addr, f.has_ue);
-			count_session(sess, dir, frame_len, g.qfi);
+		if (slot) {
+			if (!cached) {
+				if (slot->flags & SAURON_SESSION_VALID)
+					flush_teid_slot(slot);
+				fill_teid_slot(slot, g.teid, slice_id, generation, f.ue_addr, f.has_ue);
+			}
+			slot->packets[dir] += 1;
+			slot->bytes[dir] += frame_len;
+			slot->qfi = g.qfi;
 		} else {
-			struct sauron_session_stats fresh = {};
-			refresh_session(&fresh, slice_id, generation, f.ue_addr, f.has_ue);
-			count_session(&fresh, dir, frame_len, g.qfi);
-			teid_stats.update(&g.teid, &fresh);
+			count_teid_session(g.teid, slice_id, generation, dir, frame_len, g.qfi,
+					   f.ue_addr, f.has_ue);
 		}
 	}
 out:
