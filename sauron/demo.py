@@ -20,9 +20,11 @@ from scapy.packet import Raw
 
 from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
+from sauron.bpf.maps import active_per_slice, read_counters
 from sauron.catalog import Catalog, load_catalog
+from sauron.config import InterfaceConfig
 from sauron.gtpu_frames import gtpu_frame
+from sauron.interfaces import attach_interfaces
 from sauron.netns import Topology, inside
 from sauron.rules import program_catalog
 
@@ -123,15 +125,24 @@ def _packet_socket(ns: str, ifname: str) -> socket.socket:
     return sock
 
 
-def format_table(catalog: Catalog, rates: dict[str, dict[str, tuple[float, float]]]) -> str:
+def format_table(
+    catalog: Catalog,
+    rates: dict[str, dict[str, tuple[float, float]]],
+    active_teids: dict[int, int],
+    active_ues: dict[int, int],
+) -> str:
+    """Per slice: rates on N3 (uplink) and N6 (downlink), and the TEIDs and
+    UE addresses that carried traffic in the interval."""
     lines = [
-        f"{'slice':<8}{'S-NSSAI':<11}{'UL pkt/s':>10}{'UL Mbit/s':>11}{'DL pkt/s':>10}{'DL Mbit/s':>11}"
+        f"{'slice':<8}{'S-NSSAI':<11}{'UL pkt/s':>10}{'UL Mbit/s':>11}{'DL pkt/s':>10}"
+        f"{'DL Mbit/s':>11}{'TEIDs':>7}{'UEs':>6}"
     ]
     for s in catalog.slices:
         ul = rates.get(s.name, {}).get("uplink", (0.0, 0.0))
         dl = rates.get(s.name, {}).get("downlink", (0.0, 0.0))
         lines.append(
-            f"{s.name:<8}{s.spec.snssai!s:<11}{ul[0]:>10.0f}{ul[1]:>11.2f}{dl[0]:>10.0f}{dl[1]:>11.2f}"
+            f"{s.name:<8}{s.spec.snssai!s:<11}{ul[0]:>10.0f}{ul[1]:>11.2f}{dl[0]:>10.0f}"
+            f"{dl[1]:>11.2f}{active_teids.get(s.id, 0):>7}{active_ues.get(s.id, 0):>6}"
         )
     return "\n".join(lines)
 
@@ -148,10 +159,14 @@ def run_demo(
         gnb, upf, dn = topo.namespace("gnb"), topo.namespace("upf"), topo.namespace("dn")
         topo.veth(gnb, "n3", "192.0.2.1/24", upf, "n3", "192.0.2.2/24", GNB_MAC, UPF_N3_MAC)
         topo.veth(upf, "n6", "198.51.100.1/24", dn, "eth0", "198.51.100.2/24", UPF_N6_MAC, DN_MAC)
-        topo.attach_xdp(upf, "n3", dp.program(layout.POINT_N3_INGRESS))
-        topo.attach_tc_egress(upf, "n3", dp.program(layout.POINT_N3_EGRESS))
-        topo.attach_xdp(upf, "n6", dp.program(layout.POINT_N6_INGRESS))
-        topo.attach_tc_egress(upf, "n6", dp.program(layout.POINT_N6_EGRESS))
+        attach_interfaces(
+            dp,
+            [
+                InterfaceConfig(name="n3", role="n3", netns=upf),
+                InterfaceConfig(name="n6", role="n6", netns=upf),
+            ],
+            topo,
+        )
         out(
             f"namespaces {gnb}, {upf}, {dn}; programs on {upf}: n3 (XDP + TC egress), n6 (XDP + TC egress)"
         )
@@ -183,7 +198,9 @@ def run_demo(
                             (cur.packets - old.packets) / dt,
                             (cur.bytes - old.bytes) * 8 / dt / 1e6,
                         )
-                out(format_table(catalog, rates) + "\n")
+                active_teids = active_per_slice(previous.teids, now.teids)
+                active_ues = active_per_slice(previous.ues, now.ues)
+                out(format_table(catalog, rates, active_teids, active_ues) + "\n")
                 previous, prev_t = now, t
         except KeyboardInterrupt:
             out("interrupted")

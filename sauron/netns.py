@@ -79,12 +79,69 @@ class Attachment:
 
 
 @dataclass
-class Topology:
-    """Namespaces and veth pairs built for one use, torn down as one."""
+class Attachments:
+    """Programs attached to links (in a namespace, or the host's with ns
+    None), detached together, last first."""
+
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def attach_xdp(self, ns: str | None, ifname: str, program: Any, generic: bool = True) -> None:
+        """Attaches an XDP program (bcc function); generic (SKB) mode by
+        default, the mode every driver has."""
+        import bcc
+
+        flags = XDP_FLAGS_SKB_MODE if generic else XDP_FLAGS_DRV_MODE
+        with inside(ns):
+            bcc.BPF.attach_xdp(ifname.encode(), program, flags)
+        self.attachments.append(Attachment(ns, ifname, "xdp", flags))
+
+    def attach_tc_egress(self, ns: str | None, ifname: str, program: Any) -> None:
+        """clsact qdisc and a direct-action BPF filter on egress."""
+        with _ipr(ns) as ipr:
+            idx = ipr.link_lookup(ifname=ifname)[0]
+            ipr.tc("add", "clsact", idx)
+            ipr.tc(
+                "add-filter",
+                "bpf",
+                idx,
+                ":1",
+                fd=program.fd,
+                name=program.name,
+                parent=TC_EGRESS_PARENT,
+                classid=1,
+                direct_action=True,
+            )
+        self.attachments.append(Attachment(ns, ifname, "tc"))
+
+    def detach_all(self) -> None:
+        import bcc
+
+        while self.attachments:
+            att = self.attachments.pop()
+            try:
+                if att.hook == "xdp":
+                    with inside(att.ns):
+                        bcc.BPF.remove_xdp(att.ifname.encode(), att.flags)
+                else:
+                    with _ipr(att.ns) as ipr:
+                        ipr.tc("del", "clsact", ipr.link_lookup(ifname=att.ifname)[0])
+            except Exception as exc:  # the namespace removal below still cleans up
+                log.warning("detach failed", extra={"ifname": att.ifname, "error": str(exc)})
+
+    def __enter__(self) -> Attachments:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach_all()
+
+
+@dataclass
+class Topology(Attachments):
+    """Namespaces and veth pairs built for one use, torn down as one, with
+    the programs attached inside them."""
 
     prefix: str = field(default_factory=lambda: "sr" + secrets.token_hex(3))
     namespaces: list[str] = field(default_factory=list)
-    attachments: list[Attachment] = field(default_factory=list)
 
     def namespace(self, role: str) -> str:
         name = f"{self.prefix}-{role}"
@@ -129,49 +186,6 @@ class Topology:
     def route(self, ns: str, dst: str, gateway: str) -> None:
         with _ipr(ns) as ipr:
             ipr.route("add", dst=dst, gateway=gateway)
-
-    def attach_xdp(self, ns: str, ifname: str, program: Any, generic: bool = True) -> None:
-        """Attaches an XDP program (bcc function); generic (SKB) mode by
-        default, the mode every driver has."""
-        import bcc
-
-        flags = XDP_FLAGS_SKB_MODE if generic else XDP_FLAGS_DRV_MODE
-        with inside(ns):
-            bcc.BPF.attach_xdp(ifname.encode(), program, flags)
-        self.attachments.append(Attachment(ns, ifname, "xdp", flags))
-
-    def attach_tc_egress(self, ns: str, ifname: str, program: Any) -> None:
-        """clsact qdisc and a direct-action BPF filter on egress."""
-        with _ipr(ns) as ipr:
-            idx = ipr.link_lookup(ifname=ifname)[0]
-            ipr.tc("add", "clsact", idx)
-            ipr.tc(
-                "add-filter",
-                "bpf",
-                idx,
-                ":1",
-                fd=program.fd,
-                name=program.name,
-                parent=TC_EGRESS_PARENT,
-                classid=1,
-                direct_action=True,
-            )
-        self.attachments.append(Attachment(ns, ifname, "tc"))
-
-    def detach_all(self) -> None:
-        import bcc
-
-        while self.attachments:
-            att = self.attachments.pop()
-            try:
-                if att.hook == "xdp":
-                    with inside(att.ns):
-                        bcc.BPF.remove_xdp(att.ifname.encode(), att.flags)
-                else:
-                    with _ipr(att.ns) as ipr:
-                        ipr.tc("del", "clsact", ipr.link_lookup(ifname=att.ifname)[0])
-            except Exception as exc:  # the namespace removal below still cleans up
-                log.warning("detach failed", extra={"ifname": att.ifname, "error": str(exc)})
 
     def teardown(self) -> None:
         self.detach_all()

@@ -22,7 +22,7 @@ from scapy.packet import Raw
 
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
+from sauron.bpf.maps import active_per_slice, read_counters
 
 pytestmark = [pytest.mark.kernel]
 
@@ -415,3 +415,19 @@ def test_colliding_teids_evict_each_other_without_losing_counts(dataplane: DataP
     assert sessions[second].slice_id == (EMBB if second <= 0x1FFFF else URLLC)
     st = c.slice(layout.POINT_N3_INGRESS, EMBB, 0)
     assert st.packets == sum(1 for t in pattern if sessions[t].slice_id == EMBB)
+
+
+def test_active_sessions_per_interval(dataplane: DataPlane) -> None:
+    fd = dataplane.program_fd(layout.POINT_N3_INGRESS)
+    n6 = dataplane.program_fd(layout.POINT_N6_INGRESS)
+    for teid, src in ((0x10001, "10.45.0.1"), (0x10002, "10.45.0.2"), (0x20001, "10.46.0.1")):
+        libbpf.test_run(fd, outer(gtpu_raw(teid, payload=inner_v4(src=src))))
+    first = read_counters(dataplane)
+    assert active_per_slice([], first.teids) == {EMBB: 2, URLLC: 1}
+    libbpf.test_run(fd, outer(gtpu_raw(0x10002, payload=inner_v4(src="10.45.0.2"))))
+    for dst in ("10.47.0.1", "10.47.0.2", "10.47.0.3"):
+        libbpf.test_run(n6, bytes(Ether() / IP(src="1.1.1.1", dst=dst) / UDP() / Raw(b"x")))
+    second = read_counters(dataplane)
+    assert active_per_slice(first.teids, second.teids) == {EMBB: 1}
+    assert active_per_slice(first.ues, second.ues) == {MMTC: 3}
+    assert active_per_slice(second.teids, read_counters(dataplane).teids) == {}

@@ -13,7 +13,9 @@ from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
+from sauron.config import AgentConfig
 from sauron.demo import DN_MAC, GNB_MAC, UPF_N3_MAC, UPF_N6_MAC, SliceLoad, build_frames
+from sauron.interfaces import attach_interfaces
 from sauron.netns import Topology, inside
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
@@ -55,8 +57,13 @@ def test_three_slices_exact_counts(
     gnb, upf, dn = topology.namespace("gnb"), topology.namespace("upf"), topology.namespace("dn")
     topology.veth(gnb, "n3", "192.0.2.1/24", upf, "n3", "192.0.2.2/24", GNB_MAC, UPF_N3_MAC)
     topology.veth(upf, "n6", "198.51.100.1/24", dn, "eth0", "198.51.100.2/24", UPF_N6_MAC, DN_MAC)
-    topology.attach_xdp(upf, "n3", dataplane.program(layout.POINT_N3_INGRESS))
-    topology.attach_xdp(upf, "n6", dataplane.program(layout.POINT_N6_INGRESS))
+    config = AgentConfig(
+        interfaces=[
+            {"name": "n3", "role": "n3", "netns": upf},
+            {"name": "n6", "role": "n6", "netns": upf},
+        ]
+    )
+    attach_interfaces(dataplane, config.interfaces, topology)
     rx_n3, rx_n6 = _sock(upf, "n3"), _sock(upf, "n6")
     tx_gnb, tx_dn = _sock(gnb, "n3"), _sock(dn, "eth0")
 

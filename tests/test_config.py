@@ -1,0 +1,84 @@
+"""The agent configuration: interfaces and their reference points, attached
+by role and detached completely."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from sauron.bpf.loader import DataPlane
+from sauron.config import ConfigError, load_config
+from sauron.interfaces import attach_interfaces
+from sauron.netns import Attachments, Topology
+
+
+def test_example_config_loads() -> None:
+    config = load_config(REPO / "agent.example.yaml")
+    assert [(i.name, i.role) for i in config.interfaces] == [("eth1", "n3"), ("ogstun", "n6")]
+    assert config.catalog == (REPO / "slices" / "default.yaml").resolve()
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("interfaces: [{name: eth0, role: n4}]\n", "field interfaces.0.role"),
+        ("interfaces: []\n", "field interfaces"),
+        ("interfaces: [{name: eth0, role: n3}, {name: eth0, role: n6}]\n", "listed twice"),
+        ("interfaces: [{name: eth0, role: n3, colour: red}]\n", "colour"),
+        ("interfaces: [{name: averyveryverylongname, role: n3}]\n", "interfaces.0.name"),
+        ("interval_s: 0\ninterfaces: [{name: eth0, role: n3}]\n", "interval_s"),
+        ("interfaces: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_file_and_field(tmp_path: Path, body: str, fragment: str) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and fragment in str(err.value)
+
+
+def _link(ns: str, dev: str) -> str:
+    return subprocess.run(
+        ["ip", "-n", ns, "-d", "link", "show", "dev", dev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def _egress_filters(ns: str, dev: str) -> str:
+    return subprocess.run(
+        ["tc", "-n", ns, "filter", "show", "dev", dev, "egress"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+
+
+@pytest.mark.kernel
+@pytest.mark.netns
+def test_roles_attach_the_right_programs_and_detach_cleanly(
+    recording_dataplane: DataPlane, topology: Topology, tmp_path: Path
+) -> None:
+    upf, gnb = topology.namespace("upf"), topology.namespace("gnb")
+    topology.veth(gnb, "eth0", "192.0.2.1/30", upf, "n3", "192.0.2.2/30")
+    topology.veth(gnb, "eth1", "192.0.2.5/30", upf, "n6", "192.0.2.6/30")
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        f"interfaces:\n  - {{name: n3, role: n3, netns: {upf}}}\n"
+        f"  - {{name: n6, role: n6, netns: {upf}, tc_egress: false}}\n"
+    )
+    config = load_config(path)
+    attached = Attachments()
+    with attached:
+        attach_interfaces(recording_dataplane, config.interfaces, attached)
+        assert "sauron_n3_ingr" in _link(upf, "n3") and "xdpgeneric" in _link(upf, "n3")
+        assert "sauron_n6_ingr" in _link(upf, "n6")
+        assert "sauron_n3_egress" in _egress_filters(upf, "n3")
+        assert _egress_filters(upf, "n6").strip() == ""
+    assert "xdp" not in _link(upf, "n3") and "xdp" not in _link(upf, "n6")
+    assert _egress_filters(upf, "n3").strip() == ""
