@@ -7,10 +7,10 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sauron.bpf.layout import MAX_QFI, MAX_SLICES
+from sauron.yamlfile import FileProblems, read_yaml
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -19,13 +19,8 @@ def default_catalog_path() -> Path:
     return Path(__file__).resolve().parents[1] / "slices" / "default.yaml"
 
 
-class CatalogError(ValueError):
+class CatalogError(FileProblems):
     """A catalog that cannot be used, with every problem found."""
-
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
 
 class _Strict(BaseModel):
@@ -253,13 +248,7 @@ def parse_catalog(raw: Any, source: str) -> Catalog:
 
 def load_catalog(path: Path | str | None = None) -> Catalog:
     path = Path(path) if path is not None else default_catalog_path()
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise CatalogError(path, [f"cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise CatalogError(path, [f"not valid YAML: {exc}"]) from None
-    return parse_catalog(raw, str(path))
+    return parse_catalog(read_yaml(path, CatalogError), str(path))
 
 
 def catalog_json_schema() -> dict[str, Any]:

@@ -7,19 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sauron.yamlfile import FileProblems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]
 GTPU_ROLES = ("n3", "n9")
 
 
-class ConfigError(ValueError):
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+class ConfigError(FileProblems):
+    """An agent configuration that cannot be used."""
 
 
 class InterfaceConfig(BaseModel):
@@ -55,12 +53,7 @@ class AgentConfig(BaseModel):
 
 def load_config(path: Path | str) -> AgentConfig:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"not valid YAML: {exc}"]) from None
+    raw = read_yaml(path, ConfigError)
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
