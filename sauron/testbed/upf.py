@@ -1,0 +1,168 @@
+"""The reference UPF: GTP-U on UDP 2152 towards the gNB, a TUN device
+(`ogstun`, as Open5GS names it) towards N6, a session table from the
+sessions file, downlink encapsulation with a PDU Session Container carrying
+the QFI, optional sequence numbers, echo handling, and per-slice impairments.
+
+Run inside the UPF namespace: python -m sauron.testbed.upf ARGS
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import random
+from pathlib import Path
+
+from sauron.testbed import codec
+from sauron.testbed.impair import SliceImpairment
+from sauron.testbed.node import drain_tun, serve_until_terminated, write_tun
+from sauron.testbed.sessions import Impairment, SessionsFile, UeSession, load_sessions
+from sauron.testbed.truth import Tally
+from sauron.testbed.tun import open_tun
+
+
+class ReferenceUpf(asyncio.DatagramProtocol):
+    def __init__(self, sessions: SessionsFile, gnb: str, tun_fd: int) -> None:
+        self.by_ul_teid = {s.ul_teid: s for s in sessions.sessions}
+        self.by_ue = {s.ue_ip.packed: s for s in sessions.sessions}
+        self.gnb = (gnb, codec.GTPU_PORT)
+        self.tun_fd = tun_fd
+        rng = random.Random(sessions.seed)
+        slices = {s.slice for s in sessions.sessions}
+        self.impair = {
+            (name, d): SliceImpairment(
+                sessions.impairments.get(name, Impairment()), random.Random(rng.random())
+            )
+            for name in slices
+            for d in ("ul", "dl")
+        }
+        self.dl_seq: dict[int, int] = {}
+        self.truth = Tally()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.loop = asyncio.get_event_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def _after(self, delay: float, action: object) -> None:
+        if delay > 0:
+            self.loop.call_later(delay, action)  # type: ignore[arg-type]
+        else:
+            action()  # type: ignore[operator]
+
+    # uplink: N3 -> N6
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        msg = codec.decapsulate(data)
+        if msg is None:
+            self.truth.note("n3_not_gtpu")
+            return
+        if msg.msg_type == codec.ECHO_REQUEST:
+            self.truth.note("echo_requests_received")
+            reply = codec.encapsulate(
+                0, b"\x0e\x00", seq=msg.seq or 0, msg_type=codec.ECHO_RESPONSE
+            )
+            assert self.transport is not None
+            self.transport.sendto(reply, addr)
+            self.truth.note("echo_responses_sent")
+            return
+        if msg.msg_type != codec.G_PDU:
+            self.truth.note(f"n3_message_{msg.msg_type}")
+            return
+        session = self.by_ul_teid.get(msg.teid)
+        if session is None:
+            self.truth.note("ul_unknown_teid")
+            return
+        self.truth.add(session.slice, session.ul_teid, "ul_received", codec.frame_bytes(len(data)))
+        impairment = self.impair[(session.slice, "ul")]
+        verdict = impairment.verdict(len(msg.payload))
+        if verdict != "pass":
+            self.truth.add(session.slice, session.ul_teid, f"ul_{verdict}", len(msg.payload))
+            return
+        payload = msg.payload
+
+        def forward() -> None:
+            if write_tun(self.tun_fd, payload):
+                self.truth.add(session.slice, session.ul_teid, "ul_forwarded", len(payload) + 14)
+            else:
+                self.truth.add(session.slice, session.ul_teid, "ul_tun_error", len(payload))
+
+        self._after(impairment.delay_s(), forward)
+
+    # downlink: N6 -> N3
+    def tun_packet(self, packet: bytes) -> None:
+        if len(packet) < 20 or packet[0] >> 4 != 4:
+            self.truth.note("dl_not_ipv4")
+            return
+        session = self.by_ue.get(packet[16:20])
+        if session is None:
+            self.truth.note("dl_unknown_ue")
+            return
+        self.truth.add(session.slice, session.dl_teid, "dl_received", len(packet) + 14)
+        impairment = self.impair[(session.slice, "dl")]
+        verdict = impairment.verdict(len(packet))
+        if verdict != "pass":
+            self.truth.add(session.slice, session.dl_teid, f"dl_{verdict}", len(packet))
+            return
+        self._after(impairment.delay_s(), lambda: self._send_dl(session, packet))
+
+    def _send_dl(self, session: UeSession, packet: bytes) -> None:
+        seq = None
+        if session.sequence_numbers:
+            seq = self.dl_seq.get(session.dl_teid, 0)
+            self.dl_seq[session.dl_teid] = (seq + 1) & 0xFFFF
+        gtp = codec.encapsulate(session.dl_teid, packet, qfi=session.qfi, uplink=False, seq=seq)
+        assert self.transport is not None
+        self.transport.sendto(gtp, self.gnb)
+        self.truth.add(session.slice, session.dl_teid, "dl_sent", codec.frame_bytes(len(gtp)))
+
+
+def setup_tun(args: argparse.Namespace, sessions: SessionsFile) -> int:
+    """Opens and addresses the TUN device (before the event loop runs:
+    pyroute2's synchronous API runs its own)."""
+    tun_fd = open_tun(args.tun)
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=args.tun)[0]
+        for pool in args.ue_pool:
+            net = ipaddress.ip_network(pool)
+            ipr.addr(
+                "add", index=idx, address=str(net.network_address + 1), prefixlen=net.prefixlen
+            )
+        ipr.link("set", index=idx, state="up", mtu=1400)
+    return tun_fd
+
+
+async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    transport, upf = await loop.create_datagram_endpoint(
+        lambda: ReferenceUpf(sessions, args.gnb, tun_fd), local_addr=(args.n3, codec.GTPU_PORT)
+    )
+    loop.add_reader(tun_fd, drain_tun, tun_fd, upf.tun_packet)
+
+    def stop() -> None:
+        loop.remove_reader(tun_fd)
+        transport.close()
+        upf.truth.write(Path(args.truth), {"node": "upf"})
+
+    await serve_until_terminated(stop)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="reference UPF for the Sauron testbed")
+    parser.add_argument("--sessions", required=True)
+    parser.add_argument("--n3", required=True, help="N3 address to listen on")
+    parser.add_argument("--gnb", required=True, help="gNB N3 address")
+    parser.add_argument("--tun", default="ogstun")
+    parser.add_argument(
+        "--ue-pool", action="append", default=[], help="UE subnet routed into the TUN"
+    )
+    parser.add_argument("--truth", required=True, help="where to write the ground truth")
+    args = parser.parse_args()
+    sessions = load_sessions(Path(args.sessions))
+    asyncio.run(run(args, sessions, setup_tun(args, sessions)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The netns testbed with Sauron attached to the UPF: real kernel UDP, TCP and
+ICMP flows from UE addresses through the reference UPF; the agent's
+per-slice counts equal the ground truth the nodes recorded, exactly, at every
+attach point; the traffic itself arrived; nothing is left behind."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sauron.bpf import layout
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.maps import read_counters
+from sauron.catalog import Catalog
+from sauron.interfaces import attach_interfaces
+from sauron.netns import leftover_namespaces
+from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed, TestbedError
+from sauron.testbed.sessions import SessionsFile, make_sessions
+
+pytestmark = [pytest.mark.kernel, pytest.mark.netns]
+
+MSG = {name: value for value, name in layout.MSG_KIND_NAMES.items()}
+UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
+UDP_ROUNDS = 20
+TCP_BYTES = 300_000
+
+
+def _udp_round_trips(bed: Testbed, sessions: SessionsFile) -> int:
+    socks = [bed.ue_udp_socket(str(s.ue_ip)) for s in sessions.sessions]
+    answered = 0
+    for sock in socks:
+        sock.settimeout(3)
+    for i in range(UDP_ROUNDS):
+        for sock in socks:
+            sock.sendto(bytes([i]) * (40 + i), (N6_DN, UDP_ECHO_PORT))
+        for sock in socks:
+            try:
+                if len(sock.recv(2048)) == 40 + i:
+                    answered += 1
+            except TimeoutError:
+                pass
+    for sock in socks:
+        sock.close()
+    return answered
+
+
+def test_counts_equal_ground_truth(dataplane: DataPlane, catalog: Catalog, tmp_path: Path) -> None:
+    sessions = SessionsFile(
+        sessions=make_sessions(
+            catalog,
+            {"embb": 2, "urllc": 3, "mmtc": 10},
+            seq_slices=("urllc",),
+            qfi={"urllc": 1, "mmtc": 5},
+        )
+    )
+
+    def attach(bed: Testbed) -> None:
+        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+
+    with Testbed(
+        catalog, sessions, tmp_path / "bed", echo_interval=0.2, before_nodes=attach
+    ) as bed:
+        answered = _udp_round_trips(bed, sessions)
+        embb_ue = str(next(s.ue_ip for s in sessions.sessions if s.slice == "embb"))
+        tcp = bed.ue_tcp_connection(embb_ue)
+        tcp.sendall(bytes(TCP_BYTES))
+        tcp.shutdown(socket.SHUT_WR)
+        sink_says = tcp.recv(64)
+        tcp.close()
+        ping = subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                bed.gnb,
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-I",
+                str(sessions.sessions[-1].ue_ip),
+                N6_DN,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        truth = bed.stop()
+        counters = read_counters(dataplane)
+
+    assert answered == UDP_ROUNDS * len(sessions.sessions), "every UDP datagram came back"
+    assert sink_says.strip() == str(TCP_BYTES).encode(), "the TCP transfer completed"
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+    gnb, upf = truth["gnb"]["slices"], truth["upf"]["slices"]
+    for s in catalog.slices:
+        name = s.name
+        n3_ul = counters.slice(layout.POINT_N3_INGRESS, s.id, UL)
+        n3_dl = counters.slice(layout.POINT_N3_EGRESS, s.id, DL)
+        n6_ul = counters.slice(layout.POINT_N6_EGRESS, s.id, UL)
+        n6_dl = counters.slice(layout.POINT_N6_INGRESS, s.id, DL)
+        assert (n3_ul.packets, n3_ul.bytes) == (gnb[name]["ul_sent"], gnb[name]["ul_sent_bytes"]), (
+            name
+        )
+        assert n3_ul.msg[MSG["g_pdu"]] == n3_ul.packets and n3_ul.malformed == 0
+        assert (n3_dl.packets, n3_dl.bytes) == (upf[name]["dl_sent"], upf[name]["dl_sent_bytes"]), (
+            name
+        )
+        assert (n6_ul.packets, n6_ul.bytes) == (
+            upf[name]["ul_forwarded"],
+            upf[name]["ul_forwarded_bytes"],
+        ), name
+        assert (n6_dl.packets, n6_dl.bytes) == (
+            upf[name]["dl_received"],
+            upf[name]["dl_received_bytes"],
+        ), name
+        # the wrong direction at each point stays empty
+        assert counters.slice(layout.POINT_N3_INGRESS, s.id, DL).packets == 0
+        assert counters.slice(layout.POINT_N6_EGRESS, s.id, DL).packets == 0
+
+    # nothing of the users' traffic unclassified; echo counted as echo
+    assert counters.slice(layout.POINT_N3_INGRESS, 0, UL).msg[MSG["g_pdu"]] == 0
+    assert (
+        counters.slice(layout.POINT_N3_INGRESS, 0, UL).msg[MSG["echo_request"]]
+        == truth["gnb"]["other"]["echo_requests_sent"]
+    )
+    assert (
+        counters.slice(layout.POINT_N3_EGRESS, 0, DL).msg[MSG["echo_response"]]
+        == truth["upf"]["other"]["echo_responses_sent"]
+    )
+    # per TEID: uplink TEIDs on N3 ingress, downlink TEIDs on N3 egress
+    per_teid = {f"0x{counters.teid_of(t):08x}": t for t in counters.teids}
+    for key, entry in truth["gnb"]["teids"].items():
+        if "ul_sent" in entry:
+            assert per_teid[key].packets[UL] == entry["ul_sent"], key
+    for key, entry in truth["upf"]["teids"].items():
+        if "dl_sent" in entry:
+            assert per_teid[key].packets[DL] == entry["dl_sent"], key
+    # QFIs as the sessions file set them
+    assert (
+        counters.qfi(layout.POINT_N3_INGRESS, catalog.get("urllc").id, 1, UL).packets
+        == gnb["urllc"]["ul_sent"]
+    )
+    assert (
+        counters.qfi(layout.POINT_N3_EGRESS, catalog.get("mmtc").id, 5, DL).packets
+        == upf["mmtc"]["dl_sent"]
+    )
+
+
+def test_failed_start_leaves_nothing(catalog: Catalog, tmp_path: Path) -> None:
+    sessions = make_sessions(catalog, {"embb": 1})
+    twin = sessions[0].model_copy(
+        update={"ul_teid": sessions[0].ul_teid + 1, "dl_teid": sessions[0].dl_teid + 1}
+    )
+    bed = Testbed(catalog, SessionsFile(sessions=[sessions[0], twin]), tmp_path / "bed")
+    with pytest.raises(TestbedError, match="gnb did not start"), bed:
+        pass
+    assert leftover_namespaces(bed.topology.prefix) == []
+    assert not bed.processes
+    tuns = subprocess.run(
+        ["ip", "-o", "link", "show", "type", "tun"], capture_output=True, text=True
+    ).stdout
+    assert "ogstun" not in tuns and "uesimtun" not in tuns
