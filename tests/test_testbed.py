@@ -6,7 +6,9 @@ attach point; the traffic itself arrived; nothing is left behind."""
 from __future__ import annotations
 
 import socket
+import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from sauron.catalog import Catalog
 from sauron.interfaces import attach_interfaces
 from sauron.netns import leftover_namespaces
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed, TestbedError
-from sauron.testbed.sessions import SessionsFile, make_sessions
+from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
@@ -166,3 +168,71 @@ def test_failed_start_leaves_nothing(catalog: Catalog, tmp_path: Path) -> None:
         ["ip", "-o", "link", "show", "type", "tun"], capture_output=True, text=True
     ).stdout
     assert "ogstun" not in tuns and "uesimtun" not in tuns
+
+
+def _udp_rtts(
+    bed: Testbed, ue_ip: str, count: int, timeout: float = 0.5
+) -> tuple[list[float], int]:
+    """Round-trip times of UDP echoes from one UE, and how many came back."""
+    sock = bed.ue_udp_socket(ue_ip)
+    sock.settimeout(timeout)
+    rtts: list[float] = []
+    for i in range(count):
+        start = time.monotonic()
+        sock.sendto(i.to_bytes(4, "big") + bytes(60), (N6_DN, UDP_ECHO_PORT))
+        try:
+            while True:
+                data = sock.recv(4096)
+                if data[:4] == i.to_bytes(4, "big"):
+                    rtts.append(time.monotonic() - start)
+                    break
+        except TimeoutError:
+            pass
+    sock.close()
+    return rtts, len(rtts)
+
+
+def test_impairments_are_the_ground_truth(
+    dataplane: DataPlane, catalog: Catalog, tmp_path: Path
+) -> None:
+    sessions = SessionsFile(
+        sessions=make_sessions(catalog, {"embb": 1, "urllc": 1, "mmtc": 1}),
+        impairments={"urllc": Impairment(delay_ms=5), "mmtc": Impairment(loss=0.2)},
+    )
+
+    def attach(bed: Testbed) -> None:
+        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+
+    ue = {s.slice: str(s.ue_ip) for s in sessions.sessions}
+    with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach) as bed:
+        base, _ = _udp_rtts(bed, ue["embb"], 30)
+        slow, _ = _udp_rtts(bed, ue["urllc"], 30)
+        _, mmtc_back = _udp_rtts(bed, ue["mmtc"], 200, timeout=0.05)
+        # a live change: the rate limit takes effect without a restart
+        bed.set_impairments({"embb": Impairment(rate_mbps=1.0)})
+        time.sleep(0.3)
+        sock = bed.ue_udp_socket(ue["embb"])
+        for _ in range(400):
+            sock.sendto(bytes(1000), (N6_DN, UDP_ECHO_PORT))
+        sock.close()
+        time.sleep(0.5)
+        truth = bed.stop()
+        counters = read_counters(dataplane)
+
+    # 5 ms each way in the UPF: the URLLC round trip is 10 ms longer
+    assert 0.009 < statistics.median(slow) - statistics.median(base) < 0.02
+    # 20 % loss each way: about 64 % come back, and the UPF says exactly which were lost
+    upf = truth["upf"]["slices"]
+    assert 100 < mmtc_back < 160
+    lost_ul = upf["mmtc"].get("ul_lost", 0)
+    assert upf["mmtc"]["ul_received"] == 200 and 20 < lost_ul < 60
+    mmtc = catalog.get("mmtc").id
+    n3_in = counters.slice(layout.POINT_N3_INGRESS, mmtc, UL).packets
+    n6_out = counters.slice(layout.POINT_N6_EGRESS, mmtc, UL).packets
+    assert (n3_in, n3_in - n6_out) == (200, lost_ul), "loss inside the UPF, seen by the agent"
+    # 1 Mbit/s against 3.3 Mbit sent at once: the policer drops a large share
+    # (how much depends on how fast the user-space nodes pass the burst on)
+    assert upf["embb"]["ul_rate_dropped"] >= 100
+    embb = catalog.get("embb").id
+    assert counters.slice(layout.POINT_N6_EGRESS, embb, UL).packets == upf["embb"]["ul_forwarded"]
+    assert truth["upf"]["other"]["impairments_applied"] == 2

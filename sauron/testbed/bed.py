@@ -18,7 +18,7 @@ from typing import Any
 from sauron.catalog import Catalog
 from sauron.config import InterfaceConfig
 from sauron.netns import Topology, inside
-from sauron.testbed.sessions import SessionsFile
+from sauron.testbed.sessions import Impairment, SessionsFile
 
 N3_GNB, N3_UPF = "192.0.2.1", "192.0.2.2"
 N6_UPF, N6_DN = "198.51.100.1", "198.51.100.2"
@@ -210,6 +210,12 @@ class Testbed:
             sock.bind((ue_ip, 0))
         sock.connect((N6_DN, TCP_SINK_PORT))
         return sock
+
+    def set_impairments(self, impairments: dict[str, Impairment]) -> None:
+        """Changes the UPF's per-slice impairments while it runs."""
+        self.sessions = self.sessions.model_copy(update={"impairments": impairments})
+        self.sessions.write(self.workdir / "sessions.json")
+        self.processes["upf"].send_signal(signal.SIGHUP)
 
     # ---- stopping -----------------------------------------------------------
     def stop(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import ipaddress
 import random
+import signal
 from pathlib import Path
 
 from sauron.testbed import codec
@@ -24,11 +25,23 @@ from sauron.testbed.tun import open_tun
 
 class ReferenceUpf(asyncio.DatagramProtocol):
     def __init__(self, sessions: SessionsFile, gnb: str, tun_fd: int) -> None:
+        self.truth = Tally()
         self.by_ul_teid = {s.ul_teid: s for s in sessions.sessions}
         self.by_ue = {s.ue_ip.packed: s for s in sessions.sessions}
         self.gnb = (gnb, codec.GTPU_PORT)
         self.tun_fd = tun_fd
-        rng = random.Random(sessions.seed)
+        self.impair: dict[tuple[str, str], SliceImpairment] = {}
+        self.impairments_applied = 0
+        self.set_impairments(sessions)
+        self.dl_seq: dict[int, int] = {}
+        self.transport: asyncio.DatagramTransport | None = None
+        self.loop = asyncio.get_event_loop()
+
+    def set_impairments(self, sessions: SessionsFile) -> None:
+        """(Re)applies the sessions file's impairments, e.g. on SIGHUP."""
+        # a fresh, reproducible random stream for every application
+        rng = random.Random(sessions.seed + self.impairments_applied)
+        self.impairments_applied += 1
         slices = {s.slice for s in sessions.sessions}
         self.impair = {
             (name, d): SliceImpairment(
@@ -37,10 +50,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
             for name in slices
             for d in ("ul", "dl")
         }
-        self.dl_seq: dict[int, int] = {}
-        self.truth = Tally()
-        self.transport: asyncio.DatagramTransport | None = None
-        self.loop = asyncio.get_event_loop()
+        self.truth.note("impairments_applied")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -140,6 +150,10 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
         lambda: ReferenceUpf(sessions, args.gnb, tun_fd), local_addr=(args.n3, codec.GTPU_PORT)
     )
     loop.add_reader(tun_fd, drain_tun, tun_fd, upf.tun_packet)
+    # SIGHUP: read the sessions file again and apply its impairments
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: upf.set_impairments(load_sessions(Path(args.sessions)))
+    )
 
     def stop() -> None:
         loop.remove_reader(tun_fd)
