@@ -71,8 +71,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(exc, file=sys.stderr)
         return 2
-    totals = run_demo(args.duration, catalog)
-    print("packets counted per slice:", json.dumps(totals))
+    result = run_demo(args.duration, catalog)
+    print("G-PDUs counted per slice:", json.dumps(result["slices"]))
+    print(f"ground truth and node logs: {result['workdir']}")
     return 0
 
 

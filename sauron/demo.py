@@ -1,222 +1,244 @@
-"""`sauron demo`: the agent on a UPF's N3 and N6 interfaces in namespaces it
-builds, with a gNB sending uplink GTP-U and a data network sending downlink
-IP for the three slices of the default catalog, and a live per-slice table.
+"""`sauron demo`: the agent on the UPF of the netns testbed, three slices of
+real traffic, a live per-slice table, and an SLA broken on purpose.
 
-Until the full testbed (reference UPF, UE flows) exists, traffic on each side
-comes from prebuilt frames sent with AF_PACKET; the counts are the kernel's.
+eMBB UEs download over TCP, URLLC UEs send small periodic UDP, mMTC UEs
+(many) send sparse UDP. At 40 % of the run the reference UPF starts
+rate-limiting eMBB to 0.5 Mbit/s, under the catalog's 1 Mbit/s downlink
+minimum, and the SLA tracker opens a violation.
 """
 
 from __future__ import annotations
 
-import socket
+import contextlib
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
-from scapy.packet import Raw
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import active_per_slice, read_counters
+from sauron.bpf.maps import DataPlaneCounters, active_per_slice, read_counters
 from sauron.catalog import Catalog, load_catalog
-from sauron.config import InterfaceConfig
-from sauron.gtpu_frames import gtpu_frame
 from sauron.interfaces import attach_interfaces
-from sauron.netns import Topology, inside
 from sauron.rules import program_catalog
+from sauron.sla import SlaTracker
+from sauron.testbed.bed import N6_DN, TCP_SOURCE_PORT, UDP_ECHO_PORT, Testbed
+from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 
-GNB_MAC, UPF_N3_MAC = "02:00:00:00:03:01", "02:00:00:00:03:02"
-DN_MAC, UPF_N6_MAC = "02:00:00:00:06:01", "02:00:00:00:06:02"
-
-
-@dataclass(frozen=True)
-class SliceLoad:
-    """What the demo sends for one slice, per second."""
-
-    slice_name: str
-    ues: int
-    ul_pps: int
-    dl_pps: int
-    payload: int
-    qfi: int
+UES = {"embb": 2, "urllc": 4, "mmtc": 40}
+URLLC_PERIOD_S = 0.01
+MMTC_PERIOD_S = 1.0
+BREAK_AT = 0.4
+BROKEN = {"embb": Impairment(rate_mbps=0.5)}
 
 
-DEMO_LOAD = (
-    SliceLoad("embb", ues=4, ul_pps=400, dl_pps=1600, payload=1200, qfi=9),
-    SliceLoad("urllc", ues=8, ul_pps=500, dl_pps=500, payload=64, qfi=1),
-    SliceLoad("mmtc", ues=200, ul_pps=200, dl_pps=50, payload=40, qfi=5),
-)
+@dataclass
+class Traffic:
+    """The UEs' applications, each on a thread, all stopped by one event."""
 
+    bed: Testbed
+    sessions: SessionsFile
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    downloaded: int = 0
 
-def _ue_address(catalog: Catalog, slice_name: str, index: int) -> str:
-    spec = catalog.get(slice_name)
-    if spec is None:
-        raise ValueError(f"the catalog has no slice {slice_name!r}")
-    net = next(n for n in spec.spec.ue_subnets if n.version == 4)
-    return str(net.network_address + 1 + index)
+    def ues(self, slice_name: str) -> list[str]:
+        return [str(s.ue_ip) for s in self.sessions.sessions if s.slice == slice_name]
 
-
-def _teid(catalog: Catalog, slice_name: str, index: int) -> int:
-    spec = catalog.get(slice_name)
-    assert spec is not None
-    first = spec.spec.teid_ranges[0].first if spec.spec.teid_ranges else 0x1000 * spec.id
-    return first + index
-
-
-def build_frames(catalog: Catalog, load: SliceLoad) -> tuple[list[bytes], list[bytes]]:
-    uplink, downlink = [], []
-    for i in range(load.ues):
-        ue = _ue_address(catalog, load.slice_name, i)
-        inner_ul = (
-            IP(src=ue, dst="198.51.100.2")
-            / UDP(sport=40000 + i, dport=9000)
-            / Raw(bytes(load.payload))
+    def start(self) -> None:
+        for ue in self.ues("embb"):
+            self._spawn(self._download, ue)
+        self._spawn(self._periodic, self.ues("urllc"), URLLC_PERIOD_S, 64)
+        self._spawn(
+            self._periodic, self.ues("mmtc"), MMTC_PERIOD_S / len(self.ues("mmtc")), 40, True
         )
-        uplink.append(
-            gtpu_frame(
-                inner_ul,
-                teid=_teid(catalog, load.slice_name, i),
-                qfi=load.qfi,
-                uplink=True,
-                src_mac=GNB_MAC,
-                dst_mac=UPF_N3_MAC,
-                outer_src="192.0.2.1",
-                outer_dst="192.0.2.2",
-            )
-        )
-        downlink.append(
-            bytes(
-                Ether(src=DN_MAC, dst=UPF_N6_MAC)
-                / IP(src="198.51.100.2", dst=ue)
-                / UDP(sport=9000, dport=40000 + i)
-                / Raw(bytes(load.payload))
-            )
-        )
-    return uplink, downlink
 
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self.threads.append(thread)
 
-class PacedSender(threading.Thread):
-    """Sends frames round-robin at a fixed rate until stopped."""
-
-    def __init__(
-        self, sock: socket.socket, frames: list[bytes], pps: int, stop: threading.Event
-    ) -> None:
-        super().__init__(daemon=True)
-        self.sock, self.frames, self.pps, self.stop = sock, frames, pps, stop
-        self.sent = 0
-
-    def run(self) -> None:
-        started = time.monotonic()
+    def _download(self, ue: str) -> None:
         while not self.stop.is_set():
-            due = int((time.monotonic() - started) * self.pps)
-            while self.sent < due:
-                self.sock.send(self.frames[self.sent % len(self.frames)])
-                self.sent += 1
-            time.sleep(0.005)
+            try:
+                conn = self.bed.ue_tcp_connection(ue, TCP_SOURCE_PORT, timeout=1.0)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            with conn:
+                while not self.stop.is_set():
+                    try:
+                        chunk = conn.recv(65536)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    self.downloaded += len(chunk)
+
+    def _periodic(
+        self, ues: list[str], period: float, size: int, one_at_a_time: bool = False
+    ) -> None:
+        socks = [self.bed.ue_udp_socket(ue) for ue in ues]
+        for sock in socks:
+            sock.setblocking(False)
+        turn = 0
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            senders = [socks[turn % len(socks)]] if one_at_a_time else socks
+            turn += 1
+            for sock in senders:
+                with contextlib.suppress(OSError):
+                    sock.sendto(bytes(size), (N6_DN, UDP_ECHO_PORT))
+            for sock in socks:
+                with contextlib.suppress(OSError):
+                    while sock.recv(2048):
+                        pass
+            next_at += period
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        for sock in socks:
+            sock.close()
+
+    def join(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=3)
 
 
-def _packet_socket(ns: str, ifname: str) -> socket.socket:
-    with inside(ns):
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        sock.bind((ifname, 0))
-    return sock
+def _mbps(now: layout.SliceStats, before: layout.SliceStats, seconds: float) -> float:
+    return float(now.bytes - before.bytes) * 8 / seconds / 1e6
 
 
-def format_table(
-    catalog: Catalog,
-    rates: dict[str, dict[str, tuple[float, float]]],
-    active_teids: dict[int, int],
-    active_ues: dict[int, int],
-) -> str:
-    """Per slice: rates on N3 (uplink) and N6 (downlink), and the TEIDs and
-    UE addresses that carried traffic in the interval."""
-    lines = [
-        f"{'slice':<8}{'S-NSSAI':<11}{'UL pkt/s':>10}{'UL Mbit/s':>11}{'DL pkt/s':>10}"
-        f"{'DL Mbit/s':>11}{'TEIDs':>7}{'UEs':>6}"
-    ]
-    for s in catalog.slices:
-        ul = rates.get(s.name, {}).get("uplink", (0.0, 0.0))
-        dl = rates.get(s.name, {}).get("downlink", (0.0, 0.0))
+def _upf_drops(c: DataPlaneCounters, slice_id: int) -> int:
+    """Packets that entered the UPF and did not leave it, both directions
+    (counts include packets in flight at the moment of reading)."""
+    ul = (
+        c.slice(layout.POINT_N3_INGRESS, slice_id, 0).msg[0]
+        - c.slice(layout.POINT_N6_EGRESS, slice_id, 0).packets
+    )
+    dl = (
+        c.slice(layout.POINT_N6_INGRESS, slice_id, 1).packets
+        - c.slice(layout.POINT_N3_EGRESS, slice_id, 1).packets
+    )
+    return int(max(0, ul) + max(0, dl))
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'slice':<7}{'S-NSSAI':<10}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}"
+        f"{'UL pkt/s':>9}{'DL pkt/s':>9}{'TEIDs':>6}{'UEs':>5}{'UPF drops':>10}"
+    )
+    lines = [head]
+    for r in rows:
         lines.append(
-            f"{s.name:<8}{s.spec.snssai!s:<11}{ul[0]:>10.0f}{ul[1]:>11.2f}{dl[0]:>10.0f}"
-            f"{dl[1]:>11.2f}{active_teids.get(s.id, 0):>7}{active_ues.get(s.id, 0):>6}"
+            f"{r['slice']:<7}{r['snssai']:<10}{r['sla']:<11}{r['ul_mbps']:>10.2f}{r['dl_mbps']:>10.2f}"
+            f"{r['ul_pps']:>9.0f}{r['dl_pps']:>9.0f}{r['teids']:>6}{r['ues']:>5}{r['upf_drops']:>10}"
         )
     return "\n".join(lines)
 
 
 def run_demo(
-    duration: float, catalog: Catalog | None = None, out: Callable[[str], None] = print
-) -> dict[str, dict[str, int]]:
-    """Runs the demo; returns the final per-slice packet counts."""
+    duration: float,
+    catalog: Catalog | None = None,
+    out: Callable[[str], None] = print,
+    workdir: Path | None = None,
+) -> dict[str, Any]:
+    """Runs the demo; returns per-slice totals, the SLA events and the
+    testbed's ground truth."""
     catalog = catalog or load_catalog()
-    stop = threading.Event()
+    sessions = SessionsFile(sessions=make_sessions(catalog, UES, qfi={"urllc": 1, "mmtc": 5}))
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="sauron-demo-"))
+    tracker = SlaTracker(catalog)
     dp = DataPlane()
-    with dp, Topology() as topo:
-        program_catalog(dp, catalog)
-        gnb, upf, dn = topo.namespace("gnb"), topo.namespace("upf"), topo.namespace("dn")
-        topo.veth(gnb, "n3", "192.0.2.1/24", upf, "n3", "192.0.2.2/24", GNB_MAC, UPF_N3_MAC)
-        topo.veth(upf, "n6", "198.51.100.1/24", dn, "eth0", "198.51.100.2/24", UPF_N6_MAC, DN_MAC)
-        attach_interfaces(
-            dp,
-            [
-                InterfaceConfig(name="n3", role="n3", netns=upf),
-                InterfaceConfig(name="n6", role="n6", netns=upf),
-            ],
-            topo,
-        )
+    program_catalog(dp, catalog)
+
+    def attach(bed: Testbed) -> None:
+        attach_interfaces(dp, bed.interfaces(), bed.topology)
+
+    with dp, Testbed(catalog, sessions, workdir, before_nodes=attach) as bed:
         out(
-            f"namespaces {gnb}, {upf}, {dn}; programs on {upf}: n3 (XDP + TC egress), n6 (XDP + TC egress)"
+            f"testbed up: gNB {bed.gnb}, UPF {bed.upf}, DN {bed.dn}; agent on the UPF's n3 and n6; "
+            f"ground truth in {workdir}"
         )
-        senders = []
-        for load in DEMO_LOAD:
-            ul, dl = build_frames(catalog, load)
-            senders.append(PacedSender(_packet_socket(gnb, "n3"), ul, load.ul_pps, stop))
-            senders.append(PacedSender(_packet_socket(dn, "eth0"), dl, load.dl_pps, stop))
-        for sender in senders:
-            sender.start()
+        traffic = Traffic(bed, sessions)
+        traffic.start()
+        started = prev_t = time.monotonic()
         previous = read_counters(dp)
-        prev_t = time.monotonic()
-        end = prev_t + duration
+        broken = False
         try:
-            while time.monotonic() < end:
-                time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+            while (now_t := time.monotonic()) < started + duration:
+                time.sleep(max(0.0, min(1.0, started + duration - now_t)))
+                if not broken and time.monotonic() - started >= BREAK_AT * duration:
+                    bed.set_impairments(BROKEN)
+                    broken = True
+                    out(
+                        ">>> the UPF now rate-limits eMBB to 0.5 Mbit/s (its SLA asks for 1 Mbit/s downlink)\n"
+                    )
                 now = read_counters(dp)
                 t = time.monotonic()
-                rates: dict[str, dict[str, tuple[float, float]]] = {}
+                dt = max(t - prev_t, 1e-6)
+                throughput: dict[str, dict[str, float]] = {}
+                rows = []
+                teids = active_per_slice(previous.teids, now.teids)
+                ues = active_per_slice(previous.ues, now.ues)
                 for s in catalog.slices:
-                    for point, dname in (
-                        (layout.POINT_N3_INGRESS, "uplink"),
-                        (layout.POINT_N6_INGRESS, "downlink"),
-                    ):
-                        d = layout.DIR_UPLINK if dname == "uplink" else layout.DIR_DOWNLINK
-                        cur, old = now.slice(point, s.id, d), previous.slice(point, s.id, d)
-                        dt = max(t - prev_t, 1e-6)
-                        rates.setdefault(s.name, {})[dname] = (
-                            (cur.packets - old.packets) / dt,
-                            (cur.bytes - old.bytes) * 8 / dt / 1e6,
-                        )
-                active_teids = active_per_slice(previous.teids, now.teids)
-                active_ues = active_per_slice(previous.ues, now.ues)
-                out(format_table(catalog, rates, active_teids, active_ues) + "\n")
+                    ul_now, ul_before = (
+                        now.slice(layout.POINT_N6_EGRESS, s.id, 0),
+                        previous.slice(layout.POINT_N6_EGRESS, s.id, 0),
+                    )
+                    dl_now, dl_before = (
+                        now.slice(layout.POINT_N3_EGRESS, s.id, 1),
+                        previous.slice(layout.POINT_N3_EGRESS, s.id, 1),
+                    )
+                    throughput[s.name] = {
+                        "uplink": _mbps(ul_now, ul_before, dt),
+                        "downlink": _mbps(dl_now, dl_before, dt),
+                    }
+                    rows.append(
+                        {
+                            "slice": s.name,
+                            "snssai": str(s.spec.snssai),
+                            "sla": "",
+                            "ul_mbps": throughput[s.name]["uplink"],
+                            "dl_mbps": throughput[s.name]["downlink"],
+                            "ul_pps": (ul_now.packets - ul_before.packets) / dt,
+                            "dl_pps": (dl_now.packets - dl_before.packets) / dt,
+                            "teids": teids.get(s.id, 0),
+                            "ues": ues.get(s.id, 0),
+                            "upf_drops": _upf_drops(now, s.id),
+                        }
+                    )
+                tracker.observe(throughput)
+                for row in rows:
+                    row["sla"] = tracker.status(row["slice"])
+                out(f"t={t - started:5.1f}s\n{format_table(rows)}\n")
                 previous, prev_t = now, t
         except KeyboardInterrupt:
             out("interrupted")
         finally:
-            stop.set()
-            for sender in senders:
-                sender.join(timeout=2)
+            traffic.join()
+        truth = bed.stop()
         final = read_counters(dp)
-        return {
-            s.name: {
-                "uplink": int(
-                    final.slice(layout.POINT_N3_INGRESS, s.id, layout.DIR_UPLINK).packets
-                ),
-                "downlink": int(
-                    final.slice(layout.POINT_N6_INGRESS, s.id, layout.DIR_DOWNLINK).packets
-                ),
-            }
-            for s in catalog.slices
+    for v in tracker.events:
+        end = f"ended at interval {v.ended_interval}" if v.ended_interval else "still open"
+        out(
+            f"SLA violation: {v.slice_name} {v.target} < {v.limit} from interval {v.started_interval}, "
+            f"{end}, worst {v.worst:.2f}"
+        )
+    totals = {
+        s.name: {
+            "uplink_packets": int(final.slice(layout.POINT_N3_INGRESS, s.id, 0).packets),
+            "downlink_packets": int(final.slice(layout.POINT_N3_EGRESS, s.id, 1).packets),
         }
+        for s in catalog.slices
+    }
+    return {
+        "slices": totals,
+        "violations": [vars(v) for v in tracker.events],
+        "truth": truth,
+        "workdir": str(workdir),
+    }

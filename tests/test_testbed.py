@@ -17,6 +17,7 @@ from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
+from sauron.demo import run_demo
 from sauron.interfaces import attach_interfaces
 from sauron.netns import leftover_namespaces
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed, TestbedError
@@ -236,3 +237,20 @@ def test_impairments_are_the_ground_truth(
     embb = catalog.get("embb").id
     assert counters.slice(layout.POINT_N6_EGRESS, embb, UL).packets == upf["embb"]["ul_forwarded"]
     assert truth["upf"]["other"]["impairments_applied"] == 2
+
+
+def test_demo_shows_three_slices_and_detects_the_sla_break(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = run_demo(10, out=lines.append, workdir=tmp_path / "demo")
+    slices = result["slices"]
+    for name in ("embb", "urllc", "mmtc"):
+        assert slices[name]["uplink_packets"] > 0 and slices[name]["downlink_packets"] > 0, name
+    (violation,) = result["violations"]
+    assert (
+        violation["slice_name"] == "embb" and violation["target"] == "min_throughput_mbps.downlink"
+    )
+    assert violation["worst"] < 1.0
+    # the break came from the injected rate limit, which the UPF's ground truth records
+    assert result["truth"]["upf"]["slices"]["embb"]["dl_rate_dropped"] > 0
+    assert any("violated" in line for line in lines)
+    assert leftover_namespaces() == []

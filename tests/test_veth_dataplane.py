@@ -6,24 +6,77 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import dataclass
 
 import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
 
 from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
 from sauron.config import AgentConfig
-from sauron.demo import DN_MAC, GNB_MAC, UPF_N3_MAC, UPF_N6_MAC, SliceLoad, build_frames
+from sauron.gtpu_frames import gtpu_frame
 from sauron.interfaces import attach_interfaces
 from sauron.netns import Topology, inside
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
+GNB_MAC, UPF_N3_MAC = "02:00:00:00:03:01", "02:00:00:00:03:02"
+DN_MAC, UPF_N6_MAC = "02:00:00:00:06:01", "02:00:00:00:06:02"
+
+
+@dataclass(frozen=True)
+class SliceLoad:
+    slice_name: str
+    ues: int
+    payload: int
+    qfi: int
+
+
+def build_frames(catalog: Catalog, load: SliceLoad) -> tuple[list[bytes], list[bytes]]:
+    """Uplink GTP-U frames (one per UE, from its TEID and address) and the
+    matching downlink IP frames, built once."""
+    spec = catalog.get(load.slice_name)
+    assert spec is not None
+    pool = next(n for n in spec.spec.ue_subnets if n.version == 4)
+    uplink, downlink = [], []
+    for i in range(load.ues):
+        ue = str(pool.network_address + 1 + i)
+        inner = (
+            IP(src=ue, dst="198.51.100.2")
+            / UDP(sport=40000 + i, dport=9000)
+            / Raw(bytes(load.payload))
+        )
+        uplink.append(
+            gtpu_frame(
+                inner,
+                teid=spec.spec.teid_ranges[0].first + i,
+                qfi=load.qfi,
+                uplink=True,
+                src_mac=GNB_MAC,
+                dst_mac=UPF_N3_MAC,
+                outer_src="192.0.2.1",
+                outer_dst="192.0.2.2",
+            )
+        )
+        downlink.append(
+            bytes(
+                Ether(src=DN_MAC, dst=UPF_N6_MAC)
+                / IP(src="198.51.100.2", dst=ue)
+                / UDP(sport=9000, dport=40000 + i)
+                / Raw(bytes(load.payload))
+            )
+        )
+    return uplink, downlink
+
+
 LOADS = (
-    SliceLoad("embb", ues=3, ul_pps=0, dl_pps=0, payload=1000, qfi=9),
-    SliceLoad("urllc", ues=5, ul_pps=0, dl_pps=0, payload=60, qfi=1),
-    SliceLoad("mmtc", ues=17, ul_pps=0, dl_pps=0, payload=30, qfi=5),
+    SliceLoad("embb", ues=3, payload=1000, qfi=9),
+    SliceLoad("urllc", ues=5, payload=60, qfi=1),
+    SliceLoad("mmtc", ues=17, payload=30, qfi=5),
 )
 SO_RCVBUFFORCE = 33  # asm-generic/socket.h; root may exceed rmem_max
 ROUNDS = {"embb": 40, "urllc": 20, "mmtc": 3}

@@ -25,7 +25,7 @@ N6_UPF, N6_DN = "198.51.100.1", "198.51.100.2"
 N3_PREFIX, N6_PREFIX = 24, 24
 GNB_MAC, UPF_N3_MAC = "02:00:00:00:03:01", "02:00:00:00:03:02"
 UPF_N6_MAC, DN_MAC = "02:00:00:00:06:02", "02:00:00:00:06:01"
-UDP_ECHO_PORT, TCP_SINK_PORT = 9000, 9001
+UDP_ECHO_PORT, TCP_SINK_PORT, TCP_SOURCE_PORT = 9000, 9001, 9002
 READY_TIMEOUT_S = 20.0
 
 
@@ -155,6 +155,8 @@ class Testbed:
                 str(UDP_ECHO_PORT),
                 "--tcp-port",
                 str(TCP_SINK_PORT),
+                "--tcp-source-port",
+                str(TCP_SOURCE_PORT),
             ],
         )
         self._spawn(
@@ -203,12 +205,16 @@ class Testbed:
             sock.bind((ue_ip, 0))
         return sock
 
-    def ue_tcp_connection(self, ue_ip: str, timeout: float = 10.0) -> socket.socket:
+    def ue_tcp_connection(
+        self, ue_ip: str, port: int = TCP_SINK_PORT, timeout: float = 10.0
+    ) -> socket.socket:
+        """A UE's TCP connection to the DN: the sink (upload) or the source
+        (TCP_SOURCE_PORT, download)."""
         with inside(self.gnb):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             sock.bind((ue_ip, 0))
-        sock.connect((N6_DN, TCP_SINK_PORT))
+        sock.connect((N6_DN, port))
         return sock
 
     def set_impairments(self, impairments: dict[str, Impairment]) -> None:

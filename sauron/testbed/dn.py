@@ -1,5 +1,5 @@
-"""Data-network servers: a UDP echo server and a TCP sink that reports how
-much it received. Run inside the DN namespace: python -m sauron.testbed.dn"""
+"""Data-network servers: a UDP echo server, a TCP sink that reports how much
+it received, and a TCP source that streams until the client leaves. Run inside the DN namespace: python -m sauron.testbed.dn"""
 
 from __future__ import annotations
 
@@ -45,16 +45,35 @@ async def run(args: argparse.Namespace) -> None:
         writer.close()
 
     server = await asyncio.start_server(sink, args.addr, args.tcp_port)
+    tcp_sent: dict[str, int] = defaultdict(int)
+    block = bytes(65536)
+
+    async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Bulk download: streams until the client goes away."""
+        peer = writer.get_extra_info("peername")[0]
+        try:
+            while not reader.at_eof():
+                writer.write(block)
+                await writer.drain()
+                tcp_sent[peer] += len(block)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    source_server = await asyncio.start_server(source, args.addr, args.tcp_source_port)
 
     def stop() -> None:
         transport.close()
         server.close()
+        source_server.close()
         Path(args.truth).write_text(
             json.dumps(
                 {
                     "node": "dn",
                     "udp": {k: dict(v) for k, v in echo.per_source.items()},
                     "tcp_received": dict(tcp_received),
+                    "tcp_sent": dict(tcp_sent),
                 },
                 indent=2,
                 sort_keys=True,
@@ -68,7 +87,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="data-network servers for the Sauron testbed")
     parser.add_argument("--addr", default="0.0.0.0")
     parser.add_argument("--udp-port", type=int, default=9000)
-    parser.add_argument("--tcp-port", type=int, default=9001)
+    parser.add_argument("--tcp-port", type=int, default=9001, help="TCP sink (uploads)")
+    parser.add_argument("--tcp-source-port", type=int, default=9002, help="TCP source (downloads)")
     parser.add_argument("--truth", required=True)
     asyncio.run(run(parser.parse_args()))
 
