@@ -5,6 +5,7 @@ all (there is no skip for a missing capability: a missing one is a failure)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,49 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             "the test suite needs root: it loads BPF programs and builds namespaces"
         )
+
+
+def leftovers() -> list[str]:
+    """What a test run must not leave on the machine: namespaces of ours, TUN
+    devices, node processes, XDP or TC programs on the host's links."""
+    found = [f"namespace {n}" for n in leftover_namespaces()]
+    links = subprocess.run(
+        ["ip", "-d", "-o", "link", "show"], capture_output=True, text=True
+    ).stdout
+    for line in links.splitlines():
+        name = line.split(":")[1].strip()
+        if " tun " in line or "prog/xdp" in line or "xdpgeneric" in line:
+            found.append(f"link {name}: {line[:120]}")
+        filters = subprocess.run(
+            ["tc", "filter", "show", "dev", name.split("@")[0], "egress"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if "sauron" in filters:
+            found.append(f"TC filter on {name}")
+    procs = subprocess.run(
+        ["pgrep", "-a", "-f", "sauron.testbed|osmo-ggsn|sgsnemu"], capture_output=True, text=True
+    ).stdout
+    found += [f"process {p}" for p in procs.splitlines() if "pgrep" not in p]
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left = leftovers()
+    if left:
+        session.config.stash[LEFTOVERS] = left
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    left = terminalreporter.config.stash.get(LEFTOVERS, [])
+    if left:
+        terminalreporter.section("left behind by the test run (a failure)", red=True)
+        for item in left:
+            terminalreporter.write_line(item)
+
+
+LEFTOVERS = pytest.StashKey[list[str]]()
 
 
 @pytest.fixture(scope="session")
