@@ -21,6 +21,7 @@ from sauron.demo import run_demo
 from sauron.interfaces import attach_interfaces
 from sauron.netns import leftover_namespaces
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed, TestbedError
+from sauron.testbed.load import blast
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
@@ -254,3 +255,50 @@ def test_demo_shows_three_slices_and_detects_the_sla_break(tmp_path: Path) -> No
     assert result["truth"]["upf"]["slices"]["embb"]["dl_rate_dropped"] > 0
     assert any("violated" in line for line in lines)
     assert leftover_namespaces() == []
+
+
+def test_load_of_tens_of_thousands_pps_is_counted_exactly(
+    dataplane: DataPlane, catalog: Catalog, tmp_path: Path
+) -> None:
+    sessions = SessionsFile(sessions=make_sessions(catalog, {"embb": 5, "urllc": 5, "mmtc": 50}))
+
+    def attach(bed: Testbed) -> None:
+        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+
+    with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach) as bed:
+        result = blast(bed, pps=30_000, seconds=2.0)
+        time.sleep(0.3)
+        bed.stop()
+        counters = read_counters(dataplane)
+    assert result.sent == 60_000 and result.pps > 20_000
+    for s in catalog.slices:
+        st = counters.slice(layout.POINT_N3_INGRESS, s.id, UL)
+        sent = result.truth.slices[s.name]
+        assert (st.packets, st.bytes) == (sent["ul_sent"], sent["ul_sent_bytes"]), s.name
+
+
+def test_radio_side_uplink_loss_never_reaches_n3(
+    dataplane: DataPlane, catalog: Catalog, tmp_path: Path
+) -> None:
+    sessions = SessionsFile(
+        sessions=make_sessions(catalog, {"mmtc": 2}, seq_slices=("mmtc",)),
+        uplink_radio_loss={"mmtc": 0.25},
+    )
+
+    def attach(bed: Testbed) -> None:
+        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+
+    with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach) as bed:
+        sock = bed.ue_udp_socket(str(sessions.sessions[0].ue_ip))
+        for _ in range(200):
+            sock.sendto(bytes(20), (N6_DN, UDP_ECHO_PORT))
+            time.sleep(0.001)
+        sock.close()
+        time.sleep(0.3)
+        truth = bed.stop()
+        counters = read_counters(dataplane)
+    gnb = truth["gnb"]["slices"]["mmtc"]
+    assert gnb["ul_sent"] + gnb["ul_radio_lost"] == 200 and 20 < gnb["ul_radio_lost"] < 80
+    mmtc = catalog.get("mmtc").id
+    assert counters.slice(layout.POINT_N3_INGRESS, mmtc, UL).packets == gnb["ul_sent"]
+    assert truth["upf"]["slices"]["mmtc"]["ul_received"] == gnb["ul_sent"]
