@@ -71,7 +71,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         print(exc, file=sys.stderr)
         return 2
-    result = run_demo(args.duration, catalog)
+    result = run_demo(args.duration, catalog, host=args.host, port=args.port)
     print("G-PDUs counted per slice:", json.dumps(result["slices"]))
     print(f"ground truth and node logs: {result['workdir']}")
     return 0
@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the agent on a UPF in namespaces, three slices of traffic")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default 20)")
     demo.add_argument("--catalog", type=Path, default=None)
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="where the API listens (default 127.0.0.1)"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

@@ -9,6 +9,7 @@ minimum, and the SLA tracker opens a violation.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import tempfile
 import threading
@@ -18,13 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import DataPlaneCounters, active_per_slice, read_counters
+from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog, load_catalog
+from sauron.engine import KpiEngine, Snapshot
 from sauron.interfaces import attach_interfaces
 from sauron.rules import program_catalog
-from sauron.sla import SlaTracker
+from sauron.service.app import create_app
 from sauron.testbed.bed import N6_DN, TCP_SOURCE_PORT, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 
@@ -109,36 +113,46 @@ class Traffic:
             thread.join(timeout=3)
 
 
-def _mbps(now: layout.SliceStats, before: layout.SliceStats, seconds: float) -> float:
-    return float(now.bytes - before.bytes) * 8 / seconds / 1e6
-
-
-def _upf_drops(c: DataPlaneCounters, slice_id: int) -> int:
-    """Packets that entered the UPF and did not leave it, both directions
-    (counts include packets in flight at the moment of reading)."""
-    ul = (
-        c.slice(layout.POINT_N3_INGRESS, slice_id, 0).msg[0]
-        - c.slice(layout.POINT_N6_EGRESS, slice_id, 0).packets
-    )
-    dl = (
-        c.slice(layout.POINT_N6_INGRESS, slice_id, 1).packets
-        - c.slice(layout.POINT_N3_EGRESS, slice_id, 1).packets
-    )
-    return int(max(0, ul) + max(0, dl))
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
+def format_table(snap: Snapshot, catalog: Catalog) -> str:
     head = (
         f"{'slice':<7}{'S-NSSAI':<10}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}"
         f"{'UL pkt/s':>9}{'DL pkt/s':>9}{'TEIDs':>6}{'UEs':>5}{'UPF drops':>10}"
     )
     lines = [head]
-    for r in rows:
+    for s in catalog.slices:
+        k = snap.slices[s.name]
         lines.append(
-            f"{r['slice']:<7}{r['snssai']:<10}{r['sla']:<11}{r['ul_mbps']:>10.2f}{r['dl_mbps']:>10.2f}"
-            f"{r['ul_pps']:>9.0f}{r['dl_pps']:>9.0f}{r['teids']:>6}{r['ues']:>5}{r['upf_drops']:>10}"
+            f"{s.name:<7}{k.snssai:<10}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
+            f"{k.uplink.pps:>9.0f}{k.downlink.pps:>9.0f}{k.active_teids:>6}{k.active_ues:>5}"
+            f"{k.uplink.upf_drops + k.downlink.upf_drops:>10}"
         )
     return "\n".join(lines)
+
+
+async def _serve(
+    engine: KpiEngine,
+    bed: Testbed,
+    duration: float,
+    host: str,
+    port: int,
+    out: Callable[[str], None],
+) -> None:
+    runner = web.AppRunner(create_app(engine, interval=1.0))
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    # port 0 asks the kernel for a free one; say which it gave
+    bound = runner.addresses[0][1] if runner.addresses else port
+    out(
+        f"API: http://{host}:{bound}/api/v1/slices  (also /api/v1/slices/embb/kpis, /api/v1/sla, /readyz)"
+    )
+    try:
+        await asyncio.sleep(BREAK_AT * duration)
+        bed.set_impairments(BROKEN)
+        out(">>> the UPF now rate-limits eMBB to 0.5 Mbit/s (its SLA asks for 1 Mbit/s downlink)\n")
+        await asyncio.sleep((1 - BREAK_AT) * duration)
+    finally:
+        await runner.cleanup()
 
 
 def run_demo(
@@ -146,13 +160,14 @@ def run_demo(
     catalog: Catalog | None = None,
     out: Callable[[str], None] = print,
     workdir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
 ) -> dict[str, Any]:
     """Runs the demo; returns per-slice totals, the SLA events and the
     testbed's ground truth."""
     catalog = catalog or load_catalog()
     sessions = SessionsFile(sessions=make_sessions(catalog, UES, qfi={"urllc": 1, "mmtc": 5}))
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sauron-demo-"))
-    tracker = SlaTracker(catalog)
     dp = DataPlane()
     program_catalog(dp, catalog)
 
@@ -166,63 +181,22 @@ def run_demo(
         )
         traffic = Traffic(bed, sessions)
         traffic.start()
-        started = prev_t = time.monotonic()
-        previous = read_counters(dp)
-        broken = False
+        started = time.monotonic()
+        engine = KpiEngine(catalog, lambda: read_counters(dp))
+        engine.listeners.append(
+            lambda snap: out(
+                f"t={time.monotonic() - started:5.1f}s\n{format_table(snap, catalog)}\n"
+            )
+        )
         try:
-            while (now_t := time.monotonic()) < started + duration:
-                time.sleep(max(0.0, min(1.0, started + duration - now_t)))
-                if not broken and time.monotonic() - started >= BREAK_AT * duration:
-                    bed.set_impairments(BROKEN)
-                    broken = True
-                    out(
-                        ">>> the UPF now rate-limits eMBB to 0.5 Mbit/s (its SLA asks for 1 Mbit/s downlink)\n"
-                    )
-                now = read_counters(dp)
-                t = time.monotonic()
-                dt = max(t - prev_t, 1e-6)
-                throughput: dict[str, dict[str, float]] = {}
-                rows = []
-                teids = active_per_slice(previous.teids, now.teids)
-                ues = active_per_slice(previous.ues, now.ues)
-                for s in catalog.slices:
-                    ul_now, ul_before = (
-                        now.slice(layout.POINT_N6_EGRESS, s.id, 0),
-                        previous.slice(layout.POINT_N6_EGRESS, s.id, 0),
-                    )
-                    dl_now, dl_before = (
-                        now.slice(layout.POINT_N3_EGRESS, s.id, 1),
-                        previous.slice(layout.POINT_N3_EGRESS, s.id, 1),
-                    )
-                    throughput[s.name] = {
-                        "uplink": _mbps(ul_now, ul_before, dt),
-                        "downlink": _mbps(dl_now, dl_before, dt),
-                    }
-                    rows.append(
-                        {
-                            "slice": s.name,
-                            "snssai": str(s.spec.snssai),
-                            "sla": "",
-                            "ul_mbps": throughput[s.name]["uplink"],
-                            "dl_mbps": throughput[s.name]["downlink"],
-                            "ul_pps": (ul_now.packets - ul_before.packets) / dt,
-                            "dl_pps": (dl_now.packets - dl_before.packets) / dt,
-                            "teids": teids.get(s.id, 0),
-                            "ues": ues.get(s.id, 0),
-                            "upf_drops": _upf_drops(now, s.id),
-                        }
-                    )
-                tracker.observe(throughput)
-                for row in rows:
-                    row["sla"] = tracker.status(row["slice"])
-                out(f"t={t - started:5.1f}s\n{format_table(rows)}\n")
-                previous, prev_t = now, t
+            asyncio.run(_serve(engine, bed, duration, host, port, out))
         except KeyboardInterrupt:
             out("interrupted")
         finally:
             traffic.join()
         truth = bed.stop()
         final = read_counters(dp)
+    tracker = engine.sla
     for v in tracker.events:
         end = f"ended at interval {v.ended_interval}" if v.ended_interval else "still open"
         out(

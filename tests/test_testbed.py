@@ -5,10 +5,12 @@ attach point; the traffic itself arrived; nothing is left behind."""
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -240,9 +242,20 @@ def test_impairments_are_the_ground_truth(
     assert truth["upf"]["other"]["impairments_applied"] == 2
 
 
-def test_demo_shows_three_slices_and_detects_the_sla_break(tmp_path: Path) -> None:
+def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_demo(10, out=lines.append, workdir=tmp_path / "demo")
+    api: dict[str, object] = {}
+
+    def out(line: str) -> None:
+        lines.append(line)
+        if line.startswith("API: "):
+            api["url"] = line.split()[1]
+        elif line.startswith("t=") and "slices" not in api and "url" in api:
+            # asked while the demo runs, from the engine's listener thread
+            with urllib.request.urlopen(str(api["url"]), timeout=5) as response:
+                api["slices"] = json.load(response)["slices"]
+
+    result = run_demo(10, out=out, workdir=tmp_path / "demo", port=0)
     slices = result["slices"]
     for name in ("embb", "urllc", "mmtc"):
         assert slices[name]["uplink_packets"] > 0 and slices[name]["downlink_packets"] > 0, name
@@ -254,6 +267,11 @@ def test_demo_shows_three_slices_and_detects_the_sla_break(tmp_path: Path) -> No
     # the break came from the injected rate limit, which the UPF's ground truth records
     assert result["truth"]["upf"]["slices"]["embb"]["dl_rate_dropped"] > 0
     assert any("violated" in line for line in lines)
+    served = {s["name"]: s for s in api["slices"]}  # type: ignore[union-attr]
+    assert (
+        set(served) == {"embb", "urllc", "mmtc"}
+        and served["embb"]["kpis"]["downlink"]["packets_out"] > 0
+    )
     assert leftover_namespaces() == []
 
 

@@ -1,0 +1,207 @@
+"""The KPI engine: each interval, one reading of the data-plane maps becomes a
+snapshot of per-slice KPIs (deltas, rates, active sessions, SLA status), kept
+in a bounded history: full resolution for a recent window, then averaged into
+coarser steps, so memory stays bounded however long the agent runs."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sauron.bpf import layout
+from sauron.bpf.maps import DataPlaneCounters, active_per_slice
+from sauron.catalog import Catalog
+from sauron.sla import SlaTracker
+
+UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
+
+#: where each direction enters and leaves the UPF
+ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
+EXIT = {UL: layout.POINT_N6_EGRESS, DL: layout.POINT_N3_EGRESS}
+
+
+def delta(now: int, before: int) -> int:
+    """A counter's growth; a counter that went down was reset (agent or map
+    restart, LRU eviction) and counts from zero."""
+    return now - before if now >= before else now
+
+
+@dataclass
+class DirectionKpis:
+    """One direction of one slice over one interval. `in` is what entered the
+    UPF (N3 ingress uplink, N6 ingress downlink), `out` what it delivered."""
+
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    pps: float = 0.0  # delivered
+    mbps: float = 0.0  # delivered
+    upf_drops: int = 0  # entered and not delivered in the interval (in-flight included)
+    malformed: int = 0
+
+
+@dataclass
+class SliceKpis:
+    name: str
+    slice_id: int
+    snssai: str
+    uplink: DirectionKpis = field(default_factory=DirectionKpis)
+    downlink: DirectionKpis = field(default_factory=DirectionKpis)
+    active_teids: int = 0
+    active_ues: int = 0
+    sla: str = "unmeasured"
+
+
+@dataclass
+class Snapshot:
+    time: float  # unix seconds at the end of the interval
+    interval_s: float
+    slices: dict[str, SliceKpis]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _direction(
+    now: DataPlaneCounters, before: DataPlaneCounters, slice_id: int, d: int, seconds: float
+) -> DirectionKpis:
+    n_in, b_in = now.slice(ENTRY[d], slice_id, d), before.slice(ENTRY[d], slice_id, d)
+    n_out, b_out = now.slice(EXIT[d], slice_id, d), before.slice(EXIT[d], slice_id, d)
+    k = DirectionKpis(
+        packets_in=delta(n_in.packets, b_in.packets),
+        bytes_in=delta(n_in.bytes, b_in.bytes),
+        packets_out=delta(n_out.packets, b_out.packets),
+        bytes_out=delta(n_out.bytes, b_out.bytes),
+        malformed=delta(n_in.malformed, b_in.malformed),
+    )
+    k.pps = k.packets_out / seconds
+    k.mbps = k.bytes_out * 8 / seconds / 1e6
+    k.upf_drops = max(0, k.packets_in - k.packets_out)
+    return k
+
+
+def snapshot_from(
+    catalog: Catalog, now: DataPlaneCounters, before: DataPlaneCounters, seconds: float, at: float
+) -> Snapshot:
+    teids = active_per_slice(before.teids, now.teids)
+    ues = active_per_slice(before.ues, now.ues)
+    slices: dict[str, SliceKpis] = {}
+    for s in (None, *catalog.slices):
+        sid = 0 if s is None else s.id
+        name = catalog.name_of(sid)
+        slices[name] = SliceKpis(
+            name=name,
+            slice_id=sid,
+            snssai="" if s is None else str(s.spec.snssai),
+            uplink=_direction(now, before, sid, UL, seconds),
+            downlink=_direction(now, before, sid, DL, seconds),
+            active_teids=teids.get(sid, 0),
+            active_ues=ues.get(sid, 0),
+        )
+    return Snapshot(time=at, interval_s=seconds, slices=slices)
+
+
+def _average(snaps: list[Snapshot]) -> Snapshot:
+    """Many snapshots as one: counts summed, rates over the whole span."""
+    span = sum(s.interval_s for s in snaps)
+    merged = Snapshot(time=snaps[-1].time, interval_s=span, slices={})
+    for name, first in snaps[0].slices.items():
+        out = SliceKpis(
+            name=name, slice_id=first.slice_id, snssai=first.snssai, sla=snaps[-1].slices[name].sla
+        )
+        for d in ("uplink", "downlink"):
+            acc = DirectionKpis()
+            for snap in snaps:
+                part: DirectionKpis = getattr(snap.slices[name], d)
+                for f in (
+                    "packets_in",
+                    "bytes_in",
+                    "packets_out",
+                    "bytes_out",
+                    "upf_drops",
+                    "malformed",
+                ):
+                    setattr(acc, f, getattr(acc, f) + getattr(part, f))
+            acc.pps = acc.packets_out / span
+            acc.mbps = acc.bytes_out * 8 / span / 1e6
+            setattr(out, d, acc)
+        out.active_teids = max(s.slices[name].active_teids for s in snaps)
+        out.active_ues = max(s.slices[name].active_ues for s in snaps)
+        merged.slices[name] = out
+    return merged
+
+
+class History:
+    """Recent snapshots at full resolution; older ones averaged `fold` at a
+    time; both bounded."""
+
+    def __init__(self, recent: int = 300, fold: int = 10, folded: int = 360) -> None:
+        self.recent: deque[Snapshot] = deque()
+        self.recent_max = recent
+        self.fold = fold
+        self.folded: deque[Snapshot] = deque(maxlen=folded)
+        self._pending: list[Snapshot] = []
+
+    def add(self, snap: Snapshot) -> None:
+        self.recent.append(snap)
+        while len(self.recent) > self.recent_max:
+            self._pending.append(self.recent.popleft())
+            if len(self._pending) == self.fold:
+                self.folded.append(_average(self._pending))
+                self._pending = []
+
+    def between(self, since: float | None = None, until: float | None = None) -> list[Snapshot]:
+        snaps = [*self.folded, *self._pending, *self.recent]
+        return [
+            s
+            for s in snaps
+            if (since is None or s.time >= since) and (until is None or s.time <= until)
+        ]
+
+    def latest(self) -> Snapshot | None:
+        return self.recent[-1] if self.recent else None
+
+    def __len__(self) -> int:
+        return len(self.recent) + len(self._pending) + len(self.folded)
+
+
+class KpiEngine:
+    """tick() reads the maps (through `read`, a callable returning counters)
+    and returns the new snapshot; listeners hear of each one."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        read: Callable[[], DataPlaneCounters],
+        clock: Callable[[], float] = time.time,
+        history: History | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.read = read
+        self.clock = clock
+        self.history = history or History()
+        self.sla = SlaTracker(catalog)
+        self.listeners: list[Callable[[Snapshot], None]] = []
+        self._previous = read()
+        self._previous_t = clock()
+
+    def tick(self) -> Snapshot:
+        now, t = self.read(), self.clock()
+        seconds = max(t - self._previous_t, 1e-6)
+        snap = snapshot_from(self.catalog, now, self._previous, seconds, t)
+        throughput = {
+            n: {"uplink": k.uplink.mbps, "downlink": k.downlink.mbps}
+            for n, k in snap.slices.items()
+        }
+        self.sla.observe(throughput)
+        for name, kpis in snap.slices.items():
+            kpis.sla = self.sla.status(name)
+        self.history.add(snap)
+        self._previous, self._previous_t = now, t
+        for listener in self.listeners:
+            listener(snap)
+        return snap

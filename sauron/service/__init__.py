@@ -1,0 +1,1 @@
+"""The agent's HTTP service (aiohttp): REST KPI queries, health."""
