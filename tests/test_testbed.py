@@ -320,3 +320,33 @@ def test_radio_side_uplink_loss_never_reaches_n3(
     mmtc = catalog.get("mmtc").id
     assert counters.slice(layout.POINT_N3_INGRESS, mmtc, UL).packets == gnb["ul_sent"]
     assert truth["upf"]["slices"]["mmtc"]["ul_received"] == gnb["ul_sent"]
+
+
+def test_n6_nat_hides_ue_addresses_from_n6_classification(
+    dataplane: DataPlane, catalog: Catalog, tmp_path: Path
+) -> None:
+    """With N6 NAT the data network sees the UPF's address: traffic still
+    flows and N3 stays exact per slice, while N6 can only count it all as
+    unclassified (per-slice N6 behind NAT needs the transit fingerprints)."""
+    sessions = SessionsFile(sessions=make_sessions(catalog, {"embb": 2, "urllc": 2}))
+
+    def attach(bed: Testbed) -> None:
+        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+
+    with Testbed(
+        catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach, nat=True
+    ) as bed:
+        answered = _udp_round_trips(bed, sessions)
+        truth = bed.stop()
+        counters = read_counters(dataplane)
+        dn_sources = set(truth["dn"]["udp"])
+    assert answered == UDP_ROUNDS * len(sessions.sessions)
+    assert dn_sources == {"198.51.100.1"}, "the DN saw only the UPF's N6 address"
+    gnb, upf = truth["gnb"]["slices"], truth["upf"]["slices"]
+    for name in ("embb", "urllc"):
+        sid = catalog.get(name).id
+        assert counters.slice(layout.POINT_N3_INGRESS, sid, UL).packets == gnb[name]["ul_sent"]
+        assert counters.slice(layout.POINT_N3_EGRESS, sid, DL).packets == upf[name]["dl_sent"]
+        assert counters.slice(layout.POINT_N6_EGRESS, sid, UL).packets == 0
+    forwarded = sum(upf[n]["ul_forwarded"] for n in ("embb", "urllc"))
+    assert counters.slice(layout.POINT_N6_EGRESS, 0, UL).packets == forwarded

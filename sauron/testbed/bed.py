@@ -45,10 +45,13 @@ class Testbed:
         workdir: Path,
         echo_interval: float = 1.0,
         before_nodes: Callable[[Testbed], None] | None = None,
+        nat: bool = False,
     ) -> None:
         """before_nodes runs once the links exist and before any node sends:
         the place to attach the agent, so that it sees every packet."""
         self.before_nodes = before_nodes
+        #: masquerade UE traffic behind the UPF's N6 address, as a typical Open5GS host does
+        self.nat = nat
         self.catalog = catalog
         self.sessions = sessions
         self.workdir = workdir
@@ -102,8 +105,24 @@ class Testbed:
             UPF_N6_MAC,
             DN_MAC,
         )
-        for pool in self.ue_pools():
-            topo.route(self.dn, pool, N6_UPF)
+        if self.nat:
+            rules = (
+                "table ip sauron_nat {\n"
+                "  chain post {\n"
+                "    type nat hook postrouting priority 100;\n"
+                '    oifname "n6" masquerade\n'
+                "  }\n"
+                "}\n"
+            )
+            subprocess.run(
+                ["ip", "netns", "exec", self.upf, "nft", "-f", "-"],
+                input=rules,
+                text=True,
+                check=True,
+            )
+        else:
+            for pool in self.ue_pools():
+                topo.route(self.dn, pool, N6_UPF)
         # static neighbours: no ARP on the links while traffic is counted
         for ns, ip, mac, dev in (
             (self.gnb, N3_UPF, UPF_N3_MAC, "n3"),
