@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from sauron.testbed import codec
-from sauron.testbed.node import drain_tun, serve_until_terminated, write_tun
+from sauron.testbed.node import TunnelNode, serve_node, setup_tun, write_tun
 from sauron.testbed.sessions import SessionsFile, load_sessions
 from sauron.testbed.truth import Tally
-from sauron.testbed.tun import open_tun
 
 
 class Gnb(asyncio.DatagramProtocol):
@@ -89,47 +89,31 @@ class Gnb(asyncio.DatagramProtocol):
         self.truth.note("echo_requests_sent")
 
 
-def setup_tun(args: argparse.Namespace, sessions: SessionsFile) -> int:
-    """Opens and addresses the TUN device (before the event loop runs:
-    pyroute2's synchronous API runs its own)."""
-    tun_fd = open_tun(args.tun)
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=args.tun)[0]
-        for s in sessions.sessions:
-            ipr.addr("add", index=idx, address=str(s.ue_ip), prefixlen=32)
-        ipr.link("set", index=idx, state="up", mtu=1400)
-        for dn in args.dn_route:
-            net, _, plen = dn.partition("/")
-            ipr.route("add", dst=net, dst_len=int(plen or 32), oif=idx)
-    return tun_fd
-
-
 async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> None:
     loop = asyncio.get_running_loop()
-    transport, gnb = await loop.create_datagram_endpoint(
-        lambda: Gnb(sessions, args.upf, tun_fd), local_addr=(args.n3, codec.GTPU_PORT)
-    )
-    loop.add_reader(tun_fd, drain_tun, tun_fd, gnb.tun_packet)
-    echo: asyncio.TimerHandle | None = None
 
-    def tick() -> None:
-        nonlocal echo
-        gnb.send_echo()
-        echo = loop.call_later(args.echo_interval, tick)
+    def start_echo(node: TunnelNode) -> Callable[[], None] | None:
+        gnb: Gnb = node  # type: ignore[assignment]
+        if args.echo_interval <= 0:
+            return None
+        handle: asyncio.TimerHandle | None = None
 
-    if args.echo_interval > 0:
+        def tick() -> None:
+            nonlocal handle
+            gnb.send_echo()
+            handle = loop.call_later(args.echo_interval, tick)
+
         tick()
+        return lambda: handle.cancel() if handle else None
 
-    def stop() -> None:
-        if echo is not None:
-            echo.cancel()
-        loop.remove_reader(tun_fd)
-        transport.close()
-        gnb.truth.write(Path(args.truth), {"node": "gnb"})
-
-    await serve_until_terminated(stop)
+    await serve_node(
+        "gnb",
+        lambda: Gnb(sessions, args.upf, tun_fd),
+        args.n3,
+        tun_fd,
+        Path(args.truth),
+        start_echo,
+    )
 
 
 def main() -> None:
@@ -145,7 +129,8 @@ def main() -> None:
     parser.add_argument("--truth", required=True)
     args = parser.parse_args()
     sessions = load_sessions(Path(args.sessions))
-    asyncio.run(run(args, sessions, setup_tun(args, sessions)))
+    tun_fd = setup_tun(args.tun, [f"{s.ue_ip}/32" for s in sessions.sessions], args.dn_route)
+    asyncio.run(run(args, sessions, tun_fd))
 
 
 if __name__ == "__main__":

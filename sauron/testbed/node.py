@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from sauron.testbed import codec
+from sauron.testbed.truth import Tally
+from sauron.testbed.tun import open_tun
 
 TUN_MTU = 2000
 
@@ -45,3 +52,56 @@ async def serve_until_terminated(on_stop: Callable[[], None]) -> None:
     await stop.wait()
     on_stop()
     sys.stdout.flush()
+
+
+def setup_tun(name: str, addresses: list[str], routes: list[str] | None = None) -> int:
+    """Opens TUN `name`, gives it the addresses ("a.b.c.d/len") and routes
+    and brings it up. Runs before the event loop starts: pyroute2's
+    synchronous API runs a loop of its own."""
+    from pyroute2 import IPRoute
+
+    fd = open_tun(name)
+    with IPRoute() as ipr:
+        idx = ipr.link_lookup(ifname=name)[0]
+        for addr in addresses:
+            iface = ipaddress.ip_interface(addr)
+            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        ipr.link("set", index=idx, state="up", mtu=1400)
+        for route in routes or []:
+            net = ipaddress.ip_network(route)
+            ipr.route("add", dst=str(net.network_address), dst_len=net.prefixlen, oif=idx)
+    return fd
+
+
+class TunnelNode(Protocol):
+    truth: Tally
+
+    def tun_packet(self, packet: bytes) -> None: ...
+
+
+async def serve_node(
+    name: str,
+    make: Callable[[], asyncio.DatagramProtocol],
+    n3: str,
+    tun_fd: int,
+    truth_path: Path,
+    on_start: Callable[[TunnelNode], Callable[[], None] | None] | None = None,
+) -> None:
+    """Binds GTP-U on N3, feeds TUN packets to the node, and on SIGTERM
+    writes its ground truth. on_start may return a callable run at stop."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        make, local_addr=(n3, codec.GTPU_PORT)
+    )
+    node: TunnelNode = protocol  # type: ignore[assignment]
+    loop.add_reader(tun_fd, drain_tun, tun_fd, node.tun_packet)
+    on_stop = on_start(node) if on_start else None
+
+    def stop() -> None:
+        if on_stop is not None:
+            on_stop()
+        loop.remove_reader(tun_fd)
+        transport.close()
+        node.truth.write(truth_path, {"node": name})
+
+    await serve_until_terminated(stop)

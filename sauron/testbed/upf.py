@@ -17,10 +17,9 @@ from pathlib import Path
 
 from sauron.testbed import codec
 from sauron.testbed.impair import SliceImpairment
-from sauron.testbed.node import drain_tun, serve_until_terminated, write_tun
+from sauron.testbed.node import TunnelNode, serve_node, setup_tun, write_tun
 from sauron.testbed.sessions import Impairment, SessionsFile, UeSession, load_sessions
 from sauron.testbed.truth import Tally
-from sauron.testbed.tun import open_tun
 
 
 class ReferenceUpf(asyncio.DatagramProtocol):
@@ -127,40 +126,24 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         self.truth.add(session.slice, session.dl_teid, "dl_sent", codec.frame_bytes(len(gtp)))
 
 
-def setup_tun(args: argparse.Namespace, sessions: SessionsFile) -> int:
-    """Opens and addresses the TUN device (before the event loop runs:
-    pyroute2's synchronous API runs its own)."""
-    tun_fd = open_tun(args.tun)
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        idx = ipr.link_lookup(ifname=args.tun)[0]
-        for pool in args.ue_pool:
-            net = ipaddress.ip_network(pool)
-            ipr.addr(
-                "add", index=idx, address=str(net.network_address + 1), prefixlen=net.prefixlen
-            )
-        ipr.link("set", index=idx, state="up", mtu=1400)
-    return tun_fd
-
-
 async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> None:
     loop = asyncio.get_running_loop()
-    transport, upf = await loop.create_datagram_endpoint(
-        lambda: ReferenceUpf(sessions, args.gnb, tun_fd), local_addr=(args.n3, codec.GTPU_PORT)
-    )
-    loop.add_reader(tun_fd, drain_tun, tun_fd, upf.tun_packet)
-    # SIGHUP: read the sessions file again and apply its impairments
-    loop.add_signal_handler(
-        signal.SIGHUP, lambda: upf.set_impairments(load_sessions(Path(args.sessions)))
-    )
 
-    def stop() -> None:
-        loop.remove_reader(tun_fd)
-        transport.close()
-        upf.truth.write(Path(args.truth), {"node": "upf"})
+    def reload_on_sighup(node: TunnelNode) -> None:
+        upf: ReferenceUpf = node  # type: ignore[assignment]
+        # SIGHUP: read the sessions file again and apply its impairments
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: upf.set_impairments(load_sessions(Path(args.sessions)))
+        )
 
-    await serve_until_terminated(stop)
+    await serve_node(
+        "upf",
+        lambda: ReferenceUpf(sessions, args.gnb, tun_fd),
+        args.n3,
+        tun_fd,
+        Path(args.truth),
+        reload_on_sighup,
+    )
 
 
 def main() -> None:
@@ -175,7 +158,12 @@ def main() -> None:
     parser.add_argument("--truth", required=True, help="where to write the ground truth")
     args = parser.parse_args()
     sessions = load_sessions(Path(args.sessions))
-    asyncio.run(run(args, sessions, setup_tun(args, sessions)))
+    gateways = [
+        f"{ipaddress.ip_network(p).network_address + 1}/{ipaddress.ip_network(p).prefixlen}"
+        for p in args.ue_pool
+    ]
+    tun_fd = setup_tun(args.tun, gateways)
+    asyncio.run(run(args, sessions, tun_fd))
 
 
 if __name__ == "__main__":
