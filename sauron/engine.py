@@ -189,6 +189,12 @@ class KpiEngine:
         self._previous = read()
         self._previous_t = clock()
 
+    @property
+    def counters(self) -> DataPlaneCounters:
+        """The latest reading of the maps (monotonic since the programs
+        loaded): what /metrics exposes."""
+        return self._previous
+
     def tick(self) -> Snapshot:
         now, t = self.read(), self.clock()
         seconds = max(t - self._previous_t, 1e-6)

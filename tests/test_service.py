@@ -17,8 +17,15 @@ from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
 from sauron.engine import KpiEngine
 from sauron.service.app import create_app
+from sauron.service.openapi import document as openapi_document
+from sauron.service.stream import QUEUE_PER_CLIENT, StreamHub, parse_events
 
 pytestmark = [pytest.mark.kernel]
+
+# a G-PDU whose extension header has length 0 (test_parser builds the same)
+MALFORMED_FRAME = (lambda f: f[:54] + b"\x00" + f[55:])(
+    outer(gtpu_raw(0x10001, extensions=[(0x85, b"\x10\x09")], payload=inner_v4()))
+)
 
 
 class Clock:
@@ -129,3 +136,112 @@ def test_readiness_follows_the_background_tick(dataplane: DataPlane, catalog: Ca
         assert len(eng.history) >= 1
 
     with_client(eng, body, tick=True, interval=0.05)
+
+
+def test_metrics_exposes_the_counters(
+    dataplane: DataPlane, engine: tuple[KpiEngine, Clock]
+) -> None:
+    eng, clock = engine
+    frame = outer(gtpu_raw(0x20001, payload=inner_v4(src="10.46.0.3")))
+    for _ in range(7):
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
+    libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), MALFORMED_FRAME)
+    clock.t += 1
+    eng.tick()
+
+    async def body(client: TestClient) -> None:
+        r = await client.get("/metrics")
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await r.text()
+        samples = {}
+        for line in text.splitlines():
+            if not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                samples[key] = float(value)
+        urllc_ul = 'sauron_packets_total{slice="urllc",sst="2",sd="000001",point="n3_ingress",direction="uplink"}'
+        assert samples[urllc_ul] == 7
+        assert samples[
+            'sauron_bytes_total{slice="urllc",sst="2",sd="000001",point="n3_ingress",direction="uplink"}'
+        ] == 7 * len(frame)
+        assert (
+            samples['sauron_anomalies_total{point="n3_ingress",reason="gtpu_ext_zero_length"}'] == 1
+        )
+        assert (
+            samples['sauron_gtpu_messages_total{slice="urllc",point="n3_ingress",kind="g_pdu"}']
+            == 7
+        )
+        assert samples['sauron_active_teids{slice="urllc"}'] == 1
+        assert 'sauron_sla_violated{slice="embb"}' in samples
+        families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+        assert len(families) == len(set(families))
+        for name in families:
+            assert f"# HELP {name} " in text
+
+    with_client(eng, body)
+
+
+def test_openapi_lists_exactly_the_served_routes(engine: tuple[KpiEngine, Clock]) -> None:
+    app = create_app(engine[0], tick=False)
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    doc = openapi_document()
+    documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
+    assert served == documented
+
+    async def body(client: TestClient) -> None:
+        assert (await (await client.get("/api/v1/openapi.json")).json()) == doc
+
+    with_client(engine[0], body)
+
+
+def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
+    engine: tuple[KpiEngine, Clock],
+) -> None:
+    eng, clock = engine
+
+    async def body(client: TestClient) -> None:
+        readers = [await client.get("/api/v1/stream") for _ in range(3)]
+        slow = await client.get("/api/v1/stream")  # never read from
+        for r in (*readers, slow):
+            assert r.status == 200 and r.headers["Content-Type"] == "text/event-stream"
+        ticks = 20  # more than a client's queue holds
+        received: list[list[float]] = [[] for _ in readers]
+
+        async def read(i: int) -> None:
+            buffer = ""
+            while len(received[i]) < ticks:
+                buffer += (await readers[i].content.readany()).decode()
+                *done, buffer = buffer.split("\n\n")
+                for event in parse_events("\n\n".join(done) + "\n\n"):
+                    received[i].append(event["time"])
+
+        tasks = [asyncio.create_task(read(i)) for i in range(len(readers))]
+        for _ in range(ticks):
+            clock.t += 1
+            eng.tick()
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+        expected = [2_000_000.0 + n for n in range(1, ticks + 1)]
+        assert all(times == expected for times in received)
+        for r in (*readers, slow):
+            r.close()
+
+    with_client(eng, body)
+
+
+def test_a_full_client_queue_loses_its_oldest_events() -> None:
+    async def body() -> None:
+        hub = StreamHub(asyncio.get_running_loop())
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
+        hub.clients.add(queue)
+        for n in range(20):
+            hub._publish(str(n))
+        assert hub.dropped == 20 - QUEUE_PER_CLIENT
+        assert [queue.get_nowait() for _ in range(QUEUE_PER_CLIENT)] == [
+            str(n) for n in range(12, 20)
+        ]
+
+    asyncio.run(body())

@@ -14,10 +14,15 @@ from aiohttp import web
 
 from sauron.catalog import Catalog, Slice
 from sauron.engine import KpiEngine, Snapshot
+from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
+from sauron.service.metrics import render as render_metrics
+from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
+from sauron.service.stream import StreamHub, attach_hub, detach_hub
 
 ENGINE = web.AppKey("engine", KpiEngine)
 INTERVAL = web.AppKey("interval", float)
+HUB = web.AppKey("hub", StreamHub)
 MAX_SERIES_POINTS = 3600
 
 
@@ -150,6 +155,27 @@ async def sla(request: web.Request) -> web.Response:
     )
 
 
+async def metrics_route(request: web.Request) -> web.Response:
+    return web.Response(
+        text=render_metrics(request.app[ENGINE]), headers={"Content-Type": METRICS_TYPE}
+    )
+
+
+async def openapi_route(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+async def stream_route(request: web.Request) -> web.StreamResponse:
+    return await request.app[HUB].serve(request)
+
+
+async def stream_hub(app: web.Application) -> AsyncIterator[None]:
+    hub = attach_hub(app[ENGINE], asyncio.get_running_loop())
+    app[HUB] = hub
+    yield
+    detach_hub(app[ENGINE], hub)
+
+
 async def _tick_forever(app: web.Application) -> None:
     engine, interval = app[ENGINE], app[INTERVAL]
     loop = asyncio.get_running_loop()
@@ -178,6 +204,10 @@ def create_app(engine: KpiEngine, interval: float = 1.0, tick: bool = True) -> w
     app.router.add_get("/api/v1/slices/{name}", get_slice)
     app.router.add_get("/api/v1/slices/{name}/kpis", slice_kpis)
     app.router.add_get("/api/v1/sla", sla)
+    app.router.add_get("/api/v1/stream", stream_route)
+    app.router.add_get("/api/v1/openapi.json", openapi_route)
+    app.router.add_get("/metrics", metrics_route)
+    app.cleanup_ctx.append(stream_hub)
     if tick:
         app.cleanup_ctx.append(engine_ticker)
     return app

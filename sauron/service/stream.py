@@ -1,0 +1,76 @@
+"""The live stream: each new snapshot to every subscriber as a server-sent
+event. Every client has a small queue of its own; a slow client loses its
+oldest events (counted and told), never stalls the others or the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from sauron.engine import KpiEngine, Snapshot
+
+QUEUE_PER_CLIENT = 8
+MAX_CLIENTS = 100
+
+
+class StreamHub:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.clients: set[asyncio.Queue[str]] = set()
+        self.dropped = 0
+
+    def on_snapshot(self, snap: Snapshot) -> None:
+        """Engine listener; called from the engine's thread."""
+        data = json.dumps(snap.as_dict())
+        self.loop.call_soon_threadsafe(self._publish, data)
+
+    def _publish(self, data: str) -> None:
+        for queue in self.clients:
+            if queue.full():
+                queue.get_nowait()
+                self.dropped += 1
+            queue.put_nowait(data)
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        if len(self.clients) >= MAX_CLIENTS:
+            raise web.HTTPServiceUnavailable(text="too many stream clients")
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
+        self.clients.add(queue)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        try:
+            await response.prepare(request)
+            await response.write(b"retry: 2000\n\n")
+            while True:
+                data = await queue.get()
+                await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.clients.discard(queue)
+        return response
+
+
+def attach_hub(engine: KpiEngine, loop: asyncio.AbstractEventLoop) -> StreamHub:
+    hub = StreamHub(loop)
+    engine.listeners.append(hub.on_snapshot)
+    return hub
+
+
+def detach_hub(engine: KpiEngine, hub: StreamHub) -> None:
+    if hub.on_snapshot in engine.listeners:
+        engine.listeners.remove(hub.on_snapshot)
+
+
+def parse_events(text: str) -> list[dict[str, Any]]:
+    """The snapshots in a chunk of event-stream text (used by clients)."""
+    out = []
+    for block in text.split("\n\n"):
+        lines = block.splitlines()
+        if "event: snapshot" in lines:
+            out.append(json.loads("".join(line[6:] for line in lines if line.startswith("data: "))))
+    return out
