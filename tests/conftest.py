@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sauron.bpf.loader import DataPlane
+from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog, load_catalog
 from sauron.netns import Topology, leftover_namespaces
 from sauron.rules import program_catalog
@@ -90,6 +91,7 @@ def dataplane(recording_dataplane: DataPlane, catalog: Catalog) -> DataPlane:
     """The session's data plane with zeroed counters and the default catalog."""
     recording_dataplane.reset_counters()
     program_catalog(recording_dataplane, catalog)
+    apply_settings(recording_dataplane, MeasureSettings.off())
     return recording_dataplane
 
 

@@ -9,5 +9,7 @@ int sauron_n3_egress(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 
 	sauron_gtpu_frame(data, data_end, skb->len, SAURON_POINT_N3_EGRESS);
+	if (measure_pending())
+		measure_tc_prog.call(skb, 0);
 	return TC_ACT_OK;
 }

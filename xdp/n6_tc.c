@@ -10,5 +10,7 @@ int sauron_n6_egress(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 
 	sauron_ip_frame(data, data_end, skb->len, SAURON_POINT_N6_EGRESS);
+	if (measure_pending())
+		measure_tc_prog.call(skb, 0);
 	return TC_ACT_OK;
 }

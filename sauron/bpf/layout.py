@@ -75,6 +75,35 @@ RES_HAS_UE = _C["SAURON_RES_HAS_UE"]
 SESSION_HAS_UE = _C["SAURON_SESSION_HAS_UE"]
 SESSION_VALID = _C["SAURON_SESSION_VALID"]
 
+MEASURE_TRANSIT = _C["SAURON_MEASURE_TRANSIT"]
+MEASURE_RTT = _C["SAURON_MEASURE_RTT"]
+MEASURE_SEQUENCE = _C["SAURON_MEASURE_SEQUENCE"]
+MEASURE_RETRANS = _C["SAURON_MEASURE_RETRANS"]
+SLICE_TRANSIT = _C["SAURON_SLICE_TRANSIT"]
+HIST_SUB_BITS = _C["SAURON_HIST_SUB_BITS"]
+HIST_SUB_BUCKETS = _C["SAURON_HIST_SUB_BUCKETS"]
+LATENCY_MIN_SHIFT = _C["SAURON_LATENCY_MIN_SHIFT"]
+LATENCY_MAX_SHIFT = _C["SAURON_LATENCY_MAX_SHIFT"]
+LATENCY_BUCKETS = _C["SAURON_LATENCY_BUCKETS"]
+GAP_MIN_SHIFT = _C["SAURON_GAP_MIN_SHIFT"]
+GAP_MAX_SHIFT = _C["SAURON_GAP_MAX_SHIFT"]
+GAP_BUCKETS = _C["SAURON_GAP_BUCKETS"]
+LAT_TRANSIT = _C["SAURON_LAT_TRANSIT"]
+LAT_RTT_RAN = _C["SAURON_LAT_RTT_RAN"]
+LAT_RTT_DN = _C["SAURON_LAT_RTT_DN"]
+LAT_METRICS = _C["SAURON_LAT_METRICS"]
+TRANSIT_STAMPS = _C["SAURON_TRANSIT_STAMPS"]
+SEQ_ENTRIES = _C["SAURON_SEQ_ENTRIES"]
+SEQ_WINDOW = _C["SAURON_SEQ_WINDOW"]
+SEQ_MAX_DROPOUT = _C["SAURON_SEQ_MAX_DROPOUT"]
+SEQ_MAX_MISORDER = _C["SAURON_SEQ_MAX_MISORDER"]
+RTT_STAMPS = _C["SAURON_RTT_STAMPS"]
+TCP_FLOWS = _C["SAURON_TCP_FLOWS"]
+ECHO_STAMPS = _C["SAURON_ECHO_STAMPS"]
+MAX_PEERS = _C["SAURON_MAX_PEERS"]
+ECHO_LOCAL = _C["SAURON_ECHO_LOCAL"]
+ECHO_PEER = _C["SAURON_ECHO_PEER"]
+
 #: point id -> "n3_ingress", ...
 POINT_NAMES = _named("SAURON_POINT_", stop="SAURON_POINTS")
 #: direction id -> "uplink" / "downlink"
@@ -85,6 +114,10 @@ MSG_KIND_NAMES = _named("SAURON_MSG_", stop="SAURON_MSG_KINDS")
 EVENT_NAMES = _named("SAURON_EV_")
 #: anomaly id -> "eth_truncated", "gtpu_ext_zero_length", ...
 ANOMALY_NAMES = _named("SAURON_AN_")
+#: latency metric id -> "transit", "rtt_ran", "rtt_dn"
+LATENCY_METRIC_NAMES = _named("SAURON_LAT_", stop="SAURON_LAT_METRICS")
+#: RTT stamp kind -> "ran_timestamp", ...
+RTT_KIND_NAMES = _named("SAURON_RTT_")
 
 
 class SliceStats(ctypes.Structure):
@@ -147,6 +180,120 @@ class Config(ctypes.Structure):
     _fields_ = [
         ("direction_mode", ctypes.c_uint32 * POINTS),
         ("rules_generation", ctypes.c_uint32),
+        ("measure", ctypes.c_uint32),
+        ("transit_lookup_mask", ctypes.c_uint32),
+        ("rtt_ts_mask", ctypes.c_uint32),
+    ]
+
+
+class SliceConfig(ctypes.Structure):
+    _fields_ = [("transit_sample_mask", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class LatencyHist(ctypes.Structure):
+    _fields_ = [
+        ("count", ctypes.c_uint64),
+        ("sum_ns", ctypes.c_uint64),
+        ("max_ns", ctypes.c_uint64),
+        ("buckets", ctypes.c_uint64 * LATENCY_BUCKETS),
+    ]
+
+
+class Fingerprint(ctypes.Structure):
+    _fields_ = [
+        ("remote", ctypes.c_uint8 * 16),
+        ("remote_port", ctypes.c_uint16),
+        ("proto", ctypes.c_uint8),
+        ("direction", ctypes.c_uint8),
+        ("ip_id", ctypes.c_uint32),
+        ("length", ctypes.c_uint32),
+        ("l4_a", ctypes.c_uint32),
+        ("l4_b", ctypes.c_uint32),
+    ]
+
+
+class Stamp(ctypes.Structure):
+    _fields_ = [
+        ("ns", ctypes.c_uint64),
+        ("slice_id", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+class MeasureStats(ctypes.Structure):
+    _fields_ = [
+        ("transit_stamped", ctypes.c_uint64),
+        ("transit_matched", ctypes.c_uint64),
+        ("transit_duplicate", ctypes.c_uint64),
+        ("transit_table_full", ctypes.c_uint64),
+        ("transit_late", ctypes.c_uint64),
+        ("tcp_data_segments", ctypes.c_uint64),
+        ("tcp_retransmissions", ctypes.c_uint64),
+        ("rtt_stamped", ctypes.c_uint64),
+        ("rtt_samples", ctypes.c_uint64),
+        ("seq_received", ctypes.c_uint64),
+        ("seq_lost", ctypes.c_uint64),
+        ("seq_reordered", ctypes.c_uint64),
+        ("seq_duplicates", ctypes.c_uint64),
+        ("seq_resyncs", ctypes.c_uint64),
+        ("seq_gaps", ctypes.c_uint64 * GAP_BUCKETS),
+    ]
+
+
+class SeqKey(ctypes.Structure):
+    _fields_ = [("teid", ctypes.c_uint32), ("direction", ctypes.c_uint32)]
+
+
+class SeqState(ctypes.Structure):
+    _fields_ = [
+        ("received", ctypes.c_uint64),
+        ("lost", ctypes.c_uint64),
+        ("reordered", ctypes.c_uint64),
+        ("duplicates", ctypes.c_uint64),
+        ("window", ctypes.c_uint64),
+        ("expected", ctypes.c_uint32),
+        ("slice_id", ctypes.c_uint32),
+        ("gap_start", ctypes.c_uint32),
+        ("gap_length", ctypes.c_uint32),
+    ]
+
+
+class RttKey(ctypes.Structure):
+    _fields_ = [
+        ("local", ctypes.c_uint8 * 16),
+        ("remote", ctypes.c_uint8 * 16),
+        ("local_port", ctypes.c_uint16),
+        ("remote_port", ctypes.c_uint16),
+        ("echo", ctypes.c_uint32),
+        ("kind", ctypes.c_uint32),
+    ]
+
+
+class FlowKey(ctypes.Structure):
+    _fields_ = [
+        ("saddr", ctypes.c_uint8 * 16),
+        ("daddr", ctypes.c_uint8 * 16),
+        ("sport", ctypes.c_uint16),
+        ("dport", ctypes.c_uint16),
+    ]
+
+
+class FlowState(ctypes.Structure):
+    _fields_ = [("next_seq", ctypes.c_uint32), ("slice_id", ctypes.c_uint32)]
+
+
+class EchoKey(ctypes.Structure):
+    _fields_ = [
+        ("peer", ctypes.c_uint8 * 16),
+        ("seq", ctypes.c_uint32),
+        ("initiator", ctypes.c_uint32),
+    ]
+
+
+class PeerKey(ctypes.Structure):
+    _fields_ = [
+        ("peer", ctypes.c_uint8 * 16),
+        ("initiator", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
     ]
 
@@ -185,6 +332,15 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "ue6_slice": (Ipv6LpmKey, ctypes.c_uint32),
     "qfi_slice": (ctypes.c_uint32, ctypes.c_uint32),
     "config": (ctypes.c_uint32, Config),
+    "slice_config": (ctypes.c_uint32, SliceConfig),
+    "latency_hist": (ctypes.c_uint32, LatencyHist),
+    "measure_stats": (ctypes.c_uint32, MeasureStats),
+    "transit_stamps": (Fingerprint, Stamp),
+    "seq_state": (SeqKey, SeqState),
+    "rtt_stamps": (RttKey, Stamp),
+    "tcp_flows": (FlowKey, FlowState),
+    "echo_stamps": (EchoKey, Stamp),
+    "peer_rtt": (PeerKey, LatencyHist),
 }
 
 
@@ -198,3 +354,11 @@ def qfi_stats_index(point: int, slice_id: int, qfi: int, direction: int) -> int:
 
 def event_index(point: int, event: int) -> int:
     return point * EVENTS + event
+
+
+def latency_index(metric: int, slice_id: int, direction: int) -> int:
+    return (metric * MAX_SLICES + slice_id) * DIRS + direction
+
+
+def measure_index(slice_id: int, direction: int) -> int:
+    return slice_id * DIRS + direction

@@ -114,6 +114,8 @@ def library() -> ctypes.CDLL:
         ctypes.POINTER(ctypes.c_uint32),
     ]
     lib.bpf_obj_get_info_by_fd.restype = ctypes.c_int
+    lib.bpf_map_delete_elem.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    lib.bpf_map_delete_elem.restype = ctypes.c_int
     lib.libbpf_num_possible_cpus.argtypes = []
     lib.libbpf_num_possible_cpus.restype = ctypes.c_int
     return lib
@@ -123,6 +125,18 @@ def _check(ret: int, what: str) -> None:
     if ret < 0:
         code = -ret if ret != -1 else ctypes.get_errno()
         raise BpfError(code, f"{what}: {os.strerror(code)}")
+
+
+def delete_elem(map_fd: int, key: bytes) -> bool:
+    """Deletes one entry; False when it was not there (someone else took it)."""
+    buf = ctypes.create_string_buffer(key, len(key))
+    ret = library().bpf_map_delete_elem(map_fd, buf)
+    if ret < 0:
+        err = ctypes.get_errno() if ret == -1 else -ret
+        if err == errno.ENOENT:
+            return False
+        _check(-err, "BPF_MAP_DELETE_ELEM")
+    return True
 
 
 @cache

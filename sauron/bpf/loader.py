@@ -39,6 +39,13 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
     EntryPoint(layout.POINT_N6_EGRESS, "n6_tc.c", "sauron_n6_egress", TC),
 )
 
+#: measurement programs, reached by tail call from the entry points of their
+#: hook: (source, function, hook, program array)
+MEASURE_PROGRAMS: tuple[tuple[str, str, str, str], ...] = (
+    ("measure_xdp.c", "sauron_measure_xdp", XDP, "measure_xdp_prog"),
+    ("measure_tc.c", "sauron_measure_tc", TC, "measure_tc_prog"),
+)
+
 BASE_CFLAGS = ("-Wno-unused-function", "-Wno-compare-distinct-pointer-types")
 
 
@@ -102,9 +109,18 @@ class DataPlane(BpfObject):
 
     def __init__(self, record_last: bool = False) -> None:
         cflags = ("-DSAURON_RECORD_LAST=1",) if record_last else ()
-        super().__init__([ep.source for ep in ENTRY_POINTS], cflags)
+        sources = [ep.source for ep in ENTRY_POINTS] + [m[0] for m in MEASURE_PROGRAMS]
+        super().__init__(sources, cflags)
         self.record_last = record_last
         self.entry_points = {ep.point: ep for ep in ENTRY_POINTS}
+        self._install_measurement()
+
+    def _install_measurement(self) -> None:
+        """Loads the measurement programs into the program arrays the entry
+        points tail-call; whether they measure is up to sauron_config."""
+        for _, function, hook, array in MEASURE_PROGRAMS:
+            fd = int(self.function(function, hook).fd)
+            self.table(array)[ctypes.c_int(0)] = ctypes.c_int(fd)
 
     def program(self, point: int) -> Any:
         ep = self.entry_points[point]
@@ -135,21 +151,40 @@ class DataPlane(BpfObject):
 
     def reset_counters(self) -> None:
         """Zeroes every counter map; classification rules stay."""
-        for name in ("slice_stats", "qfi_stats", "events", "teid_slots"):
+        for name in (
+            "slice_stats",
+            "qfi_stats",
+            "events",
+            "teid_slots",
+            "measure_stats",
+            "latency_hist",
+        ):
             self.table(name).clear()  # on arrays, bcc writes zeroes
-        for name in ("teid_stats", "ue_stats"):
+        for name in (
+            "teid_stats",
+            "ue_stats",
+            "transit_stamps",
+            "seq_state",
+            "rtt_stamps",
+            "tcp_flows",
+            "echo_stamps",
+            "peer_rtt",
+        ):
             self.table(name).clear()
         if self.record_last:
             self.table("last_result").clear()
 
     def reset_rules(self) -> None:
-        """Removes every classification rule and direction override."""
+        """Removes every classification rule and direction override; the
+        measurement settings stay."""
         for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice"):
             self.table(name).clear()
         self.table("qfi_slice").clear()
         cfg = self._config()
-        fresh = layout.Config(rules_generation=(cfg.rules_generation + 1) & 0xFFFFFFFF)
-        self._write_config(fresh)
+        for point in range(layout.POINTS):
+            cfg.direction_mode[point] = layout.DIRMODE_POINT
+        cfg.rules_generation = (cfg.rules_generation + 1) & 0xFFFFFFFF
+        self._write_config(cfg)
 
     def last_result(self) -> layout.ParseResult:
         if not self.record_last:

@@ -187,6 +187,192 @@ struct sauron_ue_key {
 struct sauron_config {
 	__u32 direction_mode[SAURON_POINTS]; /* enum sauron_direction_mode */
 	__u32 rules_generation;
+	__u32 measure;             /* SAURON_MEASURE_* bits */
+	/* Egress points look a fingerprint up only when (hash & mask) == 0: the
+	 * smallest sampling mask of any slice, since the slice of a NATed
+	 * packet is not known there. */
+	__u32 transit_lookup_mask;
+	/* Only TCP timestamps with (value & mask) == 0 are stamped and looked
+	 * up: a cheap per-flow rate limit (Linux ticks them once a ms). */
+	__u32 rtt_ts_mask;
+};
+
+/* What the programs measure besides counting (sauron_config.measure). The
+ * transit stamps need both sides of the UPF watched: the agent turns them on
+ * only then, or every stamp would expire as loss. */
+#define SAURON_MEASURE_TRANSIT 1
+#define SAURON_MEASURE_RTT 2
+#define SAURON_MEASURE_SEQUENCE 4
+#define SAURON_MEASURE_RETRANS 8
+
+/* slice_config[slice]: per-slice measurement settings, written by the agent.
+ * A packet is stamped when (fingerprint hash & transit_sample_mask) == 0,
+ * so a mask of 2^k - 1 samples one packet in 2^k; ingress and egress
+ * compute the same hash, so both take the same decision. */
+struct sauron_slice_config {
+	__u32 transit_sample_mask;
+	__u32 flags; /* SAURON_SLICE_TRANSIT: stamp this slice's packets */
+};
+
+#define SAURON_SLICE_TRANSIT 1
+
+/* Histograms, log-linear. A value v at or above 2^MIN_SHIFT falls in octave
+ * k = floor(log2 v) and sub-bucket s = the SUB_BITS bits after its leading
+ * one; its bucket is 1 + (k - MIN_SHIFT) * SUB_BUCKETS + s, so a bucket is
+ * at most 1/SUB_BUCKETS (12.5 %) of its lower bound wide. Bucket 0 holds
+ * values under 2^MIN_SHIFT, the last bucket values at or above 2^MAX_SHIFT. */
+#define SAURON_HIST_SUB_BITS 3
+#define SAURON_HIST_SUB_BUCKETS 8
+/* latencies in nanoseconds: 1.024 us to 68.7 s */
+#define SAURON_LATENCY_MIN_SHIFT 10
+#define SAURON_LATENCY_MAX_SHIFT 36
+#define SAURON_LATENCY_BUCKETS 210 /* (36 - 10) * 8 + 2 */
+/* GTP-U sequence gaps in packets: 1 to 65535 */
+#define SAURON_GAP_MIN_SHIFT 0
+#define SAURON_GAP_MAX_SHIFT 16
+#define SAURON_GAP_BUCKETS 130 /* (16 - 0) * 8 + 2 */
+
+enum sauron_latency_metric {
+	/* inside the UPF: N3 in -> N6 out (uplink), N6 in -> N3 out (downlink) */
+	SAURON_LAT_TRANSIT = 0,
+	/* UPF <-> UE, from inner TCP seen on N3; kept under the downlink */
+	SAURON_LAT_RTT_RAN = 1,
+	/* UPF <-> server, from inner TCP seen on N6; kept under the uplink */
+	SAURON_LAT_RTT_DN = 2,
+	SAURON_LAT_METRICS = 3,
+};
+
+/* latency_hist[(metric * SAURON_MAX_SLICES + slice) * SAURON_DIRS + dir] and
+ * peer_rtt values (per-CPU). */
+struct sauron_latency_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 max_ns;
+	__u64 buckets[SAURON_LATENCY_BUCKETS];
+};
+
+/* The inner packet's fields that survive decapsulation and N6 NAT: the far
+ * end (uplink destination, downlink source), never the UE's address or port
+ * nor TTL or checksums. */
+struct sauron_fingerprint {
+	__u8 remote[16];
+	__u16 remote_port;
+	__u8 proto;
+	__u8 direction;
+	__u32 ip_id;  /* IPv4 identification or IPv6 flow label */
+	__u32 length; /* inner IP total length */
+	__u32 l4_a;   /* TCP sequence; ICMP type, code and echo sequence; else payload word 0 */
+	__u32 l4_b;   /* TCP acknowledgment; else the next payload word */
+};
+
+struct sauron_stamp {
+	__u64 ns;      /* bpf_ktime_get_ns() at the first point */
+	__u32 slice_id;
+	__u32 reserved;
+};
+
+#define SAURON_TRANSIT_STAMPS 65536
+
+/* measure_stats[slice * SAURON_DIRS + dir] (per-CPU). seq_lost and
+ * seq_gaps may be decremented on another CPU than the one that counted
+ * them (a late packet fills a gap): sums are taken modulo 2^64. */
+struct sauron_measure_stats {
+	__u64 transit_stamped;
+	__u64 transit_matched;
+	__u64 transit_duplicate;  /* a stamp with that fingerprint was pending */
+	__u64 transit_table_full; /* transit_stamps had no room: not stamped */
+	__u64 transit_late;       /* matched after the agent expired the stamp */
+	__u64 tcp_data_segments;
+	__u64 tcp_retransmissions;
+	__u64 rtt_stamped;
+	__u64 rtt_samples;
+	__u64 seq_received;
+	__u64 seq_lost;
+	__u64 seq_reordered;
+	__u64 seq_duplicates;
+	__u64 seq_resyncs; /* jumps too large to be loss: numbering restarted */
+	__u64 seq_gaps[SAURON_GAP_BUCKETS];
+};
+
+/* GTP-U sequence numbers (S flag) per TEID and direction. */
+#define SAURON_SEQ_ENTRIES 65536
+/* a forward jump beyond this, or a backward one beyond MAX_MISORDER, is a
+ * restart of the numbering rather than loss or reordering */
+#define SAURON_SEQ_MAX_DROPOUT 3000
+#define SAURON_SEQ_MAX_MISORDER 1000
+#define SAURON_SEQ_WINDOW 64
+
+struct sauron_seq_key {
+	__u32 teid;
+	__u32 direction;
+};
+
+struct sauron_seq_state {
+	__u64 received; /* distinct packets */
+	__u64 lost;     /* passed over and not (yet) arrived */
+	__u64 reordered;
+	__u64 duplicates;
+	__u64 window;   /* bit i: sequence number expected - 1 - i arrived */
+	__u32 expected; /* next sequence number in order */
+	__u32 slice_id;
+	__u32 gap_start;  /* first number of the most recent gap */
+	__u32 gap_length; /* 0 when it has been filled */
+};
+
+/* Round-trip stamps: TCP segments going out towards one side, matched by
+ * the reply that echoes their timestamp or acknowledges their SYN. */
+enum sauron_rtt_kind {
+	SAURON_RTT_RAN_TIMESTAMP = 0,
+	SAURON_RTT_RAN_HANDSHAKE = 1,
+	SAURON_RTT_DN_TIMESTAMP = 2,
+	SAURON_RTT_DN_HANDSHAKE = 3,
+};
+
+#define SAURON_RTT_STAMPS 65536
+
+struct sauron_rtt_key {
+	__u8 local[16];  /* the UE's side of the flow (its NAT address on N6) */
+	__u8 remote[16];
+	__u16 local_port;
+	__u16 remote_port;
+	__u32 echo; /* the TSval the reply will echo, or the ACK number it will carry */
+	__u32 kind; /* enum sauron_rtt_kind */
+};
+
+/* TCP flows followed for retransmissions (inner TCP on N3). */
+#define SAURON_TCP_FLOWS 65536
+
+struct sauron_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+};
+
+struct sauron_flow_state {
+	__u32 next_seq; /* highest sequence number sent + 1 */
+	__u32 slice_id;
+};
+
+/* GTP-U echo round trips per peer: our request to its response is the path
+ * RTT; its request to our response is how fast this node answers. */
+enum sauron_echo_initiator {
+	SAURON_ECHO_LOCAL = 0,
+	SAURON_ECHO_PEER = 1,
+};
+
+#define SAURON_ECHO_STAMPS 1024
+#define SAURON_MAX_PEERS 256
+
+struct sauron_echo_key {
+	__u8 peer[16];
+	__u32 seq;
+	__u32 initiator; /* enum sauron_echo_initiator */
+};
+
+struct sauron_peer_key {
+	__u8 peer[16];
+	__u32 initiator;
 	__u32 reserved;
 };
 

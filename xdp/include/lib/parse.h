@@ -30,6 +30,7 @@ struct ip_view {
 	__u8 later_fragment; /* offset > 0: no L4 header here */
 	__u32 payload_len;   /* L4 bytes the header announces */
 	__u32 total_len;     /* whole IP packet the header announces */
+	__u32 ip_id;         /* IPv4 identification, IPv6 flow label */
 	__u8 saddr[16];      /* IPv4 stored IPv4-mapped */
 	__u8 daddr[16];
 };
@@ -133,6 +134,7 @@ static __always_inline int parse_ipv4(struct hdr_cursor *c, void *data_end, stru
 	ip->first_fragment = !ip->later_fragment && (frag & 0x2000);
 	ip->total_len = total;
 	ip->payload_len = total - hlen;
+	ip->ip_id = bpf_ntohs(iph->id);
 	if (want_addrs) {
 		ipv4_mapped(ip->saddr, iph->saddr);
 		ipv4_mapped(ip->daddr, iph->daddr);
@@ -175,6 +177,7 @@ static __always_inline int parse_ipv6(struct hdr_cursor *c, void *data_end, stru
 		note_anomaly(anomaly, SAURON_AN_IP_TRUNCATED);
 	ip->version = 6;
 	ip->total_len = payload + sizeof(*ip6h);
+	ip->ip_id = bpf_ntohl(*(__be32 *)ip6h) & 0xfffff;
 	if (want_addrs) {
 		__builtin_memcpy(ip->saddr, &ip6h->saddr, 16);
 		__builtin_memcpy(ip->daddr, &ip6h->daddr, 16);

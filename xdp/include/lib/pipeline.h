@@ -10,6 +10,7 @@
 #include "lib/gtpu.h"
 #include "lib/classify.h"
 #include "lib/account.h"
+#include "lib/measure.h"
 
 #ifdef SAURON_RECORD_LAST
 BPF_ARRAY(last_result, struct sauron_parse_result, 1);
@@ -102,6 +103,8 @@ static __always_inline int parse_inner_ip(struct hdr_cursor *c, void *data_end,
 		ip->version = 4;
 		ip->proto = iph->protocol;
 		ip->total_len = total;
+		ip->payload_len = total - hlen;
+		ip->ip_id = bpf_ntohs(iph->id);
 		ip->later_fragment = (bpf_ntohs(iph->frag_off) & 0x1fff) != 0;
 		ipv4_mapped(ip->saddr, iph->saddr);
 		ipv4_mapped(ip->daddr, iph->daddr);
@@ -118,6 +121,8 @@ static __always_inline int parse_inner_ip(struct hdr_cursor *c, void *data_end,
 		ip->version = 6;
 		ip->proto = ip6h->nexthdr;
 		ip->total_len = total;
+		ip->payload_len = total - sizeof(*ip6h);
+		ip->ip_id = bpf_ntohl(*(__be32 *)ip6h) & 0xfffff;
 		__builtin_memcpy(ip->saddr, &ip6h->saddr, 16);
 		__builtin_memcpy(ip->daddr, &ip6h->daddr, 16);
 		c->pos = ip6h + 1;
@@ -213,9 +218,33 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
 		f->slice_id = SAURON_UNCLASSIFIED_SLICE;
 }
 
+/* Hands the frame to the measurement program through a per-CPU scratch
+ * entry (a tail call carries only the context); the entry program makes the
+ * call when it finds the job pending. Cheap here on purpose: this code sits
+ * where every parsing path meets. */
+static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const struct gtpu_view *g,
+					     __u32 slice_id, __u32 dir, __u32 ip_offset,
+					     __u32 outer_offset)
+{
+	__u32 zero = 0;
+	struct measure_job *job = measure_jobs.lookup(&zero);
+	if (!job)
+		return;
+	job->point = point;
+	job->msg_kind = msg_kind;
+	job->slice_id = slice_id;
+	job->direction = dir;
+	job->teid = g->teid;
+	job->seq = g->seq;
+	job->gtp_flags = g->flags;
+	job->ip_offset = ip_offset;
+	job->outer_offset = outer_offset;
+	job->pending = 1;
+}
+
 /* N3/N9 side: GTP-U frames. */
 static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 frame_len,
-					      __u32 point)
+					     __u32 point)
 {
 	struct hdr_cursor c = { .pos = data };
 	struct frame_facts f = { .event = SAURON_EV_IP_NOT_GTPU };
@@ -231,6 +260,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 		goto out;
 	}
 	cursor_merge(&c, data);
+	__u32 outer_offset = c.pos - data;
 	if (parse_ip(&c, data_end, proto == ETH_P_IP ? 4 : 6, &outer, 0, &f.anomaly) < 0)
 		goto out;
 	cursor_merge(&c, data);
@@ -254,6 +284,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	f.msg_kind = gtpu_msg_kind(g.msg_type);
 
 	int inner_ok = 0;
+	__u32 inner_offset = c.pos - data;
 	if (f.msg_kind == SAURON_MSG_G_PDU && g.payload_ok) {
 		inner_ok = parse_inner_ip(&c, data_end, &inner, &f.ports, &f.anomaly) >= 0;
 		if (inner_ok) {
@@ -302,6 +333,9 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 					   f.ue_addr, f.has_ue);
 		}
 	}
+	if (cfg && cfg->measure)
+		post_measure_job(point, f.msg_kind, &g, slice_id, dir, inner_ok ? inner_offset : 0,
+				 outer_offset);
 out:
 	finish_frame(point, &f, &g);
 }
@@ -320,6 +354,7 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
 		goto out;
 	cursor_merge(&c, data);
+	__u32 ip_offset = c.pos - data;
 	if (parse_ip(&c, data_end, proto == ETH_P_IP ? 4 : 6, &ip, 1, &f.anomaly) < 0)
 		goto out;
 	cursor_merge(&c, data);
@@ -367,6 +402,8 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 		count_session(&fresh, dir, frame_len, SAURON_NO_QFI);
 		ue_stats.update(&key, &fresh);
 	}
+	if (cfg && cfg->measure)
+		post_measure_job(point, f.msg_kind, &g, slice_id, dir, ip_offset, 0);
 out:
 	finish_frame(point, &f, &g);
 }

@@ -1,0 +1,254 @@
+"""The measurement maps: turning them on per slice, reading histograms and
+counters (CPUs merged), GTP-U sequence state per TEID, and expiring transit
+stamps that were never matched (loss inside the UPF)."""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import struct
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sauron.bpf import layout, libbpf
+from sauron.histogram import LATENCY, Histogram
+
+U64 = (1 << 64) - 1
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def sample_mask(one_in: int) -> int:
+    """The hash mask that samples one packet in `one_in` (a power of two)."""
+    if one_in < 1 or one_in & (one_in - 1):
+        raise ValueError(f"a sampling rate must be a power of two, not {one_in}")
+    return one_in - 1
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """What the programs measure. transit_one_in maps slice ids to their
+    sampling rate (1 = every packet; a slice missing is not stamped)."""
+
+    transit: bool = True
+    rtt: bool = True
+    sequence: bool = True
+    retransmissions: bool = True
+    transit_one_in: tuple[tuple[int, int], ...] = ()
+    rtt_timestamp_one_in: int = 1
+
+    @classmethod
+    def off(cls) -> MeasureSettings:
+        return cls(transit=False, rtt=False, sequence=False, retransmissions=False)
+
+    def flags(self) -> int:
+        return (
+            (layout.MEASURE_TRANSIT if self.transit else 0)
+            | (layout.MEASURE_RTT if self.rtt else 0)
+            | (layout.MEASURE_SEQUENCE if self.sequence else 0)
+            | (layout.MEASURE_RETRANS if self.retransmissions else 0)
+        )
+
+
+def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
+    """Writes the per-slice sampling and the global switches."""
+    table = dataplane.table("slice_config")
+    table.clear()
+    masks = []
+    for slice_id, one_in in settings.transit_one_in:
+        mask = sample_mask(one_in)
+        masks.append(mask)
+        table[ctypes.c_uint32(slice_id)] = table.Leaf(
+            transit_sample_mask=mask, flags=layout.SLICE_TRANSIT
+        )
+    raw = dataplane.table("config")[ctypes.c_uint32(0)]
+    cfg = layout.Config.from_buffer_copy(bytes(raw))
+    cfg.measure = settings.flags()
+    # egress looks up whatever the most-sampled slice would have stamped
+    cfg.transit_lookup_mask = min(masks) if masks else 0
+    cfg.rtt_ts_mask = sample_mask(settings.rtt_timestamp_one_in)
+    config = dataplane.table("config")
+    config[ctypes.c_uint32(0)] = config.Leaf.from_buffer_copy(bytes(cfg))
+
+
+def _percpu_rows(table: Any, value_size: int) -> tuple[bytes, bytes, int, int]:
+    ncpu = libbpf.possible_cpus()
+    stride = _round8(value_size)
+    key_size = ctypes.sizeof(table.Key)
+    keys, values, count = libbpf.lookup_batch(
+        int(table.map_fd), key_size, stride * ncpu, int(table.max_entries)
+    )
+    return keys, values, count, ncpu
+
+
+def _sum_words(values: bytes, row: int, ncpu: int, words: int) -> list[int] | None:
+    """One per-CPU row's 64-bit words summed over CPUs (modulo 2^64, so a
+    count taken back on another CPU comes out right); None when all zero."""
+    view = memoryview(values).cast("Q")
+    base = row * ncpu * words
+    chunk = view[base : base + ncpu * words]
+    if not any(chunk):
+        return None
+    return [sum(chunk[w::words]) & U64 for w in range(words)]
+
+
+def _histogram(words: list[int]) -> Histogram:
+    count, total, _ = words[0], words[1], words[2]
+    return Histogram(LATENCY, words[3:], count, total, 0)
+
+
+def _latency_words() -> int:
+    return ctypes.sizeof(layout.LatencyHist) // 8
+
+
+def _max_over_cpus(values: bytes, row: int, ncpu: int, words: int) -> int:
+    view = memoryview(values).cast("Q")
+    return max(view[(row * ncpu + cpu) * words + 2] for cpu in range(ncpu))
+
+
+def read_latency(dataplane: Any) -> dict[tuple[int, int, int], Histogram]:
+    """Non-empty latency histograms by (metric, slice, direction)."""
+    words = _latency_words()
+    _, values, count, ncpu = _percpu_rows(dataplane.table("latency_hist"), words * 8)
+    out: dict[tuple[int, int, int], Histogram] = {}
+    for index in range(count):
+        summed = _sum_words(values, index, ncpu, words)
+        if summed is None:
+            continue
+        hist = _histogram(summed)
+        hist.maximum = _max_over_cpus(values, index, ncpu, words)
+        metric, rest = divmod(index, layout.MAX_SLICES * layout.DIRS)
+        slice_id, direction = divmod(rest, layout.DIRS)
+        out[(metric, slice_id, direction)] = hist
+    return out
+
+
+def read_measure_stats(dataplane: Any) -> dict[tuple[int, int], layout.MeasureStats]:
+    """Non-zero measurement counters by (slice, direction)."""
+    words = ctypes.sizeof(layout.MeasureStats) // 8
+    _, values, count, ncpu = _percpu_rows(dataplane.table("measure_stats"), words * 8)
+    out: dict[tuple[int, int], layout.MeasureStats] = {}
+    for index in range(count):
+        summed = _sum_words(values, index, ncpu, words)
+        if summed is None:
+            continue
+        stats = layout.MeasureStats.from_buffer_copy(struct.pack(f"<{words}Q", *summed))
+        out[divmod(index, layout.DIRS)] = stats
+    return out
+
+
+def address_text(raw: bytes) -> str:
+    """A 16-byte address as text, IPv4-mapped ones as plain IPv4."""
+    addr = ipaddress.IPv6Address(raw)
+    return str(addr.ipv4_mapped) if addr.ipv4_mapped else str(addr)
+
+
+def read_peer_rtt(dataplane: Any) -> dict[tuple[str, int], Histogram]:
+    """GTP-U echo round trips by (peer address, initiator)."""
+    words = _latency_words()
+    table = dataplane.table("peer_rtt")
+    keys, values, count, ncpu = _percpu_rows(table, words * 8)
+    key_size = ctypes.sizeof(layout.PeerKey)
+    out: dict[tuple[str, int], Histogram] = {}
+    for index in range(count):
+        key = layout.PeerKey.from_buffer_copy(keys, index * key_size)
+        summed = _sum_words(values, index, ncpu, words)
+        if summed is None:
+            continue
+        hist = _histogram(summed)
+        hist.maximum = _max_over_cpus(values, index, ncpu, words)
+        out[(address_text(bytes(key.peer)), int(key.initiator))] = hist
+    return out
+
+
+@dataclass(frozen=True)
+class SequenceRecord:
+    """GTP-U sequence numbers of one TEID and direction."""
+
+    teid: int
+    direction: int
+    slice_id: int
+    received: int
+    lost: int
+    reordered: int
+    duplicates: int
+
+
+def read_sequences(dataplane: Any) -> list[SequenceRecord]:
+    table = dataplane.table("seq_state")
+    key_size = ctypes.sizeof(layout.SeqKey)
+    value_size = ctypes.sizeof(layout.SeqState)
+    keys, values, count = libbpf.lookup_batch(
+        int(table.map_fd), key_size, value_size, int(table.max_entries)
+    )
+    out = []
+    for i in range(count):
+        key = layout.SeqKey.from_buffer_copy(keys, i * key_size)
+        st = layout.SeqState.from_buffer_copy(values, i * value_size)
+        out.append(
+            SequenceRecord(
+                teid=int(key.teid),
+                direction=int(key.direction),
+                slice_id=int(st.slice_id),
+                received=int(st.received),
+                lost=int(st.lost),
+                reordered=int(st.reordered),
+                duplicates=int(st.duplicates),
+            )
+        )
+    return sorted(out, key=lambda r: (r.teid, r.direction))
+
+
+class TransitExpiry:
+    """Removes transit stamps older than the timeout and counts each as a
+    packet lost inside the UPF, by (slice, direction). A stamp the data path
+    matches meanwhile is not counted: whoever deletes it first decides.
+
+    `clock` returns nanoseconds on the programs' clock (CLOCK_MONOTONIC)."""
+
+    def __init__(
+        self,
+        dataplane: Any,
+        timeout_s: float = 2.0,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.table = dataplane.table("transit_stamps")
+        self.timeout_ns = int(timeout_s * 1e9)
+        self.clock = clock
+        self.expired: Counter[tuple[int, int]] = Counter()
+
+    def pending(self) -> int:
+        return sum(1 for _ in self._entries())
+
+    def _entries(self) -> list[tuple[bytes, layout.Stamp, int]]:
+        key_size = ctypes.sizeof(layout.Fingerprint)
+        value_size = ctypes.sizeof(layout.Stamp)
+        keys, values, count = libbpf.lookup_batch(
+            int(self.table.map_fd), key_size, value_size, int(self.table.max_entries)
+        )
+        out = []
+        for i in range(count):
+            key = keys[i * key_size : (i + 1) * key_size]
+            stamp = layout.Stamp.from_buffer_copy(values, i * value_size)
+            direction = layout.Fingerprint.from_buffer_copy(key).direction
+            out.append((key, stamp, int(direction)))
+        return out
+
+    def sweep(self) -> Counter[tuple[int, int]]:
+        """Expires what is due; returns this sweep's losses (also added to
+        self.expired)."""
+        now = self.clock()
+        lost: Counter[tuple[int, int]] = Counter()
+        fd = int(self.table.map_fd)
+        for key, stamp, direction in self._entries():
+            if now - int(stamp.ns) < self.timeout_ns:
+                continue
+            if libbpf.delete_elem(fd, key):
+                lost[(int(stamp.slice_id), direction)] += 1
+        self.expired.update(lost)
+        return lost

@@ -1,0 +1,333 @@
+"""Transit stamps, RTT, GTP-U sequence loss, echo RTT and retransmissions,
+in three stages: build frames (scapy), run them through the real programs
+with BPF_PROG_TEST_RUN at the points they would pass, check the maps."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+
+import pytest
+from frames import MACS, gtpu_raw, outer, pdu_session_container
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet, Raw
+
+from sauron.bpf import layout, libbpf
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.measurements import (
+    MeasureSettings,
+    TransitExpiry,
+    apply_settings,
+    read_latency,
+    read_measure_stats,
+    read_peer_rtt,
+    read_sequences,
+)
+from sauron.histogram import GAP
+
+pytestmark = [pytest.mark.kernel]
+
+EMBB, URLLC, MMTC = 1, 2, 3
+UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
+N3_IN, N3_OUT = layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS
+N6_IN, N6_OUT = layout.POINT_N6_INGRESS, layout.POINT_N6_EGRESS
+UE = "10.45.0.7"  # eMBB pool
+SERVER = "198.51.100.9"
+NAT = "198.51.100.1"  # the UPF's N6 address when it masquerades
+GNB, UPF = "192.0.2.1", "192.0.2.2"
+UL_TEID, DL_TEID = 0x10007, 0x10008  # eMBB TEID range
+
+
+@pytest.fixture()
+def measuring(dataplane: DataPlane) -> Iterator[DataPlane]:
+    apply_settings(
+        dataplane,
+        MeasureSettings(transit_one_in=((0, 1), (EMBB, 1), (URLLC, 1), (MMTC, 1))),
+    )
+    yield dataplane
+
+
+def run(dp: DataPlane, point: int, frame: bytes) -> None:
+    """Run stage: the frame passes unchanged, whatever was measured."""
+    result = libbpf.test_run(dp.program_fd(point), frame)
+    assert result.retval in (libbpf.XDP_PASS, libbpf.TC_ACT_OK)
+    assert result.data_out == frame
+
+
+def gtpu(inner: Packet, teid: int, uplink: bool, seq: int | None = None, qfi: int = 9) -> bytes:
+    ext = [(0x85, pdu_session_container(qfi, uplink=uplink))]
+    src, dst = (GNB, UPF) if uplink else (UPF, GNB)
+    return outer(gtpu_raw(teid, payload=bytes(inner), seq=seq, extensions=ext), src=src, dst=dst)
+
+
+def plain(inner: Packet) -> bytes:
+    return bytes(Ether(**MACS) / inner)
+
+
+def ul_packet(payload: bytes = b"uplink-1", sport: int = 40000, ip_id: int = 7) -> Packet:
+    return IP(src=UE, dst=SERVER, id=ip_id) / UDP(sport=sport, dport=5000) / Raw(payload)
+
+
+def natted(packet: Packet) -> Packet:
+    """What N6 NAT and routing make of an uplink packet: new source address
+    and port, TTL one less, checksums recomputed."""
+    out = packet.copy()
+    out[IP].src = NAT
+    out[IP].ttl -= 1
+    out[UDP].sport = 61000
+    del out[IP].chksum
+    del out[UDP].chksum
+    return IP(bytes(out))
+
+
+def transit(dp: DataPlane, metric: int = layout.LAT_TRANSIT) -> dict[tuple[int, int], int]:
+    return {(s, d): h.count for (m, s, d), h in read_latency(dp).items() if m == metric}
+
+
+# --- transit ------------------------------------------------------------------
+
+
+def test_uplink_stamped_on_n3_matched_on_n6_after_nat(measuring: DataPlane) -> None:
+    packet = ul_packet()
+    run(measuring, N3_IN, gtpu(packet, UL_TEID, uplink=True))
+    assert transit(measuring) == {}
+    run(measuring, N6_OUT, plain(natted(packet)))
+    assert transit(measuring) == {(EMBB, UL): 1}
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    assert (stats.transit_stamped, stats.transit_matched, stats.transit_duplicate) == (1, 1, 0)
+    assert TransitExpiry(measuring).pending() == 0
+    hist = read_latency(measuring)[(layout.LAT_TRANSIT, EMBB, UL)]
+    assert 0 < hist.total == hist.maximum  # one sample: sum and max are it
+
+
+def test_downlink_stamped_on_n6_matched_on_n3(measuring: DataPlane) -> None:
+    packet = IP(src=SERVER, dst=UE, id=99) / UDP(sport=5000, dport=40000) / Raw(b"downlink")
+    run(measuring, N6_IN, plain(packet))
+    routed = IP(bytes(packet))
+    routed.ttl -= 1
+    del routed.chksum
+    run(measuring, N3_OUT, gtpu(IP(bytes(routed)), DL_TEID, uplink=False))
+    assert transit(measuring) == {(EMBB, DL): 1}
+
+
+def test_downlink_through_nat_goes_to_the_tunnels_slice(measuring: DataPlane) -> None:
+    # on N6 the packet is for the NAT address: no slice is known there
+    packet = IP(src=SERVER, dst=NAT, id=5) / UDP(sport=5000, dport=61000) / Raw(b"reply")
+    run(measuring, N6_IN, plain(packet))
+    inner = IP(src=SERVER, dst=UE, id=5) / UDP(sport=5000, dport=40000) / Raw(b"reply")
+    run(measuring, N3_OUT, gtpu(inner, DL_TEID, uplink=False))
+    assert transit(measuring) == {(EMBB, DL): 1}
+    assert read_measure_stats(measuring)[(0, DL)].transit_matched == 1
+
+
+def test_unmatched_stamp_expires_as_loss_after_the_timeout(measuring: DataPlane) -> None:
+    now = [0]
+    expiry = TransitExpiry(measuring, timeout_s=2.0, clock=lambda: now[0])
+    run(measuring, N3_IN, gtpu(ul_packet(b"never-leaves"), UL_TEID, uplink=True))
+    stamped_at = libbpf_monotonic_ns()
+    now[0] = stamped_at + 1_000_000_000
+    assert expiry.sweep() == {}
+    assert expiry.pending() == 1
+    now[0] = stamped_at + 3_000_000_000
+    assert expiry.sweep() == {(EMBB, UL): 1}
+    assert expiry.pending() == 0
+    # the packet leaving now is not matched: it was already counted lost
+    run(measuring, N6_OUT, plain(natted(ul_packet(b"never-leaves"))))
+    assert transit(measuring) == {}
+
+
+def libbpf_monotonic_ns() -> int:
+    import time
+
+    return time.monotonic_ns()
+
+
+def test_same_fingerprint_twice_is_counted_not_stamped_again(measuring: DataPlane) -> None:
+    frame = gtpu(ul_packet(), UL_TEID, uplink=True)
+    run(measuring, N3_IN, frame)
+    run(measuring, N3_IN, frame)
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    assert (stats.transit_stamped, stats.transit_duplicate) == (1, 1)
+
+
+def test_full_stamp_table_is_counted(measuring: DataPlane) -> None:
+    table = measuring.table("transit_stamps")
+    for i in range(layout.TRANSIT_STAMPS):
+        table[table.Key(ip_id=i, l4_a=0xFFFFFFFF)] = table.Leaf(ns=1, slice_id=0)
+    run(measuring, N3_IN, gtpu(ul_packet(), UL_TEID, uplink=True))
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    assert (stats.transit_stamped, stats.transit_table_full) == (0, 1)
+    table.clear()
+
+
+def test_sampling_takes_the_same_packets_on_both_sides(measuring: DataPlane) -> None:
+    apply_settings(measuring, MeasureSettings(transit_one_in=((EMBB, 4),)))
+    packets = [ul_packet(f"pkt-{i:05d}".encode(), ip_id=i) for i in range(400)]
+    for p in packets:
+        run(measuring, N3_IN, gtpu(p, UL_TEID, uplink=True))
+    stamped = read_measure_stats(measuring)[(EMBB, UL)].transit_stamped
+    assert 50 <= stamped <= 150, stamped  # one in four, by hash
+    for p in packets:
+        run(measuring, N6_OUT, plain(natted(p)))
+    assert transit(measuring) == {(EMBB, UL): stamped}
+    assert TransitExpiry(measuring).pending() == 0
+
+
+def test_nothing_is_measured_when_measuring_is_off(dataplane: DataPlane) -> None:
+    packet = ul_packet()
+    run(dataplane, N3_IN, gtpu(packet, UL_TEID, uplink=True, seq=1))
+    run(dataplane, N6_OUT, plain(natted(packet)))
+    assert read_latency(dataplane) == {}
+    assert read_measure_stats(dataplane) == {}
+    assert TransitExpiry(dataplane).pending() == 0
+
+
+# --- GTP-U sequence numbers -----------------------------------------------------
+
+
+SEQUENCE_PATTERNS = {
+    # name: (sequence numbers, received, lost, reordered, duplicates, {gap: bursts})
+    "in_order": ([0, 1, 2, 3, 4, 5], 6, 0, 0, 0, {}),
+    "gap_of_1": ([0, 1, 2, 4, 5], 5, 1, 0, 0, {1: 1}),
+    "gap_of_5": ([0, 1, 7, 8], 4, 5, 0, 0, {5: 1}),
+    "reorder": ([0, 1, 3, 2, 4], 5, 0, 1, 0, {}),
+    "duplicate": ([0, 1, 1, 2], 3, 0, 0, 1, {}),
+    "wrap": ([65533, 65534, 65535, 0, 1], 5, 0, 0, 0, {}),
+    "gap_across_wrap": ([65534, 65535, 2, 3], 4, 2, 0, 0, {2: 1}),
+    "late_fills_part_of_a_burst": ([0, 1, 6, 3], 4, 3, 1, 0, {1: 1, 2: 1}),
+    "burst_then_all_late": ([0, 5, 1, 2, 3, 4], 6, 0, 4, 0, {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_PATTERNS))
+def test_sequence_patterns(measuring: DataPlane, name: str) -> None:
+    seqs, received, lost, reordered, duplicates, gaps = SEQUENCE_PATTERNS[name]
+    for i, seq in enumerate(seqs):
+        run(measuring, N3_IN, gtpu(ul_packet(f"s{i}".encode(), ip_id=i), UL_TEID, True, seq=seq))
+    (record,) = read_sequences(measuring)
+    assert (record.teid, record.direction, record.slice_id) == (UL_TEID, UL, EMBB)
+    got = (record.received, record.lost, record.reordered, record.duplicates)
+    assert got == (received, lost, reordered, duplicates)
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    per_slice = (stats.seq_received, stats.seq_lost, stats.seq_reordered, stats.seq_duplicates)
+    assert per_slice == got
+    want = [0] * GAP.buckets
+    for gap, bursts in gaps.items():
+        want[GAP.bucket(gap)] += bursts
+    assert list(stats.seq_gaps) == want
+
+
+def test_sequences_are_kept_per_teid_and_direction(measuring: DataPlane) -> None:
+    for seq in (0, 2):
+        run(measuring, N3_IN, gtpu(ul_packet(f"u{seq}".encode()), UL_TEID, True, seq=seq))
+    for seq in (0, 1):
+        inner = IP(src=SERVER, dst=UE) / UDP(sport=5000, dport=40000) / Raw(f"d{seq}".encode())
+        run(measuring, N3_OUT, gtpu(inner, DL_TEID, uplink=False, seq=seq))
+    records = {(r.teid, r.direction): (r.received, r.lost) for r in read_sequences(measuring)}
+    assert records == {(UL_TEID, UL): (2, 1), (DL_TEID, DL): (2, 0)}
+
+
+def test_numbering_restart_is_not_loss(measuring: DataPlane) -> None:
+    for i, seq in enumerate([100, 101, 102, 20000, 20001]):
+        run(measuring, N3_IN, gtpu(ul_packet(f"r{i}".encode()), UL_TEID, True, seq=seq))
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    assert (stats.seq_received, stats.seq_lost, stats.seq_resyncs) == (5, 0, 1)
+
+
+# --- GTP-U echo -----------------------------------------------------------------
+
+
+def echo(msg_type: int, seq: int, from_gnb: bool) -> bytes:
+    src, dst = (GNB, UPF) if from_gnb else (UPF, GNB)
+    return outer(gtpu_raw(0, msg_type=msg_type, seq=seq, payload=b"\x0e\x00"), src=src, dst=dst)
+
+
+def test_echo_round_trips_per_peer_and_initiator(measuring: DataPlane) -> None:
+    # the UPF asks the gNB (path RTT) ...
+    run(measuring, N3_OUT, echo(1, seq=7, from_gnb=False))
+    run(measuring, N3_IN, echo(2, seq=7, from_gnb=True))
+    # ... and the gNB asks the UPF (how fast this node answers)
+    run(measuring, N3_IN, echo(1, seq=9, from_gnb=True))
+    run(measuring, N3_OUT, echo(2, seq=9, from_gnb=False))
+    # a response nobody asked for is no sample
+    run(measuring, N3_IN, echo(2, seq=99, from_gnb=True))
+    peers = {k: h.count for k, h in read_peer_rtt(measuring).items()}
+    assert peers == {(GNB, layout.ECHO_LOCAL): 1, (GNB, layout.ECHO_PEER): 1}
+
+
+# --- TCP round trips ------------------------------------------------------------
+
+
+def tcp(
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    flags: str,
+    seq: int,
+    ack: int = 0,
+    ts: tuple[int, int] | None = None,
+    payload: bytes = b"",
+) -> Packet:
+    options = [("NOP", None), ("NOP", None), ("Timestamp", ts)] if ts else []
+    return (
+        IP(src=src, dst=dst)
+        / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, options=options)
+        / Raw(payload)
+    )
+
+
+def test_ran_rtt_from_timestamp_echo(measuring: DataPlane) -> None:
+    data = tcp(SERVER, UE, 443, 40000, "A", seq=1, ack=1, ts=(1000, 50), payload=b"x" * 100)
+    run(measuring, N3_OUT, gtpu(data, DL_TEID, uplink=False))
+    ack = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=101, ts=(60, 1000))
+    run(measuring, N3_IN, gtpu(ack, UL_TEID, uplink=True))
+    assert transit(measuring, layout.LAT_RTT_RAN) == {(EMBB, DL): 1}
+
+
+def test_ran_rtt_from_handshake_without_timestamps(measuring: DataPlane) -> None:
+    syn_ack = tcp(SERVER, UE, 443, 40000, "SA", seq=5000, ack=1)
+    run(measuring, N3_OUT, gtpu(syn_ack, DL_TEID, uplink=False))
+    # an unrelated ACK does not match
+    other = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=777)
+    run(measuring, N3_IN, gtpu(other, UL_TEID, uplink=True))
+    assert transit(measuring, layout.LAT_RTT_RAN) == {}
+    ack = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=5001)
+    run(measuring, N3_IN, gtpu(ack, UL_TEID, uplink=True))
+    assert transit(measuring, layout.LAT_RTT_RAN) == {(EMBB, DL): 1}
+
+
+def test_dn_rtt_from_handshake_on_n6(measuring: DataPlane) -> None:
+    run(measuring, N6_OUT, plain(tcp(UE, SERVER, 40000, 443, "S", seq=100)))
+    run(measuring, N6_IN, plain(tcp(SERVER, UE, 443, 40000, "SA", seq=9000, ack=101)))
+    assert transit(measuring, layout.LAT_RTT_DN) == {(EMBB, UL): 1}
+
+
+def test_rtt_timestamps_rate_limited_by_mask(measuring: DataPlane) -> None:
+    apply_settings(measuring, MeasureSettings(rtt_timestamp_one_in=4))
+    for tsval in range(1000, 1008):
+        seg = tcp(SERVER, UE, 443, 40000, "A", seq=tsval, ack=1, ts=(tsval, 5), payload=b"y")
+        run(measuring, N3_OUT, gtpu(seg, DL_TEID, uplink=False))
+    for tsval in range(1000, 1008):
+        ack = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=tsval + 1, ts=(9, tsval))
+        run(measuring, N3_IN, gtpu(ack, UL_TEID, uplink=True))
+    # only values with the two low bits clear: 1000 and 1004
+    assert transit(measuring, layout.LAT_RTT_RAN) == {(EMBB, DL): 2}
+
+
+# --- retransmissions ------------------------------------------------------------
+
+
+def test_tcp_retransmission_counted_per_slice(measuring: DataPlane) -> None:
+    for seq in (1000, 1100, 1200, 1100):
+        seg = tcp(UE, SERVER, 40000, 443, "A", seq=seq, ack=1, payload=b"z" * 100)
+        run(measuring, N3_IN, gtpu(seg, UL_TEID, uplink=True))
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    assert (stats.tcp_data_segments, stats.tcp_retransmissions) == (4, 1)
+
+
+def test_measurement_programs_are_installed(dataplane: DataPlane) -> None:
+    for array in ("measure_xdp_prog", "measure_tc_prog"):
+        table = dataplane.table(array)
+        assert table[ctypes.c_int(0)].value > 0

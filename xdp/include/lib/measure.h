@@ -1,0 +1,73 @@
+/* Per-slice measurement counters and settings shared by the transit, RTT,
+ * sequence and retransmission code, and the hand-over from the counting
+ * programs to the measurement programs.
+ *
+ * Measuring runs in programs of its own, reached by a tail call once the
+ * counting is done: verified apart, neither multiplies the paths of the
+ * other, and with measuring off the counting programs never pay for it. */
+#ifndef SAURON_LIB_MEASURE_H
+#define SAURON_LIB_MEASURE_H
+
+#include "sauron_shared.h"
+#include "lib/histogram.h"
+#include "lib/parse.h"
+
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
+BPF_PERCPU_ARRAY(measure_stats, struct sauron_measure_stats, SAURON_MAX_SLICES * SAURON_DIRS);
+BPF_PERCPU_ARRAY(latency_hist, struct sauron_latency_hist,
+		 SAURON_LAT_METRICS * SAURON_MAX_SLICES * SAURON_DIRS);
+BPF_ARRAY(slice_config, struct sauron_slice_config, SAURON_MAX_SLICES);
+
+struct measure_job {
+	__u32 pending;      /* set by the counting program, cleared by the entry */
+	__u32 point;
+	__u32 slice_id;
+	__u32 direction;
+	__u32 msg_kind;
+	__u32 teid;
+	__u32 seq;
+	__u32 gtp_flags;
+	__u32 ip_offset;    /* the user's IP packet (inner on N3); 0 when none */
+	__u32 outer_offset; /* the outer IP header of a GTP-U frame */
+};
+
+BPF_PERCPU_ARRAY(measure_jobs, struct measure_job, 1);
+/* index 0: the measurement program for the caller's hook */
+BPF_PROG_ARRAY(measure_xdp_prog, 1);
+BPF_PROG_ARRAY(measure_tc_prog, 1);
+
+/* In the entry program, after counting. */
+static __always_inline int measure_pending(void)
+{
+	__u32 zero = 0;
+	struct measure_job *job = measure_jobs.lookup(&zero);
+	if (!job || !job->pending)
+		return 0;
+	job->pending = 0;
+	return 1;
+}
+
+static __always_inline struct sauron_measure_stats *measure_of(__u32 slice_id, __u32 dir)
+{
+	__u32 key = (slice_id % SAURON_MAX_SLICES) * SAURON_DIRS + (dir & 1);
+	return measure_stats.lookup(&key);
+}
+
+static __always_inline void record_latency(__u32 metric, __u32 slice_id, __u32 dir, __u64 ns)
+{
+	__u32 key = (metric * SAURON_MAX_SLICES + (slice_id % SAURON_MAX_SLICES)) * SAURON_DIRS +
+		    (dir & 1);
+	struct sauron_latency_hist *h = latency_hist.lookup(&key);
+	if (h)
+		hist_record(h, ns);
+}
+
+static __always_inline int measuring(const struct sauron_config *cfg, __u32 what)
+{
+	return cfg && (cfg->measure & what);
+}
+
+#endif /* SAURON_LIB_MEASURE_H */

@@ -1,0 +1,152 @@
+/* The measurement programs' work: transit stamps and matches, RTT stamps
+ * and samples, GTP-U sequence tracking and TCP retransmissions, on what the
+ * counting program left in measure_jobs. */
+#ifndef SAURON_LIB_MEASUREMENT_H
+#define SAURON_LIB_MEASUREMENT_H
+
+#include "sauron_shared.h"
+#include "lib/parse.h"
+#include "lib/account.h"
+#include "lib/gtpu.h"
+#include "lib/pipeline.h"
+#include "lib/measure.h"
+#include "lib/l4.h"
+#include "lib/transit.h"
+#include "lib/rtt.h"
+#include "lib/sequence.h"
+#include "lib/retrans.h"
+#include "lib/echo.h"
+
+static __always_inline int is_egress(__u32 point)
+{
+	return point == SAURON_POINT_N3_EGRESS || point == SAURON_POINT_N6_EGRESS;
+}
+
+/* Transit, RAN-side RTT and retransmissions for a G-PDU's inner packet.
+ * Downlink transit samples go to the slice the tunnel belongs to, which N6
+ * may not know (NAT). */
+static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, __u32 point,
+					      const struct ip_view *inner,
+					      const struct l4_facts *l4, __u32 slice_id,
+					      __u32 dir)
+{
+	if (!cfg || !cfg->measure)
+		return;
+	if (is_egress(point)) {
+		__u32 stamp_slice;
+		__u64 ns;
+		if (transit_match(cfg, inner, l4, dir, &stamp_slice, &ns))
+			record_latency(SAURON_LAT_TRANSIT, slice_id ? slice_id : stamp_slice, dir, ns);
+		rtt_outbound(cfg, RTT_SIDE_RAN, inner, l4, dir, slice_id);
+	} else {
+		transit_stamp(cfg, inner, l4, slice_id, dir);
+		rtt_inbound(cfg, RTT_SIDE_RAN, inner, l4, dir);
+	}
+	track_retransmissions(cfg, inner, l4, slice_id, dir);
+}
+
+/* The peer of an echo message is the outer source on ingress and the
+ * outer destination on egress. */
+static __always_inline void measure_echo(void *outer_ip, void *data_end, __u32 point,
+					 __u32 msg_kind, __u32 seq)
+{
+	__u8 peer[16];
+	int outgoing = is_egress(point);
+	__u8 version;
+
+	if (outer_ip + 1 > data_end)
+		return;
+	version = *(__u8 *)outer_ip >> 4;
+	if (version == 4) {
+		struct iphdr *iph = outer_ip;
+		if ((void *)(iph + 1) > data_end)
+			return;
+		ipv4_mapped(peer, outgoing ? iph->daddr : iph->saddr);
+	} else {
+		struct ipv6hdr *ip6h = outer_ip;
+		if ((void *)(ip6h + 1) > data_end)
+			return;
+		__builtin_memcpy(peer, outgoing ? &ip6h->daddr : &ip6h->saddr, 16);
+	}
+	if (msg_kind == SAURON_MSG_ECHO_REQUEST)
+		echo_request(peer, seq, outgoing);
+	else
+		echo_response(peer, seq, outgoing);
+}
+
+/* Transit and DN-side RTT for a packet on N6. Uplink transit samples and
+ * DN-side RTT stamps take the slice the packet was stamped under on N3,
+ * which NAT has hidden from N6. */
+static __always_inline void measure_n6_side(const struct sauron_config *cfg, __u32 point,
+					    const struct ip_view *ip, const struct l4_facts *l4,
+					    __u32 slice_id, __u32 dir)
+{
+	if (is_egress(point)) {
+		__u32 stamp_slice;
+		__u64 ns;
+		if (transit_match(cfg, ip, l4, dir, &stamp_slice, &ns)) {
+			record_latency(SAURON_LAT_TRANSIT, stamp_slice, dir, ns);
+			if (!slice_id)
+				slice_id = stamp_slice;
+		}
+		rtt_outbound(cfg, RTT_SIDE_DN, ip, l4, dir, slice_id);
+	} else {
+		transit_stamp(cfg, ip, l4, slice_id, dir);
+		rtt_inbound(cfg, RTT_SIDE_DN, ip, l4, dir);
+	}
+}
+
+/* The user's IP packet again, from the offset the counting program left:
+ * inner on N3 (a G-PDU's payload), the frame's own on N6. */
+static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, __u32 offset,
+				      struct ip_view *ip, struct hdr_cursor *c)
+{
+	__u32 ignored_anomaly = 0;
+	struct l4_ports ignored_ports;
+
+	c->pos = data + (offset & SAURON_CURSOR_MASK);
+	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N3_EGRESS)
+		return parse_inner_ip(c, data_end, ip, &ignored_ports, &ignored_anomaly);
+	__u8 *first = c->pos;
+	if ((void *)(first + 1) > data_end)
+		return -1;
+	return parse_ip(c, data_end, *first >> 4, ip, 1, &ignored_anomaly);
+}
+
+static __always_inline void run_measurement(void *data, void *data_end)
+{
+	__u32 zero = 0;
+	struct measure_job *job = measure_jobs.lookup(&zero);
+	const struct sauron_config *cfg = agent_config();
+	if (!job || !cfg)
+		return;
+	__u32 point = job->point;
+	__u32 dir = job->direction & 1;
+	__u32 slice_id = job->slice_id % SAURON_MAX_SLICES;
+	int has_seq = (job->gtp_flags & GTPU_FLAG_S) != 0;
+
+	if (job->msg_kind == SAURON_MSG_ECHO_REQUEST || job->msg_kind == SAURON_MSG_ECHO_RESPONSE) {
+		if (has_seq && measuring(cfg, SAURON_MEASURE_RTT))
+			measure_echo(data + (job->outer_offset & SAURON_CURSOR_MASK), data_end, point,
+				     job->msg_kind, job->seq);
+		return;
+	}
+	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
+		return;
+	if (has_seq && job->msg_kind == SAURON_MSG_G_PDU)
+		track_sequence(cfg, job->teid, job->seq, slice_id, dir);
+	if (!job->ip_offset)
+		return;
+	struct ip_view ip = {};
+	struct hdr_cursor c;
+	if (reparse_ip(data, data_end, point, job->ip_offset, &ip, &c) < 0)
+		return;
+	struct l4_facts l4 = {};
+	read_l4(&c, data_end, &ip, &l4);
+	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N3_EGRESS)
+		measure_gtpu_side(cfg, point, &ip, &l4, slice_id, dir);
+	else
+		measure_n6_side(cfg, point, &ip, &l4, slice_id, dir);
+}
+
+#endif /* SAURON_LIB_MEASUREMENT_H */
