@@ -96,7 +96,17 @@ class SliceSpec(_Strict):
     teid_ranges: list[TeidRange] = []
     qfis: list[Annotated[int, Field(ge=0, lt=MAX_QFI)]] = []
     dnns: list[str] = []
+    #: one packet in this many is stamped for UPF transit latency and loss
+    #: (a power of two; 1 = every packet)
+    transit_sample_one_in: Annotated[int, Field(ge=1, le=65536)] = 1
     sla: SlaTargets = SlaTargets()
+
+    @field_validator("transit_sample_one_in")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError(f"must be a power of two (1, 2, 4, ... 65536), not {value}")
+        return value
 
 
 class CatalogFile(_Strict):

@@ -24,6 +24,7 @@ from aiohttp import web
 from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
+from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
 from sauron.engine import KpiEngine, Snapshot
 from sauron.interfaces import attach_interfaces
@@ -113,18 +114,26 @@ class Traffic:
             thread.join(timeout=3)
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def format_table(snap: Snapshot, catalog: Catalog) -> str:
     head = (
         f"{'slice':<7}{'S-NSSAI':<10}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}"
         f"{'UL pkt/s':>9}{'DL pkt/s':>9}{'TEIDs':>6}{'UEs':>5}{'UPF drops':>10}"
+        f"{'transit p50 UL/DL ms':>22}{'RAN RTT p50':>12}{'UPF loss':>9}"
     )
     lines = [head]
     for s in catalog.slices:
         k = snap.slices[s.name]
+        lost = k.uplink.loss.transit_lost + k.downlink.loss.transit_lost
         lines.append(
             f"{s.name:<7}{k.snssai:<10}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
             f"{k.uplink.pps:>9.0f}{k.downlink.pps:>9.0f}{k.active_teids:>6}{k.active_ues:>5}"
             f"{k.uplink.upf_drops + k.downlink.upf_drops:>10}"
+            f"{_ms(k.uplink.transit.p50_ms) + ' / ' + _ms(k.downlink.transit.p50_ms):>22}"
+            f"{_ms(k.ran_rtt.p50_ms):>12}{lost:>9}"
         )
     return "\n".join(lines)
 
@@ -170,6 +179,9 @@ def run_demo(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sauron-demo-"))
     dp = DataPlane()
     program_catalog(dp, catalog)
+    # both sides of the UPF are watched: transit stamps can be matched
+    apply_settings(dp, settings_for(catalog))
+    expiry = TransitExpiry(dp)
 
     def attach(bed: Testbed) -> None:
         attach_interfaces(dp, bed.interfaces(), bed.topology)
@@ -182,7 +194,7 @@ def run_demo(
         traffic = Traffic(bed, sessions)
         traffic.start()
         started = time.monotonic()
-        engine = KpiEngine(catalog, lambda: read_counters(dp))
+        engine = KpiEngine(catalog, lambda: read_counters(dp, expiry))
         engine.listeners.append(
             lambda snap: out(
                 f"t={time.monotonic() - started:5.1f}s\n{format_table(snap, catalog)}\n"

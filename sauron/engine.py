@@ -14,6 +14,7 @@ from typing import Any
 from sauron.bpf import layout
 from sauron.bpf.maps import DataPlaneCounters, active_per_slice
 from sauron.catalog import Catalog
+from sauron.quality import LatencyKpis, LossKpis, add_loss, latency_kpis, loss_kpis, merge_latency
 from sauron.sla import SlaTracker
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
@@ -42,6 +43,9 @@ class DirectionKpis:
     mbps: float = 0.0  # delivered
     upf_drops: int = 0  # entered and not delivered in the interval (in-flight included)
     malformed: int = 0
+    #: time inside the UPF (N3 in -> N6 out uplink, N6 in -> N3 out downlink)
+    transit: LatencyKpis = field(default_factory=LatencyKpis)
+    loss: LossKpis = field(default_factory=LossKpis)
 
 
 @dataclass
@@ -53,6 +57,9 @@ class SliceKpis:
     downlink: DirectionKpis = field(default_factory=DirectionKpis)
     active_teids: int = 0
     active_ues: int = 0
+    #: round trip UPF <-> UE (from TCP seen on N3) and UPF <-> server (N6)
+    ran_rtt: LatencyKpis = field(default_factory=LatencyKpis)
+    dn_rtt: LatencyKpis = field(default_factory=LatencyKpis)
     sla: str = "unmeasured"
 
 
@@ -81,6 +88,8 @@ def _direction(
     k.pps = k.packets_out / seconds
     k.mbps = k.bytes_out * 8 / seconds / 1e6
     k.upf_drops = max(0, k.packets_in - k.packets_out)
+    k.transit = latency_kpis(now, before, layout.LAT_TRANSIT, slice_id, d)
+    k.loss = loss_kpis(now, before, slice_id, d)
     return k
 
 
@@ -101,6 +110,9 @@ def snapshot_from(
             downlink=_direction(now, before, sid, DL, seconds),
             active_teids=teids.get(sid, 0),
             active_ues=ues.get(sid, 0),
+            # each kept under the direction of the segment that was stamped
+            ran_rtt=latency_kpis(now, before, layout.LAT_RTT_RAN, sid, DL),
+            dn_rtt=latency_kpis(now, before, layout.LAT_RTT_DN, sid, UL),
         )
     return Snapshot(time=at, interval_s=seconds, slices=slices)
 
@@ -128,7 +140,12 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
                     setattr(acc, f, getattr(acc, f) + getattr(part, f))
             acc.pps = acc.packets_out / span
             acc.mbps = acc.bytes_out * 8 / span / 1e6
+            acc.transit = merge_latency([getattr(snap.slices[name], d).transit for snap in snaps])
+            for snap in snaps:
+                add_loss(acc.loss, getattr(snap.slices[name], d).loss)
             setattr(out, d, acc)
+        out.ran_rtt = merge_latency([s.slices[name].ran_rtt for s in snaps])
+        out.dn_rtt = merge_latency([s.slices[name].dn_rtt for s in snaps])
         out.active_teids = max(s.slices[name].active_teids for s in snaps)
         out.active_ues = max(s.slices[name].active_ues for s in snaps)
         merged.slices[name] = out

@@ -18,6 +18,7 @@ from typing import Any
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
+from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequences
 from sauron.capture import read_frames
 from sauron.catalog import Catalog
 from sauron.rules import program_catalog
@@ -65,6 +66,8 @@ def replay_capture(
         dp.reset_counters()
         program_catalog(dp, catalog)
         dp.set_direction_mode(options.point, options.direction_mode)
+        # timings mean nothing in a replay; sequence numbers do
+        apply_settings(dp, MeasureSettings(transit=False, rtt=False, retransmissions=False))
         prog_fd = dp.program_fd(options.point)
         frames = cut = too_short = 0
         for frame in read_frames(path):
@@ -80,7 +83,21 @@ def replay_capture(
             if result.retval not in (libbpf.XDP_PASS, libbpf.TC_ACT_OK):
                 raise RuntimeError(f"frame {frame.number}: program returned {result.retval}")
         counters = read_counters(dp)
-        return _report(str(path), catalog, options.point, counters, frames, cut, too_short)
+        report = _report(str(path), catalog, options.point, counters, frames, cut, too_short)
+        report["sequence"] = [
+            {
+                "teid": f"0x{r.teid:08x}",
+                "direction": layout.DIRECTION_NAMES[r.direction],
+                "receiver": r.receiver,
+                "slice": catalog.name_of(r.slice_id),
+                "received": r.received,
+                "lost": r.lost,
+                "reordered": r.reordered,
+                "duplicates": r.duplicates,
+            }
+            for r in read_sequences(dp)
+        ]
+        return report
     finally:
         if own:
             dp.close()
@@ -186,6 +203,13 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             "QFI (G-PDU frames): " + ", ".join(f"{q}={n}" for q, n in report["qfi"].items())
         )
+    if report.get("sequence"):
+        lines.append("GTP-U sequence numbers:")
+        for r in report["sequence"]:
+            lines.append(
+                f"  {r['teid']} to {r['receiver']} {r['direction']:<9} received={r['received']} lost={r['lost']} "
+                f"reordered={r['reordered']} duplicates={r['duplicates']}"
+            )
     if report["anomalies"]:
         lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomalies"].items()))
     notes = report["replay"]

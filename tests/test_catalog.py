@@ -64,6 +64,10 @@ def test_bad_sst_names_file_slice_and_field(tmp_path: Path) -> None:
         ),
         ("slices:\n  - name: unclassified\n    snssai: {sst: 1}\n", "reserved"),
         ("slices: [\n", "not valid YAML"),
+        (
+            "slices:\n  - name: a\n    snssai: {sst: 1}\n    transit_sample_one_in: 10\n",
+            "transit_sample_one_in: Value error, must be a power of two",
+        ),
     ],
 )
 def test_bad_catalogs_are_refused(tmp_path: Path, body: str, fragment: str) -> None:

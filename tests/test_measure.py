@@ -207,6 +207,7 @@ def test_sequence_patterns(measuring: DataPlane, name: str) -> None:
         run(measuring, N3_IN, gtpu(ul_packet(f"s{i}".encode(), ip_id=i), UL_TEID, True, seq=seq))
     (record,) = read_sequences(measuring)
     assert (record.teid, record.direction, record.slice_id) == (UL_TEID, UL, EMBB)
+    assert record.receiver == UPF
     got = (record.received, record.lost, record.reordered, record.duplicates)
     assert got == (received, lost, reordered, duplicates)
     stats = read_measure_stats(measuring)[(EMBB, UL)]
@@ -224,8 +225,10 @@ def test_sequences_are_kept_per_teid_and_direction(measuring: DataPlane) -> None
     for seq in (0, 1):
         inner = IP(src=SERVER, dst=UE) / UDP(sport=5000, dport=40000) / Raw(f"d{seq}".encode())
         run(measuring, N3_OUT, gtpu(inner, DL_TEID, uplink=False, seq=seq))
-    records = {(r.teid, r.direction): (r.received, r.lost) for r in read_sequences(measuring)}
-    assert records == {(UL_TEID, UL): (2, 1), (DL_TEID, DL): (2, 0)}
+    records = {
+        (r.teid, r.receiver, r.direction): (r.received, r.lost) for r in read_sequences(measuring)
+    }
+    assert records == {(UL_TEID, UPF, UL): (2, 1), (DL_TEID, GNB, DL): (2, 0)}
 
 
 def test_numbering_restart_is_not_loss(measuring: DataPlane) -> None:

@@ -241,7 +241,11 @@ class MeasureStats(ctypes.Structure):
 
 
 class SeqKey(ctypes.Structure):
-    _fields_ = [("teid", ctypes.c_uint32), ("direction", ctypes.c_uint32)]
+    _fields_ = [
+        ("teid", ctypes.c_uint32),
+        ("direction", ctypes.c_uint32),
+        ("receiver", ctypes.c_uint8 * 16),
+    ]
 
 
 class SeqState(ctypes.Structure):

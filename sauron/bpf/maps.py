@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sauron.bpf import layout, libbpf
+from sauron.bpf.measurements import (
+    TransitExpiry,
+    read_latency,
+    read_measure_stats,
+    read_peer_rtt,
+)
+from sauron.histogram import Histogram
 
 
 def _round8(n: int) -> int:
@@ -137,6 +144,14 @@ class DataPlaneCounters:
     events: list[int]
     teids: list[Session]
     ues: list[Session]
+    #: (metric, slice, direction) -> histogram, non-empty ones
+    latency: dict[tuple[int, int, int], Histogram] = field(default_factory=dict)
+    #: (slice, direction) -> measurement counters, non-zero ones
+    measure: dict[tuple[int, int], layout.MeasureStats] = field(default_factory=dict)
+    #: (slice, direction) -> transit stamps expired unmatched (lost in the UPF)
+    transit_expired: dict[tuple[int, int], int] = field(default_factory=dict)
+    #: (peer, initiator) -> GTP-U echo round trips
+    peers: dict[tuple[str, int], Histogram] = field(default_factory=dict)
 
     def slice(self, point: int, slice_id: int, direction: int) -> layout.SliceStats:
         return self.slice_stats[layout.slice_stats_index(point, slice_id, direction)]
@@ -151,13 +166,21 @@ class DataPlaneCounters:
         return int.from_bytes(session.key, "little")
 
 
-def read_counters(dataplane: Any) -> DataPlaneCounters:
+def read_counters(dataplane: Any, expiry: TransitExpiry | None = None) -> DataPlaneCounters:
+    """Every counter map; with `expiry`, overdue transit stamps are expired
+    first and the running loss count comes along."""
+    if expiry is not None:
+        expiry.sweep()
     return DataPlaneCounters(
         slice_stats=read_percpu_array(dataplane.table("slice_stats"), layout.SliceStats),  # type: ignore[arg-type]
         qfi_stats=read_percpu_array(dataplane.table("qfi_stats"), layout.Traffic),  # type: ignore[arg-type]
         events=read_percpu_u64_array(dataplane.table("events")),
         teids=read_sessions(dataplane.table("teid_stats"), 4, dataplane.table("teid_slots")),
         ues=read_sessions(dataplane.table("ue_stats"), 16),
+        latency=read_latency(dataplane),
+        measure=read_measure_stats(dataplane),
+        transit_expired=dict(expiry.expired) if expiry is not None else {},
+        peers=read_peer_rtt(dataplane),
     )
 
 

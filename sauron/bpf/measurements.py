@@ -55,6 +55,15 @@ class MeasureSettings:
         )
 
 
+def settings_for(catalog: Any, unclassified_one_in: int = 0) -> MeasureSettings:
+    """Everything on, each catalog slice sampled at its own rate; traffic no
+    slice claims on N6 (a NATed downlink) only when unclassified_one_in > 0."""
+    rates = [(s.id, s.spec.transit_sample_one_in) for s in catalog.slices]
+    if unclassified_one_in:
+        rates.append((layout.UNCLASSIFIED_SLICE, unclassified_one_in))
+    return MeasureSettings(transit_one_in=tuple(rates))
+
+
 def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
     """Writes the per-slice sampling and the global switches."""
     table = dataplane.table("slice_config")
@@ -168,10 +177,12 @@ def read_peer_rtt(dataplane: Any) -> dict[tuple[str, int], Histogram]:
 
 @dataclass(frozen=True)
 class SequenceRecord:
-    """GTP-U sequence numbers of one TEID and direction."""
+    """GTP-U sequence numbers of one tunnel (TEID at its receiver) and
+    direction."""
 
     teid: int
     direction: int
+    receiver: str
     slice_id: int
     received: int
     lost: int
@@ -194,6 +205,7 @@ def read_sequences(dataplane: Any) -> list[SequenceRecord]:
             SequenceRecord(
                 teid=int(key.teid),
                 direction=int(key.direction),
+                receiver=address_text(bytes(key.receiver)),
                 slice_id=int(st.slice_id),
                 received=int(st.received),
                 lost=int(st.lost),
@@ -201,7 +213,7 @@ def read_sequences(dataplane: Any) -> list[SequenceRecord]:
                 duplicates=int(st.duplicates),
             )
         )
-    return sorted(out, key=lambda r: (r.teid, r.direction))
+    return sorted(out, key=lambda r: (r.teid, r.direction, r.receiver))
 
 
 class TransitExpiry:

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
 from sauron.catalog import Catalog, Slice
-from sauron.engine import KpiEngine, Snapshot
+from sauron.engine import DirectionKpis, KpiEngine, SliceKpis, Snapshot
+from sauron.quality import LatencyKpis
 from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from sauron.service.metrics import render as render_metrics
 from sauron.service.openapi import document as openapi_document
@@ -44,14 +46,35 @@ def _slice_doc(s: Slice, latest: Snapshot | None) -> dict[str, Any]:
         doc["kpis"] = {
             "time": latest.time,
             "interval_s": latest.interval_s,
-            "uplink": vars(kpis.uplink),
-            "downlink": vars(kpis.downlink),
-            "active_teids": kpis.active_teids,
-            "active_ues": kpis.active_ues,
+            **_kpi_doc(kpis),
         }
     else:
         doc["status"] = "unmeasured"
     return doc
+
+
+def _latency_doc(k: LatencyKpis) -> dict[str, Any]:
+    """A latency KPI without its raw buckets (the histogram routes carry those)."""
+    doc = asdict(k)
+    del doc["buckets"], doc["sum_ns"]
+    return doc
+
+
+def _direction_doc(k: DirectionKpis) -> dict[str, Any]:
+    doc = asdict(k)
+    doc["transit"] = _latency_doc(k.transit)
+    return doc
+
+
+def _kpi_doc(k: SliceKpis) -> dict[str, Any]:
+    return {
+        "uplink": _direction_doc(k.uplink),
+        "downlink": _direction_doc(k.downlink),
+        "ran_rtt": _latency_doc(k.ran_rtt),
+        "dn_rtt": _latency_doc(k.dn_rtt),
+        "active_teids": k.active_teids,
+        "active_ues": k.active_ues,
+    }
 
 
 def _catalog(request: web.Request) -> Catalog:
@@ -122,10 +145,7 @@ async def slice_kpis(request: web.Request) -> web.Response:
             {
                 "time": snap.time,
                 "interval_s": snap.interval_s,
-                "uplink": vars(k.uplink),
-                "downlink": vars(k.downlink),
-                "active_teids": k.active_teids,
-                "active_ues": k.active_ues,
+                **_kpi_doc(k),
                 "sla": k.sla,
             }
         )

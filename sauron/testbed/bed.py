@@ -162,6 +162,8 @@ class Testbed:
                 N3_UPF,
                 "--gnb",
                 N3_GNB,
+                "--echo-interval",
+                str(self.echo_interval),
                 *[a for p in self.ue_pools() for a in ("--ue-pool", p)],
             ],
         )

@@ -1,8 +1,9 @@
 """The gNB with its UEs: a TUN device (`uesimtun0`, as UERANSIM names it)
 holding every UE address, so that ordinary kernel sockets bound to a UE
 address send and receive through the tunnel; uplink G-PDUs with a UL PDU
-Session Container, optional sequence numbers, GTP-U echo towards the UPF,
-and an injected radio-side uplink loss per slice.
+Session Container, optional sequence numbers, GTP-U echo both ways, an
+injected radio-side uplink loss and a radio delay (both directions) per
+slice.
 
 Run inside the gNB namespace: python -m sauron.testbed.gnb ARGS
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sauron.testbed import codec
-from sauron.testbed.node import TunnelNode, serve_node, setup_tun, write_tun
+from sauron.testbed.node import TunnelNode, every, serve_node, setup_tun, write_tun
 from sauron.testbed.sessions import SessionsFile, load_sessions
 from sauron.testbed.truth import Tally
 
@@ -26,6 +27,8 @@ class Gnb(asyncio.DatagramProtocol):
         self.by_ue = {s.ue_ip.packed: s for s in sessions.sessions}
         self.by_dl_teid = {s.dl_teid: s for s in sessions.sessions}
         self.radio_loss = sessions.uplink_radio_loss
+        self.radio_delay = {k: v / 1000.0 for k, v in sessions.radio_delay_ms.items()}
+        self.loop = asyncio.get_event_loop()
         self.rng = random.Random(sessions.seed + 1)
         self.upf = (upf, codec.GTPU_PORT)
         self.tun_fd = tun_fd
@@ -56,9 +59,21 @@ class Gnb(asyncio.DatagramProtocol):
             self.truth.add(session.slice, session.ul_teid, "ul_radio_lost", len(packet))
             return
         gtp = codec.encapsulate(session.ul_teid, packet, qfi=session.qfi, uplink=True, seq=seq)
-        assert self.transport is not None
-        self.transport.sendto(gtp, self.upf)
-        self.truth.add(session.slice, session.ul_teid, "ul_sent", codec.frame_bytes(len(gtp)))
+
+        def send() -> None:
+            assert self.transport is not None
+            self.transport.sendto(gtp, self.upf)
+            self.truth.add(session.slice, session.ul_teid, "ul_sent", codec.frame_bytes(len(gtp)))
+
+        self._over_the_air(session.slice, send)
+
+    def _over_the_air(self, slice_name: str, action: Callable[[], None]) -> None:
+        """The radio leg: held for the slice's radio delay, if any."""
+        delay = self.radio_delay.get(slice_name, 0.0)
+        if delay > 0:
+            self.loop.call_later(delay, action)
+        else:
+            action()
 
     # downlink: N3 -> UE
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -69,6 +84,15 @@ class Gnb(asyncio.DatagramProtocol):
         if msg.msg_type == codec.ECHO_RESPONSE:
             self.truth.note("echo_responses_received")
             return
+        if msg.msg_type == codec.ECHO_REQUEST:
+            self.truth.note("echo_requests_received")
+            reply = codec.encapsulate(
+                0, b"\x0e\x00", seq=msg.seq or 0, msg_type=codec.ECHO_RESPONSE
+            )
+            assert self.transport is not None
+            self.transport.sendto(reply, addr)
+            self.truth.note("echo_responses_sent")
+            return
         if msg.msg_type != codec.G_PDU:
             self.truth.note(f"n3_message_{msg.msg_type}")
             return
@@ -77,8 +101,13 @@ class Gnb(asyncio.DatagramProtocol):
             self.truth.note("dl_unknown_teid")
             return
         self.truth.add(session.slice, session.dl_teid, "dl_received", codec.frame_bytes(len(data)))
-        if write_tun(self.tun_fd, msg.payload):
-            self.truth.add(session.slice, session.dl_teid, "dl_delivered", len(msg.payload))
+        payload = msg.payload
+
+        def deliver() -> None:
+            if write_tun(self.tun_fd, payload):
+                self.truth.add(session.slice, session.dl_teid, "dl_delivered", len(payload))
+
+        self._over_the_air(session.slice, deliver)
 
     def send_echo(self) -> None:
         assert self.transport is not None
@@ -94,17 +123,7 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
 
     def start_echo(node: TunnelNode) -> Callable[[], None] | None:
         gnb: Gnb = node  # type: ignore[assignment]
-        if args.echo_interval <= 0:
-            return None
-        handle: asyncio.TimerHandle | None = None
-
-        def tick() -> None:
-            nonlocal handle
-            gnb.send_echo()
-            handle = loop.call_later(args.echo_interval, tick)
-
-        tick()
-        return lambda: handle.cancel() if handle else None
+        return every(loop, args.echo_interval, gnb.send_echo)
 
     await serve_node(
         "gnb",

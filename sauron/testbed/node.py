@@ -73,6 +73,24 @@ def setup_tun(name: str, addresses: list[str], routes: list[str] | None = None) 
     return fd
 
 
+def every(
+    loop: asyncio.AbstractEventLoop, interval: float, action: Callable[[], None]
+) -> Callable[[], None] | None:
+    """Runs action now and every interval seconds; returns how to stop it
+    (None when interval is 0: never)."""
+    if interval <= 0:
+        return None
+    handle: asyncio.TimerHandle | None = None
+
+    def tick() -> None:
+        nonlocal handle
+        action()
+        handle = loop.call_later(interval, tick)
+
+    tick()
+    return lambda: handle.cancel() if handle else None
+
+
 class TunnelNode(Protocol):
     truth: Tally
 
@@ -102,6 +120,6 @@ async def serve_node(
             on_stop()
         loop.remove_reader(tun_fd)
         transport.close()
-        node.truth.write(truth_path, {"node": name})
+        node.truth.write(truth_path, {"node": name, **node.truth.extra()})
 
     await serve_until_terminated(stop)

@@ -47,6 +47,8 @@ class SessionsFile(_Strict):
     impairments: dict[str, Impairment] = {}
     #: loss the gNB applies to uplink before N3 (radio side), per slice
     uplink_radio_loss: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+    #: delay the gNB adds on the radio leg, both directions, per slice
+    radio_delay_ms: dict[str, Annotated[float, Field(ge=0)]] = {}
     seed: int = 1
 
     def write(self, path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ class Tally:
         self.slices: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.teids: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.other: dict[str, int] = defaultdict(int)
+        #: more to write beside the counts, asked for at the end
+        self.extra: Callable[[], dict[str, Any]] = dict
 
     def add(self, slice_name: str, teid: int, counter: str, nbytes: int) -> None:
         self.slices[slice_name][counter] += 1

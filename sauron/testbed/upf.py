@@ -13,11 +13,14 @@ import asyncio
 import ipaddress
 import random
 import signal
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sauron.testbed import codec
 from sauron.testbed.impair import SliceImpairment
-from sauron.testbed.node import TunnelNode, serve_node, setup_tun, write_tun
+from sauron.testbed.node import TunnelNode, every, serve_node, setup_tun, write_tun
 from sauron.testbed.sessions import Impairment, SessionsFile, UeSession, load_sessions
 from sauron.testbed.truth import Tally
 
@@ -31,16 +34,45 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         self.tun_fd = tun_fd
         self.impair: dict[tuple[str, str], SliceImpairment] = {}
         self.impairments_applied = 0
+        # how long each forwarded packet was held here, by slice/direction,
+        # since the impairments last changed: the ground truth for the
+        # transit latency Sauron reports
+        self.holds_ms: dict[str, list[float]] = {}
         self.set_impairments(sessions)
         self.dl_seq: dict[int, int] = {}
+        self.echo_seq = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_event_loop()
+
+    def _held(self, slice_name: str, direction: str, since: float) -> None:
+        key = f"{slice_name}/{direction}"
+        self.holds_ms.setdefault(key, []).append((time.monotonic() - since) * 1000)
+
+    def hold_summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for key, samples in self.holds_ms.items():
+            ordered = sorted(samples)
+            out[key] = {
+                "count": len(ordered),
+                "p50_ms": statistics.median(ordered),
+                "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+            }
+        return out
+
+    def send_echo(self) -> None:
+        assert self.transport is not None
+        self.transport.sendto(
+            codec.encapsulate(0, b"", seq=self.echo_seq, msg_type=codec.ECHO_REQUEST), self.gnb
+        )
+        self.echo_seq = (self.echo_seq + 1) & 0xFFFF
+        self.truth.note("echo_requests_sent")
 
     def set_impairments(self, sessions: SessionsFile) -> None:
         """(Re)applies the sessions file's impairments, e.g. on SIGHUP."""
         # a fresh, reproducible random stream for every application
         rng = random.Random(sessions.seed + self.impairments_applied)
         self.impairments_applied += 1
+        self.holds_ms = {}
         slices = {s.slice for s in sessions.sessions}
         self.impair = {
             (name, d): SliceImpairment(
@@ -62,9 +94,13 @@ class ReferenceUpf(asyncio.DatagramProtocol):
 
     # uplink: N3 -> N6
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        arrived = time.monotonic()
         msg = codec.decapsulate(data)
         if msg is None:
             self.truth.note("n3_not_gtpu")
+            return
+        if msg.msg_type == codec.ECHO_RESPONSE:
+            self.truth.note("echo_responses_received")
             return
         if msg.msg_type == codec.ECHO_REQUEST:
             self.truth.note("echo_requests_received")
@@ -92,6 +128,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
 
         def forward() -> None:
             if write_tun(self.tun_fd, payload):
+                self._held(session.slice, "ul", arrived)
                 self.truth.add(session.slice, session.ul_teid, "ul_forwarded", len(payload) + 14)
             else:
                 self.truth.add(session.slice, session.ul_teid, "ul_tun_error", len(payload))
@@ -100,6 +137,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
 
     # downlink: N6 -> N3
     def tun_packet(self, packet: bytes) -> None:
+        arrived = time.monotonic()
         if len(packet) < 20 or packet[0] >> 4 != 4:
             self.truth.note("dl_not_ipv4")
             return
@@ -113,9 +151,9 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         if verdict != "pass":
             self.truth.add(session.slice, session.dl_teid, f"dl_{verdict}", len(packet))
             return
-        self._after(impairment.delay_s(), lambda: self._send_dl(session, packet))
+        self._after(impairment.delay_s(), lambda: self._send_dl(session, packet, arrived))
 
-    def _send_dl(self, session: UeSession, packet: bytes) -> None:
+    def _send_dl(self, session: UeSession, packet: bytes, arrived: float) -> None:
         seq = None
         if session.sequence_numbers:
             seq = self.dl_seq.get(session.dl_teid, 0)
@@ -123,18 +161,21 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         gtp = codec.encapsulate(session.dl_teid, packet, qfi=session.qfi, uplink=False, seq=seq)
         assert self.transport is not None
         self.transport.sendto(gtp, self.gnb)
+        self._held(session.slice, "dl", arrived)
         self.truth.add(session.slice, session.dl_teid, "dl_sent", codec.frame_bytes(len(gtp)))
 
 
 async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> None:
     loop = asyncio.get_running_loop()
 
-    def reload_on_sighup(node: TunnelNode) -> None:
+    def on_start(node: TunnelNode) -> Callable[[], None] | None:
         upf: ReferenceUpf = node  # type: ignore[assignment]
         # SIGHUP: read the sessions file again and apply its impairments
         loop.add_signal_handler(
             signal.SIGHUP, lambda: upf.set_impairments(load_sessions(Path(args.sessions)))
         )
+        upf.truth.extra = lambda: {"holds": upf.hold_summary()}
+        return every(loop, args.echo_interval, upf.send_echo)
 
     await serve_node(
         "upf",
@@ -142,7 +183,7 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
         args.n3,
         tun_fd,
         Path(args.truth),
-        reload_on_sighup,
+        on_start,
     )
 
 
@@ -156,6 +197,7 @@ def main() -> None:
         "--ue-pool", action="append", default=[], help="UE subnet routed into the TUN"
     )
     parser.add_argument("--truth", required=True, help="where to write the ground truth")
+    parser.add_argument("--echo-interval", type=float, default=1.0, help="0: send no echo")
     args = parser.parse_args()
     sessions = load_sessions(Path(args.sessions))
     gateways = [

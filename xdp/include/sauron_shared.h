@@ -294,7 +294,7 @@ struct sauron_measure_stats {
 	__u64 seq_gaps[SAURON_GAP_BUCKETS];
 };
 
-/* GTP-U sequence numbers (S flag) per TEID and direction. */
+/* GTP-U sequence numbers (S flag) per tunnel and direction. */
 #define SAURON_SEQ_ENTRIES 65536
 /* a forward jump beyond this, or a backward one beyond MAX_MISORDER, is a
  * restart of the numbering rather than loss or reordering */
@@ -302,9 +302,11 @@ struct sauron_measure_stats {
 #define SAURON_SEQ_MAX_MISORDER 1000
 #define SAURON_SEQ_WINDOW 64
 
+/* A tunnel is its TEID at its receiver (TS 29.281): the outer destination. */
 struct sauron_seq_key {
 	__u32 teid;
 	__u32 direction;
+	__u8 receiver[16];
 };
 
 struct sauron_seq_state {

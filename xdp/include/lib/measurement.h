@@ -45,29 +45,37 @@ static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, _
 	track_retransmissions(cfg, inner, l4, slice_id, dir);
 }
 
-/* The peer of an echo message is the outer source on ingress and the
- * outer destination on egress. */
-static __always_inline void measure_echo(void *outer_ip, void *data_end, __u32 point,
-					 __u32 msg_kind, __u32 seq)
+/* The outer source and destination of a GTP-U frame, IPv4 mapped. */
+static __always_inline int outer_addresses(void *outer_ip, void *data_end, __u8 src[16],
+					   __u8 dst[16])
 {
-	__u8 peer[16];
-	int outgoing = is_egress(point);
-	__u8 version;
-
 	if (outer_ip + 1 > data_end)
-		return;
-	version = *(__u8 *)outer_ip >> 4;
+		return -1;
+	__u8 version = *(__u8 *)outer_ip >> 4;
 	if (version == 4) {
 		struct iphdr *iph = outer_ip;
 		if ((void *)(iph + 1) > data_end)
-			return;
-		ipv4_mapped(peer, outgoing ? iph->daddr : iph->saddr);
-	} else {
-		struct ipv6hdr *ip6h = outer_ip;
-		if ((void *)(ip6h + 1) > data_end)
-			return;
-		__builtin_memcpy(peer, outgoing ? &ip6h->daddr : &ip6h->saddr, 16);
+			return -1;
+		ipv4_mapped(src, iph->saddr);
+		ipv4_mapped(dst, iph->daddr);
+		return 0;
 	}
+	struct ipv6hdr *ip6h = outer_ip;
+	if ((void *)(ip6h + 1) > data_end)
+		return -1;
+	__builtin_memcpy(src, &ip6h->saddr, 16);
+	__builtin_memcpy(dst, &ip6h->daddr, 16);
+	return 0;
+}
+
+/* The peer of an echo message is the outer source on ingress and the
+ * outer destination on egress. */
+static __always_inline void measure_echo(const __u8 src[16], const __u8 dst[16], __u32 point,
+					 __u32 msg_kind, __u32 seq)
+{
+	int outgoing = is_egress(point);
+	const __u8 *peer = outgoing ? dst : src;
+
 	if (msg_kind == SAURON_MSG_ECHO_REQUEST)
 		echo_request(peer, seq, outgoing);
 	else
@@ -125,16 +133,22 @@ static __always_inline void run_measurement(void *data, void *data_end)
 	__u32 slice_id = job->slice_id % SAURON_MAX_SLICES;
 	int has_seq = (job->gtp_flags & GTPU_FLAG_S) != 0;
 
-	if (job->msg_kind == SAURON_MSG_ECHO_REQUEST || job->msg_kind == SAURON_MSG_ECHO_RESPONSE) {
-		if (has_seq && measuring(cfg, SAURON_MEASURE_RTT))
-			measure_echo(data + (job->outer_offset & SAURON_CURSOR_MASK), data_end, point,
-				     job->msg_kind, job->seq);
-		return;
+	int echo = job->msg_kind == SAURON_MSG_ECHO_REQUEST ||
+		   job->msg_kind == SAURON_MSG_ECHO_RESPONSE;
+	if (has_seq && (echo || job->msg_kind == SAURON_MSG_G_PDU)) {
+		__u8 src[16], dst[16];
+		void *outer_ip = data + (job->outer_offset & SAURON_CURSOR_MASK);
+		if (outer_addresses(outer_ip, data_end, src, dst) < 0)
+			return;
+		if (echo) {
+			if (measuring(cfg, SAURON_MEASURE_RTT))
+				measure_echo(src, dst, point, job->msg_kind, job->seq);
+			return;
+		}
+		track_sequence(cfg, job->teid, dst, job->seq, slice_id, dir);
 	}
 	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
 		return;
-	if (has_seq && job->msg_kind == SAURON_MSG_G_PDU)
-		track_sequence(cfg, job->teid, job->seq, slice_id, dir);
 	if (!job->ip_offset)
 		return;
 	struct ip_view ip = {};

@@ -1,4 +1,4 @@
-/* Loss from GTP-U sequence numbers (S flag), per TEID and direction: the
+/* Loss from GTP-U sequence numbers (S flag), per tunnel and direction: the
  * highest number seen and a window of the 64 before it tell a gap (loss)
  * from a late packet (reordering, which takes its loss back) and from a
  * copy (duplicate). Gap sizes go to a per-slice histogram of loss bursts; a
@@ -79,7 +79,8 @@ static __always_inline void seq_behind(struct sauron_seq_state *st,
 }
 
 static __always_inline void track_sequence(const struct sauron_config *cfg, __u32 teid,
-					   __u32 seq, __u32 slice_id, __u32 dir)
+					   const __u8 receiver[16], __u32 seq, __u32 slice_id,
+					   __u32 dir)
 {
 	if (!measuring(cfg, SAURON_MEASURE_SEQUENCE))
 		return;
@@ -87,6 +88,7 @@ static __always_inline void track_sequence(const struct sauron_config *cfg, __u3
 	if (!m)
 		return;
 	struct sauron_seq_key key = { .teid = teid, .direction = dir & 1 };
+	__builtin_memcpy(key.receiver, receiver, 16);
 	struct sauron_seq_state *st = seq_state.lookup(&key);
 	seq &= 0xffff;
 	if (!st) {

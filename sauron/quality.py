@@ -1,0 +1,160 @@
+"""Latency and loss KPIs of one interval, from two readings of the
+measurement maps: percentiles with their error bound and the samples behind
+them, and loss ratios per source (transit stamps, GTP-U sequence numbers,
+TCP retransmissions) with the counts behind them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sauron.bpf import layout
+from sauron.bpf.maps import DataPlaneCounters
+from sauron.histogram import LATENCY, QUANTILES, Histogram
+
+NS_PER_MS = 1e6
+
+
+@dataclass
+class LatencyKpis:
+    """Percentiles in milliseconds from the interval's bucket counts; each
+    with `error_ms`, how far the true percentile can lie from it."""
+
+    samples: int = 0
+    mean_ms: float | None = None
+    max_ms: float | None = None
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    p999_ms: float | None = None
+    error_ms: dict[str, float] = field(default_factory=dict)
+    #: raw bucket counts (non-zero ones, by bucket index): histograms of
+    #: several nodes or intervals add bucket by bucket
+    buckets: dict[int, int] = field(default_factory=dict)
+    sum_ns: int = 0
+
+    @classmethod
+    def from_histogram(cls, h: Histogram) -> LatencyKpis:
+        k = cls(samples=h.count, buckets=h.nonzero(), sum_ns=h.total)
+        if h.count <= 0:
+            return cls()
+        k.mean_ms = h.total / h.count / NS_PER_MS
+        top = max(k.buckets)
+        upper = LATENCY.upper(top)
+        k.max_ms = min(upper, float(h.maximum) if h.maximum else upper) / NS_PER_MS
+        for name, q in QUANTILES:
+            est = h.percentile(q)
+            if est is not None:
+                setattr(k, f"{name}_ms", est.value / NS_PER_MS)
+                k.error_ms[name] = est.error / NS_PER_MS
+        return k
+
+    def histogram(self) -> Histogram:
+        buckets = [0] * LATENCY.buckets
+        for index, n in self.buckets.items():
+            buckets[int(index)] = n
+        maximum = int(self.max_ms * NS_PER_MS) if self.max_ms is not None else 0
+        return Histogram(LATENCY, buckets, self.samples, self.sum_ns, maximum)
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+@dataclass
+class LossKpis:
+    """Loss seen three ways; a ratio is None when nothing was measured."""
+
+    #: sampled packets that entered the UPF and never left (stamps expired)
+    transit_lost: int = 0
+    #: sampled packets whose fate is known (left, or expired)
+    transit_resolved: int = 0
+    transit_ratio: float | None = None
+    #: GTP-U sequence numbers passed over / expected, on arrival at the UPF
+    sequence_lost: int = 0
+    sequence_received: int = 0
+    sequence_ratio: float | None = None
+    sequence_reordered: int = 0
+    sequence_duplicates: int = 0
+    #: inner TCP segments sent again
+    tcp_retransmissions: int = 0
+    tcp_segments: int = 0
+    tcp_retransmission_ratio: float | None = None
+
+
+def _grown(now: int, before: int) -> int:
+    return now - before if now >= before else now
+
+
+def interval_histogram(
+    now: DataPlaneCounters, before: DataPlaneCounters, key: tuple[int, int, int]
+) -> Histogram:
+    current = now.latency.get(key)
+    if current is None:
+        return Histogram(LATENCY)
+    earlier = before.latency.get(key)
+    if earlier is None or earlier.count > current.count:
+        return current  # first reading, or the map was reset
+    return current.minus(earlier)
+
+
+def latency_kpis(
+    now: DataPlaneCounters, before: DataPlaneCounters, metric: int, slice_id: int, direction: int
+) -> LatencyKpis:
+    return LatencyKpis.from_histogram(
+        interval_histogram(now, before, (metric, slice_id, direction))
+    )
+
+
+def loss_kpis(
+    now: DataPlaneCounters, before: DataPlaneCounters, slice_id: int, direction: int
+) -> LossKpis:
+    zero = layout.MeasureStats()
+    m_now = now.measure.get((slice_id, direction), zero)
+    m_before = before.measure.get((slice_id, direction), zero)
+
+    def grown(name: str) -> int:
+        return _grown(int(getattr(m_now, name)), int(getattr(m_before, name)))
+
+    key = (slice_id, direction)
+    lost = _grown(now.transit_expired.get(key, 0), before.transit_expired.get(key, 0))
+    k = LossKpis(
+        transit_lost=lost,
+        transit_resolved=grown("transit_matched") + lost,
+        sequence_lost=grown("seq_lost"),
+        sequence_received=grown("seq_received"),
+        sequence_reordered=grown("seq_reordered"),
+        sequence_duplicates=grown("seq_duplicates"),
+        tcp_retransmissions=grown("tcp_retransmissions"),
+        tcp_segments=grown("tcp_data_segments"),
+    )
+    k.transit_ratio = ratio(k.transit_lost, k.transit_resolved)
+    k.sequence_ratio = ratio(k.sequence_lost, k.sequence_lost + k.sequence_received)
+    k.tcp_retransmission_ratio = ratio(k.tcp_retransmissions, k.tcp_segments)
+    return k
+
+
+def add_loss(total: LossKpis, part: LossKpis) -> None:
+    for name in (
+        "transit_lost",
+        "transit_resolved",
+        "sequence_lost",
+        "sequence_received",
+        "sequence_reordered",
+        "sequence_duplicates",
+        "tcp_retransmissions",
+        "tcp_segments",
+    ):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.transit_ratio = ratio(total.transit_lost, total.transit_resolved)
+    total.sequence_ratio = ratio(total.sequence_lost, total.sequence_lost + total.sequence_received)
+    total.tcp_retransmission_ratio = ratio(total.tcp_retransmissions, total.tcp_segments)
+
+
+def merge_latency(parts: list[LatencyKpis]) -> LatencyKpis:
+    hists = [p.histogram() for p in parts if p.samples]
+    if not hists:
+        return LatencyKpis()
+    total = hists[0]
+    for h in hists[1:]:
+        total.add(h)
+    return LatencyKpis.from_histogram(total)
