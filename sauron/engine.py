@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sauron.bpf import layout
-from sauron.bpf.maps import DataPlaneCounters, active_per_slice
+from sauron.bpf.maps import DataPlaneCounters, active_per_slice, delta
 from sauron.catalog import Catalog
 from sauron.quality import LatencyKpis, LossKpis, add_loss, latency_kpis, loss_kpis, merge_latency
 from sauron.sla import SlaTracker
@@ -22,12 +22,6 @@ UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
 #: where each direction enters and leaves the UPF
 ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
 EXIT = {UL: layout.POINT_N6_EGRESS, DL: layout.POINT_N3_EGRESS}
-
-
-def delta(now: int, before: int) -> int:
-    """A counter's growth; a counter that went down was reset (agent or map
-    restart, LRU eviction) and counts from zero."""
-    return now - before if now >= before else now
 
 
 @dataclass

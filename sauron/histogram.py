@@ -56,9 +56,7 @@ class Geometry:
         """The bound above a bucket (exclusive); infinite for the overflow."""
         if index == self.overflow:
             return float("inf")
-        if index == 0:
-            return float(1 << self.min_shift)
-        return self.lower(index + 1) if index + 1 < self.overflow else float(1 << self.max_shift)
+        return self.lower(index + 1)
 
 
 #: nanoseconds, 1.024 us to 68.7 s

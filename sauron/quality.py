@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sauron.bpf import layout
-from sauron.bpf.maps import DataPlaneCounters
+from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.histogram import LATENCY, QUANTILES, Histogram
 
 NS_PER_MS = 1e6
@@ -80,9 +80,11 @@ class LossKpis:
     tcp_segments: int = 0
     tcp_retransmission_ratio: float | None = None
 
-
-def _grown(now: int, before: int) -> int:
-    return now - before if now >= before else now
+    def settle_ratios(self) -> None:
+        """The ratios from the counts."""
+        self.transit_ratio = ratio(self.transit_lost, self.transit_resolved)
+        self.sequence_ratio = ratio(self.sequence_lost, self.sequence_lost + self.sequence_received)
+        self.tcp_retransmission_ratio = ratio(self.tcp_retransmissions, self.tcp_segments)
 
 
 def interval_histogram(
@@ -113,10 +115,10 @@ def loss_kpis(
     m_before = before.measure.get((slice_id, direction), zero)
 
     def grown(name: str) -> int:
-        return _grown(int(getattr(m_now, name)), int(getattr(m_before, name)))
+        return delta(int(getattr(m_now, name)), int(getattr(m_before, name)))
 
     key = (slice_id, direction)
-    lost = _grown(now.transit_expired.get(key, 0), before.transit_expired.get(key, 0))
+    lost = delta(now.transit_expired.get(key, 0), before.transit_expired.get(key, 0))
     k = LossKpis(
         transit_lost=lost,
         transit_resolved=grown("transit_matched") + lost,
@@ -127,9 +129,7 @@ def loss_kpis(
         tcp_retransmissions=grown("tcp_retransmissions"),
         tcp_segments=grown("tcp_data_segments"),
     )
-    k.transit_ratio = ratio(k.transit_lost, k.transit_resolved)
-    k.sequence_ratio = ratio(k.sequence_lost, k.sequence_lost + k.sequence_received)
-    k.tcp_retransmission_ratio = ratio(k.tcp_retransmissions, k.tcp_segments)
+    k.settle_ratios()
     return k
 
 
@@ -145,9 +145,7 @@ def add_loss(total: LossKpis, part: LossKpis) -> None:
         "tcp_segments",
     ):
         setattr(total, name, getattr(total, name) + getattr(part, name))
-    total.transit_ratio = ratio(total.transit_lost, total.transit_resolved)
-    total.sequence_ratio = ratio(total.sequence_lost, total.sequence_lost + total.sequence_received)
-    total.tcp_retransmission_ratio = ratio(total.tcp_retransmissions, total.tcp_segments)
+    total.settle_ratios()
 
 
 def merge_latency(parts: list[LatencyKpis]) -> LatencyKpis:

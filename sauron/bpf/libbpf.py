@@ -127,6 +127,11 @@ def _check(ret: int, what: str) -> None:
         raise BpfError(code, f"{what}: {os.strerror(code)}")
 
 
+def percpu_stride(value_size: int) -> int:
+    """The kernel lays per-CPU values out 8-byte aligned, one per CPU."""
+    return (value_size + 7) & ~7
+
+
 def delete_elem(map_fd: int, key: bytes) -> bool:
     """Deletes one entry; False when it was not there (someone else took it)."""
     buf = ctypes.create_string_buffer(key, len(key))

@@ -17,8 +17,10 @@ from sauron.bpf.measurements import (
 from sauron.histogram import Histogram
 
 
-def _round8(n: int) -> int:
-    return (n + 7) & ~7
+def delta(now: int, before: int) -> int:
+    """A counter's growth; a counter that went down was reset (agent or map
+    restart, LRU eviction) and counts from zero."""
+    return now - before if now >= before else now
 
 
 def _add_into(total: ctypes.Structure, part: ctypes.Structure) -> None:
@@ -36,7 +38,7 @@ def _add_into(total: ctypes.Structure, part: ctypes.Structure) -> None:
 def read_percpu_array(table: Any, value_type: type[ctypes.Structure]) -> list[ctypes.Structure]:
     """Every index of a per-CPU array, summed over CPUs."""
     ncpu = libbpf.possible_cpus()
-    vsize = _round8(ctypes.sizeof(value_type))
+    vsize = libbpf.percpu_stride(ctypes.sizeof(value_type))
     max_entries = int(table.max_entries)
     _, values, count = libbpf.lookup_batch(int(table.map_fd), 4, vsize * ncpu, max_entries)
     out: list[ctypes.Structure] = []
@@ -95,7 +97,7 @@ class _SessionMerge:
 
 def _read_session_table(table: Any, key_size: int, merged: dict[bytes, _SessionMerge]) -> None:
     ncpu = libbpf.possible_cpus()
-    vsize = _round8(ctypes.sizeof(layout.SessionStats))
+    vsize = libbpf.percpu_stride(ctypes.sizeof(layout.SessionStats))
     keys, values, count = libbpf.lookup_batch(
         int(table.map_fd), key_size, vsize * ncpu, int(table.max_entries)
     )
@@ -111,7 +113,7 @@ def _read_teid_slots(table: Any, merged: dict[bytes, _SessionMerge]) -> None:
     between is missed by this reading (and seen by the next), never counted
     twice."""
     ncpu = libbpf.possible_cpus()
-    vsize = _round8(ctypes.sizeof(layout.TeidSlot))
+    vsize = libbpf.percpu_stride(ctypes.sizeof(layout.TeidSlot))
     flags_at = layout.TeidSlot.flags.offset
     _, values, count = libbpf.lookup_batch(
         int(table.map_fd), 4, vsize * ncpu, int(table.max_entries)

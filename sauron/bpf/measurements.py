@@ -19,10 +19,6 @@ from sauron.histogram import LATENCY, Histogram
 U64 = (1 << 64) - 1
 
 
-def _round8(n: int) -> int:
-    return (n + 7) & ~7
-
-
 def sample_mask(one_in: int) -> int:
     """The hash mask that samples one packet in `one_in` (a power of two)."""
     if one_in < 1 or one_in & (one_in - 1):
@@ -87,7 +83,7 @@ def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
 
 def _percpu_rows(table: Any, value_size: int) -> tuple[bytes, bytes, int, int]:
     ncpu = libbpf.possible_cpus()
-    stride = _round8(value_size)
+    stride = libbpf.percpu_stride(value_size)
     key_size = ctypes.sizeof(table.Key)
     keys, values, count = libbpf.lookup_batch(
         int(table.map_fd), key_size, stride * ncpu, int(table.max_entries)
@@ -106,31 +102,28 @@ def _sum_words(values: bytes, row: int, ncpu: int, words: int) -> list[int] | No
     return [sum(chunk[w::words]) & U64 for w in range(words)]
 
 
-def _histogram(words: list[int]) -> Histogram:
-    count, total, _ = words[0], words[1], words[2]
-    return Histogram(LATENCY, words[3:], count, total, 0)
+LATENCY_WORDS = ctypes.sizeof(layout.LatencyHist) // 8
 
 
-def _latency_words() -> int:
-    return ctypes.sizeof(layout.LatencyHist) // 8
-
-
-def _max_over_cpus(values: bytes, row: int, ncpu: int, words: int) -> int:
+def _histogram_row(values: bytes, row: int, ncpu: int) -> Histogram | None:
+    """One per-CPU struct sauron_latency_hist: counts and sums added, the
+    maximum the largest of the CPUs'; None when empty."""
+    summed = _sum_words(values, row, ncpu, LATENCY_WORDS)
+    if summed is None:
+        return None
     view = memoryview(values).cast("Q")
-    return max(view[(row * ncpu + cpu) * words + 2] for cpu in range(ncpu))
+    maximum = max(view[(row * ncpu + cpu) * LATENCY_WORDS + 2] for cpu in range(ncpu))
+    return Histogram(LATENCY, summed[3:], summed[0], summed[1], maximum)
 
 
 def read_latency(dataplane: Any) -> dict[tuple[int, int, int], Histogram]:
     """Non-empty latency histograms by (metric, slice, direction)."""
-    words = _latency_words()
-    _, values, count, ncpu = _percpu_rows(dataplane.table("latency_hist"), words * 8)
+    _, values, count, ncpu = _percpu_rows(dataplane.table("latency_hist"), LATENCY_WORDS * 8)
     out: dict[tuple[int, int, int], Histogram] = {}
     for index in range(count):
-        summed = _sum_words(values, index, ncpu, words)
-        if summed is None:
+        hist = _histogram_row(values, index, ncpu)
+        if hist is None:
             continue
-        hist = _histogram(summed)
-        hist.maximum = _max_over_cpus(values, index, ncpu, words)
         metric, rest = divmod(index, layout.MAX_SLICES * layout.DIRS)
         slice_id, direction = divmod(rest, layout.DIRS)
         out[(metric, slice_id, direction)] = hist
@@ -159,18 +152,14 @@ def address_text(raw: bytes) -> str:
 
 def read_peer_rtt(dataplane: Any) -> dict[tuple[str, int], Histogram]:
     """GTP-U echo round trips by (peer address, initiator)."""
-    words = _latency_words()
-    table = dataplane.table("peer_rtt")
-    keys, values, count, ncpu = _percpu_rows(table, words * 8)
+    keys, values, count, ncpu = _percpu_rows(dataplane.table("peer_rtt"), LATENCY_WORDS * 8)
     key_size = ctypes.sizeof(layout.PeerKey)
     out: dict[tuple[str, int], Histogram] = {}
     for index in range(count):
         key = layout.PeerKey.from_buffer_copy(keys, index * key_size)
-        summed = _sum_words(values, index, ncpu, words)
-        if summed is None:
+        hist = _histogram_row(values, index, ncpu)
+        if hist is None:
             continue
-        hist = _histogram(summed)
-        hist.maximum = _max_over_cpus(values, index, ncpu, words)
         out[(address_text(bytes(key.peer)), int(key.initiator))] = hist
     return out
 

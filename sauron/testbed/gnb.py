@@ -17,7 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sauron.testbed import codec
-from sauron.testbed.node import TunnelNode, every, serve_node, setup_tun, write_tun
+from sauron.testbed.node import (
+    TunnelNode,
+    every,
+    handle_echo,
+    later,
+    send_echo_request,
+    serve_node,
+    setup_tun,
+    write_tun,
+)
 from sauron.testbed.sessions import SessionsFile, load_sessions
 from sauron.testbed.truth import Tally
 
@@ -65,15 +74,8 @@ class Gnb(asyncio.DatagramProtocol):
             self.transport.sendto(gtp, self.upf)
             self.truth.add(session.slice, session.ul_teid, "ul_sent", codec.frame_bytes(len(gtp)))
 
-        self._over_the_air(session.slice, send)
-
-    def _over_the_air(self, slice_name: str, action: Callable[[], None]) -> None:
-        """The radio leg: held for the slice's radio delay, if any."""
-        delay = self.radio_delay.get(slice_name, 0.0)
-        if delay > 0:
-            self.loop.call_later(delay, action)
-        else:
-            action()
+        # the radio leg holds it for the slice's radio delay, if any
+        later(self.loop, self.radio_delay.get(session.slice, 0.0), send)
 
     # downlink: N3 -> UE
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -81,17 +83,7 @@ class Gnb(asyncio.DatagramProtocol):
         if msg is None:
             self.truth.note("n3_not_gtpu")
             return
-        if msg.msg_type == codec.ECHO_RESPONSE:
-            self.truth.note("echo_responses_received")
-            return
-        if msg.msg_type == codec.ECHO_REQUEST:
-            self.truth.note("echo_requests_received")
-            reply = codec.encapsulate(
-                0, b"\x0e\x00", seq=msg.seq or 0, msg_type=codec.ECHO_RESPONSE
-            )
-            assert self.transport is not None
-            self.transport.sendto(reply, addr)
-            self.truth.note("echo_responses_sent")
+        if handle_echo(msg, self.transport, addr, self.truth):
             return
         if msg.msg_type != codec.G_PDU:
             self.truth.note(f"n3_message_{msg.msg_type}")
@@ -107,15 +99,11 @@ class Gnb(asyncio.DatagramProtocol):
             if write_tun(self.tun_fd, payload):
                 self.truth.add(session.slice, session.dl_teid, "dl_delivered", len(payload))
 
-        self._over_the_air(session.slice, deliver)
+        later(self.loop, self.radio_delay.get(session.slice, 0.0), deliver)
 
     def send_echo(self) -> None:
         assert self.transport is not None
-        self.transport.sendto(
-            codec.encapsulate(0, b"", seq=self.echo_seq, msg_type=codec.ECHO_REQUEST), self.upf
-        )
-        self.echo_seq = (self.echo_seq + 1) & 0xFFFF
-        self.truth.note("echo_requests_sent")
+        self.echo_seq = send_echo_request(self.transport, self.upf, self.echo_seq, self.truth)
 
 
 async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> None:

@@ -91,6 +91,44 @@ def every(
     return lambda: handle.cancel() if handle else None
 
 
+def later(loop: asyncio.AbstractEventLoop, delay: float, action: Callable[[], None]) -> None:
+    """Runs action after delay seconds, or now when there is none."""
+    if delay > 0:
+        loop.call_later(delay, action)
+    else:
+        action()
+
+
+def send_echo_request(
+    transport: asyncio.DatagramTransport, peer: tuple[str, int], seq: int, truth: Tally
+) -> int:
+    """Sends a GTP-U echo request; returns the next sequence number."""
+    transport.sendto(codec.encapsulate(0, b"", seq=seq, msg_type=codec.ECHO_REQUEST), peer)
+    truth.note("echo_requests_sent")
+    return (seq + 1) & 0xFFFF
+
+
+def handle_echo(
+    msg: codec.Decoded,
+    transport: asyncio.DatagramTransport | None,
+    addr: tuple[str, int],
+    truth: Tally,
+) -> bool:
+    """Answers an echo request (Recovery IE, same sequence number) and notes
+    an echo response; True when msg was either."""
+    if msg.msg_type == codec.ECHO_RESPONSE:
+        truth.note("echo_responses_received")
+        return True
+    if msg.msg_type != codec.ECHO_REQUEST:
+        return False
+    truth.note("echo_requests_received")
+    reply = codec.encapsulate(0, b"\x0e\x00", seq=msg.seq or 0, msg_type=codec.ECHO_RESPONSE)
+    assert transport is not None
+    transport.sendto(reply, addr)
+    truth.note("echo_responses_sent")
+    return True
+
+
 class TunnelNode(Protocol):
     truth: Tally
 

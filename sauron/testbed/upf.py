@@ -20,7 +20,16 @@ from pathlib import Path
 
 from sauron.testbed import codec
 from sauron.testbed.impair import SliceImpairment
-from sauron.testbed.node import TunnelNode, every, serve_node, setup_tun, write_tun
+from sauron.testbed.node import (
+    TunnelNode,
+    every,
+    handle_echo,
+    later,
+    send_echo_request,
+    serve_node,
+    setup_tun,
+    write_tun,
+)
 from sauron.testbed.sessions import Impairment, SessionsFile, UeSession, load_sessions
 from sauron.testbed.truth import Tally
 
@@ -61,11 +70,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
 
     def send_echo(self) -> None:
         assert self.transport is not None
-        self.transport.sendto(
-            codec.encapsulate(0, b"", seq=self.echo_seq, msg_type=codec.ECHO_REQUEST), self.gnb
-        )
-        self.echo_seq = (self.echo_seq + 1) & 0xFFFF
-        self.truth.note("echo_requests_sent")
+        self.echo_seq = send_echo_request(self.transport, self.gnb, self.echo_seq, self.truth)
 
     def set_impairments(self, sessions: SessionsFile) -> None:
         """(Re)applies the sessions file's impairments, e.g. on SIGHUP."""
@@ -86,12 +91,6 @@ class ReferenceUpf(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def _after(self, delay: float, action: object) -> None:
-        if delay > 0:
-            self.loop.call_later(delay, action)  # type: ignore[arg-type]
-        else:
-            action()  # type: ignore[operator]
-
     # uplink: N3 -> N6
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         arrived = time.monotonic()
@@ -99,17 +98,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         if msg is None:
             self.truth.note("n3_not_gtpu")
             return
-        if msg.msg_type == codec.ECHO_RESPONSE:
-            self.truth.note("echo_responses_received")
-            return
-        if msg.msg_type == codec.ECHO_REQUEST:
-            self.truth.note("echo_requests_received")
-            reply = codec.encapsulate(
-                0, b"\x0e\x00", seq=msg.seq or 0, msg_type=codec.ECHO_RESPONSE
-            )
-            assert self.transport is not None
-            self.transport.sendto(reply, addr)
-            self.truth.note("echo_responses_sent")
+        if handle_echo(msg, self.transport, addr, self.truth):
             return
         if msg.msg_type != codec.G_PDU:
             self.truth.note(f"n3_message_{msg.msg_type}")
@@ -133,7 +122,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
             else:
                 self.truth.add(session.slice, session.ul_teid, "ul_tun_error", len(payload))
 
-        self._after(impairment.delay_s(), forward)
+        later(self.loop, impairment.delay_s(), forward)
 
     # downlink: N6 -> N3
     def tun_packet(self, packet: bytes) -> None:
@@ -151,7 +140,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         if verdict != "pass":
             self.truth.add(session.slice, session.dl_teid, f"dl_{verdict}", len(packet))
             return
-        self._after(impairment.delay_s(), lambda: self._send_dl(session, packet, arrived))
+        later(self.loop, impairment.delay_s(), lambda: self._send_dl(session, packet, arrived))
 
     def _send_dl(self, session: UeSession, packet: bytes, arrived: float) -> None:
         seq = None
