@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sauron.bpf import layout
-from sauron.bpf.maps import DataPlaneCounters, active_per_slice, delta
+from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.catalog import Catalog
 from sauron.quality import LatencyKpis, LossKpis, add_loss, latency_kpis, loss_kpis, merge_latency
+from sauron.sessions import SessionActivity, session_activity
 from sauron.sla import SlaTracker
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
@@ -87,11 +88,31 @@ def _direction(
     return k
 
 
+@dataclass
+class Sessions:
+    """Session activity of one interval, by TEID (N3 side) and by UE address."""
+
+    teids: SessionActivity = field(default_factory=SessionActivity)
+    ues: SessionActivity = field(default_factory=SessionActivity)
+
+
+def sessions_between(before: DataPlaneCounters, now: DataPlaneCounters) -> Sessions:
+    return Sessions(
+        teids=session_activity(before.teids, now.teids, by_teid=True),
+        ues=session_activity(before.ues, now.ues, by_teid=False),
+    )
+
+
 def snapshot_from(
-    catalog: Catalog, now: DataPlaneCounters, before: DataPlaneCounters, seconds: float, at: float
+    catalog: Catalog,
+    now: DataPlaneCounters,
+    before: DataPlaneCounters,
+    seconds: float,
+    at: float,
+    sessions: Sessions | None = None,
 ) -> Snapshot:
-    teids = active_per_slice(before.teids, now.teids)
-    ues = active_per_slice(before.ues, now.ues)
+    sessions = sessions or sessions_between(before, now)
+    teids, ues = sessions.teids.active, sessions.ues.active
     slices: dict[str, SliceKpis] = {}
     for s in (None, *catalog.slices):
         sid = 0 if s is None else s.id
@@ -190,13 +211,16 @@ class KpiEngine:
         read: Callable[[], DataPlaneCounters],
         clock: Callable[[], float] = time.time,
         history: History | None = None,
+        sla: SlaTracker | None = None,
     ) -> None:
         self.catalog = catalog
         self.read = read
         self.clock = clock
         self.history = history or History()
-        self.sla = SlaTracker(catalog)
+        self.sla = sla or SlaTracker(catalog)
         self.listeners: list[Callable[[Snapshot], None]] = []
+        #: the latest interval's session activity (not kept in the history)
+        self.sessions = Sessions()
         self._previous = read()
         self._previous_t = clock()
 
@@ -209,12 +233,9 @@ class KpiEngine:
     def tick(self) -> Snapshot:
         now, t = self.read(), self.clock()
         seconds = max(t - self._previous_t, 1e-6)
-        snap = snapshot_from(self.catalog, now, self._previous, seconds, t)
-        throughput = {
-            n: {"uplink": k.uplink.mbps, "downlink": k.downlink.mbps}
-            for n, k in snap.slices.items()
-        }
-        self.sla.observe(throughput)
+        self.sessions = sessions_between(self._previous, now)
+        snap = snapshot_from(self.catalog, now, self._previous, seconds, t, self.sessions)
+        self.sla.observe(snap.slices, t)
         for name, kpis in snap.slices.items():
             kpis.sla = self.sla.status(name)
         self.history.add(snap)

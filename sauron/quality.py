@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from sauron.bpf import layout
 from sauron.bpf.maps import DataPlaneCounters, delta
-from sauron.histogram import LATENCY, QUANTILES, Histogram
+from sauron.histogram import GAP, LATENCY, QUANTILES, Histogram
 
 NS_PER_MS = 1e6
 
@@ -79,6 +79,9 @@ class LossKpis:
     tcp_retransmissions: int = 0
     tcp_segments: int = 0
     tcp_retransmission_ratio: float | None = None
+    #: sizes of the GTP-U sequence gaps (packets lost in a row), as raw
+    #: bucket counts of the GAP geometry (non-zero ones, by bucket index)
+    burst_buckets: dict[int, int] = field(default_factory=dict)
 
     def settle_ratios(self) -> None:
         """The ratios from the counts."""
@@ -129,6 +132,11 @@ def loss_kpis(
         tcp_retransmissions=grown("tcp_retransmissions"),
         tcp_segments=grown("tcp_data_segments"),
     )
+    gaps_now, gaps_before = m_now.seq_gaps, m_before.seq_gaps
+    for i in range(GAP.buckets):
+        grew = delta(int(gaps_now[i]), int(gaps_before[i]))
+        if grew:
+            k.burst_buckets[i] = grew
     k.settle_ratios()
     return k
 
@@ -145,6 +153,8 @@ def add_loss(total: LossKpis, part: LossKpis) -> None:
         "tcp_segments",
     ):
         setattr(total, name, getattr(total, name) + getattr(part, name))
+    for index, n in part.burst_buckets.items():
+        total.burst_buckets[index] = total.burst_buckets.get(index, 0) + n
     total.settle_ratios()
 
 

@@ -9,7 +9,6 @@ holds both directions of a link.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequen
 from sauron.capture import read_frames
 from sauron.catalog import Catalog
 from sauron.rules import program_catalog
+from sauron.sessions import ue_address_text
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,6 @@ GTPU_MESSAGE_KEYS = (
 class ReplayOptions:
     point: int = layout.POINT_N3_INGRESS
     direction_mode: int = layout.DIRMODE_AUTO
-
-
-def ue_address_text(addr: bytes) -> str:
-    ip = ipaddress.IPv6Address(addr)
-    return str(ip.ipv4_mapped) if ip.ipv4_mapped else str(ip)
 
 
 def replay_capture(

@@ -1,17 +1,28 @@
 """SLA evaluation: per slice and interval, the catalog's targets against the
-measured values, and violations that open after `open_bad` bad intervals of
-the last `window` and close after `close_good` good ones in a row, so one
-noisy interval neither opens nor closes one.
+measured KPIs, and violations that open after `open_bad` bad intervals of the
+last `window` and close after `close_good` good ones in a row, so one noisy
+interval neither opens nor closes one.
 
-Measured today: throughput per direction (min/max Mbit/s). Latency, loss and
-energy targets are evaluated as their measurements land."""
+A target is only checked in an interval that measured it: a latency
+percentile needs samples, a loss ratio packets whose fate is known. An
+interval without them neither counts as bad nor as good."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sauron.catalog import Catalog, SlaTargets
+from sauron.catalog import Catalog, LatencyTarget, SlaTargets
+from sauron.histogram import QUANTILES
+
+if TYPE_CHECKING:
+    from sauron.engine import DirectionKpis, SliceKpis
+    from sauron.quality import LatencyKpis
+
+DIRECTIONS = ("uplink", "downlink")
+#: loss sources a `max_loss_ratio` target applies to, with the ratio's field
+LOSS_SOURCES = (("transit", "transit_ratio"), ("sequence", "sequence_ratio"))
 
 
 @dataclass(frozen=True)
@@ -19,27 +30,70 @@ class Check:
     """One target against one measured value in one interval."""
 
     slice_name: str
-    target: str  # e.g. "min_throughput_mbps.downlink"
+    target: str  # e.g. "transit_latency_ms.p99.uplink"
     limit: float
     value: float
     ok: bool
+    #: True when the target is a floor (minimum throughput): worst = lowest
+    floor: bool = False
 
 
-def evaluate(
-    slice_name: str, targets: SlaTargets, throughput_mbps: dict[str, float]
+def _latency_checks(
+    slice_name: str, target_name: str, target: LatencyTarget | None, kpis: LatencyKpis
 ) -> list[Check]:
-    checks: list[Check] = []
-    for kind, lower_is_bad in (("min_throughput_mbps", True), ("max_throughput_mbps", False)):
-        rates = getattr(targets, kind)
-        if rates is None:
+    if target is None or kpis.samples == 0:
+        return []
+    checks = []
+    for quantile, _ in QUANTILES:
+        limit = getattr(target, quantile)
+        value = getattr(kpis, f"{quantile}_ms")
+        if limit is None or value is None:
             continue
-        for direction in ("uplink", "downlink"):
-            limit = getattr(rates, direction)
-            if limit is None or direction not in throughput_mbps:
-                continue
-            value = throughput_mbps[direction]
-            ok = value >= limit if lower_is_bad else value <= limit
-            checks.append(Check(slice_name, f"{kind}.{direction}", limit, value, ok))
+        checks.append(Check(slice_name, f"{target_name}.{quantile}", limit, value, value <= limit))
+    return checks
+
+
+def _direction_checks(
+    slice_name: str, targets: SlaTargets, direction: str, k: DirectionKpis
+) -> list[Check]:
+    checks = [
+        Check(c.slice_name, f"{c.target}.{direction}", c.limit, c.value, c.ok)
+        for c in _latency_checks(
+            slice_name, "transit_latency_ms", targets.transit_latency_ms, k.transit
+        )
+    ]
+    if targets.max_loss_ratio is not None:
+        for source, attr in LOSS_SOURCES:
+            value = getattr(k.loss, attr)
+            if value is not None:
+                limit = targets.max_loss_ratio
+                checks.append(
+                    Check(
+                        slice_name,
+                        f"max_loss_ratio.{source}.{direction}",
+                        limit,
+                        value,
+                        value <= limit,
+                    )
+                )
+    for kind, floor in (("min_throughput_mbps", True), ("max_throughput_mbps", False)):
+        rates = getattr(targets, kind)
+        rate_limit: float | None = None if rates is None else getattr(rates, direction)
+        if rate_limit is None:
+            continue
+        limit = rate_limit
+        ok = k.mbps >= limit if floor else k.mbps <= limit
+        checks.append(Check(slice_name, f"{kind}.{direction}", limit, k.mbps, ok, floor))
+    return checks
+
+
+def evaluate(targets: SlaTargets, kpis: SliceKpis) -> list[Check]:
+    """Every target of a slice that this interval measured."""
+    checks: list[Check] = []
+    for direction in DIRECTIONS:
+        checks += _direction_checks(kpis.name, targets, direction, getattr(kpis, direction))
+    checks += _latency_checks(kpis.name, "ran_rtt_ms", targets.ran_rtt_ms, kpis.ran_rtt)
+    checks += _latency_checks(kpis.name, "dn_rtt_ms", targets.dn_rtt_ms, kpis.dn_rtt)
     return checks
 
 
@@ -48,74 +102,129 @@ class Violation:
     slice_name: str
     target: str
     limit: float
+    #: the first failed interval of those that opened it
     started_interval: int
+    started_at: float  # unix seconds, end of that interval
     worst: float
     ended_interval: int | None = None
+    ended_at: float | None = None
+    #: intervals it stayed open, checked or not
     intervals: int = 0
+    #: of those, the ones whose check failed
+    bad_intervals: int = 0
 
     @property
     def open(self) -> bool:
         return self.ended_interval is None
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    value: float
+    interval: int
+    at: float
+
+
 @dataclass
 class _TargetState:
-    recent: deque[bool]
+    recent: deque[_Outcome]
     good_run: int = 0
     violation: Violation | None = None
 
 
 @dataclass
 class SlaTracker:
+    """Flapping rule: open after `open_bad` failed checks among the last
+    `window`, close after `close_good` passed checks in a row. Events are
+    kept up to `max_events` (oldest closed ones dropped first)."""
+
     catalog: Catalog
     window: int = 5
     open_bad: int = 3
     close_good: int = 3
+    max_events: int = 1000
     interval: int = 0
     events: list[Violation] = field(default_factory=list)
     _state: dict[tuple[str, str], _TargetState] = field(default_factory=dict)
 
-    def observe(self, throughput: dict[str, dict[str, float]]) -> list[Check]:
-        """One interval's measurements, per slice name; returns its checks."""
+    def __post_init__(self) -> None:
+        if not 1 <= self.open_bad <= self.window or self.close_good < 1:
+            raise ValueError("need 1 <= open_bad <= window and close_good >= 1")
+
+    def observe(self, slices: dict[str, SliceKpis], at: float) -> list[Check]:
+        """One interval's KPIs, per slice name; returns its checks."""
         self.interval += 1
         all_checks: list[Check] = []
         for s in self.catalog.slices:
-            for check in evaluate(s.name, s.spec.sla, throughput.get(s.name, {})):
+            kpis = slices.get(s.name)
+            if kpis is None:
+                continue
+            for check in evaluate(s.spec.sla, kpis):
                 all_checks.append(check)
-                self._track(check)
+                self._track(check, at)
+        for state in self._state.values():
+            if state.violation is not None:
+                state.violation.intervals += 1
+        self._trim()
         return all_checks
 
-    def _track(self, check: Check) -> None:
+    def _track(self, check: Check, at: float) -> None:
         key = (check.slice_name, check.target)
         state = self._state.setdefault(key, _TargetState(recent=deque(maxlen=self.window)))
-        state.recent.append(check.ok)
+        state.recent.append(_Outcome(check.ok, check.value, self.interval, at))
         state.good_run = state.good_run + 1 if check.ok else 0
         v = state.violation
         if v is None:
-            if sum(1 for ok in state.recent if not ok) >= self.open_bad:
-                v = Violation(
-                    check.slice_name, check.target, check.limit, self.interval, check.value
-                )
-                state.violation = v
-                self.events.append(v)
+            bad = [o for o in state.recent if not o.ok]
+            if len(bad) < self.open_bad:
+                return
+            # it started with the first failure of those that opened it
+            v = Violation(
+                check.slice_name,
+                check.target,
+                check.limit,
+                started_interval=bad[0].interval,
+                started_at=bad[0].at,
+                worst=check.value,
+                intervals=self.interval - bad[0].interval,
+                bad_intervals=len(bad) - 1,
+            )
+            for o in bad:
+                v.worst = self._worse(check, v.worst, o.value)
+            state.violation = v
+            self.events.append(v)
         elif state.good_run >= self.close_good:
-            v.ended_interval = self.interval
+            v.ended_interval, v.ended_at = self.interval, at
             state.violation = None
             return
-        if state.violation is not None:
-            v = state.violation
-            v.intervals += 1
-            bad_is_low = check.target.startswith("min_")
-            v.worst = min(v.worst, check.value) if bad_is_low else max(v.worst, check.value)
+        if not check.ok:
+            v.bad_intervals += 1
+        v.worst = self._worse(check, v.worst, check.value)
+
+    @staticmethod
+    def _worse(check: Check, a: float, b: float) -> float:
+        return min(a, b) if check.floor else max(a, b)
+
+    def _trim(self) -> None:
+        excess = len(self.events) - self.max_events
+        if excess <= 0:
+            return
+        closed = [v for v in self.events if not v.open][:excess]
+        drop = {id(v) for v in closed}
+        self.events = [v for v in self.events if id(v) not in drop]
 
     def status(self, slice_name: str) -> str:
-        """violated / at risk (a bad interval lately) / met / unmeasured (no
-        target of the slice can be evaluated yet)."""
+        """violated / at risk (a failed check lately) / met / unmeasured (no
+        target of the slice has been checked yet)."""
         states = [st for (name, _), st in self._state.items() if name == slice_name]
         if not states:
             return "unmeasured"
         if any(st.violation for st in states):
             return "violated"
-        if any(not all(st.recent) for st in states):
+        if any(not o.ok for st in states for o in st.recent):
             return "at risk"
         return "met"
+
+    def open_violations(self, slice_name: str) -> list[Violation]:
+        return [v for v in self.events if v.open and v.slice_name == slice_name]

@@ -22,7 +22,8 @@ from scapy.packet import Raw
 
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import active_per_slice, read_counters
+from sauron.bpf.maps import read_counters
+from sauron.sessions import session_activity
 
 pytestmark = [pytest.mark.kernel]
 
@@ -423,11 +424,21 @@ def test_active_sessions_per_interval(dataplane: DataPlane) -> None:
     for teid, src in ((0x10001, "10.45.0.1"), (0x10002, "10.45.0.2"), (0x20001, "10.46.0.1")):
         libbpf.test_run(fd, outer(gtpu_raw(teid, payload=inner_v4(src=src))))
     first = read_counters(dataplane)
-    assert active_per_slice([], first.teids) == {EMBB: 2, URLLC: 1}
+    assert session_activity([], first.teids, by_teid=True).active == {EMBB: 2, URLLC: 1}
     libbpf.test_run(fd, outer(gtpu_raw(0x10002, payload=inner_v4(src="10.45.0.2"))))
     for dst in ("10.47.0.1", "10.47.0.2", "10.47.0.3"):
         libbpf.test_run(n6, bytes(Ether() / IP(src="1.1.1.1", dst=dst) / UDP() / Raw(b"x")))
     second = read_counters(dataplane)
-    assert active_per_slice(first.teids, second.teids) == {EMBB: 1}
-    assert active_per_slice(first.ues, second.ues) == {MMTC: 3}
-    assert active_per_slice(second.teids, read_counters(dataplane).teids) == {}
+    assert session_activity(first.teids, second.teids, by_teid=True).active == {EMBB: 1}
+    assert session_activity(first.ues, second.ues, by_teid=False).active == {MMTC: 3}
+    assert session_activity(second.teids, read_counters(dataplane).teids, by_teid=True).active == {}
+    (top,) = session_activity(first.teids, second.teids, by_teid=True).top[EMBB]
+    assert (top.teid, top.ue_address, top.uplink_packets, top.downlink_packets) == (
+        0x10002,
+        "10.45.0.2",
+        1,
+        0,
+    )
+    ues = session_activity(first.ues, second.ues, by_teid=False).top[MMTC]
+    assert sorted(u.ue_address for u in ues) == ["10.47.0.1", "10.47.0.2", "10.47.0.3"]
+    assert all(u.downlink_packets == 1 and u.teid is None for u in ues)

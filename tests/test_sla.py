@@ -1,10 +1,16 @@
 """SLA tracking: violations open after N bad of the last M intervals, close
-after K good ones, and record start, end, target, worst value and length."""
+after K good ones, and record start, end, target, worst value and length;
+every kind of catalog target is checked, and only when it was measured."""
 
 from __future__ import annotations
 
+import pytest
+
 from sauron.catalog import parse_catalog
-from sauron.sla import SlaTracker
+from sauron.engine import DirectionKpis, SliceKpis
+from sauron.histogram import LATENCY, Histogram
+from sauron.quality import LatencyKpis, LossKpis
+from sauron.sla import SlaTracker, evaluate
 
 CATALOG = parse_catalog(
     {
@@ -18,15 +24,41 @@ CATALOG = parse_catalog(
                 },
             },
             {"name": "plain", "snssai": {"sst": 2}},
+            {
+                "name": "urllc",
+                "snssai": {"sst": 2, "sd": 1},
+                "sla": {
+                    "transit_latency_ms": {"p50": 2, "p99": 5},
+                    "ran_rtt_ms": {"p99": 10},
+                    "max_loss_ratio": 0.001,
+                },
+            },
         ]
     },
     "test",
 )
 
 
+def kpis(name: str, uplink_mbps: float = 0.0, downlink_mbps: float = 0.0) -> SliceKpis:
+    return SliceKpis(
+        name=name,
+        slice_id=1,
+        snssai="1",
+        uplink=DirectionKpis(mbps=uplink_mbps),
+        downlink=DirectionKpis(mbps=downlink_mbps),
+    )
+
+
+def latency(values_ms: list[float]) -> LatencyKpis:
+    h = Histogram(LATENCY)
+    for v in values_ms:
+        h.record(int(v * 1e6))
+    return LatencyKpis.from_histogram(h)
+
+
 def feed(tracker: SlaTracker, downlink: list[float]) -> None:
     for value in downlink:
-        tracker.observe({"embb": {"downlink": value, "uplink": 1.0}})
+        tracker.observe({"embb": kpis("embb", 1.0, value)}, at=1000.0 + tracker.interval)
 
 
 def test_single_bad_interval_does_not_open() -> None:
@@ -40,24 +72,79 @@ def test_violation_opens_records_worst_and_closes() -> None:
     feed(t, [20, 5, 4, 20, 2])  # three bad of the last five
     assert t.status("embb") == "violated"
     (v,) = t.events
-    assert (v.slice_name, v.target, v.limit, v.started_interval) == (
+    assert (v.slice_name, v.target, v.limit, v.started_interval, v.started_at) == (
         "embb",
         "min_throughput_mbps.downlink",
         10,
-        5,
+        2,
+        1001.0,
     )
     feed(t, [1, 30, 30])
     assert v.open and v.worst == 1
     feed(t, [30])
-    assert not v.open and v.ended_interval == 9 and v.intervals == 4
+    assert not v.open and v.ended_interval == 9 and v.ended_at == 1008.0
+    assert v.intervals == 7 and v.bad_intervals == 4
     feed(t, [30, 30])
     assert t.status("embb") == "met"
 
 
 def test_upper_bounds_and_slices_without_targets() -> None:
     t = SlaTracker(CATALOG)
-    for _ in range(3):
-        t.observe({"embb": {"downlink": 20, "uplink": 80}})
+    for i in range(3):
+        t.observe({"embb": kpis("embb", 80, 20), "plain": kpis("plain", 999)}, at=float(i))
     (v,) = t.events
     assert v.target == "max_throughput_mbps.uplink" and v.worst == 80
     assert t.status("plain") == "unmeasured"
+
+
+def test_latency_rtt_and_loss_targets_are_checked_per_direction() -> None:
+    k = kpis("urllc")
+    k.uplink.transit = latency([1.0] * 98 + [9.0] * 2)  # p50 ~1 ms, p99 ~9 ms
+    k.downlink.transit = latency([1.0] * 100)
+    k.ran_rtt = latency([4.0] * 10)
+    k.uplink.loss = LossKpis(transit_lost=1, transit_resolved=100)
+    k.uplink.loss.settle_ratios()
+    k.downlink.loss = LossKpis(sequence_lost=0, sequence_received=5000)
+    k.downlink.loss.settle_ratios()
+    urllc = CATALOG.get("urllc")
+    assert urllc is not None
+    checks = {c.target: c for c in evaluate(urllc.spec.sla, k)}
+    assert sorted(checks) == [
+        "max_loss_ratio.sequence.downlink",
+        "max_loss_ratio.transit.uplink",
+        "ran_rtt_ms.p99",
+        "transit_latency_ms.p50.downlink",
+        "transit_latency_ms.p50.uplink",
+        "transit_latency_ms.p99.downlink",
+        "transit_latency_ms.p99.uplink",
+    ]
+    bad = {name for name, c in checks.items() if not c.ok}
+    assert bad == {"transit_latency_ms.p99.uplink", "max_loss_ratio.transit.uplink"}
+    assert checks["transit_latency_ms.p99.uplink"].value == pytest.approx(9.0, rel=0.07)
+    assert checks["max_loss_ratio.transit.uplink"].value == pytest.approx(0.01)
+
+
+def test_unmeasured_intervals_neither_open_nor_close() -> None:
+    t = SlaTracker(CATALOG)
+    slow = kpis("urllc")
+    slow.uplink.transit = latency([20.0] * 10)
+    for i in range(3):
+        t.observe({"urllc": slow}, at=float(i))
+    assert t.status("urllc") == "violated"
+    for i in range(3, 10):  # no samples at all: the violation stays open
+        t.observe({"urllc": kpis("urllc")}, at=float(i))
+    (v,) = [e for e in t.events if e.target == "transit_latency_ms.p99.uplink"]
+    assert v.open and v.intervals == 10 and v.bad_intervals == 3 and v.worst >= 19
+
+
+def test_closed_events_are_dropped_first_when_bounded() -> None:
+    t = SlaTracker(CATALOG, window=1, open_bad=1, close_good=1, max_events=2)
+    for i, rate in enumerate([1, 20, 1, 20, 1]):
+        t.observe({"embb": kpis("embb", 1.0, rate)}, at=float(i))
+    assert len(t.events) == 2 and t.events[-1].open and not t.events[0].open
+    assert t.events[0].started_interval == 3
+
+
+def test_flapping_rule_is_validated() -> None:
+    with pytest.raises(ValueError, match="open_bad"):
+        SlaTracker(CATALOG, window=2, open_bad=3)

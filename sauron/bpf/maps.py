@@ -184,16 +184,3 @@ def read_counters(dataplane: Any, expiry: TransitExpiry | None = None) -> DataPl
         transit_expired=dict(expiry.expired) if expiry is not None else {},
         peers=read_peer_rtt(dataplane),
     )
-
-
-def active_per_slice(previous: list[Session], current: list[Session]) -> dict[int, int]:
-    """Sessions (TEIDs or UE addresses) that carried packets between two
-    readings, per slice. A session missing from the previous reading, or
-    whose counts went down (evicted and seen anew), counts as active."""
-    before = {s.key: s.packets[0] + s.packets[1] for s in previous}
-    active: dict[int, int] = {}
-    for s in current:
-        now = s.packets[0] + s.packets[1]
-        if now != before.get(s.key, 0):
-            active[s.slice_id] = active.get(s.slice_id, 0) + 1
-    return active

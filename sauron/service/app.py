@@ -8,73 +8,46 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator
-from dataclasses import asdict
-from typing import Any
+from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from sauron.catalog import Catalog, Slice
-from sauron.engine import DirectionKpis, KpiEngine, SliceKpis, Snapshot
-from sauron.quality import LatencyKpis
+from sauron.engine import KpiEngine, Snapshot
+from sauron.histogram import GAP, LATENCY, Histogram
+from sauron.quality import NS_PER_MS
+from sauron.service.documents import (
+    histogram_doc,
+    point_doc,
+    session_doc,
+    slice_doc,
+    violation_doc,
+)
+from sauron.service.guard import RateLimiter, rate_middleware, token_middleware
 from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from sauron.service.metrics import render as render_metrics
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
 from sauron.service.stream import StreamHub, attach_hub, detach_hub
+from sauron.sessions import TOP_SESSIONS
 
 ENGINE = web.AppKey("engine", KpiEngine)
 INTERVAL = web.AppKey("interval", float)
 HUB = web.AppKey("hub", StreamHub)
 MAX_SERIES_POINTS = 3600
+MAX_REQUEST_BYTES = 64 * 1024
 
 
-def _slice_doc(s: Slice, latest: Snapshot | None) -> dict[str, Any]:
-    snssai: dict[str, Any] = {
-        "sst": s.spec.snssai.sst,
-        "sd": None if s.spec.snssai.sd is None else f"{s.spec.snssai.sd:06x}",
-    }
-    doc: dict[str, Any] = {
-        "name": s.name,
-        "id": s.id,
-        "snssai": snssai,
-        "description": s.spec.description,
-        "sla_targets": s.spec.sla.model_dump(exclude_none=True),
-    }
-    if latest is not None and s.name in latest.slices:
-        kpis = latest.slices[s.name]
-        doc["status"] = kpis.sla
-        doc["kpis"] = {
-            "time": latest.time,
-            "interval_s": latest.interval_s,
-            **_kpi_doc(kpis),
-        }
-    else:
-        doc["status"] = "unmeasured"
-    return doc
+@dataclass(frozen=True)
+class ServiceOptions:
+    """token: required as `Authorization: Bearer` on every route but the
+    health probes (None: no token). rate_per_s: requests per second per
+    client address, bursts of `burst` (0: no limit)."""
 
-
-def _latency_doc(k: LatencyKpis) -> dict[str, Any]:
-    """A latency KPI without its raw buckets (the histogram routes carry those)."""
-    doc = asdict(k)
-    del doc["buckets"], doc["sum_ns"]
-    return doc
-
-
-def _direction_doc(k: DirectionKpis) -> dict[str, Any]:
-    doc = asdict(k)
-    doc["transit"] = _latency_doc(k.transit)
-    return doc
-
-
-def _kpi_doc(k: SliceKpis) -> dict[str, Any]:
-    return {
-        "uplink": _direction_doc(k.uplink),
-        "downlink": _direction_doc(k.downlink),
-        "ran_rtt": _latency_doc(k.ran_rtt),
-        "dn_rtt": _latency_doc(k.dn_rtt),
-        "active_teids": k.active_teids,
-        "active_ues": k.active_ues,
-    }
+    token: str | None = None
+    rate_per_s: float = 100.0
+    burst: float = 200.0
 
 
 def _catalog(request: web.Request) -> Catalog:
@@ -117,60 +90,151 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "last_interval": latest.time})
 
 
+def _status(request: web.Request, s: Slice) -> str:
+    return request.app[ENGINE].sla.status(s.name)
+
+
 async def list_slices(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     latest = engine.history.latest()
-    return web.json_response({"slices": [_slice_doc(s, latest) for s in engine.catalog.slices]})
+    return web.json_response(
+        {"slices": [slice_doc(s, latest, _status(request, s)) for s in engine.catalog.slices]}
+    )
 
 
 async def get_slice(request: web.Request) -> web.Response:
-    return web.json_response(_slice_doc(_slice(request), request.app[ENGINE].history.latest()))
+    s = _slice(request)
+    return web.json_response(
+        slice_doc(s, request.app[ENGINE].history.latest(), _status(request, s))
+    )
+
+
+def _window(request: web.Request) -> list[Snapshot]:
+    """The snapshots between `since` and `until` (both optional)."""
+    since = _float_param(request, "since")
+    until = _float_param(request, "until")
+    if since is not None and until is not None and until < since:
+        raise BadParameter("until", "until is before since")
+    return request.app[ENGINE].history.between(since, until)
 
 
 async def slice_kpis(request: web.Request) -> web.Response:
     s = _slice(request)
-    since = _float_param(request, "since")
-    until = _float_param(request, "until")
+    snaps = _window(request)
     step = _float_param(request, "step", minimum=0)
-    if since is not None and until is not None and until < since:
-        raise BadParameter("until", "until is before since")
     points = []
     last_t = -math.inf
-    for snap in request.app[ENGINE].history.between(since, until):
+    for snap in snaps:
         if step and snap.time - last_t < step:
             continue
         last_t = snap.time
-        k = snap.slices[s.name]
-        points.append(
-            {
-                "time": snap.time,
-                "interval_s": snap.interval_s,
-                **_kpi_doc(k),
-                "sla": k.sla,
-            }
-        )
+        points.append(point_doc(snap, snap.slices[s.name]))
     return web.json_response({"slice": s.name, "points": points[-MAX_SERIES_POINTS:]})
+
+
+#: metric -> (per direction, unit); latency metrics in ms, loss bursts in packets
+HISTOGRAM_METRICS = {
+    "transit": (True, "ms"),
+    "ran_rtt": (False, "ms"),
+    "dn_rtt": (False, "ms"),
+    "loss_burst": (True, "packets"),
+}
+DIRECTIONS = ("uplink", "downlink")
+
+
+def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str:
+    raw = request.query.get(name, default)
+    if raw is None:
+        raise BadParameter(name, f"{name} is required: one of {', '.join(choices)}")
+    if raw not in choices:
+        raise BadParameter(name, f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
+async def slice_histogram(request: web.Request) -> web.Response:
+    s = _slice(request)
+    metric = request.match_info["metric"]
+    if metric not in HISTOGRAM_METRICS:
+        raise NotFound(f"no histogram named {metric!r}; there are {', '.join(HISTOGRAM_METRICS)}")
+    per_direction, unit = HISTOGRAM_METRICS[metric]
+    direction = _choice(request, "direction", DIRECTIONS, None) if per_direction else None
+    if not per_direction and "direction" in request.query:
+        raise BadParameter("direction", f"{metric} is a round trip: it has no direction")
+    if "since" in request.query or "until" in request.query:
+        snaps = _window(request)
+    else:
+        latest = request.app[ENGINE].history.latest()
+        snaps = [] if latest is None else [latest]
+    total = Histogram(GAP if metric == "loss_burst" else LATENCY)
+    for snap in snaps:
+        k = snap.slices[s.name]
+        if metric == "loss_burst":
+            for index, n in getattr(k, str(direction)).loss.burst_buckets.items():
+                total.buckets[index] += n
+                total.count += n
+        else:
+            kpis = getattr(k, str(direction)).transit if metric == "transit" else getattr(k, metric)
+            if kpis.samples:
+                total.add(kpis.histogram())
+    doc = histogram_doc(total, NS_PER_MS if unit == "ms" else 1.0, exact_sum=metric != "loss_burst")
+    return web.json_response(
+        {
+            "slice": s.name,
+            "metric": metric,
+            "direction": direction,
+            "unit": unit,
+            "intervals": len(snaps),
+            "since": snaps[0].time - snaps[0].interval_s if snaps else None,
+            "until": snaps[-1].time if snaps else None,
+            **doc,
+        }
+    )
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name, f"{name} must be an integer, not {raw!r}") from None
+    if not lo <= value <= hi:
+        raise BadParameter(name, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+async def slice_sessions(request: web.Request) -> web.Response:
+    s = _slice(request)
+    by = _choice(request, "by", ("teid", "ue"), "teid")
+    limit = _int_param(request, "limit", 10, 1, TOP_SESSIONS)
+    engine = request.app[ENGINE]
+    activity = engine.sessions.teids if by == "teid" else engine.sessions.ues
+    latest = engine.history.latest()
+    return web.json_response(
+        {
+            "slice": s.name,
+            "by": by,
+            "time": None if latest is None else latest.time,
+            "interval_s": None if latest is None else latest.interval_s,
+            "active": activity.active.get(s.id, 0),
+            "sessions": [session_doc(v) for v in activity.top.get(s.id, [])[:limit]],
+        }
+    )
 
 
 async def sla(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    events = [
-        {
-            "slice": v.slice_name,
-            "target": v.target,
-            "limit": v.limit,
-            "worst": v.worst,
-            "started_interval": v.started_interval,
-            "ended_interval": v.ended_interval,
-            "intervals": v.intervals,
-            "open": v.open,
-        }
-        for v in engine.sla.events
-    ]
     return web.json_response(
         {
+            "interval": engine.sla.interval,
+            "rule": {
+                "window": engine.sla.window,
+                "open_bad": engine.sla.open_bad,
+                "close_good": engine.sla.close_good,
+            },
             "status": {s.name: engine.sla.status(s.name) for s in engine.catalog.slices},
-            "events": events,
+            "events": [violation_doc(v) for v in engine.sla.events],
         }
     )
 
@@ -213,9 +277,20 @@ async def engine_ticker(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def create_app(engine: KpiEngine, interval: float = 1.0, tick: bool = True) -> web.Application:
+def create_app(
+    engine: KpiEngine,
+    interval: float = 1.0,
+    tick: bool = True,
+    options: ServiceOptions | None = None,
+) -> web.Application:
     """tick=False leaves ticking to the caller (tests drive the engine)."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=64 * 1024)
+    options = options or ServiceOptions()
+    middlewares: list[Middleware] = [problem_middleware]
+    if options.rate_per_s > 0:
+        middlewares.append(rate_middleware(RateLimiter(options.rate_per_s, options.burst)))
+    if options.token:
+        middlewares.append(token_middleware(options.token))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[ENGINE] = engine
     app[INTERVAL] = interval
     app.router.add_get("/healthz", healthz)
@@ -223,6 +298,8 @@ def create_app(engine: KpiEngine, interval: float = 1.0, tick: bool = True) -> w
     app.router.add_get("/api/v1/slices", list_slices)
     app.router.add_get("/api/v1/slices/{name}", get_slice)
     app.router.add_get("/api/v1/slices/{name}/kpis", slice_kpis)
+    app.router.add_get("/api/v1/slices/{name}/histograms/{metric}", slice_histogram)
+    app.router.add_get("/api/v1/slices/{name}/sessions", slice_sessions)
     app.router.add_get("/api/v1/sla", sla)
     app.router.add_get("/api/v1/stream", stream_route)
     app.router.add_get("/api/v1/openapi.json", openapi_route)

@@ -1,11 +1,13 @@
 """/metrics in the Prometheus text format (version 0.0.4): the data plane's
 monotonic counters per slice, attach point and direction, GTP-U message
-kinds, anomalies by reason, and per-slice gauges from the latest interval."""
+kinds, anomalies by reason, loss counters, latency as Prometheus histograms,
+and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
 from sauron.bpf import layout
 from sauron.engine import KpiEngine
+from sauron.histogram import LATENCY, Histogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -15,6 +17,47 @@ def _labels(**labels: object) -> str:
         return str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
     return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in labels.items()) + "}"
+
+
+#: Prometheus `le` bounds: every power of two of the latency geometry. Its
+#: buckets split exactly there, so each cumulative count is exact (a value
+#: of exactly 2^k ns counts above its bound, not at it: [lower, upper) buckets)
+LE_SHIFTS = range(LATENCY.min_shift, LATENCY.max_shift + 1)
+NS_PER_S = 1e9
+LATENCY_FAMILIES = {
+    layout.LAT_TRANSIT: (
+        "sauron_transit_latency_seconds",
+        "Time packets spent inside the UPF (sampled), per slice and direction.",
+    ),
+    layout.LAT_RTT_RAN: (
+        "sauron_ran_rtt_seconds",
+        "Round trip UPF -> UE -> UPF seen in TCP on N3, per slice.",
+    ),
+    layout.LAT_RTT_DN: (
+        "sauron_dn_rtt_seconds",
+        "Round trip UPF -> server -> UPF seen in TCP on N6, per slice.",
+    ),
+}
+LOSS_COUNTERS = (
+    ("sauron_transit_matched_total", "transit_matched", "Sampled packets seen leaving the UPF."),
+    ("sauron_sequence_received_total", "seq_received", "G-PDUs with a GTP-U sequence number."),
+    ("sauron_sequence_lost_total", "seq_lost", "GTP-U sequence numbers never received."),
+    ("sauron_sequence_reordered_total", "seq_reordered", "G-PDUs that arrived late."),
+    ("sauron_tcp_data_segments_total", "tcp_data_segments", "Inner TCP segments with data."),
+    ("sauron_tcp_retransmissions_total", "tcp_retransmissions", "Inner TCP segments sent again."),
+)
+
+
+def _cumulative(h: Histogram) -> list[tuple[str, int]]:
+    """(le, cumulative count) pairs, +Inf last."""
+    out, seen, index = [], 0, 0
+    for shift in LE_SHIFTS:
+        first_above = 1 + (shift - LATENCY.min_shift) * LATENCY.sub_buckets
+        seen += sum(h.buckets[index:first_above])
+        index = first_above
+        out.append((f"{(1 << shift) / NS_PER_S:.9g}", seen))
+    out.append(("+Inf", seen + sum(h.buckets[index:])))
+    return out
 
 
 def render(engine: KpiEngine) -> str:
@@ -82,6 +125,51 @@ def render(engine: KpiEngine) -> str:
             out.append(
                 f"sauron_anomalies_total{_labels(point=pname, reason=reason)} {c.event(point, ev)}"
             )
+    zero = layout.MeasureStats()
+    directed = [
+        (sid, sname, d, dname)
+        for sid, sname, _sst, _sd in slices
+        for d, dname in layout.DIRECTION_NAMES.items()
+    ]
+    family(
+        "sauron_transit_lost_total",
+        "counter",
+        "Sampled packets that entered the UPF and never left (stamp expired).",
+    )
+    for sid, sname, d, dname in directed:
+        lost = c.transit_expired.get((sid, d), 0)
+        out.append(f"sauron_transit_lost_total{_labels(slice=sname, direction=dname)} {lost}")
+    for name, field, help_text in LOSS_COUNTERS:
+        family(name, "counter", help_text + " Per slice and direction.")
+        for sid, sname, d, dname in directed:
+            value = int(getattr(c.measure.get((sid, d), zero), field))
+            out.append(f"{name}{_labels(slice=sname, direction=dname)} {value}")
+    for metric, (name, help_text) in LATENCY_FAMILIES.items():
+        family(name, "histogram", help_text)
+        for sid, sname, d, dname in directed:
+            if metric == layout.LAT_RTT_RAN and d != layout.DIR_DOWNLINK:
+                continue  # RTTs are kept under the direction of the stamped segment
+            if metric == layout.LAT_RTT_DN and d != layout.DIR_UPLINK:
+                continue
+            h = c.latency.get((metric, sid, d)) or Histogram(LATENCY)
+            labels: dict[str, object] = {"slice": sname}
+            if metric == layout.LAT_TRANSIT:
+                labels["direction"] = dname
+            for le, count in _cumulative(h):
+                out.append(f"{name}_bucket{_labels(**labels, le=le)} {count}")
+            out.append(f"{name}_sum{_labels(**labels)} {h.total / NS_PER_S:.9g}")
+            out.append(f"{name}_count{_labels(**labels)} {sum(h.buckets)}")
+    family(
+        "sauron_gtpu_echo_rtt_seconds",
+        "histogram",
+        "GTP-U echo round trips per peer; initiator local: this node asked (path RTT), peer: the peer asked (our answer time).",
+    )
+    for (peer, initiator), h in sorted(c.peers.items()):
+        labels = {"peer": peer, "initiator": "local" if initiator == layout.ECHO_LOCAL else "peer"}
+        for le, count in _cumulative(h):
+            out.append(f"sauron_gtpu_echo_rtt_seconds_bucket{_labels(**labels, le=le)} {count}")
+        out.append(f"sauron_gtpu_echo_rtt_seconds_sum{_labels(**labels)} {h.total / NS_PER_S:.9g}")
+        out.append(f"sauron_gtpu_echo_rtt_seconds_count{_labels(**labels)} {sum(h.buckets)}")
     latest = engine.history.latest()
     if latest is not None:
         family("sauron_active_teids", "gauge", "TEIDs that carried traffic in the last interval.")

@@ -1,17 +1,37 @@
-"""The OpenAPI document of the agent's API. A test checks it lists exactly
-the routes the application serves."""
+"""The OpenAPI 3.0 document of the agent's API. Response schemas come from
+the pydantic models in schemas.py; a test checks the document lists exactly
+the routes the application serves, and property-based tests check every
+response against it."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
 from sauron import __version__
+from sauron.service import schemas
+from sauron.sessions import TOP_SESSIONS
+
+REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
 
 PROBLEM = {
     "description": "problem details (RFC 9457)",
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    "content": {"application/problem+json": {"schema": _ref(schemas.Problem)}},
 }
-JSON_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+#: what the guards add to every route they cover
+GUARDED = {"401": PROBLEM, "429": PROBLEM}
 NAME = {
     "name": "name",
     "in": "path",
@@ -21,10 +41,7 @@ NAME = {
 }
 
 
-def _number(name: str, description: str, minimum: float | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "number"}
-    if minimum is not None:
-        schema["minimum"] = minimum
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "query",
@@ -34,93 +51,158 @@ def _number(name: str, description: str, minimum: float | None = None) -> dict[s
     }
 
 
+WINDOW = [
+    _query("since", {"type": "number"}, "unix seconds, inclusive"),
+    _query("until", {"type": "number"}, "unix seconds, inclusive"),
+]
+
+
+def _nullable(node: Any) -> Any:
+    """JSON Schema's `anyOf [X, {type: null}]` as OpenAPI 3.0's nullable X."""
+    if isinstance(node, list):
+        return [_nullable(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _nullable(v) for k, v in node.items()}
+    options = node.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del node["anyOf"]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            node.update(rest[0])
+        else:
+            node["allOf" if len(rest) == 1 else "anyOf"] = rest
+        node["nullable"] = True
+        if "enum" in node:
+            node["enum"] = [*node["enum"], None]  # 3.0.3: null must be listed too
+    return node
+
+
+def _components() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(m, "serialization") for m in schemas.COMPONENTS], ref_template=REF
+    )
+    result: dict[str, Any] = _nullable(top["$defs"])
+    return result
+
+
+def _get(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": responses, **extra}}
+
+
+@cache
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "Sauron agent API",
             "version": __version__,
-            "description": "Per-slice KPIs of a 5G user plane, measured in the kernel.",
-        },
-        "paths": {
-            "/healthz": {"get": {"summary": "the process is alive", "responses": {"200": JSON_OK}}},
-            "/readyz": {
-                "get": {
-                    "summary": "a first interval has been measured",
-                    "responses": {"200": JSON_OK, "503": JSON_OK},
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus text exposition",
-                    "responses": {
-                        "200": {
-                            "description": "OK",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/api/v1/openapi.json": {
-                "get": {"summary": "this document", "responses": {"200": JSON_OK}}
-            },
-            "/api/v1/slices": {
-                "get": {
-                    "summary": "catalog, status and latest KPIs of every slice",
-                    "responses": {"200": JSON_OK},
-                }
-            },
-            "/api/v1/slices/{name}": {
-                "get": {
-                    "summary": "one slice",
-                    "parameters": [NAME],
-                    "responses": {"200": JSON_OK, "404": PROBLEM},
-                }
-            },
-            "/api/v1/slices/{name}/kpis": {
-                "get": {
-                    "summary": "KPI time series of one slice",
-                    "parameters": [
-                        NAME,
-                        _number("since", "unix seconds, inclusive"),
-                        _number("until", "unix seconds, inclusive"),
-                        _number("step", "seconds between points at least", minimum=0),
-                    ],
-                    "responses": {"200": JSON_OK, "400": PROBLEM, "404": PROBLEM},
-                }
-            },
-            "/api/v1/sla": {
-                "get": {
-                    "summary": "SLA status per slice and violation events",
-                    "responses": {"200": JSON_OK},
-                }
-            },
-            "/api/v1/stream": {
-                "get": {
-                    "summary": "each new snapshot, as server-sent events",
-                    "responses": {
-                        "200": {
-                            "description": "event stream",
-                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                        },
-                        "503": PROBLEM,
-                    },
-                }
-            },
+            "description": (
+                "Per-slice KPIs of a 5G user plane, measured in the kernel. When the agent "
+                "has a token, every route but /healthz and /readyz needs "
+                "`Authorization: Bearer <token>`."
+            ),
         },
         "components": {
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "required": ["title", "status", "detail"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "detail": {"type": "string"},
-                        "param": {"type": "string"},
+            "schemas": _components(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": {
+            "/healthz": _get("the process is alive", {"200": _json(schemas.Health)}, security=[]),
+            "/readyz": _get(
+                "a first interval has been measured",
+                {"200": _json(schemas.Health), "503": _json(schemas.Health, "not yet")},
+                security=[],
+            ),
+            "/metrics": _get(
+                "Prometheus text exposition",
+                {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                }
-            }
+                    **GUARDED,
+                },
+            ),
+            "/api/v1/openapi.json": _get(
+                "this document",
+                {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **GUARDED,
+                },
+            ),
+            "/api/v1/slices": _get(
+                "catalog, SLA status and latest KPIs of every slice",
+                {"200": _json(schemas.SliceList), **GUARDED},
+            ),
+            "/api/v1/slices/{name}": _get(
+                "one slice",
+                {"200": _json(schemas.SliceDoc), "404": PROBLEM, **GUARDED},
+                parameters=[NAME],
+            ),
+            "/api/v1/slices/{name}/kpis": _get(
+                "KPI time series of one slice (full resolution recently, averaged further back)",
+                {"200": _json(schemas.KpiSeries), "400": PROBLEM, "404": PROBLEM, **GUARDED},
+                parameters=[
+                    NAME,
+                    *WINDOW,
+                    _query("step", {"type": "number", "minimum": 0}, "seconds between points"),
+                ],
+            ),
+            "/api/v1/slices/{name}/histograms/{metric}": _get(
+                "bucket counts and percentiles of one metric, merged over a window "
+                "(default: the latest interval)",
+                {"200": _json(schemas.HistogramDoc), "400": PROBLEM, "404": PROBLEM, **GUARDED},
+                parameters=[
+                    NAME,
+                    {
+                        "name": "metric",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["transit", "ran_rtt", "dn_rtt", "loss_burst"],
+                        },
+                    },
+                    _query(
+                        "direction",
+                        {"type": "string", "enum": ["uplink", "downlink"]},
+                        "required for transit and loss_burst, refused for the RTTs",
+                    ),
+                    *WINDOW,
+                ],
+            ),
+            "/api/v1/slices/{name}/sessions": _get(
+                "the TEIDs or UE addresses that carried the most bytes in the latest interval",
+                {"200": _json(schemas.Sessions), "400": PROBLEM, "404": PROBLEM, **GUARDED},
+                parameters=[
+                    NAME,
+                    _query("by", {"type": "string", "enum": ["teid", "ue"]}, "default teid"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": TOP_SESSIONS},
+                        "default 10",
+                    ),
+                ],
+            ),
+            "/api/v1/sla": _get(
+                "SLA status per slice and violation events",
+                {"200": _json(schemas.SlaReport), **GUARDED},
+            ),
+            "/api/v1/stream": _get(
+                "each new snapshot as a server-sent event `snapshot` (data: SnapshotDoc)",
+                {
+                    "200": {
+                        "description": "event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "503": PROBLEM,
+                    **GUARDED,
+                },
+            ),
         },
     }

@@ -13,7 +13,13 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, param: str | None = None) -> web.Response:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     body: dict[str, object] = {
         "type": "about:blank",
         "title": title,
@@ -22,7 +28,9 @@ def problem(status: int, title: str, detail: str, param: str | None = None) -> w
     }
     if param is not None:
         body["param"] = param
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM_JSON)
+    return web.Response(
+        status=status, text=json.dumps(body), content_type=PROBLEM_JSON, headers=headers
+    )
 
 
 class BadParameter(web.HTTPBadRequest):

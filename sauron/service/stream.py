@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from sauron.engine import KpiEngine, Snapshot
+from sauron.service.documents import snapshot_doc
 
 QUEUE_PER_CLIENT = 8
 MAX_CLIENTS = 100
@@ -24,7 +25,7 @@ class StreamHub:
 
     def on_snapshot(self, snap: Snapshot) -> None:
         """Engine listener; called from the engine's thread."""
-        data = json.dumps(snap.as_dict())
+        data = json.dumps(snapshot_doc(snap))
         self.loop.call_soon_threadsafe(self._publish, data)
 
     def _publish(self, data: str) -> None:

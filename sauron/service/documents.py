@@ -1,0 +1,142 @@
+"""The JSON documents the API serves, built from engine state; one function
+per document, shared by the REST routes and the live stream. Their schemas
+are in schemas.py."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sauron.catalog import Slice
+from sauron.engine import DirectionKpis, SliceKpis, Snapshot
+from sauron.histogram import QUANTILES, Geometry, Histogram
+from sauron.quality import LatencyKpis, LossKpis
+from sauron.sessions import SessionVolume
+from sauron.sla import Violation
+
+
+def latency_doc(k: LatencyKpis) -> dict[str, Any]:
+    """A latency KPI without its raw buckets (the histogram route has them)."""
+    doc = asdict(k)
+    del doc["buckets"], doc["sum_ns"]
+    return doc
+
+
+def loss_doc(k: LossKpis) -> dict[str, Any]:
+    doc = asdict(k)
+    del doc["burst_buckets"]
+    return doc
+
+
+def direction_doc(k: DirectionKpis) -> dict[str, Any]:
+    doc = asdict(k)
+    doc["transit"] = latency_doc(k.transit)
+    doc["loss"] = loss_doc(k.loss)
+    return doc
+
+
+def kpi_doc(k: SliceKpis) -> dict[str, Any]:
+    return {
+        "uplink": direction_doc(k.uplink),
+        "downlink": direction_doc(k.downlink),
+        "ran_rtt": latency_doc(k.ran_rtt),
+        "dn_rtt": latency_doc(k.dn_rtt),
+        "active_teids": k.active_teids,
+        "active_ues": k.active_ues,
+        "sla": k.sla,
+    }
+
+
+def point_doc(snap: Snapshot, k: SliceKpis) -> dict[str, Any]:
+    return {"time": snap.time, "interval_s": snap.interval_s, **kpi_doc(k)}
+
+
+def snapshot_doc(snap: Snapshot) -> dict[str, Any]:
+    """One interval, every slice: what the live stream sends."""
+    return {
+        "time": snap.time,
+        "interval_s": snap.interval_s,
+        "slices": {name: kpi_doc(k) for name, k in snap.slices.items()},
+    }
+
+
+def slice_doc(s: Slice, latest: Snapshot | None, status: str) -> dict[str, Any]:
+    snssai: dict[str, Any] = {
+        "sst": s.spec.snssai.sst,
+        "sd": None if s.spec.snssai.sd is None else f"{s.spec.snssai.sd:06x}",
+    }
+    doc: dict[str, Any] = {
+        "name": s.name,
+        "id": s.id,
+        "snssai": snssai,
+        "description": s.spec.description,
+        "sla_targets": s.spec.sla.model_dump(exclude_none=True),
+        "status": status,
+        "kpis": None,
+    }
+    if latest is not None and s.name in latest.slices:
+        doc["kpis"] = point_doc(latest, latest.slices[s.name])
+    return doc
+
+
+def violation_doc(v: Violation) -> dict[str, Any]:
+    return {
+        "slice": v.slice_name,
+        "target": v.target,
+        "limit": v.limit,
+        "worst": v.worst,
+        "started_interval": v.started_interval,
+        "started_at": v.started_at,
+        "ended_interval": v.ended_interval,
+        "ended_at": v.ended_at,
+        "intervals": v.intervals,
+        "bad_intervals": v.bad_intervals,
+        "open": v.open,
+    }
+
+
+def session_doc(v: SessionVolume) -> dict[str, Any]:
+    return {
+        "teid": None if v.teid is None else f"0x{v.teid:08x}",
+        "ue_address": v.ue_address,
+        "qfi": v.qfi,
+        "uplink_packets": v.uplink_packets,
+        "downlink_packets": v.downlink_packets,
+        "uplink_bytes": v.uplink_bytes,
+        "downlink_bytes": v.downlink_bytes,
+        "bytes": v.bytes,
+    }
+
+
+def _bound(value: float, scale: float) -> float | None:
+    return None if value == float("inf") else value / scale
+
+
+def histogram_doc(h: Histogram, scale: float, exact_sum: bool = True) -> dict[str, Any]:
+    """Non-empty buckets with their bounds (lower inclusive, upper exclusive,
+    null upper for the overflow bucket) and percentiles with their error,
+    values divided by `scale` (1e6: nanoseconds to milliseconds). The sum
+    and maximum are null where the data path does not keep them."""
+    g: Geometry = h.geometry
+    percentiles: dict[str, Any] = {}
+    for name, q in QUANTILES:
+        est = h.percentile(q)
+        percentiles[name] = (
+            None if est is None else {"value": est.value / scale, "error": est.error / scale}
+        )
+    return {
+        "count": h.count,
+        "sum": h.total / scale if exact_sum else None,
+        "max": h.maximum / scale if h.maximum else None,
+        "percentiles": percentiles,
+        "buckets": [
+            {
+                "index": i,
+                "lower": g.lower(i) / scale,
+                "upper": _bound(g.upper(i), scale),
+                "count": n,
+            }
+            for i, n in enumerate(h.buckets)
+            if n
+        ],
+    }

@@ -1,0 +1,204 @@
+"""Schemas of the API's JSON documents (documents.py builds them), as
+pydantic models: the OpenAPI document's components come from here, and the
+API tests check every response against them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SlaStatus = Literal["met", "at risk", "violated", "unmeasured"]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Latency(_Doc):
+    """Percentiles in ms over the interval; error_ms says how far the true
+    percentile can lie from each."""
+
+    samples: int
+    mean_ms: float | None
+    max_ms: float | None
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    p999_ms: float | None
+    error_ms: dict[str, float]
+
+
+class Loss(_Doc):
+    transit_lost: int
+    transit_resolved: int
+    transit_ratio: float | None
+    sequence_lost: int
+    sequence_received: int
+    sequence_ratio: float | None
+    sequence_reordered: int
+    sequence_duplicates: int
+    tcp_retransmissions: int
+    tcp_segments: int
+    tcp_retransmission_ratio: float | None
+
+
+class Direction(_Doc):
+    packets_in: int
+    bytes_in: int
+    packets_out: int
+    bytes_out: int
+    pps: float
+    mbps: float
+    upf_drops: int
+    malformed: int
+    transit: Latency
+    loss: Loss
+
+
+class SliceKpis(_Doc):
+    uplink: Direction
+    downlink: Direction
+    ran_rtt: Latency
+    dn_rtt: Latency
+    active_teids: int
+    active_ues: int
+    sla: SlaStatus
+
+
+class KpiPoint(SliceKpis):
+    time: float
+    interval_s: float
+
+
+class Snssai(_Doc):
+    sst: int
+    sd: str | None
+
+
+class SliceDoc(_Doc):
+    name: str
+    id: int
+    snssai: Snssai
+    description: str
+    sla_targets: dict[str, object]
+    status: SlaStatus
+    kpis: KpiPoint | None
+
+
+class SliceList(_Doc):
+    slices: list[SliceDoc]
+
+
+class KpiSeries(_Doc):
+    slice: str
+    points: list[KpiPoint]
+
+
+class Percentile(_Doc):
+    value: float
+    error: float
+
+
+class Bucket(_Doc):
+    index: int
+    lower: float
+    upper: float | None
+    count: int
+
+
+class HistogramDoc(_Doc):
+    slice: str
+    metric: Literal["transit", "ran_rtt", "dn_rtt", "loss_burst"]
+    direction: Literal["uplink", "downlink"] | None
+    unit: Literal["ms", "packets"]
+    intervals: int
+    since: float | None
+    until: float | None
+    count: int
+    sum: float | None
+    max: float | None
+    percentiles: dict[str, Percentile | None]
+    buckets: list[Bucket]
+
+
+class SessionDoc(_Doc):
+    teid: str | None
+    ue_address: str | None
+    qfi: int | None
+    uplink_packets: int
+    downlink_packets: int
+    uplink_bytes: int
+    downlink_bytes: int
+    bytes: int
+
+
+class Sessions(_Doc):
+    slice: str
+    by: Literal["teid", "ue"]
+    time: float | None
+    interval_s: float | None
+    active: int
+    sessions: list[SessionDoc]
+
+
+class ViolationDoc(_Doc):
+    slice: str
+    target: str
+    limit: float
+    worst: float
+    started_interval: int
+    started_at: float
+    ended_interval: int | None
+    ended_at: float | None
+    intervals: int
+    bad_intervals: int
+    open: bool
+
+
+class SlaRule(_Doc):
+    window: int
+    open_bad: int
+    close_good: int
+
+
+class SlaReport(_Doc):
+    interval: int
+    rule: SlaRule
+    status: dict[str, SlaStatus]
+    events: list[ViolationDoc]
+
+
+class Health(_Doc):
+    status: str
+    last_interval: float | None = None
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    param: str | None = None
+
+
+class SnapshotDoc(_Doc):
+    """One interval of every slice: each event of the live stream."""
+
+    time: float
+    interval_s: float
+    slices: dict[str, SliceKpis]
+
+
+#: every model the OpenAPI document names, by component name
+COMPONENTS: tuple[type[BaseModel], ...] = (
+    SliceList,
+    SliceDoc,
+    KpiSeries,
+    HistogramDoc,
+    Sessions,
+    SlaReport,
+    Health,
+    Problem,
+    SnapshotDoc,
+)
