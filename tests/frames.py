@@ -100,3 +100,37 @@ def scapy_gtpu(inner: Packet, teid: int, qfi: int, uplink: bool = True) -> bytes
         / GTPPDUSessionContainer(type=1 if uplink else 0, QFI=qfi)
         / inner
     )
+
+
+# --- one packet on both sides of a UPF (N3 tunnelled, N6 plain) ------------
+
+UE = "10.45.0.7"  # eMBB pool
+SERVER = "198.51.100.9"
+NAT = "198.51.100.1"  # the UPF's N6 address when it masquerades
+GNB, UPF = "192.0.2.1", "192.0.2.2"
+
+
+def gtpu(inner: Packet, teid: int, uplink: bool, seq: int | None = None, qfi: int = 9) -> bytes:
+    ext = [(0x85, pdu_session_container(qfi, uplink=uplink))]
+    src, dst = (GNB, UPF) if uplink else (UPF, GNB)
+    return outer(gtpu_raw(teid, payload=bytes(inner), seq=seq, extensions=ext), src=src, dst=dst)
+
+
+def plain(inner: Packet) -> bytes:
+    return bytes(Ether(**MACS) / inner)
+
+
+def ul_packet(payload: bytes = b"uplink-1", sport: int = 40000, ip_id: int = 7) -> Packet:
+    return IP(src=UE, dst=SERVER, id=ip_id) / UDP(sport=sport, dport=5000) / Raw(payload)
+
+
+def natted(packet: Packet) -> Packet:
+    """What N6 NAT and routing make of an uplink packet: new source address
+    and port, TTL one less, checksums recomputed."""
+    out = packet.copy()
+    out[IP].src = NAT
+    out[IP].ttl -= 1
+    out[UDP].sport = 61000
+    del out[IP].chksum
+    del out[UDP].chksum
+    return IP(bytes(out))

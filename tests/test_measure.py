@@ -9,9 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from frames import MACS, gtpu_raw, outer, pdu_session_container
+from frames import GNB, NAT, SERVER, UE, UPF, gtpu, gtpu_raw, natted, outer, plain, ul_packet
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
 from sauron.bpf import layout, libbpf
@@ -30,14 +29,10 @@ from sauron.histogram import GAP
 pytestmark = [pytest.mark.kernel]
 
 EMBB, URLLC, MMTC = 1, 2, 3
+UL_TEID, DL_TEID = 0x10007, 0x10008  # eMBB TEID range
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
 N3_IN, N3_OUT = layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS
 N6_IN, N6_OUT = layout.POINT_N6_INGRESS, layout.POINT_N6_EGRESS
-UE = "10.45.0.7"  # eMBB pool
-SERVER = "198.51.100.9"
-NAT = "198.51.100.1"  # the UPF's N6 address when it masquerades
-GNB, UPF = "192.0.2.1", "192.0.2.2"
-UL_TEID, DL_TEID = 0x10007, 0x10008  # eMBB TEID range
 
 
 @pytest.fixture()
@@ -54,32 +49,6 @@ def run(dp: DataPlane, point: int, frame: bytes) -> None:
     result = libbpf.test_run(dp.program_fd(point), frame)
     assert result.retval in (libbpf.XDP_PASS, libbpf.TC_ACT_OK)
     assert result.data_out == frame
-
-
-def gtpu(inner: Packet, teid: int, uplink: bool, seq: int | None = None, qfi: int = 9) -> bytes:
-    ext = [(0x85, pdu_session_container(qfi, uplink=uplink))]
-    src, dst = (GNB, UPF) if uplink else (UPF, GNB)
-    return outer(gtpu_raw(teid, payload=bytes(inner), seq=seq, extensions=ext), src=src, dst=dst)
-
-
-def plain(inner: Packet) -> bytes:
-    return bytes(Ether(**MACS) / inner)
-
-
-def ul_packet(payload: bytes = b"uplink-1", sport: int = 40000, ip_id: int = 7) -> Packet:
-    return IP(src=UE, dst=SERVER, id=ip_id) / UDP(sport=sport, dport=5000) / Raw(payload)
-
-
-def natted(packet: Packet) -> Packet:
-    """What N6 NAT and routing make of an uplink packet: new source address
-    and port, TTL one less, checksums recomputed."""
-    out = packet.copy()
-    out[IP].src = NAT
-    out[IP].ttl -= 1
-    out[UDP].sport = 61000
-    del out[IP].chksum
-    del out[UDP].chksum
-    return IP(bytes(out))
 
 
 def transit(dp: DataPlane, metric: int = layout.LAT_TRANSIT) -> dict[tuple[int, int], int]:

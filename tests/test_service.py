@@ -9,14 +9,19 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from frames import gtpu_raw, inner_v4, outer
+from frames import gtpu, gtpu_raw, inner_v4, natted, outer, plain, ul_packet
+from scapy.layers.inet import IP, UDP
+from scapy.packet import Raw
 
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
+from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
 from sauron.engine import KpiEngine
-from sauron.service.app import create_app
+from sauron.histogram import GAP
+from sauron.service import schemas
+from sauron.service.app import ServiceOptions, create_app
 from sauron.service.openapi import document as openapi_document
 from sauron.service.stream import QUEUE_PER_CLIENT, StreamHub, parse_events
 
@@ -41,11 +46,11 @@ def with_client(
     body: Callable[[TestClient], Awaitable[Any]],
     tick: bool = False,
     interval: float = 1.0,
+    options: ServiceOptions | None = None,
 ) -> Any:
     async def run() -> Any:
-        async with TestClient(
-            TestServer(create_app(engine, interval=interval, tick=tick))
-        ) as client:
+        app = create_app(engine, interval=interval, tick=tick, options=options)
+        async with TestClient(TestServer(app)) as client:
             return await body(client)
 
     return asyncio.run(run())
@@ -69,7 +74,9 @@ def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Cloc
     async def body(client: TestClient) -> None:
         r = await client.get("/api/v1/slices")
         assert r.status == 200
-        slices = (await r.json())["slices"]
+        doc = await r.json()
+        schemas.SliceList.model_validate(doc)
+        slices = doc["slices"]
         assert [s["name"] for s in slices] == ["embb", "urllc", "mmtc"]
         embb = slices[0]
         assert embb["snssai"] == {"sst": 1, "sd": "000001"} and embb["id"] == 1
@@ -80,6 +87,7 @@ def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Cloc
         assert one["name"] == "urllc" and one["kpis"]["uplink"]["packets_in"] == 0
 
         series = await (await client.get("/api/v1/slices/embb/kpis")).json()
+        schemas.KpiSeries.model_validate(series)
         assert [p["uplink"]["packets_in"] for p in series["points"]] == [10, 20, 30]
         since = clock.t - 1.5
         part = await (await client.get(f"/api/v1/slices/embb/kpis?since={since}")).json()
@@ -88,6 +96,7 @@ def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Cloc
         assert [p["uplink"]["packets_in"] for p in stepped["points"]] == [10, 30]
 
         s = await (await client.get("/api/v1/sla")).json()
+        schemas.SlaReport.model_validate(s)
         # eMBB asks for 1 Mbit/s downlink and got nothing for three intervals
         assert s["status"]["embb"] == "violated"
         assert s["events"][0]["target"] == "min_throughput_mbps.downlink" and s["events"][0]["open"]
@@ -187,7 +196,7 @@ def test_openapi_lists_exactly_the_served_routes(engine: tuple[KpiEngine, Clock]
         for route in app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    doc = openapi_document()
+    doc = openapi_document(tuple(s.name for s in engine[0].catalog.slices))
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     assert served == documented
 
@@ -245,3 +254,167 @@ def test_a_full_client_queue_loses_its_oldest_events() -> None:
         ]
 
     asyncio.run(body())
+
+
+# --- histograms, top sessions, Prometheus histograms ---------------------------
+
+EMBB, UL_TEID = 1, 0x10007
+#: GTP-U sequence numbers sent: 5, 6, 7 and 12 never arrive (bursts of 3 and 1)
+SENT_SEQS = [n for n in range(25) if n not in (5, 6, 7, 12)]
+
+
+def prometheus_samples(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    return samples
+
+
+def test_histograms_sessions_and_prometheus_histograms(
+    dataplane: DataPlane, engine: tuple[KpiEngine, Clock]
+) -> None:
+    eng, clock = engine
+    apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
+    for seq in SENT_SEQS:
+        packet = ul_packet(f"p{seq}".encode(), ip_id=seq)
+        frame = gtpu(packet, UL_TEID, uplink=True, seq=seq)
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
+    # N6 keeps UE-address sessions from downlink (uplink leaves NATed)
+    reply = IP(src="198.51.100.9", dst="10.45.0.7") / UDP(sport=5000, dport=40000) / Raw(b"r")
+    libbpf.test_run(dataplane.program_fd(layout.POINT_N6_INGRESS), plain(reply))
+    clock.t += 1
+    eng.tick()
+    sent = len(SENT_SEQS)
+
+    async def body(client: TestClient) -> None:
+        async def get(path: str) -> Any:
+            r = await client.get(path)
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+        h = await get("/api/v1/slices/embb/histograms/transit?direction=uplink")
+        schemas.HistogramDoc.model_validate(h)
+        assert (h["unit"], h["intervals"], h["count"]) == ("ms", 1, sent)
+        assert sum(b["count"] for b in h["buckets"]) == sent
+        assert all(b["lower"] < b["upper"] for b in h["buckets"])
+        p50 = h["percentiles"]["p50"]
+        assert 0 < p50["value"] <= h["max"] and p50["error"] <= p50["value"]
+
+        burst = await get("/api/v1/slices/embb/histograms/loss_burst?direction=uplink")
+        assert burst["unit"] == "packets" and burst["sum"] is None
+        assert {b["index"]: b["count"] for b in burst["buckets"]} == {
+            GAP.bucket(3): 1,
+            GAP.bucket(1): 1,
+        }
+        rtt = await get("/api/v1/slices/embb/histograms/ran_rtt")
+        assert rtt["count"] == 0 and rtt["buckets"] == [] and rtt["percentiles"]["p99"] is None
+        down = await get("/api/v1/slices/embb/histograms/transit?direction=downlink")
+        assert down["count"] == 0
+
+        kpis = (await get("/api/v1/slices/embb/kpis"))["points"][-1]
+        loss = kpis["uplink"]["loss"]
+        assert (loss["sequence_lost"], loss["sequence_received"]) == (4, sent)
+        assert loss["sequence_ratio"] == pytest.approx(4 / 25)
+        assert kpis["uplink"]["transit"]["samples"] == sent
+        assert kpis["sla"] == "at risk"  # eMBB allows 1 % loss: one bad interval so far
+
+        top = await get("/api/v1/slices/embb/sessions?limit=5")
+        schemas.Sessions.model_validate(top)
+        assert top["active"] == 1
+        (session,) = top["sessions"]
+        assert (session["teid"], session["ue_address"], session["qfi"]) == (
+            "0x00010007",
+            "10.45.0.7",
+            9,
+        )
+        assert (session["uplink_packets"], session["downlink_packets"]) == (sent, 0)
+        by_ue = await get("/api/v1/slices/embb/sessions?by=ue")
+        (ue,) = by_ue["sessions"]
+        assert (ue["ue_address"], ue["teid"], ue["downlink_packets"]) == ("10.45.0.7", None, 1)
+
+        samples = prometheus_samples(await (await client.get("/metrics")).text())
+        name = "sauron_transit_latency_seconds"
+        labels = 'slice="embb",direction="uplink"'
+        assert samples[f"{name}_count{{{labels}}}"] == sent
+        assert samples[f'{name}_bucket{{{labels},le="+Inf"}}'] == sent
+        cumulative = [v for k, v in samples.items() if k.startswith(f"{name}_bucket{{{labels},")]
+        assert cumulative == sorted(cumulative) and len(cumulative) == 28
+        assert 0 < samples[f"{name}_sum{{{labels}}}"] <= sent * h["max"] / 1e3
+        assert samples[f"sauron_sequence_lost_total{{{labels}}}"] == 4
+        assert samples[f"sauron_transit_matched_total{{{labels}}}"] == sent
+        assert samples['sauron_ran_rtt_seconds_count{slice="embb"}'] == 0
+
+    with_client(eng, body)
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/slices/embb/histograms/transit", "direction"),
+        ("/api/v1/slices/embb/histograms/transit?direction=sideways", "direction"),
+        ("/api/v1/slices/embb/histograms/ran_rtt?direction=uplink", "direction"),
+        ("/api/v1/slices/embb/histograms/transit?direction=uplink&since=x", "since"),
+        ("/api/v1/slices/embb/sessions?limit=0", "limit"),
+        ("/api/v1/slices/embb/sessions?limit=many", "limit"),
+        ("/api/v1/slices/embb/sessions?by=imsi", "by"),
+    ],
+)
+def test_bad_histogram_and_session_parameters(
+    engine: tuple[KpiEngine, Clock], path: str, param: str
+) -> None:
+    async def body(client: TestClient) -> None:
+        r = await client.get(path)
+        assert r.status == 400 and (await r.json())["param"] == param
+
+    with_client(engine[0], body)
+
+
+def test_unknown_histogram_is_not_found(engine: tuple[KpiEngine, Clock]) -> None:
+    async def body(client: TestClient) -> None:
+        r = await client.get("/api/v1/slices/embb/histograms/jitter?direction=uplink")
+        assert r.status == 404 and "transit" in (await r.json())["detail"]
+
+    with_client(engine[0], body)
+
+
+# --- token and rate --------------------------------------------------------------
+
+
+def test_token_guards_everything_but_the_health_probes(engine: tuple[KpiEngine, Clock]) -> None:
+    token = "s3cret-token"
+
+    async def body(client: TestClient) -> None:
+        for path in ("/api/v1/slices", "/metrics", "/api/v1/stream", "/api/v1/openapi.json"):
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+                r = await client.get(path, headers=headers)
+                assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Bearer")
+                assert r.content_type == "application/problem+json"
+        ok = await client.get("/api/v1/slices", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status == 200
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/readyz")).status == 503  # open, and not ready yet
+
+    with_client(engine[0], body, options=ServiceOptions(token=token))
+
+
+def test_rate_limit_answers_429_with_retry_after(engine: tuple[KpiEngine, Clock]) -> None:
+    async def body(client: TestClient) -> None:
+        statuses = [(await client.get("/healthz")).status for _ in range(8)]
+        assert statuses == [200] * 5 + [429] * 3
+        r = await client.get("/api/v1/slices")
+        assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+        assert (await r.json())["status"] == 429
+
+    with_client(engine[0], body, options=ServiceOptions(rate_per_s=0.1, burst=5))
+
+
+def test_request_bodies_are_bounded(engine: tuple[KpiEngine, Clock]) -> None:
+    async def body(client: TestClient) -> None:
+        r = await client.post("/api/v1/slices", data=b"x" * 100_000)
+        assert r.status in (405, 413)  # no route takes a body; none is read
+        assert r.content_type == "application/problem+json"
+
+    with_client(engine[0], body)

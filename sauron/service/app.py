@@ -246,7 +246,8 @@ async def metrics_route(request: web.Request) -> web.Response:
 
 
 async def openapi_route(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    names = tuple(s.name for s in request.app[ENGINE].catalog.slices)
+    return web.json_response(openapi_document(names))
 
 
 async def stream_route(request: web.Request) -> web.StreamResponse:

@@ -32,13 +32,19 @@ PROBLEM = {
 }
 #: what the guards add to every route they cover
 GUARDED = {"401": PROBLEM, "429": PROBLEM}
-NAME = {
-    "name": "name",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "slice name from the catalog",
-}
+
+
+def _name(slice_names: tuple[str, ...]) -> dict[str, Any]:
+    param: dict[str, Any] = {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "slice name from the catalog",
+    }
+    if slice_names:
+        param["examples"] = {n: {"value": n} for n in slice_names}
+    return param
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -91,7 +97,9 @@ def _get(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any
 
 
 @cache
-def document() -> dict[str, Any]:
+def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document; with the catalog's slice names as examples."""
+    name_param = _name(slice_names)
     return {
         "openapi": "3.0.3",
         "info": {
@@ -142,13 +150,13 @@ def document() -> dict[str, Any]:
             "/api/v1/slices/{name}": _get(
                 "one slice",
                 {"200": _json(schemas.SliceDoc), "404": PROBLEM, **GUARDED},
-                parameters=[NAME],
+                parameters=[name_param],
             ),
             "/api/v1/slices/{name}/kpis": _get(
                 "KPI time series of one slice (full resolution recently, averaged further back)",
                 {"200": _json(schemas.KpiSeries), "400": PROBLEM, "404": PROBLEM, **GUARDED},
                 parameters=[
-                    NAME,
+                    name_param,
                     *WINDOW,
                     _query("step", {"type": "number", "minimum": 0}, "seconds between points"),
                 ],
@@ -158,7 +166,7 @@ def document() -> dict[str, Any]:
                 "(default: the latest interval)",
                 {"200": _json(schemas.HistogramDoc), "400": PROBLEM, "404": PROBLEM, **GUARDED},
                 parameters=[
-                    NAME,
+                    name_param,
                     {
                         "name": "metric",
                         "in": "path",
@@ -180,7 +188,7 @@ def document() -> dict[str, Any]:
                 "the TEIDs or UE addresses that carried the most bytes in the latest interval",
                 {"200": _json(schemas.Sessions), "400": PROBLEM, "404": PROBLEM, **GUARDED},
                 parameters=[
-                    NAME,
+                    name_param,
                     _query("by", {"type": "string", "enum": ["teid", "ue"]}, "default teid"),
                     _query(
                         "limit",

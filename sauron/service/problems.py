@@ -11,6 +11,7 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+KEPT_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
 
 
 def problem(
@@ -59,7 +60,9 @@ async def problem_middleware(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(exc.status, exc.reason, exc.text or exc.reason)
+        # keep what the status needs (Allow on 405, for one)
+        kept = {k: v for k, v in exc.headers.items() if k in KEPT_HEADERS}
+        return problem(exc.status, exc.reason, exc.text or exc.reason, headers=kept)
     except Exception:
         log.exception("request failed", extra={"path": request.path})
         return problem(500, "Internal error", "the request failed; the agent's log has the details")
