@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sauron import __version__
 from sauron.logs import setup_logging
+
+if TYPE_CHECKING:
+    from sauron.client import SauronClient
 
 POINT_CHOICES = {"n3-ingress": 0, "n3-egress": 1, "n6-ingress": 2, "n6-egress": 3}
 DIRECTION_CHOICES = {"auto": 3, "point": 0, "uplink": 1, "downlink": 2}
@@ -77,6 +82,120 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sauron.agent import describe, run_agent
+    from sauron.catalog import CatalogError
+    from sauron.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        print(describe(config, args.config), flush=True)
+        run_agent(config, ready=lambda url: print(f"serving {url}/api/v1/slices", flush=True))
+    except (ConfigError, CatalogError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    import os
+
+    from sauron.config import read_token
+
+    if args.token_file is not None:
+        return read_token(args.token_file)
+    return os.environ.get("SAURON_TOKEN") or None
+
+
+def _query(args: argparse.Namespace, work: Callable[[SauronClient], Awaitable[str]]) -> int:
+    """Runs one query against the agent; problems go to stderr, exit 1."""
+    import asyncio
+
+    from sauron.client import ApiError, SauronClient
+    from sauron.config import ConfigError
+
+    async def go() -> str:
+        async with SauronClient(args.url, token=_token(args)) as api:
+            return await work(api)
+
+    try:
+        print(asyncio.run(go()))
+    except (ApiError, ConfigError) as exc:
+        print(f"sauron {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_slices(args: argparse.Namespace) -> int:
+    from sauron.views import slices_table
+
+    async def work(api: SauronClient) -> str:
+        doc = await api.slices()
+        return doc.model_dump_json(indent=2) if args.json else slices_table(doc)
+
+    return _query(args, work)
+
+
+def _cmd_kpis(args: argparse.Namespace) -> int:
+    from sauron.views import kpis_table
+
+    async def work(api: SauronClient) -> str:
+        if args.slice is not None:
+            one = await api.slice(args.slice)
+            docs = [one]
+        else:
+            docs = list((await api.slices()).slices)
+        if args.json:
+            return json.dumps({d.name: d.kpis and d.kpis.model_dump() for d in docs}, indent=2)
+        rows = [(d.name, d.kpis) for d in docs if d.kpis is not None]
+        return kpis_table(rows) if rows else "no interval measured yet"
+
+    return _query(args, work)
+
+
+def _cmd_sla(args: argparse.Namespace) -> int:
+    from sauron.views import sla_report
+
+    async def work(api: SauronClient) -> str:
+        doc = await api.sla()
+        return doc.model_dump_json(indent=2) if args.json else sla_report(doc)
+
+    return _query(args, work)
+
+
+def _cmd_top(args: argparse.Namespace) -> int:
+    from sauron.views import top_screen
+
+    clear = "" if args.no_clear else "\x1b[H\x1b[2J"
+
+    async def work(api: SauronClient) -> str:
+        shown = 0
+        async for snap in api.stream():
+            print(clear + top_screen(snap, args.url), flush=True)
+            shown += 1
+            if args.count and shown >= args.count:
+                break
+        return ""
+
+    try:
+        return _query(args, work)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    import os
+
+    p.add_argument(
+        "--url",
+        default=os.environ.get("SAURON_URL", "http://127.0.0.1:8080"),
+        help="the agent's API (default $SAURON_URL or http://127.0.0.1:8080)",
+    )
+    p.add_argument(
+        "--token-file", type=Path, default=None, help="bearer token file (default $SAURON_TOKEN)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sauron", description="Per-slice telemetry for 5G core user planes"
@@ -117,6 +236,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
     demo.set_defaults(func=_cmd_demo)
+
+    run = sub.add_parser("run", help="the agent: attach, measure, serve (stops on SIGTERM/SIGINT)")
+    run.add_argument("--config", type=Path, required=True, help="agent configuration (YAML)")
+    run.set_defaults(func=_cmd_run)
+
+    slices = sub.add_parser("slices", help="the agent's slices and their SLA status")
+    _client_args(slices)
+    slices.add_argument("--json", action="store_true")
+    slices.set_defaults(func=_cmd_slices)
+
+    kpis = sub.add_parser("kpis", help="latest KPIs of one slice or all")
+    kpis.add_argument("slice", nargs="?", default=None)
+    _client_args(kpis)
+    kpis.add_argument("--json", action="store_true")
+    kpis.set_defaults(func=_cmd_kpis)
+
+    sla = sub.add_parser("sla", help="SLA status and violation events")
+    _client_args(sla)
+    sla.add_argument("--json", action="store_true")
+    sla.set_defaults(func=_cmd_sla)
+
+    top = sub.add_parser("top", help="live view of every slice (Ctrl-C ends)")
+    _client_args(top)
+    top.add_argument("--count", type=int, default=0, help="stop after this many intervals")
+    top.add_argument("--no-clear", action="store_true", help="append frames, no screen clearing")
+    top.set_defaults(func=_cmd_top)
     return parser
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sauron.service.guard import is_loopback
 from sauron.yamlfile import FileProblems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
@@ -32,6 +33,56 @@ class InterfaceConfig(BaseModel):
     tc_egress: bool = True
 
 
+class ServiceConfig(BaseModel):
+    """The REST API. Anywhere but loopback it needs a token: the file holds
+    it (one line; keep the file readable by the agent only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    token_file: Path | None = None
+    #: requests per second per client address (0: no limit) and burst size
+    rate_per_s: Annotated[float, Field(ge=0)] = 100.0
+    burst: Annotated[float, Field(ge=1)] = 200.0
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ServiceConfig:
+        if self.token_file is None and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not loopback: set token_file, the API must not be open"
+            )
+        return self
+
+
+class SlaRule(BaseModel):
+    """A violation opens after `open_bad` failed checks among the last
+    `window` and closes after `close_good` passed checks in a row."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: Annotated[int, Field(ge=1, le=1000)] = 5
+    open_bad: Annotated[int, Field(ge=1)] = 3
+    close_good: Annotated[int, Field(ge=1)] = 3
+
+    @model_validator(mode="after")
+    def _fits(self) -> SlaRule:
+        if self.open_bad > self.window:
+            raise ValueError(f"open_bad ({self.open_bad}) exceeds window ({self.window})")
+        return self
+
+
+class HistoryConfig(BaseModel):
+    """Full resolution for `recent` intervals, then averages of `fold`
+    intervals, `folded` of them: memory is bounded whatever the run time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recent: Annotated[int, Field(ge=1, le=100_000)] = 300
+    fold: Annotated[int, Field(ge=2, le=3600)] = 10
+    folded: Annotated[int, Field(ge=0, le=100_000)] = 360
+
+
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,6 +90,9 @@ class AgentConfig(BaseModel):
     catalog: Path | None = None
     interfaces: Annotated[list[InterfaceConfig], Field(min_length=1)]
     interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    service: ServiceConfig = ServiceConfig()
+    sla: SlaRule = SlaRule()
+    history: HistoryConfig = HistoryConfig()
 
     @model_validator(mode="after")
     def _distinct_interfaces(self) -> AgentConfig:
@@ -64,4 +118,22 @@ def load_config(path: Path | str) -> AgentConfig:
         raise ConfigError(path, problems) from None
     if config.catalog is not None and not config.catalog.is_absolute():
         config = config.model_copy(update={"catalog": (path.parent / config.catalog).resolve()})
+    token_file = config.service.token_file
+    if token_file is not None and not token_file.is_absolute():
+        service = config.service.model_copy(
+            update={"token_file": (path.parent / token_file).resolve()}
+        )
+        config = config.model_copy(update={"service": service})
     return config
+
+
+def read_token(path: Path) -> str:
+    """The API token in a file (first line, surrounding blanks dropped)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read the token file: {exc.strerror}"]) from None
+    token = lines[0].strip() if lines else ""
+    if len(token) < 16:
+        raise ConfigError(path, ["the token must be at least 16 characters long"])
+    return token

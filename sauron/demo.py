@@ -212,8 +212,8 @@ def run_demo(
     for v in tracker.events:
         end = f"ended at interval {v.ended_interval}" if v.ended_interval else "still open"
         out(
-            f"SLA violation: {v.slice_name} {v.target} < {v.limit} from interval {v.started_interval}, "
-            f"{end}, worst {v.worst:.2f}"
+            f"SLA violation: {v.slice_name} {v.target} (limit {v.limit:g}) from interval "
+            f"{v.started_interval}, {end}, worst {v.worst:.2f}"
         )
     totals = {
         s.name: {

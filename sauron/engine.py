@@ -5,6 +5,7 @@ coarser steps, so memory stays bounded however long the agent runs."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -169,9 +170,11 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
 
 class History:
     """Recent snapshots at full resolution; older ones averaged `fold` at a
-    time; both bounded."""
+    time; both bounded. The engine adds from its thread while the service
+    reads from the event loop: a lock keeps readers off a deque in motion."""
 
     def __init__(self, recent: int = 300, fold: int = 10, folded: int = 360) -> None:
+        self._lock = threading.Lock()
         self.recent: deque[Snapshot] = deque()
         self.recent_max = recent
         self.fold = fold
@@ -179,15 +182,17 @@ class History:
         self._pending: list[Snapshot] = []
 
     def add(self, snap: Snapshot) -> None:
-        self.recent.append(snap)
-        while len(self.recent) > self.recent_max:
-            self._pending.append(self.recent.popleft())
-            if len(self._pending) == self.fold:
-                self.folded.append(_average(self._pending))
-                self._pending = []
+        with self._lock:
+            self.recent.append(snap)
+            while len(self.recent) > self.recent_max:
+                self._pending.append(self.recent.popleft())
+                if len(self._pending) == self.fold:
+                    self.folded.append(_average(self._pending))
+                    self._pending = []
 
     def between(self, since: float | None = None, until: float | None = None) -> list[Snapshot]:
-        snaps = [*self.folded, *self._pending, *self.recent]
+        with self._lock:
+            snaps = [*self.folded, *self._pending, *self.recent]
         return [
             s
             for s in snaps
@@ -195,10 +200,12 @@ class History:
         ]
 
     def latest(self) -> Snapshot | None:
-        return self.recent[-1] if self.recent else None
+        with self._lock:
+            return self.recent[-1] if self.recent else None
 
     def __len__(self) -> int:
-        return len(self.recent) + len(self._pending) + len(self.folded)
+        with self._lock:
+            return len(self.recent) + len(self._pending) + len(self.folded)
 
 
 class KpiEngine:

@@ -6,18 +6,16 @@ the document says."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import threading
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from aiohttp import web
 from frames import gtpu, natted, plain, ul_packet
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from served import serve_in_thread
 
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
@@ -72,22 +70,9 @@ def served(dataplane: DataPlane, catalog: Catalog) -> Iterator[str]:
         clock.t += 1
         engine.tick()
 
-    loop = asyncio.new_event_loop()
     app = create_app(engine, tick=False, options=ServiceOptions(token=TOKEN, rate_per_s=0))
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @schema.parametrize()

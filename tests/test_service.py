@@ -244,7 +244,7 @@ def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
 def test_a_full_client_queue_loses_its_oldest_events() -> None:
     async def body() -> None:
         hub = StreamHub(asyncio.get_running_loop())
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
         hub.clients.add(queue)
         for n in range(20):
             hub._publish(str(n))

@@ -261,6 +261,10 @@ async def stream_hub(app: web.Application) -> AsyncIterator[None]:
     detach_hub(app[ENGINE], hub)
 
 
+async def end_streams(app: web.Application) -> None:
+    app[HUB].close()
+
+
 async def _tick_forever(app: web.Application) -> None:
     engine, interval = app[ENGINE], app[INTERVAL]
     loop = asyncio.get_running_loop()
@@ -306,6 +310,7 @@ def create_app(
     app.router.add_get("/api/v1/openapi.json", openapi_route)
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(stream_hub)
+    app.on_shutdown.append(end_streams)
     if tick:
         app.cleanup_ctx.append(engine_ticker)
     return app

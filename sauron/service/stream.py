@@ -20,15 +20,23 @@ MAX_CLIENTS = 100
 class StreamHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.clients: set[asyncio.Queue[str]] = set()
+        self.clients: set[asyncio.Queue[str | None]] = set()
         self.dropped = 0
+
+    def close(self) -> None:
+        """Ends every stream (None tells a client's handler to return), so
+        a shutdown need not wait for clients that may never read again."""
+        for queue in self.clients:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
 
     def on_snapshot(self, snap: Snapshot) -> None:
         """Engine listener; called from the engine's thread."""
         data = json.dumps(snapshot_doc(snap))
         self.loop.call_soon_threadsafe(self._publish, data)
 
-    def _publish(self, data: str) -> None:
+    def _publish(self, data: str | None) -> None:
         for queue in self.clients:
             if queue.full():
                 queue.get_nowait()
@@ -38,7 +46,7 @@ class StreamHub:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         if len(self.clients) >= MAX_CLIENTS:
             raise web.HTTPServiceUnavailable(text="too many stream clients")
-        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
         self.clients.add(queue)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -46,8 +54,7 @@ class StreamHub:
         try:
             await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
-            while True:
-                data = await queue.get()
+            while (data := await queue.get()) is not None:
                 await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass

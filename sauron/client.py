@@ -1,0 +1,184 @@
+"""Async client of the agent's API (aiohttp). Answers come back as the typed
+models of sauron.service.schemas; errors as ApiError with the problem
+details the agent sent.
+
+    async with SauronClient("http://127.0.0.1:8080", token=...) as api:
+        for s in (await api.slices()).slices:
+            print(s.name, s.status)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel
+
+from sauron.service import schemas
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """The agent said no (problem details), or could not be reached."""
+
+    def __init__(self, status: int, title: str, detail: str, param: str | None = None) -> None:
+        self.status, self.title, self.detail, self.param = status, title, detail, param
+        where = f" (parameter {param})" if param else ""
+        super().__init__(f"{status} {title}: {detail}{where}")
+
+
+class SauronClient:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> SauronClient:
+        self._session = aiohttp.ClientSession(headers=self.headers, timeout=self.timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the client as `async with SauronClient(...) as api`")
+        return self._session
+
+    async def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self.session.get(self.base_url + path, params=query) as r:
+                body = await r.text()
+                if r.status >= 400:
+                    raise _problem(r.status, r.reason or "", body)
+                return json.loads(body) if "json" in (r.content_type or "") else body
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "Unreachable", f"{self.base_url}: {exc}") from None
+
+    async def _model(
+        self, model: type[Model], path: str, params: Mapping[str, Any] | None = None
+    ) -> Model:
+        return model.model_validate(await self._get(path, params))
+
+    # --- the routes -----------------------------------------------------------
+
+    async def health(self) -> schemas.Health:
+        return await self._model(schemas.Health, "/healthz")
+
+    async def ready(self) -> bool:
+        try:
+            await self._get("/readyz")
+        except ApiError as exc:
+            if exc.status == 503:
+                return False
+            raise
+        return True
+
+    async def slices(self) -> schemas.SliceList:
+        return await self._model(schemas.SliceList, "/api/v1/slices")
+
+    async def slice(self, name: str) -> schemas.SliceDoc:
+        return await self._model(schemas.SliceDoc, f"/api/v1/slices/{_segment(name)}")
+
+    async def kpis(
+        self,
+        name: str,
+        since: float | None = None,
+        until: float | None = None,
+        step: float | None = None,
+    ) -> schemas.KpiSeries:
+        return await self._model(
+            schemas.KpiSeries,
+            f"/api/v1/slices/{_segment(name)}/kpis",
+            {"since": since, "until": until, "step": step},
+        )
+
+    async def histogram(
+        self,
+        name: str,
+        metric: str,
+        direction: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> schemas.HistogramDoc:
+        return await self._model(
+            schemas.HistogramDoc,
+            f"/api/v1/slices/{_segment(name)}/histograms/{_segment(metric)}",
+            {"direction": direction, "since": since, "until": until},
+        )
+
+    async def sessions(self, name: str, by: str = "teid", limit: int = 10) -> schemas.Sessions:
+        return await self._model(
+            schemas.Sessions,
+            f"/api/v1/slices/{_segment(name)}/sessions",
+            {"by": by, "limit": limit},
+        )
+
+    async def sla(self) -> schemas.SlaReport:
+        return await self._model(schemas.SlaReport, "/api/v1/sla")
+
+    async def metrics(self) -> str:
+        text: str = await self._get("/metrics")
+        return text
+
+    async def openapi(self) -> dict[str, Any]:
+        doc: dict[str, Any] = await self._get("/api/v1/openapi.json")
+        return doc
+
+    async def stream(self) -> AsyncIterator[schemas.SnapshotDoc]:
+        """Each new snapshot, as the agent publishes it, until closed."""
+        try:
+            async with self.session.get(
+                self.base_url + "/api/v1/stream",
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+            ) as r:
+                if r.status >= 400:
+                    raise _problem(r.status, r.reason or "", await r.text())
+                event: list[str] = []
+                async for raw in r.content:
+                    line = raw.decode().rstrip("\r\n")
+                    if line:
+                        event.append(line)
+                        continue
+                    data = "".join(x[6:] for x in event if x.startswith("data: "))
+                    if "event: snapshot" in event and data:
+                        yield schemas.SnapshotDoc.model_validate_json(data)
+                    event = []
+        except aiohttp.ClientError as exc:
+            raise ApiError(0, "Unreachable", f"{self.base_url}: {exc}") from None
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _problem(status: int, reason: str, body: str) -> ApiError:
+    try:
+        doc = json.loads(body)
+        return ApiError(status, doc.get("title", reason), doc.get("detail", ""), doc.get("param"))
+    except (ValueError, AttributeError):
+        return ApiError(status, reason, body[:200])
