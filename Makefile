@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck unit bench doctor clean
+.PHONY: help setup demo test lint typecheck unit bench bench-service doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ typecheck: setup ## mypy (strict on sauron/)
 test: setup lint typecheck ## lint, types and the whole test suite (root, real kernel)
 	$(PY) -m pytest -q
 
-bench: setup ## benchmarks; writes bench/results.json
+bench: setup ## per-packet cost of the programs; writes bench/results.json
 	$(PY) -m bench
+
+bench-service: setup ## engine cost per interval vs TEIDs, REST latency at 50 clients
+	$(PY) -m bench.service
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

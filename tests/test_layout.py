@@ -59,3 +59,17 @@ def test_every_enumerator_is_read() -> None:
     assert layout.ANOMALY_NAMES[layout.ANOMALY_FIRST] == "eth_truncated"
     assert max(layout.ANOMALY_NAMES) < layout.EVENTS
     assert max(layout.EVENT_NAMES) < layout.ANOMALY_FIRST
+
+
+def test_fast_row_readers_read_what_ctypes_reads() -> None:
+    from sauron.bpf.maps import SESSION_ROW, SLOT_ROW
+
+    stats = layout.SessionStats(
+        packets=(1, 2), bytes=(3, 4), slice_id=5, rules_generation=6, qfi=7, flags=8
+    )
+    stats.ue_addr[:] = list(range(16))
+    assert SESSION_ROW.unpack(bytes(stats)) == (1, 2, 3, 4, 5, 6, 7, 8, bytes(range(16)))
+    slot = layout.TeidSlot(teid=9, rules_generation=10, slice_id=11, flags=12, qfi=13)
+    slot.packets[:] = [14, 15]
+    slot.bytes[:] = [16, 17]
+    assert SLOT_ROW.unpack(bytes(slot))[:10] == (9, 10, 11, 12, 13, 0, 14, 15, 16, 17)
