@@ -224,7 +224,7 @@ def run_demo(
     }
     return {
         "slices": totals,
-        "violations": [vars(v) for v in tracker.events],
+        "violations": [{**vars(v), "open": v.open} for v in tracker.events],
         "truth": truth,
         "workdir": str(workdir),
     }

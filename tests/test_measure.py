@@ -107,6 +107,16 @@ def test_unmatched_stamp_expires_as_loss_after_the_timeout(measuring: DataPlane)
     assert transit(measuring) == {}
 
 
+def test_gro_aggregate_is_counted_not_stamped(measuring: DataPlane) -> None:
+    """Longer than a 1500-byte packet: the UPF's kernel would split it, and
+    no piece could match the stamp (nor should its loss be counted)."""
+    big = IP(src=SERVER, dst=UE) / UDP(sport=5000, dport=40000) / Raw(bytes(4000))
+    run(measuring, N6_IN, plain(big))
+    assert TransitExpiry(measuring).pending() == 0
+    stats = read_measure_stats(measuring)[(EMBB, DL)]
+    assert (stats.transit_stamped, stats.transit_aggregate) == (0, 1)
+
+
 def test_same_fingerprint_twice_is_counted_not_stamped_again(measuring: DataPlane) -> None:
     frame = gtpu(ul_packet(), UL_TEID, uplink=True)
     run(measuring, N3_IN, frame)

@@ -227,6 +227,7 @@ class MeasureStats(ctypes.Structure):
         ("transit_duplicate", ctypes.c_uint64),
         ("transit_table_full", ctypes.c_uint64),
         ("transit_late", ctypes.c_uint64),
+        ("transit_aggregate", ctypes.c_uint64),
         ("tcp_data_segments", ctypes.c_uint64),
         ("tcp_retransmissions", ctypes.c_uint64),
         ("rtt_stamped", ctypes.c_uint64),

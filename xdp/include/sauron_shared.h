@@ -22,6 +22,10 @@
 /* Direct-mapped per-CPU slots in front of teid_stats (power of two). */
 #define SAURON_TEID_SLOTS 16384
 #define SAURON_TEID_SLOT_BITS 14
+/* Longest L4 payload stamped for transit: a 1500-byte IPv4 packet's. A
+ * longer one is a GRO aggregate the UPF's kernel splits before it leaves,
+ * so no piece could match its stamp. */
+#define SAURON_TRANSIT_MAX_PAYLOAD 1480
 #define SAURON_UE_STATS_ENTRIES 65536
 
 /* Parser bounds: tags in front of the outer IP header, IPv6 extension headers
@@ -282,6 +286,7 @@ struct sauron_measure_stats {
 	__u64 transit_duplicate;  /* a stamp with that fingerprint was pending */
 	__u64 transit_table_full; /* transit_stamps had no room: not stamped */
 	__u64 transit_late;       /* matched after the agent expired the stamp */
+	__u64 transit_aggregate;  /* sampled but too long to stamp: a GRO aggregate */
 	__u64 tcp_data_segments;
 	__u64 tcp_retransmissions;
 	__u64 rtt_stamped;

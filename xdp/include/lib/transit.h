@@ -61,6 +61,12 @@ static __always_inline void transit_stamp(const struct sauron_config *cfg,
 	build_fingerprint(ip, t, dir, &fp);
 	if (fingerprint_hash(&fp) & sc->transit_sample_mask)
 		return;
+	if (ip->payload_len > SAURON_TRANSIT_MAX_PAYLOAD) {
+		struct sauron_measure_stats *agg = measure_of(index, dir);
+		if (agg)
+			agg->transit_aggregate += 1;
+		return;
+	}
 	struct sauron_stamp stamp = { .ns = bpf_ktime_get_ns(), .slice_id = index };
 	int err = transit_stamps.insert(&fp, &stamp);
 	struct sauron_measure_stats *m = measure_of(index, dir);
