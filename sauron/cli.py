@@ -7,13 +7,17 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sauron import __version__
 from sauron.logs import setup_logging
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sauron.client import SauronClient
+
+Model = TypeVar("Model", bound="BaseModel")
 
 POINT_CHOICES = {"n3-ingress": 0, "n3-egress": 1, "n6-ingress": 2, "n6-egress": 3}
 DIRECTION_CHOICES = {"auto": 3, "point": 0, "uplink": 1, "downlink": 2}
@@ -126,14 +130,24 @@ def _query(args: argparse.Namespace, work: Callable[[SauronClient], Awaitable[st
     return 0
 
 
+def _show(
+    args: argparse.Namespace,
+    fetch: Callable[[SauronClient], Awaitable[Model]],
+    view: Callable[[Model], str],
+) -> int:
+    """One document from the agent, as JSON (--json) or as its text view."""
+
+    async def work(api: SauronClient) -> str:
+        doc = await fetch(api)
+        return doc.model_dump_json(indent=2) if args.json else view(doc)
+
+    return _query(args, work)
+
+
 def _cmd_slices(args: argparse.Namespace) -> int:
     from sauron.views import slices_table
 
-    async def work(api: SauronClient) -> str:
-        doc = await api.slices()
-        return doc.model_dump_json(indent=2) if args.json else slices_table(doc)
-
-    return _query(args, work)
+    return _show(args, lambda api: api.slices(), slices_table)
 
 
 def _cmd_kpis(args: argparse.Namespace) -> int:
@@ -156,11 +170,7 @@ def _cmd_kpis(args: argparse.Namespace) -> int:
 def _cmd_sla(args: argparse.Namespace) -> int:
     from sauron.views import sla_report
 
-    async def work(api: SauronClient) -> str:
-        doc = await api.sla()
-        return doc.model_dump_json(indent=2) if args.json else sla_report(doc)
-
-    return _query(args, work)
+    return _show(args, lambda api: api.sla(), sla_report)
 
 
 def _cmd_top(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from sauron.service import schemas
+from sauron.service.events import parse_events
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 Model = TypeVar("Model", bound=BaseModel)
@@ -158,16 +159,12 @@ class SauronClient:
             ) as r:
                 if r.status >= 400:
                     raise _problem(r.status, r.reason or "", await r.text())
-                event: list[str] = []
-                async for raw in r.content:
-                    line = raw.decode().rstrip("\r\n")
-                    if line:
-                        event.append(line)
-                        continue
-                    data = "".join(x[6:] for x in event if x.startswith("data: "))
-                    if "event: snapshot" in event and data:
-                        yield schemas.SnapshotDoc.model_validate_json(data)
-                    event = []
+                pending = ""
+                async for chunk in r.content.iter_any():
+                    pending += chunk.decode()
+                    *events, pending = pending.split("\n\n")
+                    for doc in parse_events("\n\n".join(events) + "\n\n"):
+                        yield schemas.SnapshotDoc.model_validate(doc)
         except aiohttp.ClientError as exc:
             raise ApiError(0, "Unreachable", f"{self.base_url}: {exc}") from None
 

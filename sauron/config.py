@@ -4,12 +4,12 @@ publisher. Errors name the file and the field."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sauron.service.guard import is_loopback
 from sauron.yamlfile import FileProblems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
@@ -31,6 +31,15 @@ class InterfaceConfig(BaseModel):
     xdp_mode: Literal["generic", "native"] = "generic"
     #: egress is seen with a TC clsact filter (both directions where the UPF sends)
     tc_egress: bool = True
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ServiceConfig(BaseModel):

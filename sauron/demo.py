@@ -30,8 +30,11 @@ from sauron.engine import KpiEngine, Snapshot
 from sauron.interfaces import attach_interfaces
 from sauron.rules import program_catalog
 from sauron.service.app import create_app
+from sauron.service.documents import snapshot_doc
+from sauron.service.schemas import SnapshotDoc
 from sauron.testbed.bed import N6_DN, TCP_SOURCE_PORT, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
+from sauron.views import kpis_table
 
 UES = {"embb": 2, "urllc": 4, "mmtc": 40}
 URLLC_PERIOD_S = 0.01
@@ -114,28 +117,10 @@ class Traffic:
             thread.join(timeout=3)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def format_table(snap: Snapshot, catalog: Catalog) -> str:
-    head = (
-        f"{'slice':<7}{'S-NSSAI':<10}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}"
-        f"{'UL pkt/s':>9}{'DL pkt/s':>9}{'TEIDs':>6}{'UEs':>5}{'UPF drops':>10}"
-        f"{'transit p50 UL/DL ms':>22}{'RAN RTT p50':>12}{'UPF loss':>9}"
-    )
-    lines = [head]
-    for s in catalog.slices:
-        k = snap.slices[s.name]
-        lost = k.uplink.loss.transit_lost + k.downlink.loss.transit_lost
-        lines.append(
-            f"{s.name:<7}{k.snssai:<10}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
-            f"{k.uplink.pps:>9.0f}{k.downlink.pps:>9.0f}{k.active_teids:>6}{k.active_ues:>5}"
-            f"{k.uplink.upf_drops + k.downlink.upf_drops:>10}"
-            f"{_ms(k.uplink.transit.p50_ms) + ' / ' + _ms(k.downlink.transit.p50_ms):>22}"
-            f"{_ms(k.ran_rtt.p50_ms):>12}{lost:>9}"
-        )
-    return "\n".join(lines)
+def _table(snap: Snapshot, catalog: Catalog) -> str:
+    """The same table as `sauron kpis`, from the same documents."""
+    doc = SnapshotDoc.model_validate(snapshot_doc(snap))
+    return kpis_table([(s.name, doc.slices[s.name]) for s in catalog.slices])
 
 
 async def _serve(
@@ -196,9 +181,7 @@ def run_demo(
         started = time.monotonic()
         engine = KpiEngine(catalog, lambda: read_counters(dp, expiry))
         engine.listeners.append(
-            lambda snap: out(
-                f"t={time.monotonic() - started:5.1f}s\n{format_table(snap, catalog)}\n"
-            )
+            lambda snap: out(f"t={time.monotonic() - started:5.1f}s\n{_table(snap, catalog)}\n")
         )
         try:
             asyncio.run(_serve(engine, bed, duration, host, port, out))

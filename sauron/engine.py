@@ -21,6 +21,10 @@ from sauron.sla import SlaTracker
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
 
+#: the direction each round trip is kept under: that of the stamped segment
+#: (RAN side: downlink out on N3; DN side: uplink out on N6)
+RTT_DIRECTION = {layout.LAT_RTT_RAN: layout.DIR_DOWNLINK, layout.LAT_RTT_DN: layout.DIR_UPLINK}
+
 #: where each direction enters and leaves the UPF
 ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
 EXIT = {UL: layout.POINT_N6_EGRESS, DL: layout.POINT_N3_EGRESS}
@@ -126,9 +130,12 @@ def snapshot_from(
             downlink=_direction(now, before, sid, DL, seconds),
             active_teids=teids.get(sid, 0),
             active_ues=ues.get(sid, 0),
-            # each kept under the direction of the segment that was stamped
-            ran_rtt=latency_kpis(now, before, layout.LAT_RTT_RAN, sid, DL),
-            dn_rtt=latency_kpis(now, before, layout.LAT_RTT_DN, sid, UL),
+            ran_rtt=latency_kpis(
+                now, before, layout.LAT_RTT_RAN, sid, RTT_DIRECTION[layout.LAT_RTT_RAN]
+            ),
+            dn_rtt=latency_kpis(
+                now, before, layout.LAT_RTT_DN, sid, RTT_DIRECTION[layout.LAT_RTT_DN]
+            ),
         )
     return Snapshot(time=at, interval_s=seconds, slices=slices)
 

@@ -83,6 +83,14 @@ class LossKpis:
     #: bucket counts of the GAP geometry (non-zero ones, by bucket index)
     burst_buckets: dict[int, int] = field(default_factory=dict)
 
+    def bursts(self) -> Histogram:
+        """The burst sizes as a histogram (their sum and maximum are not kept)."""
+        h = Histogram(GAP)
+        for index, n in self.burst_buckets.items():
+            h.buckets[int(index)] += n
+            h.count += n
+        return h
+
     def settle_ratios(self) -> None:
         """The ratios from the counts."""
         self.transit_ratio = ratio(self.transit_lost, self.transit_resolved)

@@ -27,7 +27,7 @@ def slices_table(doc: schemas.SliceList) -> str:
 
 KPI_HEAD = (
     f"{'slice':<10}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}{'UL pkt/s':>10}{'DL pkt/s':>10}"
-    f"{'TEIDs':>7}{'UEs':>6}{'transit p99 UL/DL ms':>22}{'RAN RTT p99':>12}"
+    f"{'TEIDs':>7}{'UEs':>6}{'UPF drops':>10}{'transit p99 UL/DL ms':>22}{'RAN RTT p99':>12}"
     f"{'loss UL/DL':>16}"
 )
 
@@ -42,6 +42,7 @@ def kpi_row(name: str, k: schemas.SliceKpis) -> str:
     return (
         f"{name:<10}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
         f"{k.uplink.pps:>10.0f}{k.downlink.pps:>10.0f}{k.active_teids:>7}{k.active_ues:>6}"
+        f"{k.uplink.upf_drops + k.downlink.upf_drops:>10}"
         f"{transit:>22}{_ms(k.ran_rtt.p99_ms):>12}{losses:>16}"
     )
 

@@ -13,6 +13,7 @@ import pytest
 import schemathesis
 from frames import gtpu, natted, plain, ul_packet
 from hypothesis import HealthCheck, settings
+from manual_clock import ManualClock
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from served import serve_in_thread
@@ -43,21 +44,13 @@ schema = schemathesis.openapi.from_dict(copy.deepcopy(document(SLICE_NAMES))).ex
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 3_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture()
 def served(dataplane: DataPlane, catalog: Catalog) -> Iterator[str]:
     """The service on a free loopback port, in a thread of its own, over an
     engine with a few intervals of real measurements. No rate limit: the
     generated requests come fast (the limiter has its own test)."""
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
-    clock = Clock()
+    clock = ManualClock(3_000_000.0)
     engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     for interval in range(3):
         for n in range(5):

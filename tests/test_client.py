@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from frames import gtpu, plain, ul_packet
+from manual_clock import ManualClock
 from served import serve_in_thread
 
 from sauron.bpf import layout, libbpf
@@ -32,20 +33,12 @@ EMBB, UL_TEID = 1, 0x10007
 PACKETS = 12
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 4_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class Agent:
     """An engine over the real programs, served on loopback with a token."""
 
     def __init__(self, dataplane: DataPlane, catalog: Catalog, url: str = "") -> None:
         self.dataplane = dataplane
-        self.clock = Clock()
+        self.clock = ManualClock(4_000_000.0)
         self.engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=self.clock)
         self.url = url
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from frames import gtpu_raw, inner_v4, outer
+from manual_clock import ManualClock
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -16,14 +17,6 @@ from sauron.catalog import Catalog
 from sauron.engine import History, KpiEngine, SliceKpis, Snapshot, delta
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def _send(dp: DataPlane, point: int, frame: bytes, n: int) -> None:
     for _ in range(n):
         libbpf.test_run(dp.program_fd(point), frame)
@@ -31,7 +24,7 @@ def _send(dp: DataPlane, point: int, frame: bytes, n: int) -> None:
 
 @pytest.mark.kernel
 def test_snapshot_counts_rates_and_upf_drops(dataplane: DataPlane, catalog: Catalog) -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     ul_gtp = outer(gtpu_raw(0x10001, payload=inner_v4(src="10.45.0.9", size=72)))
     ul_ip = bytes(Ether() / IP(src="10.45.0.9", dst="198.51.100.2") / UDP() / Raw(bytes(72)))
@@ -63,7 +56,7 @@ def test_snapshot_counts_rates_and_upf_drops(dataplane: DataPlane, catalog: Cata
 
 @pytest.mark.kernel
 def test_engine_survives_counter_reset(dataplane: DataPlane, catalog: Catalog) -> None:
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     frame = outer(gtpu_raw(0x10001, payload=inner_v4(src="10.45.0.9")))
     _send(dataplane, layout.POINT_N3_INGRESS, frame, 30)

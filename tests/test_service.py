@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from frames import gtpu, gtpu_raw, inner_v4, natted, outer, plain, ul_packet
+from manual_clock import ManualClock
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
@@ -22,8 +23,9 @@ from sauron.engine import KpiEngine
 from sauron.histogram import GAP
 from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
+from sauron.service.events import parse_events
 from sauron.service.openapi import document as openapi_document
-from sauron.service.stream import QUEUE_PER_CLIENT, StreamHub, parse_events
+from sauron.service.stream import QUEUE_PER_CLIENT, StreamHub
 
 pytestmark = [pytest.mark.kernel]
 
@@ -31,14 +33,6 @@ pytestmark = [pytest.mark.kernel]
 MALFORMED_FRAME = (lambda f: f[:54] + b"\x00" + f[55:])(
     outer(gtpu_raw(0x10001, extensions=[(0x85, b"\x10\x09")], payload=inner_v4()))
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 2_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def with_client(
@@ -57,12 +51,12 @@ def with_client(
 
 
 @pytest.fixture()
-def engine(dataplane: DataPlane, catalog: Catalog) -> tuple[KpiEngine, Clock]:
-    clock = Clock()
+def engine(dataplane: DataPlane, catalog: Catalog) -> tuple[KpiEngine, ManualClock]:
+    clock = ManualClock(2_000_000.0)
     return KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock), clock
 
 
-def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Clock]) -> None:
+def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]) -> None:
     eng, clock = engine
     frame = outer(gtpu_raw(0x10001, payload=inner_v4(src="10.45.0.9")))
     for second in range(3):
@@ -117,7 +111,7 @@ def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Cloc
     ],
 )
 def test_bad_requests_get_problem_details(
-    engine: tuple[KpiEngine, Clock], path: str, status: int, param: str | None
+    engine: tuple[KpiEngine, ManualClock], path: str, status: int, param: str | None
 ) -> None:
     async def body(client: TestClient) -> None:
         r = await client.get(path)
@@ -148,7 +142,7 @@ def test_readiness_follows_the_background_tick(dataplane: DataPlane, catalog: Ca
 
 
 def test_metrics_exposes_the_counters(
-    dataplane: DataPlane, engine: tuple[KpiEngine, Clock]
+    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
 ) -> None:
     eng, clock = engine
     frame = outer(gtpu_raw(0x20001, payload=inner_v4(src="10.46.0.3")))
@@ -189,7 +183,7 @@ def test_metrics_exposes_the_counters(
     with_client(eng, body)
 
 
-def test_openapi_lists_exactly_the_served_routes(engine: tuple[KpiEngine, Clock]) -> None:
+def test_openapi_lists_exactly_the_served_routes(engine: tuple[KpiEngine, ManualClock]) -> None:
     app = create_app(engine[0], tick=False)
     served = {
         (route.method, route.resource.canonical)
@@ -207,7 +201,7 @@ def test_openapi_lists_exactly_the_served_routes(engine: tuple[KpiEngine, Clock]
 
 
 def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
-    engine: tuple[KpiEngine, Clock],
+    engine: tuple[KpiEngine, ManualClock],
 ) -> None:
     eng, clock = engine
 
@@ -273,7 +267,7 @@ def prometheus_samples(text: str) -> dict[str, float]:
 
 
 def test_histograms_sessions_and_prometheus_histograms(
-    dataplane: DataPlane, engine: tuple[KpiEngine, Clock]
+    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
 ) -> None:
     eng, clock = engine
     apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
@@ -363,7 +357,7 @@ def test_histograms_sessions_and_prometheus_histograms(
     ],
 )
 def test_bad_histogram_and_session_parameters(
-    engine: tuple[KpiEngine, Clock], path: str, param: str
+    engine: tuple[KpiEngine, ManualClock], path: str, param: str
 ) -> None:
     async def body(client: TestClient) -> None:
         r = await client.get(path)
@@ -372,7 +366,7 @@ def test_bad_histogram_and_session_parameters(
     with_client(engine[0], body)
 
 
-def test_unknown_histogram_is_not_found(engine: tuple[KpiEngine, Clock]) -> None:
+def test_unknown_histogram_is_not_found(engine: tuple[KpiEngine, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         r = await client.get("/api/v1/slices/embb/histograms/jitter?direction=uplink")
         assert r.status == 404 and "transit" in (await r.json())["detail"]
@@ -383,7 +377,9 @@ def test_unknown_histogram_is_not_found(engine: tuple[KpiEngine, Clock]) -> None
 # --- token and rate --------------------------------------------------------------
 
 
-def test_token_guards_everything_but_the_health_probes(engine: tuple[KpiEngine, Clock]) -> None:
+def test_token_guards_everything_but_the_health_probes(
+    engine: tuple[KpiEngine, ManualClock],
+) -> None:
     token = "s3cret-token"
 
     async def body(client: TestClient) -> None:
@@ -400,7 +396,7 @@ def test_token_guards_everything_but_the_health_probes(engine: tuple[KpiEngine, 
     with_client(engine[0], body, options=ServiceOptions(token=token))
 
 
-def test_rate_limit_answers_429_with_retry_after(engine: tuple[KpiEngine, Clock]) -> None:
+def test_rate_limit_answers_429_with_retry_after(engine: tuple[KpiEngine, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         statuses = [(await client.get("/healthz")).status for _ in range(8)]
         assert statuses == [200] * 5 + [429] * 3
@@ -411,7 +407,7 @@ def test_rate_limit_answers_429_with_retry_after(engine: tuple[KpiEngine, Clock]
     with_client(engine[0], body, options=ServiceOptions(rate_per_s=0.1, burst=5))
 
 
-def test_request_bodies_are_bounded(engine: tuple[KpiEngine, Clock]) -> None:
+def test_request_bodies_are_bounded(engine: tuple[KpiEngine, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         r = await client.post("/api/v1/slices", data=b"x" * 100_000)
         assert r.status in (405, 413)  # no route takes a body; none is read

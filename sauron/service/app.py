@@ -169,9 +169,7 @@ async def slice_histogram(request: web.Request) -> web.Response:
     for snap in snaps:
         k = snap.slices[s.name]
         if metric == "loss_burst":
-            for index, n in getattr(k, str(direction)).loss.burst_buckets.items():
-                total.buckets[index] += n
-                total.count += n
+            total.add(getattr(k, str(direction)).loss.bursts())
         else:
             kpis = getattr(k, str(direction)).transit if metric == "transit" else getattr(k, metric)
             if kpis.samples:

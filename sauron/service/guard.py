@@ -5,7 +5,6 @@ the token, so guessing tokens is throttled too."""
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -20,15 +19,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 #: client addresses remembered by the rate limiter (least recent forgotten)
 MAX_TRACKED_CLIENTS = 10_000
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass

@@ -6,7 +6,7 @@ and per-slice gauges from the latest interval."""
 from __future__ import annotations
 
 from sauron.bpf import layout
-from sauron.engine import KpiEngine
+from sauron.engine import RTT_DIRECTION, KpiEngine
 from sauron.histogram import LATENCY, Histogram
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -58,6 +58,13 @@ def _cumulative(h: Histogram) -> list[tuple[str, int]]:
         out.append((f"{(1 << shift) / NS_PER_S:.9g}", seen))
     out.append(("+Inf", seen + sum(h.buckets[index:])))
     return out
+
+
+def _histogram_lines(name: str, labels: dict[str, object], h: Histogram) -> list[str]:
+    lines = [f"{name}_bucket{_labels(**labels, le=le)} {n}" for le, n in _cumulative(h)]
+    lines.append(f"{name}_sum{_labels(**labels)} {h.total / NS_PER_S:.9g}")
+    lines.append(f"{name}_count{_labels(**labels)} {sum(h.buckets)}")
+    return lines
 
 
 def render(engine: KpiEngine) -> str:
@@ -147,18 +154,13 @@ def render(engine: KpiEngine) -> str:
     for metric, (name, help_text) in LATENCY_FAMILIES.items():
         family(name, "histogram", help_text)
         for sid, sname, d, dname in directed:
-            if metric == layout.LAT_RTT_RAN and d != layout.DIR_DOWNLINK:
-                continue  # RTTs are kept under the direction of the stamped segment
-            if metric == layout.LAT_RTT_DN and d != layout.DIR_UPLINK:
+            if d != RTT_DIRECTION.get(metric, d):
                 continue
             h = c.latency.get((metric, sid, d)) or Histogram(LATENCY)
             labels: dict[str, object] = {"slice": sname}
             if metric == layout.LAT_TRANSIT:
                 labels["direction"] = dname
-            for le, count in _cumulative(h):
-                out.append(f"{name}_bucket{_labels(**labels, le=le)} {count}")
-            out.append(f"{name}_sum{_labels(**labels)} {h.total / NS_PER_S:.9g}")
-            out.append(f"{name}_count{_labels(**labels)} {sum(h.buckets)}")
+            out += _histogram_lines(name, labels, h)
     family(
         "sauron_gtpu_echo_rtt_seconds",
         "histogram",
@@ -166,10 +168,7 @@ def render(engine: KpiEngine) -> str:
     )
     for (peer, initiator), h in sorted(c.peers.items()):
         labels = {"peer": peer, "initiator": "local" if initiator == layout.ECHO_LOCAL else "peer"}
-        for le, count in _cumulative(h):
-            out.append(f"sauron_gtpu_echo_rtt_seconds_bucket{_labels(**labels, le=le)} {count}")
-        out.append(f"sauron_gtpu_echo_rtt_seconds_sum{_labels(**labels)} {h.total / NS_PER_S:.9g}")
-        out.append(f"sauron_gtpu_echo_rtt_seconds_count{_labels(**labels)} {sum(h.buckets)}")
+        out += _histogram_lines("sauron_gtpu_echo_rtt_seconds", labels, h)
     latest = engine.history.latest()
     if latest is not None:
         family("sauron_active_teids", "gauge", "TEIDs that carried traffic in the last interval.")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from aiohttp import web
 
 from sauron.engine import KpiEngine, Snapshot
 from sauron.service.documents import snapshot_doc
+from sauron.service.events import snapshot_event
 
 QUEUE_PER_CLIENT = 8
 MAX_CLIENTS = 100
@@ -55,7 +55,7 @@ class StreamHub:
             await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
             while (data := await queue.get()) is not None:
-                await response.write(f"event: snapshot\ndata: {data}\n\n".encode())
+                await response.write(snapshot_event(data))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -72,13 +72,3 @@ def attach_hub(engine: KpiEngine, loop: asyncio.AbstractEventLoop) -> StreamHub:
 def detach_hub(engine: KpiEngine, hub: StreamHub) -> None:
     if hub.on_snapshot in engine.listeners:
         engine.listeners.remove(hub.on_snapshot)
-
-
-def parse_events(text: str) -> list[dict[str, Any]]:
-    """The snapshots in a chunk of event-stream text (used by clients)."""
-    out = []
-    for block in text.split("\n\n"):
-        lines = block.splitlines()
-        if "event: snapshot" in lines:
-            out.append(json.loads("".join(line[6:] for line in lines if line.startswith("data: "))))
-    return out
