@@ -16,8 +16,11 @@ from aiohttp import web
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
-from sauron.catalog import load_catalog
-from sauron.config import AgentConfig, read_token
+from sauron.catalog import Catalog, load_catalog
+from sauron.config import AgentConfig, ConfigError, EnergyConfig, read_token
+from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
+from sauron.energy.probe import EnergyProbe
+from sauron.energy.profiles import ProfileError
 from sauron.engine import History, KpiEngine
 from sauron.interfaces import attach_interfaces
 from sauron.netns import Attachments
@@ -59,19 +62,55 @@ async def _serve_until_stopped(
             loop.remove_signal_handler(sig)
 
 
-def run_agent(config: AgentConfig, ready: Callable[[str], None] = print) -> None:
+def open_energy(
+    energy: EnergyConfig, catalog: Catalog, dp: DataPlane, config_path: Path | None = None
+) -> tuple[EnergyMeter | None, str]:
+    """The energy estimator, or None and why: off in the configuration, or
+    the kernel cannot run it (logged; the rest of the agent runs). A
+    configuration it cannot use is an error."""
+    if not energy.enabled:
+        return None, "energy.enabled is false in the agent configuration"
+    where = config_path or Path("(configuration)")
+    try:
+        setup = detect_setup(energy.profile, energy.profiles_dir)
+    except ProfileError as exc:
+        raise ConfigError(where, [f"field energy.profile: {exc}"]) from None
+    except OSError as exc:
+        log.warning("energy estimator off", extra={"reason": str(exc)})
+        return None, str(exc)
+    try:
+        probe = EnergyProbe(energy.tick_hz)
+    except Exception as exc:  # bcc raises plain Exceptions on attach failures
+        setup.frequency.close()
+        log.warning("energy estimator off", extra={"reason": f"kernel probe: {exc}"})
+        return None, f"the kernel probe could not start: {exc}"
+    program_fds = {point: dp.program_fd(point) for point in dp.entry_points}
+    try:
+        meter = EnergyMeter(catalog, probe, setup, program_fds, energy.watch, energy.idle)
+    except EnergyUnavailable as exc:
+        probe.close()
+        setup.frequency.close()
+        raise ConfigError(where, [f"field {exc}"]) from None
+    return meter, ""
+
+
+def run_agent(
+    config: AgentConfig, ready: Callable[[str], None] = print, config_path: Path | None = None
+) -> None:
     """Blocks until SIGTERM/SIGINT; `ready` hears the API's base URL once it
     listens (after every program is attached)."""
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
     attachments = Attachments()
     dp = DataPlane()
+    meter: EnergyMeter | None = None
     with dp:
         try:
             program_catalog(dp, catalog)
             apply_settings(dp, settings_for(catalog))
             attach_interfaces(dp, config.interfaces, attachments)
             expiry = TransitExpiry(dp)
+            meter, energy_off = open_energy(config.energy, catalog, dp, config_path)
             engine = KpiEngine(
                 catalog,
                 lambda: read_counters(dp, expiry),
@@ -82,10 +121,15 @@ def run_agent(config: AgentConfig, ready: Callable[[str], None] = print) -> None
                     open_bad=config.sla.open_bad,
                     close_good=config.sla.close_good,
                 ),
+                energy=meter,
             )
+            if energy_off:
+                engine.energy_off = energy_off
             app = create_app(engine, interval=config.interval_s, options=options)
             asyncio.run(_serve_until_stopped(app, config, ready))
         finally:
+            if meter is not None:
+                meter.close()
             attachments.detach_all()
 
 

@@ -94,7 +94,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         print(describe(config, args.config), flush=True)
-        run_agent(config, ready=lambda url: print(f"serving {url}/api/v1/slices", flush=True))
+        run_agent(
+            config,
+            ready=lambda url: print(f"serving {url}/api/v1/slices", flush=True),
+            config_path=args.config,
+        )
     except (ConfigError, CatalogError) as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -171,6 +175,15 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     from sauron.views import sla_report
 
     return _show(args, lambda api: api.sla(), sla_report)
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    import time
+
+    from sauron.views import energy_table
+
+    since = None if args.last is None else time.time() - args.last
+    return _show(args, lambda api: api.energy(since=since), energy_table)
 
 
 def _cmd_top(args: argparse.Namespace) -> int:
@@ -266,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(sla)
     sla.add_argument("--json", action="store_true")
     sla.set_defaults(func=_cmd_sla)
+
+    energy = sub.add_parser("energy", help="energy per slice: watts, joules, J/GB, uJ/packet")
+    _client_args(energy)
+    energy.add_argument(
+        "--last", type=float, default=None, help="sum the last SECONDS (default: latest interval)"
+    )
+    energy.add_argument("--json", action="store_true")
+    energy.set_defaults(func=_cmd_energy)
 
     top = sub.add_parser("top", help="live view of every slice (Ctrl-C ends)")
     _client_args(top)

@@ -142,6 +142,13 @@ class SauronClient:
     async def sla(self) -> schemas.SlaReport:
         return await self._model(schemas.SlaReport, "/api/v1/sla")
 
+    async def energy(
+        self, since: float | None = None, until: float | None = None
+    ) -> schemas.EnergyReport:
+        return await self._model(
+            schemas.EnergyReport, "/api/v1/energy", {"since": since, "until": until}
+        )
+
     async def metrics(self) -> str:
         text: str = await self._get("/metrics")
         return text

@@ -10,6 +10,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sauron.bpf import layout
+from sauron.energy.model import IdleRule
+from sauron.energy.watch import WatchEntry
 from sauron.yamlfile import FileProblems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
@@ -92,6 +95,24 @@ class HistoryConfig(BaseModel):
     folded: Annotated[int, Field(ge=0, le=100_000)] = 360
 
 
+class EnergyConfig(BaseModel):
+    """The energy estimator: the network functions whose CPU time counts
+    (the UPF, SMF, ...), how idle power is shared, and the power profile
+    (chosen by CPU model when not named)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    watch: Annotated[list[WatchEntry], Field(max_length=layout.MAX_WATCHED)] = []
+    #: none: idle power is reported, not attributed; proportional: shared by
+    #: the slices' dynamic energy; equal: the same part for every slice
+    idle: IdleRule = "none"
+    profile: str | None = None
+    profiles_dir: Path | None = None
+    #: clock ticks per second that bring every CPU's accounting up to date
+    tick_hz: Annotated[int, Field(ge=10, le=1000)] = 100
+
+
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -102,6 +123,7 @@ class AgentConfig(BaseModel):
     service: ServiceConfig = ServiceConfig()
     sla: SlaRule = SlaRule()
     history: HistoryConfig = HistoryConfig()
+    energy: EnergyConfig = EnergyConfig()
 
     @model_validator(mode="after")
     def _distinct_interfaces(self) -> AgentConfig:
@@ -133,6 +155,12 @@ def load_config(path: Path | str) -> AgentConfig:
             update={"token_file": (path.parent / token_file).resolve()}
         )
         config = config.model_copy(update={"service": service})
+    profiles = config.energy.profiles_dir
+    if profiles is not None and not profiles.is_absolute():
+        energy = config.energy.model_copy(
+            update={"profiles_dir": (path.parent / profiles).resolve()}
+        )
+        config = config.model_copy(update={"energy": energy})
     return config
 
 

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sauron.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
+
 PASS = "pass"
 FAIL = "fail"
 
@@ -256,36 +258,8 @@ def check_bpf_stats() -> Check:
     )
 
 
-class _PerfEventAttr(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("size", ctypes.c_uint32),
-        ("config", ctypes.c_uint64),
-        ("sample_period", ctypes.c_uint64),
-        ("sample_type", ctypes.c_uint64),
-        ("read_format", ctypes.c_uint64),
-        ("flags", ctypes.c_uint64),
-        ("wakeup_events", ctypes.c_uint32),
-        ("bp_type", ctypes.c_uint32),
-        ("config1", ctypes.c_uint64),
-        ("config2", ctypes.c_uint64),
-    ]
-
-
-SYS_PERF_EVENT_OPEN = 298  # x86_64
-
-
-def perf_event_open(type_: int, config: int, cpu: int = -1, pid: int = 0) -> int:
-    """Opens a counting perf event; returns the fd or -errno."""
-    attr = _PerfEventAttr(type=type_, size=ctypes.sizeof(_PerfEventAttr), config=config)
-    attr.flags = 1 << 0  # disabled
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), pid, cpu, -1, 0)
-    return int(fd) if fd >= 0 else -ctypes.get_errno()
-
-
 def check_cycle_counters() -> Check:
-    fd = perf_event_open(0, 0)  # PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES
+    fd = perf_event_open(PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES)
     if fd >= 0:
         os.close(fd)
         return Check("cycle_counters", PASS, False, "perf hardware cycle counter opened")
@@ -330,6 +304,32 @@ def check_rapl() -> Check:
     )
 
 
+def check_energy_model() -> Check:
+    """Which cycle source and which power model the energy estimator uses here."""
+    from sauron.energy.meter import detect_setup
+    from sauron.energy.profiles import ProfileError
+
+    try:
+        setup = detect_setup()
+    except (OSError, ProfileError) as exc:
+        return Check("energy_model", FAIL, False, f"the energy estimator cannot run: {exc}")
+    try:
+        if setup.counter is not None:
+            model = f"{setup.counter.method} ({setup.counter.source})"
+        else:
+            model = f"profile {setup.profile.name} ({setup.profile_reason})"
+        return Check(
+            "energy_model",
+            PASS,
+            False,
+            f"cycles from on-CPU time x {setup.frequency.source}; joules from {model}",
+        )
+    finally:
+        setup.frequency.close()
+        if setup.counter is not None:
+            setup.counter.close()
+
+
 def effective_capabilities() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("CapEff:"):
@@ -370,6 +370,7 @@ def run_checks() -> list[Check]:
         check_bpf_stats,
         check_cycle_counters,
         check_rapl,
+        check_energy_model,
     ]
     try:
         checks.extend(check_attach(obj))

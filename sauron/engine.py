@@ -10,14 +10,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sauron.bpf import layout
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.catalog import Catalog
+from sauron.energy.model import NodeEnergy, SliceEnergy, merge_node_energy, merge_slice_energy
 from sauron.quality import LatencyKpis, LossKpis, add_loss, latency_kpis, loss_kpis, merge_latency
 from sauron.sessions import SessionActivity, session_activity
 from sauron.sla import SlaTracker
+
+if TYPE_CHECKING:
+    from sauron.energy.meter import EnergyMeter
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
 
@@ -61,6 +65,15 @@ class SliceKpis:
     ran_rtt: LatencyKpis = field(default_factory=LatencyKpis)
     dn_rtt: LatencyKpis = field(default_factory=LatencyKpis)
     sla: str = "unmeasured"
+    #: None when the agent does not estimate energy
+    energy: SliceEnergy | None = None
+
+    def entered(self) -> tuple[int, int]:
+        """Packets and bytes that entered the UPF, both directions."""
+        return (
+            self.uplink.packets_in + self.downlink.packets_in,
+            self.uplink.bytes_in + self.downlink.bytes_in,
+        )
 
 
 @dataclass
@@ -68,6 +81,7 @@ class Snapshot:
     time: float  # unix seconds at the end of the interval
     interval_s: float
     slices: dict[str, SliceKpis]
+    energy: NodeEnergy | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,7 +185,13 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
         out.dn_rtt = merge_latency([s.slices[name].dn_rtt for s in snaps])
         out.active_teids = max(s.slices[name].active_teids for s in snaps)
         out.active_ues = max(s.slices[name].active_ues for s in snaps)
+        energies = [e for s in snaps if (e := s.slices[name].energy) is not None]
+        if energies:
+            out.energy = merge_slice_energy(energies, span)
         merged.slices[name] = out
+    nodes = [s.energy for s in snaps if s.energy is not None]
+    if nodes:
+        merged.energy = merge_node_energy(nodes, span)
     return merged
 
 
@@ -226,12 +246,16 @@ class KpiEngine:
         clock: Callable[[], float] = time.time,
         history: History | None = None,
         sla: SlaTracker | None = None,
+        energy: EnergyMeter | None = None,
     ) -> None:
         self.catalog = catalog
         self.read = read
         self.clock = clock
         self.history = history or History()
         self.sla = sla or SlaTracker(catalog)
+        self.energy = energy
+        #: why there is no energy estimate, when there is none
+        self.energy_off = "" if energy is not None else "the energy estimator is not running"
         self.listeners: list[Callable[[Snapshot], None]] = []
         #: the latest interval's session activity (not kept in the history)
         self.sessions = Sessions()
@@ -249,6 +273,11 @@ class KpiEngine:
         seconds = max(t - self._previous_t, 1e-6)
         self.sessions = sessions_between(self._previous, now)
         snap = snapshot_from(self.catalog, now, self._previous, seconds, t, self.sessions)
+        if self.energy is not None:
+            traffic = {name: k.entered() for name, k in snap.slices.items()}
+            snap.energy, per_slice = self.energy.measure(self._previous, now, traffic)
+            for name, e in per_slice.items():
+                snap.slices[name].energy = e
         self.sla.observe(snap.slices, t)
         for name, kpis in snap.slices.items():
             kpis.sla = self.sla.status(name)

@@ -94,6 +94,12 @@ def evaluate(targets: SlaTargets, kpis: SliceKpis) -> list[Check]:
         checks += _direction_checks(kpis.name, targets, direction, getattr(kpis, direction))
     checks += _latency_checks(kpis.name, "ran_rtt_ms", targets.ran_rtt_ms, kpis.ran_rtt)
     checks += _latency_checks(kpis.name, "dn_rtt_ms", targets.dn_rtt_ms, kpis.dn_rtt)
+    energy = kpis.energy
+    limit = targets.max_energy_j_per_gb
+    # checked only when energy was estimated and the slice carried traffic
+    if limit is not None and energy is not None and energy.joules_per_gb is not None:
+        value = energy.joules_per_gb
+        checks.append(Check(kpis.name, "max_energy_j_per_gb", limit, value, value <= limit))
     return checks
 
 

@@ -77,3 +77,53 @@ def top_screen(snap: schemas.SnapshotDoc, url: str) -> str:
     """One frame of `sauron top`: every slice of the newest interval."""
     rows = sorted(snap.slices.items(), key=lambda kv: -(kv[1].uplink.mbps + kv[1].downlink.mbps))
     return f"sauron top - {url} - interval {snap.interval_s:.2f} s\n\n" + kpis_table(rows)
+
+
+IDLE_RULES = {
+    "none": "idle power reported, not attributed",
+    "proportional": "idle power shared by the slices' dynamic energy",
+    "equal": "idle power shared equally by the slices",
+}
+
+
+def _per_unit(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def energy_table(doc: schemas.EnergyReport) -> str:
+    """`sauron energy`: the node, how its figures were made, and each slice."""
+    node = doc.node
+    if node is None:
+        return f"no energy estimate: {doc.reason or 'no interval measured yet'}"
+    model = (
+        f"profile {node.profile} ({node.profile_reason})"
+        if node.method == "profile"
+        else f"{node.method} ({node.energy_source}); idle part from profile {node.profile}"
+    )
+    lines = [
+        f"node: {node.watts:.2f} W over {doc.interval_s:.2f} s "
+        f"({node.dynamic_joules:.3f} J dynamic + {node.idle_joules:.3f} J idle); "
+        f"{node.cpus} CPUs at {node.frequency_mhz:.0f} MHz, {node.busy_ratio:.1%} busy",
+        f"power model: {model}",
+        f"cycles: on-CPU time from the kernel x {node.cycle_source}",
+        f"{IDLE_RULES.get(node.idle_rule, node.idle_rule)}; "
+        f"{node.joules_per_gigacycle:.3f} J per 10^9 busy cycles",
+        "",
+        f"{'slice':<14}{'W':>9}{'J':>10}{'J/GB':>10}{'uJ/pkt':>9}"
+        f"{'Mcyc softirq':>14}{'process':>9}{'bpf':>8}{'total J':>11}",
+    ]
+    for name, e in doc.slices.items():
+        lines.append(
+            f"{name:<14}{e.watts:>9.4f}{e.joules:>10.4f}{_per_unit(e.joules_per_gb, '.2f'):>10}"
+            f"{_per_unit(e.microjoules_per_packet, '.2f'):>9}"
+            f"{e.cycles_softirq / 1e6:>14.2f}{e.cycles_process / 1e6:>9.2f}"
+            f"{e.cycles_bpf / 1e6:>8.3f}{e.cumulative_joules:>11.2f}"
+        )
+    lines.append(
+        f"{'unattributed':<14}{node.unattributed_joules / doc.interval_s:>9.4f}"
+        f"{node.unattributed_joules:>10.4f}"
+    )
+    if node.capped:
+        lines.append("(slices' measured cycles exceeded the node's: scaled down to the node's)")
+    lines += ["", *[f"note: {n}" for n in node.notes]]
+    return "\n".join(lines)

@@ -349,6 +349,41 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
 }
 
 
+MAX_WATCHED = _C["SAURON_MAX_WATCHED"]
+WATCHED_TASKS = _C["SAURON_WATCHED_TASKS"]
+WATCHED_CGROUPS = _C["SAURON_WATCHED_CGROUPS"]
+SOFTIRQ_NET_TX = _C["SAURON_SOFTIRQ_NET_TX"]
+SOFTIRQ_NET_RX = _C["SAURON_SOFTIRQ_NET_RX"]
+
+
+class CpuTime(ctypes.Structure):
+    _fields_ = [
+        ("idle_ns", ctypes.c_uint64),
+        ("net_rx_ns", ctypes.c_uint64),
+        ("net_tx_ns", ctypes.c_uint64),
+        ("net_rx_runs", ctypes.c_uint64),
+        ("net_tx_runs", ctypes.c_uint64),
+        ("switches", ctypes.c_uint64),
+        ("stretch_start_ns", ctypes.c_uint64),
+        ("stretch_softirq_ns", ctypes.c_uint64),
+        ("softirq_start_ns", ctypes.c_uint64),
+        ("softirq_vec", ctypes.c_uint64),
+    ]
+
+
+class WatchedTime(ctypes.Structure):
+    _fields_ = [("on_cpu_ns", ctypes.c_uint64), ("stretches", ctypes.c_uint64)]
+
+
+#: the maps of xdp/energy.c
+ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
+    "cpu_time": (ctypes.c_uint32, CpuTime),
+    "watched_time": (ctypes.c_uint32, WatchedTime),
+    "watched_tasks": (ctypes.c_uint32, ctypes.c_uint32),
+    "watched_cgroups": (ctypes.c_uint64, ctypes.c_uint32),
+}
+
+
 def slice_stats_index(point: int, slice_id: int, direction: int) -> int:
     return (point * MAX_SLICES + slice_id) * DIRS + direction
 

@@ -118,6 +118,8 @@ def library() -> ctypes.CDLL:
     lib.bpf_map_delete_elem.restype = ctypes.c_int
     lib.libbpf_num_possible_cpus.argtypes = []
     lib.libbpf_num_possible_cpus.restype = ctypes.c_int
+    lib.bpf_enable_stats.argtypes = [ctypes.c_int]
+    lib.bpf_enable_stats.restype = ctypes.c_int
     return lib
 
 
@@ -241,3 +243,15 @@ def program_run_stats(prog_fd: int) -> ProgramRunStats:
         run_time_ns=int(info.run_time_ns),
         run_count=int(info.run_cnt),
     )
+
+
+BPF_STATS_RUN_TIME = 0
+
+
+def enable_run_time_stats() -> int:
+    """Turns the kernel's BPF run-time statistics on for as long as the
+    returned descriptor stays open (BPF_ENABLE_STATS): closing it, or the
+    process ending in any way, puts kernel.bpf_stats_enabled back."""
+    fd = int(library().bpf_enable_stats(BPF_STATS_RUN_TIME))
+    _check(fd, "bpf_enable_stats")
+    return fd

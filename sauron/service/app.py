@@ -18,6 +18,7 @@ from sauron.engine import KpiEngine, Snapshot
 from sauron.histogram import GAP, LATENCY, Histogram
 from sauron.quality import NS_PER_MS
 from sauron.service.documents import (
+    energy_doc,
     histogram_doc,
     point_doc,
     session_doc,
@@ -237,6 +238,18 @@ async def sla(request: web.Request) -> web.Response:
     )
 
 
+async def energy(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    since, until = _float_param(request, "since"), _float_param(request, "until")
+    if since is None and until is None:
+        latest = engine.history.latest()
+        snaps = [] if latest is None else [latest]
+    else:
+        snaps = _window(request)
+    reason = None if engine.energy is not None else engine.energy_off
+    return web.json_response(energy_doc(snaps, reason))
+
+
 async def metrics_route(request: web.Request) -> web.Response:
     return web.Response(
         text=render_metrics(request.app[ENGINE]), headers={"Content-Type": METRICS_TYPE}
@@ -304,6 +317,7 @@ def create_app(
     app.router.add_get("/api/v1/slices/{name}/histograms/{metric}", slice_histogram)
     app.router.add_get("/api/v1/slices/{name}/sessions", slice_sessions)
     app.router.add_get("/api/v1/sla", sla)
+    app.router.add_get("/api/v1/energy", energy)
     app.router.add_get("/api/v1/stream", stream_route)
     app.router.add_get("/api/v1/openapi.json", openapi_route)
     app.router.add_get("/metrics", metrics_route)

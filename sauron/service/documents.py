@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sauron.catalog import Slice
+from sauron.energy.model import merge_node_energy, merge_slice_energy
 from sauron.engine import DirectionKpis, SliceKpis, Snapshot
 from sauron.histogram import QUANTILES, Geometry, Histogram
 from sauron.quality import LatencyKpis, LossKpis
@@ -44,6 +45,7 @@ def kpi_doc(k: SliceKpis) -> dict[str, Any]:
         "active_teids": k.active_teids,
         "active_ues": k.active_ues,
         "sla": k.sla,
+        "energy": None if k.energy is None else asdict(k.energy),
     }
 
 
@@ -57,6 +59,7 @@ def snapshot_doc(snap: Snapshot) -> dict[str, Any]:
         "time": snap.time,
         "interval_s": snap.interval_s,
         "slices": {name: kpi_doc(k) for name, k in snap.slices.items()},
+        "energy": None if snap.energy is None else asdict(snap.energy),
     }
 
 
@@ -140,3 +143,30 @@ def histogram_doc(h: Histogram, scale: float, exact_sum: bool = True) -> dict[st
             if n
         ],
     }
+
+
+def energy_doc(snaps: list[Snapshot], reason: str | None) -> dict[str, Any]:
+    """Energy over the snapshots given (summed), or why there is none."""
+    measured = [s for s in snaps if s.energy is not None]
+    doc: dict[str, Any] = {
+        "available": reason is None,
+        "reason": reason,
+        "since": None,
+        "until": None,
+        "interval_s": 0.0,
+        "node": None,
+        "slices": {},
+    }
+    if not measured:
+        return doc
+    span = sum(s.interval_s for s in measured)
+    doc["since"] = measured[0].time - measured[0].interval_s
+    doc["until"] = measured[-1].time
+    doc["interval_s"] = span
+    doc["node"] = asdict(merge_node_energy([s.energy for s in measured if s.energy], span))
+    names = measured[-1].slices.keys()
+    for name in names:
+        parts = [e for s in measured if (e := s.slices[name].energy) is not None]
+        if parts:
+            doc["slices"][name] = asdict(merge_slice_energy(parts, span))
+    return doc

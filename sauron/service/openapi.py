@@ -201,6 +201,12 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                 "SLA status per slice and violation events",
                 {"200": _json(schemas.SlaReport), **GUARDED},
             ),
+            "/api/v1/energy": _get(
+                "energy per slice and of the node, summed over a window (default: the "
+                "latest interval), with the power model and cycle source behind it",
+                {"200": _json(schemas.EnergyReport), "400": PROBLEM, **GUARDED},
+                parameters=[*WINDOW],
+            ),
             "/api/v1/stream": _get(
                 "each new snapshot as a server-sent event `snapshot` (data: SnapshotDoc)",
                 {

@@ -56,6 +56,69 @@ class Direction(_Doc):
     loss: Loss
 
 
+class SliceEnergy(_Doc):
+    """A slice's energy over the interval: cycles by source (bpf is part of
+    the softirq and process cycles, Sauron's own share), joules (dynamic,
+    plus the idle share the node's rule gives), and per-unit figures of the
+    traffic that entered the UPF (null without traffic)."""
+
+    cycles_softirq: float
+    cycles_process: float
+    cycles_bpf: float
+    dynamic_joules: float
+    idle_joules: float
+    joules: float
+    watts: float
+    packets: int
+    bytes: int
+    joules_per_gb: float | None
+    microjoules_per_packet: float | None
+    cumulative_joules: float
+
+
+class NodeEnergy(_Doc):
+    """The node over the interval, and how the figures were made: the power
+    model (`method`: rapl powercap, rapl perf or profile), the profile, the
+    cycle source. attributed + unattributed = joules."""
+
+    method: str
+    energy_source: str
+    profile: str
+    profile_reason: str
+    cycle_source: str
+    idle_rule: str
+    cpus: int
+    frequency_mhz: float
+    busy_ratio: float
+    busy_cycles: float
+    joules_per_gigacycle: float
+    cycles_softirq: float
+    cycles_process: float
+    cycles_bpf: float
+    cycles_observer: float
+    dynamic_joules: float
+    idle_joules: float
+    joules: float
+    watts: float
+    attributed_joules: float
+    unattributed_joules: float
+    capped: bool
+    cumulative_joules: float
+    notes: list[str]
+
+
+class EnergyReport(_Doc):
+    """Energy summed over a window (default: the latest interval)."""
+
+    available: bool
+    reason: str | None
+    since: float | None
+    until: float | None
+    interval_s: float
+    node: NodeEnergy | None
+    slices: dict[str, SliceEnergy]
+
+
 class SliceKpis(_Doc):
     uplink: Direction
     downlink: Direction
@@ -64,6 +127,7 @@ class SliceKpis(_Doc):
     active_teids: int
     active_ues: int
     sla: SlaStatus
+    energy: SliceEnergy | None
 
 
 class KpiPoint(SliceKpis):
@@ -188,6 +252,7 @@ class SnapshotDoc(_Doc):
     time: float
     interval_s: float
     slices: dict[str, SliceKpis]
+    energy: NodeEnergy | None
 
 
 #: every model the OpenAPI document names, by component name
@@ -198,6 +263,7 @@ COMPONENTS: tuple[type[BaseModel], ...] = (
     HistogramDoc,
     Sessions,
     SlaReport,
+    EnergyReport,
     Health,
     Problem,
     SnapshotDoc,

@@ -406,4 +406,39 @@ struct sauron_parse_result {
 #define SAURON_RES_HAS_SEQ 1
 #define SAURON_RES_HAS_UE 2
 
+/* Energy: where the node's CPU time goes, kept by xdp/energy.c (its own
+ * object, attached to sched_switch, softirq_entry/exit and a per-CPU clock
+ * tick). Watched network-function processes get an index the agent assigns;
+ * their threads are found by process id (tgid) or by cgroup. */
+#define SAURON_MAX_WATCHED 64
+#define SAURON_WATCHED_TASKS 8192
+#define SAURON_WATCHED_CGROUPS 1024
+/* softirq vectors (include/linux/interrupt.h) */
+#define SAURON_SOFTIRQ_NET_TX 2
+#define SAURON_SOFTIRQ_NET_RX 3
+
+/* cpu_time[0], per CPU. A "stretch" is the time one task holds the CPU
+ * between two events (a switch or the clock tick); packet softirqs that run
+ * inside it are taken out of it, so the three times never overlap. */
+struct sauron_cpu_time {
+	__u64 idle_ns;        /* the idle task, packet softirqs excluded */
+	__u64 net_rx_ns;      /* NET_RX softirq */
+	__u64 net_tx_ns;      /* NET_TX softirq */
+	__u64 net_rx_runs;
+	__u64 net_tx_runs;
+	__u64 switches;       /* context switches seen */
+	/* the program's own state */
+	__u64 stretch_start_ns;
+	__u64 stretch_softirq_ns; /* packet softirq time when the stretch started */
+	__u64 softirq_start_ns;   /* 0 outside a packet softirq */
+	__u64 softirq_vec;
+};
+
+/* watched_time[watch index], per CPU: on-CPU time of one watched entry,
+ * packet softirqs run in its context excluded. */
+struct sauron_watched_time {
+	__u64 on_cpu_ns;
+	__u64 stretches;
+};
+
 #endif /* SAURON_SHARED_H */

@@ -1,0 +1,248 @@
+"""The energy estimator as the KPI engine sees it: each interval, read the
+probe, the data-plane programs' run time, the frequency and the power
+source, and give every slice of the snapshot its energy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sauron.bpf import layout, libbpf
+from sauron.bpf.maps import DataPlaneCounters, delta
+from sauron.catalog import Catalog
+from sauron.energy import rapl
+from sauron.energy.frequency import HW_COUNTER, FrequencySource
+from sauron.energy.model import (
+    IdleRule,
+    IntervalWork,
+    NodeEnergy,
+    SliceEnergy,
+    attribute,
+    profile_power,
+    rapl_power,
+)
+from sauron.energy.probe import CpuTimes, EnergyProbe
+from sauron.energy.profiles import PowerProfile, choose_profile, cpu_model_name, load_profiles
+from sauron.energy.units import Cycles, Seconds
+from sauron.energy.watch import WatchEntry, resolve
+
+log = logging.getLogger(__name__)
+
+
+class EnergyUnavailable(RuntimeError):
+    """The estimator cannot run here; the reason says why."""
+
+
+def online_cpus(path: Path = Path("/sys/devices/system/cpu/online")) -> set[int] | None:
+    """The online CPUs ("0-3,6"), or None when the file cannot be read."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+@dataclass
+class EnergySetup:
+    """What the estimator found on the machine, decided once at start."""
+
+    profile: PowerProfile
+    profile_reason: str
+    counter: rapl.EnergyCounter | None
+    rapl_absent: str
+    frequency: FrequencySource
+    notes: list[str] = field(default_factory=list)
+
+
+def detect_setup(
+    profile_name: str | None = None,
+    profiles_dir: Path | None = None,
+    powercap: Path = rapl.POWERCAP,
+    perf_power: Path = rapl.PERF_POWER,
+    cpuinfo: Path = Path("/proc/cpuinfo"),
+    cpus: int | None = None,
+) -> EnergySetup:
+    profiles = load_profiles(profiles_dir)
+    profile, reason = choose_profile(profiles, cpu_model_name(cpuinfo), profile_name)
+    counter, rapl_absent = rapl.detect(powercap, perf_power)
+    frequency = FrequencySource(cpus or libbpf.possible_cpus(), cpuinfo=cpuinfo)
+    notes = [
+        "packet softirq time and shared processes split by each slice's share of the "
+        "packets Sauron's programs handled",
+        "BPF run time is part of the softirq and process time it ran in: shown per slice, "
+        "counted once",
+    ]
+    if frequency.source != HW_COUNTER:
+        notes.append(
+            f"cycles = on-CPU time x clock frequency ({frequency.source}): "
+            f"{frequency.hardware_absent or 'no hardware cycle counter'}"
+        )
+    if counter is None:
+        notes.append(f"no RAPL energy counters ({rapl_absent}): joules from profile {profile.name}")
+    else:
+        notes.append(f"joules per cycle calibrated each interval from {counter.source}")
+    return EnergySetup(profile, reason, counter, rapl_absent, frequency, notes)
+
+
+class EnergyMeter:
+    def __init__(
+        self,
+        catalog: Catalog,
+        probe: EnergyProbe,
+        setup: EnergySetup,
+        program_fds: dict[int, int],
+        watch: list[WatchEntry] | None = None,
+        idle_rule: IdleRule = "none",
+        proc: Path = Path("/proc"),
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.catalog = catalog
+        self.probe = probe
+        self.setup = setup
+        self.program_fds = program_fds
+        self.watch = list(watch or [])
+        for i, entry in enumerate(self.watch):
+            if entry.slice is not None and catalog.get(entry.slice) is None:
+                raise EnergyUnavailable(
+                    f"energy.watch.{i}.slice: no slice {entry.slice!r} in the catalog"
+                )
+        if len(self.watch) > layout.MAX_WATCHED:
+            raise EnergyUnavailable(f"energy.watch: at most {layout.MAX_WATCHED} entries")
+        self.idle_rule: IdleRule = idle_rule
+        self.proc = proc
+        self.clock = clock
+        self.found: dict[int, int] = {}
+        self.cumulative: dict[str, float] = {}
+        self.node_cumulative = 0.0
+        self.refresh_watches()
+        self._times = probe.read()
+        self._programs = self._program_ns()
+        self._observer = self._observer_ns()
+        self._at = clock()
+        if setup.counter is not None:
+            setup.counter.energy()  # start the interval
+
+    def refresh_watches(self) -> None:
+        resolved = resolve(self.watch, self.proc)
+        self.probe.watch_tgids(resolved.tgids)
+        self.probe.watch_cgroups(resolved.cgroups)
+        self.found = resolved.found
+
+    def _program_ns(self) -> dict[int, int]:
+        return {p: libbpf.program_run_stats(fd).run_time_ns for p, fd in self.program_fds.items()}
+
+    def _observer_ns(self) -> int:
+        return sum(s.run_time_ns for s in self.probe.own_programs())
+
+    def _work(
+        self,
+        times: CpuTimes,
+        seconds_ns: int,
+        programs: dict[int, int],
+        observer: int,
+        before: DataPlaneCounters,
+        now: DataPlaneCounters,
+        traffic: dict[str, tuple[int, int]],
+    ) -> IntervalWork:
+        was = self._times
+        online = online_cpus()
+        busy = []
+        for cpu in range(times.cpus):
+            if online is not None and cpu not in online:
+                busy.append(0)
+                continue
+            idle = delta(times.idle_ns[cpu], was.idle_ns[cpu])
+            busy.append(max(0, seconds_ns - idle))
+        softirq = [delta(n, b) for n, b in zip(times.softirq_ns(), was.softirq_ns(), strict=True)]
+        watched = {
+            index: [delta(n, b) for n, b in zip(ns, was.watched_ns.get(index, ns), strict=True)]
+            for index, ns in times.watched_ns.items()
+            if index < len(self.watch)
+        }
+        packets: dict[int, dict[str, int]] = {}
+        for point in self.program_fds:
+            per_slice: dict[str, int] = {}
+            for sid, name in self._slice_ids():
+                n = 0
+                for d in range(layout.DIRS):
+                    n += delta(
+                        now.slice(point, sid, d).packets, before.slice(point, sid, d).packets
+                    )
+                per_slice[name] = n
+            packets[point] = per_slice
+        return IntervalWork(
+            seconds=Seconds(seconds_ns / 1e9),
+            busy_ns=busy,
+            softirq_ns=softirq,
+            watched_ns=watched,
+            watch_slice={i: e.slice for i, e in enumerate(self.watch) if e.slice is not None},
+            program_ns={p: delta(ns, self._programs.get(p, 0)) for p, ns in programs.items()},
+            observer_ns=delta(observer, self._observer),
+            packets=packets,
+            traffic=traffic,
+        )
+
+    def _slice_ids(self) -> list[tuple[int, str]]:
+        return [(0, self.catalog.name_of(0))] + [(s.id, s.name) for s in self.catalog.slices]
+
+    def measure(
+        self,
+        before: DataPlaneCounters,
+        now: DataPlaneCounters,
+        traffic: dict[str, tuple[int, int]],
+    ) -> tuple[NodeEnergy, dict[str, SliceEnergy]]:
+        """The interval since the previous call (or construction)."""
+        times, at = self.probe.read(), self.clock()
+        programs, observer = self._program_ns(), self._observer_ns()
+        span_ns = max(1, at - self._at)
+        work = self._work(times, span_ns, programs, observer, before, now, traffic)
+        setup = self.setup
+        frequencies = setup.frequency.frequencies(work.busy_ns)
+        busy_cycles = Cycles(
+            sum(ns * hz / 1e9 for ns, hz in zip(work.busy_ns, frequencies.per_cpu, strict=False))
+        )
+        if setup.counter is not None:
+            power = rapl_power(
+                setup.counter.energy(),
+                setup.counter.method,
+                setup.counter.source,
+                setup.profile,
+                setup.counter.packages(),
+                busy_cycles,
+                work.seconds,
+            )
+        else:
+            power = profile_power(setup.profile, busy_cycles, len(work.busy_ns), work.seconds)
+        names = [name for _, name in self._slice_ids()]
+        node, slices = attribute(work, frequencies, power, names, self.idle_rule)
+        node.profile = setup.profile.name
+        node.profile_reason = setup.profile_reason
+        node.notes = [*setup.notes, *self._watch_notes()]
+        for name, e in slices.items():
+            self.cumulative[name] = self.cumulative.get(name, 0.0) + e.joules
+            e.cumulative_joules = self.cumulative[name]
+        self.node_cumulative += node.joules
+        node.cumulative_joules = self.node_cumulative
+        self._times, self._at, self._programs, self._observer = times, at, programs, observer
+        self.refresh_watches()  # processes started in the interval count from the next one
+        return node, slices
+
+    def _watch_notes(self) -> list[str]:
+        notes = []
+        for i, entry in enumerate(self.watch):
+            owner = f"slice {entry.slice}" if entry.slice else "shared by packets"
+            notes.append(f"watched {entry.describe()} ({owner}): {self.found.get(i, 0)} found")
+        return notes
+
+    def close(self) -> None:
+        self.setup.frequency.close()
+        if self.setup.counter is not None:
+            self.setup.counter.close()
+        self.probe.close()

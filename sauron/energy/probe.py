@@ -1,0 +1,148 @@
+"""The kernel side of the energy estimator: xdp/energy.c attached to
+sched_switch, softirq_entry/exit and a per-CPU clock tick, plus the kernel's
+BPF run-time statistics, switched on for as long as the probe is open."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sauron.bpf import layout, libbpf
+from sauron.bpf.loader import BpfObject
+
+log = logging.getLogger(__name__)
+
+#: the clock tick that closes the running stretch of every CPU, so a task
+#: that never leaves its CPU is counted too (and the idle time is current)
+TICK_HZ = 100
+
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_CPU_CLOCK = 0
+
+RAW_TRACEPOINTS = (
+    ("sched_switch", "sauron_sched_switch"),
+    ("softirq_entry", "sauron_softirq_entry"),
+    ("softirq_exit", "sauron_softirq_exit"),
+)
+
+
+@dataclass
+class CpuTimes:
+    """One reading of the probe: per-CPU running totals in nanoseconds."""
+
+    idle_ns: list[int]
+    net_rx_ns: list[int]
+    net_tx_ns: list[int]
+    switches: list[int]
+    #: watch index -> per-CPU on-CPU time of that watched entry
+    watched_ns: dict[int, list[int]] = field(default_factory=dict)
+
+    @property
+    def cpus(self) -> int:
+        return len(self.idle_ns)
+
+    def softirq_ns(self) -> list[int]:
+        return [rx + tx for rx, tx in zip(self.net_rx_ns, self.net_tx_ns, strict=True)]
+
+
+def read_per_cpu(table: Any, ctype: type[ctypes.Structure]) -> list[list[ctypes.Structure]]:
+    """Every index of a per-CPU array, one value per CPU (not summed)."""
+    ncpu = libbpf.possible_cpus()
+    stride = libbpf.percpu_stride(ctypes.sizeof(ctype))
+    _, values, count = libbpf.lookup_batch(
+        int(table.map_fd), 4, stride * ncpu, int(table.max_entries)
+    )
+    return [
+        [ctype.from_buffer_copy(values, (i * ncpu + cpu) * stride) for cpu in range(ncpu)]
+        for i in range(count)
+    ]
+
+
+class EnergyProbe(BpfObject):
+    """with EnergyProbe() as probe: probe.watch_tgids({pid: 0}); probe.read()"""
+
+    def __init__(self, tick_hz: int = TICK_HZ) -> None:
+        # the run-time statistics first: they count from the moment they are on
+        self._stats_fd = libbpf.enable_run_time_stats()
+        try:
+            super().__init__(["energy.c"])
+            for tracepoint, function in RAW_TRACEPOINTS:
+                self.bpf.attach_raw_tracepoint(tp=tracepoint.encode(), fn_name=function.encode())
+            self.bpf.attach_perf_event(
+                ev_type=PERF_TYPE_SOFTWARE,
+                ev_config=PERF_COUNT_SW_CPU_CLOCK,
+                fn_name=b"sauron_clock_tick",
+                sample_period=tick_period_ns(tick_hz),
+            )
+        except BaseException:
+            self._close_stats()
+            raise
+        self._watched_tasks: dict[int, int] = {}
+        self._watched_cgroups: dict[int, int] = {}
+
+    def _close_stats(self) -> None:
+        if self._stats_fd >= 0:
+            os.close(self._stats_fd)
+            self._stats_fd = -1
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._close_stats()
+
+    # ---- what is watched -------------------------------------------------
+    def watch_tgids(self, tgids: dict[int, int]) -> None:
+        """Sets the watched processes: {tgid: watch index}."""
+        self._sync(self.table("watched_tasks"), self._watched_tasks, tgids, ctypes.c_uint32)
+        self._watched_tasks = dict(tgids)
+
+    def watch_cgroups(self, cgroups: dict[int, int]) -> None:
+        """Sets the watched cgroups: {cgroup v2 id: watch index}."""
+        self._sync(self.table("watched_cgroups"), self._watched_cgroups, cgroups, ctypes.c_uint64)
+        self._watched_cgroups = dict(cgroups)
+        self.table("energy_config")[ctypes.c_uint32(0)] = ctypes.c_uint32(1 if cgroups else 0)
+
+    @staticmethod
+    def _sync(table: Any, old: dict[int, int], new: dict[int, int], key_type: Any) -> None:
+        for key in old.keys() - new.keys():
+            with contextlib.suppress(KeyError):
+                del table[key_type(key)]
+        for key, index in new.items():
+            if old.get(key) != index:
+                if not 0 <= index < layout.MAX_WATCHED:
+                    raise ValueError(f"watch index {index} outside 0..{layout.MAX_WATCHED - 1}")
+                table[key_type(key)] = ctypes.c_uint32(index)
+
+    # ---- reading -----------------------------------------------------------
+    def read(self) -> CpuTimes:
+        cpu = read_per_cpu(self.table("cpu_time"), layout.CpuTime)[0]
+        watched = read_per_cpu(self.table("watched_time"), layout.WatchedTime)
+        return CpuTimes(
+            idle_ns=[int(c.idle_ns) for c in cpu],
+            net_rx_ns=[int(c.net_rx_ns) for c in cpu],
+            net_tx_ns=[int(c.net_tx_ns) for c in cpu],
+            switches=[int(c.switches) for c in cpu],
+            watched_ns={
+                index: [int(w.on_cpu_ns) for w in per_cpu] for index, per_cpu in enumerate(watched)
+            },
+        )
+
+    def own_programs(self) -> list[libbpf.ProgramRunStats]:
+        """The kernel's accounting of the probe's own programs: its cost."""
+        names = [function for _, function in RAW_TRACEPOINTS] + ["sauron_clock_tick"]
+        return [libbpf.program_run_stats(int(self.bpf.funcs[n.encode()].fd)) for n in names]
+
+    def program_stats(self, function: str) -> libbpf.ProgramRunStats:
+        return libbpf.program_run_stats(int(self.bpf.funcs[function.encode()].fd))
+
+
+def tick_period_ns(hz: int) -> int:
+    """The perf sample period, in nanoseconds of CPU clock, of a tick rate."""
+    if hz <= 0:
+        raise ValueError("the clock tick needs a positive rate")
+    return 1_000_000_000 // hz
