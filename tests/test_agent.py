@@ -7,16 +7,14 @@ it; SIGTERM must leave no program on any link."""
 from __future__ import annotations
 
 import asyncio
-import select
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from agent_process import REPO, links_with_programs, start_agent
 
 from sauron.catalog import load_catalog
 from sauron.client import SauronClient
@@ -25,7 +23,6 @@ from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
-REPO = Path(__file__).resolve().parents[1]
 TARGET_P99_MS = 30.0
 DELAY_MS = 60.0
 INTERVAL_S = 0.5
@@ -41,30 +38,6 @@ def catalog_with_one_target(path: Path) -> Path:
     return path
 
 
-def start_agent(config: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sauron", "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    seen = []
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if line.startswith("serving "):
-                return proc, line.split()[1].removesuffix("/api/v1/slices")
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("the agent did not come up:\n" + "".join(seen))
-
-
 def send_udp(bed: Testbed, ues: list[str], stop: threading.Event, rate: float = 50) -> None:
     socks = [bed.ue_udp_socket(ue) for ue in ues]
     n = 0
@@ -77,22 +50,6 @@ def send_udp(bed: Testbed, ues: list[str], stop: threading.Event, rate: float = 
         time.sleep(1 / rate)
     for sock in socks:
         sock.close()
-
-
-def links_with_programs(ns: str) -> list[str]:
-    found = []
-    for link in ("n3", "n6"):
-        shown = subprocess.run(
-            ["ip", "-n", ns, "-d", "link", "show", link], capture_output=True, text=True
-        ).stdout
-        filters = subprocess.run(
-            ["ip", "netns", "exec", ns, "tc", "filter", "show", "dev", link, "egress"],
-            capture_output=True,
-            text=True,
-        ).stdout
-        if "xdp" in shown or filters.strip():
-            found.append(link)
-    return found
 
 
 def test_run_serves_numbers_opens_and_closes_a_violation_and_detaches(tmp_path: Path) -> None:

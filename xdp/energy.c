@@ -5,9 +5,10 @@
  * Three hooks keep one running "stretch" per CPU: sched_switch closes the
  * stretch of the task leaving the CPU, a clock tick (a per-CPU perf software
  * event) closes the stretch of whatever runs so that a task that never
- * sleeps is counted too, and softirq_entry/exit time the packet softirqs
- * that the stretches then leave out. Unwatched tasks cost one hash lookup
- * per switch (two when cgroups are watched).
+ * sleeps is counted too, and softirq_entry/exit time the packet softirqs:
+ * a watched task's stretch keeps the ones it ran (the kernel charges them to
+ * it) and counts them apart; the idle task's leaves them out. Unwatched
+ * tasks cost one hash lookup per switch (two when cgroups are watched).
  *
  * Raw tracepoints: the programs read nothing of the tracepoint's arguments
  * but the softirq vector, so no kernel structure layout is assumed. */
@@ -59,17 +60,19 @@ static __always_inline void close_stretch(struct sauron_cpu_time *c, __u64 now)
 	if (c->stretch_start_ns && now > c->stretch_start_ns) {
 		__u64 span = now - c->stretch_start_ns;
 		__u64 in_softirq = softirq - c->stretch_softirq_ns;
-		__u64 own = span > in_softirq ? span - in_softirq : 0;
+		if (in_softirq > span)
+			in_softirq = span;
 		__u64 pid_tgid = bpf_get_current_pid_tgid();
 
 		if ((__u32)pid_tgid == 0) {
-			c->idle_ns += own; /* each CPU's idle task has pid 0 */
+			c->idle_ns += span - in_softirq; /* each CPU's idle task has pid 0 */
 		} else {
 			__u32 *index = watch_index(pid_tgid >> 32);
 			if (index) {
 				struct sauron_watched_time *w = watched_time.lookup(index);
 				if (w) {
-					w->on_cpu_ns += own;
+					w->on_cpu_ns += span;
+					w->softirq_ns += in_softirq;
 					w->stretches += 1;
 				}
 			}

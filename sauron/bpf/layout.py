@@ -372,7 +372,11 @@ class CpuTime(ctypes.Structure):
 
 
 class WatchedTime(ctypes.Structure):
-    _fields_ = [("on_cpu_ns", ctypes.c_uint64), ("stretches", ctypes.c_uint64)]
+    _fields_ = [
+        ("on_cpu_ns", ctypes.c_uint64),
+        ("softirq_ns", ctypes.c_uint64),
+        ("stretches", ctypes.c_uint64),
+    ]
 
 
 #: the maps of xdp/energy.c

@@ -160,9 +160,17 @@ class EnergyMeter:
                 continue
             idle = delta(times.idle_ns[cpu], was.idle_ns[cpu])
             busy.append(max(0, seconds_ns - idle))
-        softirq = [delta(n, b) for n, b in zip(times.softirq_ns(), was.softirq_ns(), strict=True)]
+
+        def grown(now_ns: list[int], before_ns: list[int]) -> list[int]:
+            return [delta(n, b) for n, b in zip(now_ns, before_ns, strict=True)]
+
+        softirq = grown(times.softirq_ns(), was.softirq_ns())
+        # every index is read (a slot freed by a watch entry still counts as in-context)
+        for index, ns in times.watched_softirq_ns.items():
+            in_context = grown(ns, was.watched_softirq_ns.get(index, ns))
+            softirq = [max(0, s - c) for s, c in zip(softirq, in_context, strict=True)]
         watched = {
-            index: [delta(n, b) for n, b in zip(ns, was.watched_ns.get(index, ns), strict=True)]
+            index: grown(ns, was.watched_ns.get(index, ns))
             for index, ns in times.watched_ns.items()
             if index < len(self.watch)
         }

@@ -1,10 +1,12 @@
 """From one interval's measured CPU work to joules per slice.
 
 Cycles: each source's on-CPU time on each CPU times that CPU's frequency.
-The sources never overlap: packet softirqs are taken out of the process
-stretches they interrupt (xdp/energy.c), and the BPF programs' run time is
-part of the softirq or process time it ran in, so it is reported per slice
-(Sauron's own cost) but not counted again.
+The sources never overlap: a watched process's time holds the packet
+softirqs that ran in its context (the kernel charges them to it, so the
+figure agrees with top and schedstat), the softirq source is the packet
+softirq time that ran anywhere else (xdp/energy.c keeps the two apart), and
+the BPF programs' run time is part of the softirq or process time it ran in,
+so it is reported per slice (Sauron's own cost) but not counted again.
 
 Attribution: softirq time and shared processes by each slice's share of
 all the packets the data-plane programs handled; a process bound to a slice
@@ -131,8 +133,9 @@ class IntervalWork:
 
     seconds: Seconds
     busy_ns: list[int]  # per CPU
-    softirq_ns: list[int]  # per CPU
-    #: watch index -> per-CPU on-CPU time
+    #: per CPU, packet softirq time outside the watched processes' contexts
+    softirq_ns: list[int]
+    #: watch index -> per-CPU on-CPU time (its in-context softirqs included)
     watched_ns: dict[int, list[int]]
     #: watch index -> the slice it is bound to (absent: shared)
     watch_slice: dict[int, str]

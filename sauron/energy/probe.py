@@ -38,8 +38,11 @@ class CpuTimes:
     net_rx_ns: list[int]
     net_tx_ns: list[int]
     switches: list[int]
-    #: watch index -> per-CPU on-CPU time of that watched entry
+    #: watch index -> per-CPU on-CPU time of that watched entry (the packet
+    #: softirqs run in its context included, as the kernel charges them)
     watched_ns: dict[int, list[int]] = field(default_factory=dict)
+    #: watch index -> per-CPU packet softirq time run in its context
+    watched_softirq_ns: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def cpus(self) -> int:
@@ -129,6 +132,9 @@ class EnergyProbe(BpfObject):
             switches=[int(c.switches) for c in cpu],
             watched_ns={
                 index: [int(w.on_cpu_ns) for w in per_cpu] for index, per_cpu in enumerate(watched)
+            },
+            watched_softirq_ns={
+                index: [int(w.softirq_ns) for w in per_cpu] for index, per_cpu in enumerate(watched)
             },
         )
 

@@ -4,6 +4,7 @@ and the ground truth they leave. Teardown always runs and leaves nothing."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import select
 import signal
@@ -46,9 +47,15 @@ class Testbed:
         echo_interval: float = 1.0,
         before_nodes: Callable[[Testbed], None] | None = None,
         nat: bool = False,
+        upf_per_slice: bool = False,
     ) -> None:
         """before_nodes runs once the links exist and before any node sends:
-        the place to attach the agent, so that it sees every packet."""
+        the place to attach the agent, so that it sees every packet.
+
+        upf_per_slice: one UPF process per slice (the usual Open5GS layout),
+        each with its own N3 address, TUN device and process name
+        (`upf-<slice>`), instead of one UPF for every slice."""
+        self.upf_per_slice = upf_per_slice
         self.before_nodes = before_nodes
         #: masquerade UE traffic behind the UPF's N6 address, as a typical Open5GS host does
         self.nat = nat
@@ -64,8 +71,22 @@ class Testbed:
     def _sysctl(self, ns: str, *settings: str) -> None:
         subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", *settings], check=True)
 
-    def ue_pools(self) -> list[str]:
-        return [str(n) for s in self.catalog.slices for n in s.spec.ue_subnets if n.version == 4]
+    def ue_pools(self, slice_name: str | None = None) -> list[str]:
+        return [
+            str(n)
+            for s in self.catalog.slices
+            if slice_name is None or s.name == slice_name
+            for n in s.spec.ue_subnets
+            if n.version == 4
+        ]
+
+    def upf_addresses(self) -> dict[str, str]:
+        """slice -> N3 address of its UPF, when there is one UPF per slice."""
+        if not self.upf_per_slice:
+            return {}
+        served = sorted({s.slice for s in self.sessions.sessions})
+        first = ipaddress.IPv4Address(N3_UPF)
+        return {name: str(first + 1 + i) for i, name in enumerate(served)}
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -147,26 +168,69 @@ class Testbed:
                 ],
                 check=True,
             )
+        upfs = self.upf_addresses()
+        for address in upfs.values():
+            subprocess.run(
+                ["ip", "-n", self.upf, "addr", "add", f"{address}/{N3_PREFIX}", "dev", "n3"],
+                check=True,
+            )
+            subprocess.run(
+                [
+                    "ip",
+                    "-n",
+                    self.gnb,
+                    "neigh",
+                    "replace",
+                    address,
+                    "lladdr",
+                    UPF_N3_MAC,
+                    "dev",
+                    "n3",
+                    "nud",
+                    "permanent",
+                ],
+                check=True,
+            )
         if self.before_nodes is not None:
             self.before_nodes(self)
         sessions_path = self.workdir / "sessions.json"
+        if upfs:
+            routed = [
+                s.model_copy(update={"upf_n3": ipaddress.IPv4Address(upfs[s.slice])})
+                for s in self.sessions.sessions
+            ]
+            self.sessions = self.sessions.model_copy(update={"sessions": routed})
         self.sessions.write(sessions_path)
-        self._spawn(
-            "upf",
-            self.upf,
-            [
-                "sauron.testbed.upf",
-                "--sessions",
-                str(sessions_path),
-                "--n3",
-                N3_UPF,
-                "--gnb",
-                N3_GNB,
-                "--echo-interval",
-                str(self.echo_interval),
-                *[a for p in self.ue_pools() for a in ("--ue-pool", p)],
-            ],
-        )
+        upf_args = [
+            "sauron.testbed.upf",
+            "--sessions",
+            str(sessions_path),
+            "--gnb",
+            N3_GNB,
+            "--echo-interval",
+            str(self.echo_interval),
+        ]
+        if not upfs:
+            pools = [a for p in self.ue_pools() for a in ("--ue-pool", p)]
+            self._spawn("upf", self.upf, [*upf_args, "--n3", N3_UPF, "--title", "ref-upf", *pools])
+        for i, (name, address) in enumerate(upfs.items()):
+            pools = [a for p in self.ue_pools(name) for a in ("--ue-pool", p)]
+            self._spawn(
+                f"upf-{name}",
+                self.upf,
+                [
+                    *upf_args,
+                    "--n3",
+                    address,
+                    "--slice",
+                    name,
+                    "--tun",
+                    f"ogstun{i}",
+                    "--title",
+                    f"upf-{name}"[:15],
+                    *pools,
+                ],
+            )
         self._spawn(
             "dn",
             self.dn,
@@ -238,17 +302,24 @@ class Testbed:
         sock.connect((N6_DN, port))
         return sock
 
+    def upf_pids(self) -> dict[str, int]:
+        """UPF process name -> pid ("upf", or "upf-<slice>" for each slice)."""
+        return {n: p.pid for n, p in self.processes.items() if n == "upf" or n.startswith("upf-")}
+
     def set_impairments(self, impairments: dict[str, Impairment]) -> None:
         """Changes the UPF's per-slice impairments while it runs."""
         self.sessions = self.sessions.model_copy(update={"impairments": impairments})
         self.sessions.write(self.workdir / "sessions.json")
-        self.processes["upf"].send_signal(signal.SIGHUP)
+        for name, proc in self.processes.items():
+            if name == "upf" or name.startswith("upf-"):
+                proc.send_signal(signal.SIGHUP)
 
     # ---- stopping -----------------------------------------------------------
     def stop(self) -> dict[str, Any]:
         """Stops the nodes; returns (and writes) the combined ground truth."""
         truth: dict[str, Any] = {"sessions": json.loads(self.sessions.model_dump_json())}
-        for name in ("gnb", "upf", "dn"):
+        upfs = [n for n in self.processes if n == "upf" or n.startswith("upf-")]
+        for name in ("gnb", *upfs, "dn"):
             proc = self.processes.pop(name, None)
             if proc is None:
                 continue

@@ -69,9 +69,11 @@ class Gnb(asyncio.DatagramProtocol):
             return
         gtp = codec.encapsulate(session.ul_teid, packet, qfi=session.qfi, uplink=True, seq=seq)
 
+        upf = self.upf if session.upf_n3 is None else (str(session.upf_n3), codec.GTPU_PORT)
+
         def send() -> None:
             assert self.transport is not None
-            self.transport.sendto(gtp, self.upf)
+            self.transport.sendto(gtp, upf)
             self.truth.add(session.slice, session.ul_teid, "ul_sent", codec.frame_bytes(len(gtp)))
 
         # the radio leg holds it for the slice's radio delay, if any

@@ -31,6 +31,8 @@ class UeSession(_Strict):
     dl_teid: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
     qfi: Annotated[int, Field(ge=0, le=63)] = 9
     sequence_numbers: bool = False
+    #: the N3 address of the UPF serving the session (None: the only UPF)
+    upf_n3: ipaddress.IPv4Address | None = None
 
 
 class Impairment(_Strict):

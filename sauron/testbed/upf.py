@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import ipaddress
 import random
 import signal
@@ -176,6 +177,14 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
     )
 
 
+def set_process_name(name: str) -> None:
+    """The kernel's name of this process (what `ps -o comm` and the energy
+    estimator's name watch see), at most 15 bytes."""
+    pr_set_name = 15
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_name, name.encode()[:15], 0, 0, 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="reference UPF for the Sauron testbed")
     parser.add_argument("--sessions", required=True)
@@ -187,8 +196,20 @@ def main() -> None:
     )
     parser.add_argument("--truth", required=True, help="where to write the ground truth")
     parser.add_argument("--echo-interval", type=float, default=1.0, help="0: send no echo")
+    parser.add_argument(
+        "--slice", default=None, help="serve only this slice's sessions (one UPF per slice)"
+    )
+    parser.add_argument(
+        "--title", default=None, help="process name (comm), as a real UPF has its own"
+    )
     args = parser.parse_args()
+    if args.title:
+        set_process_name(args.title)
     sessions = load_sessions(Path(args.sessions))
+    if args.slice is not None:
+        sessions = sessions.model_copy(
+            update={"sessions": [s for s in sessions.sessions if s.slice == args.slice]}
+        )
     gateways = [
         f"{ipaddress.ip_network(p).network_address + 1}/{ipaddress.ip_network(p).prefixlen}"
         for p in args.ue_pool

@@ -418,8 +418,10 @@ struct sauron_parse_result {
 #define SAURON_SOFTIRQ_NET_RX 3
 
 /* cpu_time[0], per CPU. A "stretch" is the time one task holds the CPU
- * between two events (a switch or the clock tick); packet softirqs that run
- * inside it are taken out of it, so the three times never overlap. */
+ * between two events (a switch or the clock tick). Packet softirqs that run
+ * inside a watched task's stretch are its time, as the kernel charges them
+ * to it (top, pidstat and schedstat agree), and are kept apart so that the
+ * shared softirq time is the rest: the times never overlap. */
 struct sauron_cpu_time {
 	__u64 idle_ns;        /* the idle task, packet softirqs excluded */
 	__u64 net_rx_ns;      /* NET_RX softirq */
@@ -435,9 +437,10 @@ struct sauron_cpu_time {
 };
 
 /* watched_time[watch index], per CPU: on-CPU time of one watched entry,
- * packet softirqs run in its context excluded. */
+ * the packet softirqs run in its context included, and those on their own. */
 struct sauron_watched_time {
 	__u64 on_cpu_ns;
+	__u64 softirq_ns;
 	__u64 stretches;
 };
 

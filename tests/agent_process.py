@@ -1,0 +1,53 @@
+"""The agent as its own process (`sauron run --config`), for the tests that
+drive it like an operator: start it, read its API address, and check that
+it left no program attached."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def start_agent(config: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sauron", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if line.startswith("serving "):
+                return proc, line.split()[1].removesuffix("/api/v1/slices")
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError("the agent did not come up:\n" + "".join(seen))
+
+
+def links_with_programs(ns: str) -> list[str]:
+    found = []
+    for link in ("n3", "n6"):
+        shown = subprocess.run(
+            ["ip", "-n", ns, "-d", "link", "show", link], capture_output=True, text=True
+        ).stdout
+        filters = subprocess.run(
+            ["ip", "netns", "exec", ns, "tc", "filter", "show", "dev", link, "egress"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if "xdp" in shown or filters.strip():
+            found.append(link)
+    return found

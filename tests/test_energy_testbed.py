@@ -1,0 +1,204 @@
+"""The energy estimator end to end: `sauron run` on the testbed with one
+reference UPF per slice (the Open5GS layout), each watched by its process
+name and bound to its slice, eMBB carrying three times URLLC's packets.
+
+The ground truth of each slice's work is its UPF's CPU time as the kernel
+accounts it (/proc/PID/task/*/schedstat, read beside the agent), plus its
+share, by the packets the test sent, of the packet softirq time that ran
+outside the UPFs (the gNB's and DN's sends): the joules of the two slices
+must stand in the ratio of that work within 5 %, and each UPF's measured
+time must match schedstat. Every interval
+must conserve energy (slices + unattributed = node), the figures must name
+the power model and cycle source in use, and an energy-per-GB target the
+slice cannot meet must open a violation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from agent_process import REPO, links_with_programs, start_agent
+
+from sauron.catalog import load_catalog
+from sauron.client import SauronClient
+from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed
+from sauron.testbed.sessions import SessionsFile, make_sessions
+
+pytestmark = [pytest.mark.kernel, pytest.mark.netns]
+
+INTERVAL_S = 1.0
+URLLC_PPS = 400
+EMBB_PPS = 3 * URLLC_PPS
+TRAFFIC_S = 6.0
+#: a target no slice can meet: joules per GB of a few hundred kB per second
+UNMEETABLE_J_PER_GB = 1e-6
+
+
+def cpu_time_ns(pid: int) -> int:
+    """The kernel scheduler's total run time of every thread of a process."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0])
+    return total
+
+
+async def next_interval(api: SauronClient) -> float:
+    """Waits for the agent's next interval to end; returns its end time."""
+    current = (await api.energy()).until
+    while True:
+        await asyncio.sleep(0.005)
+        until = (await api.energy()).until
+        if until is not None and until != current:
+            return until
+
+
+def send_paced(
+    bed: Testbed, plan: dict[str, float], stop: threading.Event, sent: dict[str, int]
+) -> None:
+    """UDP to the DN echo from each UE at its rate (packets per second)."""
+    socks = {ue: bed.ue_udp_socket(ue) for ue in plan}
+    started = time.monotonic()
+    sent.update(dict.fromkeys(plan, 0))
+    while not stop.is_set():
+        elapsed = time.monotonic() - started
+        for ue, pps in plan.items():
+            due = int(elapsed * pps)
+            while sent[ue] < due:
+                socks[ue].sendto(sent[ue].to_bytes(4, "big") + bytes(200), (N6_DN, UDP_ECHO_PORT))
+                sent[ue] += 1
+        time.sleep(0.002)
+    for sock in socks.values():
+        sock.close()
+
+
+def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> None:
+    doc = yaml.safe_load((REPO / "slices" / "default.yaml").read_text())
+    for s in doc["slices"]:
+        s["sla"] = {"max_energy_j_per_gb": UNMEETABLE_J_PER_GB} if s["name"] == "urllc" else {}
+    catalog_path = tmp_path / "catalog.yaml"
+    catalog_path.write_text(yaml.safe_dump(doc))
+    catalog = load_catalog(catalog_path)
+    sessions = SessionsFile(sessions=make_sessions(catalog, {"embb": 1, "urllc": 1}))
+    ue = {s.slice: str(s.ue_ip) for s in sessions.sessions}
+
+    with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=5.0, upf_per_slice=True) as bed:
+        pids = bed.upf_pids()
+        assert set(pids) == {"upf-embb", "upf-urllc"}
+        config = tmp_path / "agent.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "catalog": str(catalog_path),
+                    "interval_s": INTERVAL_S,
+                    "interfaces": [
+                        {"name": "n3", "role": "n3", "netns": bed.upf},
+                        {"name": "n6", "role": "n6", "netns": bed.upf},
+                    ],
+                    "service": {"host": "127.0.0.1", "port": 0},
+                    "sla": {"window": 3, "open_bad": 2, "close_good": 2},
+                    "energy": {
+                        "watch": [
+                            {"name": "upf-embb", "slice": "embb"},
+                            {"name": "upf-urllc", "slice": "urllc"},
+                        ]
+                    },
+                }
+            )
+        )
+        agent, url = start_agent(config)
+        try:
+            sent: dict[str, int] = {}
+
+            async def observe() -> tuple[dict[str, int], object, list[object], object, str]:
+                async with SauronClient(url) as api:
+                    # the work is read the moment an interval ends, so the
+                    # agent's window and the schedstat window are the same
+                    await next_interval(api)
+                    first = await next_interval(api)
+                    work_before = {name: cpu_time_ns(pid) for name, pid in pids.items()}
+                    stop = threading.Event()
+                    plan = {ue["embb"]: EMBB_PPS, ue["urllc"]: URLLC_PPS}
+                    sender = threading.Thread(target=send_paced, args=(bed, plan, stop, sent))
+                    sender.start()
+                    await asyncio.sleep(TRAFFIC_S)
+                    stop.set()
+                    sender.join()
+                    await asyncio.sleep(INTERVAL_S)  # echoes drained
+                    last = await next_interval(api)
+                    work = {n: cpu_time_ns(p) - work_before[n] for n, p in pids.items()}
+                    window = await api.energy(since=first + 0.001, until=last)
+                    series = (await api.slices()).slices
+                    sla = await api.sla()
+                    return work, window, series, sla, ""
+
+            work, window, series, sla, _ = asyncio.run(observe())
+            cli = subprocess.run(
+                [sys.executable, "-m", "sauron", "energy", "--url", url],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=30,
+            )
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            out, _ = agent.communicate(timeout=20)
+        assert agent.returncode == 0, out
+        assert links_with_programs(bed.upf) == [], out
+        bed.stop()
+
+    from sauron.service.schemas import EnergyReport, SlaReport
+
+    assert isinstance(window, EnergyReport) and isinstance(sla, SlaReport)
+    node = window.node
+    assert node is not None and window.available
+    # the figures say how they were made, and it is what this machine offers
+    assert node.method == "profile" and node.profile == "generic"
+    assert node.cycle_source == "/proc/cpuinfo cpu MHz"
+    assert any("no hardware cycle counter" in n for n in node.notes)
+    assert any(n == "watched name upf-embb (slice embb): 1 found" for n in node.notes)
+
+    embb, urllc = window.slices["embb"], window.slices["urllc"]
+    hz = node.frequency_mhz * 1e6
+    # each UPF's time is measured, not derived from packets: the kernel's account
+    for name, e in (("upf-embb", embb), ("upf-urllc", urllc)):
+        measured_ns = e.cycles_process / hz * 1e9
+        assert measured_ns == pytest.approx(work[name], rel=0.05), (name, measured_ns, work)
+    # the softirq time outside the UPFs, shared by the packets each slice sent
+    shared_ns = node.cycles_softirq / hz * 1e9
+    total_sent = sent[ue["embb"]] + sent[ue["urllc"]]
+    truth = {s: work[f"upf-{s}"] + shared_ns * sent[ue[s]] / total_sent for s in ("embb", "urllc")}
+    truth_ratio = truth["embb"] / truth["urllc"]
+    joules_ratio = embb.joules / urllc.joules
+    assert 2.0 < truth_ratio < 4.5, truth  # the UPFs really did work in proportion
+    assert joules_ratio == pytest.approx(truth_ratio, rel=0.05), (work, shared_ns, embb, urllc)
+
+    # conservation over the window: slices + unattributed = node
+    total = sum(e.joules for e in window.slices.values()) + node.unattributed_joules
+    assert total == pytest.approx(node.joules, rel=1e-9)
+    assert node.attributed_joules <= node.joules
+    # per-unit figures from the traffic that entered the UPF
+    assert embb.packets > 0 and embb.joules_per_gb == pytest.approx(
+        embb.joules / (embb.bytes / 1e9)
+    )
+    assert embb.microjoules_per_packet == pytest.approx(embb.joules * 1e6 / embb.packets)
+
+    # every interval conserves too, and the slice documents carry energy
+    for s in series:
+        assert s.kpis is not None and s.kpis.energy is not None
+
+    opened = [v for v in sla.events if v.target == "max_energy_j_per_gb"]
+    assert opened and opened[0].slice == "urllc" and opened[0].worst > UNMEETABLE_J_PER_GB
+
+    assert cli.returncode == 0, cli.stderr
+    assert "power model: profile generic" in cli.stdout
+    assert "cycles: on-CPU time from the kernel x /proc/cpuinfo cpu MHz" in cli.stdout
+    assert "urllc" in cli.stdout and "unattributed" in cli.stdout
