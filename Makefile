@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck unit bench bench-service doctor clean
+.PHONY: help setup demo test lint typecheck unit bench bench-service bench-energy doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ bench: setup ## per-packet cost of the programs; writes bench/results.json
 
 bench-service: setup ## engine cost per interval vs TEIDs, REST latency at 50 clients
 	$(PY) -m bench.service
+
+bench-energy: setup ## the energy probe's added cost per context switch
+	$(PY) -m bench.energy
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -148,3 +148,23 @@ def test_closed_events_are_dropped_first_when_bounded() -> None:
 def test_flapping_rule_is_validated() -> None:
     with pytest.raises(ValueError, match="open_bad"):
         SlaTracker(CATALOG, window=2, open_bad=3)
+
+
+def test_energy_per_gb_is_checked_only_when_estimated_with_traffic() -> None:
+    from sauron.energy.model import SliceEnergy
+
+    catalog = parse_catalog(
+        {"slices": [{"name": "mmtc", "snssai": {"sst": 3}, "sla": {"max_energy_j_per_gb": 500}}]},
+        "test",
+    )
+    spec = catalog.get("mmtc")
+    assert spec is not None
+    k = kpis("mmtc")
+    assert evaluate(spec.spec.sla, k) == []  # no estimator: nothing to check
+    k.energy = SliceEnergy(joules=2.0, bytes=0, joules_per_gb=None)
+    assert evaluate(spec.spec.sla, k) == []  # no traffic: no J/GB, neither good nor bad
+    k.energy = SliceEnergy(joules=2.0, bytes=1_000_000, joules_per_gb=2000.0)
+    (check,) = evaluate(spec.spec.sla, k)
+    assert check.target == "max_energy_j_per_gb" and check.value == 2000.0 and not check.ok
+    k.energy = SliceEnergy(joules=0.2, bytes=1_000_000, joules_per_gb=200.0)
+    assert evaluate(spec.spec.sla, k)[0].ok

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 class WatchEntry(BaseModel):
     """One network function: a process name (its comm or the base name of
-    its first argument), a process id, or a cgroup (v2 path; every cgroup
-    below it too). With `slice` its time belongs to that slice (one UPF per
+    its first argument), a process id, or a cgroup (a path on the cgroup v2
+    hierarchy; every cgroup below it too; the kernel names a task's cgroup
+    only there). With `slice` its time belongs to that slice (one UPF per
     slice, the usual Open5GS layout); without, it is shared by the slices in
     proportion to the packets Sauron saw of each."""
 
@@ -71,6 +72,22 @@ def _cgroup_ids(root: Path) -> list[int]:
     return ids
 
 
+def cgroup2_mounts(mounts: Path = Path("/proc/mounts")) -> list[Path]:
+    """Where cgroup v2 is mounted (/sys/fs/cgroup, or .../unified on hybrid hosts)."""
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return []
+    return [
+        Path(f[1]) for f in (line.split() for line in lines) if len(f) > 2 and f[2] == "cgroup2"
+    ]
+
+
+def on_cgroup2(path: Path) -> bool:
+    resolved = path.resolve()
+    return any(resolved == m or m in resolved.parents for m in cgroup2_mounts())
+
+
 def resolve(entries: list[WatchEntry], proc: Path = Path("/proc")) -> Resolved:
     tgids: dict[int, int] = {}
     cgroups: dict[int, int] = {}
@@ -90,7 +107,7 @@ def resolve(entries: list[WatchEntry], proc: Path = Path("/proc")) -> Resolved:
         if entry.pid is not None and (proc / str(entry.pid)).exists():
             tgids[entry.pid] = index
             found[index] += 1
-        elif entry.cgroup is not None and entry.cgroup.is_dir():
+        elif entry.cgroup is not None and entry.cgroup.is_dir() and on_cgroup2(entry.cgroup):
             for cgroup_id in _cgroup_ids(entry.cgroup):
                 cgroups[cgroup_id] = index
                 found[index] += 1

@@ -1,0 +1,89 @@
+"""What the energy probe costs per context switch.
+
+Two processes pinned to one CPU pass a byte back and forth over pipes, so
+every round trip is two context switches. The same run measures the round
+trip without the probe and with it, alternately, and reads the kernel's
+own statistics of the sched_switch program (run time / run count).
+
+    python -m bench.energy [--round-trips N] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from sauron.energy.probe import EnergyProbe
+
+RESULTS = Path(__file__).with_name("energy_results.json")
+
+
+def ping_pong(round_trips: int, cpu: int = 0) -> float:
+    """Nanoseconds per round trip (two switches) between two processes on one CPU."""
+    to_child, from_parent = os.pipe()
+    to_parent, from_child = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.sched_setaffinity(0, {cpu})
+        for _ in range(round_trips):
+            os.read(to_child, 1)
+            os.write(from_child, b"x")
+        os._exit(0)
+    os.sched_setaffinity(0, {cpu})
+    started = time.perf_counter_ns()
+    for _ in range(round_trips):
+        os.write(from_parent, b"x")
+        os.read(to_parent, 1)
+    elapsed = time.perf_counter_ns() - started
+    os.waitpid(pid, 0)
+    for fd in (to_child, from_parent, to_parent, from_child):
+        os.close(fd)
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    return elapsed / round_trips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--round-trips", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    without: list[float] = []
+    with_probe: list[float] = []
+    per_run: list[float] = []
+    for _ in range(args.rounds):
+        without.append(ping_pong(args.round_trips))
+        with EnergyProbe() as probe:
+            before = probe.program_stats("sauron_sched_switch")
+            with_probe.append(ping_pong(args.round_trips))
+            after = probe.program_stats("sauron_sched_switch")
+            runs = after.run_count - before.run_count
+            per_run.append((after.run_time_ns - before.run_time_ns) / max(runs, 1))
+    base, hooked = statistics.median(without), statistics.median(with_probe)
+    result = {
+        "round_trip_ns_without_probe": round(base),
+        "round_trip_ns_with_probe": round(hooked),
+        "added_ns_per_switch": round((hooked - base) / 2),
+        "ratio_with_over_without": round(hooked / base, 3),
+        "sched_switch_program_ns_per_run": round(statistics.median(per_run)),
+        "round_trips": args.round_trips,
+        "rounds": args.rounds,
+    }
+    print(
+        f"pipe ping-pong on one CPU, median of {args.rounds} rounds of "
+        f"{args.round_trips} round trips (2 context switches each)\n"
+        f"  without the probe  {base / 1000:8.2f} us per round trip\n"
+        f"  with the probe     {hooked / 1000:8.2f} us per round trip   "
+        f"ratio {hooked / base:.3f}\n"
+        f"  added per switch   {(hooked - base) / 2:8.0f} ns (wall clock)\n"
+        f"  sched_switch program, kernel statistics: "
+        f"{statistics.median(per_run):.0f} ns per run"
+    )
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
