@@ -262,8 +262,10 @@ def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_pa
         assert slices[name]["uplink_packets"] > 0 and slices[name]["downlink_packets"] > 0, name
     # eMBB breaks only the target the rate limit aims at (GRO aggregates of
     # its TCP downloads are not stamped, so no transit loss is invented)
-    (violation,) = [v for v in result["violations"] if v["slice_name"] == "embb"]
-    assert violation["target"] == "min_throughput_mbps.downlink"
+    embb = [v for v in result["violations"] if v["slice_name"] == "embb"]
+    (violation,) = [v for v in embb if v["target"] == "min_throughput_mbps.downlink"]
+    # any other eMBB violation is a start-up one, closed by the end
+    assert all(not v["open"] for v in embb if v is not violation), embb
     # the reference UPF is slow in its first seconds (URLLC transit p50 of
     # several ms while TCP ramps up): such violations must have closed
     assert all(not v["open"] for v in result["violations"] if v["slice_name"] != "embb")
