@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sauron.bpf import layout
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
-from sauron.yamlfile import FileProblems, read_yaml
+from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]
@@ -142,10 +142,7 @@ def load_config(path: Path | str) -> AgentConfig:
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            problems.append(f"field {where}: {e['msg']}")
+        problems = field_problems(exc)
         raise ConfigError(path, problems) from None
     if config.catalog is not None and not config.catalog.is_absolute():
         config = config.model_copy(update={"catalog": (path.parent / config.catalog).resolve()})

@@ -119,6 +119,8 @@ class EnergyMeter:
         self.proc = proc
         self.clock = clock
         self.found: dict[int, int] = {}
+        #: CPUs that can count busy time (offline ones stay idle, unread)
+        self.online = online_cpus()
         self.cumulative: dict[str, float] = {}
         self.node_cumulative = 0.0
         self.refresh_watches()
@@ -152,10 +154,9 @@ class EnergyMeter:
         traffic: dict[str, tuple[int, int]],
     ) -> IntervalWork:
         was = self._times
-        online = online_cpus()
         busy = []
         for cpu in range(times.cpus):
-            if online is not None and cpu not in online:
+            if self.online is not None and cpu not in self.online:
                 busy.append(0)
                 continue
             idle = delta(times.idle_ns[cpu], was.idle_ns[cpu])

@@ -141,7 +141,7 @@ class EnergyProbe(BpfObject):
     def own_programs(self) -> list[libbpf.ProgramRunStats]:
         """The kernel's accounting of the probe's own programs: its cost."""
         names = [function for _, function in RAW_TRACEPOINTS] + ["sauron_clock_tick"]
-        return [libbpf.program_run_stats(int(self.bpf.funcs[n.encode()].fd)) for n in names]
+        return [self.program_stats(n) for n in names]
 
     def program_stats(self, function: str) -> libbpf.ProgramRunStats:
         return libbpf.program_run_stats(int(self.bpf.funcs[function.encode()].fd))

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sauron.energy.units import Hertz, Watts
-from sauron.yamlfile import FileProblems, read_yaml
+from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
 
 class ProfileError(FileProblems):
@@ -76,10 +76,7 @@ def load_profile(path: Path) -> PowerProfile:
     try:
         return PowerProfile.model_validate(raw)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            problems.append(f"field {where}: {e['msg']}")
+        problems = field_problems(exc)
         raise ProfileError(path, problems) from None
 
 
