@@ -24,6 +24,14 @@ from sauron.energy.profiles import ProfileError
 from sauron.engine import History, KpiEngine
 from sauron.interfaces import attach_interfaces
 from sauron.netns import Attachments
+from sauron.publish.publisher import Publisher
+from sauron.publish.settings import (
+    InfluxConfig,
+    InfluxSettingsError,
+    read_influx_token,
+    with_environment,
+)
+from sauron.publish.spool import SpoolError
 from sauron.rules import program_catalog
 from sauron.service.app import ServiceOptions, create_app
 from sauron.sla import SlaTracker
@@ -94,6 +102,31 @@ def open_energy(
     return meter, ""
 
 
+def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | None:
+    """The publisher when a server is configured (file or environment);
+    settings it cannot use, or a spool it cannot hold, are errors."""
+    try:
+        influx = with_environment(influx)
+        if not influx.enabled:
+            return None
+        token = read_influx_token(influx)
+        publisher = Publisher(influx, node, token)
+    except InfluxSettingsError as exc:
+        raise ConfigError(exc.path, exc.problems) from None
+    except SpoolError as exc:
+        raise ConfigError(where, [f"field influx.spool_dir: {exc}"]) from None
+    log.info(
+        "publishing",
+        extra={
+            "url": influx.url,
+            "org": influx.org,
+            "bucket": influx.bucket,
+            "spool": str(influx.spool_dir),
+        },
+    )
+    return publisher
+
+
 def run_agent(
     config: AgentConfig, ready: Callable[[str], None] = print, config_path: Path | None = None
 ) -> None:
@@ -101,6 +134,7 @@ def run_agent(
     listens (after every program is attached)."""
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
+    publisher = open_publisher(config.influx, config.node, config_path or Path("(configuration)"))
     attachments = Attachments()
     dp = DataPlane()
     meter: EnergyMeter | None = None
@@ -125,7 +159,9 @@ def run_agent(
             )
             if energy_off:
                 engine.energy_off = energy_off
-            app = create_app(engine, interval=config.interval_s, options=options)
+            app = create_app(
+                engine, interval=config.interval_s, options=options, publisher=publisher
+            )
             asyncio.run(_serve_until_stopped(app, config, ready))
         finally:
             if meter is not None:

@@ -72,15 +72,23 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from sauron.agent import open_publisher
     from sauron.catalog import CatalogError, load_catalog
+    from sauron.config import ConfigError
     from sauron.demo import run_demo
+    from sauron.publish.settings import DEFAULT_SPOOL, InfluxConfig
 
     try:
         catalog = load_catalog(args.catalog)
-    except CatalogError as exc:
+        # the demo publishes when SAURON_INFLUX_URL says where, node "demo"
+        influx = InfluxConfig(spool_dir=DEFAULT_SPOOL / "demo")
+        publisher = open_publisher(influx, "demo", Path("(environment)"))
+    except (CatalogError, ConfigError) as exc:
         print(exc, file=sys.stderr)
         return 2
-    result = run_demo(args.duration, catalog, host=args.host, port=args.port)
+    if publisher is not None:
+        print(f"publishing to {publisher.config.url}, bucket {publisher.config.bucket}")
+    result = run_demo(args.duration, catalog, host=args.host, port=args.port, publisher=publisher)
     print("G-PDUs counted per slice:", json.dumps(result["slices"]))
     print(f"ground truth and node logs: {result['workdir']}")
     return 0

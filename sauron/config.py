@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sauron.bpf import layout
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
+from sauron.publish.settings import InfluxConfig
 from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
@@ -124,6 +125,8 @@ class AgentConfig(BaseModel):
     sla: SlaRule = SlaRule()
     history: HistoryConfig = HistoryConfig()
     energy: EnergyConfig = EnergyConfig()
+    #: the InfluxDB publisher (SAURON_INFLUX_* in the environment win over it)
+    influx: InfluxConfig = InfluxConfig()
 
     @model_validator(mode="after")
     def _distinct_interfaces(self) -> AgentConfig:
@@ -158,6 +161,13 @@ def load_config(path: Path | str) -> AgentConfig:
             update={"profiles_dir": (path.parent / profiles).resolve()}
         )
         config = config.model_copy(update={"energy": energy})
+    influx_paths = {
+        name: (path.parent / value).resolve()
+        for name in ("spool_dir", "token_file")
+        if (value := getattr(config.influx, name)) is not None and not value.is_absolute()
+    }
+    if influx_paths:
+        config = config.model_copy(update={"influx": config.influx.model_copy(update=influx_paths)})
     return config
 
 

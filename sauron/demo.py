@@ -28,6 +28,7 @@ from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
 from sauron.engine import KpiEngine, Snapshot
 from sauron.interfaces import attach_interfaces
+from sauron.publish.publisher import Publisher
 from sauron.rules import program_catalog
 from sauron.service.app import create_app
 from sauron.service.documents import snapshot_doc
@@ -130,8 +131,9 @@ async def _serve(
     host: str,
     port: int,
     out: Callable[[str], None],
+    publisher: Publisher | None,
 ) -> None:
-    runner = web.AppRunner(create_app(engine, interval=1.0))
+    runner = web.AppRunner(create_app(engine, interval=1.0, publisher=publisher))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -156,6 +158,7 @@ def run_demo(
     workdir: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
+    publisher: Publisher | None = None,
 ) -> dict[str, Any]:
     """Runs the demo; returns per-slice totals, the SLA events and the
     testbed's ground truth."""
@@ -184,7 +187,7 @@ def run_demo(
             lambda snap: out(f"t={time.monotonic() - started:5.1f}s\n{_table(snap, catalog)}\n")
         )
         try:
-            asyncio.run(_serve(engine, bed, duration, host, port, out))
+            asyncio.run(_serve(engine, bed, duration, host, port, out, publisher))
         except KeyboardInterrupt:
             out("interrupted")
         finally:
@@ -205,6 +208,12 @@ def run_demo(
         }
         for s in catalog.slices
     }
+    if publisher is not None:
+        h = publisher.health()
+        out(
+            f"InfluxDB {h['url']} bucket {h['bucket']}: {h['points_written']} points written, "
+            f"{h['spool_points']} waiting in the spool, {h['points_dropped']} dropped"
+        )
     return {
         "slices": totals,
         "violations": [{**vars(v), "open": v.open} for v in tracker.events],

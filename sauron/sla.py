@@ -152,6 +152,9 @@ class SlaTracker:
     max_events: int = 1000
     interval: int = 0
     events: list[Violation] = field(default_factory=list)
+    #: what the latest observe() opened and closed, in order: ("opened" or
+    #: "closed", the violation); the publisher writes these as events
+    changes: list[tuple[str, Violation]] = field(default_factory=list)
     _state: dict[tuple[str, str], _TargetState] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -161,6 +164,7 @@ class SlaTracker:
     def observe(self, slices: dict[str, SliceKpis], at: float) -> list[Check]:
         """One interval's KPIs, per slice name; returns its checks."""
         self.interval += 1
+        self.changes = []
         all_checks: list[Check] = []
         for s in self.catalog.slices:
             kpis = slices.get(s.name)
@@ -200,9 +204,11 @@ class SlaTracker:
                 v.worst = self._worse(check, v.worst, o.value)
             state.violation = v
             self.events.append(v)
+            self.changes.append(("opened", v))
         elif state.good_run >= self.close_good:
             v.ended_interval, v.ended_at = self.interval, at
             state.violation = None
+            self.changes.append(("closed", v))
             return
         if not check.ok:
             v.bad_intervals += 1

@@ -16,6 +16,7 @@ from aiohttp.typedefs import Middleware
 from sauron.catalog import Catalog, Slice
 from sauron.engine import KpiEngine, Snapshot
 from sauron.histogram import GAP, LATENCY, Histogram
+from sauron.publish.publisher import REJECTED, Publisher
 from sauron.quality import NS_PER_MS
 from sauron.service.documents import (
     energy_doc,
@@ -36,6 +37,7 @@ from sauron.sessions import TOP_SESSIONS
 ENGINE = web.AppKey("engine", KpiEngine)
 INTERVAL = web.AppKey("interval", float)
 HUB = web.AppKey("hub", StreamHub)
+PUBLISHER = web.AppKey("publisher", Publisher)
 MAX_SERIES_POINTS = 3600
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -85,10 +87,24 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready once an interval is done; not ready while the InfluxDB server
+    refuses the publisher (a configuration to fix). An unreachable server is
+    an outage the spool rides out: ready, and the body says so."""
     latest = request.app[ENGINE].history.latest()
+    body: dict[str, object] = {"status": "ready"}
+    status = 200
     if latest is None:
-        return web.json_response({"status": "waiting for the first interval"}, status=503)
-    return web.json_response({"status": "ready", "last_interval": latest.time})
+        body["status"] = "waiting for the first interval"
+        status = 503
+    else:
+        body["last_interval"] = latest.time
+    publisher = request.app.get(PUBLISHER)
+    if publisher is not None:
+        body["publisher"] = publisher.health()
+        if publisher.stats.state == REJECTED:
+            body["status"] = "the InfluxDB server refuses the writes"
+            status = 503
+    return web.json_response(body, status=status)
 
 
 def _status(request: web.Request, s: Slice) -> str:
@@ -252,7 +268,8 @@ async def energy(request: web.Request) -> web.Response:
 
 async def metrics_route(request: web.Request) -> web.Response:
     return web.Response(
-        text=render_metrics(request.app[ENGINE]), headers={"Content-Type": METRICS_TYPE}
+        text=render_metrics(request.app[ENGINE], request.app.get(PUBLISHER)),
+        headers={"Content-Type": METRICS_TYPE},
     )
 
 
@@ -285,6 +302,18 @@ async def _tick_forever(app: web.Application) -> None:
         await loop.run_in_executor(None, engine.tick)
 
 
+async def publishing(app: web.Application) -> AsyncIterator[None]:
+    """Runs the publisher beside the engine; on shutdown (after the ticker
+    stopped) it writes or spools what is still queued."""
+    publisher, engine = app[PUBLISHER], app[ENGINE]
+    await publisher.start()
+    hear = publisher.listener(engine)
+    engine.listeners.append(hear)
+    yield
+    engine.listeners.remove(hear)
+    await publisher.stop()
+
+
 async def engine_ticker(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(_tick_forever(app))
     yield
@@ -298,6 +327,7 @@ def create_app(
     interval: float = 1.0,
     tick: bool = True,
     options: ServiceOptions | None = None,
+    publisher: Publisher | None = None,
 ) -> web.Application:
     """tick=False leaves ticking to the caller (tests drive the engine)."""
     options = options or ServiceOptions()
@@ -323,6 +353,9 @@ def create_app(
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(stream_hub)
     app.on_shutdown.append(end_streams)
+    if publisher is not None:
+        app[PUBLISHER] = publisher
+        app.cleanup_ctx.append(publishing)
     if tick:
         app.cleanup_ctx.append(engine_ticker)
     return app

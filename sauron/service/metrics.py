@@ -5,9 +5,12 @@ and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sauron.bpf import layout
-from sauron.engine import RTT_DIRECTION, KpiEngine
+from sauron.engine import RTT_DIRECTION, KpiEngine, Snapshot
 from sauron.histogram import LATENCY, Histogram
+from sauron.publish.publisher import STATE_CODES, Publisher
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -67,7 +70,7 @@ def _histogram_lines(name: str, labels: dict[str, object], h: Histogram) -> list
     return lines
 
 
-def render(engine: KpiEngine) -> str:
+def render(engine: KpiEngine, publisher: Publisher | None = None) -> str:
     c = engine.counters
     catalog = engine.catalog
     out: list[str] = []
@@ -190,4 +193,101 @@ def render(engine: KpiEngine) -> str:
         out.append(
             f"sauron_sla_violated{_labels(slice=s.name)} {int(engine.sla.status(s.name) == 'violated')}"
         )
+    if latest is not None and latest.energy is not None:
+        out += _energy_lines(latest, family)
+    if publisher is not None:
+        out += _publisher_lines(publisher, family)
     return "\n".join(out) + "\n"
+
+
+def _energy_lines(latest: Snapshot, family: Callable[[str, str, str], None]) -> list[str]:
+    out: list[str] = []
+    node = latest.energy
+    assert node is not None
+    method = {"method": node.method}
+    family(
+        "sauron_energy_joules_total",
+        "counter",
+        "Energy attributed to the slice since the agent started.",
+    )
+    for kpis in latest.slices.values():
+        if kpis.energy is not None:
+            labels = _labels(slice=kpis.name, **method)
+            out.append(f"sauron_energy_joules_total{labels} {kpis.energy.cumulative_joules:.6f}")
+    family(
+        "sauron_energy_watts", "gauge", "Mean power attributed to the slice over the last interval."
+    )
+    for kpis in latest.slices.values():
+        if kpis.energy is not None:
+            out.append(
+                f"sauron_energy_watts{_labels(slice=kpis.name, **method)} {kpis.energy.watts:.6f}"
+            )
+    family(
+        "sauron_node_energy_joules_total",
+        "counter",
+        "The node's estimated energy since the agent started.",
+    )
+    out.append(f"sauron_node_energy_joules_total{_labels(**method)} {node.cumulative_joules:.6f}")
+    family("sauron_node_energy_watts", "gauge", "The node's mean power over the last interval.")
+    out.append(f"sauron_node_energy_watts{_labels(**method)} {node.watts:.6f}")
+    return out
+
+
+def _publisher_lines(publisher: Publisher, family: Callable[[str, str, str], None]) -> list[str]:
+    out: list[str] = []
+    s = publisher.stats
+
+    def one(name: str, kind: str, help_text: str, value: float) -> None:
+        family(name, kind, help_text)
+        out.append(f"{name} {value}")
+
+    one(
+        "sauron_publisher_points_written_total",
+        "counter",
+        "Points the InfluxDB server accepted (replays included).",
+        s.points_written,
+    )
+    one(
+        "sauron_publisher_points_replayed_total",
+        "counter",
+        "Points written from the spool.",
+        s.points_replayed,
+    )
+    one(
+        "sauron_publisher_points_spooled_total",
+        "counter",
+        "Points put in the disk spool.",
+        s.points_spooled,
+    )
+    one(
+        "sauron_publisher_retries_total",
+        "counter",
+        "Write attempts that failed and will be tried again.",
+        s.retries,
+    )
+    family(
+        "sauron_publisher_points_dropped_total",
+        "counter",
+        "Points thrown away, by reason (spool_full, refused_<status>).",
+    )
+    for reason in ("spool_full", *sorted(r for r in s.points_dropped if r != "spool_full")):
+        out.append(
+            f"sauron_publisher_points_dropped_total{_labels(reason=reason)} {s.points_dropped.get(reason, 0)}"
+        )
+    one(
+        "sauron_publisher_spool_points",
+        "gauge",
+        "Points waiting in the disk spool.",
+        publisher.spool.points,
+    )
+    one("sauron_publisher_spool_bytes", "gauge", "Bytes in the disk spool.", publisher.spool.size)
+    one(
+        "sauron_publisher_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last accepted write (0: none yet).",
+        s.last_success or 0,
+    )
+    family("sauron_publisher_state", "gauge", "1 for the publisher's current state.")
+    for state in STATE_CODES:
+        out.append(f"sauron_publisher_state{_labels(state=state)} {int(s.state == state)}")
+    return out

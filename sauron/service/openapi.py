@@ -120,7 +120,12 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
             "/healthz": _get("the process is alive", {"200": _json(schemas.Health)}, security=[]),
             "/readyz": _get(
                 "a first interval has been measured",
-                {"200": _json(schemas.Health), "503": _json(schemas.Health, "not yet")},
+                {
+                    "200": _json(schemas.Health),
+                    "503": _json(
+                        schemas.Health, "not yet, or the InfluxDB server refuses the writes"
+                    ),
+                },
                 security=[],
             ),
             "/metrics": _get(

@@ -233,9 +233,30 @@ class SlaReport(_Doc):
     events: list[ViolationDoc]
 
 
+class PublisherHealth(_Doc):
+    """The InfluxDB publisher: starting, publishing, spooling (the server is
+    away; points wait on disk), rejected (the server refuses the token, org
+    or bucket) or stopped."""
+
+    state: str
+    url: str | None
+    bucket: str
+    points_written: int
+    points_queued: int
+    points_spooled: int
+    points_replayed: int
+    points_dropped: int
+    retries: int
+    spool_points: int
+    spool_bytes: int
+    last_success: float | None
+    last_error: str
+
+
 class Health(_Doc):
     status: str
     last_interval: float | None = None
+    publisher: PublisherHealth | None = None
 
 
 class Problem(BaseModel):

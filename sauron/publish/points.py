@@ -1,0 +1,252 @@
+"""The schema Sauron writes to InfluxDB, one snapshot at a time: which
+measurements, tags and fields (the README's table is this module in prose).
+
+Every point carries the snapshot's own time, so a point written twice (a
+replay after an outage) lands on itself instead of counting twice. Counts
+are the interval's deltas; histogram buckets are the interval's counts per
+bucket (not cumulative), so buckets of many nodes and intervals add up and
+a percentile can be taken from the merged histogram. Series stay bounded:
+per slice, direction, metric and bucket; per-session series only when the
+configuration asks for the top N sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import fields as dataclass_fields
+
+from sauron.engine import DirectionKpis, SliceKpis, Snapshot
+from sauron.histogram import GAP, LATENCY, Geometry
+from sauron.publish.lineproto import FieldValue, line
+from sauron.quality import NS_PER_MS, LatencyKpis
+from sauron.sessions import SessionVolume
+from sauron.sla import Violation
+
+TRAFFIC = "sauron_traffic"
+SLICE = "sauron_slice"
+LATENCY_M = "sauron_latency"
+LOSS = "sauron_loss"
+HISTOGRAM = "sauron_histogram"
+SLICE_ENERGY = "sauron_energy"
+NODE_ENERGY = "sauron_node_energy"
+SLA_EVENT = "sauron_sla_event"
+SESSION = "sauron_session"
+
+MEASUREMENTS = (
+    TRAFFIC,
+    SLICE,
+    LATENCY_M,
+    LOSS,
+    HISTOGRAM,
+    SLICE_ENERGY,
+    NODE_ENERGY,
+    SLA_EVENT,
+    SESSION,
+)
+
+DIRECTIONS = ("uplink", "downlink")
+TRAFFIC_FIELDS = (
+    "packets_in",
+    "bytes_in",
+    "packets_out",
+    "bytes_out",
+    "pps",
+    "mbps",
+    "upf_drops",
+    "malformed",
+)
+LATENCY_FIELDS = ("mean_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms")
+ENERGY_FIELDS = (
+    "cycles_softirq",
+    "cycles_process",
+    "cycles_bpf",
+    "dynamic_joules",
+    "idle_joules",
+    "joules",
+    "watts",
+    "packets",
+    "bytes",
+    "joules_per_gb",
+    "microjoules_per_packet",
+    "cumulative_joules",
+)
+#: node energy fields that are text (tags or left out) rather than numbers
+_NODE_ENERGY_TEXT = {
+    "method",
+    "energy_source",
+    "profile",
+    "profile_reason",
+    "cycle_source",
+    "notes",
+}
+
+
+def time_ns(unix_s: float) -> int:
+    """Unix seconds as integer nanoseconds, rounded to the microsecond so the
+    same snapshot always gives the same timestamp."""
+    return round(unix_s * 1e6) * 1000
+
+
+def slice_tags(node: str, kpis: SliceKpis) -> dict[str, str]:
+    """node, slice, and the S-NSSAI as sst and sd (absent when the slice has
+    none: the unclassified traffic, an S-NSSAI without SD)."""
+    tags = {"node": node, "slice": kpis.name}
+    if kpis.snssai:
+        sst, _, sd = kpis.snssai.partition("-")
+        tags["sst"] = sst
+        if sd:
+            tags["sd"] = sd
+    return tags
+
+
+def le_text(geometry: Geometry, index: int, scale: float) -> str:
+    """A bucket's upper bound as the `le` tag: the shortest decimal that
+    reads back to the same number, or +Inf for the overflow bucket."""
+    upper = geometry.upper(index)
+    return "+Inf" if upper == float("inf") else repr(upper / scale)
+
+
+def _bucket_points(
+    tags: dict[str, str], geometry: Geometry, buckets: Mapping[int, int], scale: float, t: int
+) -> Iterable[str]:
+    for index in sorted(buckets):
+        if buckets[index]:
+            le = le_text(geometry, int(index), scale)
+            yield line(HISTOGRAM, {**tags, "le": le}, {"count": buckets[index]}, t)
+
+
+def _latency_points(
+    tags: dict[str, str], metric: str, direction: str, k: LatencyKpis, t: int
+) -> Iterable[str]:
+    if k.samples <= 0:
+        return
+    at = {**tags, "metric": metric, "direction": direction}
+    values: dict[str, FieldValue | None] = {"samples": k.samples, "sum_ms": k.sum_ns / NS_PER_MS}
+    values.update({f: getattr(k, f) for f in LATENCY_FIELDS})
+    yield line(LATENCY_M, at, values, t)
+    yield from _bucket_points(at, LATENCY, k.buckets, NS_PER_MS, t)
+
+
+def _direction_points(tags: dict[str, str], direction: str, k: DirectionKpis, t: int) -> list[str]:
+    at = {**tags, "direction": direction}
+    out = [line(TRAFFIC, at, {f: getattr(k, f) for f in TRAFFIC_FIELDS}, t)]
+    out += _latency_points(tags, "transit", direction, k.transit, t)
+    loss = k.loss
+    by_source: dict[str, dict[str, FieldValue | None]] = {
+        "transit": {
+            "lost": loss.transit_lost,
+            "measured": loss.transit_resolved,
+            "ratio": loss.transit_ratio,
+        },
+        "sequence": {
+            "lost": loss.sequence_lost,
+            "measured": loss.sequence_lost + loss.sequence_received,
+            "ratio": loss.sequence_ratio,
+            "reordered": loss.sequence_reordered,
+            "duplicates": loss.sequence_duplicates,
+        },
+        "tcp": {
+            "lost": loss.tcp_retransmissions,
+            "measured": loss.tcp_segments,
+            "ratio": loss.tcp_retransmission_ratio,
+        },
+    }
+    for source, values in by_source.items():
+        if values["measured"]:
+            out.append(line(LOSS, {**at, "source": source}, values, t))
+    if loss.burst_buckets:
+        burst_tags = {**tags, "metric": "loss_burst", "direction": direction}
+        out += _bucket_points(burst_tags, GAP, loss.burst_buckets, 1.0, t)
+    return out
+
+
+def slice_points(node: str, kpis: SliceKpis, t: int, open_violations: int) -> list[str]:
+    tags = slice_tags(node, kpis)
+    out = [
+        line(
+            SLICE,
+            tags,
+            {
+                "active_teids": kpis.active_teids,
+                "active_ues": kpis.active_ues,
+                "sla_status": kpis.sla,
+                "sla_open_violations": open_violations,
+            },
+            t,
+        )
+    ]
+    out += _direction_points(tags, "uplink", kpis.uplink, t)
+    out += _direction_points(tags, "downlink", kpis.downlink, t)
+    out += _latency_points(tags, "rtt_ran", "downlink", kpis.ran_rtt, t)
+    out += _latency_points(tags, "rtt_dn", "uplink", kpis.dn_rtt, t)
+    return out
+
+
+def snapshot_points(
+    node: str, snap: Snapshot, open_violations: Mapping[str, int] | None = None
+) -> list[str]:
+    """Every point of one snapshot."""
+    t = time_ns(snap.time)
+    opened = open_violations or {}
+    out: list[str] = []
+    for name, kpis in snap.slices.items():
+        out += slice_points(node, kpis, t, opened.get(name, 0))
+    node_energy = snap.energy
+    if node_energy is None:
+        return out
+    method = {"node": node, "method": node_energy.method, "profile": node_energy.profile or "none"}
+    for kpis in snap.slices.values():
+        if kpis.energy is not None:
+            values = {f: getattr(kpis.energy, f) for f in ENERGY_FIELDS}
+            out.append(line(SLICE_ENERGY, {**slice_tags(node, kpis), **method}, values, t))
+    node_values: dict[str, FieldValue | None] = {
+        f.name: getattr(node_energy, f.name)
+        for f in dataclass_fields(node_energy)
+        if f.name not in _NODE_ENERGY_TEXT
+    }
+    node_values["interval_s"] = snap.interval_s
+    out.append(line(NODE_ENERGY, method, node_values, t))
+    return out
+
+
+def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
+    """An SLA violation opening or closing, at the time it did; `change` is
+    "opened" or "closed"."""
+    tags = {"node": node, "slice": v.slice_name, "target": v.target, "change": change}
+    if snssai:
+        sst, _, sd = snssai.partition("-")
+        tags["sst"] = sst
+        if sd:
+            tags["sd"] = sd
+    at = v.started_at if change == "opened" else (v.ended_at or v.started_at)
+    values: dict[str, FieldValue | None] = {
+        "limit": v.limit,
+        "worst": v.worst,
+        "started_at": v.started_at,
+        "ended_at": v.ended_at,
+        "intervals": v.intervals,
+        "bad_intervals": v.bad_intervals,
+    }
+    return line(SLA_EVENT, tags, values, time_ns(at))
+
+
+def session_points(
+    node: str, kpis: SliceKpis, sessions: Iterable[SessionVolume], t: int
+) -> list[str]:
+    """The top sessions of one slice (only when the configuration asks)."""
+    tags = slice_tags(node, kpis)
+    out = []
+    for s in sessions:
+        key = {"teid": f"0x{s.teid:08x}"} if s.teid is not None else {}
+        if s.ue_address:
+            key["ue"] = s.ue_address
+        if not key:
+            continue
+        values: dict[str, FieldValue | None] = {
+            "uplink_packets": s.uplink_packets,
+            "downlink_packets": s.downlink_packets,
+            "uplink_bytes": s.uplink_bytes,
+            "downlink_bytes": s.downlink_bytes,
+            "qfi": s.qfi,
+        }
+        out.append(line(SESSION, {**tags, **key}, values, t))
+    return out

@@ -1,0 +1,334 @@
+"""The publisher: each snapshot becomes points (in the engine's thread),
+which wait in a bounded queue and are written in batches every flush
+interval.
+
+While the server answers, batches go straight to it. When a write fails
+for a reason that may pass (no connection, timeout, 5xx, 429), that batch
+and every later one go to the disk spool instead, in order, and the spool
+is replayed oldest first once the backoff (doubling, with jitter, or the
+server's Retry-After) allows another attempt; a spool left by an earlier
+run is replayed the same way. A refusal of who we are (401, 403, 404) is
+logged once, clearly, and retried only every `rejected_retry_s` while the
+points wait in the spool; a refusal of what a batch holds (other 4xx) drops
+that batch, counted (413: the batch is split first). Points keep their
+snapshot's timestamp, so a replay overwrites rather than adds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from sauron.publish.points import session_points, snapshot_points, time_ns, violation_point
+from sauron.publish.settings import InfluxConfig
+from sauron.publish.spool import Spool
+from sauron.publish.writer import InfluxWriter, Outcome, WriteResult
+
+if TYPE_CHECKING:
+    from sauron.engine import KpiEngine, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: states, as /readyz and the metrics show them
+STARTING, PUBLISHING, SPOOLING, REJECTED, STOPPED = (
+    "starting",
+    "publishing",
+    "spooling",
+    "rejected",
+    "stopped",
+)
+STATE_CODES = {STARTING: 0, PUBLISHING: 1, SPOOLING: 2, REJECTED: 3, STOPPED: 4}
+
+
+class Writer(Protocol):
+    async def write(self, lines: list[str]) -> WriteResult: ...
+    async def close(self) -> None: ...
+
+
+def retry_delay(
+    failures: int,
+    first_s: float,
+    max_s: float,
+    retry_after: float | None = None,
+    draw: Callable[[], float] = random.random,
+) -> float:
+    """Seconds before the next attempt after `failures` failures in a row:
+    first_s doubling up to max_s, the upper half of it drawn at random so
+    that many agents do not return at once; never sooner than Retry-After."""
+    ceiling = min(max_s, first_s * 2.0 ** max(0, failures - 1))
+    delay: float = ceiling / 2 + draw() * ceiling / 2
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass
+class PublisherStats:
+    state: str = STARTING
+    points_queued: int = 0
+    points_written: int = 0
+    #: write attempts that failed and will be tried again
+    retries: int = 0
+    points_spooled: int = 0
+    points_replayed: int = 0
+    #: reason -> points thrown away (spool cap, refused content)
+    points_dropped: dict[str, int] = field(default_factory=dict)
+    last_success: float | None = None  # unix seconds
+    last_error: str = ""
+    last_status: int | None = None
+
+    def dropped(self, reason: str, points: int) -> None:
+        self.points_dropped[reason] = self.points_dropped.get(reason, 0) + points
+
+
+class Publisher:
+    def __init__(
+        self,
+        config: InfluxConfig,
+        node: str,
+        token: str | None,
+        clock: Callable[[], float] = time.time,
+        draw: Callable[[], float] = random.random,
+        writer_factory: Callable[[], Writer] | None = None,
+    ) -> None:
+        self.config, self.node = config, node
+        self.clock, self.draw = clock, draw
+        self.spool = Spool(config.spool_dir, config.spool_max_bytes)
+        self.stats = PublisherStats()
+        self._make_writer: Callable[[], Writer] = writer_factory or (
+            lambda: InfluxWriter(config, token)
+        )
+        self._writer: Writer | None = None
+        self._pending: deque[str] = deque()
+        self._failures = 0
+        self._next_attempt = 0.0  # loop time
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- intake ---------------------------------------------------------
+
+    def points_of(self, snap: Snapshot, engine: KpiEngine | None = None) -> list[str]:
+        """The points of one snapshot, with the SLA changes and top sessions
+        of the engine's latest interval when it is given."""
+        if engine is None:
+            return snapshot_points(self.node, snap)
+        opened: dict[str, int] = {}
+        for v in engine.sla.events:
+            if v.open:
+                opened[v.slice_name] = opened.get(v.slice_name, 0) + 1
+        lines = snapshot_points(self.node, snap, opened)
+        for change, v in engine.sla.changes:
+            kpis = snap.slices.get(v.slice_name)
+            lines.append(violation_point(self.node, v, change, kpis.snssai if kpis else ""))
+        if self.config.top_sessions:
+            t = time_ns(snap.time)
+            for kpis in snap.slices.values():
+                top = engine.sessions.teids.top.get(kpis.slice_id, [])
+                lines += session_points(self.node, kpis, top[: self.config.top_sessions], t)
+        return lines
+
+    def listener(self, engine: KpiEngine) -> Callable[[Snapshot], None]:
+        """An engine listener: runs in the engine's thread, hands the points
+        to the event loop."""
+
+        def hear(snap: Snapshot) -> None:
+            lines = self.points_of(snap, engine)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self.offer, lines)
+
+        return hear
+
+    def offer(self, lines: list[str]) -> None:
+        """Queues points (on the event loop). Beyond the queue's bound the
+        oldest go to the spool rather than being lost."""
+        self._pending.extend(lines)
+        self.stats.points_queued += len(lines)
+        excess = len(self._pending) - self.config.queue_points
+        if excess > 0:
+            self._to_spool([self._pending.popleft() for _ in range(excess)])
+        if self._wake is not None and len(self._pending) >= self.config.batch_size:
+            self._wake.set()
+
+    # -- running --------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._writer = self._make_writer()
+        if self.spool.batches:
+            log.warning(
+                "replaying the spool",
+                extra={"points": self.spool.points, "batches": self.spool.batches},
+            )
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Writes or spools what is queued, then closes."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._writer is not None:
+            await self._writer.close()
+        self.spool.close()
+        self.stats.state = STOPPED
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._until_due())
+            self._wake.clear()
+            await self.flush()
+            if self._stopping:
+                return
+
+    def _until_due(self) -> float:
+        wait = self.config.flush_interval_s
+        if self.spool.batches:
+            wait = min(wait, max(0.0, self._next_attempt - self._now()))
+        return wait
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _may_attempt(self) -> bool:
+        return self._now() >= self._next_attempt
+
+    async def flush(self) -> None:
+        """One round: queued points into batches, the spool replayed while
+        the server takes it, fresh batches written or spooled."""
+        size = self.config.batch_size
+        batches: list[list[str]] = []
+        while self._pending:
+            batches.append([self._pending.popleft() for _ in range(min(size, len(self._pending)))])
+        if self.spool.batches or not self._may_attempt():
+            for batch in batches:
+                self._to_spool(batch)
+            batches = []
+        await self._replay()
+        for n, batch in enumerate(batches):
+            if self.spool.batches or not self._may_attempt():
+                for rest in batches[n:]:
+                    self._to_spool(rest)
+                return
+            result = await self._send(batch)
+            if result.outcome in (Outcome.RETRY, Outcome.REJECTED):
+                for rest in batches[n:]:
+                    self._to_spool(rest)
+                return
+
+    async def _replay(self) -> None:
+        while self.spool.batches and self._may_attempt():
+            if self._stopping and self.stats.state != PUBLISHING:
+                return  # do not hold a shutdown on a server that is away
+            batch = self.spool.oldest()
+            if batch is None:
+                return
+            result = await self._send(batch.lines, replay=True)
+            if result.outcome in (Outcome.RETRY, Outcome.REJECTED):
+                return
+            self.spool.remove(batch.seq)
+
+    async def _send(self, lines: list[str], replay: bool = False) -> WriteResult:
+        assert self._writer is not None
+        result = await self._writer.write(lines)
+        if result.outcome is Outcome.INVALID and result.status == 413 and len(lines) > 1:
+            half = len(lines) // 2
+            first = await self._send(lines[:half], replay)
+            if first.outcome in (Outcome.RETRY, Outcome.REJECTED):
+                return first  # the whole batch is retried; the half written is overwritten
+            return await self._send(lines[half:], replay)
+        self._account(result, len(lines), replay)
+        return result
+
+    def _account(self, result: WriteResult, points: int, replay: bool) -> None:
+        s = self.stats
+        s.last_status = result.status
+        if result.outcome is Outcome.WRITTEN:
+            if s.state in (SPOOLING, REJECTED):
+                log.warning("writing again", extra={"after_failures": self._failures})
+            s.state = PUBLISHING
+            s.points_written += points
+            if replay:
+                s.points_replayed += points
+            s.last_success = self.clock()
+            s.last_error = ""
+            self._failures = 0
+            self._next_attempt = 0.0
+            return
+        s.last_error = f"{result.status or 'no answer'}: {result.message}"
+        if result.outcome is Outcome.INVALID:
+            s.dropped(f"refused_{result.status}", points)
+            log.error(
+                "batch refused by the server, dropped",
+                extra={"status": result.status, "points": points, "server_said": result.message},
+            )
+            return
+        self._failures += 1
+        s.retries += 1
+        if result.outcome is Outcome.REJECTED:
+            delay = self.config.rejected_retry_s
+            if s.state != REJECTED:
+                log.error(
+                    "the server refused the writes: check the token, org and bucket",
+                    extra={
+                        "status": result.status,
+                        "server_said": result.message,
+                        "org": self.config.org,
+                        "bucket": self.config.bucket,
+                        "next_attempt_s": delay,
+                    },
+                )
+            s.state = REJECTED
+        else:
+            delay = retry_delay(
+                self._failures,
+                self.config.retry_first_s,
+                self.config.retry_max_s,
+                result.retry_after,
+                self.draw,
+            )
+            if s.state != SPOOLING:
+                log.warning(
+                    "cannot write, spooling",
+                    extra={"status": result.status, "error": result.message, "retry_in_s": delay},
+                )
+            s.state = SPOOLING
+        self._next_attempt = self._now() + delay
+
+    def _to_spool(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        dropped = self.spool.append(lines)
+        self.stats.points_spooled += len(lines)
+        if dropped:
+            self.stats.dropped("spool_full", dropped)
+
+    # -- health ---------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        s = self.stats
+        return {
+            "state": s.state,
+            "url": self.config.url,
+            "bucket": self.config.bucket,
+            "points_written": s.points_written,
+            "points_queued": len(self._pending),
+            "points_spooled": s.points_spooled,
+            "points_replayed": s.points_replayed,
+            "points_dropped": sum(s.points_dropped.values()),
+            "retries": s.retries,
+            "spool_points": self.spool.points,
+            "spool_bytes": self.spool.size,
+            "last_success": s.last_success,
+            "last_error": s.last_error,
+        }

@@ -1,0 +1,101 @@
+"""One write request to the server through influxdb-client's async API, and
+what its answer means for the batch: written, worth retrying (no
+connection, timeout, 5xx, 429), refused for who we are (401, 403, 404: a
+bad token, an unknown org or bucket), or refused for what it holds (other
+4xx: retrying the same bytes cannot help)."""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.rest import ApiException
+
+from sauron.publish.settings import InfluxConfig
+
+
+class Outcome(enum.Enum):
+    WRITTEN = "written"
+    RETRY = "retry"
+    REJECTED = "rejected"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: Outcome
+    status: int | None = None
+    #: the server's message or the connection error, for the log (never the token)
+    message: str = ""
+    #: seconds the server asked us to wait (Retry-After)
+    retry_after: float | None = None
+
+
+REJECTED_STATUS = (401, 403, 404)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date; None if absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify(exc: BaseException) -> WriteResult:
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        message = str(getattr(exc, "message", "") or exc.reason or "")
+        headers: Any = exc.headers or {}
+        if status == 429 or status >= 500:
+            return WriteResult(
+                Outcome.RETRY, status, message, retry_after_seconds(headers.get("Retry-After"))
+            )
+        if status in REJECTED_STATUS:
+            return WriteResult(Outcome.REJECTED, status, message)
+        return WriteResult(Outcome.INVALID, status, message)
+    if isinstance(exc, TimeoutError):
+        return WriteResult(Outcome.RETRY, None, "timed out")
+    return WriteResult(Outcome.RETRY, None, str(exc) or type(exc).__name__)
+
+
+class InfluxWriter:
+    """Made inside the running event loop (the client holds an aiohttp session)."""
+
+    def __init__(self, config: InfluxConfig, token: str | None) -> None:
+        assert config.url is not None
+        self.bucket, self.org = config.bucket, config.org
+        self._client = InfluxDBClientAsync(
+            url=config.url,
+            token=token or "",
+            org=config.org,
+            timeout=int(config.timeout_s * 1000),
+            verify_ssl=config.verify_tls,
+        )
+        self._api = self._client.write_api()
+
+    async def write(self, lines: list[str]) -> WriteResult:
+        body = "\n".join(lines).encode()
+        try:
+            await self._api.write(self.bucket, self.org, record=body)
+        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return classify(exc)
+        return WriteResult(Outcome.WRITTEN, 204)
+
+    async def ping(self) -> bool:
+        return bool(await self._client.ping())
+
+    async def close(self) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]

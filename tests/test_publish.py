@@ -1,0 +1,341 @@
+"""The publisher's parts that need no time-series server: line protocol
+(checked against influxdb-client's own encoder), the disk spool, the
+settings and their environment, the retry policy, and how the publisher
+answers a server that refuses (a small aiohttp server plays it: 401, 503
+with Retry-After, 400, 413)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from influxdb_client import Point, WritePrecision
+
+from sauron.publish.lineproto import PointError, line
+from sauron.publish.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
+from sauron.publish.settings import (
+    InfluxConfig,
+    InfluxSettingsError,
+    read_influx_token,
+    with_environment,
+)
+from sauron.publish.spool import Spool, SpoolError
+from sauron.publish.writer import retry_after_seconds
+
+TOKEN = "tok-3f9c2a7e-never-in-a-log"
+
+# -- line protocol ---------------------------------------------------------
+
+names = st.text(
+    alphabet=st.characters(codec="ascii", exclude_characters="\\\n\r\t"), min_size=1, max_size=12
+).filter(lambda s: not s.startswith(("_", "#")) and s.strip() == s)
+tag_values = names
+field_values = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(alphabet=st.characters(codec="ascii", exclude_characters="\n\r"), max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    measurement=names,
+    tags=st.dictionaries(names, tag_values, max_size=4),
+    fields=st.dictionaries(names, field_values, min_size=1, max_size=4),
+    stamp=st.integers(min_value=0, max_value=2**62),
+)
+def test_line_matches_influxdb_client(
+    measurement: str, tags: dict[str, str], fields: dict[str, Any], stamp: int
+) -> None:
+    # influxdb-client sorts fields by key; the order means nothing to the server
+    ours = line(measurement, tags, dict(sorted(fields.items())), stamp)
+    p = Point(measurement)
+    for k in sorted(tags):
+        p = p.tag(k, tags[k])
+    for k, v in fields.items():
+        p = p.field(k, v)
+    theirs = p.time(stamp, WritePrecision.NS).to_line_protocol()
+    assert ours == theirs
+
+
+def test_line_leaves_out_missing_and_refuses_empty() -> None:
+    assert line("m", {"a": "x"}, {"f": None, "g": float("nan"), "h": 1.5}, 7) == "m,a=x h=1.5 7"
+    with pytest.raises(PointError):
+        line("m", {"a": ""}, {"f": 1}, 7)
+    with pytest.raises(PointError):
+        line("m", {}, {"f": None}, 7)
+
+
+# -- spool -----------------------------------------------------------------
+
+
+def test_spool_keeps_order_across_reopen_and_ignores_a_cut_write(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, 1 << 20)
+    spool.append(["m f=1i 1", "m f=2i 2"])
+    spool.append(["m f=3i 3"])
+    spool.close()
+    (tmp_path / "0000000000000003.lp.partial").write_text("m f=4i 4\n")  # killed mid-write
+    again = Spool(tmp_path, 1 << 20)
+    assert (again.batches, again.points) == (2, 3)
+    assert not list(tmp_path.glob("*.partial"))
+    first = again.oldest()
+    assert first is not None and first.lines == ["m f=1i 1", "m f=2i 2"]
+    again.remove(first.seq)
+    nxt = again.oldest()
+    assert nxt is not None and nxt.lines == ["m f=3i 3"]
+    again.append(["m f=5i 5"])  # numbering continues after the batches found
+    again.remove(nxt.seq)
+    last = again.oldest()
+    assert last is not None and last.lines == ["m f=5i 5"] and last.seq > nxt.seq
+    again.close()
+
+
+def test_spool_cap_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    batch = [f"m f={i}i {i}" for i in range(10)]
+    size = len("".join(f"{x}\n" for x in batch).encode())
+    spool = Spool(tmp_path, size * 3)
+    for _ in range(3):
+        assert spool.append(batch) == 0
+    with caplog.at_level(logging.ERROR, logger="sauron"):
+        assert spool.append(batch) == 10
+    assert spool.dropped == 10 and spool.batches == 3 and spool.size <= size * 3
+    assert "points dropped" in caplog.text
+    # a batch bigger than the whole spool is dropped whole, the rest kept
+    assert spool.append(batch * 4) == 40
+    assert spool.dropped == 50 and spool.batches == 3
+    spool.close()
+
+
+def test_spool_is_held_by_one_agent(tmp_path: Path) -> None:
+    first = Spool(tmp_path, 1 << 20)
+    with pytest.raises(SpoolError, match="in use by another agent"):
+        Spool(tmp_path, 1 << 20)
+    first.close()
+    Spool(tmp_path, 1 << 20).close()
+
+
+# -- settings --------------------------------------------------------------
+
+
+def test_environment_wins_and_token_stays_secret(tmp_path: Path) -> None:
+    base = InfluxConfig(url="http://db.example:8086", org="a", bucket="b", token_file=tmp_path / "t")
+    env = {
+        "SAURON_INFLUX_URL": "https://influx.example:8086",
+        "SAURON_INFLUX_ORG": "operator",
+        "SAURON_INFLUX_BUCKET": "slices",
+        "SAURON_INFLUX_TOKEN": TOKEN,
+    }
+    cfg = with_environment(base, env)
+    assert (cfg.url, cfg.org, cfg.bucket) == ("https://influx.example:8086", "operator", "slices")
+    assert cfg.token_file is None and read_influx_token(cfg) == TOKEN
+    assert TOKEN not in repr(cfg) and TOKEN not in str(cfg.model_dump())
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    from_file = with_environment(InfluxConfig(token="x"), {"SAURON_INFLUX_TOKEN_FILE": str(token_file)})
+    assert from_file.token is None and read_influx_token(from_file) == TOKEN
+    assert not with_environment(InfluxConfig(), {}).enabled
+
+
+def test_bad_settings_name_the_variable_or_field(tmp_path: Path) -> None:
+    with pytest.raises(InfluxSettingsError) as bad:
+        with_environment(InfluxConfig(), {"SAURON_INFLUX_URL": "influx:8086"})
+    assert "SAURON_INFLUX_URL" in str(bad.value) and "field url" in str(bad.value)
+    with pytest.raises(ValueError, match="token or token_file"):
+        InfluxConfig(token="x", token_file=tmp_path / "t")
+    with pytest.raises(InfluxSettingsError, match="cannot read the InfluxDB token file"):
+        read_influx_token(InfluxConfig(token_file=tmp_path / "missing"))
+
+
+# -- retry policy ----------------------------------------------------------
+
+
+def test_retry_delay_doubles_with_jitter_and_honours_retry_after() -> None:
+    low = [retry_delay(n, 1.0, 60.0, draw=lambda: 0.0) for n in range(1, 9)]
+    high = [retry_delay(n, 1.0, 60.0, draw=lambda: 1.0) for n in range(1, 9)]
+    assert high == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert low == [h / 2 for h in high]
+    assert retry_delay(1, 1.0, 60.0, retry_after=30.0, draw=lambda: 1.0) == 30.0
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 25 Nov 2026 00:00:10 GMT", now=1795564800.0) == 10.0
+    assert retry_after_seconds("soon") is None
+
+
+# -- against a server that refuses ------------------------------------------
+
+
+class FakeServer:
+    """Answers /api/v2/write from a script of statuses (then 204), and keeps
+    every request: time, status given, lines."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]], max_lines: int | None = None):
+        self.script = list(script)
+        self.max_lines = max_lines
+        self.requests: list[tuple[float, int, list[str], str]] = []
+        self.accepted: list[str] = []
+
+    async def write(self, request: web.Request) -> web.Response:
+        body = (await request.read()).decode()
+        lines = [x for x in body.split("\n") if x]
+        auth = request.headers.get("Authorization", "")
+        if self.max_lines is not None and len(lines) > self.max_lines:
+            status, headers = 413, {}
+        elif self.script:
+            status, headers = self.script.pop(0)
+        else:
+            status, headers = 204, {}
+        self.requests.append((time.monotonic(), status, lines, auth))
+        if status == 204:
+            self.accepted += lines
+            return web.Response(status=204)
+        return web.json_response(
+            {"code": "refused", "message": f"scripted {status}"}, status=status, headers=headers
+        )
+
+
+def run_against(
+    server: FakeServer,
+    tmp: Path,
+    body: Callable[[Publisher], Awaitable[None]],
+    **overrides: Any,
+) -> Publisher:
+    async def go() -> Publisher:
+        app = web.Application()
+        app.router.add_post("/api/v2/write", server.write)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        cfg = InfluxConfig(
+            url=f"http://127.0.0.1:{port}",
+            spool_dir=tmp / "spool",
+            flush_interval_s=0.05,
+            retry_first_s=0.05,
+            retry_max_s=0.2,
+            **overrides,
+        )
+        publisher = Publisher(cfg, "node-a", TOKEN)
+        await publisher.start()
+        try:
+            await body(publisher)
+        finally:
+            await publisher.stop()
+            await runner.cleanup()
+        return publisher
+
+    return asyncio.run(go())
+
+
+def points(first: int, n: int) -> list[str]:
+    return [f"sauron_traffic,node=a packets_in={i}i {1_700_000_000_000_000_000 + i}" for i in range(first, first + n)]
+
+
+async def offer_for(publisher: Publisher, seconds: float, start: int = 0) -> int:
+    """Offers numbered points for a while; returns the number after the last."""
+    offered = start
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        publisher.offer(points(offered, 5))
+        offered += 5
+        await asyncio.sleep(0.05)
+    return offered
+
+
+def test_bad_token_is_one_clear_error_not_a_retry_storm(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = FakeServer([(401, {})] * 1000)
+    offered = 0
+
+    async def body(p: Publisher) -> None:
+        nonlocal offered
+        offered = await offer_for(p, 1.5)
+        assert p.stats.state == REJECTED
+
+    with caplog.at_level(logging.INFO, logger="sauron"):
+        publisher = run_against(server, tmp_path, body)
+    # one attempt; the next waits rejected_retry_s (300 s by default)
+    assert len(server.requests) == 1
+    assert server.requests[0][3] == f"Token {TOKEN}"
+    refusals = [r for r in caplog.records if "refused the writes" in r.getMessage()]
+    assert len(refusals) == 1 and getattr(refusals[0], "status", None) == 401
+    assert TOKEN not in caplog.text
+    # nothing lost: every point waits in the spool for a fixed token
+    spool = Spool(tmp_path / "spool", 1 << 30)
+    assert spool.points == offered and publisher.stats.points_written == 0
+    spool.close()
+
+
+def test_unavailable_server_is_retried_after_retry_after_and_nothing_lost(tmp_path: Path) -> None:
+    server = FakeServer([(503, {"Retry-After": "1"}), (429, {"Retry-After": "1"})])
+    offered = 0
+
+    async def body(p: Publisher) -> None:
+        nonlocal offered
+        offered = await offer_for(p, 1.0)
+        assert p.stats.state == SPOOLING
+        deadline = time.monotonic() + 10
+        while p.spool.points and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert p.stats.state == PUBLISHING
+        offered = await offer_for(p, 0.3, start=offered)
+
+    publisher = run_against(server, tmp_path, body)
+    times = [t for t, _, _, _ in server.requests]
+    assert [s for _, s, _, _ in server.requests[:3]] == [503, 429, 204]
+    assert times[1] - times[0] >= 1.0 and times[2] - times[1] >= 1.0
+    # every point once, in the order offered
+    assert server.accepted == points(0, offered)
+    assert publisher.stats.retries == 2 and publisher.stats.points_written == offered
+    assert publisher.spool.points == 0
+
+
+def test_refused_batch_is_dropped_and_counted_others_go_on(tmp_path: Path) -> None:
+    server = FakeServer([(400, {})])
+
+    async def body(p: Publisher) -> None:
+        p.offer(points(0, 3))
+        await asyncio.sleep(0.3)
+        p.offer(points(3, 3))
+        await asyncio.sleep(0.3)
+
+    publisher = run_against(server, tmp_path, body)
+    assert server.accepted == points(3, 3)
+    assert publisher.stats.points_dropped == {"refused_400": 3}
+    assert len(server.requests) == 2
+
+
+def test_too_large_batch_is_split(tmp_path: Path) -> None:
+    server = FakeServer([], max_lines=40)
+
+    async def body(p: Publisher) -> None:
+        p.offer(points(0, 150))
+        await asyncio.sleep(0.5)
+
+    publisher = run_against(server, tmp_path, body, batch_size=150)
+    assert sorted(server.accepted) == sorted(points(0, 150))
+    assert len(server.accepted) == 150 and not publisher.stats.points_dropped
+
+
+def test_queue_bound_spills_to_the_spool(tmp_path: Path) -> None:
+    server = FakeServer([])
+
+    async def body(p: Publisher) -> None:
+        p.offer(points(0, 250))  # the loop has not run: 150 over the bound
+        assert p.spool.points == 150
+        await asyncio.sleep(0.5)
+
+    publisher = run_against(server, tmp_path, body, queue_points=100)
+    assert sorted(server.accepted) == sorted(points(0, 250)) and len(server.accepted) == 250
+    # once the spool holds points, later batches queue behind them (order kept)
+    assert publisher.stats.points_replayed == publisher.stats.points_spooled >= 150
+    assert publisher.spool.points == 0

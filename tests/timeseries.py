@@ -1,0 +1,223 @@
+"""The time-series server the publisher tests write to: Debian's
+victoria-metrics on loopback (it takes the InfluxDB v2 write API), started,
+stopped and restarted on the same port and data by the tests; or, with
+SAURON_TEST_INFLUXDB_URL (and _TOKEN, _ORG, _BUCKET), a real InfluxDB 2
+that the tests only read back from (they cannot stop it).
+
+Points read back are (measurement, tags, field, time ns, value) samples:
+victoria-metrics names a field `<measurement>_<field>` and keeps every
+sample written, duplicates included, which is what lets a test count
+arrivals; it keeps numbers only (string fields are not stored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sauron.publish.points import MEASUREMENTS
+
+VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+
+
+@dataclass(frozen=True)
+class Sample:
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    field: str
+    time_ms: int
+    value: float
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class VictoriaMetrics:
+    external = False
+    org, bucket, token = "sauron-test", "sauron-test", "victoria-metrics-ignores-it"
+
+    def __init__(self, data: Path, port: int | None = None) -> None:
+        self.data, self.port = data, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.data.parent / f"{self.data.name}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                VICTORIA_METRICS,
+                f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={self.data}",
+                "-retentionPeriod=100y",
+                "-search.disableCache",
+                "-loggerLevel=ERROR",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"victoria-metrics did not come up on {self.url}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def samples(self) -> list[Sample]:
+        urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).close()
+        names = "|".join(MEASUREMENTS)
+        query = urllib.parse.urlencode({"match[]": f'{{__name__=~"({names})_.*"}}'})
+        out: list[Sample] = []
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=30) as r:
+            for text in r.read().decode().splitlines():
+                series = json.loads(text)
+                labels = dict(series["metric"])
+                name = labels.pop("__name__")
+                labels.pop("db", None)
+                measurement = next(m for m in MEASUREMENTS if name.startswith(m + "_"))
+                field = name[len(measurement) + 1 :]
+                tags = tuple(sorted(labels.items()))
+                for ts, value in zip(series["timestamps"], series["values"], strict=True):
+                    out.append(Sample(measurement, tags, field, int(ts), float(value)))
+        return out
+
+
+class ExternalInflux:
+    """A real InfluxDB 2 given by the environment; read back with Flux."""
+
+    external = True
+
+    def __init__(self) -> None:
+        self.url = os.environ["SAURON_TEST_INFLUXDB_URL"]
+        self.token = os.environ.get("SAURON_TEST_INFLUXDB_TOKEN", "")
+        self.org = os.environ.get("SAURON_TEST_INFLUXDB_ORG", "sauron")
+        self.bucket = os.environ.get("SAURON_TEST_INFLUXDB_BUCKET", "sauron-test")
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def samples(self) -> list[Sample]:
+        names = "|".join(MEASUREMENTS)
+        flux = (
+            f'from(bucket: "{self.bucket}") |> range(start: 0) '
+            f"|> filter(fn: (r) => r._measurement =~ /^({names})$/)"
+        )
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/query?org={urllib.parse.quote(self.org)}",
+            data=json.dumps({"query": flux, "dialect": {"annotations": []}}).encode(),
+            headers={
+                "Authorization": f"Token {self.token}",
+                "Content-Type": "application/json",
+                "Accept": "application/csv",
+            },
+        )
+        out: list[Sample] = []
+        with urllib.request.urlopen(request, timeout=60) as r:
+            rows = r.read().decode().splitlines()
+        header: list[str] = []
+        for row in rows:
+            cells = row.split(",")
+            if not row.strip():
+                header = []
+                continue
+            if not header:
+                header = cells
+                continue
+            rec = dict(zip(header, cells, strict=False))
+            try:
+                value = float(rec["_value"])
+            except ValueError:
+                continue  # a string field
+            skip = {"", "result", "table", "_start", "_stop", "_time", "_value", "_field"}
+            tags = tuple(sorted((k, v) for k, v in rec.items() if k not in skip | {"_measurement"}))
+            ms = round(datetime.fromisoformat(rec["_time"]).timestamp() * 1000)
+            out.append(Sample(rec["_measurement"], tags, rec["_field"], ms, value))
+        return out
+
+
+def parse_line(text: str) -> list[Sample]:
+    """Our own line protocol back into samples (the numbers only), for
+    comparing what was written with what the server holds. Enough of the
+    protocol for what the publisher writes: escaped commas, spaces and
+    equals signs in keys and tag values; no spaces inside strings."""
+
+    def split(s: str, sep: str) -> list[str]:
+        parts, cur, i = [], "", 0
+        while i < len(s):
+            if s[i] == "\\" and i + 1 < len(s):
+                cur += s[i + 1]
+                i += 2
+                continue
+            if s[i] == sep:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += s[i]
+            i += 1
+        parts.append(cur)
+        return parts
+
+    head, fields, stamp = _split_unescaped_spaces(text)
+    measurement, *tag_parts = split(head, ",")
+    tags = tuple(sorted(tuple(split(t, "=")) for t in tag_parts))  # type: ignore[misc]
+    out = []
+    for f in split(fields, ","):
+        key, value = f.split("=", 1)
+        if value.startswith('"'):
+            continue
+        if value in ("true", "false"):
+            number = 1.0 if value == "true" else 0.0
+        else:
+            number = float(value.rstrip("i"))
+        out.append(Sample(measurement, tags, key, int(stamp) // 1_000_000, number))
+    return out
+
+
+def _split_unescaped_spaces(text: str) -> tuple[str, str, str]:
+    parts, cur, i, quoted = [], "", 0, False
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            cur += text[i : i + 2]
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        if c == " " and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    parts.append(cur)
+    head, fields, stamp = parts
+    return head, fields, stamp
+
+
+def server_for_tests(tmp: Path) -> VictoriaMetrics | ExternalInflux:
+    if os.environ.get("SAURON_TEST_INFLUXDB_URL"):
+        return ExternalInflux()
+    return VictoriaMetrics(tmp / "vmdata")
