@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck unit bench bench-service bench-energy doctor clean
+.PHONY: help setup demo test lint typecheck unit bench bench-service bench-energy bench-publish doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ bench-service: setup ## engine cost per interval vs TEIDs, REST latency at 50 cl
 
 bench-energy: setup ## the energy probe's added cost per context switch
 	$(PY) -m bench.energy
+
+bench-publish: setup ## InfluxDB publisher: points/s and CPU per point (encode, write, spool)
+	$(PY) -m bench.publish
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

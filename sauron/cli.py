@@ -26,7 +26,19 @@ DIRECTION_CHOICES = {"auto": 3, "point": 0, "uplink": 1, "downlink": 2}
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from sauron.doctor import format_checks, report, run_checks
 
-    checks = run_checks()
+    if args.influx:
+        from sauron.config import ConfigError, load_config
+        from sauron.publish.checks import influx_checks
+        from sauron.publish.settings import InfluxConfig, InfluxSettingsError, with_environment
+
+        try:
+            influx = load_config(args.config).influx if args.config else InfluxConfig()
+            checks = influx_checks(with_environment(influx))
+        except (ConfigError, InfluxSettingsError) as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    else:
+        checks = run_checks()
     result = report(checks)
     print(json.dumps(result, indent=2) if args.json else format_checks(checks))
     return 0 if result["ok"] else 1
@@ -237,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check what this host offers the agent")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument(
+        "--influx",
+        action="store_true",
+        help="check the InfluxDB publisher instead: server, token, org and bucket, spool",
+    )
+    doctor.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="agent configuration whose influx section to check",
+    )
     doctor.set_defaults(func=_cmd_doctor)
 
     replay = sub.add_parser("replay", help="run a capture through the real programs")

@@ -19,6 +19,7 @@ def test_example_config_loads() -> None:
     config = load_config(REPO / "agent.example.yaml")
     assert [(i.name, i.role) for i in config.interfaces] == [("eth1", "n3"), ("ogstun", "n6")]
     assert config.catalog == (REPO / "slices" / "default.yaml").resolve()
+    assert config.influx.url == "http://127.0.0.1:8086" and config.influx.bucket == "slices"
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,8 @@ def test_example_config_loads() -> None:
         ("interfaces: [{name: averyveryverylongname, role: n3}]\n", "interfaces.0.name"),
         ("interval_s: 0\ninterfaces: [{name: eth0, role: n3}]\n", "interval_s"),
         ("interfaces: [\n", "not valid YAML"),
+        ("interfaces: [{name: eth0, role: n3}]\ninflux: {url: 'db:8086'}\n", "field influx.url"),
+        ("interfaces: [{name: eth0, role: n3}]\ninflux: {batch_size: 0}\n", "influx.batch_size"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, fragment: str) -> None:
@@ -82,3 +85,32 @@ def test_roles_attach_the_right_programs_and_detach_cleanly(
         assert _egress_filters(upf, "n6").strip() == ""
     assert "xdp" not in _link(upf, "n3") and "xdp" not in _link(upf, "n6")
     assert _egress_filters(upf, "n3").strip() == ""
+
+
+def test_influx_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "interfaces: [{name: eth0, role: n3}]\n"
+        "influx: {url: 'http://db:8086', spool_dir: spool, token_file: secret/token}\n"
+    )
+    influx = load_config(path).influx
+    assert influx.spool_dir == tmp_path / "spool"
+    assert influx.token_file == tmp_path / "secret" / "token"
+
+
+def test_run_refuses_bad_influx_environment_before_attaching(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    path = tmp_path / "agent.yaml"
+    path.write_text("interfaces: [{name: lo, role: n3}]\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "sauron", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "SAURON_INFLUX_URL": "influx-without-scheme:8086"},
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "SAURON_INFLUX_URL" in done.stderr and "field url" in done.stderr

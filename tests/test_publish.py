@@ -99,7 +99,9 @@ def test_spool_keeps_order_across_reopen_and_ignores_a_cut_write(tmp_path: Path)
     again.close()
 
 
-def test_spool_cap_drops_oldest_and_counts(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_spool_cap_drops_oldest_and_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     batch = [f"m f={i}i {i}" for i in range(10)]
     size = len("".join(f"{x}\n" for x in batch).encode())
     spool = Spool(tmp_path, size * 3)
@@ -127,7 +129,9 @@ def test_spool_is_held_by_one_agent(tmp_path: Path) -> None:
 
 
 def test_environment_wins_and_token_stays_secret(tmp_path: Path) -> None:
-    base = InfluxConfig(url="http://db.example:8086", org="a", bucket="b", token_file=tmp_path / "t")
+    base = InfluxConfig(
+        url="http://db.example:8086", org="a", bucket="b", token_file=tmp_path / "t"
+    )
     env = {
         "SAURON_INFLUX_URL": "https://influx.example:8086",
         "SAURON_INFLUX_ORG": "operator",
@@ -140,7 +144,9 @@ def test_environment_wins_and_token_stays_secret(tmp_path: Path) -> None:
     assert TOKEN not in repr(cfg) and TOKEN not in str(cfg.model_dump())
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    from_file = with_environment(InfluxConfig(token="x"), {"SAURON_INFLUX_TOKEN_FILE": str(token_file)})
+    from_file = with_environment(
+        InfluxConfig(token="x"), {"SAURON_INFLUX_TOKEN_FILE": str(token_file)}
+    )
     assert from_file.token is None and read_influx_token(from_file) == TOKEN
     assert not with_environment(InfluxConfig(), {}).enabled
 
@@ -236,7 +242,10 @@ def run_against(
 
 
 def points(first: int, n: int) -> list[str]:
-    return [f"sauron_traffic,node=a packets_in={i}i {1_700_000_000_000_000_000 + i}" for i in range(first, first + n)]
+    return [
+        f"sauron_traffic,node=a packets_in={i}i {1_700_000_000_000_000_000 + i}"
+        for i in range(first, first + n)
+    ]
 
 
 async def offer_for(publisher: Publisher, seconds: float, start: int = 0) -> int:
@@ -339,3 +348,67 @@ def test_queue_bound_spills_to_the_spool(tmp_path: Path) -> None:
     # once the spool holds points, later batches queue behind them (order kept)
     assert publisher.stats.points_replayed == publisher.stats.points_spooled >= 150
     assert publisher.spool.points == 0
+
+
+@pytest.mark.kernel
+def test_refusal_shows_in_readyz_metrics_and_doctor(
+    tmp_path: Path, dataplane: Any, catalog: Any
+) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+    from manual_clock import ManualClock
+
+    from sauron.bpf.maps import read_counters
+    from sauron.engine import KpiEngine
+    from sauron.publish.checks import influx_checks
+    from sauron.service import schemas
+    from sauron.service.app import create_app
+
+    server = FakeServer([(401, {})] * 1000)
+    clock = ManualClock(2_000_000.0)
+    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
+
+    async def go() -> None:
+        fake = web.Application()
+        fake.router.add_post("/api/v2/write", server.write)
+
+        async def ping(request: web.Request) -> web.Response:
+            return web.Response(status=204)
+
+        fake.router.add_get("/ping", ping)
+        runner = web.AppRunner(fake)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        cfg = InfluxConfig(
+            url=url, spool_dir=tmp_path / "spool", flush_interval_s=0.05, token=TOKEN
+        )
+        publisher = Publisher(cfg, "node-a", TOKEN)
+        app = create_app(engine, tick=False, publisher=publisher)
+        async with TestClient(TestServer(app)) as client:
+            clock.t += 1
+            await asyncio.get_running_loop().run_in_executor(None, engine.tick)
+            await asyncio.sleep(0.3)
+            r = await client.get("/readyz")
+            body = await r.json()
+            assert r.status == 503, body
+            schemas.Health.model_validate(body)
+            assert body["publisher"]["state"] == REJECTED
+            assert (
+                body["publisher"]["spool_points"] > 0 and "401" in body["publisher"]["last_error"]
+            )
+            metrics = await (await client.get("/metrics")).text()
+            assert 'sauron_publisher_state{state="rejected"} 1' in metrics
+            assert "sauron_publisher_retries_total 1" in metrics
+            assert TOKEN not in metrics and TOKEN not in str(body)
+        # the doctor names the refusal and what to do
+        checks = await asyncio.get_running_loop().run_in_executor(None, influx_checks, cfg)
+        by_name = {c.name: c for c in checks}
+        assert by_name["influx_reachable"].status == "pass"
+        assert (
+            by_name["influx_write"].status == "fail"
+            and "token is refused" in by_name["influx_write"].remedy
+        )
+        assert "points" in by_name["influx_spool"].reason
+        await runner.cleanup()
+
+    asyncio.run(go())

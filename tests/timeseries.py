@@ -7,7 +7,7 @@ that the tests only read back from (they cannot stop it).
 Points read back are (measurement, tags, field, time ns, value) samples:
 victoria-metrics names a field `<measurement>_<field>` and keeps every
 sample written, duplicates included, which is what lets a test count
-arrivals; it keeps numbers only (string fields are not stored)."""
+arrivals; a string field is kept as a sample without its text (value 0)."""
 
 from __future__ import annotations
 
@@ -159,7 +159,8 @@ class ExternalInflux:
 
 
 def parse_line(text: str) -> list[Sample]:
-    """Our own line protocol back into samples (the numbers only), for
+    """Our own line protocol back into samples (a string field's value as
+    NaN: only its presence can be compared), for
     comparing what was written with what the server holds. Enough of the
     protocol for what the publisher writes: escaped commas, spaces and
     equals signs in keys and tag values; no spaces inside strings."""
@@ -187,8 +188,8 @@ def parse_line(text: str) -> list[Sample]:
     for f in split(fields, ","):
         key, value = f.split("=", 1)
         if value.startswith('"'):
-            continue
-        if value in ("true", "false"):
+            number = float("nan")
+        elif value in ("true", "false"):
             number = 1.0 if value == "true" else 0.0
         else:
             number = float(value.rstrip("i"))

@@ -1,0 +1,130 @@
+"""`sauron doctor --influx`: can this agent publish? The settings in force
+(never the token), the server's answer to a ping, whether it accepts our
+token for the org and bucket (an empty write: nothing is stored), and the
+spool's state."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+
+from sauron.doctor import FAIL, PASS, Check
+from sauron.publish.settings import InfluxConfig, InfluxSettingsError, read_influx_token
+from sauron.publish.spool import SUFFIX
+
+
+def _token_source(config: InfluxConfig) -> str:
+    if os.environ.get("SAURON_INFLUX_TOKEN"):
+        return "token from SAURON_INFLUX_TOKEN"
+    if config.token_file is not None:
+        return f"token from {config.token_file}"
+    return "token in the configuration" if config.token is not None else "no token"
+
+
+async def _probe(config: InfluxConfig, token: str | None) -> list[Check]:
+    assert config.url is not None
+    base = config.url.rstrip("/")
+    timeout = aiohttp.ClientTimeout(total=config.timeout_s)
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    checks: list[Check] = []
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        try:
+            async with session.get(f"{base}/ping", ssl=config.verify_tls) as r:
+                version = r.headers.get("X-Influxdb-Version", "unknown version")
+                reachable = r.status < 300
+                checks.append(
+                    Check(
+                        "influx_reachable",
+                        PASS if reachable else FAIL,
+                        True,
+                        f"{base}/ping answered {r.status} ({version})",
+                        "" if reachable else "is this the server's base URL?",
+                    )
+                )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            checks.append(
+                Check(
+                    "influx_reachable",
+                    FAIL,
+                    True,
+                    f"{base}: {exc or type(exc).__name__}",
+                    "start the server or fix SAURON_INFLUX_URL / influx.url",
+                )
+            )
+            return checks
+        params = {"org": config.org, "bucket": config.bucket, "precision": "ns"}
+        async with session.post(
+            f"{base}/api/v2/write", params=params, data=b"", headers=headers, ssl=config.verify_tls
+        ) as r:
+            said = (await r.text())[:200]
+            if r.status < 300 or r.status == 400:
+                checks.append(
+                    Check(
+                        "influx_write",
+                        PASS,
+                        True,
+                        f"org {config.org!r}, bucket {config.bucket!r}: writes accepted ({r.status})",
+                    )
+                )
+            else:
+                remedy = {
+                    401: "the token is refused: check SAURON_INFLUX_TOKEN or the token file",
+                    403: "the token may not write to this bucket",
+                    404: "no such org or bucket: check influx.org and influx.bucket",
+                }.get(r.status, "see the server's answer")
+                checks.append(
+                    Check(
+                        "influx_write",
+                        FAIL,
+                        True,
+                        f"org {config.org!r}, bucket {config.bucket!r}: {r.status} {said}",
+                        remedy,
+                    )
+                )
+    return checks
+
+
+def _spool_check(directory: Path) -> Check:
+    files = list(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []
+    points = sum(f.read_bytes().count(b"\n") for f in files)
+    size = sum(f.stat().st_size for f in files)
+    parent = directory if directory.exists() else directory.parent
+    writable = os.access(parent, os.W_OK)
+    return Check(
+        "influx_spool",
+        PASS if writable else FAIL,
+        True,
+        f"{directory}: {len(files)} batches waiting, {points} points, {size} bytes"
+        + ("" if writable else "; not writable"),
+        "" if writable else f"make {parent} writable by the agent",
+    )
+
+
+def influx_checks(config: InfluxConfig) -> list[Check]:
+    if not config.enabled:
+        return [
+            Check(
+                "influx_settings",
+                FAIL,
+                True,
+                "no InfluxDB URL: set influx.url in the configuration or SAURON_INFLUX_URL",
+            )
+        ]
+    try:
+        token = read_influx_token(config)
+    except InfluxSettingsError as exc:
+        return [Check("influx_settings", FAIL, True, str(exc))]
+    checks = [
+        Check(
+            "influx_settings",
+            PASS,
+            True,
+            f"{config.url}, org {config.org!r}, bucket {config.bucket!r}, {_token_source(config)}",
+        )
+    ]
+    checks += asyncio.run(_probe(config, token))
+    checks.append(_spool_check(config.spool_dir))
+    return checks

@@ -1,0 +1,377 @@
+"""The publisher against a real time-series server on loopback (Debian's
+victoria-metrics, InfluxDB v2 write API; or a real InfluxDB 2 named by
+SAURON_TEST_INFLUXDB_URL, see tests/timeseries.py). KPIs come from the real
+programs fed by frames; what the server holds is read back through its own
+export API and compared field by field with what was sent, and with the
+frames. The server is stopped during an outage and the agent is killed
+with points in its spool: every interval's points arrive exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from agent_process import start_agent
+from frames import gtpu, natted, plain, ul_packet
+from manual_clock import ManualClock
+from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, server_for_tests
+
+from sauron.bpf import layout, libbpf
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.maps import read_counters
+from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.catalog import Catalog
+from sauron.engine import KpiEngine
+from sauron.histogram import LATENCY, percentile
+from sauron.publish.points import time_ns
+from sauron.publish.publisher import PUBLISHING, SPOOLING, Publisher
+from sauron.publish.settings import InfluxConfig
+from sauron.publish.spool import Spool
+from sauron.quality import merge_latency
+
+pytestmark = [pytest.mark.kernel]
+
+EMBB, UL_TEID = 1, 0x10007
+LOST_SEQS = (5, 6, 7, 12)
+SENT_SEQS = [n for n in range(100) if n not in LOST_SEQS]
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[VictoriaMetrics | ExternalInflux]:
+    srv = server_for_tests(tmp_path)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def config_for(srv: VictoriaMetrics | ExternalInflux, tmp: Path, **more: object) -> InfluxConfig:
+    return InfluxConfig.model_validate(
+        {
+            "url": srv.url,
+            "org": srv.org,
+            "bucket": srv.bucket,
+            "token": srv.token,
+            "spool_dir": tmp / "spool",
+            "flush_interval_s": 0.1,
+            "retry_first_s": 0.1,
+            "retry_max_s": 0.5,
+            **more,
+        }
+    )
+
+
+def feed(dataplane: DataPlane, round_: int) -> None:
+    """Five uplink G-PDUs of eMBB, the round's share of a run of sequence
+    numbers with four missing (three and one, both in round 1), each also
+    leaving on N6 so its transit time is measured."""
+    for seq in SENT_SEQS[round_ * 5 : (round_ + 1) * 5]:
+        packet = ul_packet(f"p{seq}".encode(), ip_id=seq)
+        libbpf.test_run(
+            dataplane.program_fd(layout.POINT_N3_INGRESS),
+            gtpu(packet, UL_TEID, uplink=True, seq=seq),
+        )
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
+
+
+def run_ticks(
+    publisher: Publisher,
+    engine: KpiEngine,
+    clock: ManualClock,
+    ticks: int,
+    between: Callable[[int], None] = lambda n: None,
+    pause: float = 0.15,
+) -> list[float]:
+    """Ticks the engine `ticks` times (a second apart on its clock) with the
+    publisher listening, calling `between(n)` before tick n; returns the
+    snapshot times."""
+    times: list[float] = []
+
+    async def go() -> None:
+        await publisher.start()
+        hear = publisher.listener(engine)
+        engine.listeners.append(hear)
+        loop = asyncio.get_running_loop()
+        try:
+            for n in range(ticks):
+                await loop.run_in_executor(None, between, n)
+                clock.t += 1
+                snap = await loop.run_in_executor(None, engine.tick)
+                times.append(snap.time)
+                await asyncio.sleep(pause)
+            deadline = time.monotonic() + 60
+            while (
+                publisher.spool.points or publisher.stats.points_queued != _settled(publisher)
+            ) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            engine.listeners.remove(hear)
+            await publisher.stop()
+
+    asyncio.run(go())
+    return times
+
+
+def _settled(p: Publisher) -> int:
+    """Points that have left the queue one way or the other."""
+    return p.stats.points_written + sum(p.stats.points_dropped.values()) + p.spool.points
+
+
+def held(srv: VictoriaMetrics | ExternalInflux, since_ms: int) -> list[Sample]:
+    return [s for s in srv.samples() if s.time_ms >= since_ms]
+
+
+def test_points_read_back_field_by_field(
+    server: VictoriaMetrics | ExternalInflux,
+    dataplane: DataPlane,
+    catalog: Catalog,
+    tmp_path: Path,
+) -> None:
+    apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
+    clock = ManualClock(time.time() - 3600.0)
+    start_ms = int(clock.t * 1000)
+    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
+    publisher = Publisher(config_for(server, tmp_path), "node-a", server.token)
+    sent: list[str] = []
+    original = publisher.offer
+
+    def offer(lines: list[str]) -> None:
+        sent.extend(lines)
+        original(lines)
+
+    publisher.offer = offer  # type: ignore[method-assign]
+    run_ticks(publisher, engine, clock, 3, between=lambda n: feed(dataplane, n))
+    assert publisher.stats.state == "stopped" and publisher.stats.points_written == len(sent)
+
+    expected = [s for text in sent for s in parse_line(text)]
+    got = held(server, start_ms)
+    # every numeric field of every point, exactly once, at its own time
+    key = lambda s: (s.measurement, s.tags, s.field, s.time_ms)  # noqa: E731
+    assert Counter(map(key, got)) == Counter(map(key, expected))
+    values = {key(s): s.value for s in got}
+    for s in expected:
+        if s.value != s.value:  # a string field: its text is not kept
+            continue
+        assert values[key(s)] == pytest.approx(s.value, rel=1e-12, abs=1e-12), key(s)
+
+    # and the numbers are the frames': 5 G-PDUs per interval entered eMBB uplink
+    def field_of(measurement: str, field: str, **tags: str) -> list[float]:
+        return [
+            s.value
+            for s in sorted(got, key=lambda s: s.time_ms)
+            if s.measurement == measurement
+            and s.field == field
+            and all(dict(s.tags).get(k) == v for k, v in tags.items())
+        ]
+
+    ul = {"slice": "embb", "direction": "uplink", "node": "node-a", "sst": "1", "sd": "000001"}
+    assert field_of("sauron_traffic", "packets_in", **ul) == [5, 5, 5]
+    assert field_of("sauron_latency", "samples", metric="transit", **ul) == [5, 5, 5]
+    # the sequence gaps 5-7 and 12 fall in the second interval
+    assert field_of("sauron_loss", "lost", source="sequence", **ul) == [0, 4, 0]
+    # the histogram buckets read back, summed over the intervals by `le`, are
+    # the engine's own merged histogram: same buckets, same percentiles
+    merged = [0] * LATENCY.buckets
+    for s in got:
+        if s.measurement == "sauron_histogram" and dict(s.tags).get("metric") == "transit":
+            upper_ns = round(float(dict(s.tags)["le"]) * 1e6)
+            merged[LATENCY.bucket(upper_ns - 1)] += int(s.value)
+    assert sum(merged) == 15
+    own = merge_latency([snap.slices["embb"].uplink.transit for snap in engine.history.between()])
+    assert merged == own.histogram().buckets
+    for q in (0.5, 0.99):
+        ours, theirs = (
+            percentile(LATENCY, merged, q),
+            percentile(LATENCY, own.histogram().buckets, q),
+        )
+        assert ours is not None and theirs is not None and ours.value == theirs.value
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("SAURON_TEST_INFLUXDB_URL")),
+    reason="stops the server: only with the local victoria-metrics",
+)
+def test_outage_every_interval_arrives_exactly_once(
+    server: VictoriaMetrics, dataplane: DataPlane, catalog: Catalog, tmp_path: Path
+) -> None:
+    clock = ManualClock(time.time() - 7200.0)
+    start_ms = int(clock.t * 1000)
+    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
+    publisher = Publisher(config_for(server, tmp_path), "node-b", server.token)
+    states: list[str] = []
+
+    def between(n: int) -> None:
+        if n % 3 == 0:
+            feed(dataplane, n // 3)
+        states.append(publisher.stats.state)
+        if n == 3:
+            server.stop()  # down for ticks 3..10
+        if n == 11:
+            assert publisher.spool.points > 0
+            server.start()
+
+    times = run_ticks(publisher, engine, clock, 15, between=between)
+    assert SPOOLING in states and states[-1] == PUBLISHING
+    assert publisher.stats.points_replayed > 0 and publisher.spool.points == 0
+    assert not publisher.stats.points_dropped
+    got = held(server, start_ms)
+    stamps = sorted({time_ns(t) // 1_000_000 for t in times})  # the server keeps ms
+    assert len(stamps) == 15
+    # each slice's traffic series has one sample per interval: no gap, no double
+    per_series = Counter(
+        (s.tags, s.field, s.time_ms) for s in got if s.measurement == "sauron_traffic"
+    )
+    assert set(per_series.values()) == {1}
+    for tags in {t for t, f, _ in per_series if f == "packets_in"}:
+        seen = sorted(ms for t, f, ms in per_series if t == tags and f == "packets_in")
+        assert seen == stamps, tags
+    ul = (
+        ("direction", "uplink"),
+        ("node", "node-b"),
+        ("sd", "000001"),
+        ("slice", "embb"),
+        ("sst", "1"),
+    )
+    packets = sum(
+        s.value
+        for s in got
+        if s.measurement == "sauron_traffic" and s.tags == ul and s.field == "packets_in"
+    )
+    assert packets == 5 * 5  # fed before ticks 0, 3, 6, 9, 12
+
+
+def _agent_config(tmp: Path, ns: str, url: str) -> Path:
+    config = {
+        "node": "node-k",
+        "interval_s": 0.3,
+        "interfaces": [
+            {"name": "n3", "role": "n3", "netns": ns},
+            {"name": "n6", "role": "n6", "netns": ns},
+        ],
+        "service": {"port": 0},
+        "energy": {"enabled": False},
+        "influx": {
+            "url": url,
+            "org": "sauron-test",
+            "bucket": "sauron-test",
+            "spool_dir": str(tmp / "spool"),
+            "flush_interval_s": 0.2,
+            "retry_first_s": 0.2,
+            "retry_max_s": 0.5,
+        },
+    }
+    path = tmp / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _links(ns: str) -> None:
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(
+        ["ip", "-n", ns, "link", "add", "n3", "type", "veth", "peer", "name", "n6"], check=True
+    )
+    for link in ("n3", "n6"):
+        subprocess.run(["ip", "-n", ns, "link", "set", link, "up"], check=True)
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(
+    bool(os.environ.get("SAURON_TEST_INFLUXDB_URL")),
+    reason="needs a server it can keep away: only with the local victoria-metrics",
+)
+def test_killed_agent_replays_its_spool_after_restart(tmp_path: Path) -> None:
+    srv = VictoriaMetrics(tmp_path / "vmdata")  # not started: the agent can only spool
+    ns = f"sauron-pubk-{os.getpid()}"
+    config = _agent_config(tmp_path, ns, srv.url)
+    spool_dir = tmp_path / "spool"
+    try:
+        _links(ns)
+        proc, _ = start_agent(config)
+        deadline = time.monotonic() + 30
+        while len(list(spool_dir.glob("*.lp"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        spooled = [
+            text for f in sorted(spool_dir.glob("*.lp")) for text in f.read_text().splitlines()
+        ]
+        assert len(spooled) > 0
+        expected = Counter(
+            (s.measurement, s.tags, s.field, s.time_ms)
+            for text in spooled
+            for s in parse_line(text)
+        )
+
+        srv.start()
+        _links(ns)  # a fresh namespace: the killed agent could not detach
+        proc, _ = start_agent(config)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                left = list(spool_dir.glob("*.lp"))
+                if not left:
+                    break
+                time.sleep(0.2)
+            assert not list(spool_dir.glob("*.lp")), "the spool was not replayed"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        got = Counter((s.measurement, s.tags, s.field, s.time_ms) for s in srv.samples())
+        for key, n in expected.items():
+            assert got[key] == n, key  # arrived, and once
+        Spool(spool_dir, 1 << 20).close()  # the stopped agent let go of it
+    finally:
+        srv.stop()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_doctor_influx_passes_against_the_server(
+    server: VictoriaMetrics | ExternalInflux, tmp_path: Path
+) -> None:
+    import json
+    import sys
+
+    from agent_process import REPO
+
+    env = {
+        **os.environ,
+        "SAURON_INFLUX_URL": server.url,
+        "SAURON_INFLUX_ORG": server.org,
+        "SAURON_INFLUX_BUCKET": server.bucket,
+        "SAURON_INFLUX_TOKEN": server.token,
+    }
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"interfaces": [{"name": "n3", "role": "n3"}], "influx": {"spool_dir": "spool"}}
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "sauron", "doctor", "--influx", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert [c["name"] for c in result["checks"]] == [
+        "influx_settings",
+        "influx_reachable",
+        "influx_write",
+        "influx_spool",
+    ]
+    assert all(c["status"] == "pass" for c in result["checks"])
+    assert str(tmp_path / "spool") in result["checks"][3]["reason"]
+    assert server.token not in done.stdout
