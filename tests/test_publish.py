@@ -412,3 +412,22 @@ def test_refusal_shows_in_readyz_metrics_and_doctor(
         await runner.cleanup()
 
     asyncio.run(go())
+
+
+def test_spool_that_cannot_be_written_counts_the_points(tmp_path: Path) -> None:
+    server = FakeServer([(503, {})] * 1000)
+
+    async def body(p: Publisher) -> None:
+        p.offer(points(0, 4))
+        await asyncio.sleep(0.2)  # the 503 sends the batch to the spool
+        assert p.spool.points == 4
+        for f in (tmp_path / "spool").glob("*.lp"):
+            f.unlink()  # lost under the agent's feet
+        p.spool.directory = tmp_path / "spool" / "gone"  # as if the disk went away
+        p.offer(points(4, 3))
+        await asyncio.sleep(0.3)
+        assert p.stats.points_dropped.get("spool_write_failed") == 3
+
+    publisher = run_against(server, tmp_path, body)
+    # the vanished batch is counted when the replay finds it gone
+    assert publisher.stats.points_dropped.get("spool_unreadable") == 4

@@ -186,7 +186,10 @@ class Publisher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._until_due())
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # the agent keeps measuring whatever the publisher meets
+                log.exception("publishing round failed")
             if self._stopping:
                 return
 
@@ -230,7 +233,10 @@ class Publisher:
         while self.spool.batches and self._may_attempt():
             if self._stopping and self.stats.state != PUBLISHING:
                 return  # do not hold a shutdown on a server that is away
+            lost_before = self.spool.dropped
             batch = self.spool.oldest()
+            if self.spool.dropped > lost_before:
+                self.stats.dropped("spool_unreadable", self.spool.dropped - lost_before)
             if batch is None:
                 return
             result = await self._send(batch.lines, replay=True)
@@ -308,7 +314,19 @@ class Publisher:
     def _to_spool(self, lines: list[str]) -> None:
         if not lines:
             return
-        dropped = self.spool.append(lines)
+        try:
+            dropped = self.spool.append(lines)
+        except OSError as exc:  # disk full, directory gone: counted, not fatal
+            self.stats.dropped("spool_write_failed", len(lines))
+            log.error(
+                "cannot spool, points dropped",
+                extra={
+                    "points": len(lines),
+                    "error": exc.strerror,
+                    "spool": str(self.spool.directory),
+                },
+            )
+            return
         self.stats.points_spooled += len(lines)
         if dropped:
             self.stats.dropped("spool_full", dropped)
