@@ -149,25 +149,19 @@ def load_config(path: Path | str) -> AgentConfig:
         raise ConfigError(path, problems) from None
     if config.catalog is not None and not config.catalog.is_absolute():
         config = config.model_copy(update={"catalog": (path.parent / config.catalog).resolve()})
-    token_file = config.service.token_file
-    if token_file is not None and not token_file.is_absolute():
-        service = config.service.model_copy(
-            update={"token_file": (path.parent / token_file).resolve()}
-        )
-        config = config.model_copy(update={"service": service})
-    profiles = config.energy.profiles_dir
-    if profiles is not None and not profiles.is_absolute():
-        energy = config.energy.model_copy(
-            update={"profiles_dir": (path.parent / profiles).resolve()}
-        )
-        config = config.model_copy(update={"energy": energy})
-    influx_paths = {
-        name: (path.parent / value).resolve()
-        for name in ("spool_dir", "token_file")
-        if (value := getattr(config.influx, name)) is not None and not value.is_absolute()
-    }
-    if influx_paths:
-        config = config.model_copy(update={"influx": config.influx.model_copy(update=influx_paths)})
+    for section, names in (
+        ("service", ("token_file",)),
+        ("energy", ("profiles_dir",)),
+        ("influx", ("spool_dir", "token_file")),
+    ):
+        part = getattr(config, section)
+        relative = {
+            name: (path.parent / value).resolve()
+            for name in names
+            if (value := getattr(part, name)) is not None and not value.is_absolute()
+        }
+        if relative:
+            config = config.model_copy(update={section: part.model_copy(update=relative)})
     return config
 
 

@@ -400,6 +400,13 @@ def test_refusal_shows_in_readyz_metrics_and_doctor(
             assert 'sauron_publisher_state{state="rejected"} 1' in metrics
             assert "sauron_publisher_retries_total 1" in metrics
             assert TOKEN not in metrics and TOKEN not in str(body)
+            # every sample stands under its own family's TYPE line
+            family = ""
+            for text in metrics.splitlines():
+                if text.startswith("# TYPE "):
+                    family = text.split()[2]
+                elif text and not text.startswith("#"):
+                    assert text.startswith(family), (family, text)
         # the doctor names the refusal and what to do
         checks = await asyncio.get_running_loop().run_in_executor(None, influx_checks, cfg)
         by_name = {c.name: c for c in checks}

@@ -110,7 +110,7 @@ def run_ticks(
                 await asyncio.sleep(pause)
             deadline = time.monotonic() + 60
             while (
-                publisher.spool.points or publisher.stats.points_queued != _settled(publisher)
+                publisher.spool.points or publisher.stats.points_offered != _settled(publisher)
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
         finally:

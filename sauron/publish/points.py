@@ -89,13 +89,15 @@ def time_ns(unix_s: float) -> int:
 def slice_tags(node: str, kpis: SliceKpis) -> dict[str, str]:
     """node, slice, and the S-NSSAI as sst and sd (absent when the slice has
     none: the unclassified traffic, an S-NSSAI without SD)."""
-    tags = {"node": node, "slice": kpis.name}
-    if kpis.snssai:
-        sst, _, sd = kpis.snssai.partition("-")
-        tags["sst"] = sst
-        if sd:
-            tags["sd"] = sd
-    return tags
+    return {"node": node, "slice": kpis.name, **snssai_tags(kpis.snssai)}
+
+
+def snssai_tags(snssai: str) -> dict[str, str]:
+    """ "1-000001" as sst and sd; "1" as sst alone; "" as no tags."""
+    if not snssai:
+        return {}
+    sst, _, sd = snssai.partition("-")
+    return {"sst": sst, "sd": sd} if sd else {"sst": sst}
 
 
 def le_text(geometry: Geometry, index: int, scale: float) -> str:
@@ -212,11 +214,7 @@ def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
     """An SLA violation opening or closing, at the time it did; `change` is
     "opened" or "closed"."""
     tags = {"node": node, "slice": v.slice_name, "target": v.target, "change": change}
-    if snssai:
-        sst, _, sd = snssai.partition("-")
-        tags["sst"] = sst
-        if sd:
-            tags["sd"] = sd
+    tags.update(snssai_tags(snssai))
     at = v.started_at if change == "opened" else (v.ended_at or v.started_at)
     values: dict[str, FieldValue | None] = {
         "limit": v.limit,

@@ -43,7 +43,7 @@ STARTING, PUBLISHING, SPOOLING, REJECTED, STOPPED = (
     "rejected",
     "stopped",
 )
-STATE_CODES = {STARTING: 0, PUBLISHING: 1, SPOOLING: 2, REJECTED: 3, STOPPED: 4}
+STATES = (STARTING, PUBLISHING, SPOOLING, REJECTED, STOPPED)
 
 
 class Writer(Protocol):
@@ -69,7 +69,8 @@ def retry_delay(
 @dataclass
 class PublisherStats:
     state: str = STARTING
-    points_queued: int = 0
+    #: every point handed to the publisher since it started
+    points_offered: int = 0
     points_written: int = 0
     #: write attempts that failed and will be tried again
     retries: int = 0
@@ -79,7 +80,6 @@ class PublisherStats:
     points_dropped: dict[str, int] = field(default_factory=dict)
     last_success: float | None = None  # unix seconds
     last_error: str = ""
-    last_status: int | None = None
 
     def dropped(self, reason: str, points: int) -> None:
         self.points_dropped[reason] = self.points_dropped.get(reason, 0) + points
@@ -113,15 +113,10 @@ class Publisher:
 
     # -- intake ---------------------------------------------------------
 
-    def points_of(self, snap: Snapshot, engine: KpiEngine | None = None) -> list[str]:
+    def points_of(self, snap: Snapshot, engine: KpiEngine) -> list[str]:
         """The points of one snapshot, with the SLA changes and top sessions
-        of the engine's latest interval when it is given."""
-        if engine is None:
-            return snapshot_points(self.node, snap)
-        opened: dict[str, int] = {}
-        for v in engine.sla.events:
-            if v.open:
-                opened[v.slice_name] = opened.get(v.slice_name, 0) + 1
+        of the engine's latest interval."""
+        opened = {name: len(engine.sla.open_violations(name)) for name in snap.slices}
         lines = snapshot_points(self.node, snap, opened)
         for change, v in engine.sla.changes:
             kpis = snap.slices.get(v.slice_name)
@@ -148,7 +143,7 @@ class Publisher:
         """Queues points (on the event loop). Beyond the queue's bound the
         oldest go to the spool rather than being lost."""
         self._pending.extend(lines)
-        self.stats.points_queued += len(lines)
+        self.stats.points_offered += len(lines)
         excess = len(self._pending) - self.config.queue_points
         if excess > 0:
             self._to_spool([self._pending.popleft() for _ in range(excess)])
@@ -258,7 +253,6 @@ class Publisher:
 
     def _account(self, result: WriteResult, points: int, replay: bool) -> None:
         s = self.stats
-        s.last_status = result.status
         if result.outcome is Outcome.WRITTEN:
             if s.state in (SPOOLING, REJECTED):
                 log.warning("writing again", extra={"after_failures": self._failures})

@@ -94,8 +94,5 @@ class InfluxWriter:
             return classify(exc)
         return WriteResult(Outcome.WRITTEN, 204)
 
-    async def ping(self) -> bool:
-        return bool(await self._client.ping())
-
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from sauron.bpf import layout
 from sauron.engine import RTT_DIRECTION, KpiEngine, Snapshot
 from sauron.histogram import LATENCY, Histogram
-from sauron.publish.publisher import STATE_CODES, Publisher
+from sauron.publish.publisher import STATES, Publisher
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -194,14 +194,18 @@ def render(engine: KpiEngine, publisher: Publisher | None = None) -> str:
             f"sauron_sla_violated{_labels(slice=s.name)} {int(engine.sla.status(s.name) == 'violated')}"
         )
     if latest is not None and latest.energy is not None:
-        out += _energy_lines(latest, family)
+        _energy_lines(latest, out, family)
     if publisher is not None:
-        out += _publisher_lines(publisher, family)
+        _publisher_lines(publisher, out, family)
     return "\n".join(out) + "\n"
 
 
-def _energy_lines(latest: Snapshot, family: Callable[[str, str, str], None]) -> list[str]:
-    out: list[str] = []
+Family = Callable[[str, str, str], None]
+
+
+def _energy_lines(latest: Snapshot, out: list[str], family: Family) -> None:
+    """Appends to `out`, where `family` writes each family's HELP and TYPE,
+    so every sample follows its own family's header."""
     node = latest.energy
     assert node is not None
     method = {"method": node.method}
@@ -230,11 +234,9 @@ def _energy_lines(latest: Snapshot, family: Callable[[str, str, str], None]) -> 
     out.append(f"sauron_node_energy_joules_total{_labels(**method)} {node.cumulative_joules:.6f}")
     family("sauron_node_energy_watts", "gauge", "The node's mean power over the last interval.")
     out.append(f"sauron_node_energy_watts{_labels(**method)} {node.watts:.6f}")
-    return out
 
 
-def _publisher_lines(publisher: Publisher, family: Callable[[str, str, str], None]) -> list[str]:
-    out: list[str] = []
+def _publisher_lines(publisher: Publisher, out: list[str], family: Family) -> None:
     s = publisher.stats
 
     def one(name: str, kind: str, help_text: str, value: float) -> None:
@@ -288,6 +290,5 @@ def _publisher_lines(publisher: Publisher, family: Callable[[str, str, str], Non
         s.last_success or 0,
     )
     family("sauron_publisher_state", "gauge", "1 for the publisher's current state.")
-    for state in STATE_CODES:
+    for state in STATES:
         out.append(f"sauron_publisher_state{_labels(state=state)} {int(s.state == state)}")
-    return out
