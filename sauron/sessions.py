@@ -3,14 +3,17 @@ packets, per slice, and the ones that carried the most bytes."""
 
 from __future__ import annotations
 
-import heapq
 import ipaddress
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from sauron.bpf import layout
-from sauron.bpf.maps import Session, delta
+from sauron.bpf.session_table import SessionTable
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
+U64 = npt.NDArray[np.uint64]
 
 #: sessions kept per slice and kind; what the top-sessions route can return
 TOP_SESSIONS = 100
@@ -47,39 +50,53 @@ class SessionActivity:
     top: dict[int, list[SessionVolume]] = field(default_factory=dict)
 
 
-def _ue_of(s: Session, by_teid: bool) -> str | None:
-    if not by_teid:
-        return ue_address_text(s.key)
-    return ue_address_text(s.ue_addr) if s.ue_addr is not None else None
+def _grown(now: U64, before: U64, seen: npt.NDArray[np.bool_]) -> U64:
+    """`delta` over columns: a counter that went down, or a session not seen
+    before, counts from zero."""
+    before = np.where(seen[:, None], before, 0).astype(np.uint64)
+    return np.where(now >= before, now - before, now)
+
+
+def _volume(
+    table: SessionTable, row: int, packets: U64, octets: U64, by_teid: bool
+) -> SessionVolume:
+    if by_teid:
+        teid: int | None = int.from_bytes(bytes(table.keys[row]), "little")
+        ue = ue_address_text(table.ue_addr[row].tobytes()) if table.has_ue[row] else None
+    else:
+        teid, ue = None, ue_address_text(bytes(table.keys[row]))
+    return SessionVolume(
+        teid=teid,
+        ue_address=ue,
+        qfi=int(table.qfi[row]) if by_teid else None,
+        uplink_packets=int(packets[row, UL]),
+        downlink_packets=int(packets[row, DL]),
+        uplink_bytes=int(octets[row, UL]),
+        downlink_bytes=int(octets[row, DL]),
+    )
 
 
 def session_activity(
-    previous: list[Session], current: list[Session], by_teid: bool, top_n: int = TOP_SESSIONS
+    previous: SessionTable, current: SessionTable, by_teid: bool, top_n: int = TOP_SESSIONS
 ) -> SessionActivity:
     """A session missing from the previous reading, or whose counts went
     down (evicted and seen anew), counts from zero."""
-    before = {s.key: s for s in previous}
+    rows, seen = previous.index_of(current.keys)
+    if len(previous) == 0:
+        old_packets = old_bytes = np.zeros((len(current), 2), np.uint64)
+    else:
+        old_packets, old_bytes = previous.packets[rows], previous.bytes[rows]
+    packets = _grown(current.packets, old_packets, seen)
+    octets = _grown(current.bytes, old_bytes, seen)
+    moved = np.flatnonzero((packets > 0).any(axis=1))
+    volume = octets[moved].sum(axis=1, dtype=np.uint64)
     result = SessionActivity()
-    moved: dict[int, list[tuple[int, Session, list[int], list[int]]]] = {}
-    for s in current:
-        old = before.get(s.key)
-        packets = [delta(s.packets[d], old.packets[d] if old else 0) for d in (UL, DL)]
-        if packets == [0, 0]:
-            continue
-        octets = [delta(s.bytes[d], old.bytes[d] if old else 0) for d in (UL, DL)]
-        result.active[s.slice_id] = result.active.get(s.slice_id, 0) + 1
-        moved.setdefault(s.slice_id, []).append((octets[0] + octets[1], s, packets, octets))
-    for slice_id, rows in moved.items():
-        result.top[slice_id] = [
-            SessionVolume(
-                teid=int.from_bytes(s.key, "little") if by_teid else None,
-                ue_address=_ue_of(s, by_teid),
-                qfi=s.qfi if by_teid else None,
-                uplink_packets=packets[0],
-                downlink_packets=packets[1],
-                uplink_bytes=octets[0],
-                downlink_bytes=octets[1],
-            )
-            for _, s, packets, octets in heapq.nlargest(top_n, rows, key=lambda r: r[0])
+    slice_of = current.slice_id[moved]
+    for slice_id in np.unique(slice_of):
+        mine = slice_of == slice_id
+        result.active[int(slice_id)] = int(mine.sum())
+        ranked = moved[mine][np.argsort(volume[mine])[::-1][:top_n]]  # most bytes first
+        result.top[int(slice_id)] = [
+            _volume(current, int(r), packets, octets, by_teid) for r in ranked
         ]
     return result

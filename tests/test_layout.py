@@ -61,15 +61,40 @@ def test_every_enumerator_is_read() -> None:
     assert max(layout.EVENT_NAMES) < layout.ANOMALY_FIRST
 
 
-def test_fast_row_readers_read_what_ctypes_reads() -> None:
-    from sauron.bpf.maps import SESSION_ROW, SLOT_ROW
+def test_column_readers_read_what_ctypes_reads() -> None:
+    """Two per-CPU copies laid out one kernel stride apart, as a batch
+    lookup returns them, read through the numpy views."""
+    import numpy as np
 
-    stats = layout.SessionStats(
-        packets=(1, 2), bytes=(3, 4), slice_id=5, rules_generation=6, qfi=7, flags=8
-    )
-    stats.ue_addr[:] = list(range(16))
-    assert SESSION_ROW.unpack(bytes(stats)) == (1, 2, 3, 4, 5, 6, 7, 8, bytes(range(16)))
+    from sauron.bpf.session_table import SESSION_DTYPE, SLOT_DTYPE
+
+    copies = []
+    for cpu in range(2):
+        stats = layout.SessionStats(
+            packets=(1 + cpu, 2), bytes=(3, 4), slice_id=5, rules_generation=6, qfi=7, flags=8
+        )
+        stats.ue_addr[:] = list(range(16))
+        copies.append(bytes(stats).ljust(SESSION_DTYPE.itemsize, b"\0"))
+    rows = np.frombuffer(b"".join(copies), dtype=SESSION_DTYPE)
+    assert rows["packets"].tolist() == [[1, 2], [2, 2]]
+    assert rows["bytes"].tolist() == [[3, 4], [3, 4]]
+    assert [int(rows[n][1]) for n in ("slice_id", "rules_generation", "qfi", "flags")] == [
+        5,
+        6,
+        7,
+        8,
+    ]
+    assert rows["ue_addr"][1].tobytes() == bytes(range(16))
+
     slot = layout.TeidSlot(teid=9, rules_generation=10, slice_id=11, flags=12, qfi=13)
     slot.packets[:] = [14, 15]
     slot.bytes[:] = [16, 17]
-    assert SLOT_ROW.unpack(bytes(slot))[:10] == (9, 10, 11, 12, 13, 0, 14, 15, 16, 17)
+    (row,) = np.frombuffer(bytes(slot).ljust(SLOT_DTYPE.itemsize, b"\0"), dtype=SLOT_DTYPE)
+    assert [int(row[n]) for n in ("teid", "rules_generation", "slice_id", "flags", "qfi")] == [
+        9,
+        10,
+        11,
+        12,
+        13,
+    ]
+    assert row["packets"].tolist() == [14, 15] and row["bytes"].tolist() == [16, 17]

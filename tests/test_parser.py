@@ -23,6 +23,7 @@ from scapy.packet import Raw
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
+from sauron.bpf.session_table import SessionTable
 from sauron.sessions import session_activity
 
 pytestmark = [pytest.mark.kernel]
@@ -424,7 +425,10 @@ def test_active_sessions_per_interval(dataplane: DataPlane) -> None:
     for teid, src in ((0x10001, "10.45.0.1"), (0x10002, "10.45.0.2"), (0x20001, "10.46.0.1")):
         libbpf.test_run(fd, outer(gtpu_raw(teid, payload=inner_v4(src=src))))
     first = read_counters(dataplane)
-    assert session_activity([], first.teids, by_teid=True).active == {EMBB: 2, URLLC: 1}
+    assert session_activity(SessionTable.empty(4), first.teids, by_teid=True).active == {
+        EMBB: 2,
+        URLLC: 1,
+    }
     libbpf.test_run(fd, outer(gtpu_raw(0x10002, payload=inner_v4(src="10.45.0.2"))))
     for dst in ("10.47.0.1", "10.47.0.2", "10.47.0.3"):
         libbpf.test_run(n6, bytes(Ether() / IP(src="1.1.1.1", dst=dst) / UDP() / Raw(b"x")))
