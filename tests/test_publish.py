@@ -18,6 +18,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
+from timeseries import Sample, flux_csv_samples
 
 from sauron.publish.lineproto import PointError, line
 from sauron.publish.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
@@ -65,6 +66,37 @@ def test_line_matches_influxdb_client(
         p = p.field(k, v)
     theirs = p.time(stamp, WritePrecision.NS).to_line_protocol()
     assert ours == theirs
+
+
+def test_influxdb2_read_back_parses_flux_csv() -> None:
+    """The read-back used with SAURON_TEST_INFLUXDB_URL, on a reply shaped as
+    InfluxDB 2 documents its query CSV (two tables with different columns,
+    annotation rows, a quoted tag value holding a comma, a string field)."""
+    reply = (
+        "#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339,dateTime:RFC3339,double,string,string,string,string\r\n"
+        ",result,table,_start,_stop,_time,_value,_field,_measurement,node,slice\r\n"
+        ",_result,0,1970-01-01T00:00:00Z,2026-11-24T20:00:00Z,2026-11-24T19:00:01.000001Z,5,packets_in,sauron_traffic,node-a,embb\r\n"
+        ',_result,0,1970-01-01T00:00:00Z,2026-11-24T20:00:00Z,2026-11-24T19:00:02Z,7.5,packets_in,sauron_traffic,"node,b",embb\r\n'
+        "\r\n"
+        ",result,table,_start,_stop,_time,_value,_field,_measurement,node,slice,le\r\n"
+        ",_result,1,1970-01-01T00:00:00Z,2026-11-24T20:00:00Z,2026-11-24T19:00:01Z,3,count,sauron_histogram,node-a,embb,0.25\r\n"
+        ",_result,2,1970-01-01T00:00:00Z,2026-11-24T20:00:00Z,2026-11-24T19:00:01Z,ok,sla_status,sauron_slice,node-a,embb,\r\n"
+    )
+    samples = flux_csv_samples(reply)
+    t0 = 1795546801000  # 2026-11-24T19:00:01Z in ms
+    assert samples == [
+        Sample("sauron_traffic", (("node", "node-a"), ("slice", "embb")), "packets_in", t0, 5.0),
+        Sample(
+            "sauron_traffic", (("node", "node,b"), ("slice", "embb")), "packets_in", t0 + 1000, 7.5
+        ),
+        Sample(
+            "sauron_histogram",
+            (("le", "0.25"), ("node", "node-a"), ("slice", "embb")),
+            "count",
+            t0,
+            3.0,
+        ),
+    ]
 
 
 def test_line_leaves_out_missing_and_refuses_empty() -> None:
@@ -187,6 +219,7 @@ class FakeServer:
         self.max_lines = max_lines
         self.requests: list[tuple[float, int, list[str], str]] = []
         self.accepted: list[str] = []
+        self.delay_s = 0.0  # a slow server: each answer waits this long
 
     async def write(self, request: web.Request) -> web.Response:
         body = (await request.read()).decode()
@@ -199,6 +232,7 @@ class FakeServer:
         else:
             status, headers = 204, {}
         self.requests.append((time.monotonic(), status, lines, auth))
+        await asyncio.sleep(self.delay_s)
         if status == 204:
             self.accepted += lines
             return web.Response(status=204)
@@ -348,6 +382,60 @@ def test_queue_bound_spills_to_the_spool(tmp_path: Path) -> None:
     # once the spool holds points, later batches queue behind them (order kept)
     assert publisher.stats.points_replayed == publisher.stats.points_spooled >= 150
     assert publisher.spool.points == 0
+
+
+def test_shutdown_replays_until_its_deadline_and_the_next_start_does_the_rest(
+    tmp_path: Path,
+) -> None:
+    left_by_earlier_run = Spool(tmp_path / "spool", 1 << 30)
+    for n in range(40):
+        left_by_earlier_run.append(points(n * 10, 10))
+    left_by_earlier_run.close()
+    server = FakeServer([])
+    server.delay_s = 0.2  # 40 batches take 8 s; the shutdown allows 0.5 s
+
+    async def stop_at_once(p: Publisher) -> None:
+        p.offer(points(400, 10))
+
+    run_against(server, tmp_path, stop_at_once, shutdown_timeout_s=0.5)
+    written_before_exit = list(server.accepted)
+    left = Spool(tmp_path / "spool", 1 << 30)
+    assert 0 < len(server.requests) < 40, "the shutdown did not wait for the whole spool"
+    assert len(written_before_exit) + left.points == 410, "nothing lost on the way out"
+    left.close()
+
+    server.delay_s = 0.0
+
+    async def until_spool_empty(p: Publisher) -> None:
+        deadline = time.monotonic() + 10
+        while p.spool.points and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    publisher = run_against(server, tmp_path, until_spool_empty)
+    assert publisher.spool.points == 0
+    assert server.accepted == points(0, 410), "every point once, oldest first"
+
+
+def test_write_that_timed_out_is_resent_identical(tmp_path: Path) -> None:
+    """The server takes the first write after the client gave up on it: the
+    batch is sent again, line for line the same (same series, same
+    timestamps), so InfluxDB overwrites the points instead of adding them."""
+    server = FakeServer([])
+    server.delay_s = 0.6
+
+    async def body(p: Publisher) -> None:
+        p.offer(points(0, 20))
+        deadline = time.monotonic() + 10
+        while len(server.requests) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        server.delay_s = 0.0
+        while p.spool.points and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    publisher = run_against(server, tmp_path, body, timeout_s=0.2)
+    first, again = server.requests[0][2], server.requests[1][2]
+    assert first == again == points(0, 20)
+    assert publisher.stats.retries >= 1 and publisher.stats.points_replayed == 20
 
 
 @pytest.mark.kernel

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from agent_process import start_agent
-from frames import gtpu, natted, plain, ul_packet
+from frames import UE, gtpu, natted, plain, ul_packet
 from manual_clock import ManualClock
 from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, server_for_tests
 
@@ -154,6 +154,7 @@ def test_points_read_back_field_by_field(
 
     expected = [s for text in sent for s in parse_line(text)]
     got = held(server, start_ms)
+    assert "sauron_session" not in {s.measurement for s in got}, "per-session series only if asked"
     # every numeric field of every point, exactly once, at its own time
     key = lambda s: (s.measurement, s.tags, s.field, s.time_ms)  # noqa: E731
     assert Counter(map(key, got)) == Counter(map(key, expected))
@@ -194,6 +195,52 @@ def test_points_read_back_field_by_field(
             percentile(LATENCY, own.histogram().buckets, q),
         )
         assert ours is not None and theirs is not None and ours.value == theirs.value
+
+
+def test_top_sessions_are_series_only_when_asked(
+    server: VictoriaMetrics | ExternalInflux,
+    dataplane: DataPlane,
+    catalog: Catalog,
+    tmp_path: Path,
+) -> None:
+    """Three eMBB tunnels carry 3, 2 and 1 G-PDUs each interval; with
+    `top_sessions: 2` the two busiest are written, per interval, with the
+    volumes the frames had."""
+    frames = {
+        teid: gtpu(ul_packet(b"x" * (100 * n)), teid, uplink=True)
+        for n, teid in enumerate((0x10001, 0x10002, 0x10003), start=1)
+    }
+    counts = {0x10001: 3, 0x10002: 2, 0x10003: 1}
+
+    def send(_: int) -> None:
+        for teid, n in counts.items():
+            for _ in range(n):
+                libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frames[teid])
+
+    clock = ManualClock(time.time() - 1800.0)
+    start_ms = int(clock.t * 1000)
+    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
+    publisher = Publisher(config_for(server, tmp_path, top_sessions=2), "node-a", server.token)
+    times = run_ticks(publisher, engine, clock, 3, between=send)
+
+    sessions = [s for s in held(server, start_ms) if s.measurement == "sauron_session"]
+    by_interval: dict[int, dict[str, dict[str, float]]] = {}
+    for s in sessions:
+        tags = dict(s.tags)
+        assert (tags["slice"], tags["ue"]) == ("embb", UE)
+        by_interval.setdefault(s.time_ms, {}).setdefault(tags["teid"], {})[s.field] = s.value
+    assert sorted(by_interval) == [time_ns(t) // 1_000_000 for t in times]
+    for interval in by_interval.values():
+        assert interval == {
+            f"0x{teid:08x}": {
+                "uplink_packets": counts[teid],
+                "downlink_packets": 0,
+                "uplink_bytes": counts[teid] * len(frames[teid]),
+                "downlink_bytes": 0,
+                "qfi": 9,
+            }
+            for teid in (0x10001, 0x10002)
+        }
 
 
 @pytest.mark.skipif(

@@ -11,6 +11,8 @@ arrivals; a string field is kept as a sample without its text (value 0)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -134,28 +136,35 @@ class ExternalInflux:
                 "Accept": "application/csv",
             },
         )
-        out: list[Sample] = []
         with urllib.request.urlopen(request, timeout=60) as r:
-            rows = r.read().decode().splitlines()
-        header: list[str] = []
-        for row in rows:
-            cells = row.split(",")
-            if not row.strip():
-                header = []
-                continue
-            if not header:
-                header = cells
-                continue
-            rec = dict(zip(header, cells, strict=False))
-            try:
-                value = float(rec["_value"])
-            except ValueError:
-                continue  # a string field
-            skip = {"", "result", "table", "_start", "_stop", "_time", "_value", "_field"}
-            tags = tuple(sorted((k, v) for k, v in rec.items() if k not in skip | {"_measurement"}))
-            ms = round(datetime.fromisoformat(rec["_time"]).timestamp() * 1000)
-            out.append(Sample(rec["_measurement"], tags, rec["_field"], ms, value))
-        return out
+            return flux_csv_samples(r.read().decode())
+
+
+def flux_csv_samples(text: str) -> list[Sample]:
+    """Samples from the CSV InfluxDB's /api/v2/query answers: tables separated
+    by blank lines, each with its own header row; annotation rows (#...)
+    skipped; string fields left out (only numbers are compared)."""
+    out: list[Sample] = []
+    header: list[str] = []
+    meta = {"", "result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"}
+    for cells in csv.reader(io.StringIO(text)):
+        if not cells or not any(cells):
+            header = []
+            continue
+        if cells[0].startswith("#"):
+            continue
+        if not header:
+            header = cells
+            continue
+        rec = dict(zip(header, cells, strict=False))
+        try:
+            value = float(rec["_value"])
+        except ValueError:
+            continue
+        tags = tuple(sorted((k, v) for k, v in rec.items() if k not in meta))
+        ms = round(datetime.fromisoformat(rec["_time"]).timestamp() * 1000)
+        out.append(Sample(rec["_measurement"], tags, rec["_field"], ms, value))
+    return out
 
 
 def parse_line(text: str) -> list[Sample]:

@@ -109,6 +109,7 @@ class Publisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        self._stop_by = float("inf")  # loop time the shutdown stops replaying
         self._task: asyncio.Task[None] | None = None
 
     # -- intake ---------------------------------------------------------
@@ -158,18 +159,26 @@ class Publisher:
         self._writer = self._make_writer()
         if self.spool.batches:
             log.warning(
-                "replaying the spool",
+                "the spool holds points from before, replaying them",
                 extra={"points": self.spool.points, "batches": self.spool.batches},
             )
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
-        """Writes or spools what is queued, then closes."""
+        """Writes or spools what is queued and replays the spool for at most
+        `shutdown_timeout_s` (a write in flight then ends within `timeout_s`),
+        then closes; the rest of the spool waits for the next start."""
         self._stopping = True
+        if self._loop is not None:
+            away = self.stats.state in (SPOOLING, REJECTED)  # do not wait on it
+            self._stop_by = self._now() + (0.0 if away else self.config.shutdown_timeout_s)
         if self._wake is not None:
             self._wake.set()
         if self._task is not None:
             await self._task
+        # offered while the last round was under way: kept on disk
+        self._to_spool(list(self._pending))
+        self._pending.clear()
         if self._writer is not None:
             await self._writer.close()
         self.spool.close()
@@ -199,7 +208,7 @@ class Publisher:
         return self._loop.time()
 
     def _may_attempt(self) -> bool:
-        return self._now() >= self._next_attempt
+        return self._next_attempt <= self._now() < self._stop_by
 
     async def flush(self) -> None:
         """One round: queued points into batches, the spool replayed while
@@ -226,8 +235,6 @@ class Publisher:
 
     async def _replay(self) -> None:
         while self.spool.batches and self._may_attempt():
-            if self._stopping and self.stats.state != PUBLISHING:
-                return  # do not hold a shutdown on a server that is away
             lost_before = self.spool.dropped
             batch = self.spool.oldest()
             if self.spool.dropped > lost_before:

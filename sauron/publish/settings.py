@@ -55,6 +55,9 @@ class InfluxConfig(BaseModel):
     #: after 401/403/404 (bad token, unknown org or bucket): one attempt per
     #: this many seconds, not a retry storm; points wait in the spool
     rejected_retry_s: Annotated[float, Field(gt=0)] = 300.0
+    #: on SIGTERM the queue is written or spooled, then the spool replayed
+    #: for at most this long; what is left waits on disk for the next start
+    shutdown_timeout_s: Annotated[float, Field(ge=0, le=600)] = 5.0
     #: the N sessions (TEID or UE) that carried the most bytes per slice and
     #: interval, as their own series; 0 keeps per-session series out
     top_sessions: Annotated[int, Field(ge=0, le=100)] = 0
