@@ -3,7 +3,8 @@
 Two processes pinned to one CPU pass a byte back and forth over pipes, so
 every round trip is two context switches. The same run measures the round
 trip without the probe and with it, alternately, and reads the kernel's
-own statistics of the sched_switch program (run time / run count).
+own statistics of the sched_switch and sched_stat_runtime programs (run
+time / run count; the scheduler reports run time about once per switch).
 
     python -m bench.energy [--round-trips N] [--rounds R]
 """
@@ -54,14 +55,21 @@ def main() -> None:
     without: list[float] = []
     with_probe: list[float] = []
     per_run: list[float] = []
+    runtime_per_run: list[float] = []
+    runtime_per_switch: list[float] = []
     for _ in range(args.rounds):
         without.append(ping_pong(args.round_trips))
         with EnergyProbe() as probe:
             before = probe.program_stats("sauron_sched_switch")
+            before_rt = probe.program_stats("sauron_sched_runtime")
             with_probe.append(ping_pong(args.round_trips))
             after = probe.program_stats("sauron_sched_switch")
+            after_rt = probe.program_stats("sauron_sched_runtime")
             runs = after.run_count - before.run_count
             per_run.append((after.run_time_ns - before.run_time_ns) / max(runs, 1))
+            rt_runs = after_rt.run_count - before_rt.run_count
+            runtime_per_run.append((after_rt.run_time_ns - before_rt.run_time_ns) / max(rt_runs, 1))
+            runtime_per_switch.append(rt_runs / max(runs, 1))
     base, hooked = statistics.median(without), statistics.median(with_probe)
     result = {
         "round_trip_ns_without_probe": round(base),
@@ -69,6 +77,8 @@ def main() -> None:
         "added_ns_per_switch": round((hooked - base) / 2),
         "ratio_with_over_without": round(hooked / base, 3),
         "sched_switch_program_ns_per_run": round(statistics.median(per_run)),
+        "sched_stat_runtime_program_ns_per_run": round(statistics.median(runtime_per_run)),
+        "sched_stat_runtime_runs_per_switch": round(statistics.median(runtime_per_switch), 2),
         "round_trips": args.round_trips,
         "rounds": args.rounds,
     }
@@ -80,7 +90,9 @@ def main() -> None:
         f"ratio {hooked / base:.3f}\n"
         f"  added per switch   {(hooked - base) / 2:8.0f} ns (wall clock)\n"
         f"  sched_switch program, kernel statistics: "
-        f"{statistics.median(per_run):.0f} ns per run"
+        f"{statistics.median(per_run):.0f} ns per run\n"
+        f"  sched_stat_runtime program: {statistics.median(runtime_per_run):.0f} ns per run, "
+        f"{statistics.median(runtime_per_switch):.2f} runs per switch"
     )
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -5,6 +5,7 @@ attribution arithmetic: conservation, idle rules, the cap."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import struct
@@ -21,6 +22,7 @@ from sauron.energy.frequency import (
     Frequencies,
     FrequencySource,
 )
+from sauron.energy.kernel_config import kernel_option
 from sauron.energy.model import IntervalWork, attribute, profile_power, rapl_power
 from sauron.energy.profiles import (
     PowerProfile,
@@ -31,6 +33,7 @@ from sauron.energy.profiles import (
     profile_json_schema,
     profiles_dir,
 )
+from sauron.energy.steal import TICKS_PER_SECOND, StealClock, kept_share, without_steal
 from sauron.energy.units import Cycles, Hertz, Joules, Seconds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -172,6 +175,7 @@ def work(**changes: object) -> IntervalWork:
     base = IntervalWork(
         seconds=Seconds(1.0),
         busy_ns=[600_000_000, 400_000_000],
+        stolen_ns=[0, 0],
         softirq_ns=[100_000_000, 50_000_000],
         watched_ns={0: [200_000_000, 0], 1: [0, 100_000_000]},
         watch_slice={0: "embb"},  # watch 1 is shared
@@ -264,3 +268,38 @@ def test_no_packets_leaves_shared_time_unattributed() -> None:
 def test_the_repository_profiles_are_all_valid() -> None:
     for path in sorted((REPO / "energy").glob("*.yaml")):
         load_profile(path)
+
+
+def test_steal_is_read_per_cpu_and_taken_out_of_busy_time(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  100 0 50 9000 3 0 7 30 0 0\n"
+        "cpu0 50 0 25 4500 1 0 3 10 0 0\n"
+        "cpu1 50 0 25 4500 2 0 4 20 0 0\n"
+        "intr 12345\n"
+    )
+    clock = StealClock(2, stat)
+    tick_ns = 1_000_000_000 // TICKS_PER_SECOND
+    assert clock.absent == "" and clock.read() == [10 * tick_ns, 20 * tick_ns]
+    # 100 ms of CPU 0's 400 ms busy were stolen; CPU 1's steal exceeds what
+    # the probe saw busy (a tick's resolution), so all of it is taken
+    busy, stolen, kept = without_steal([400_000_000, 5_000_000], [100_000_000, 10_000_000])
+    assert busy == [300_000_000, 0] and stolen == [100_000_000, 5_000_000]
+    assert kept == [0.75, 0.0]
+    assert kept_share([200_000_000, 4_000_000], kept) == [150_000_000, 0]
+
+
+def test_no_steal_column_is_said() -> None:
+    clock = StealClock(2, Path("/nonexistent/stat"))
+    assert clock.read() is None and "/nonexistent/stat" in clock.absent
+
+
+def test_kernel_option_read_from_plain_and_gzipped_config(tmp_path: Path) -> None:
+    plain = tmp_path / "config-6.1.0"
+    plain.write_text("CONFIG_IRQ_TIME_ACCOUNTING=y\nCONFIG_KPROBES=y\n")
+    packed = tmp_path / "config.gz"
+    packed.write_bytes(gzip.compress(b"# CONFIG_IRQ_TIME_ACCOUNTING is not set\n"))
+    assert kernel_option("CONFIG_IRQ_TIME_ACCOUNTING", [plain]) == (True, str(plain))
+    assert kernel_option("CONFIG_IRQ_TIME_ACCOUNTING", [packed, plain]) == (False, str(packed))
+    known, why = kernel_option("CONFIG_IRQ_TIME_ACCOUNTING", [tmp_path / "absent"])
+    assert known is None and "absent" in why

@@ -1,5 +1,5 @@
 """The energy probe in the kernel: xdp/energy.c attached to sched_switch,
-the packet softirqs and the clock tick. Its per-process times are held
+sched_stat_runtime, the packet softirqs and the clock tick. Its per-process times are held
 against the scheduler's own account (/proc/PID/schedstat); processes are
 found by pid, by name and by cgroup; unwatched work is not counted; packet
 softirqs are timed; the probe's maps match the shared header."""
@@ -51,12 +51,21 @@ def cpu_time_ns(pid: int) -> int:
     )
 
 
-def measure(probe: EnergyProbe, pids: list[int], seconds: float) -> tuple[list[int], list[int]]:
-    """(probe's time per watch index, schedstat per pid) over the same span."""
+def measure(
+    probe: EnergyProbe, pids: list[int], seconds: float, run_time: bool = False
+) -> tuple[list[int], list[int]]:
+    """(probe's time per watch index, schedstat per pid) over the same span:
+    the switch-to-switch timing, or with `run_time` the scheduler's run time
+    as sched_stat_runtime reports it."""
     before, truth_before = probe.read(), [cpu_time_ns(p) for p in pids]
     time.sleep(seconds)
     after, truth_after = probe.read(), [cpu_time_ns(p) for p in pids]
-    measured = [sum(after.watched_ns[i]) - sum(before.watched_ns[i]) for i in range(len(pids))]
+    was, now = (
+        (before.watched_run_ns, after.watched_run_ns)
+        if run_time
+        else (before.watched_ns, after.watched_ns)
+    )
+    measured = [sum(now[i]) - sum(was[i]) for i in range(len(pids))]
     return measured, [a - b for a, b in zip(truth_after, truth_before, strict=True)]
 
 
@@ -68,11 +77,17 @@ def test_watched_processes_time_matches_the_scheduler(probe: EnergyProbe) -> Non
         before_other = probe.read()
         measured, truth = measure(probe, [watched.pid], 2.0)
         assert truth[0] > 0.5e9  # it did work (about 80 % of a CPU)
+        # switch to switch on the monotonic clock: steal time included
         assert measured[0] == pytest.approx(truth[0], rel=0.03)
+        # the scheduler's run time: the same account schedstat gives, up to
+        # the moments the two are read
+        run, truth = measure(probe, [watched.pid], 2.0, run_time=True)
+        assert run[0] == pytest.approx(truth[0], rel=0.005)
         # the unwatched process left nothing anywhere
         after = probe.read()
         for index in range(1, layout.MAX_WATCHED):
             assert sum(after.watched_ns[index]) == sum(before_other.watched_ns[index])
+            assert sum(after.watched_run_ns[index]) == sum(before_other.watched_run_ns[index])
     finally:
         probe.watch_tgids({})
         for p in (watched, other):

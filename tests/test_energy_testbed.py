@@ -6,8 +6,8 @@ The ground truth of each slice's work is its UPF's CPU time as the kernel
 accounts it (/proc/PID/task/*/schedstat, read beside the agent), plus its
 share, by the packets the test sent, of the packet softirq time that ran
 outside the UPFs (the gNB's and DN's sends): the joules of the two slices
-must stand in the ratio of that work within 5 %, and each UPF's measured
-time must match schedstat. Every interval
+must stand in the ratio of that work within 2 % (the issue asks 5 %), and
+each UPF's measured time must match schedstat within 1 %. Every interval
 must conserve energy (slices + unattributed = node), the figures must name
 the power model and cycle source in use, and an energy-per-GB target the
 slice cannot meet must open a violation."""
@@ -165,17 +165,19 @@ def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> 
     assert node.cycle_source == "/proc/cpuinfo cpu MHz"
     assert any("no hardware cycle counter" in n for n in node.notes)
     assert any(n == "watched name upf-embb (slice embb): 1 found" for n in node.notes)
+    assert any("sched_stat_runtime" in n for n in node.notes)
+    assert any("steal time" in n for n in node.notes)
 
     embb, urllc = window.slices["embb"], window.slices["urllc"]
     hz = node.frequency_mhz * 1e6
-    # each UPF's time is measured, not derived from packets: it follows the
-    # kernel's account. Not exactly: the scheduler leaves out steal time
-    # (this is a VM) and starts a task's clock at its wake-up, the probe
-    # times switch to switch; under the full suite's load the two were seen
-    # up to 8 % apart.
+    # each UPF's time is measured, not derived from packets: it is the
+    # scheduler's own account (sched_stat_runtime), steal time left out. The
+    # probe's earlier switch-to-switch timing ran up to 9 % over schedstat on
+    # runs where the hypervisor stole CPU time (0.56 s of steal in a 6 s
+    # window), more for the busier UPF: the 5 % joules-ratio misses.
     for name, e in (("upf-embb", embb), ("upf-urllc", urllc)):
         measured_ns = e.cycles_process / hz * 1e9
-        assert measured_ns == pytest.approx(work[name], rel=0.12), (name, measured_ns, work)
+        assert measured_ns == pytest.approx(work[name], rel=0.01), (name, measured_ns, work)
     # the softirq time outside the UPFs, shared by the packets each slice sent
     shared_ns = node.cycles_softirq / hz * 1e9
     total_sent = sent[ue["embb"]] + sent[ue["urllc"]]
@@ -184,9 +186,7 @@ def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> 
     joules_ratio = embb.joules / urllc.joules
     assert 2.0 < truth_ratio < 4.5, truth  # the UPFs really did work in proportion
     print(f"joules ratio {joules_ratio:.3f}, truth {truth_ratio:.3f}")
-    # isolated runs land within 0.3-3.4 %; a loaded CI run has reached 5.0 %
-    # (the probe-vs-schedstat gap at low packet rates, issue 7): 8 % bound
-    assert joules_ratio == pytest.approx(truth_ratio, rel=0.08), (work, shared_ns, embb, urllc)
+    assert joules_ratio == pytest.approx(truth_ratio, rel=0.02), (work, shared_ns, embb, urllc)
 
     # conservation over the window: slices + unattributed = node
     total = sum(e.joules for e in window.slices.values()) + node.unattributed_joules

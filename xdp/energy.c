@@ -10,8 +10,14 @@
  * it) and counts them apart; the idle task's leaves them out. Unwatched
  * tasks cost one hash lookup per switch (two when cgroups are watched).
  *
- * Raw tracepoints: the programs read nothing of the tracepoint's arguments
- * but the softirq vector, so no kernel structure layout is assumed. */
+ * The run time of a watched task is the scheduler's own account, taken from
+ * sched_stat_runtime: the switch-to-switch stretches run on the monotonic
+ * clock, which keeps going while a hypervisor runs another guest on this
+ * CPU (steal), and the scheduler's clock does not.
+ *
+ * Raw tracepoints: the programs read of the arguments only the softirq
+ * vector, and of sched_stat_runtime the task pointer (compared, never read
+ * through) and the run time, so no kernel structure layout is assumed. */
 #include "sauron_shared.h"
 
 BPF_PERCPU_ARRAY(cpu_time, struct sauron_cpu_time, 1);
@@ -20,6 +26,9 @@ BPF_PERCPU_ARRAY(watched_time, struct sauron_watched_time, SAURON_MAX_WATCHED);
 BPF_HASH(watched_tasks, __u32, __u32, SAURON_WATCHED_TASKS);
 /* cgroup v2 id -> watch index */
 BPF_HASH(watched_cgroups, __u64, __u32, SAURON_WATCHED_CGROUPS);
+/* task_struct address -> watch index, learnt while the task is current, so
+ * run time the scheduler accounts from another CPU finds its owner too */
+BPF_TABLE("lru_hash", __u64, __u32, watched_threads, SAURON_WATCHED_THREADS);
 /* energy_config[0]: 1 when any cgroup is watched */
 BPF_ARRAY(energy_config, __u32, 1);
 
@@ -137,5 +146,32 @@ int sauron_softirq_exit(struct bpf_raw_tracepoint_args *ctx)
 		c->net_tx_runs += 1;
 	}
 	c->softirq_start_ns = 0;
+	return 0;
+}
+
+/* args: the task, the run time just accounted to it (ns). Usually the task
+ * is the one running here; when the scheduler updates another CPU's
+ * current task, its owner is found by the address learnt earlier. */
+int sauron_sched_runtime(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 task = ctx->args[0];
+	__u64 runtime = ctx->args[1];
+	__u32 *index;
+
+	if (task == bpf_get_current_task()) {
+		/* an exited task's address, reused, could keep a stale entry: the
+		 * agent clears the map whenever the watched set changes */
+		index = watch_index(bpf_get_current_pid_tgid() >> 32);
+		if (!index)
+			return 0;
+		watched_threads.update(&task, index);
+	} else {
+		index = watched_threads.lookup(&task);
+		if (!index)
+			return 0;
+	}
+	struct sauron_watched_time *w = watched_time.lookup(index);
+	if (w)
+		w->run_ns += runtime;
 	return 0;
 }

@@ -352,6 +352,7 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
 MAX_WATCHED = _C["SAURON_MAX_WATCHED"]
 WATCHED_TASKS = _C["SAURON_WATCHED_TASKS"]
 WATCHED_CGROUPS = _C["SAURON_WATCHED_CGROUPS"]
+WATCHED_THREADS = _C["SAURON_WATCHED_THREADS"]
 SOFTIRQ_NET_TX = _C["SAURON_SOFTIRQ_NET_TX"]
 SOFTIRQ_NET_RX = _C["SAURON_SOFTIRQ_NET_RX"]
 
@@ -376,6 +377,7 @@ class WatchedTime(ctypes.Structure):
         ("on_cpu_ns", ctypes.c_uint64),
         ("softirq_ns", ctypes.c_uint64),
         ("stretches", ctypes.c_uint64),
+        ("run_ns", ctypes.c_uint64),
     ]
 
 
@@ -385,6 +387,7 @@ ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "watched_time": (ctypes.c_uint32, WatchedTime),
     "watched_tasks": (ctypes.c_uint32, ctypes.c_uint32),
     "watched_cgroups": (ctypes.c_uint64, ctypes.c_uint32),
+    "watched_threads": (ctypes.c_uint64, ctypes.c_uint32),
 }
 
 

@@ -15,6 +15,7 @@ from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.catalog import Catalog
 from sauron.energy import rapl
 from sauron.energy.frequency import HW_COUNTER, FrequencySource
+from sauron.energy.kernel_config import kernel_option
 from sauron.energy.model import (
     IdleRule,
     IntervalWork,
@@ -26,6 +27,7 @@ from sauron.energy.model import (
 )
 from sauron.energy.probe import CpuTimes, EnergyProbe
 from sauron.energy.profiles import PowerProfile, choose_profile, cpu_model_name, load_profiles
+from sauron.energy.steal import StealClock, kept_share, without_steal
 from sauron.energy.units import Cycles, Seconds
 from sauron.energy.watch import WatchEntry, resolve
 
@@ -58,6 +60,10 @@ class EnergySetup:
     counter: rapl.EnergyCounter | None
     rapl_absent: str
     frequency: FrequencySource
+    #: the kernel leaves interrupt time out of a task's run time
+    #: (CONFIG_IRQ_TIME_ACCOUNTING): the packet softirqs a watched process
+    #: ran are added to it
+    irq_time_apart: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -68,6 +74,7 @@ def detect_setup(
     perf_power: Path = rapl.PERF_POWER,
     cpuinfo: Path = Path("/proc/cpuinfo"),
     cpus: int | None = None,
+    kernel_config: list[Path] | None = None,
 ) -> EnergySetup:
     profiles = load_profiles(profiles_dir)
     profile, reason = choose_profile(profiles, cpu_model_name(cpuinfo), profile_name)
@@ -88,7 +95,19 @@ def detect_setup(
         notes.append(f"no RAPL energy counters ({rapl_absent}): joules from profile {profile.name}")
     else:
         notes.append(f"joules per cycle calibrated each interval from {counter.source}")
-    return EnergySetup(profile, reason, counter, rapl_absent, frequency, notes)
+    irq_apart, said_by = kernel_option("CONFIG_IRQ_TIME_ACCOUNTING", kernel_config)
+    if irq_apart is None:
+        notes.append(
+            f"kernel configuration unreadable ({said_by}): a watched process's run time is "
+            "taken to include the packet softirqs it ran"
+        )
+    elif irq_apart:
+        notes.append(
+            f"interrupt time accounted apart ({said_by}): the packet softirqs a watched "
+            "process ran are added to its run time"
+        )
+    notes.append("watched processes: run time as the scheduler accounts it (sched_stat_runtime)")
+    return EnergySetup(profile, reason, counter, rapl_absent, frequency, bool(irq_apart), notes)
 
 
 class EnergyMeter:
@@ -125,6 +144,8 @@ class EnergyMeter:
         self.node_cumulative = 0.0
         self.refresh_watches()
         self._times = probe.read()
+        self.steal = StealClock(self._times.cpus, proc / "stat")
+        self._stolen = self.steal.read()
         self._programs = self._program_ns()
         self._observer = self._observer_ns()
         self._at = clock()
@@ -146,6 +167,7 @@ class EnergyMeter:
     def _work(
         self,
         times: CpuTimes,
+        stolen_now: list[int] | None,
         seconds_ns: int,
         programs: dict[int, int],
         observer: int,
@@ -154,27 +176,37 @@ class EnergyMeter:
         traffic: dict[str, tuple[int, int]],
     ) -> IntervalWork:
         was = self._times
-        busy = []
-        for cpu in range(times.cpus):
-            if self.online is not None and cpu not in self.online:
-                busy.append(0)
-                continue
-            idle = delta(times.idle_ns[cpu], was.idle_ns[cpu])
-            busy.append(max(0, seconds_ns - idle))
 
         def grown(now_ns: list[int], before_ns: list[int]) -> list[int]:
             return [delta(n, b) for n, b in zip(now_ns, before_ns, strict=True)]
 
+        stolen = [0] * times.cpus
+        if stolen_now is not None and self._stolen is not None:
+            stolen = grown(stolen_now, self._stolen)
+        timed = []
+        for cpu in range(times.cpus):
+            if self.online is not None and cpu not in self.online:
+                timed.append(0)  # offline: stays idle, unread
+                continue
+            timed.append(max(0, seconds_ns - delta(times.idle_ns[cpu], was.idle_ns[cpu])))
+        busy, stolen, kept = without_steal(timed, stolen)
+
+        # the packet softirqs a watched process ran are its own, not shared
         softirq = grown(times.softirq_ns(), was.softirq_ns())
+        in_context: dict[int, list[int]] = {}
         # every index is read (a slot freed by a watch entry still counts as in-context)
         for index, ns in times.watched_softirq_ns.items():
-            in_context = grown(ns, was.watched_softirq_ns.get(index, ns))
-            softirq = [max(0, s - c) for s, c in zip(softirq, in_context, strict=True)]
-        watched = {
-            index: grown(ns, was.watched_ns.get(index, ns))
-            for index, ns in times.watched_ns.items()
-            if index < len(self.watch)
-        }
+            in_context[index] = grown(ns, was.watched_softirq_ns.get(index, ns))
+            softirq = [max(0, s - c) for s, c in zip(softirq, in_context[index], strict=True)]
+        softirq = kept_share(softirq, kept)
+        watched = {}
+        for index, ns in times.watched_run_ns.items():
+            if index >= len(self.watch):
+                continue
+            run = grown(ns, was.watched_run_ns.get(index, ns))
+            if self.setup.irq_time_apart:
+                run = [r + c for r, c in zip(run, kept_share(in_context[index], kept), strict=True)]
+            watched[index] = run
         packets: dict[int, dict[str, int]] = {}
         for point in self.program_fds:
             per_slice: dict[str, int] = {}
@@ -189,6 +221,7 @@ class EnergyMeter:
         return IntervalWork(
             seconds=Seconds(seconds_ns / 1e9),
             busy_ns=busy,
+            stolen_ns=stolen,
             softirq_ns=softirq,
             watched_ns=watched,
             watch_slice={i: e.slice for i, e in enumerate(self.watch) if e.slice is not None},
@@ -208,10 +241,10 @@ class EnergyMeter:
         traffic: dict[str, tuple[int, int]],
     ) -> tuple[NodeEnergy, dict[str, SliceEnergy]]:
         """The interval since the previous call (or construction)."""
-        times, at = self.probe.read(), self.clock()
+        times, at, stolen = self.probe.read(), self.clock(), self.steal.read()
         programs, observer = self._program_ns(), self._observer_ns()
         span_ns = max(1, at - self._at)
-        work = self._work(times, span_ns, programs, observer, before, now, traffic)
+        work = self._work(times, stolen, span_ns, programs, observer, before, now, traffic)
         setup = self.setup
         frequencies = setup.frequency.frequencies(work.busy_ns)
         busy_cycles = Cycles(
@@ -233,15 +266,21 @@ class EnergyMeter:
         node, slices = attribute(work, frequencies, power, names, self.idle_rule)
         node.profile = setup.profile.name
         node.profile_reason = setup.profile_reason
-        node.notes = [*setup.notes, *self._watch_notes()]
+        node.notes = [*setup.notes, self._steal_note(), *self._watch_notes()]
         for name, e in slices.items():
             self.cumulative[name] = self.cumulative.get(name, 0.0) + e.joules
             e.cumulative_joules = self.cumulative[name]
         self.node_cumulative += node.joules
         node.cumulative_joules = self.node_cumulative
         self._times, self._at, self._programs, self._observer = times, at, programs, observer
+        self._stolen = stolen
         self.refresh_watches()  # processes started in the interval count from the next one
         return node, slices
+
+    def _steal_note(self) -> str:
+        if self.steal.absent:
+            return f"steal time not read ({self.steal.absent}): a stolen CPU counts as busy"
+        return "hypervisor steal time (/proc/stat) taken out of busy and measured time"
 
     def _watch_notes(self) -> list[str]:
         notes = []

@@ -63,6 +63,9 @@ class NodeEnergy:
     frequency_mhz: float = 0.0
     busy_ratio: float = 0.0
     busy_cycles: float = 0.0
+    #: CPU time the hypervisor took while this node's CPUs were busy (a
+    #: virtual machine's steal), left out of every figure
+    stolen_seconds: float = 0.0
     joules_per_gigacycle: float = 0.0
     cycles_softirq: float = 0.0
     cycles_process: float = 0.0
@@ -132,10 +135,13 @@ class IntervalWork:
     """What the kernel measured over one interval."""
 
     seconds: Seconds
-    busy_ns: list[int]  # per CPU
+    busy_ns: list[int]  # per CPU, steal taken out
+    #: per CPU, time the hypervisor ran something else while this CPU was busy
+    stolen_ns: list[int]
     #: per CPU, packet softirq time outside the watched processes' contexts
     softirq_ns: list[int]
-    #: watch index -> per-CPU on-CPU time (its in-context softirqs included)
+    #: watch index -> per-CPU run time as the scheduler accounts it (with the
+    #: packet softirqs run in its context)
     watched_ns: dict[int, list[int]]
     #: watch index -> the slice it is bound to (absent: shared)
     watch_slice: dict[int, str]
@@ -171,6 +177,7 @@ def attribute(
     node.cycle_source = frequencies.source
     node.frequency_mhz = frequencies.mean() / 1e6
     node.busy_cycles = _per_cpu_cycles(work.busy_ns, frequencies)
+    node.stolen_seconds = sum(work.stolen_ns) / 1e9
     node.busy_ratio = sum(work.busy_ns) / (node.cpus * work.seconds * 1e9) if node.cpus else 0.0
     node.joules_per_gigacycle = power.joules_per_cycle * 1e9
 
@@ -286,6 +293,7 @@ def merge_node_energy(parts: list[NodeEnergy], seconds: float) -> NodeEnergy:
     for p in parts:
         for name in (
             "busy_cycles",
+            "stolen_seconds",
             "cycles_softirq",
             "cycles_process",
             "cycles_bpf",

@@ -1,6 +1,7 @@
 """The kernel side of the energy estimator: xdp/energy.c attached to
-sched_switch, softirq_entry/exit and a per-CPU clock tick, plus the kernel's
-BPF run-time statistics, switched on for as long as the probe is open."""
+sched_switch, sched_stat_runtime, softirq_entry/exit and a per-CPU clock
+tick, plus the kernel's BPF run-time statistics, switched on for as long as
+the probe is open."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ PERF_COUNT_SW_CPU_CLOCK = 0
 
 RAW_TRACEPOINTS = (
     ("sched_switch", "sauron_sched_switch"),
+    ("sched_stat_runtime", "sauron_sched_runtime"),
     ("softirq_entry", "sauron_softirq_entry"),
     ("softirq_exit", "sauron_softirq_exit"),
 )
@@ -43,6 +45,8 @@ class CpuTimes:
     watched_ns: dict[int, list[int]] = field(default_factory=dict)
     #: watch index -> per-CPU packet softirq time run in its context
     watched_softirq_ns: dict[int, list[int]] = field(default_factory=dict)
+    #: watch index -> per-CPU run time as the scheduler accounts it
+    watched_run_ns: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def cpus(self) -> int:
@@ -101,11 +105,15 @@ class EnergyProbe(BpfObject):
     # ---- what is watched -------------------------------------------------
     def watch_tgids(self, tgids: dict[int, int]) -> None:
         """Sets the watched processes: {tgid: watch index}."""
+        if tgids != self._watched_tasks:
+            self.table("watched_threads").clear()  # learnt again from the new set
         self._sync(self.table("watched_tasks"), self._watched_tasks, tgids, ctypes.c_uint32)
         self._watched_tasks = dict(tgids)
 
     def watch_cgroups(self, cgroups: dict[int, int]) -> None:
         """Sets the watched cgroups: {cgroup v2 id: watch index}."""
+        if cgroups != self._watched_cgroups:
+            self.table("watched_threads").clear()
         self._sync(self.table("watched_cgroups"), self._watched_cgroups, cgroups, ctypes.c_uint64)
         self._watched_cgroups = dict(cgroups)
         self.table("energy_config")[ctypes.c_uint32(0)] = ctypes.c_uint32(1 if cgroups else 0)
@@ -135,6 +143,9 @@ class EnergyProbe(BpfObject):
             },
             watched_softirq_ns={
                 index: [int(w.softirq_ns) for w in per_cpu] for index, per_cpu in enumerate(watched)
+            },
+            watched_run_ns={
+                index: [int(w.run_ns) for w in per_cpu] for index, per_cpu in enumerate(watched)
             },
         )
 

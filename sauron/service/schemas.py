@@ -91,6 +91,7 @@ class NodeEnergy(_Doc):
     frequency_mhz: float
     busy_ratio: float
     busy_cycles: float
+    stolen_seconds: float
     joules_per_gigacycle: float
     cycles_softirq: float
     cycles_process: float

@@ -413,6 +413,7 @@ struct sauron_parse_result {
 #define SAURON_MAX_WATCHED 64
 #define SAURON_WATCHED_TASKS 8192
 #define SAURON_WATCHED_CGROUPS 1024
+#define SAURON_WATCHED_THREADS 16384
 /* softirq vectors (include/linux/interrupt.h) */
 #define SAURON_SOFTIRQ_NET_TX 2
 #define SAURON_SOFTIRQ_NET_RX 3
@@ -436,12 +437,16 @@ struct sauron_cpu_time {
 	__u64 softirq_vec;
 };
 
-/* watched_time[watch index], per CPU: on-CPU time of one watched entry,
- * the packet softirqs run in its context included, and those on their own. */
+/* watched_time[watch index], per CPU: on-CPU time of one watched entry as
+ * the probe timed it switch to switch (the packet softirqs run in its
+ * context included, and those on their own), and its run time as the
+ * scheduler accounts it (sched_stat_runtime: without the time a hypervisor
+ * stole, and without interrupt time on kernels that account it apart). */
 struct sauron_watched_time {
 	__u64 on_cpu_ns;
 	__u64 softirq_ns;
 	__u64 stretches;
+	__u64 run_ns;
 };
 
 #endif /* SAURON_SHARED_H */
