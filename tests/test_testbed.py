@@ -272,7 +272,9 @@ def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_pa
         if v is violation or not v["open"]:
             continue
         assert v["target"].startswith("max_loss_ratio.") and v["target"].endswith(".uplink"), embb
-        assert ul_dropped > 0, (embb, result["truth"]["upf"]["slices"]["embb"])
+        assert ul_dropped > 0, json.dumps(
+            {"violations": embb, "upf": result["truth"]["upf"]["slices"]["embb"]}
+        )
     # the reference UPF is slow in its first seconds (URLLC transit p50 of
     # several ms while TCP ramps up): such violations must have closed
     assert all(not v["open"] for v in result["violations"] if v["slice_name"] != "embb")
