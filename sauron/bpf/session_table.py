@@ -144,31 +144,26 @@ class SessionCopies:
     def merge(self, key_size: int) -> SessionTable:
         """Sums each key's copies; its slice, QFI and UE address come from
         the copy classified under the newest rules, then the busiest."""
-        if not self.keys:
+        if not any(len(k) for k in self.keys):
             return SessionTable.empty(key_size)
-        return _merge(np.concatenate(self.keys), np.concatenate(self.rows), key_size)
-
-
-def _merge(keys: npt.NDArray[np.void], rows: npt.NDArray[np.void], key_size: int) -> SessionTable:
-    if len(keys) == 0:
-        return SessionTable.empty(key_size)
-    unique, group = np.unique(_ordered(keys), return_inverse=True)
-    busy = rows["packets"].sum(axis=1, dtype=np.uint64)
-    order = np.lexsort((busy, rows["rules_generation"], group))
-    group = group[order]
-    rows = rows[order]
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    best = np.r_[starts[1:] - 1, len(group) - 1]  # last of each group ranks highest
-    chosen = rows[best]
-    return SessionTable(
-        keys=unique.view(f"V{key_size}"),
-        packets=np.add.reduceat(rows["packets"], starts, axis=0),
-        octets=np.add.reduceat(rows["bytes"], starts, axis=0),
-        slice_id=chosen["slice_id"].astype(np.uint32),
-        qfi=chosen["qfi"].astype(np.uint32),
-        ue_addr=np.ascontiguousarray(chosen["ue_addr"], dtype=np.uint8),
-        has_ue=(chosen["flags"] & layout.SESSION_HAS_UE) != 0,
-    )
+        keys, rows = np.concatenate(self.keys), np.concatenate(self.rows)
+        unique, group = np.unique(_ordered(keys), return_inverse=True)
+        busy = rows["packets"].sum(axis=1, dtype=np.uint64)
+        order = np.lexsort((busy, rows["rules_generation"], group))
+        group = group[order]
+        rows = rows[order]
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        best = np.r_[starts[1:] - 1, len(group) - 1]  # last of each group ranks highest
+        chosen = rows[best]
+        return SessionTable(
+            keys=unique.view(f"V{key_size}"),
+            packets=np.add.reduceat(rows["packets"], starts, axis=0),
+            octets=np.add.reduceat(rows["bytes"], starts, axis=0),
+            slice_id=chosen["slice_id"].astype(np.uint32),
+            qfi=chosen["qfi"].astype(np.uint32),
+            ue_addr=np.ascontiguousarray(chosen["ue_addr"], dtype=np.uint8),
+            has_ue=(chosen["flags"] & layout.SESSION_HAS_UE) != 0,
+        )
 
 
 def _table_copies(table: Any, key_size: int, copies: SessionCopies) -> None:

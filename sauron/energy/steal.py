@@ -21,10 +21,8 @@ class StealClock:
     def __init__(self, cpus: int, proc_stat: Path = Path("/proc/stat")) -> None:
         self.cpus = cpus
         self.path = proc_stat
-        #: why no steal time is read, when it is not
+        #: why the last reading found no steal time, or ""
         self.absent = ""
-        if self.read() is None and not self.absent:
-            self.absent = f"{proc_stat}: no per-CPU steal column"
 
     def read(self) -> list[int] | None:
         """Steal time so far per CPU (0 for a CPU the file does not list),
@@ -41,11 +39,12 @@ class StealClock:
             if not cells or not cells[0].startswith("cpu") or cells[0] == "cpu":
                 continue
             if len(cells) <= STEAL_COLUMN:
-                return None
+                break
             cpu = int(cells[0][3:])
             if cpu < self.cpus:
                 steal[cpu] = int(cells[STEAL_COLUMN]) * 1_000_000_000 // TICKS_PER_SECOND
                 seen = True
+        self.absent = "" if seen else f"{self.path}: no per-CPU steal column"
         return steal if seen else None
 
 
