@@ -265,19 +265,27 @@ def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_pa
     embb = [v for v in result["violations"] if v["slice_name"] == "embb"]
     (violation,) = [v for v in embb if v["target"] == "min_throughput_mbps.downlink"]
     # any other eMBB violation is a start-up one, closed by the end, or an
-    # uplink loss the rate limit really caused: the UPF's limiter works in
-    # both directions and the ground truth must show it dropping uplink
-    ul_dropped = result["truth"]["upf"]["slices"]["embb"].get("ul_rate_dropped", 0)
+    # uplink loss the UPF really caused: its limiter works in both
+    # directions, and its N3 socket overflows when its loop falls behind
+    upf = result["truth"]["upf"]
+    ul_dropped = upf["slices"]["embb"].get("ul_rate_dropped", 0) + (
+        upf["kernel_drops"]["n3_socket"] or 0
+    )
     for v in embb:
         if v is violation or not v["open"]:
             continue
         assert v["target"].startswith("max_loss_ratio.") and v["target"].endswith(".uplink"), embb
         assert ul_dropped > 0, json.dumps(
-            {"violations": embb, "upf": result["truth"]["upf"]["slices"]["embb"]}
+            {
+                "violations": embb,
+                "upf": upf["slices"]["embb"],
+                "kernel_drops": upf["kernel_drops"],
+            }
         )
     # the reference UPF is slow in its first seconds (URLLC transit p50 of
     # several ms while TCP ramps up): such violations must have closed
-    assert all(not v["open"] for v in result["violations"] if v["slice_name"] != "embb")
+    others = [v for v in result["violations"] if v["slice_name"] != "embb" and v["open"]]
+    assert others == [], json.dumps({"open": others, "upf": upf})
     assert violation["worst"] < 1.0
     # the break came from the injected rate limit, which the UPF's ground truth records
     assert result["truth"]["upf"]["slices"]["embb"]["dl_rate_dropped"] > 0

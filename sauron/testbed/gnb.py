@@ -119,7 +119,7 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
         "gnb",
         lambda: Gnb(sessions, args.upf, tun_fd),
         args.n3,
-        tun_fd,
+        (args.tun, tun_fd),
         Path(args.truth),
         start_echo,
     )

@@ -8,21 +8,30 @@ import errno
 import ipaddress
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from sauron.testbed import codec
+from sauron.testbed.kernel_drops import interface_drops, socket_drops
 from sauron.testbed.truth import Tally
 from sauron.testbed.tun import open_tun
 
 TUN_MTU = 2000
+#: packets read from the TUN device per turn of the event loop, so that a
+#: downlink burst does not starve the N3 socket (read once per turn)
+TUN_BATCH = 32
+#: the N3 socket's receive buffer: room for a burst while the loop is busy
+N3_RECEIVE_BUFFER = 4 << 20
+#: <asm-generic/socket.h>; Python's socket module names it from 3.12 on
+SO_RCVBUFFORCE = 33
 
 
 def drain_tun(fd: int, handle: Callable[[bytes], None]) -> None:
-    """Reads every packet waiting on a non-blocking TUN fd."""
-    while True:
+    """Reads up to TUN_BATCH packets waiting on a non-blocking TUN fd."""
+    for _ in range(TUN_BATCH):
         try:
             packet = os.read(fd, TUN_MTU)
         except BlockingIOError:
@@ -139,16 +148,21 @@ async def serve_node(
     name: str,
     make: Callable[[], asyncio.DatagramProtocol],
     n3: str,
-    tun_fd: int,
+    tun: tuple[str, int],
     truth_path: Path,
     on_start: Callable[[TunnelNode], Callable[[], None] | None] | None = None,
 ) -> None:
-    """Binds GTP-U on N3, feeds TUN packets to the node, and on SIGTERM
-    writes its ground truth. on_start may return a callable run at stop."""
+    """Binds GTP-U on N3, feeds packets from the TUN device (name, fd) to
+    the node, and on SIGTERM writes its ground truth, with what the kernel
+    dropped on its behalf. on_start may return a callable run at stop."""
     loop = asyncio.get_running_loop()
+    tun_name, tun_fd = tun
     transport, protocol = await loop.create_datagram_endpoint(
         make, local_addr=(n3, codec.GTPU_PORT)
     )
+    n3_socket: socket.socket = transport.get_extra_info("socket")
+    # as root the buffer may exceed net.core.rmem_max
+    n3_socket.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, N3_RECEIVE_BUFFER)
     node: TunnelNode = protocol  # type: ignore[assignment]
     loop.add_reader(tun_fd, drain_tun, tun_fd, node.tun_packet)
     on_stop = on_start(node) if on_start else None
@@ -157,7 +171,8 @@ async def serve_node(
         if on_stop is not None:
             on_stop()
         loop.remove_reader(tun_fd)
+        drops = {"n3_socket": socket_drops(n3_socket), "tun": interface_drops(tun_name)}
         transport.close()
-        node.truth.write(truth_path, {"node": name, **node.truth.extra()})
+        node.truth.write(truth_path, {"node": name, "kernel_drops": drops, **node.truth.extra()})
 
     await serve_until_terminated(stop)

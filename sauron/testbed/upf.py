@@ -171,7 +171,7 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
         "upf",
         lambda: ReferenceUpf(sessions, args.gnb, tun_fd),
         args.n3,
-        tun_fd,
+        (args.tun, tun_fd),
         Path(args.truth),
         on_start,
     )
