@@ -9,6 +9,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
@@ -34,6 +35,15 @@ class CapturedFrame:
     number: int  # 1-based, as tshark numbers frames
     data: bytes  # an Ethernet frame
     wire_length: int  # length on the wire (>= len(data) when snap-truncated)
+    time: float = 0.0  # unix seconds, as captured
+
+
+def _timestamp(meta: Any, nanoseconds: bool) -> float:
+    if hasattr(meta, "tshigh"):  # pcapng: units of 1/tsresol seconds
+        ticks = (int(meta.tshigh) << 32) | int(meta.tslow)
+        return ticks / float(getattr(meta, "tsresol", 1_000_000) or 1_000_000)
+    fraction = int(getattr(meta, "usec", 0))
+    return int(getattr(meta, "sec", 0)) + fraction / (1e9 if nanoseconds else 1e6)
 
 
 def _ether(proto: int, payload: bytes) -> bytes:
@@ -78,6 +88,7 @@ def read_frames(path: Path | str) -> Iterator[CapturedFrame]:
         reader = RawPcapNgReader(str(path)) if _is_pcapng(path) else RawPcapReader(str(path))
     except Exception as exc:
         raise CaptureError(f"{path}: not a pcap or pcapng capture ({exc})") from None
+    nanoseconds = bool(getattr(reader, "nano", False))
     with reader:
         for number, (data, meta) in enumerate(reader, start=1):
             linktype = int(getattr(meta, "linktype", None) or reader.linktype)
@@ -87,4 +98,6 @@ def read_frames(path: Path | str) -> Iterator[CapturedFrame]:
             wire = int(
                 getattr(meta, "wirelen", None) or getattr(meta, "caplen", len(data)) or len(data)
             )
-            yield CapturedFrame(number=number, data=frame, wire_length=wire)
+            yield CapturedFrame(
+                number=number, data=frame, wire_length=wire, time=_timestamp(meta, nanoseconds)
+            )

@@ -95,7 +95,13 @@ class SliceSpec(_Strict):
     teids: list[Annotated[int, Field(ge=1, le=0xFFFFFFFF)]] = []
     teid_ranges: list[TeidRange] = []
     qfis: list[Annotated[int, Field(ge=0, lt=MAX_QFI)]] = []
+    #: DNNs of the slice's PDU sessions, for sessions learned from the
+    #: control plane; a DNN also matches a PFCP Network Instance of the
+    #: same name (Open5GS names its network instances after DNNs)
     dnns: list[str] = []
+    #: PFCP Network Instances that belong to the slice, where they are not
+    #: named after a DNN
+    network_instances: list[str] = []
     #: one packet in this many is stamped for UPF transit latency and loss
     #: (a power of two; 1 = every packet)
     transit_sample_one_in: Annotated[int, Field(ge=1, le=65536)] = 1

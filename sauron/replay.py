@@ -5,6 +5,10 @@ Frames run through one attach point's program (N3 ingress by default) with
 the direction decided per frame (AUTO: PDU Session Container type, else the
 UE subnet the inner source or destination falls in), since a capture usually
 holds both directions of a link.
+
+PFCP in the capture is learned as it goes by: each frame is classified with
+the sessions established before it (and not yet deleted), as the agent
+would have classified it live.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequences
 from sauron.capture import read_frames
 from sauron.catalog import Catalog
+from sauron.control.registry import SessionRegistry
+from sauron.control.rules import LearnedRules
+from sauron.pfcp.datagrams import NotPfcp, from_ethernet
+from sauron.pfcp.learner import PfcpLearner
 from sauron.rules import program_catalog
 from sauron.sessions import ue_address_text
 
@@ -45,6 +53,8 @@ GTPU_MESSAGE_KEYS = (
 class ReplayOptions:
     point: int = layout.POINT_N3_INGRESS
     direction_mode: int = layout.DIRMODE_AUTO
+    #: learn sessions from the capture's PFCP
+    learn: bool = True
 
 
 def replay_capture(
@@ -64,10 +74,17 @@ def replay_capture(
         # timings mean nothing in a replay; sequence numbers do
         apply_settings(dp, MeasureSettings(transit=False, rtt=False, retransmissions=False))
         prog_fd = dp.program_fd(options.point)
+        registry = SessionRegistry(catalog, LearnedRules(dp, catalog), clock=lambda: at)
+        learner = PfcpLearner(registry.upsert, registry.remove, clock=lambda: at)
+        at = 0.0
         frames = cut = too_short = 0
         for frame in read_frames(path):
             frames += 1
+            at = frame.time
             data = frame.data
+            if options.learn:
+                _learn(learner, data, at)
+                registry.flush()
             if len(data) < TEST_RUN_MIN_FRAME:
                 too_short += 1
                 continue
@@ -79,6 +96,12 @@ def replay_capture(
                 raise RuntimeError(f"frame {frame.number}: program returned {result.retval}")
         counters = read_counters(dp)
         report = _report(str(path), catalog, options.point, counters, frames, cut, too_short)
+        report["sessions"] = registry.docs(ended=True)
+        report["pfcp"] = {
+            "messages": dict(sorted(learner.messages.items())),
+            "rejects": dict(sorted(learner.rejects.items())),
+            "rules": dict(sorted(registry.rules.counts.items())) if registry.rules else {},
+        }
         report["sequence"] = [
             {
                 "teid": f"0x{r.teid:08x}",
@@ -96,6 +119,16 @@ def replay_capture(
     finally:
         if own:
             dp.close()
+
+
+def _learn(learner: PfcpLearner, frame: bytes, at: float) -> None:
+    try:
+        datagram = from_ethernet(frame)
+    except NotPfcp as exc:
+        if exc.reason != "other":
+            learner.rejects[exc.reason] += 1
+        return
+    learner.feed(datagram.payload, datagram.src, datagram.dst, at)
 
 
 def _report(
@@ -205,6 +238,24 @@ def format_report(report: dict[str, Any]) -> str:
                 f"  {r['teid']} to {r['receiver']} {r['direction']:<9} received={r['received']} lost={r['lost']} "
                 f"reordered={r['reordered']} duplicates={r['duplicates']}"
             )
+    if report.get("sessions"):
+        lines.append("PDU sessions learned from PFCP:")
+        for d in report["sessions"]:
+            snssai = d["snssai"]
+            nssai = (
+                "-"
+                if snssai is None
+                else f"{snssai['sst']}" + (f"-{snssai['sd']}" if snssai["sd"] else "")
+            )
+            ended = " (deleted)" if d["ended"] is not None else ""
+            lines.append(
+                f"  SEID {d['seid']} UE {d['ue_ip'] or '-'} S-NSSAI {nssai} DNN {d['dnn'] or '-'} "
+                f"TEIDs {' '.join(d['teids']) or '-'} -> {d['slice'] or 'no slice'}"
+                f"{' by ' + d['slice_rule'] if d['slice_rule'] else ''}{ended}"
+            )
+    pfcp = report.get("pfcp", {})
+    if pfcp.get("rejects"):
+        lines.append("PFCP not used: " + ", ".join(f"{k}={v}" for k, v in pfcp["rejects"].items()))
     if report["anomalies"]:
         lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomalies"].items()))
     notes = report["replay"]

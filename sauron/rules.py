@@ -6,7 +6,7 @@ import ctypes
 import ipaddress
 from typing import Any
 
-from sauron.catalog import Catalog
+from sauron.catalog import Catalog, IpNetwork
 
 
 def teid_range_prefixes(first: int, last: int) -> list[tuple[int, int]]:
@@ -18,14 +18,24 @@ def teid_range_prefixes(first: int, last: int) -> list[tuple[int, int]]:
     return [(int(b.network_address), b.prefixlen) for b in blocks]
 
 
+def ue_rule(dataplane: Any, network: IpNetwork) -> tuple[Any, Any]:
+    """The LPM table and key of a UE subnet rule (IPv4 or IPv6)."""
+    packed = network.network_address.packed
+    if network.version == 4:
+        ue4 = dataplane.table("ue4_slice")
+        return ue4, ue4.Key(prefixlen=network.prefixlen, addr=int.from_bytes(packed, "little"))
+    ue6 = dataplane.table("ue6_slice")
+    key = ue6.Key(prefixlen=network.prefixlen)
+    ctypes.memmove(ctypes.addressof(key) + 4, packed, 16)
+    return ue6, key
+
+
 def program_catalog(dataplane: Any, catalog: Catalog) -> None:
     """Replaces every classification rule with the catalog's, then bumps the
     rules generation so cached per-session slices are decided anew."""
     dataplane.reset_rules()
     teid_slice = dataplane.table("teid_slice")
     teid_ranges = dataplane.table("teid_range_slice")
-    ue4 = dataplane.table("ue4_slice")
-    ue6 = dataplane.table("ue6_slice")
     qfi_slice = dataplane.table("qfi_slice")
     for s in catalog.slices:
         sid = ctypes.c_uint32(s.id)
@@ -38,13 +48,8 @@ def program_catalog(dataplane: Any, catalog: Catalog) -> None:
                 )
                 teid_ranges[key] = sid
         for net in s.spec.ue_subnets:
-            packed = net.network_address.packed
-            if net.version == 4:
-                ue4[ue4.Key(prefixlen=net.prefixlen, addr=int.from_bytes(packed, "little"))] = sid
-            else:
-                key = ue6.Key(prefixlen=net.prefixlen)
-                ctypes.memmove(ctypes.addressof(key) + 4, packed, 16)
-                ue6[key] = sid
+            table, key = ue_rule(dataplane, net)
+            table[key] = sid
         for qfi in s.spec.qfis:
             qfi_slice[ctypes.c_uint32(qfi)] = sid
     dataplane.bump_rules_generation()

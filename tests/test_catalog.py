@@ -3,11 +3,12 @@ slice and field named, overlapping rules are reported."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from sauron.catalog import CatalogError, load_catalog
+from sauron.catalog import CatalogError, catalog_json_schema, default_catalog_path, load_catalog
 from sauron.rules import teid_range_prefixes
 
 
@@ -113,3 +114,8 @@ def test_teid_ranges_become_exact_prefix_cover(first: int, last: int) -> None:
     covered = sum(1 << (32 - plen) for _, plen in blocks)
     assert covered == last - first + 1
     assert min(v for v, _ in blocks) == first
+
+
+def test_the_published_schema_is_the_models_schema() -> None:
+    published = json.loads((default_catalog_path().parent / "schema.json").read_text())
+    assert published == catalog_json_schema()

@@ -1,0 +1,113 @@
+"""The classification rules learned sessions add to the data path: each
+UPF-side TEID of a session, and each of its UE addresses as a host route,
+point at the session's slice.
+
+Precedence, from first to last: the catalog's exact `teids`, learned
+sessions, the catalog's `teid_ranges`, its `ue_subnets` (a learned host
+route is a longer prefix than any subnet), its `qfis`. A learned rule never
+replaces a catalog rule on the same key. The far end's TEIDs (the gNB's
+downlink TEIDs) are not written: gNBs and UPFs number their TEIDs
+independently, so one could collide with another session's UPF TEID;
+downlink traffic is classified by its UE address instead."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import logging
+from collections import Counter
+from typing import Any
+
+from sauron.catalog import Catalog, IpNetwork
+from sauron.control.record import ControlSession
+from sauron.rules import ue_rule
+
+log = logging.getLogger(__name__)
+
+RuleKey = tuple[str, int | IpNetwork]  # ("teid", n) or ("ue", network)
+
+
+class LearnedRules:
+    def __init__(self, dataplane: Any, catalog: Catalog) -> None:
+        self.dataplane = dataplane
+        self.static_teids = {t for s in catalog.slices for t in s.spec.teids}
+        self.static_subnets = {n for s in catalog.slices for n in s.spec.ue_subnets}
+        #: rule -> (slice id, owning session key)
+        self.owned: dict[RuleKey, tuple[int, tuple[Any, ...]]] = {}
+        self.by_session: dict[tuple[Any, ...], set[RuleKey]] = {}
+        self.counts: Counter[str] = Counter()
+        self.dirty = False
+
+    def wanted(self, session: ControlSession) -> dict[RuleKey, int]:
+        if session.slice_id is None:
+            return {}
+        rules: dict[RuleKey, int] = {}
+        for teid in session.local_teids:
+            if teid in self.static_teids:
+                self.counts["teid_kept_by_catalog"] += 1
+                continue
+            rules[("teid", teid)] = session.slice_id
+        for network in session.ue_networks:
+            if network in self.static_subnets:
+                self.counts["ue_kept_by_catalog"] += 1
+                continue
+            rules[("ue", network)] = session.slice_id
+        return rules
+
+    def apply(self, owner: tuple[Any, ...], session: ControlSession | None) -> None:
+        """Writes the session's rules (None: it is gone) and removes those
+        it no longer has."""
+        wanted = self.wanted(session) if session is not None else {}
+        held = self.by_session.pop(owner, set())
+        for rule in held - set(wanted):
+            if self.owned.get(rule, (0, None))[1] == owner:
+                del self.owned[rule]
+                self._delete(rule)
+        for rule, slice_id in wanted.items():
+            if self.owned.get(rule) == (slice_id, owner):
+                continue
+            if self._write(rule, slice_id):
+                self.owned[rule] = (slice_id, owner)
+        if wanted:
+            self.by_session[owner] = set(wanted)
+
+    def rewrite_all(self) -> None:
+        """Writes every held rule again, after the catalog's were reset."""
+        for rule, (slice_id, _) in self.owned.items():
+            self._write(rule, slice_id)
+
+    def flush(self) -> bool:
+        """Makes cached per-session slices be decided anew when rules
+        changed; True when they had."""
+        if not self.dirty:
+            return False
+        self.dataplane.bump_rules_generation()
+        self.dirty = False
+        return True
+
+    def _table_key(self, rule: RuleKey) -> tuple[Any, Any]:
+        kind, value = rule
+        if kind == "teid":
+            return self.dataplane.table("teid_slice"), ctypes.c_uint32(int(value))  # type: ignore[arg-type]
+        assert isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network)
+        return ue_rule(self.dataplane, value)
+
+    def _write(self, rule: RuleKey, slice_id: int) -> bool:
+        table, key = self._table_key(rule)
+        try:
+            table[key] = ctypes.c_uint32(slice_id)
+        except Exception as exc:  # bcc raises a bare Exception when the map is full
+            self.counts[f"{rule[0]}_map_full"] += 1
+            log.warning("learned rule not written", extra={"rule": str(rule), "error": str(exc)})
+            return False
+        self.counts[f"{rule[0]}_written"] += 1
+        self.dirty = True
+        return True
+
+    def _delete(self, rule: RuleKey) -> None:
+        table, key = self._table_key(rule)
+        with contextlib.suppress(KeyError):
+            del table[key]
+        self.counts[f"{rule[0]}_removed"] += 1
+        self.dirty = True
