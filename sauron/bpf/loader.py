@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 XDP = "xdp"
 TC = "tc"
+SOCKET = "socket"  # a socket filter
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _bcc() -> Any:
 
 
 def _prog_type(bcc: Any, hook: str) -> int:
-    return int(bcc.BPF.XDP if hook == XDP else bcc.BPF.SCHED_CLS)
+    return int({XDP: bcc.BPF.XDP, TC: bcc.BPF.SCHED_CLS, SOCKET: bcc.BPF.SOCKET_FILTER}[hook])
 
 
 class BpfObject:

@@ -1,0 +1,171 @@
+"""The N4 watch on real namespaces: an SMF establishes, modifies and deletes
+a session with a UPF over real UDP; the agent's watch reads the exchange off
+the UPF's N4 interface, and the classification maps follow within a second.
+G-PDUs sent through the UPF's N3 interface meanwhile land in the session's
+slice, and after the deletion in no slice."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+from scapy.layers.inet import IP, UDP
+
+from sauron.bpf import layout
+from sauron.bpf.loader import SOCKET, BpfObject, DataPlane
+from sauron.bpf.maps import read_counters
+from sauron.catalog import Catalog
+from sauron.config import InterfaceConfig
+from sauron.control.n4_watch import N4Watch
+from sauron.control.registry import SessionRegistry
+from sauron.control.rules import LearnedRules
+from sauron.interfaces import attach_interfaces
+from sauron.netns import Topology, inside
+from sauron.pfcp.learner import PfcpLearner
+from sauron.pfcp.wire import PFCP_PORT
+from sauron.rules import ue_rule
+from sauron.testbed import codec
+from sauron.testbed.pfcp_peers import PfcpSmf, PfcpUpf
+
+pytestmark = [pytest.mark.kernel]
+
+SMF_N4, UPF_N4 = "10.200.0.1", "10.200.0.2"
+GNB_N3, UPF_N3 = "10.100.0.1", "10.100.0.2"
+UE = "10.99.0.5"  # in no catalog subnet: only the learned session classifies it
+URLLC_SNSSAI = (2, 0x000001)
+G_PDUS = 40
+
+
+def learned_slice(dp: DataPlane, teid: int) -> int | None:
+    try:
+        return int(dp.table("teid_slice")[ctypes.c_uint32(teid)].value)
+    except KeyError:
+        return None
+
+
+def learned_ue_slice(dp: DataPlane, address: str) -> int | None:
+    table, key = ue_rule(dp, ipaddress.ip_network(f"{address}/32"))
+    try:
+        return int(table[key].value)
+    except KeyError:
+        return None
+
+
+async def within(seconds: float, condition: Callable[[], bool]) -> float:
+    """How long the condition took to hold; fails after `seconds`."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, "not within the time allowed"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+def send_g_pdus(sock: socket.socket, teid: int, count: int) -> None:
+    inner = bytes(IP(src=UE, dst="192.0.2.80") / UDP(sport=4000, dport=5000) / b"probe")
+    frame = codec.encapsulate(teid, inner, qfi=1, uplink=True)
+    for _ in range(count):
+        sock.sendto(frame, (UPF_N3, codec.GTPU_PORT))
+
+
+def uplink_packets(dp: DataPlane, slice_id: int) -> int:
+    return int(read_counters(dp).slice(layout.POINT_N3_INGRESS, slice_id, 0).packets)
+
+
+def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog) -> None:
+    urllc = catalog.get("urllc")
+    assert urllc is not None
+    pfcp_filter = BpfObject(["pfcp_filter.c"])
+    with Topology() as topo:
+        smf_ns, upf_ns, gnb_ns = (topo.namespace(r) for r in ("smf", "upf", "gnb"))
+        topo.veth(smf_ns, "n4", f"{SMF_N4}/24", upf_ns, "n4", f"{UPF_N4}/24")
+        topo.veth(gnb_ns, "n3", f"{GNB_N3}/24", upf_ns, "n3", f"{UPF_N3}/24")
+        attach_interfaces(dataplane, [InterfaceConfig(name="n3", role="n3", netns=upf_ns)], topo)
+        with inside(upf_ns):
+            upf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            upf_sock.bind((UPF_N4, PFCP_PORT))
+        with inside(smf_ns):
+            smf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            smf_sock.bind((SMF_N4, PFCP_PORT))
+        with inside(gnb_ns):
+            gnb_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        upf = PfcpUpf(upf_sock, UPF_N4)
+        smf = PfcpSmf(smf_sock, SMF_N4, UPF_N4)
+        registry = SessionRegistry(catalog, LearnedRules(dataplane, catalog))
+        learner = PfcpLearner(registry.upsert, registry.remove)
+        watch = N4Watch(
+            "n4",
+            upf_ns,
+            learner,
+            pfcp_filter.function("sauron_pfcp_filter", SOCKET).fd,
+            after_batch=registry.flush,
+        )
+        # traffic and the watch's own queries stay apart: N4 carries only PFCP
+        with inside(upf_ns):
+            noise = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        noise.sendto(b"not pfcp", (SMF_N4, 9999))
+
+        async def scenario() -> dict[str, float]:
+            watch.start(asyncio.get_running_loop())
+            taken: dict[str, float] = {}
+            send_g_pdus(gnb_sock, 0x500, G_PDUS)  # before any session: unclassified
+            session = await asyncio.to_thread(smf.establish, 0xA1, UE, URLLC_SNSSAI, "urllc")
+            assert session.teid == 0x500  # chosen by the UPF, learned from its response
+            taken["establish"] = await within(
+                1.0,
+                lambda: (
+                    learned_slice(dataplane, session.teid) == urllc.id
+                    and learned_ue_slice(dataplane, UE) == urllc.id
+                ),
+            )
+            await asyncio.to_thread(smf.modify_downlink, session.up_seid, 0x77, GNB_N3)
+            taken["modify"] = await within(
+                1.0,
+                lambda: any(
+                    t.teid == 0x77 and not t.local
+                    for s in registry.sessions.values()
+                    for t in s.tunnels
+                ),
+            )
+            send_g_pdus(gnb_sock, session.teid, G_PDUS)
+            await within(1.0, lambda: uplink_packets(dataplane, urllc.id) == G_PDUS)
+            await asyncio.to_thread(smf.delete, session.up_seid)
+            taken["delete"] = await within(
+                1.0,
+                lambda: (
+                    learned_slice(dataplane, session.teid) is None
+                    and learned_ue_slice(dataplane, UE) is None
+                ),
+            )
+            send_g_pdus(gnb_sock, session.teid, G_PDUS)
+            await within(1.0, lambda: uplink_packets(dataplane, 0) == 2 * G_PDUS)
+            return taken
+
+        try:
+            taken = asyncio.run(scenario())
+            stats = watch.stats()
+        finally:
+            watch.close()
+            upf.close()
+            for s in (smf_sock, gnb_sock, noise):
+                s.close()
+            pfcp_filter.close()
+    print(f"maps followed the SMF in {taken}")
+    assert uplink_packets(dataplane, urllc.id) == G_PDUS
+    # six messages, each seen once on the UPF's N4, and nothing else
+    assert stats["datagrams"] == 6 and stats["kernel_drops"] == 0
+    assert sum(learner.applied.values()) == 6 and not learner.rejects
+    assert registry.sessions == {}
+    ((ended, _),) = registry.ended
+    doc = ended.doc("urllc")
+    assert (doc["ue_ip"], doc["snssai"], doc["dnn"], doc["teids"]) == (
+        UE,
+        {"sst": 2, "sd": "000001"},
+        "urllc",
+        ["0x00000077", "0x00000500"],
+    )
+    assert ended.slice_rule == "snssai"
