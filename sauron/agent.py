@@ -18,6 +18,7 @@ from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
 from sauron.config import AgentConfig, ConfigError, EnergyConfig, read_token
+from sauron.control.plane import ControlPlane
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
@@ -127,6 +128,28 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
     return publisher
 
 
+def open_control_plane(
+    config: AgentConfig, catalog: Catalog, dp: DataPlane, where: Path
+) -> ControlPlane:
+    """The session table and its sources; an N4 interface that cannot be
+    watched is a configuration error."""
+    control = ControlPlane(catalog, dp, config.control_plane)
+    try:
+        control.open()
+    except OSError as exc:
+        index = len(control.watches)  # the watches opened before this one
+        control.close()
+        watch = config.control_plane.pfcp[index]
+        raise ConfigError(
+            where,
+            [
+                f"field control_plane.pfcp.{index}.name: cannot watch {watch.name!r}"
+                f"{' in ' + watch.netns if watch.netns else ''}: {exc.strerror or exc}"
+            ],
+        ) from None
+    return control
+
+
 def run_agent(
     config: AgentConfig, ready: Callable[[str], None] = print, config_path: Path | None = None
 ) -> None:
@@ -138,6 +161,7 @@ def run_agent(
     attachments = Attachments()
     dp = DataPlane()
     meter: EnergyMeter | None = None
+    control: ControlPlane | None = None
     with dp:
         try:
             program_catalog(dp, catalog)
@@ -159,11 +183,20 @@ def run_agent(
             )
             if energy_off:
                 engine.energy_off = energy_off
+            control = open_control_plane(
+                config, catalog, dp, config_path or Path("(configuration)")
+            )
             app = create_app(
-                engine, interval=config.interval_s, options=options, publisher=publisher
+                engine,
+                interval=config.interval_s,
+                options=options,
+                publisher=publisher,
+                control=control,
             )
             asyncio.run(_serve_until_stopped(app, config, ready))
         finally:
+            if control is not None:
+                control.close()
             if meter is not None:
                 meter.close()
             attachments.detach_all()

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sauron.bpf import layout
+from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
 from sauron.publish.settings import InfluxConfig
@@ -127,6 +128,8 @@ class AgentConfig(BaseModel):
     energy: EnergyConfig = EnergyConfig()
     #: the InfluxDB publisher (SAURON_INFLUX_* in the environment win over it)
     influx: InfluxConfig = InfluxConfig()
+    #: where PDU sessions are learned from (PFCP on N4, an SMF's session list)
+    control_plane: ControlPlaneConfig = ControlPlaneConfig()
 
     @model_validator(mode="after")
     def _distinct_interfaces(self) -> AgentConfig:

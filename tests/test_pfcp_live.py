@@ -9,11 +9,20 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ipaddress
+import json
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from agent_process import REPO, start_agent
 from scapy.layers.inet import IP, UDP
 
 from sauron.bpf import layout
@@ -169,3 +178,71 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
         ["0x00000077", "0x00000500"],
     )
     assert ended.slice_rule == "snssai"
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)  # type: ignore[no-any-return]
+
+
+def test_the_agent_learns_from_the_n4_interface_in_its_configuration(tmp_path: Path) -> None:
+    with Topology() as topo:
+        smf_ns, upf_ns = topo.namespace("smf"), topo.namespace("upf")
+        topo.veth(smf_ns, "n4", f"{SMF_N4}/24", upf_ns, "n4", f"{UPF_N4}/24")
+        topo.veth(smf_ns, "n3", f"{GNB_N3}/24", upf_ns, "n3", f"{UPF_N3}/24")
+        config = tmp_path / "agent.yaml"
+        base = {
+            "interfaces": [{"name": "n3", "role": "n3", "netns": upf_ns}],
+            "service": {"host": "127.0.0.1", "port": 0},
+            "energy": {"enabled": False},
+        }
+        # a watch that cannot open says which one, before anything serves
+        config.write_text(
+            yaml.safe_dump({**base, "control_plane": {"pfcp": [{"name": "n4x", "netns": upf_ns}]}})
+        )
+        refused = subprocess.run(
+            [sys.executable, "-m", "sauron", "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+        assert refused.returncode != 0
+        assert "control_plane.pfcp.0.name: cannot watch 'n4x'" in refused.stderr + refused.stdout
+        config.write_text(
+            yaml.safe_dump({**base, "control_plane": {"pfcp": [{"name": "n4", "netns": upf_ns}]}})
+        )
+        agent, url = start_agent(config)
+        with inside(upf_ns):
+            upf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            upf_sock.bind((UPF_N4, PFCP_PORT))
+        with inside(smf_ns):
+            smf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            smf_sock.bind((SMF_N4, PFCP_PORT))
+        upf = PfcpUpf(upf_sock, UPF_N4)
+        smf = PfcpSmf(smf_sock, SMF_N4, UPF_N4)
+        try:
+            session = smf.establish(0xB2, UE, (3, 0x000001), "iot")
+            deadline = time.monotonic() + 1.0
+            while True:
+                listed = get_json(f"{url}/api/v1/sessions")
+                if listed["total"] == 1 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            (doc,) = listed["sessions"]
+            assert (doc["ue_ip"], doc["slice"], doc["slice_rule"]) == (UE, "mmtc", "snssai")
+            assert doc["teids"] == [f"0x{session.teid:08x}"]
+            smf.delete(session.up_seid)
+            deadline = time.monotonic() + 1.0
+            while get_json(f"{url}/api/v1/sessions")["total"] and time.monotonic() < deadline:
+                time.sleep(0.02)
+            ended = get_json(f"{url}/api/v1/sessions?state=ended")
+            assert [d["ue_ip"] for d in ended["sessions"]] == [UE]
+            watch = ended["sources"]["pfcp"]["watches"][0]
+            assert (watch["interface"], watch["netns"], watch["datagrams"]) == ("n4", upf_ns, 4)
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            out, _ = agent.communicate(timeout=20)
+            upf.close()
+            smf_sock.close()
+        assert agent.returncode == 0, out

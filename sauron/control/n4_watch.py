@@ -38,7 +38,7 @@ class N4Watch:
         netns: str | None,
         learner: PfcpLearner,
         filter_fd: int,
-        after_batch: Callable[[], None] = lambda: None,
+        after_batch: Callable[[], object] = lambda: None,
     ) -> None:
         self.ifname = ifname
         self.netns = netns

@@ -18,8 +18,11 @@ ENDED_KEPT = 1000
 
 
 def _content(session: ControlSession) -> dict[str, Any]:
+    """What the source said of the session, without times and the slice
+    (decided here)."""
     doc = session.doc(None)
-    del doc["first_seen"], doc["last_seen"]
+    for derived in ("first_seen", "last_seen", "slice", "slice_rule"):
+        del doc[derived]
     return doc
 
 
@@ -60,12 +63,15 @@ class SessionRegistry:
         if self.rules is not None:
             self.rules.apply(key, None)
 
-    def replace_source(self, source: str, sessions: Iterable[ControlSession]) -> None:
+    def replace_source(
+        self, source: str, sessions: Iterable[ControlSession], scope: tuple[Any, ...] = ()
+    ) -> None:
         """A source that reports all its sessions at once (an SMF's session
-        list): those it no longer lists are gone."""
+        list): those of the source whose key starts with `scope` (that SMF)
+        and that it no longer lists are gone."""
         fresh = {self._key(s): s for s in sessions}
         for key, gone in list(self.sessions.items()):
-            if gone.source == source and key not in fresh:
+            if gone.source == source and gone.key[: len(scope)] == scope and key not in fresh:
                 self.remove(gone)
         for key, session in fresh.items():
             old = self.sessions.get(key)

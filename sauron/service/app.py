@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from sauron.catalog import Catalog, Slice
+from sauron.control.plane import ControlPlane
+from sauron.control.record import ControlSession
 from sauron.engine import KpiEngine, Snapshot
 from sauron.histogram import GAP, LATENCY, Histogram
 from sauron.publish.publisher import REJECTED, Publisher
@@ -29,15 +32,18 @@ from sauron.service.documents import (
 from sauron.service.guard import RateLimiter, rate_middleware, token_middleware
 from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from sauron.service.metrics import render as render_metrics
+from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
 from sauron.service.stream import StreamHub, attach_hub, detach_hub
-from sauron.sessions import TOP_SESSIONS
+from sauron.sessions import TOP_SESSIONS, SessionVolume
 
 ENGINE = web.AppKey("engine", KpiEngine)
 INTERVAL = web.AppKey("interval", float)
 HUB = web.AppKey("hub", StreamHub)
 PUBLISHER = web.AppKey("publisher", Publisher)
+CONTROL = web.AppKey("control", ControlPlane)
+MAX_PDU_SESSIONS = 10_000
 MAX_SERIES_POINTS = 3600
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -226,6 +232,15 @@ async def slice_sessions(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     activity = engine.sessions.teids if by == "teid" else engine.sessions.ues
     latest = engine.history.latest()
+    control = request.app.get(CONTROL)
+    owners_by_teid = control.registry.by_teid() if control is not None else {}
+    owners_by_ue = control.registry.by_ue() if control is not None else {}
+
+    def owner(v: SessionVolume) -> ControlSession | None:
+        if v.teid is not None:
+            return owners_by_teid.get(v.teid)
+        return owners_by_ue.get(v.ue_address or "")
+
     return web.json_response(
         {
             "slice": s.name,
@@ -233,7 +248,49 @@ async def slice_sessions(request: web.Request) -> web.Response:
             "time": None if latest is None else latest.time,
             "interval_s": None if latest is None else latest.interval_s,
             "active": activity.active.get(s.id, 0),
-            "sessions": [session_doc(v) for v in activity.top.get(s.id, [])[:limit]],
+            "sessions": [session_doc(v, owner(v)) for v in activity.top.get(s.id, [])[:limit]],
+        }
+    )
+
+
+async def pdu_sessions(request: web.Request) -> web.Response:
+    """The session table: PDU sessions learned from PFCP or an SMF."""
+    state = _choice(request, "state", ("active", "ended", "all"), "active")
+    source = _choice(request, "source", ("pfcp", "smf", "any"), "any")
+    limit = _int_param(request, "limit", 1000, 1, MAX_PDU_SESSIONS)
+    slice_name = request.query.get("slice")
+    if slice_name is not None and slice_name not in {
+        *(s.name for s in _catalog(request).slices),
+        "none",
+    }:
+        raise BadParameter("slice", f"no slice named {slice_name!r} in the catalog")
+    ue = request.query.get("ue")
+    supi = request.query.get("supi")
+    teid_text = request.query.get("teid")
+    teid = None
+    if teid_text is not None:
+        if not re.fullmatch(TEID_PATTERN, teid_text):
+            raise BadParameter("teid", f"teid must be hex with 0x (0x1f), not {teid_text!r}")
+        teid = int(teid_text, 16)
+    control = request.app.get(CONTROL)
+    docs = control.registry.docs(ended=state != "active") if control is not None else []
+    if state == "ended":
+        docs = [d for d in docs if d["ended"] is not None]
+    selected = [
+        d
+        for d in docs
+        if (source == "any" or d["source"] == source)
+        and (slice_name is None or d["slice"] == (None if slice_name == "none" else slice_name))
+        and (ue is None or ue in d["ue_addresses"] or d["ue_ip"] == ue)
+        and (supi is None or d["supi"] == supi)
+        and (teid is None or f"0x{teid:08x}" in d["teids"])
+    ]
+    return web.json_response(
+        {
+            "total": len(selected),
+            "count": min(len(selected), limit),
+            "sessions": selected[:limit],
+            "sources": control.status() if control is not None else {},
         }
     )
 
@@ -314,6 +371,14 @@ async def publishing(app: web.Application) -> AsyncIterator[None]:
     await publisher.stop()
 
 
+async def control_plane(app: web.Application) -> AsyncIterator[None]:
+    """Reads N4 and polls the SMFs while the application runs."""
+    control = app[CONTROL]
+    control.start(asyncio.get_running_loop())
+    yield
+    await control.stop()
+
+
 async def engine_ticker(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(_tick_forever(app))
     yield
@@ -328,6 +393,7 @@ def create_app(
     tick: bool = True,
     options: ServiceOptions | None = None,
     publisher: Publisher | None = None,
+    control: ControlPlane | None = None,
 ) -> web.Application:
     """tick=False leaves ticking to the caller (tests drive the engine)."""
     options = options or ServiceOptions()
@@ -346,6 +412,7 @@ def create_app(
     app.router.add_get("/api/v1/slices/{name}/kpis", slice_kpis)
     app.router.add_get("/api/v1/slices/{name}/histograms/{metric}", slice_histogram)
     app.router.add_get("/api/v1/slices/{name}/sessions", slice_sessions)
+    app.router.add_get("/api/v1/sessions", pdu_sessions)
     app.router.add_get("/api/v1/sla", sla)
     app.router.add_get("/api/v1/energy", energy)
     app.router.add_get("/api/v1/stream", stream_route)
@@ -356,6 +423,9 @@ def create_app(
     if publisher is not None:
         app[PUBLISHER] = publisher
         app.cleanup_ctx.append(publishing)
+    if control is not None:
+        app[CONTROL] = control
+        app.cleanup_ctx.append(control_plane)
     if tick:
         app.cleanup_ctx.append(engine_ticker)
     return app

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from sauron.catalog import Slice
+from sauron.control.record import ControlSession
 from sauron.energy.model import merge_node_energy, merge_slice_energy
 from sauron.engine import DirectionKpis, SliceKpis, Snapshot
 from sauron.histogram import QUANTILES, Geometry, Histogram
@@ -98,7 +99,14 @@ def violation_doc(v: Violation) -> dict[str, Any]:
     }
 
 
-def session_doc(v: SessionVolume) -> dict[str, Any]:
+def pdu_session_ref(session: ControlSession | None) -> dict[str, Any] | None:
+    if session is None:
+        return None
+    doc = session.doc(None)
+    return {k: doc[k] for k in ("source", "seid", "supi", "dnn", "ue_ip")}
+
+
+def session_doc(v: SessionVolume, owner: ControlSession | None = None) -> dict[str, Any]:
     return {
         "teid": None if v.teid is None else f"0x{v.teid:08x}",
         "ue_address": v.ue_address,
@@ -108,6 +116,7 @@ def session_doc(v: SessionVolume) -> dict[str, Any]:
         "uplink_bytes": v.uplink_bytes,
         "downlink_bytes": v.downlink_bytes,
         "bytes": v.bytes,
+        "pdu_session": pdu_session_ref(owner),
     }
 
 

@@ -16,6 +16,7 @@ from sauron.service import schemas
 from sauron.sessions import TOP_SESSIONS
 
 REF = "#/components/schemas/{model}"
+TEID_PATTERN = "^0x[0-9a-fA-F]{1,8}$"
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -199,6 +200,38 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": TOP_SESSIONS},
                         "default 10",
+                    ),
+                ],
+            ),
+            "/api/v1/sessions": _get(
+                "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "
+                "slice and the rule that chose it, and how the sources fare",
+                {"200": _json(schemas.PduSessions), "400": PROBLEM, **GUARDED},
+                parameters=[
+                    _query(
+                        "state",
+                        {"type": "string", "enum": ["active", "ended", "all"]},
+                        "default active; ended: the most recent ones that ended",
+                    ),
+                    _query(
+                        "source", {"type": "string", "enum": ["pfcp", "smf", "any"]}, "default any"
+                    ),
+                    _query(
+                        "slice",
+                        {"type": "string", "enum": [*slice_names, "none"]}
+                        if slice_names
+                        else {"type": "string"},
+                        "a catalog slice name, or none: sessions no slice claims",
+                    ),
+                    _query("ue", {"type": "string"}, "a UE address"),
+                    _query("supi", {"type": "string"}, "e.g. imsi-001010000000001"),
+                    _query(
+                        "teid",
+                        {"type": "string", "pattern": TEID_PATTERN},
+                        "a TEID of either end, in hex (0x1f)",
+                    ),
+                    _query(
+                        "limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "default 1000"
                     ),
                 ],
             ),

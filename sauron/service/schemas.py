@@ -4,7 +4,7 @@ API tests check every response against them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -187,6 +187,16 @@ class HistogramDoc(_Doc):
     buckets: list[Bucket]
 
 
+class PduSessionRef(_Doc):
+    """The learned PDU session a TEID or UE address belongs to."""
+
+    source: str
+    seid: str | None
+    supi: str | None
+    dnn: str | None
+    ue_ip: str | None
+
+
 class SessionDoc(_Doc):
     teid: str | None
     ue_address: str | None
@@ -196,6 +206,8 @@ class SessionDoc(_Doc):
     uplink_bytes: int
     downlink_bytes: int
     bytes: int
+    #: null when no learned session owns the TEID or address
+    pdu_session: PduSessionRef | None
 
 
 class Sessions(_Doc):
@@ -205,6 +217,50 @@ class Sessions(_Doc):
     interval_s: float | None
     active: int
     sessions: list[SessionDoc]
+
+
+class TunnelDoc(_Doc):
+    teid: str
+    address: str | None
+    interface: str
+    end: Literal["upf", "peer"]
+
+
+class SnssaiDoc(_Doc):
+    sst: int
+    sd: str | None
+
+
+class PduSessionDoc(_Doc):
+    """A PDU session learned from the control plane."""
+
+    source: Literal["pfcp", "smf"]
+    seid: str | None
+    up_seid: str | None
+    smf: str | None
+    upf: str | None
+    supi: str | None
+    teids: list[str]
+    tunnels: list[TunnelDoc]
+    ue_ip: str | None
+    ue_addresses: list[str]
+    snssai: SnssaiDoc | None
+    dnn: str | None
+    network_instances: list[str]
+    qfis: list[int]
+    slice: str | None
+    slice_rule: str | None
+    first_seen: float
+    last_seen: float
+    ended: float | None
+
+
+class PduSessions(_Doc):
+    total: int
+    count: int
+    sessions: list[PduSessionDoc]
+    #: where sessions come from and how that goes (learner counts, feeds)
+    sources: dict[str, Any]
 
 
 class ViolationDoc(_Doc):
@@ -284,6 +340,7 @@ COMPONENTS: tuple[type[BaseModel], ...] = (
     KpiSeries,
     HistogramDoc,
     Sessions,
+    PduSessions,
     SlaReport,
     EnergyReport,
     Health,
