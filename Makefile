@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck unit bench bench-service bench-energy bench-publish doctor clean
+.PHONY: help setup demo test lint typecheck unit bench bench-service bench-energy bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench-energy: setup ## the energy probe's added cost per context switch
 
 bench-publish: setup ## InfluxDB publisher: points/s and CPU per point (encode, write, spool)
 	$(PY) -m bench.publish
+
+bench-pfcp: setup ## PFCP learner: session events/s (scapy, decode, learn, learn + maps)
+	$(PY) -m bench.pfcp
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -20,6 +20,8 @@ def test_example_config_loads() -> None:
     assert [(i.name, i.role) for i in config.interfaces] == [("eth1", "n3"), ("ogstun", "n6")]
     assert config.catalog == (REPO / "slices" / "default.yaml").resolve()
     assert config.influx.url == "http://127.0.0.1:8086" and config.influx.bucket == "slices"
+    assert [w.name for w in config.control_plane.pfcp] == ["eth2"]
+    assert config.control_plane.open5gs_smf[0].url == "http://127.0.0.4:9090"
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,20 @@ def test_example_config_loads() -> None:
         ("interfaces: [\n", "not valid YAML"),
         ("interfaces: [{name: eth0, role: n3}]\ninflux: {url: 'db:8086'}\n", "field influx.url"),
         ("interfaces: [{name: eth0, role: n3}]\ninflux: {batch_size: 0}\n", "influx.batch_size"),
+        (
+            "interfaces: [{name: eth0, role: n3}]\ncontrol_plane: {pfcp: [{name: ''}]}\n",
+            "field control_plane.pfcp.0.name",
+        ),
+        (
+            "interfaces: [{name: eth0, role: n3}]\n"
+            "control_plane: {open5gs_smf: [{url: 'smf:9090'}]}\n",
+            "field control_plane.open5gs_smf.0.url",
+        ),
+        (
+            "interfaces: [{name: eth0, role: n3}]\n"
+            "control_plane: {open5gs_smf: [{url: 'http://smf:9090', page_size: 500}]}\n",
+            "control_plane.open5gs_smf.0.page_size",
+        ),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, body: str, fragment: str) -> None:

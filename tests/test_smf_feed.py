@@ -35,6 +35,7 @@ from sauron.service.app import create_app
 
 pytestmark = [pytest.mark.kernel]
 
+UES = 1_250
 #: (SST, SD, DNN) of the default catalog's slices
 SLICES = {
     "embb": (1, "000001", "internet"),
@@ -52,7 +53,7 @@ def pdu_item(n: int, slice_name: str, gnb_teid: int | None = None) -> dict[str, 
             {
                 "psi": 1,
                 "dnn": dnn,
-                "ipv4": f"10.99.{n // 250}.{n % 250 + 1}",
+                "ipv4": f"10.99.{n // 250}.{n % 250 + 1}",  # in no catalog subnet
                 "snssai": {"sst": sst, "sd": sd},
                 "qos_flows": [{"qfi": 1, "5qi": 9}],
                 "n3": {
@@ -133,17 +134,18 @@ def test_paged_sessions_reach_the_table_and_the_maps(
     registry = SessionRegistry(catalog, LearnedRules(dataplane, catalog))
 
     async def body(smf: FakeSmf, url: str) -> None:
-        smf.items = [pdu_item(n, names[n % 3]) for n in range(250)]
+        # more UEs than the catalog has subnet rules for: each is a host rule
+        smf.items = [pdu_item(n, names[n % 3]) for n in range(UES)]
         feed = SmfFeed(url, registry)
         async with aiohttp.ClientSession() as http:
             assert await feed.poll_once(http)
             assert [q.split("&")[0] for q in smf.requests] == [
-                "/pdu-info?page=0",
-                "/pdu-info?page=1",
-                "/pdu-info?page=2",
+                f"/pdu-info?page={page}" for page in range(UES // 100 + 1)
             ]
-            assert len(registry.sessions) == 250
-            for n in (0, 1, 2, 249):
+            assert len(registry.sessions) == UES
+            assert registry.rules is not None
+            assert registry.rules.counts == {"teid_written": UES, "ue_written": UES}
+            for n in (0, 1, 2, UES - 1):
                 s = registry.sessions[("smf", url, f"imsi-00101{n:010d}", 1)]
                 wanted = catalog.get(names[n % 3])
                 assert wanted is not None
@@ -156,12 +158,13 @@ def test_paged_sessions_reach_the_table_and_the_maps(
             gone = smf.items.pop(5)
             smf.items[0] = pdu_item(0, "embb", gnb_teid=4242)
             assert await feed.poll_once(http)
-            assert len(registry.sessions) == 249
+            assert len(registry.sessions) == UES - 1
             assert teid_slice(dataplane, 0x9005) is None
             assert ue_slice(dataplane, gone["pdu"][0]["ipv4"]) is None
             moved = registry.sessions[("smf", url, "imsi-001010000000000", 1)]
             assert 4242 in {t.teid for t in moved.tunnels if not t.local}
             assert registry.events["removed"] == 1 and registry.events["changed"] == 1
+            assert registry.rules.counts["ue_written"] == UES  # the others left alone
 
     with_smf(body)
 

@@ -17,7 +17,10 @@
 
 #define SAURON_MAX_TEIDS 65536
 #define SAURON_MAX_TEID_RANGES 1024
-#define SAURON_MAX_UE_SUBNETS 1024
+/* UE address rules: the catalog's subnets and the learned sessions' own
+ * addresses (one per PDU session). The tries allocate per entry, so the
+ * bound costs nothing until used. */
+#define SAURON_MAX_UE_RULES 65536
 #define SAURON_TEID_STATS_ENTRIES 65536
 /* Direct-mapped per-CPU slots in front of teid_stats (power of two). */
 #define SAURON_TEID_SLOTS 16384

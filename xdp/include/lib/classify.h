@@ -8,8 +8,8 @@
 
 BPF_HASH(teid_slice, __u32, __u32, SAURON_MAX_TEIDS);
 BPF_LPM_TRIE(teid_range_slice, struct sauron_teid_range_key, __u32, SAURON_MAX_TEID_RANGES);
-BPF_LPM_TRIE(ue4_slice, struct sauron_ipv4_lpm_key, __u32, SAURON_MAX_UE_SUBNETS);
-BPF_LPM_TRIE(ue6_slice, struct sauron_ipv6_lpm_key, __u32, SAURON_MAX_UE_SUBNETS);
+BPF_LPM_TRIE(ue4_slice, struct sauron_ipv4_lpm_key, __u32, SAURON_MAX_UE_RULES);
+BPF_LPM_TRIE(ue6_slice, struct sauron_ipv6_lpm_key, __u32, SAURON_MAX_UE_RULES);
 /* 0 means "no rule": slice 0 is where unmatched traffic goes anyway */
 BPF_ARRAY(qfi_slice, __u32, SAURON_MAX_QFI);
 
