@@ -19,6 +19,7 @@ import pytest
 
 from sauron.bpf import layout
 from sauron.energy.probe import EnergyProbe
+from sauron.energy.steal import StealClock
 from sauron.energy.watch import WatchEntry, cgroup2_mounts, resolve
 
 pytestmark = [pytest.mark.kernel]
@@ -51,22 +52,32 @@ def cpu_time_ns(pid: int) -> int:
     )
 
 
+STEAL = StealClock(os.cpu_count() or 1)
+
+
+def stolen_ns() -> int:
+    return sum(STEAL.read() or [0])
+
+
 def measure(
     probe: EnergyProbe, pids: list[int], seconds: float, run_time: bool = False
-) -> tuple[list[int], list[int]]:
-    """(probe's time per watch index, schedstat per pid) over the same span:
-    the switch-to-switch timing, or with `run_time` the scheduler's run time
-    as sched_stat_runtime reports it."""
+) -> tuple[list[int], list[int], int]:
+    """(probe's time per watch index, schedstat per pid, the hypervisor's
+    steal time on all CPUs) over the same span: the switch-to-switch timing,
+    or with `run_time` the scheduler's run time as sched_stat_runtime
+    reports it."""
+    stolen_before = stolen_ns()
     before, truth_before = probe.read(), [cpu_time_ns(p) for p in pids]
     time.sleep(seconds)
     after, truth_after = probe.read(), [cpu_time_ns(p) for p in pids]
+    stolen = stolen_ns() - stolen_before
     was, now = (
         (before.watched_run_ns, after.watched_run_ns)
         if run_time
         else (before.watched_ns, after.watched_ns)
     )
     measured = [sum(now[i]) - sum(was[i]) for i in range(len(pids))]
-    return measured, [a - b for a, b in zip(truth_after, truth_before, strict=True)]
+    return measured, [a - b for a, b in zip(truth_after, truth_before, strict=True)], stolen
 
 
 def test_watched_processes_time_matches_the_scheduler(probe: EnergyProbe) -> None:
@@ -75,13 +86,14 @@ def test_watched_processes_time_matches_the_scheduler(probe: EnergyProbe) -> Non
         probe.watch_tgids({watched.pid: 0})
         time.sleep(0.2)
         before_other = probe.read()
-        measured, truth = measure(probe, [watched.pid], 2.0)
+        measured, truth, stolen = measure(probe, [watched.pid], 2.0)
         assert truth[0] > 0.5e9  # it did work (about 80 % of a CPU)
-        # switch to switch on the monotonic clock: steal time included
-        assert measured[0] == pytest.approx(truth[0], rel=0.03)
+        # switch to switch on the monotonic clock: the hypervisor's steal
+        # time is included (schedstat leaves it out), at most all of it
+        assert truth[0] * 0.97 <= measured[0] <= truth[0] * 1.03 + stolen, stolen
         # the scheduler's run time: the same account schedstat gives, up to
         # the moments the two are read
-        run, truth = measure(probe, [watched.pid], 2.0, run_time=True)
+        run, truth, _ = measure(probe, [watched.pid], 2.0, run_time=True)
         assert run[0] == pytest.approx(truth[0], rel=0.005)
         # the unwatched process left nothing anywhere
         after = probe.read()
@@ -113,9 +125,9 @@ def test_processes_are_found_by_name_and_by_cgroup(probe: EnergyProbe) -> None:
         assert resolved.found == {0: 1, 1: 1, 2: 0}  # the pid that does not exist is not found
         probe.watch_tgids(resolved.tgids)
         probe.watch_cgroups(resolved.cgroups)
-        measured, truth = measure(probe, [by_name.pid, in_cgroup.pid], 1.5)
-        assert measured[0] == pytest.approx(truth[0], rel=0.05)
-        assert measured[1] == pytest.approx(truth[1], rel=0.05)
+        measured, truth, stolen = measure(probe, [by_name.pid, in_cgroup.pid], 1.5)
+        for index in (0, 1):  # switch to switch: steal included, as above
+            assert truth[index] * 0.95 <= measured[index] <= truth[index] * 1.05 + stolen
     finally:
         probe.watch_tgids({})
         probe.watch_cgroups({})

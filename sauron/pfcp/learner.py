@@ -204,7 +204,9 @@ class PfcpLearner:
         if kind in (m.SESSION_REPORT_REQUEST, m.SESSION_REPORT_RESPONSE):
             return True
         if to_smf and msg.cause is not None and msg.cause != ies.CAUSE_ACCEPTED:
-            # the UPF refused what was asked: the session keeps its rules
+            # the UPF refused: counted. A modification was applied as its
+            # request passed and is not undone (the refusal does not say which
+            # rules failed); a refused establishment ends the session.
             self.rejects[f"{msg.name}_cause_{msg.cause}"] += 1
             if kind == m.SESSION_ESTABLISHMENT_RESPONSE:
                 self._delete(known, now)
