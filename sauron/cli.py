@@ -197,6 +197,16 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     return _show(args, lambda api: api.sla(), sla_report)
 
 
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    from sauron.views import pdu_sessions_table
+
+    return _show(
+        args,
+        lambda api: api.pdu_sessions(args.state, args.slice, args.ue, args.limit),
+        pdu_sessions_table,
+    )
+
+
 def _cmd_energy(args: argparse.Namespace) -> int:
     import time
 
@@ -310,6 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(sla)
     sla.add_argument("--json", action="store_true")
     sla.set_defaults(func=_cmd_sla)
+
+    sessions = sub.add_parser(
+        "sessions", help="PDU sessions learned from PFCP or the SMF, with their slice"
+    )
+    _client_args(sessions)
+    sessions.add_argument("--state", choices=("active", "ended", "all"), default="active")
+    sessions.add_argument("--slice", default=None, help="one slice (none: sessions of no slice)")
+    sessions.add_argument("--ue", default=None, help="one UE address")
+    sessions.add_argument("--limit", type=int, default=None)
+    sessions.add_argument("--json", action="store_true")
+    sessions.set_defaults(func=_cmd_sessions)
 
     energy = sub.add_parser("energy", help="energy per slice: watts, joules, J/GB, uJ/packet")
     _client_args(energy)

@@ -139,6 +139,17 @@ class SauronClient:
             {"by": by, "limit": limit},
         )
 
+    async def pdu_sessions(
+        self,
+        state: str = "active",
+        slice_name: str | None = None,
+        ue: str | None = None,
+        limit: int | None = None,
+    ) -> schemas.PduSessions:
+        """The session table: PDU sessions learned from PFCP or an SMF."""
+        params = {"state": state, "slice": slice_name, "ue": ue, "limit": limit}
+        return await self._model(schemas.PduSessions, "/api/v1/sessions", params)
+
     async def sla(self) -> schemas.SlaReport:
         return await self._model(schemas.SlaReport, "/api/v1/sla")
 

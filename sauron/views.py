@@ -127,3 +127,31 @@ def energy_table(doc: schemas.EnergyReport) -> str:
         lines.append("(slices' measured cycles exceeded the node's: scaled down to the node's)")
     lines += ["", *[f"note: {n}" for n in node.notes]]
     return "\n".join(lines)
+
+
+def pdu_sessions_table(doc: schemas.PduSessions) -> str:
+    """`sauron sessions`: one line per learned PDU session."""
+    if not doc.sessions:
+        feeds = doc.sources.get("smf_feeds", [])
+        watches = doc.sources.get("pfcp", {}).get("watches", [])
+        if not feeds and not watches:
+            return "no sessions: the agent has no control_plane source configured"
+        return "no sessions learned yet"
+    lines = [
+        f"{'source':<7}{'SEID / SUPI':<24}{'UE':<18}{'S-NSSAI':<10}{'DNN':<12}"
+        f"{'slice':<12}{'rule':<18}{'TEIDs'}"
+    ]
+    for s in doc.sessions:
+        who = s.supi or s.seid or "-"
+        nssai = (
+            "-"
+            if s.snssai is None
+            else f"{s.snssai.sst}" + (f"-{s.snssai.sd}" if s.snssai.sd else "")
+        )
+        lines.append(
+            f"{s.source:<7}{who:<24}{s.ue_ip or '-':<18}{nssai:<10}{s.dnn or '-':<12}"
+            f"{s.slice or '-':<12}{s.slice_rule or '-':<18}{' '.join(s.teids) or '-'}"
+        )
+    if doc.total > doc.count:
+        lines.append(f"... {doc.total - doc.count} more (--limit)")
+    return "\n".join(lines)

@@ -161,6 +161,12 @@ def test_cli_commands(agent: Agent, tmp_path: Path) -> None:
     sla = sauron("sla", url=agent.url, token_file=token_file)
     assert sla.returncode == 0 and "embb" in sla.stdout and "closes after 3" in sla.stdout
 
+    sessions = sauron("sessions", url=agent.url, token_file=token_file)
+    assert sessions.returncode == 0, sessions.stderr
+    assert (
+        sessions.stdout.strip() == "no sessions: the agent has no control_plane source configured"
+    )
+
     unknown = sauron("kpis", "nope", url=agent.url, token_file=token_file)
     assert unknown.returncode == 1 and "404" in unknown.stderr and "nope" in unknown.stderr
     no_token = subprocess.run(

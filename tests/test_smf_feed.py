@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ipaddress
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
+from agent_process import REPO
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from served import serve_in_thread
 
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
@@ -244,3 +249,51 @@ def test_the_api_lists_sessions_from_a_running_feed(dataplane: DataPlane, catalo
         control.close()
 
     with_smf(body)
+
+
+def test_the_cli_lists_the_learned_sessions(dataplane: DataPlane, catalog: Catalog) -> None:
+    engine = KpiEngine(catalog, lambda: read_counters(dataplane))
+
+    def sauron(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sauron", "sessions", *args, "--url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+
+    def against_agent(smf_url: str) -> list[subprocess.CompletedProcess[str]]:
+        config = ControlPlaneConfig(open5gs_smf=[SmfFeedConfig(url=smf_url, interval_s=0.05)])
+        control = ControlPlane(catalog, dataplane, config)
+        control.open()
+        try:
+            with serve_in_thread(create_app(engine, tick=False, control=control)) as url:
+                deadline = time.monotonic() + 5
+                while len(control.registry.sessions) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                return [sauron(url=url), sauron("--slice", "mmtc", "--json", url=url)]
+        finally:
+            control.close()
+
+    async def body(smf: FakeSmf, url: str) -> list[subprocess.CompletedProcess[str]]:
+        smf.items = [pdu_item(7, "mmtc"), pdu_item(8, "embb")]
+        return await asyncio.to_thread(against_agent, url)
+
+    table, as_json = with_smf(body)
+    assert table.returncode == 0, table.stderr
+    rows = table.stdout.splitlines()
+    assert rows[0].split()[:3] == ["source", "SEID", "/"]
+    assert rows[1].split() == [
+        "smf",
+        "imsi-001010000000007",
+        "10.99.0.8",
+        "3-000001",
+        "iot",
+        "mmtc",
+        "snssai",
+        "0x000003ef",
+        "0x00009007",
+    ]
+    doc = schemas.PduSessions.model_validate_json(as_json.stdout)
+    assert [s.supi for s in doc.sessions] == ["imsi-001010000000007"]
