@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,6 +244,9 @@ def test_impairments_are_the_ground_truth(
     assert truth["upf"]["other"]["impairments_applied"] == 2
 
 
+DIRECTION_KEYS = {"uplink": "ul", "downlink": "dl"}
+
+
 def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_path: Path) -> None:
     lines: list[str] = []
     api: dict[str, object] = {}
@@ -282,10 +286,19 @@ def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_pa
                 "kernel_drops": upf["kernel_drops"],
             }
         )
+
     # the reference UPF is slow in its first seconds (URLLC transit p50 of
-    # several ms while TCP ramps up): such violations must have closed
+    # several ms while TCP ramps up): such violations must have closed,
+    # unless the UPF really held that slice's packets that long after the
+    # break (from the kernel's receive time: a loaded machine delays it)
+    def held_too_long(v: dict[str, Any]) -> bool:
+        metric, quantile, direction = v["target"].split(".")
+        hold = upf["holds"].get(f"{v['slice_name']}/{DIRECTION_KEYS[direction]}", {})
+        held = hold.get(f"{quantile}_ms")
+        return metric == "transit_latency_ms" and held is not None and held > v["limit"]
+
     others = [v for v in result["violations"] if v["slice_name"] != "embb" and v["open"]]
-    assert others == [], json.dumps({"open": others, "upf": upf})
+    assert all(held_too_long(v) for v in others), json.dumps({"open": others, "upf": upf})
     assert violation["worst"] < 1.0
     # the break came from the injected rate limit, which the UPF's ground truth records
     assert result["truth"]["upf"]["slices"]["embb"]["dl_rate_dropped"] > 0

@@ -76,6 +76,11 @@ class ControlPlane:
                 "rejects": dict(sorted(self.learner.rejects.items())),
             },
             "smf_feeds": [f.status() for f in self.feeds],
-            "rules": dict(sorted(rules.counts.items())) if rules is not None else {},
+            "rules": {
+                **dict(sorted(rules.counts.items())),
+                "kept_by_catalog": len(rules.kept_by_catalog),
+            }
+            if rules is not None
+            else {},
             "events": dict(sorted(self.registry.events.items())),
         }

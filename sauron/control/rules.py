@@ -37,6 +37,8 @@ class LearnedRules:
         self.owned: dict[RuleKey, tuple[int, tuple[Any, ...]]] = {}
         self.by_session: dict[tuple[Any, ...], set[RuleKey]] = {}
         self.counts: Counter[str] = Counter()
+        #: learned rules not written because a catalog rule has the key
+        self.kept_by_catalog: set[RuleKey] = set()
         self.dirty = False
 
     def wanted(self, session: ControlSession) -> dict[RuleKey, int]:
@@ -45,12 +47,12 @@ class LearnedRules:
         rules: dict[RuleKey, int] = {}
         for teid in session.local_teids:
             if teid in self.static_teids:
-                self.counts["teid_kept_by_catalog"] += 1
+                self.kept_by_catalog.add(("teid", teid))
                 continue
             rules[("teid", teid)] = session.slice_id
         for network in session.ue_networks:
             if network in self.static_subnets:
-                self.counts["ue_kept_by_catalog"] += 1
+                self.kept_by_catalog.add(("ue", network))
                 continue
             rules[("ue", network)] = session.slice_id
         return rules

@@ -9,10 +9,12 @@ import ipaddress
 import os
 import signal
 import socket
+import struct
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sauron.testbed import codec
 from sauron.testbed.kernel_drops import interface_drops, socket_drops
@@ -20,9 +22,10 @@ from sauron.testbed.truth import Tally
 from sauron.testbed.tun import open_tun
 
 TUN_MTU = 2000
-#: packets read from the TUN device per turn of the event loop, so that a
-#: downlink burst does not starve the N3 socket (read once per turn)
+#: packets read from the TUN device, and datagrams from the N3 socket, per
+#: turn of the event loop: neither direction starves the other
 TUN_BATCH = 32
+N3_BATCH = 32
 #: the N3 socket's receive buffer: room for a burst while the loop is busy
 N3_RECEIVE_BUFFER = 4 << 20
 #: <asm-generic/socket.h>; Python's socket module names it from 3.12 on
@@ -41,6 +44,53 @@ def drain_tun(fd: int, handle: Callable[[bytes], None]) -> None:
                 return
             raise
         handle(packet)
+
+
+class N3Socket(asyncio.DatagramTransport):
+    """The node's GTP-U socket, read in batches by drain_n3 (asyncio's own
+    datagram transport reads one datagram per turn of the loop, so a TUN
+    burst would leave N3 waiting); sends go straight out."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(extra={"socket": sock})
+        self.sock = sock
+        #: sends the kernel refused (asyncio's transport would have dropped
+        #: them too, after telling error_received)
+        self.send_errors = 0
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            self.send_errors += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def is_closing(self) -> bool:
+        return self.sock.fileno() == -1
+
+
+#: <asm-generic/socket.h>: the kernel's receive time of each datagram
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@qq")
+
+
+def drain_n3(sock: socket.socket, node: Any) -> None:
+    """Reads up to N3_BATCH datagrams waiting on the N3 socket. Each one's
+    arrival (on the monotonic clock) is the kernel's receive time, so a
+    node's hold times include the time a datagram waited in the socket."""
+    for _ in range(N3_BATCH):
+        try:
+            data, ancillary, _, addr = sock.recvmsg(65535, 64, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        node.n3_arrival = time.monotonic()
+        for level, kind, raw in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(raw)
+                node.n3_arrival -= max(0.0, time.time() - (sec + nsec / 1e9))
+        node.datagram_received(data, addr)
 
 
 def write_tun(fd: int, packet: bytes) -> bool:
@@ -157,13 +207,16 @@ async def serve_node(
     dropped on its behalf. on_start may return a callable run at stop."""
     loop = asyncio.get_running_loop()
     tun_name, tun_fd = tun
-    transport, protocol = await loop.create_datagram_endpoint(
-        make, local_addr=(n3, codec.GTPU_PORT)
-    )
-    n3_socket: socket.socket = transport.get_extra_info("socket")
+    n3_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    n3_socket.bind((n3, codec.GTPU_PORT))
     # as root the buffer may exceed net.core.rmem_max
     n3_socket.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, N3_RECEIVE_BUFFER)
+    n3_socket.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    transport = N3Socket(n3_socket)
+    protocol = make()
+    protocol.connection_made(transport)
     node: TunnelNode = protocol  # type: ignore[assignment]
+    loop.add_reader(n3_socket.fileno(), drain_n3, n3_socket, protocol)
     loop.add_reader(tun_fd, drain_tun, tun_fd, node.tun_packet)
     on_stop = on_start(node) if on_start else None
 
@@ -171,7 +224,12 @@ async def serve_node(
         if on_stop is not None:
             on_stop()
         loop.remove_reader(tun_fd)
-        drops = {"n3_socket": socket_drops(n3_socket), "tun": interface_drops(tun_name)}
+        loop.remove_reader(n3_socket.fileno())
+        drops = {
+            "n3_socket": socket_drops(n3_socket),
+            "n3_send_errors": transport.send_errors,
+            "tun": interface_drops(tun_name),
+        }
         transport.close()
         node.truth.write(truth_path, {"node": name, "kernel_drops": drops, **node.truth.extra()})
 

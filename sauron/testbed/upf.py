@@ -53,6 +53,8 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         self.echo_seq = 0
         self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_event_loop()
+        #: monotonic time the datagram being handled reached the N3 socket
+        self.n3_arrival: float | None = None
 
     def _held(self, slice_name: str, direction: str, since: float) -> None:
         key = f"{slice_name}/{direction}"
@@ -94,7 +96,9 @@ class ReferenceUpf(asyncio.DatagramProtocol):
 
     # uplink: N3 -> N6
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        arrived = time.monotonic()
+        # when the kernel received it, where the reader knows (queueing in
+        # the socket is time spent in this UPF too)
+        arrived = self.n3_arrival or time.monotonic()
         msg = codec.decapsulate(data)
         if msg is None:
             self.truth.note("n3_not_gtpu")
