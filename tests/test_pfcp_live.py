@@ -7,8 +7,6 @@ slice, and after the deletion in no slice."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ipaddress
 import json
 import signal
 import socket
@@ -23,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from agent_process import REPO, start_agent
+from learned_maps import teid_slice, ue_slice
 from scapy.layers.inet import IP, UDP
 
 from sauron.bpf import layout
@@ -37,7 +36,6 @@ from sauron.interfaces import attach_interfaces
 from sauron.netns import Topology, inside
 from sauron.pfcp.learner import PfcpLearner
 from sauron.pfcp.wire import PFCP_PORT
-from sauron.rules import ue_rule
 from sauron.testbed import codec
 from sauron.testbed.pfcp_peers import PfcpSmf, PfcpUpf
 
@@ -50,19 +48,13 @@ URLLC_SNSSAI = (2, 0x000001)
 G_PDUS = 40
 
 
-def learned_slice(dp: DataPlane, teid: int) -> int | None:
-    try:
-        return int(dp.table("teid_slice")[ctypes.c_uint32(teid)].value)
-    except KeyError:
-        return None
-
-
-def learned_ue_slice(dp: DataPlane, address: str) -> int | None:
-    table, key = ue_rule(dp, ipaddress.ip_network(f"{address}/32"))
-    try:
-        return int(table[key].value)
-    except KeyError:
-        return None
+def udp_socket(ns: str, address: str | None = None) -> socket.socket:
+    """A UDP socket in namespace `ns`, bound to address:8805 when given."""
+    with inside(ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if address is not None:
+        sock.bind((address, PFCP_PORT))
+    return sock
 
 
 async def within(seconds: float, condition: Callable[[], bool]) -> float:
@@ -94,14 +86,9 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
         topo.veth(smf_ns, "n4", f"{SMF_N4}/24", upf_ns, "n4", f"{UPF_N4}/24")
         topo.veth(gnb_ns, "n3", f"{GNB_N3}/24", upf_ns, "n3", f"{UPF_N3}/24")
         attach_interfaces(dataplane, [InterfaceConfig(name="n3", role="n3", netns=upf_ns)], topo)
-        with inside(upf_ns):
-            upf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            upf_sock.bind((UPF_N4, PFCP_PORT))
-        with inside(smf_ns):
-            smf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            smf_sock.bind((SMF_N4, PFCP_PORT))
-        with inside(gnb_ns):
-            gnb_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        upf_sock = udp_socket(upf_ns, UPF_N4)
+        smf_sock = udp_socket(smf_ns, SMF_N4)
+        gnb_sock = udp_socket(gnb_ns)
         upf = PfcpUpf(upf_sock, UPF_N4)
         smf = PfcpSmf(smf_sock, SMF_N4, UPF_N4)
         registry = SessionRegistry(catalog, LearnedRules(dataplane, catalog))
@@ -114,8 +101,7 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
             after_batch=registry.flush,
         )
         # traffic and the watch's own queries stay apart: N4 carries only PFCP
-        with inside(upf_ns):
-            noise = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        noise = udp_socket(upf_ns)
         noise.sendto(b"not pfcp", (SMF_N4, 9999))
 
         async def scenario() -> dict[str, float]:
@@ -127,8 +113,8 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
             taken["establish"] = await within(
                 1.0,
                 lambda: (
-                    learned_slice(dataplane, session.teid) == urllc.id
-                    and learned_ue_slice(dataplane, UE) == urllc.id
+                    teid_slice(dataplane, session.teid) == urllc.id
+                    and ue_slice(dataplane, UE) == urllc.id
                 ),
             )
             await asyncio.to_thread(smf.modify_downlink, session.up_seid, 0x77, GNB_N3)
@@ -146,8 +132,7 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
             taken["delete"] = await within(
                 1.0,
                 lambda: (
-                    learned_slice(dataplane, session.teid) is None
-                    and learned_ue_slice(dataplane, UE) is None
+                    teid_slice(dataplane, session.teid) is None and ue_slice(dataplane, UE) is None
                 ),
             )
             send_g_pdus(gnb_sock, session.teid, G_PDUS)
@@ -213,12 +198,8 @@ def test_the_agent_learns_from_the_n4_interface_in_its_configuration(tmp_path: P
             yaml.safe_dump({**base, "control_plane": {"pfcp": [{"name": "n4", "netns": upf_ns}]}})
         )
         agent, url = start_agent(config)
-        with inside(upf_ns):
-            upf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            upf_sock.bind((UPF_N4, PFCP_PORT))
-        with inside(smf_ns):
-            smf_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            smf_sock.bind((SMF_N4, PFCP_PORT))
+        upf_sock = udp_socket(upf_ns, UPF_N4)
+        smf_sock = udp_socket(smf_ns, SMF_N4)
         upf = PfcpUpf(upf_sock, UPF_N4)
         smf = PfcpSmf(smf_sock, SMF_N4, UPF_N4)
         try:

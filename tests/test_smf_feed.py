@@ -10,8 +10,6 @@ nothing and says why."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ipaddress
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ import pytest
 from agent_process import REPO
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from learned_maps import teid_slice, ue_slice
 from served import serve_in_thread
 
 from sauron.bpf.loader import DataPlane
@@ -34,7 +33,6 @@ from sauron.control.rules import LearnedRules
 from sauron.control.settings import ControlPlaneConfig, SmfFeedConfig
 from sauron.control.smf_feed import SmfFeed
 from sauron.engine import KpiEngine
-from sauron.rules import ue_rule
 from sauron.service import schemas
 from sauron.service.app import create_app
 
@@ -115,21 +113,6 @@ def with_smf(body: Callable[[FakeSmf, str], Awaitable[Any]]) -> Any:
             await server.close()
 
     return asyncio.run(run())
-
-
-def teid_slice(dp: DataPlane, teid: int) -> int | None:
-    try:
-        return int(dp.table("teid_slice")[ctypes.c_uint32(teid)].value)
-    except KeyError:
-        return None
-
-
-def ue_slice(dp: DataPlane, address: str) -> int | None:
-    table, key = ue_rule(dp, ipaddress.ip_network(f"{address}/32"))
-    try:
-        return int(table[key].value)
-    except KeyError:
-        return None
 
 
 def test_paged_sessions_reach_the_table_and_the_maps(

@@ -55,10 +55,6 @@ class ControlSession:
     def ue_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(a, strict=False) for a in self.ue_addresses]
 
-    def classification(self) -> tuple[object, ...]:
-        """What the data-path maps hold for it: unchanged means no write."""
-        return (tuple(self.local_teids), tuple(self.ue_addresses), self.slice_id)
-
     def doc(self, slice_name: str | None) -> dict[str, Any]:
         ue_ip = next((a for a in self.ue_addresses if ":" not in a), None) or next(
             (a.split("/")[0] for a in self.ue_addresses), None

@@ -74,11 +74,6 @@ class LearnedRules:
         if wanted:
             self.by_session[owner] = set(wanted)
 
-    def rewrite_all(self) -> None:
-        """Writes every held rule again, after the catalog's were reset."""
-        for rule, (slice_id, _) in self.owned.items():
-            self._write(rule, slice_id)
-
     def flush(self) -> bool:
         """Makes cached per-session slices be decided anew when rules
         changed; True when they had."""

@@ -124,6 +124,22 @@ def _ipv6(value: bytes, at: int) -> str:
     return str(ipaddress.IPv6Address(value[at : at + 16]))
 
 
+def _addresses(
+    value: bytes, pos: int, v4: int, v6: int, what: str
+) -> tuple[str | None, str | None, int]:
+    """An IPv4 then an IPv6 address at pos, each present when its flag is;
+    (ipv4, ipv6, the position after them)."""
+    _need(value, pos + (4 if v4 else 0) + (16 if v6 else 0), what)
+    ipv4 = ipv6 = None
+    if v4:
+        ipv4 = _ipv4(value, pos)
+        pos += 4
+    if v6:
+        ipv6 = _ipv6(value, pos)
+        pos += 16
+    return ipv4, ipv6, pos
+
+
 def uint(value: bytes, size: int, what: str) -> int:
     _need(value, size, what)
     return int.from_bytes(value[:size], "big")
@@ -139,15 +155,8 @@ def f_teid(value: bytes) -> FTeid:
             _need(value, 2, "F-TEID CHOOSE ID")
             choose_id = value[1]
         return FTeid(None, None, None, True, choose_id)
-    size = 5 + (4 if v4 else 0) + (16 if v6 else 0)
-    _need(value, size, "F-TEID")
-    pos = 5
-    ipv4 = ipv6 = None
-    if v4:
-        ipv4 = _ipv4(value, pos)
-        pos += 4
-    if v6:
-        ipv6 = _ipv6(value, pos)
+    _need(value, 5, "F-TEID")
+    ipv4, ipv6, _ = _addresses(value, 5, v4, v6, "F-TEID")
     return FTeid(int.from_bytes(value[1:5], "big"), ipv4, ipv6, False)
 
 
@@ -156,18 +165,10 @@ def ue_address(value: bytes) -> UeAddress:
     flags = value[0]
     v6, v4, v6d = flags & 0x01, flags & 0x02, flags & 0x08
     choose = bool(flags & 0x30)  # CHV4 / CHV6: the UPF assigns it
-    size = 1 + (4 if v4 else 0) + (16 if v6 else 0) + (1 if v6d else 0)
-    _need(value, size, "UE IP Address")
-    pos = 1
-    ipv4 = ipv6 = None
-    if v4:
-        ipv4 = _ipv4(value, pos)
-        pos += 4
-    if v6:
-        ipv6 = _ipv6(value, pos)
-        pos += 16
+    ipv4, ipv6, pos = _addresses(value, 1, v4, v6, "UE IP Address")
     prefix = 128
     if v6d:
+        _need(value, pos + 1, "UE IP Address prefix length")
         prefix = value[pos]
         if not 0 < prefix <= 128:
             raise PfcpError("bad_ipv6_prefix", str(prefix))
@@ -185,28 +186,16 @@ def outer_header(value: bytes) -> OuterHeader:
         _need(value, pos + 4, "Outer Header Creation TEID")
         teid = int.from_bytes(value[pos : pos + 4], "big")
         pos += 4
-    ipv4 = ipv6 = None
-    if gtpu_v4 or udp_v4:
-        _need(value, pos + 4, "Outer Header Creation IPv4")
-        ipv4 = _ipv4(value, pos)
-        pos += 4
-    if gtpu_v6 or udp_v6:
-        _need(value, pos + 16, "Outer Header Creation IPv6")
-        ipv6 = _ipv6(value, pos)
+    ipv4, ipv6, _ = _addresses(
+        value, pos, gtpu_v4 | udp_v4, gtpu_v6 | udp_v6, "Outer Header Creation"
+    )
     return OuterHeader(teid, ipv4, ipv6)
 
 
 def f_seid(value: bytes) -> FSeid:
     _need(value, 9, "F-SEID")
     v6, v4 = value[0] & 0x01, value[0] & 0x02
-    _need(value, 9 + (4 if v4 else 0) + (16 if v6 else 0), "F-SEID")
-    pos = 9
-    ipv4 = ipv6 = None
-    if v4:
-        ipv4 = _ipv4(value, pos)
-        pos += 4
-    if v6:
-        ipv6 = _ipv6(value, pos)
+    ipv4, ipv6, _ = _addresses(value, 9, v4, v6, "F-SEID")
     return FSeid(int.from_bytes(value[1:9], "big"), ipv4, ipv6)
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import TypeVar
 
 from sauron.control.record import ControlSession, Tunnel
 from sauron.pfcp import ies
@@ -33,36 +34,18 @@ class _Rules:
     qer_qfis: dict[int, int] = field(default_factory=dict)
 
 
-def _merge_pdr(old: m.Pdr | None, new: m.Pdr) -> m.Pdr:
-    """An Update PDR carries only what changes."""
-    if old is None:
-        return new
-    return m.Pdr(
-        rule_id=new.rule_id,
-        source_interface=new.source_interface
-        if new.source_interface is not None
-        else old.source_interface,
-        f_teid=new.f_teid if new.f_teid is not None else old.f_teid,
-        ue=new.ue if new.ue is not None else old.ue,
-        network_instance=new.network_instance or old.network_instance,
-        qfis=new.qfis or old.qfis,
-        traffic_endpoint=new.traffic_endpoint
-        if new.traffic_endpoint is not None
-        else old.traffic_endpoint,
-    )
+Rule = TypeVar("Rule", m.Pdr, m.Far)
 
 
-def _merge_far(old: m.Far | None, new: m.Far) -> m.Far:
+def _merge(old: Rule | None, new: Rule) -> Rule:
+    """An Update PDR or FAR carries only what changes: each field it leaves
+    out (None, or empty) keeps the value it had."""
     if old is None:
         return new
-    return m.Far(
-        far_id=new.far_id,
-        destination_interface=new.destination_interface
-        if new.destination_interface is not None
-        else old.destination_interface,
-        outer=new.outer if new.outer is not None else old.outer,
-        network_instance=new.network_instance or old.network_instance,
-    )
+    kept = {
+        f.name: getattr(old, f.name) for f in fields(new) if getattr(new, f.name) in (None, "", [])
+    }
+    return replace(new, **kept)
 
 
 def _address(f: ies.FTeid | ies.OuterHeader) -> str | None:
@@ -248,16 +231,14 @@ class PfcpLearner:
 
     def _install(self, learned: _PfcpSession, msg: m.SessionMessage) -> None:
         r = learned.rules
-        for pdr in msg.pdrs:
-            r.pdrs[pdr.rule_id] = _merge_pdr(r.pdrs.get(pdr.rule_id), pdr)
-        for pdr in msg.created_pdrs:
-            r.pdrs[pdr.rule_id] = _merge_pdr(r.pdrs.get(pdr.rule_id), pdr)
+        for pdr in [*msg.pdrs, *msg.created_pdrs]:
+            r.pdrs[pdr.rule_id] = _merge(r.pdrs.get(pdr.rule_id), pdr)
         for ep in [*msg.endpoints, *msg.created_endpoints]:
-            r.endpoints[ep.rule_id] = _merge_pdr(r.endpoints.get(ep.rule_id), ep)
+            r.endpoints[ep.rule_id] = _merge(r.endpoints.get(ep.rule_id), ep)
         for pdr_id in msg.removed_pdrs:
             r.pdrs.pop(pdr_id, None)
         for far in msg.fars:
-            r.fars[far.far_id] = _merge_far(r.fars.get(far.far_id), far)
+            r.fars[far.far_id] = _merge(r.fars.get(far.far_id), far)
         for far_id in msg.removed_fars:
             r.fars.pop(far_id, None)
         r.qer_qfis.update(msg.qer_qfis)
