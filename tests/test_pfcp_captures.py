@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sauron.bpf.loader import DataPlane
 from sauron.capture import read_frames
 from sauron.catalog import Catalog, parse_catalog
+from sauron.pfcp import build, ies
 from sauron.pfcp.datagrams import NotPfcp, from_ethernet
 from sauron.pfcp.learner import PfcpLearner
 from sauron.replay import ReplayOptions, replay_capture
@@ -246,6 +247,33 @@ def pfcp_payloads() -> list[tuple[bytes, str, str]]:
 
 
 PAYLOADS = pfcp_payloads()
+
+
+def test_a_tunnel_end_without_an_address_is_kept() -> None:
+    """An F-TEID with neither address flag (found by the mutation test in
+    one CI run: the session's tunnels could not be ordered) beside the same
+    TEID with its address."""
+    smf, upf = "10.0.0.1", "10.0.0.2"
+    no_address = build.ie(ies.F_TEID, b"\x00" + (0x12).to_bytes(4, "big"))
+    request = build.message(
+        50,
+        0,
+        1,
+        build.node_id(smf),
+        build.f_seid(7, smf),
+        build.group(
+            ies.CREATE_PDR,
+            build.ie(ies.PDR_ID, b"\x00\x01"),
+            build.group(ies.PDI, build.ie(ies.SOURCE_INTERFACE, b"\x00"), no_address),
+        ),
+        build.create_pdr(2, ies.INTERFACE_ACCESS, 0x12, upf),
+        build.create_far(1, ies.INTERFACE_CORE),
+    )
+    learner = PfcpLearner()
+    learner.feed(request, smf, upf, 0.0)
+    (session,) = learner.sessions
+    assert [(t.teid, t.address) for t in session.tunnels] == [(0x12, None), (0x12, upf)]
+    assert session.doc(None)["teids"] == ["0x00000012"]
 
 
 @settings(max_examples=300, deadline=None)

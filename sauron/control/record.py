@@ -11,7 +11,7 @@ from typing import Any
 NO_SD = 0xFFFFFF
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Tunnel:
     """A GTP-U tunnel end of the session. `local` ends are the UPF's own
     F-TEIDs, where traffic from `interface` arrives (access: the gNB's
@@ -22,6 +22,11 @@ class Tunnel:
     address: str | None
     interface: str  # access, core, cp-function, ...
     local: bool
+
+    def sort_key(self) -> tuple[int, str, str, bool]:
+        """TEID first; an end without an address (an F-TEID with neither
+        address flag) sorts before those with one."""
+        return (self.teid, self.address or "", self.interface, self.local)
 
 
 @dataclass
@@ -74,7 +79,7 @@ class ControlSession:
                     "interface": t.interface,
                     "end": "upf" if t.local else "peer",
                 }
-                for t in sorted(self.tunnels)
+                for t in sorted(self.tunnels, key=Tunnel.sort_key)
             ],
             "ue_ip": ue_ip,
             "ue_addresses": list(self.ue_addresses),

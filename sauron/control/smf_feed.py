@@ -118,7 +118,7 @@ def sessions_of(page: PduInfoPage, url: str, now: float) -> list[ControlSession]
                     key=(url, ue.supi, ident),
                     smf=url,
                     supi=ue.supi,
-                    tunnels=sorted(tunnels),
+                    tunnels=sorted(tunnels, key=Tunnel.sort_key),
                     ue_addresses=[a for a in (pdu.ipv4, pdu.ipv6) if a],
                     snssai=snssai,
                     dnn=pdu.dnn or pdu.apn,

@@ -98,7 +98,7 @@ class _PfcpSession:
                 tunnels.add(Tunnel(far.outer.teid, _address(far.outer), interface, False))
             if far.network_instance and far.network_instance not in names:
                 names.append(far.network_instance)
-        s.tunnels = sorted(tunnels)
+        s.tunnels = sorted(tunnels, key=Tunnel.sort_key)
         s.ue_addresses = ues
         s.network_instances = names
         s.qfis = sorted(qfis)
