@@ -128,7 +128,12 @@ def test_transit_latency_loss_and_rtt_against_injected_truth(
             assert base.p50_ms is not None and got.p50_ms is not None
             # the UPF held the packets as asked (its own clock)
             assert delay <= hold <= delay + 1.5, (name, dname, hold)
-            expected = base.p50_ms + hold
+            # uplink holds start at the kernel's receive time, so they hold
+            # the wait in the UPF's socket too: they are the transit itself.
+            # Downlink holds start when the UPF read the TUN device: the
+            # undelayed transit less the undelayed hold is what comes before
+            before_hold = upf["holds_before"][f"{name}/{dname}"]["p50_ms"]
+            expected = hold if dname == "ul" else base.p50_ms - before_hold + hold
             tolerance = got.error_ms["p50"] + SCHEDULING_SLACK_MS
             report.append((name, dname, base.p50_ms, hold, got.p50_ms, got.samples))
             assert abs(got.p50_ms - expected) <= tolerance, report
@@ -157,7 +162,10 @@ def test_transit_latency_loss_and_rtt_against_injected_truth(
     radio_lost = truth["gnb"]["slices"]["urllc"]["ul_radio_lost"]
     seq = loss_kpis(after, start, ids["urllc"], UL)
     assert radio_lost > 0
-    assert seq.sequence_lost == radio_lost
+    # a gap shows only when a later packet arrives: a tunnel's last packet,
+    # if lost, is never seen missing (one per URLLC tunnel at most)
+    urllc_tunnels = sum(1 for s in sessions.sessions if s.slice == "urllc")
+    assert radio_lost - urllc_tunnels <= seq.sequence_lost <= radio_lost
     assert seq.sequence_received == truth["gnb"]["slices"]["urllc"]["ul_sent"]
 
     # round trips split at the UPF: the radio leg holds eMBB 5 ms each way

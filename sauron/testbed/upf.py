@@ -48,6 +48,7 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         # since the impairments last changed: the ground truth for the
         # transit latency Sauron reports
         self.holds_ms: dict[str, list[float]] = {}
+        self.holds_before: dict[str, dict[str, float]] = {}
         self.set_impairments(sessions)
         self.dl_seq: dict[int, int] = {}
         self.echo_seq = 0
@@ -80,6 +81,8 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         # a fresh, reproducible random stream for every application
         rng = random.Random(sessions.seed + self.impairments_applied)
         self.impairments_applied += 1
+        # the holds of the impairments being replaced stay readable
+        self.holds_before = self.hold_summary()
         self.holds_ms = {}
         slices = {s.slice for s in sessions.sessions}
         self.impair = {
@@ -168,7 +171,10 @@ async def run(args: argparse.Namespace, sessions: SessionsFile, tun_fd: int) -> 
         loop.add_signal_handler(
             signal.SIGHUP, lambda: upf.set_impairments(load_sessions(Path(args.sessions)))
         )
-        upf.truth.extra = lambda: {"holds": upf.hold_summary()}
+        upf.truth.extra = lambda: {
+            "holds": upf.hold_summary(),
+            "holds_before": upf.holds_before,
+        }
         return every(loop, args.echo_interval, upf.send_echo)
 
     await serve_node(
