@@ -347,8 +347,10 @@ def test_radio_side_uplink_loss_never_reaches_n3(
         for _ in range(200):
             sock.sendto(bytes(20), (N6_DN, UDP_ECHO_PORT))
             time.sleep(0.001)
-        sock.close()
+        # open until the last echoes are back: an echo reaching a closed
+        # socket makes the UE send an ICMP error uplink, one more packet
         time.sleep(0.3)
+        sock.close()
         truth = bed.stop()
         counters = read_counters(dataplane)
     gnb = truth["gnb"]["slices"]["mmtc"]
