@@ -18,7 +18,7 @@ from sauron.catalog import Catalog
 from sauron.energy.model import NodeEnergy, SliceEnergy, merge_node_energy, merge_slice_energy
 from sauron.quality import LatencyKpis, LossKpis, add_loss, latency_kpis, loss_kpis, merge_latency
 from sauron.sessions import SessionActivity, session_activity
-from sauron.sla import SlaTracker
+from sauron.sla import Check, SlaTracker
 
 if TYPE_CHECKING:
     from sauron.energy.meter import EnergyMeter
@@ -65,6 +65,9 @@ class SliceKpis:
     ran_rtt: LatencyKpis = field(default_factory=LatencyKpis)
     dn_rtt: LatencyKpis = field(default_factory=LatencyKpis)
     sla: str = "unmeasured"
+    #: the SLA's checks of this interval: each target it measured, its
+    #: limit and the value found
+    checks: list[Check] = field(default_factory=list)
     #: None when the agent does not estimate energy
     energy: SliceEnergy | None = None
 
@@ -160,7 +163,11 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
     merged = Snapshot(time=snaps[-1].time, interval_s=span, slices={})
     for name, first in snaps[0].slices.items():
         out = SliceKpis(
-            name=name, slice_id=first.slice_id, snssai=first.snssai, sla=snaps[-1].slices[name].sla
+            name=name,
+            slice_id=first.slice_id,
+            snssai=first.snssai,
+            sla=snaps[-1].slices[name].sla,
+            checks=snaps[-1].slices[name].checks,
         )
         for d in ("uplink", "downlink"):
             acc = DirectionKpis()
@@ -278,7 +285,8 @@ class KpiEngine:
             snap.energy, per_slice = self.energy.measure(self._previous, now, traffic)
             for name, e in per_slice.items():
                 snap.slices[name].energy = e
-        self.sla.observe(snap.slices, t)
+        for check in self.sla.observe(snap.slices, t):
+            snap.slices[check.slice_name].checks.append(check)
         for name, kpis in snap.slices.items():
             kpis.sla = self.sla.status(name)
         self.history.add(snap)

@@ -239,9 +239,9 @@ def test_a_full_client_queue_loses_its_oldest_events() -> None:
     async def body() -> None:
         hub = StreamHub(asyncio.get_running_loop())
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
-        hub.clients.add(queue)
+        hub.clients[queue] = False
         for n in range(20):
-            hub._publish(str(n))
+            hub._publish({False: str(n)})
         assert hub.dropped == 20 - QUEUE_PER_CLIENT
         assert [queue.get_nowait() for _ in range(QUEUE_PER_CLIENT)] == [
             str(n) for n in range(12, 20)
@@ -412,5 +412,78 @@ def test_request_bodies_are_bounded(engine: tuple[KpiEngine, ManualClock]) -> No
         r = await client.post("/api/v1/slices", data=b"x" * 100_000)
         assert r.status in (405, 413)  # no route takes a body; none is read
         assert r.content_type == "application/problem+json"
+
+    with_client(engine[0], body)
+
+
+def test_buckets_on_request_add_up_to_the_histogram_route_and_the_geometry_bounds_them(
+    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+) -> None:
+    """What the dashboard's heatmaps draw: with buckets=true each latency
+    carries its raw counts by index, the same in the series and the stream,
+    adding up to the samples; the geometry route bounds each index as the
+    histogram route does."""
+    eng, clock = engine
+    apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
+    for n in range(6):
+        packet = ul_packet(f"b{n}".encode(), ip_id=300 + n)
+        libbpf.test_run(
+            dataplane.program_fd(layout.POINT_N3_INGRESS), gtpu(packet, 0x10003, uplink=True)
+        )
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
+    clock.t += 1
+    eng.tick()
+
+    async def body(client: TestClient) -> None:
+        plain_doc = await (await client.get("/api/v1/slices/embb/kpis")).json()
+        assert "buckets" not in plain_doc["points"][-1]["uplink"]["transit"]
+        series = await (await client.get("/api/v1/slices/embb/kpis?buckets=true")).json()
+        schemas.KpiSeries.model_validate(series)
+        transit = series["points"][-1]["uplink"]["transit"]
+        assert transit["samples"] == 6 and sum(transit["buckets"].values()) == 6
+        merged = await (
+            await client.get("/api/v1/slices/embb/histograms/transit?direction=uplink")
+        ).json()
+        geometry = await (await client.get("/api/v1/histograms/geometry")).json()
+        schemas.Geometries.model_validate(geometry)
+        by_index = {b["index"]: b for b in geometry["latency"]["buckets"]}
+        for b in merged["buckets"]:
+            assert transit["buckets"][str(b["index"])] == b["count"]
+            assert (by_index[b["index"]]["lower"], by_index[b["index"]]["upper"]) == (
+                b["lower"],
+                b["upper"],
+            )
+        assert len(geometry["loss_burst"]["buckets"]) == GAP.buckets
+        refused = await client.get("/api/v1/slices/embb/kpis?buckets=yes")
+        assert refused.status == 400 and (await refused.json())["param"] == "buckets"
+
+        stream = await client.get("/api/v1/stream?buckets=true")
+        clock.t += 1
+        await asyncio.get_running_loop().run_in_executor(None, eng.tick)
+        text = ""
+        while "\n\n" not in text.partition("event: snapshot")[2]:  # one whole event
+            text += (await asyncio.wait_for(stream.content.readany(), 10)).decode()
+        event = parse_events(text)[0]
+        schemas.SnapshotDoc.model_validate(event)
+        assert event["slices"]["embb"]["uplink"]["transit"]["buckets"] == {}
+        stream.close()
+
+    with_client(eng, body)
+
+
+def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
+    engine: tuple[KpiEngine, ManualClock],
+) -> None:
+    async def body(client: TestClient) -> None:
+        page = await client.get("/")
+        assert (
+            page.status == 200 and "default-src 'self'" in page.headers["Content-Security-Policy"]
+        )
+        script = await client.get("/static/dashboard.js")
+        assert script.status == 200 and "javascript" in script.content_type
+        for path in ("/static/../routes.py", "/static/%2e%2e/routes.py", "/static/vendor"):
+            refused = await client.get(path)
+            assert refused.status == 404, path
+            assert refused.content_type == "application/problem+json"
 
     with_client(engine[0], body)

@@ -17,12 +17,14 @@ from aiohttp.typedefs import Middleware
 from sauron.catalog import Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
+from sauron.dashboard.routes import add_dashboard
 from sauron.engine import KpiEngine, Snapshot
 from sauron.histogram import GAP, LATENCY, Histogram
 from sauron.publish.publisher import REJECTED, Publisher
 from sauron.quality import NS_PER_MS
 from sauron.service.documents import (
     energy_doc,
+    geometry_doc,
     histogram_doc,
     point_doc,
     session_doc,
@@ -69,6 +71,13 @@ def _slice(request: web.Request) -> Slice:
     if found is None:
         raise NotFound(f"no slice named {name!r}")
     return found
+
+
+def _bool_param(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false")
+    if raw not in ("true", "false"):
+        raise BadParameter(name, f"{name} must be true or false, not {raw!r}")
+    return raw == "true"
 
 
 def _float_param(request: web.Request, name: str, minimum: float | None = None) -> float | None:
@@ -145,13 +154,14 @@ async def slice_kpis(request: web.Request) -> web.Response:
     s = _slice(request)
     snaps = _window(request)
     step = _float_param(request, "step", minimum=0)
+    buckets = _bool_param(request, "buckets")
     points = []
     last_t = -math.inf
     for snap in snaps:
         if step and snap.time - last_t < step:
             continue
         last_t = snap.time
-        points.append(point_doc(snap, snap.slices[s.name]))
+        points.append(point_doc(snap, snap.slices[s.name], buckets))
     return web.json_response({"slice": s.name, "points": points[-MAX_SERIES_POINTS:]})
 
 
@@ -172,6 +182,15 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: 
     if raw not in choices:
         raise BadParameter(name, f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw
+
+
+async def geometry(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "latency": geometry_doc(LATENCY, NS_PER_MS, "ms"),
+            "loss_burst": geometry_doc(GAP, 1.0, "packets"),
+        }
+    )
 
 
 async def slice_histogram(request: web.Request) -> web.Response:
@@ -336,7 +355,7 @@ async def openapi_route(request: web.Request) -> web.Response:
 
 
 async def stream_route(request: web.Request) -> web.StreamResponse:
-    return await request.app[HUB].serve(request)
+    return await request.app[HUB].serve(request, buckets=_bool_param(request, "buckets"))
 
 
 async def stream_hub(app: web.Application) -> AsyncIterator[None]:
@@ -405,6 +424,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[ENGINE] = engine
     app[INTERVAL] = interval
+    add_dashboard(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/slices", list_slices)
@@ -413,6 +433,7 @@ def create_app(
     app.router.add_get("/api/v1/slices/{name}/histograms/{metric}", slice_histogram)
     app.router.add_get("/api/v1/slices/{name}/sessions", slice_sessions)
     app.router.add_get("/api/v1/sessions", pdu_sessions)
+    app.router.add_get("/api/v1/histograms/geometry", geometry)
     app.router.add_get("/api/v1/sla", sla)
     app.router.add_get("/api/v1/energy", energy)
     app.router.add_get("/api/v1/stream", stream_route)

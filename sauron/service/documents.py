@@ -17,10 +17,14 @@ from sauron.sessions import SessionVolume
 from sauron.sla import Violation
 
 
-def latency_doc(k: LatencyKpis) -> dict[str, Any]:
-    """A latency KPI without its raw buckets (the histogram route has them)."""
+def latency_doc(k: LatencyKpis, buckets: bool = False) -> dict[str, Any]:
+    """A latency KPI; with `buckets`, its raw bucket counts by index (the
+    geometry route gives each index its bounds), else without them (the
+    histogram route has them merged over a window)."""
     doc = asdict(k)
     del doc["buckets"], doc["sum_ns"]
+    if buckets:
+        doc["buckets"] = {str(i): n for i, n in sorted(k.buckets.items())}
     return doc
 
 
@@ -30,36 +34,40 @@ def loss_doc(k: LossKpis) -> dict[str, Any]:
     return doc
 
 
-def direction_doc(k: DirectionKpis) -> dict[str, Any]:
+def direction_doc(k: DirectionKpis, buckets: bool = False) -> dict[str, Any]:
     doc = asdict(k)
-    doc["transit"] = latency_doc(k.transit)
+    doc["transit"] = latency_doc(k.transit, buckets)
     doc["loss"] = loss_doc(k.loss)
     return doc
 
 
-def kpi_doc(k: SliceKpis) -> dict[str, Any]:
+def kpi_doc(k: SliceKpis, buckets: bool = False) -> dict[str, Any]:
     return {
-        "uplink": direction_doc(k.uplink),
-        "downlink": direction_doc(k.downlink),
-        "ran_rtt": latency_doc(k.ran_rtt),
-        "dn_rtt": latency_doc(k.dn_rtt),
+        "uplink": direction_doc(k.uplink, buckets),
+        "downlink": direction_doc(k.downlink, buckets),
+        "ran_rtt": latency_doc(k.ran_rtt, buckets),
+        "dn_rtt": latency_doc(k.dn_rtt, buckets),
         "active_teids": k.active_teids,
         "active_ues": k.active_ues,
         "sla": k.sla,
+        "checks": [
+            {"target": c.target, "limit": c.limit, "value": c.value, "ok": c.ok, "floor": c.floor}
+            for c in k.checks
+        ],
         "energy": None if k.energy is None else asdict(k.energy),
     }
 
 
-def point_doc(snap: Snapshot, k: SliceKpis) -> dict[str, Any]:
-    return {"time": snap.time, "interval_s": snap.interval_s, **kpi_doc(k)}
+def point_doc(snap: Snapshot, k: SliceKpis, buckets: bool = False) -> dict[str, Any]:
+    return {"time": snap.time, "interval_s": snap.interval_s, **kpi_doc(k, buckets)}
 
 
-def snapshot_doc(snap: Snapshot) -> dict[str, Any]:
+def snapshot_doc(snap: Snapshot, buckets: bool = False) -> dict[str, Any]:
     """One interval, every slice: what the live stream sends."""
     return {
         "time": snap.time,
         "interval_s": snap.interval_s,
-        "slices": {name: kpi_doc(k) for name, k in snap.slices.items()},
+        "slices": {name: kpi_doc(k, buckets) for name, k in snap.slices.items()},
         "energy": None if snap.energy is None else asdict(snap.energy),
     }
 
@@ -122,6 +130,17 @@ def session_doc(v: SessionVolume, owner: ControlSession | None = None) -> dict[s
 
 def _bound(value: float, scale: float) -> float | None:
     return None if value == float("inf") else value / scale
+
+
+def geometry_doc(g: Geometry, scale: float, unit: str) -> dict[str, Any]:
+    """Every bucket's bounds, values divided by `scale`."""
+    return {
+        "unit": unit,
+        "buckets": [
+            {"index": i, "lower": g.lower(i) / scale, "upper": _bound(g.upper(i), scale)}
+            for i in range(g.buckets)
+        ],
+    }
 
 
 def histogram_doc(h: Histogram, scale: float, exact_sum: bool = True) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Who may ask, and how often: an optional bearer token (the health probes
-stay open) and a token bucket per client address. Rate is checked before
+and the dashboard's page and files stay open) and a token bucket per client address. Rate is checked before
 the token, so guessing tokens is throttled too."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from sauron.dashboard.routes import is_open_path
 from sauron.service.problems import problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,7 +77,7 @@ def token_middleware(token: str) -> Middleware:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS or is_open_path(request.path):
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):

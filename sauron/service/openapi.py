@@ -64,6 +64,14 @@ WINDOW = [
 ]
 
 
+BUCKETS = _query(
+    "buckets",
+    {"type": "string", "enum": ["true", "false"]},
+    "true: each latency also carries its raw bucket counts by index "
+    "(/api/v1/histograms/geometry gives their bounds); default false",
+)
+
+
 def _nullable(node: Any) -> Any:
     """JSON Schema's `anyOf [X, {type: null}]` as OpenAPI 3.0's nullable X."""
     if isinstance(node, list):
@@ -118,6 +126,37 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
         },
         "security": [{"bearer": []}, {}],
         "paths": {
+            "/": _get(
+                "the slice SLA dashboard (HTML; it asks for the token when the agent has one)",
+                {
+                    "200": {
+                        "description": "the page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "503": PROBLEM,
+                    "429": PROBLEM,
+                },
+                security=[],
+            ),
+            "/static/{filename}": _get(
+                "the dashboard's scripts and styles",
+                {
+                    "200": {"description": "the file", "content": {"*/*": {"schema": {}}}},
+                    "403": PROBLEM,
+                    "404": PROBLEM,
+                    "429": PROBLEM,
+                },
+                security=[],
+                parameters=[
+                    {
+                        "name": "filename",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "examples": {"script": {"value": "dashboard.js"}},
+                    }
+                ],
+            ),
             "/healthz": _get("the process is alive", {"200": _json(schemas.Health)}, security=[]),
             "/readyz": _get(
                 "a first interval has been measured",
@@ -165,6 +204,7 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                     name_param,
                     *WINDOW,
                     _query("step", {"type": "number", "minimum": 0}, "seconds between points"),
+                    BUCKETS,
                 ],
             ),
             "/api/v1/slices/{name}/histograms/{metric}": _get(
@@ -235,6 +275,10 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                     ),
                 ],
             ),
+            "/api/v1/histograms/geometry": _get(
+                "the bounds of every histogram bucket, by index",
+                {"200": _json(schemas.Geometries), **GUARDED},
+            ),
             "/api/v1/sla": _get(
                 "SLA status per slice and violation events",
                 {"200": _json(schemas.SlaReport), **GUARDED},
@@ -252,9 +296,11 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                         "description": "event stream",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
+                    "400": PROBLEM,
                     "503": PROBLEM,
                     **GUARDED,
                 },
+                parameters=[BUCKETS],
             ),
         },
     }

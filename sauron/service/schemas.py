@@ -27,6 +27,8 @@ class Latency(_Doc):
     p99_ms: float | None
     p999_ms: float | None
     error_ms: dict[str, float]
+    #: raw bucket counts by bucket index, only when asked for (buckets=true)
+    buckets: dict[str, int] | None = None
 
 
 class Loss(_Doc):
@@ -120,6 +122,17 @@ class EnergyReport(_Doc):
     slices: dict[str, SliceEnergy]
 
 
+class SlaCheck(_Doc):
+    """One SLA target checked in the interval: its limit, the value
+    measured, and whether it held (floor: a minimum, not a maximum)."""
+
+    target: str
+    limit: float
+    value: float
+    ok: bool
+    floor: bool
+
+
 class SliceKpis(_Doc):
     uplink: Direction
     downlink: Direction
@@ -128,6 +141,7 @@ class SliceKpis(_Doc):
     active_teids: int
     active_ues: int
     sla: SlaStatus
+    checks: list[SlaCheck]
     energy: SliceEnergy | None
 
 
@@ -170,6 +184,25 @@ class Bucket(_Doc):
     lower: float
     upper: float | None
     count: int
+
+
+class BucketBounds(_Doc):
+    index: int
+    lower: float
+    upper: float | None
+
+
+class GeometryOf(_Doc):
+    unit: Literal["ms", "packets"]
+    buckets: list[BucketBounds]
+
+
+class Geometries(_Doc):
+    """The bounds of every histogram bucket, by index: what the bucket
+    indexes of `buckets=true` documents mean."""
+
+    latency: GeometryOf
+    loss_burst: GeometryOf
 
 
 class HistogramDoc(_Doc):
@@ -339,6 +372,7 @@ COMPONENTS: tuple[type[BaseModel], ...] = (
     SliceDoc,
     KpiSeries,
     HistogramDoc,
+    Geometries,
     Sessions,
     PduSessions,
     SlaReport,

@@ -1,6 +1,9 @@
 """The live stream: each new snapshot to every subscriber as a server-sent
 event. Every client has a small queue of its own; a slow client loses its
-oldest events (counted and told), never stalls the others or the engine."""
+oldest events (counted and told), never stalls the others or the engine.
+A client may ask for the latency histograms' raw buckets (`buckets=true`,
+what the dashboard's heatmaps draw); each snapshot is encoded once per form
+asked for."""
 
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ MAX_CLIENTS = 100
 class StreamHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.clients: set[asyncio.Queue[str | None]] = set()
+        #: each client's queue, and whether it asked for the buckets
+        self.clients: dict[asyncio.Queue[str | None], bool] = {}
         self.dropped = 0
 
     def close(self) -> None:
@@ -33,21 +37,25 @@ class StreamHub:
 
     def on_snapshot(self, snap: Snapshot) -> None:
         """Engine listener; called from the engine's thread."""
-        data = json.dumps(snapshot_doc(snap))
-        self.loop.call_soon_threadsafe(self._publish, data)
+        forms = set(self.clients.values())
+        encoded = {b: json.dumps(snapshot_doc(snap, buckets=b)) for b in forms}
+        self.loop.call_soon_threadsafe(self._publish, encoded)
 
-    def _publish(self, data: str | None) -> None:
-        for queue in self.clients:
+    def _publish(self, encoded: dict[bool, str]) -> None:
+        for queue, buckets in self.clients.items():
+            data = encoded.get(buckets)
+            if data is None:  # joined after the snapshot was encoded
+                continue
             if queue.full():
                 queue.get_nowait()
                 self.dropped += 1
             queue.put_nowait(data)
 
-    async def serve(self, request: web.Request) -> web.StreamResponse:
+    async def serve(self, request: web.Request, buckets: bool = False) -> web.StreamResponse:
         if len(self.clients) >= MAX_CLIENTS:
             raise web.HTTPServiceUnavailable(text="too many stream clients")
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
-        self.clients.add(queue)
+        self.clients[queue] = buckets
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -59,7 +67,7 @@ class StreamHub:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self.clients.discard(queue)
+            self.clients.pop(queue, None)
         return response
 
 

@@ -1,0 +1,68 @@
+"""The dashboard's routes: the page at `/` and its files under /static/.
+Neither holds any number (the page asks the API for them), so both stay
+open when the API has a token; the page then asks for the token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from sauron.service.problems import NotFound, problem
+
+STATIC = Path(__file__).resolve().parent / "static"
+VENDOR = STATIC / "vendor"
+#: the front-end library files setup-host copies from web/node_modules
+VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
+STATIC_PREFIX = "/static/"
+#: nothing but the agent itself: no script, style, font or request elsewhere
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def missing_assets() -> list[str]:
+    """The vendored files that are not installed."""
+    return [name for name in VENDOR_FILES if not (VENDOR / name).is_file()]
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    missing = missing_assets()
+    if missing:
+        return problem(
+            503,
+            "Dashboard not installed",
+            f"the dashboard's front-end files are missing ({', '.join(missing)} in {VENDOR}): "
+            "run `make setup` (scripts/setup-host installs them from web/package-lock.json)",
+        )
+    return web.FileResponse(
+        STATIC / "index.html",
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    """A file below static/, never a path out of it."""
+    name = request.match_info["filename"]
+    path = (STATIC / name).resolve()
+    if not path.is_relative_to(STATIC) or not path.is_file():
+        raise NotFound(f"no dashboard file {name!r}")
+    return web.FileResponse(
+        path, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    )
+
+
+def add_dashboard(app: web.Application) -> None:
+    app.router.add_get("/", page)
+    app.router.add_get(STATIC_PREFIX + "{filename:.+}", asset)
+
+
+def is_open_path(path: str) -> bool:
+    """The page and its files need no token."""
+    return path == "/" or path.startswith(STATIC_PREFIX)
