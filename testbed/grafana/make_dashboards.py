@@ -1,0 +1,276 @@
+"""Writes dashboards/sauron-slices.json, the Grafana dashboard of the slices
+across every node that publishes to one InfluxDB bucket: the dashboard
+page's views, built from the publisher's schema (sauron/publish/points.py).
+Percentiles come from the histogram buckets summed across nodes, never from
+averaged percentiles. Run: python testbed/grafana/make_dashboards.py
+(tests/test_grafana.py checks the file is this script's output, and that
+every query names only what the publisher writes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "dashboards" / "sauron-slices.json"
+DATASOURCE = {"type": "influxdb", "uid": "sauron-influxdb"}
+
+#: every query starts here: the bucket, the time range, the chosen nodes
+BASE = """from(bucket: "${bucket}")
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "%s")
+  |> filter(fn: (r) => r.slice == "${slice}" and contains(value: r.node, set: ${node:json}))"""
+
+
+def histogram_quantiles(metric: str, by: str, quantiles: tuple[float, ...]) -> list[str]:
+    """Percentiles of the buckets summed across nodes, per window: cumulative
+    counts by upper bound (le), then histogramQuantile."""
+    parts = []
+    for q in quantiles:
+        parts.append(
+            BASE % "sauron_histogram"
+            + f"""
+  |> filter(fn: (r) => r.metric == "{metric}" and r._field == "count")
+  |> group(columns: ["{by}", "le"])
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
+  |> map(fn: (r) => ({{r with le: float(v: r.le), _value: float(v: r._value)}}))
+  |> group(columns: ["{by}", "_time"])
+  |> sort(columns: ["le"])
+  |> cumulativeSum(columns: ["_value"])
+  |> histogramQuantile(quantile: {q}, countColumn: "_value", upperBoundColumn: "le", valueColumn: "_value")
+  |> group(columns: ["{by}"])
+  |> map(fn: (r) => ({{_time: r._time, _value: r._value, _field: "p{q * 100:g} " + r.{by}}}))"""
+        )
+    return parts
+
+
+def target(query: str, ref: str) -> dict[str, Any]:
+    return {"refId": ref, "datasource": DATASOURCE, "query": query}
+
+
+def panel(
+    title: str,
+    kind: str,
+    queries: list[str],
+    x: int,
+    y: int,
+    w: int = 8,
+    h: int = 8,
+    unit: str = "none",
+    description: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [target(q, chr(ord("A") + i)) for i, q in enumerate(queries)],
+        **extra,
+    }
+
+
+def slice_row(y: int) -> list[dict[str, Any]]:
+    row = {
+        "type": "row",
+        "title": "Slice ${slice}",
+        "repeat": "slice",
+        "collapsed": False,
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
+        "panels": [],
+    }
+    y += 1
+    status = (
+        BASE % "sauron_slice"
+        + """
+  |> filter(fn: (r) => r._field == "sla_status")
+  |> group()
+  |> last()"""
+    )
+    open_violations = (
+        BASE % "sauron_slice"
+        + """
+  |> filter(fn: (r) => r._field == "sla_open_violations")
+  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)
+  |> group(columns: ["_field"])
+  |> last()"""
+    )
+    throughput = (
+        BASE % "sauron_traffic"
+        + """
+  |> filter(fn: (r) => r._field == "bytes_out")
+  |> group(columns: ["direction"])
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
+  |> map(fn: (r) => ({r with _value: float(v: r._value) * 8.0 / float(v: uint(v: v.windowPeriod)) * 1000000000.0}))"""
+    )
+    loss = (
+        BASE % "sauron_loss"
+        + """
+  |> filter(fn: (r) => r._field == "lost" or r._field == "measured")
+  |> group(columns: ["source", "direction", "_field"])
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+  |> filter(fn: (r) => r.measured > 0)
+  |> map(fn: (r) => ({_time: r._time, _value: float(v: r.lost) / float(v: r.measured), _field: r.source + " " + r.direction}))"""
+    )
+    energy = (
+        BASE % "sauron_energy"
+        + """
+  |> filter(fn: (r) => r._field == "joules" or r._field == "bytes")
+  |> group(columns: ["_field"])
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+  |> filter(fn: (r) => r.bytes > 0)
+  |> map(fn: (r) => ({_time: r._time, _value: r.joules / float(v: r.bytes) * 1000000000.0, _field: "J/GB"}))"""
+    )
+    watts = (
+        BASE % "sauron_energy"
+        + """
+  |> filter(fn: (r) => r._field == "joules")
+  |> group()
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
+  |> map(fn: (r) => ({r with _value: r._value / float(v: uint(v: v.windowPeriod)) * 1000000000.0, _field: "W"}))"""
+    )
+    active = (
+        BASE % "sauron_slice"
+        + """
+  |> filter(fn: (r) => r._field == "active_ues" or r._field == "active_teids")
+  |> group(columns: ["_time", "_field"])
+  |> sum()
+  |> group(columns: ["_field"])
+  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)"""
+    )
+    heat = (
+        BASE % "sauron_histogram"
+        + """
+  |> filter(fn: (r) => r.metric == "transit" and r.direction == "uplink" and r._field == "count")
+  |> group(columns: ["le"])
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
+  |> map(fn: (r) => ({_time: r._time, _value: r._value, _field: r.le}))"""
+    )
+    panels = [
+        panel(
+            "SLA status",
+            "stat",
+            [status, open_violations],
+            0,
+            y,
+            w=4,
+            description="The status of the latest interval, as the agents judged it, "
+            "and the open violations (most of any node).",
+            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/"}},
+        ),
+        panel("Throughput", "timeseries", [throughput], 4, y, unit="bps"),
+        panel(
+            "Transit latency percentiles (buckets summed across nodes)",
+            "timeseries",
+            histogram_quantiles("transit", "direction", (0.5, 0.99)),
+            12,
+            y,
+            w=12,
+            unit="ms",
+        ),
+        panel(
+            "Transit latency histogram, uplink",
+            "heatmap",
+            [heat],
+            0,
+            y + 8,
+            w=12,
+            options={"calculate": False, "yAxis": {"unit": "ms"}, "cellGap": 0},
+            description="Per-interval bucket counts summed across nodes; rows are the "
+            "buckets' upper bounds (le).",
+        ),
+        panel(
+            "RAN and DN round trip p99 (buckets summed across nodes)",
+            "timeseries",
+            histogram_quantiles("rtt_ran", "metric", (0.99,))
+            + histogram_quantiles("rtt_dn", "metric", (0.99,)),
+            12,
+            y + 8,
+            w=12,
+            unit="ms",
+        ),
+        panel(
+            "Loss by source (lost / measured, summed across nodes)",
+            "timeseries",
+            [loss],
+            0,
+            y + 16,
+            unit="percentunit",
+        ),
+        panel("Energy", "timeseries", [watts, energy], 8, y + 16, unit="none"),
+        panel("Active UEs and TEIDs", "timeseries", [active], 16, y + 16),
+    ]
+    return [row, *panels]
+
+
+def violations(y: int) -> dict[str, Any]:
+    query = """from(bucket: "${bucket}")
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "sauron_sla_event")
+  |> filter(fn: (r) => contains(value: r.slice, set: ${slice:json}) and contains(value: r.node, set: ${node:json}))
+  |> pivot(rowKey: ["_time", "node", "slice", "target", "change"], columnKey: ["_field"], valueColumn: "_value")
+  |> group()
+  |> keep(columns: ["_time", "node", "slice", "target", "change", "limit", "worst", "intervals", "bad_intervals"])
+  |> sort(columns: ["_time"], desc: true)"""
+    return panel("SLA violations opened and closed", "table", [query], 0, y, w=24, h=9)
+
+
+def variable(name: str, label: str, tag: str, measurement: str) -> dict[str, Any]:
+    query = f"""import "influxdata/influxdb/schema"
+schema.tagValues(bucket: "${{bucket}}", tag: "{tag}", predicate: (r) => r._measurement == "{measurement}", start: -7d)"""
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "refresh": 2,
+        "multi": True,
+        "includeAll": True,
+        "current": {"text": "All", "value": "$__all"},
+        "sort": 1,
+    }
+
+
+def dashboard() -> dict[str, Any]:
+    return {
+        "uid": "sauron-slices",
+        "title": "Sauron: slice SLAs across nodes",
+        "description": "Per-slice KPIs of every node publishing to the bucket; built from "
+        "the schema in sauron/publish/points.py.",
+        "tags": ["sauron", "5g", "slices"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "refresh": "10s",
+        "time": {"from": "now-30m", "to": "now"},
+        "templating": {
+            "list": [
+                {
+                    "name": "bucket",
+                    "label": "Bucket",
+                    "type": "constant",
+                    "query": "sauron",
+                    "hide": 0,
+                },
+                variable("node", "Node", "node", "sauron_slice"),
+                variable("slice", "Slice", "slice", "sauron_slice"),
+            ]
+        },
+        "panels": [*slice_row(0), violations(26)],
+    }
+
+
+def render() -> str:
+    return json.dumps(dashboard(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render())
+    print(f"wrote {OUT}")
