@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sauron.dashboard.routes import VENDOR, missing_assets
 from sauron.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
 
 PASS = "pass"
@@ -353,6 +354,18 @@ def check_capabilities() -> Check:
     )
 
 
+def check_dashboard() -> Check:
+    """Not required: the agent measures without its page."""
+    missing = missing_assets()
+    return Check(
+        "dashboard",
+        FAIL if missing else PASS,
+        False,
+        f"missing {', '.join(missing)} in {VENDOR}" if missing else "front-end files installed",
+        "run `make setup` (installs them from web/package-lock.json)" if missing else "",
+    )
+
+
 def run_checks() -> list[Check]:
     checks = [
         check_kernel(),
@@ -371,6 +384,7 @@ def run_checks() -> list[Check]:
         check_cycle_counters,
         check_rapl,
         check_energy_model,
+        check_dashboard,
     ]
     try:
         checks.extend(check_attach(obj))
