@@ -25,6 +25,7 @@ class StreamHub:
         self.loop = loop
         #: each client's queue, and whether it asked for the buckets
         self.clients: dict[asyncio.Queue[str | None], bool] = {}
+        self.bucket_clients = 0
         self.dropped = 0
 
     def close(self) -> None:
@@ -37,7 +38,8 @@ class StreamHub:
 
     def on_snapshot(self, snap: Snapshot) -> None:
         """Engine listener; called from the engine's thread."""
-        forms = set(self.clients.values())
+        # the clients' dict belongs to the loop's thread: only a count is read here
+        forms = (False, True) if self.bucket_clients else (False,)
         encoded = {b: json.dumps(snapshot_doc(snap, buckets=b)) for b in forms}
         self.loop.call_soon_threadsafe(self._publish, encoded)
 
@@ -56,6 +58,7 @@ class StreamHub:
             raise web.HTTPServiceUnavailable(text="too many stream clients")
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
         self.clients[queue] = buckets
+        self.bucket_clients += buckets
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -67,7 +70,7 @@ class StreamHub:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self.clients.pop(queue, None)
+            self.bucket_clients -= self.clients.pop(queue, False)
         return response
 
 
