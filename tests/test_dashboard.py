@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -28,6 +27,7 @@ from browser import axe_violations, browser_page
 from manual_clock import ManualClock
 from playwright.sync_api import Page
 from served import serve_in_thread
+from timeseries import free_port
 
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
@@ -63,13 +63,6 @@ READ_CARDS = """() => [...document.querySelectorAll('article.card')].map(card =>
         limit: r.querySelector('[data-field=limit]')?.textContent ?? null,
         value: r.querySelector('[data-field=value]')?.textContent ?? null})),
 }))"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def loosened_catalog(path: Path) -> Path:

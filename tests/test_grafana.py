@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from timeseries import parse_line
 
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.engine import DirectionKpis, SliceKpis, Snapshot
@@ -84,43 +85,11 @@ def published() -> dict[str, tuple[set[str], set[str]]]:
     lines += points.session_points("upf-1", kpis, [session], points.time_ns(snap.time))
     schema: dict[str, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
     for text in lines:
-        measurement, tags, fields = parse_line(text)
-        schema[measurement][0].update(tags)
-        schema[measurement][1].update(fields)
+        for sample in parse_line(text):
+            schema[sample.measurement][0].update(k for k, _ in sample.tags)
+            schema[sample.measurement][1].add(sample.field)
     assert set(schema) == set(points.MEASUREMENTS), "the sample must cover every measurement"
     return dict(schema)
-
-
-def split_unescaped(text: str, sep: str) -> list[str]:
-    """Line protocol's own splitting: backslash escapes, double-quoted
-    string field values."""
-    out, part, quoted, i = [], "", False, 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            part += text[i : i + 2]
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        if c == sep and not quoted:
-            out.append(part)
-            part = ""
-        else:
-            part += c
-        i += 1
-    out.append(part)
-    return out
-
-
-def parse_line(text: str) -> tuple[str, set[str], set[str]]:
-    head, fields, _time = split_unescaped(text, " ")
-    measurement, *tags = split_unescaped(head, ",")
-    return (
-        measurement,
-        {t.split("=", 1)[0] for t in tags},
-        {f.split("=", 1)[0] for f in split_unescaped(fields, ",")},
-    )
 
 
 def flux_queries() -> list[tuple[str, str]]:
