@@ -27,10 +27,10 @@ typecheck: setup ## mypy (strict on sauron/)
 test: setup lint typecheck ## lint, types and the whole test suite (root, real kernel)
 	$(PY) -m pytest -q
 
-bench: setup ## per-packet cost of the programs; writes bench/results.json
+bench: setup ## every speed figure in one run (per packet, veth throughput, vs capture, footprint, REST, scaling); bench/results.json
 	$(PY) -m bench
 
-bench-service: setup ## engine cost per interval vs TEIDs, REST latency at 50 clients
+bench-service: setup ## engine cost per interval vs TEIDs, REST latency per route at 50 clients
 	$(PY) -m bench.service
 
 bench-energy: setup ## the energy probe's added cost per context switch

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.figures import Figure, figure
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.engine import DirectionKpis, SliceKpis, Snapshot
 from sauron.histogram import LATENCY, Histogram
@@ -163,6 +164,44 @@ def main() -> None:
         + "\n"
     )
     print(f"\nwritten {out}")
+
+
+def run(quick: bool = False) -> list[Figure]:
+    """For `make bench`: encoding and writing, three runs each."""
+    count, runs = (50, 1) if quick else (SNAPSHOTS, 3)
+    base = time.time() - 86_400
+    snaps = [snapshot(base + i) for i in range(count)]
+    lines = [x for s in snaps for x in snapshot_points("node-1", s)]
+    encoded, written = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = VictoriaMetrics(Path(tmp) / "vm")
+        server.start()
+        try:
+            for k in range(runs):
+                encoded.append(encode_only(snaps)["points_per_s"])
+                result = publish(lines, server.url, Path(tmp) / f"spool-{k}")
+                if result["written"] != len(lines):
+                    raise RuntimeError(
+                        f"the server acknowledged {result['written']} of {len(lines)} points"
+                    )
+                written.append(result["points_per_s"])
+        finally:
+            server.stop()
+    per = f"{len(lines) // count} points per three-slice interval"
+    return [
+        figure(
+            "publisher_points_per_s",
+            written,
+            "points/s",
+            what=f"written to a time-series server on loopback, all acknowledged; {per}",
+        ),
+        figure(
+            "publisher_encode_points_per_s",
+            encoded,
+            "points/s",
+            what="snapshots encoded into line protocol",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
+from bench.figures import Figure, figure
 from sauron.gtpu_frames import gtpu_frame
 
 TEID_COUNTS = (1_000, 100_000)
@@ -130,7 +131,7 @@ def _serve(port_out: Any) -> None:
     asyncio.run(main())
 
 
-async def _load(base: str) -> dict[str, list[float]]:
+async def _load(base: str, per_client: int = REQUESTS_PER_CLIENT) -> dict[str, list[float]]:
     import aiohttp
 
     timings: dict[str, list[float]] = {r: [] for r in ROUTES}
@@ -138,7 +139,7 @@ async def _load(base: str) -> dict[str, list[float]]:
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def client(k: int) -> None:
-            for i in range(REQUESTS_PER_CLIENT):
+            for i in range(per_client):
                 route = ROUTES[(k + i) % len(ROUTES)]
                 t0 = time.perf_counter()
                 async with session.get(base + route) as r:
@@ -155,7 +156,7 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
 
 
-def rest_latency() -> dict[str, Any]:
+def rest_latency(per_client: int = REQUESTS_PER_CLIENT) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     port_q = ctx.Queue()
     server = ctx.Process(target=_serve, args=(port_q,), daemon=True)
@@ -163,9 +164,9 @@ def rest_latency() -> dict[str, Any]:
     try:
         port = port_q.get(timeout=120)
         base = f"http://127.0.0.1:{port}"
-        asyncio.run(_load(base))  # warm-up
+        asyncio.run(_load(base, per_client))  # warm-up
         t0 = time.perf_counter()
-        timings = asyncio.run(_load(base))
+        timings = asyncio.run(_load(base, per_client))
         wall = time.perf_counter() - t0
     finally:
         server.terminate()
@@ -205,6 +206,30 @@ def main() -> None:
         json.dumps({"machine": machine, "engine": engine, "rest": rest}, indent=2) + "\n"
     )
     print(f"\nwritten {out}")
+
+
+def run(quick: bool = False) -> list[Figure]:
+    """For `make bench`: REST latency at 50 concurrent clients, three runs."""
+    runs, per_client = (1, 4) if quick else (3, REQUESTS_PER_CLIENT)
+    results = [rest_latency(per_client) for _ in range(runs)]
+    what = f"{CLIENTS} clients each sending its next request when the last is answered, six routes"
+    return [
+        figure("rest_p50_ms", [r["p50_ms"] for r in results], "ms", what=what),
+        figure(
+            "rest_p99_ms",
+            [r["p99_ms"] for r in results],
+            "ms",
+            goal=10.0,
+            goal_is="at_most",
+            what=what,
+        ),
+        figure(
+            "rest_requests_per_s",
+            [r["requests_per_s"] for r in results],
+            "requests/s",
+            what="the one service process's throughput meanwhile",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ stops serving and detaches every program it attached, whatever failed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import signal
 from collections.abc import Callable
@@ -14,7 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
+from sauron.bpf.maps import CounterReader
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
 from sauron.config import AgentConfig, ConfigError, EnergyConfig, read_token
@@ -171,7 +173,7 @@ def run_agent(
             meter, energy_off = open_energy(config.energy, catalog, dp, config_path)
             engine = KpiEngine(
                 catalog,
-                lambda: read_counters(dp, expiry),
+                CounterReader(dp, expiry),
                 history=History(config.history.recent, config.history.fold, config.history.folded),
                 sla=SlaTracker(
                     catalog,
@@ -186,6 +188,7 @@ def run_agent(
             control = open_control_plane(
                 config, catalog, dp, config_path or Path("(configuration)")
             )
+            release_freed_memory()
             app = create_app(
                 engine,
                 interval=config.interval_s,
@@ -200,6 +203,14 @@ def run_agent(
             if meter is not None:
                 meter.close()
             attachments.detach_all()
+
+
+def release_freed_memory() -> None:
+    """Hands the heap that compiling the programs freed back to the system:
+    LLVM's working memory is freed but glibc keeps it (about 80 MB of the
+    agent's resident memory)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def describe(config: AgentConfig, path: Path) -> str:

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from sauron.bpf import layout
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
+from sauron.bpf.maps import CounterReader, read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
 from sauron.engine import KpiEngine, Snapshot
@@ -182,7 +182,7 @@ def run_demo(
         traffic = Traffic(bed, sessions)
         traffic.start()
         started = time.monotonic()
-        engine = KpiEngine(catalog, lambda: read_counters(dp, expiry))
+        engine = KpiEngine(catalog, CounterReader(dp, expiry))
         engine.listeners.append(
             lambda snap: out(f"t={time.monotonic() - started:5.1f}s\n{_table(snap, catalog)}\n")
         )

@@ -12,7 +12,7 @@ from scapy.packet import Raw
 
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
+from sauron.bpf.maps import CounterReader, read_counters
 from sauron.catalog import Catalog
 from sauron.engine import History, KpiEngine, SliceKpis, Snapshot, delta
 
@@ -92,3 +92,31 @@ def test_history_is_bounded_and_folds_old_snapshots() -> None:
     assert last_fold.slices["embb"].uplink.pps == pytest.approx(sum(range(985, 990)) / 5)
     window = history.between(since=995.0)
     assert [s.time for s in window] == [995.0, 996.0, 997.0, 998.0, 999.0]
+
+
+@pytest.mark.kernel
+def test_quiet_data_path_reuses_the_last_reading_and_loses_nothing(
+    dataplane: DataPlane, catalog: Catalog
+) -> None:
+    """The agent's reader skips the big tables while `events` stands still;
+    a frame arriving after any number of quiet intervals is counted in the
+    interval it arrived in, with its session."""
+    clock = ManualClock(1_000_000.0)
+    reader = CounterReader(dataplane)
+    engine = KpiEngine(catalog, reader, clock=clock)
+    ul_gtp = outer(gtpu_raw(0x10001, payload=inner_v4(src="10.45.0.9", size=72)))
+    _send(dataplane, layout.POINT_N3_INGRESS, ul_gtp, 5)
+    clock.t += 1.0
+    assert engine.tick().slices["embb"].uplink.packets_in == 5
+    for _ in range(4):
+        clock.t += 1.0
+        quiet = engine.tick().slices["embb"]
+        assert quiet.uplink.packets_in == 0 and quiet.active_teids == 0
+    # the reading that saw the frames, one more, then the quiet shortcut
+    assert reader.full_readings == 1 + CounterReader.QUIET_READINGS
+    _send(dataplane, layout.POINT_N3_INGRESS, ul_gtp, 3)
+    clock.t += 1.0
+    woke = engine.tick().slices["embb"]
+    assert woke.uplink.packets_in == 3 and woke.active_teids == 1
+    assert reader.full_readings == 2 + CounterReader.QUIET_READINGS
+    assert engine.counters.slice(layout.POINT_N3_INGRESS, 1, 0).packets == 8

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
+
 
 class BpfError(OSError):
     """A BPF system call failed; errno and the operation are kept."""
@@ -197,8 +199,11 @@ def lookup_batch(
     size of one entry's value as the kernel returns it (for per-CPU maps, the
     8-byte-rounded value size times the possible CPUs)."""
     lib = library()
-    keys = ctypes.create_string_buffer(key_size * max_entries)
-    values = ctypes.create_string_buffer(value_size * max_entries)
+    # uninitialised buffers: the kernel fills what it returns, and only that
+    # part is copied out (a per-CPU session table's buffer is megabytes)
+    keys = np.empty(key_size * max_entries, dtype=np.uint8)
+    values = np.empty(value_size * max_entries, dtype=np.uint8)
+    keys_at, values_at = keys.ctypes.data, values.ctypes.data
     out_batch = ctypes.c_uint64(0)
     opts = _MapBatchOpts(sz=ctypes.sizeof(_MapBatchOpts))
     total = 0
@@ -209,8 +214,8 @@ def lookup_batch(
             map_fd,
             in_batch,
             ctypes.byref(out_batch),
-            ctypes.addressof(keys) + total * key_size,
-            ctypes.addressof(values) + total * value_size,
+            ctypes.c_void_p(keys_at + total * key_size),
+            ctypes.c_void_p(values_at + total * value_size),
             ctypes.byref(count),
             ctypes.byref(opts),
         )
@@ -221,7 +226,14 @@ def lookup_batch(
                 break
             _check(ret, "BPF_MAP_LOOKUP_BATCH")
         in_batch = ctypes.c_void_p(ctypes.addressof(out_batch))
-    return keys.raw[: total * key_size], values.raw[: total * value_size], total
+    return keys[: total * key_size].tobytes(), values[: total * value_size].tobytes(), total
+
+
+def percpu_words(values: bytes, count: int, ncpu: int, stride: int) -> np.ndarray:
+    """A per-CPU map's batch of values as 64-bit words: [entry, cpu, word]."""
+    return np.frombuffer(values, dtype="<u8", count=count * ncpu * stride // 8).reshape(
+        count, ncpu, stride // 8
+    )
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from sauron.bpf import layout, libbpf
 from sauron.histogram import LATENCY, Histogram
-
-U64 = (1 << 64) - 1
 
 
 def sample_mask(one_in: int) -> int:
@@ -91,42 +90,36 @@ def _percpu_rows(table: Any, value_size: int) -> tuple[bytes, bytes, int, int]:
     return keys, values, count, ncpu
 
 
-def _sum_words(values: bytes, row: int, ncpu: int, words: int) -> list[int] | None:
-    """One per-CPU row's 64-bit words summed over CPUs (modulo 2^64, so a
-    count taken back on another CPU comes out right); None when all zero."""
-    view = memoryview(values).cast("Q")
-    base = row * ncpu * words
-    chunk = view[base : base + ncpu * words]
-    if not any(chunk):
-        return None
-    return [sum(chunk[w::words]) & U64 for w in range(words)]
+def _nonzero_rows(
+    values: bytes, count: int, ncpu: int, words: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-CPU rows with any non-zero word: (their indices, their words
+    as [row, cpu, word])."""
+    block = libbpf.percpu_words(values, count, ncpu, words * 8)
+    used = np.flatnonzero(block.any(axis=(1, 2)))
+    return used, block[used]
 
 
 LATENCY_WORDS = ctypes.sizeof(layout.LatencyHist) // 8
 
 
-def _histogram_row(values: bytes, row: int, ncpu: int) -> Histogram | None:
-    """One per-CPU struct sauron_latency_hist: counts and sums added, the
-    maximum the largest of the CPUs'; None when empty."""
-    summed = _sum_words(values, row, ncpu, LATENCY_WORDS)
-    if summed is None:
-        return None
-    view = memoryview(values).cast("Q")
-    maximum = max(view[(row * ncpu + cpu) * LATENCY_WORDS + 2] for cpu in range(ncpu))
-    return Histogram(LATENCY, summed[3:], summed[0], summed[1], maximum)
+def _histogram(rows: np.ndarray) -> Histogram:
+    """One struct sauron_latency_hist's per-CPU copies: counts and sums
+    added (modulo 2^64, so a count taken back on another CPU comes out
+    right), the maximum the largest of the CPUs'."""
+    summed = rows.sum(axis=0, dtype=np.uint64).tolist()
+    return Histogram(LATENCY, summed[3:], summed[0], summed[1], int(rows[:, 2].max()))
 
 
 def read_latency(dataplane: Any) -> dict[tuple[int, int, int], Histogram]:
     """Non-empty latency histograms by (metric, slice, direction)."""
     _, values, count, ncpu = _percpu_rows(dataplane.table("latency_hist"), LATENCY_WORDS * 8)
     out: dict[tuple[int, int, int], Histogram] = {}
-    for index in range(count):
-        hist = _histogram_row(values, index, ncpu)
-        if hist is None:
-            continue
+    used, rows = _nonzero_rows(values, count, ncpu, LATENCY_WORDS)
+    for index, per_cpu in zip(used.tolist(), rows, strict=True):
         metric, rest = divmod(index, layout.MAX_SLICES * layout.DIRS)
         slice_id, direction = divmod(rest, layout.DIRS)
-        out[(metric, slice_id, direction)] = hist
+        out[(metric, slice_id, direction)] = _histogram(per_cpu)
     return out
 
 
@@ -135,12 +128,10 @@ def read_measure_stats(dataplane: Any) -> dict[tuple[int, int], layout.MeasureSt
     words = ctypes.sizeof(layout.MeasureStats) // 8
     _, values, count, ncpu = _percpu_rows(dataplane.table("measure_stats"), words * 8)
     out: dict[tuple[int, int], layout.MeasureStats] = {}
-    for index in range(count):
-        summed = _sum_words(values, index, ncpu, words)
-        if summed is None:
-            continue
-        stats = layout.MeasureStats.from_buffer_copy(struct.pack(f"<{words}Q", *summed))
-        out[divmod(index, layout.DIRS)] = stats
+    used, rows = _nonzero_rows(values, count, ncpu, words)
+    for index, per_cpu in zip(used.tolist(), rows, strict=True):
+        summed = np.ascontiguousarray(per_cpu.sum(axis=0, dtype=np.uint64))
+        out[divmod(index, layout.DIRS)] = layout.MeasureStats.from_buffer_copy(summed.tobytes())
     return out
 
 
@@ -155,12 +146,10 @@ def read_peer_rtt(dataplane: Any) -> dict[tuple[str, int], Histogram]:
     keys, values, count, ncpu = _percpu_rows(dataplane.table("peer_rtt"), LATENCY_WORDS * 8)
     key_size = ctypes.sizeof(layout.PeerKey)
     out: dict[tuple[str, int], Histogram] = {}
-    for index in range(count):
+    used, rows = _nonzero_rows(values, count, ncpu, LATENCY_WORDS)
+    for index, per_cpu in zip(used.tolist(), rows, strict=True):
         key = layout.PeerKey.from_buffer_copy(keys, index * key_size)
-        hist = _histogram_row(values, index, ncpu)
-        if hist is None:
-            continue
-        out[(address_text(bytes(key.peer)), int(key.initiator))] = hist
+        out[(address_text(bytes(key.peer)), int(key.initiator))] = _histogram(per_cpu)
     return out
 
 

@@ -1,0 +1,158 @@
+"""Added cost per packet of each program for each packet kind,
+from BPF_PROG_TEST_RUN with many repeats, minus an empty program of the same
+type measured in the same run (interleaved, median of several rounds).
+
+Each kind runs with measuring off, then on with the packet sampled (a
+transit stamp taken at ingress, looked up at egress, plus the tail call
+into the measurement program) and on with the packet not sampled. A repeat
+runs the same frame again: after the first run a stamp exists (the insert
+fails the same way) and a match finds nothing (the lookup misses), so the
+figures are of the map operations, not of their success."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from bench.figures import Figure, figure
+from sauron.bpf import layout, libbpf
+from sauron.bpf.loader import BpfObject, DataPlane
+from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.catalog import load_catalog
+from sauron.gtpu_frames import gtpu_frame
+from sauron.rules import program_catalog
+
+REPEAT = 200_000
+ROUNDS = 15
+PROCESSES = 3
+
+
+def frames() -> dict[str, tuple[int, str, bytes]]:
+    inner_ul = (
+        IP(src="10.45.0.7", dst="198.51.100.2") / UDP(sport=40000, dport=9000) / Raw(bytes(64))
+    )
+    inner_dl = (
+        IP(src="198.51.100.2", dst="10.45.0.7") / UDP(sport=9000, dport=40000) / Raw(bytes(64))
+    )
+    ul = gtpu_frame(inner_ul, teid=0x10001, qfi=9, uplink=True)
+    dl = gtpu_frame(inner_dl, teid=0x10001, qfi=9, uplink=False)
+    ul_ip = bytes(Ether() / inner_ul)
+    dl_ip = bytes(Ether() / inner_dl)
+    echo = bytes(
+        Ether()
+        / IP(src="192.0.2.1", dst="192.0.2.2")
+        / UDP(sport=2152, dport=2152)
+        / Raw(bytes([0x32, 1, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]))
+    )
+    # a zero-length extension header: walking it by its length cannot advance
+    bad_gtpu = ul[: 14 + 20 + 8 + 8 + 2] + b"\x00" + ul[14 + 20 + 8 + 8 + 3 :]
+    # an IPv4 header claiming 60 bytes in a 40-byte frame
+    bad_ip = bytes(Ether()) + bytes([0x4F]) + dl_ip[15:40]
+    return {
+        "xdp_n3_ul_gpdu": (layout.POINT_N3_INGRESS, "xdp", ul),
+        "xdp_n3_echo": (layout.POINT_N3_INGRESS, "xdp", echo),
+        "xdp_n3_malformed": (layout.POINT_N3_INGRESS, "xdp", bad_gtpu),
+        "xdp_n6_dl_ip": (layout.POINT_N6_INGRESS, "xdp", dl_ip),
+        "xdp_n6_malformed": (layout.POINT_N6_INGRESS, "xdp", bad_ip),
+        "tc_n3_dl_gpdu": (layout.POINT_N3_EGRESS, "tc", dl),
+        "tc_n3_echo": (layout.POINT_N3_EGRESS, "tc", echo),
+        "tc_n3_malformed": (layout.POINT_N3_EGRESS, "tc", bad_gtpu),
+        "tc_n6_ul_ip": (layout.POINT_N6_EGRESS, "tc", ul_ip),
+        "tc_n6_malformed": (layout.POINT_N6_EGRESS, "tc", bad_ip),
+    }
+
+
+#: measuring off, on with every packet sampled, on with (almost) none
+MODES: dict[str, MeasureSettings] = {
+    "": MeasureSettings.off(),
+    "_stamped": MeasureSettings(transit_one_in=((1, 1), (0, 1))),
+    "_unsampled": MeasureSettings(transit_one_in=((1, 65536), (0, 65536))),
+}
+MEASURED_KINDS = ("xdp_n3_ul_gpdu", "tc_n6_ul_ip", "xdp_n6_dl_ip", "tc_n3_dl_gpdu")
+
+
+def measure(repeat: int = REPEAT, rounds: int = ROUNDS) -> dict[str, list[float]]:
+    """One process: every packet kind, ROUNDS interleaved rounds of program
+    and empty baseline; returns the added ns of each round."""
+    # a test run executes on the calling CPU: stay on one, away from CPU 0's interrupts
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    dp = DataPlane()
+    program_catalog(dp, load_catalog())
+    empty = BpfObject(["empty_xdp.c"])
+    baseline = {
+        "xdp": empty.function("empty_xdp", "xdp").fd,
+        "tc": empty.function("empty_tc", "tc").fd,
+    }
+    added: dict[str, list[float]] = {}
+    cases = [
+        (name + mode, settings, case)
+        for mode, settings in MODES.items()
+        for name, case in frames().items()
+        if not mode or name in MEASURED_KINDS
+    ]
+    for name, settings, (point, hook, frame) in cases:
+        apply_settings(dp, settings)
+        fd = dp.program_fd(point)
+        samples = []
+        for _ in range(rounds):
+            e = libbpf.test_run(baseline[hook], frame, repeat).duration_ns
+            t = libbpf.test_run(fd, frame, repeat).duration_ns
+            samples.append(t - e)
+        # the last entry: the empty program's own cost, negated
+        samples.append(
+            -1.0
+            * statistics.median(
+                libbpf.test_run(baseline[hook], frame, repeat).duration_ns for _ in range(3)
+            )
+        )
+        added[name] = samples
+    empty.close()
+    dp.close()
+    return added
+
+
+GOALS = {"xdp_n3_ul_gpdu": 60.0, "xdp_n3_ul_gpdu_stamped": 120.0}
+
+
+def run(quick: bool = False) -> list[Figure]:
+    """Each process is one sample set (figures move by tens of ns between
+    processes on a VM, with where the maps land in memory); all pooled."""
+    processes, repeat, rounds = (1, 2_000, 2) if quick else (PROCESSES, REPEAT, ROUNDS)
+    per_process = []
+    for _ in range(processes):
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.per_packet", str(repeat), str(rounds)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        per_process.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    figures = []
+    for name in per_process[0]:
+        pooled = [v for p in per_process for v in p[name][:-1]]
+        f = figure(
+            f"{name}_added_ns",
+            pooled,
+            "ns",
+            what=f"{processes} processes x {rounds} rounds x {repeat} runs, minus an empty program",
+            goal=GOALS.get(name),
+            goal_is="at_most" if name in GOALS else None,
+        )
+        f.detail = {
+            "process_medians": [statistics.median(p[name][:-1]) for p in per_process],
+            "empty_program_ns": statistics.median(-p[name][-1] for p in per_process),
+        }
+        figures.append(f)
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]))))

@@ -1,0 +1,78 @@
+"""`make bench` still works: every section run with tiny sizes (`--quick`),
+its figures checked for shape, never for speed. The one correctness figure
+is checked: the generator's, Sauron's and the user-space capture's per-slice
+counts agree."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: the stable names the README's performance section and dashboards quote
+STABLE_NAMES = {
+    "xdp_n3_ul_gpdu_added_ns",
+    "xdp_n3_ul_gpdu_stamped_added_ns",
+    "xdp_n3_echo_added_ns",
+    "xdp_n3_malformed_added_ns",
+    "xdp_n6_dl_ip_added_ns",
+    "tc_n3_dl_gpdu_added_ns",
+    "tc_n6_ul_ip_added_ns",
+    "veth_throughput_ratio",
+    "generator_ceiling_pps",
+    "cpu_per_packet_vs_userspace_ratio",
+    "per_slice_counts_agree",
+    "agent_startup_s",
+    "agent_idle_cpu_percent",
+    "agent_rss_mb",
+    "agent_load_cpu_percent",
+    "rest_p50_ms",
+    "rest_p99_ms",
+    "publisher_points_per_s",
+    "scaling_teids_1k_per_packet_ns",
+    "scaling_teids_1k_interval_ms",
+    "scaling_slices_3_interval_ms",
+}
+
+
+@pytest.mark.kernel
+def test_every_section_runs_and_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = {f["name"]: f for f in json.loads(out.read_text())}
+    assert figures.keys() >= STABLE_NAMES, STABLE_NAMES - figures.keys()
+    for f in figures.values():
+        assert set(f) >= {"name", "value", "unit", "spread", "goal", "machine"}
+        assert isinstance(f["value"], int | float) and math.isfinite(f["value"]), f
+        assert f["machine"] and "CPUs" in f["machine"]
+        if f["goal"] is not None:
+            assert f["goal_is"] in ("at_most", "at_least") and isinstance(f["met"], bool)
+    assert figures["per_slice_counts_agree"]["value"] == 1.0, figures["per_slice_counts_agree"]
+    for run in figures["per_slice_counts_agree"]["detail"]["runs"]:
+        assert sum(run["truth"].values()) > 0 and run["truth"] == run["sauron"] == run["capture"]
+    # every figure is in the printed table
+    for name in figures:
+        assert name in done.stdout
+
+
+def test_unknown_section_is_refused_by_name() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "per_packet,nosuch"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "no section nosuch" in done.stderr
