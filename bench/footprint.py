@@ -10,7 +10,6 @@ catalog, energy estimation and the REST service on):
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ from bench.n3_link import N3, n3_link, uplink_frames
 from sauron.netns import inside
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from agent_process import start_agent  # noqa: E402
+
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,27 +43,10 @@ def _rss_mb(pid: int) -> float:
 
 
 def _start(config: Path) -> tuple[subprocess.Popen[str], float]:
+    """The agent's process and its start-up time: launch until it serves."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sauron", "run", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-    )
-    assert proc.stdout is not None
-    seen = []
-    while time.perf_counter() - t0 < 120:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if line.startswith("serving "):
-                return proc, time.perf_counter() - t0
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("the agent did not come up:\n" + "".join(seen))
+    proc, _ = start_agent(config, within_s=120)
+    return proc, time.perf_counter() - t0
 
 
 def _cpu_percent(pid: int, seconds: float) -> float:

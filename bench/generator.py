@@ -57,9 +57,7 @@ class FrameGenerator:
         self.sock.bind((ifname, 0))
         self.libc = ctypes.CDLL(None, use_errno=True)
         # one batch covers whole rounds of the frame list where it can
-        count = (
-            max(len(frames), BATCH - BATCH % len(frames)) if len(frames) <= BATCH else len(frames)
-        )
+        count = len(frames) * max(1, BATCH // len(frames))
         self._buffers = [ctypes.create_string_buffer(f, len(f)) for f in frames]
         self._iov = (_Iovec * count)()
         self._msgs = (_Mmsghdr * count)()

@@ -19,7 +19,13 @@ from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import CounterReader
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
-from sauron.config import AgentConfig, ConfigError, EnergyConfig, read_token
+from sauron.config import (
+    AgentConfig,
+    ConfigError,
+    EnergyConfig,
+    read_token,
+    resolve_namespaces,
+)
 from sauron.control.plane import ControlPlane
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
@@ -157,6 +163,7 @@ def run_agent(
 ) -> None:
     """Blocks until SIGTERM/SIGINT; `ready` hears the API's base URL once it
     listens (after every program is attached)."""
+    config = resolve_namespaces(config, config_path or Path("(configuration)"))
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
     publisher = open_publisher(config.influx, config.node, config_path or Path("(configuration)"))
@@ -173,7 +180,7 @@ def run_agent(
             meter, energy_off = open_energy(config.energy, catalog, dp, config_path)
             engine = KpiEngine(
                 catalog,
-                CounterReader(dp, expiry),
+                CounterReader(dp, expiry, catalog.slice_rows),
                 history=History(config.history.recent, config.history.fold, config.history.folded),
                 sla=SlaTracker(
                     catalog,

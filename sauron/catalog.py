@@ -143,6 +143,12 @@ class Catalog(BaseModel):
     def by_id(self) -> dict[int, Slice]:
         return {s.id: s for s in self.slices}
 
+    @property
+    def slice_rows(self) -> int:
+        """Slice ids 0 (unclassified) up to the highest in use: the rows of
+        the slice-major maps that can ever be counted in."""
+        return max(s.id for s in self.slices) + 1
+
     def name_of(self, slice_id: int) -> str:
         found = self.by_id().get(slice_id)
         return (

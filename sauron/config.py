@@ -14,6 +14,13 @@ from sauron.bpf import layout
 from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
+from sauron.namespace_ref import (
+    DOCKER_SOCKET,
+    NamespaceError,
+    NamespaceRef,
+    namespace_identity,
+    resolve,
+)
 from sauron.publish.settings import InfluxConfig
 from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
@@ -31,7 +38,9 @@ class InterfaceConfig(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.:@-]+$")]
     role: Role
-    netns: str | None = None
+    #: the interface's network namespace: a name (ip netns), a namespace
+    #: file's path, pid:N, process:NAME or container:NAME (none: the agent's)
+    netns: NamespaceRef | None = None
     #: generic (SKB) XDP works on every driver; native needs driver support
     xdp_mode: Literal["generic", "native"] = "generic"
     #: egress is seen with a TC clsact filter (both directions where the UPF sends)
@@ -130,6 +139,8 @@ class AgentConfig(BaseModel):
     influx: InfluxConfig = InfluxConfig()
     #: where PDU sessions are learned from (PFCP on N4, an SMF's session list)
     control_plane: ControlPlaneConfig = ControlPlaneConfig()
+    #: the container engine's API socket, asked for container:NAME namespaces
+    container_socket: Path = DOCKER_SOCKET
 
     @model_validator(mode="after")
     def _distinct_interfaces(self) -> AgentConfig:
@@ -166,6 +177,44 @@ def load_config(path: Path | str) -> AgentConfig:
         if relative:
             config = config.model_copy(update={section: part.model_copy(update=relative)})
     return config
+
+
+def resolve_namespaces(config: AgentConfig, source: Path) -> AgentConfig:
+    """The configuration with every interface's and N4 watch's namespace
+    reference resolved to a namespace file, done once at start (a process or
+    container named is asked for its namespace now). Two references to the
+    same interface in the same namespace are refused."""
+    problems: list[str] = []
+
+    def resolved(ref: str | None, where: str) -> str | None:
+        try:
+            return resolve(ref, config.container_socket)
+        except NamespaceError as exc:
+            problems.append(f"field {where}.netns: {exc}")
+            return None
+
+    interfaces = [
+        itf.model_copy(update={"netns": resolved(itf.netns, f"interfaces.{i}")})
+        for i, itf in enumerate(config.interfaces)
+    ]
+    watches = [
+        w.model_copy(update={"netns": resolved(w.netns, f"control_plane.pfcp.{i}")})
+        for i, w in enumerate(config.control_plane.pfcp)
+    ]
+    if problems:
+        raise ConfigError(source, problems)
+    seen: dict[tuple[int, int, str], int] = {}
+    for i, itf in enumerate(interfaces):
+        key = (*namespace_identity(itf.netns), itf.name)
+        if key in seen:
+            problems.append(
+                f"field interfaces.{i}: {itf.name!r} in the namespace of interfaces.{seen[key]} again"
+            )
+        seen[key] = i
+    if problems:
+        raise ConfigError(source, problems)
+    control = config.control_plane.model_copy(update={"pfcp": watches})
+    return config.model_copy(update={"interfaces": interfaces, "control_plane": control})
 
 
 def read_token(path: Path) -> str:

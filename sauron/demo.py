@@ -182,7 +182,7 @@ def run_demo(
         traffic = Traffic(bed, sessions)
         traffic.start()
         started = time.monotonic()
-        engine = KpiEngine(catalog, CounterReader(dp, expiry))
+        engine = KpiEngine(catalog, CounterReader(dp, expiry, catalog.slice_rows))
         engine.listeners.append(
             lambda snap: out(f"t={time.monotonic() - started:5.1f}s\n{_table(snap, catalog)}\n")
         )

@@ -39,13 +39,18 @@ def _setns(fd: int) -> None:
 
 @contextmanager
 def inside(ns: str | None) -> Iterator[None]:
-    """Runs the body with this thread in namespace `ns` (None: stay). Sockets
-    opened inside keep the namespace after the body returns."""
+    """Runs the body with this thread in namespace `ns`: a name under
+    /var/run/netns or a namespace file's path (None: stay). Sockets opened
+    inside keep the namespace after the body returns."""
     if ns is None:
         yield
         return
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+    try:
+        target = os.open(ns if ns.startswith("/") else f"/var/run/netns/{ns}", os.O_RDONLY)
+    except OSError:
+        os.close(home)
+        raise
     try:
         _setns(target)
         try:

@@ -140,11 +140,13 @@ def loss_kpis(
         tcp_retransmissions=grown("tcp_retransmissions"),
         tcp_segments=grown("tcp_data_segments"),
     )
-    gaps_now, gaps_before = m_now.seq_gaps, m_before.seq_gaps
-    for i in range(GAP.buckets):
-        grew = delta(int(gaps_now[i]), int(gaps_before[i]))
-        if grew:
-            k.burst_buckets[i] = grew
+    # a slice without measurement counters now has no gaps to count
+    if key in now.measure:
+        gaps_now, gaps_before = list(m_now.seq_gaps), list(m_before.seq_gaps)
+        for i in range(GAP.buckets):
+            grew = delta(gaps_now[i], gaps_before[i])
+            if grew:
+                k.burst_buckets[i] = grew
     k.settle_ratios()
     return k
 

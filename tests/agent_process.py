@@ -13,7 +13,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_agent(config: Path) -> tuple[subprocess.Popen[str], str]:
+def start_agent(config: Path, within_s: float = 30) -> tuple[subprocess.Popen[str], str]:
+    """`sauron run --config CONFIG`, once it prints that it serves: (the
+    process, the API's base URL)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sauron", "run", "--config", str(config)],
         stdout=subprocess.PIPE,
@@ -22,7 +24,7 @@ def start_agent(config: Path) -> tuple[subprocess.Popen[str], str]:
         cwd=REPO,
     )
     assert proc.stdout is not None
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + within_s
     seen = []
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)

@@ -38,6 +38,7 @@ STABLE_NAMES = {
     "scaling_teids_1k_per_packet_ns",
     "scaling_teids_1k_interval_ms",
     "scaling_slices_3_interval_ms",
+    "datapath_map_memory_mb",
 }
 
 

@@ -4,7 +4,7 @@ injected clock; deltas that survive counter resets; bounded history."""
 from __future__ import annotations
 
 import pytest
-from frames import gtpu_raw, inner_v4, outer
+from frames import gtpu_raw, inner_v4, outer, pdu_session_container
 from manual_clock import ManualClock
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
@@ -13,8 +13,11 @@ from scapy.packet import Raw
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import CounterReader, read_counters
-from sauron.catalog import Catalog
+from sauron.catalog import Catalog, parse_catalog
 from sauron.engine import History, KpiEngine, SliceKpis, Snapshot, delta
+from sauron.rules import program_catalog
+
+PDU_SESSION_CONTAINER = 0x85
 
 
 def _send(dp: DataPlane, point: int, frame: bytes, n: int) -> None:
@@ -120,3 +123,58 @@ def test_quiet_data_path_reuses_the_last_reading_and_loses_nothing(
     assert woke.uplink.packets_in == 3 and woke.active_teids == 1
     assert reader.full_readings == 2 + CounterReader.QUIET_READINGS
     assert engine.counters.slice(layout.POINT_N3_INGRESS, 1, 0).packets == 8
+
+
+@pytest.mark.kernel
+def test_the_highest_slice_id_is_counted_and_readings_cover_only_the_ids_in_use(
+    dataplane: DataPlane,
+) -> None:
+    """A catalog may use slice ids up to SAURON_MAX_SLICES - 1; the agent
+    reads the per-slice maps up to its highest id only, and that partial
+    reading agrees with a full one."""
+    top = layout.MAX_SLICES - 1
+    catalog = parse_catalog(
+        {
+            "slices": [
+                {"name": "low", "id": 1, "snssai": {"sst": 1}, "ue_subnets": ["10.45.0.0/16"]},
+                {"name": "top", "id": top, "snssai": {"sst": 2}, "teids": [0x7777]},
+            ]
+        },
+        "two-slice catalog",
+    )
+    assert catalog.slice_rows == layout.MAX_SLICES
+    program_catalog(dataplane, catalog)
+    to_top = outer(
+        gtpu_raw(
+            0x7777,
+            extensions=[(PDU_SESSION_CONTAINER, pdu_session_container(5, uplink=True))],
+            payload=inner_v4(src="10.9.0.1", size=40),
+        )
+    )
+    to_low = outer(
+        gtpu_raw(
+            0x1234,
+            extensions=[(PDU_SESSION_CONTAINER, pdu_session_container(9, uplink=True))],
+            payload=inner_v4(src="10.45.0.2", size=40),
+        )
+    )
+    clock = ManualClock(1_000_000.0)
+    engine = KpiEngine(catalog, CounterReader(dataplane, slices=catalog.slice_rows), clock=clock)
+    _send(dataplane, layout.POINT_N3_INGRESS, to_top, 7)
+    _send(dataplane, layout.POINT_N3_INGRESS, to_low, 4)
+    clock.t += 1.0
+    snap = engine.tick()
+    assert snap.slices["top"].uplink.packets_in == 7
+    assert snap.slices["low"].uplink.packets_in == 4
+
+    n3 = layout.POINT_N3_INGRESS
+    full = read_counters(dataplane)
+    first_two = read_counters(dataplane, slices=2)  # unclassified and "low"
+    for reading in (full, first_two):
+        assert reading.slice(n3, 1, 0).packets == 4
+        assert reading.qfi(n3, 1, 9, 0).packets == 4
+    assert full.slice(n3, top, 0).packets == 7 and full.qfi(n3, top, 5, 0).packets == 7
+    # beyond the rows read, a partial reading answers zero, never another slice's counts
+    assert first_two.slice(n3, top, 0).packets == 0
+    assert first_two.qfi(n3, top, 5, 0).packets == 0
+    assert len(first_two.slice_stats) == len(full.slice_stats)

@@ -55,6 +55,7 @@ MAX_VLAN_TAGS = _C["SAURON_MAX_VLAN_TAGS"]
 MAX_IPV6_EXT_HEADERS = _C["SAURON_MAX_IPV6_EXT_HEADERS"]
 GTPU_PORT = _C["SAURON_GTPU_PORT"]
 POINTS = _C["SAURON_POINTS"]
+GTP_POINTS = _C["SAURON_GTP_POINTS"]
 DIRS = _C["SAURON_DIRS"]
 MSG_KINDS = _C["SAURON_MSG_KINDS"]
 EVENTS = _C["SAURON_EVENTS"]
@@ -391,12 +392,20 @@ ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
 }
 
 
+# Per-slice maps are slice-major: these are the rows of one slice, so the
+# first `slices * rows` entries hold slice ids 0 .. slices - 1.
+SLICE_STATS_ROWS = POINTS * DIRS
+QFI_STATS_ROWS = GTP_POINTS * MAX_QFI * DIRS
+LATENCY_ROWS = LAT_METRICS * DIRS
+MEASURE_ROWS = DIRS
+
+
 def slice_stats_index(point: int, slice_id: int, direction: int) -> int:
-    return (point * MAX_SLICES + slice_id) * DIRS + direction
+    return (slice_id * POINTS + point) * DIRS + direction
 
 
 def qfi_stats_index(point: int, slice_id: int, qfi: int, direction: int) -> int:
-    return ((point * MAX_SLICES + slice_id) * MAX_QFI + qfi) * DIRS + direction
+    return ((slice_id * GTP_POINTS + point) * MAX_QFI + qfi) * DIRS + direction
 
 
 def event_index(point: int, event: int) -> int:
@@ -404,7 +413,7 @@ def event_index(point: int, event: int) -> int:
 
 
 def latency_index(metric: int, slice_id: int, direction: int) -> int:
-    return (metric * MAX_SLICES + slice_id) * DIRS + direction
+    return (slice_id * LAT_METRICS + metric) * DIRS + direction
 
 
 def measure_index(slice_id: int, direction: int) -> int:

@@ -29,14 +29,18 @@ def delta(now: int, before: int) -> int:
 
 class SummedRows(Sequence[Any]):
     """A per-CPU array of all-counter structs, summed over CPUs into one
-    numpy block; a struct is made only for the index asked for."""
+    numpy block; a struct is made only for the index asked for. A reading of
+    the array's first entries only answers zero beyond them."""
 
-    def __init__(self, value_type: type[ctypes.Structure], words: np.ndarray) -> None:
+    def __init__(
+        self, value_type: type[ctypes.Structure], words: np.ndarray, capacity: int | None = None
+    ) -> None:
         self.value_type = value_type
         self.words = words
+        self.capacity = len(words) if capacity is None else capacity
 
     def __len__(self) -> int:
-        return len(self.words)
+        return self.capacity
 
     @overload
     def __getitem__(self, index: int) -> Any: ...
@@ -45,21 +49,31 @@ class SummedRows(Sequence[Any]):
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += self.capacity
+        if not 0 <= index < self.capacity:
+            raise IndexError(index)
+        if index >= len(self.words):
+            return self.value_type()
         return self.value_type.from_buffer_copy(self.words[index])
 
 
-def read_percpu_array(table: Any, value_type: type[ctypes.Structure]) -> SummedRows:
-    """Every index of a per-CPU array of 64-bit counters, summed over CPUs
-    (modulo 2^64, so a count taken back on another CPU comes out right)."""
+def read_percpu_array(
+    table: Any, value_type: type[ctypes.Structure], entries: int | None = None
+) -> SummedRows:
+    """The first `entries` (default: every) index of a per-CPU array of
+    64-bit counters, summed over CPUs (modulo 2^64, so a count taken back on
+    another CPU comes out right)."""
     size = ctypes.sizeof(value_type)
     assert size % 8 == 0, value_type
     ncpu = libbpf.possible_cpus()
     stride = libbpf.percpu_stride(size)
-    _, values, count = libbpf.lookup_batch(
-        int(table.map_fd), 4, stride * ncpu, int(table.max_entries)
-    )
+    capacity = int(table.max_entries)
+    wanted = capacity if entries is None else min(entries, capacity)
+    _, values, count = libbpf.lookup_batch(int(table.map_fd), 4, stride * ncpu, wanted)
     words = libbpf.percpu_words(values, count, ncpu, stride)[:, :, : size // 8]
-    return SummedRows(value_type, np.ascontiguousarray(words.sum(axis=1, dtype=np.uint64)))
+    summed = np.ascontiguousarray(words.sum(axis=1, dtype=np.uint64))
+    return SummedRows(value_type, summed, capacity)
 
 
 def read_percpu_u64_array(table: Any) -> list[int]:
@@ -102,19 +116,26 @@ class DataPlaneCounters:
         return int.from_bytes(session.key, "little")
 
 
-def read_counters(dataplane: Any, expiry: TransitExpiry | None = None) -> DataPlaneCounters:
+def read_counters(
+    dataplane: Any, expiry: TransitExpiry | None = None, slices: int = layout.MAX_SLICES
+) -> DataPlaneCounters:
     """Every counter map; with `expiry`, overdue transit stamps are expired
-    first and the running loss count comes along."""
+    first and the running loss count comes along. Per-slice maps are read
+    for slice ids below `slices` only (the catalog's Catalog.slice_rows)."""
     if expiry is not None:
         expiry.sweep()
     return DataPlaneCounters(
-        slice_stats=read_percpu_array(dataplane.table("slice_stats"), layout.SliceStats),
-        qfi_stats=read_percpu_array(dataplane.table("qfi_stats"), layout.Traffic),
+        slice_stats=read_percpu_array(
+            dataplane.table("slice_stats"), layout.SliceStats, slices * layout.SLICE_STATS_ROWS
+        ),
+        qfi_stats=read_percpu_array(
+            dataplane.table("qfi_stats"), layout.Traffic, slices * layout.QFI_STATS_ROWS
+        ),
         events=read_percpu_u64_array(dataplane.table("events")),
         teids=read_sessions(dataplane.table("teid_stats"), 4, dataplane.table("teid_slots")),
         ues=read_sessions(dataplane.table("ue_stats"), 16),
-        latency=read_latency(dataplane),
-        measure=read_measure_stats(dataplane),
+        latency=read_latency(dataplane, slices),
+        measure=read_measure_stats(dataplane, slices),
         transit_expired=dict(expiry.expired) if expiry is not None else {},
         peers=read_peer_rtt(dataplane),
     )
@@ -131,9 +152,15 @@ class CounterReader:
 
     QUIET_READINGS = 2
 
-    def __init__(self, dataplane: Any, expiry: TransitExpiry | None = None) -> None:
+    def __init__(
+        self,
+        dataplane: Any,
+        expiry: TransitExpiry | None = None,
+        slices: int = layout.MAX_SLICES,
+    ) -> None:
         self.dataplane = dataplane
         self.expiry = expiry
+        self.slices = slices
         self.full_readings = 0
         self._events: list[int] | None = None
         self._quiet = 0
@@ -146,7 +173,7 @@ class CounterReader:
         else:
             self._events, self._quiet = events, 0
         if self._last is None or self._quiet < self.QUIET_READINGS:
-            self._last = read_counters(self.dataplane, self.expiry)
+            self._last = read_counters(self.dataplane, self.expiry, self.slices)
             self.full_readings += 1
             return self._last
         if self.expiry is None:

@@ -80,13 +80,16 @@ def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
     config[ctypes.c_uint32(0)] = config.Leaf.from_buffer_copy(bytes(cfg))
 
 
-def _percpu_rows(table: Any, value_size: int) -> tuple[bytes, bytes, int, int]:
+def _percpu_rows(
+    table: Any, value_size: int, entries: int | None = None
+) -> tuple[bytes, bytes, int, int]:
+    """The first `entries` (default: every) entries of a per-CPU map."""
     ncpu = libbpf.possible_cpus()
     stride = libbpf.percpu_stride(value_size)
     key_size = ctypes.sizeof(table.Key)
-    keys, values, count = libbpf.lookup_batch(
-        int(table.map_fd), key_size, stride * ncpu, int(table.max_entries)
-    )
+    capacity = int(table.max_entries)
+    wanted = capacity if entries is None else min(entries, capacity)
+    keys, values, count = libbpf.lookup_batch(int(table.map_fd), key_size, stride * ncpu, wanted)
     return keys, values, count, ncpu
 
 
@@ -111,22 +114,32 @@ def _histogram(rows: np.ndarray) -> Histogram:
     return Histogram(LATENCY, summed[3:], summed[0], summed[1], int(rows[:, 2].max()))
 
 
-def read_latency(dataplane: Any) -> dict[tuple[int, int, int], Histogram]:
-    """Non-empty latency histograms by (metric, slice, direction)."""
-    _, values, count, ncpu = _percpu_rows(dataplane.table("latency_hist"), LATENCY_WORDS * 8)
+def read_latency(
+    dataplane: Any, slices: int = layout.MAX_SLICES
+) -> dict[tuple[int, int, int], Histogram]:
+    """Non-empty latency histograms by (metric, slice, direction), for slice
+    ids below `slices`."""
+    _, values, count, ncpu = _percpu_rows(
+        dataplane.table("latency_hist"), LATENCY_WORDS * 8, slices * layout.LATENCY_ROWS
+    )
     out: dict[tuple[int, int, int], Histogram] = {}
     used, rows = _nonzero_rows(values, count, ncpu, LATENCY_WORDS)
     for index, per_cpu in zip(used.tolist(), rows, strict=True):
-        metric, rest = divmod(index, layout.MAX_SLICES * layout.DIRS)
-        slice_id, direction = divmod(rest, layout.DIRS)
+        slice_id, rest = divmod(index, layout.LATENCY_ROWS)
+        metric, direction = divmod(rest, layout.DIRS)
         out[(metric, slice_id, direction)] = _histogram(per_cpu)
     return out
 
 
-def read_measure_stats(dataplane: Any) -> dict[tuple[int, int], layout.MeasureStats]:
-    """Non-zero measurement counters by (slice, direction)."""
+def read_measure_stats(
+    dataplane: Any, slices: int = layout.MAX_SLICES
+) -> dict[tuple[int, int], layout.MeasureStats]:
+    """Non-zero measurement counters by (slice, direction), for slice ids
+    below `slices`."""
     words = ctypes.sizeof(layout.MeasureStats) // 8
-    _, values, count, ncpu = _percpu_rows(dataplane.table("measure_stats"), words * 8)
+    _, values, count, ncpu = _percpu_rows(
+        dataplane.table("measure_stats"), words * 8, slices * layout.MEASURE_ROWS
+    )
     out: dict[tuple[int, int], layout.MeasureStats] = {}
     used, rows = _nonzero_rows(values, count, ncpu, words)
     for index, per_cpu in zip(used.tolist(), rows, strict=True):

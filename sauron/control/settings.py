@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sauron.namespace_ref import NamespaceRef
+
 
 class PfcpWatchConfig(BaseModel):
     """An interface that carries N4 (the UPF's or the SMF's, or a mirror
@@ -15,7 +17,8 @@ class PfcpWatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.:@-]+$")]
-    netns: str | None = None
+    #: as an interface's netns: a name, a path, pid:N, process:NAME or container:NAME
+    netns: NamespaceRef | None = None
 
 
 class SmfFeedConfig(BaseModel):

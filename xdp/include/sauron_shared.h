@@ -8,8 +8,11 @@
 #ifndef SAURON_SHARED_H
 #define SAURON_SHARED_H
 
-/* Slice ids are small integers assigned by the agent; 0 is "unclassified". */
-#define SAURON_MAX_SLICES 64
+/* Slice ids are small integers assigned by the agent; 0 is "unclassified".
+ * Every per-slice map is slice-major (the slice id is the outermost part of
+ * its index), so a reading covers only the slices in use: the catalog's
+ * highest id, not this maximum, sets the agent's cost per interval. */
+#define SAURON_MAX_SLICES 256
 #define SAURON_UNCLASSIFIED_SLICE 0
 /* QFI is six bits (TS 38.415). */
 #define SAURON_MAX_QFI 64
@@ -46,6 +49,7 @@ enum sauron_point {
 	SAURON_POINT_N6_INGRESS = 2, /* XDP, plain IP side */
 	SAURON_POINT_N6_EGRESS = 3,  /* TC egress, plain IP side */
 	SAURON_POINTS = 4,
+	SAURON_GTP_POINTS = 2, /* the N3 points, which see QFIs */
 };
 
 enum sauron_direction {
@@ -118,7 +122,7 @@ enum sauron_event {
 	SAURON_EVENTS = 32,
 };
 
-/* slice_stats[(point * SAURON_MAX_SLICES + slice) * SAURON_DIRS + dir] */
+/* slice_stats[(slice * SAURON_POINTS + point) * SAURON_DIRS + dir] */
 struct sauron_slice_stats {
 	__u64 packets;
 	__u64 bytes;       /* whole frame, L2 header included */
@@ -127,7 +131,7 @@ struct sauron_slice_stats {
 	__u64 msg[SAURON_MSG_KINDS];
 };
 
-/* qfi_stats[((gtp_point * SAURON_MAX_SLICES + slice) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
+/* qfi_stats[((slice * SAURON_GTP_POINTS + gtp_point) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
  * gtp_point being SAURON_POINT_N3_INGRESS or SAURON_POINT_N3_EGRESS. */
 struct sauron_traffic {
 	__u64 packets;
@@ -249,7 +253,7 @@ enum sauron_latency_metric {
 	SAURON_LAT_METRICS = 3,
 };
 
-/* latency_hist[(metric * SAURON_MAX_SLICES + slice) * SAURON_DIRS + dir] and
+/* latency_hist[(slice * SAURON_LAT_METRICS + metric) * SAURON_DIRS + dir] and
  * peer_rtt values (per-CPU). */
 struct sauron_latency_hist {
 	__u64 count;

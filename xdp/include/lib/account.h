@@ -7,9 +7,9 @@
 #include "sauron_shared.h"
 
 BPF_PERCPU_ARRAY(slice_stats, struct sauron_slice_stats,
-		 SAURON_POINTS * SAURON_MAX_SLICES * SAURON_DIRS);
+		 SAURON_MAX_SLICES * SAURON_POINTS * SAURON_DIRS);
 BPF_PERCPU_ARRAY(qfi_stats, struct sauron_traffic,
-		 2 * SAURON_MAX_SLICES * SAURON_MAX_QFI * SAURON_DIRS);
+		 SAURON_MAX_SLICES * SAURON_GTP_POINTS * SAURON_MAX_QFI * SAURON_DIRS);
 BPF_PERCPU_ARRAY(events, __u64, SAURON_POINTS * SAURON_EVENTS);
 BPF_TABLE("lru_percpu_hash", __u32, struct sauron_session_stats, teid_stats,
 	  SAURON_TEID_STATS_ENTRIES);
@@ -29,7 +29,7 @@ static __always_inline void count_event(__u32 point, __u32 event)
 static __always_inline void count_slice(__u32 point, __u32 slice_id, __u32 dir, __u32 msg_kind,
 					__u64 bytes, __u64 inner_bytes, int malformed)
 {
-	__u32 key = (point * SAURON_MAX_SLICES + slice_id) * SAURON_DIRS + dir;
+	__u32 key = (slice_id * SAURON_POINTS + point) * SAURON_DIRS + dir;
 	struct sauron_slice_stats *s = slice_stats.lookup(&key);
 	if (!s)
 		return;
@@ -47,7 +47,7 @@ static __always_inline void count_qfi(__u32 point, __u32 slice_id, __u32 qfi, __
 {
 	if (point > SAURON_POINT_N3_EGRESS || qfi >= SAURON_MAX_QFI)
 		return;
-	__u32 key = ((point * SAURON_MAX_SLICES + slice_id) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir;
+	__u32 key = ((slice_id * SAURON_GTP_POINTS + point) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir;
 	struct sauron_traffic *t = qfi_stats.lookup(&key);
 	if (!t)
 		return;

@@ -18,7 +18,7 @@
 
 BPF_PERCPU_ARRAY(measure_stats, struct sauron_measure_stats, SAURON_MAX_SLICES * SAURON_DIRS);
 BPF_PERCPU_ARRAY(latency_hist, struct sauron_latency_hist,
-		 SAURON_LAT_METRICS * SAURON_MAX_SLICES * SAURON_DIRS);
+		 SAURON_MAX_SLICES * SAURON_LAT_METRICS * SAURON_DIRS);
 BPF_ARRAY(slice_config, struct sauron_slice_config, SAURON_MAX_SLICES);
 
 struct measure_job {
@@ -58,7 +58,7 @@ static __always_inline struct sauron_measure_stats *measure_of(__u32 slice_id, _
 
 static __always_inline void record_latency(__u32 metric, __u32 slice_id, __u32 dir, __u64 ns)
 {
-	__u32 key = (metric * SAURON_MAX_SLICES + (slice_id % SAURON_MAX_SLICES)) * SAURON_DIRS +
+	__u32 key = ((slice_id % SAURON_MAX_SLICES) * SAURON_LAT_METRICS + metric) * SAURON_DIRS +
 		    (dir & 1);
 	struct sauron_latency_hist *h = latency_hist.lookup(&key);
 	if (h)
