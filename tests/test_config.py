@@ -17,7 +17,7 @@ from sauron.netns import Attachments, Topology
 
 def test_example_config_loads() -> None:
     config = load_config(REPO / "agent.example.yaml")
-    assert [(i.name, i.role) for i in config.interfaces] == [("eth1", "n3"), ("ogstun", "n6")]
+    assert [(i.name, i.role) for i in config.interfaces] == [("eth1", "n3"), ("eth0", "n6")]
     assert config.catalog == (REPO / "slices" / "default.yaml").resolve()
     assert config.influx.url == "http://127.0.0.1:8086" and config.influx.bucket == "slices"
     assert [w.name for w in config.control_plane.pfcp] == ["eth2"]
