@@ -72,7 +72,8 @@ NamespaceRef = Annotated[str, AfterValidator(check_reference)]
 
 
 def resolve(ref: str | None, docker_socket: Path = DOCKER_SOCKET, proc: Path = PROC) -> str | None:
-    """The namespace file of a reference (None: the agent's own namespace)."""
+    """The namespace file of a reference (None: the agent's own namespace; a
+    name stays a name, which reads better in logs and the API)."""
     if ref is None:
         return None
     check_reference(ref)
@@ -89,7 +90,7 @@ def resolve(ref: str | None, docker_socket: Path = DOCKER_SOCKET, proc: Path = P
         path = proc / str(container_pid(rest, docker_socket)) / "ns" / "net"
     if not path.exists():
         raise NamespaceError(f"{ref!r}: no namespace at {path}")
-    return str(path)
+    return ref if not sep and not ref.startswith("/") else str(path)
 
 
 def _only_process(name: str, proc: Path) -> int:
@@ -160,8 +161,14 @@ def container_pid(name: str, docker_socket: Path = DOCKER_SOCKET, timeout: float
     return pid
 
 
-def namespace_identity(path: str | None) -> tuple[int, int]:
-    """(device, inode) of a resolved namespace file (None: the agent's own):
-    equal for two references to one namespace."""
-    found = os.stat(path or "/proc/thread-self/ns/net")
+def namespace_identity(resolved: str | None) -> tuple[int, int]:
+    """(device, inode) of a resolved reference's namespace file (None: the
+    agent's own): equal for two references to one namespace."""
+    if resolved is None:
+        path = "/proc/thread-self/ns/net"
+    elif resolved.startswith("/"):
+        path = resolved
+    else:
+        path = str(NAMED_NETNS_DIR / resolved)
+    found = os.stat(path)
     return found.st_dev, found.st_ino
