@@ -5,6 +5,7 @@ qdisc bypassed), so Python's cost is per batch, not per frame."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import socket
 import time
@@ -75,7 +76,7 @@ class FrameGenerator:
         sent = int(self.libc.sendmmsg(self.sock.fileno(), self._msgs, n, 0))
         if sent < 0:
             err = ctypes.get_errno()
-            if err in (105, 11):  # ENOBUFS, EAGAIN: the device is busy, try again
+            if err in (errno.ENOBUFS, errno.EAGAIN):  # the device is busy: try again
                 return 0
             raise OSError(err, f"sendmmsg: {os.strerror(err)}")
         return sent

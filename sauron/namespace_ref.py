@@ -78,10 +78,8 @@ def resolve(ref: str | None, docker_socket: Path = DOCKER_SOCKET, proc: Path = P
         return None
     check_reference(ref)
     kind, sep, rest = ref.partition(":")
-    if ref.startswith("/"):
-        path = Path(ref)
-    elif not sep:
-        path = NAMED_NETNS_DIR / ref
+    if ref.startswith("/") or not sep:
+        path = Path(namespace_file(ref))
     elif kind == "pid":
         path = proc / rest / "ns" / "net"
     elif kind == "process":
@@ -161,14 +159,16 @@ def container_pid(name: str, docker_socket: Path = DOCKER_SOCKET, timeout: float
     return pid
 
 
+def namespace_file(resolved: str | None) -> str:
+    """The file of a resolved reference's namespace: a path as it is, a name
+    under /var/run/netns (None: the calling thread's own)."""
+    if resolved is None:
+        return "/proc/thread-self/ns/net"
+    return resolved if resolved.startswith("/") else str(NAMED_NETNS_DIR / resolved)
+
+
 def namespace_identity(resolved: str | None) -> tuple[int, int]:
     """(device, inode) of a resolved reference's namespace file (None: the
     agent's own): equal for two references to one namespace."""
-    if resolved is None:
-        path = "/proc/thread-self/ns/net"
-    elif resolved.startswith("/"):
-        path = resolved
-    else:
-        path = str(NAMED_NETNS_DIR / resolved)
-    found = os.stat(path)
+    found = os.stat(namespace_file(resolved))
     return found.st_dev, found.st_ino

@@ -19,6 +19,8 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
+from sauron.namespace_ref import namespace_file
+
 log = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000
@@ -45,9 +47,9 @@ def inside(ns: str | None) -> Iterator[None]:
     if ns is None:
         yield
         return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    home = os.open(namespace_file(None), os.O_RDONLY)
     try:
-        target = os.open(ns if ns.startswith("/") else f"/var/run/netns/{ns}", os.O_RDONLY)
+        target = os.open(namespace_file(ns), os.O_RDONLY)
     except OSError:
         os.close(home)
         raise

@@ -39,10 +39,11 @@ HOLDER_NAME = "sauron-upf-hold"  # 15 characters: a whole comm
 def holder(executable: str = "sleep") -> Iterator[int]:
     """A process in a network namespace of its own, as a container's init."""
     proc = subprocess.Popen(["unshare", "--net", "--", executable, "600"])
+    comm = Path(executable).name[:15]
     try:
-        own = Path("/proc/self/ns/net").stat().st_ino
-        for _ in range(200):  # unshare has switched when the inode differs
-            if Path(f"/proc/{proc.pid}/ns/net").stat().st_ino != own:
+        # ready once unshare has switched namespace and exec'd the holder
+        for _ in range(500):
+            if Path(f"/proc/{proc.pid}/comm").read_text().strip() == comm:
                 break
             time.sleep(0.01)
         yield proc.pid

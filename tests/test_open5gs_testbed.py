@@ -29,7 +29,8 @@ from sauron.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 BED = REPO / "testbed" / "open5gs"
 COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
-SLICE_SERVICES = {"embb": "embb", "urllc": "urllc", "mmtc": "mmtc"}
+#: the slices of slices/default.yaml, each with services named after it
+SLICES = ("embb", "urllc", "mmtc")
 PLMN = {"mcc": "001", "mnc": "01"}
 
 
@@ -116,10 +117,10 @@ def test_slices_agree_across_catalog_open5gs_ueransim_subscribers_and_dn(
             r"ip route replace (\S+) via (\S+)", (BED / "scripts" / "dn-start.sh").read_text()
         )
     )
-    assert {s.name for s in catalog.slices} == set(SLICE_SERVICES)
+    assert {s.name for s in catalog.slices} == set(SLICES)
     assert len(provisioned) == len(catalog.slices)
     for s in catalog.slices:
-        svc = SLICE_SERVICES[s.name]
+        svc = s.name
         snssai = (s.spec.snssai.sst, s.spec.snssai.sd)
         dnn = s.spec.dnns[0]
         pool = next(n for n in s.spec.ue_subnets if n.version == 4)
@@ -267,7 +268,7 @@ def test_ueransim_reaches_the_amf_and_the_gnb_where_compose_puts_them(
     assert gnb["linkIp"] == gnb["ngapIp"] == gnb["gtpIp"] == where
     assert gnb["amfConfigs"] == [{"address": address(model, "amf", "ran"), "port": 38412}]
     assert (gnb["mcc"], gnb["mnc"]) == (PLMN["mcc"], PLMN["mnc"])
-    for svc in SLICE_SERVICES.values():
+    for svc in SLICES:
         ue = ueransim(f"ue-{svc}")
         assert ue["gnbSearchList"] == [where] and (ue["mcc"], ue["mnc"]) == (
             PLMN["mcc"],
