@@ -31,7 +31,7 @@ from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
 from sauron.engine import History, KpiEngine
-from sauron.interfaces import attach_interfaces
+from sauron.interfaces import attach_interfaces, resolve_links
 from sauron.netns import Attachments
 from sauron.publish.publisher import Publisher
 from sauron.publish.settings import (
@@ -101,9 +101,10 @@ def open_energy(
         setup.frequency.close()
         log.warning("energy estimator off", extra={"reason": f"kernel probe: {exc}"})
         return None, f"the kernel probe could not start: {exc}"
-    program_fds = {point: dp.program_fd(point) for point in dp.entry_points}
     try:
-        meter = EnergyMeter(catalog, probe, setup, program_fds, energy.watch, energy.idle)
+        meter = EnergyMeter(
+            catalog, probe, setup, dp.entry_program_fds(), energy.watch, energy.idle
+        )
     except EnergyUnavailable as exc:
         probe.close()
         setup.frequency.close()
@@ -164,6 +165,7 @@ def run_agent(
     """Blocks until SIGTERM/SIGINT; `ready` hears the API's base URL once it
     listens (after every program is attached)."""
     config = resolve_namespaces(config, config_path or Path("(configuration)"))
+    config = resolve_links(config, config_path or Path("(configuration)"))
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
     publisher = open_publisher(config.influx, config.node, config_path or Path("(configuration)"))

@@ -45,6 +45,21 @@ class InterfaceConfig(BaseModel):
     xdp_mode: Literal["generic", "native"] = "generic"
     #: egress is seen with a TC clsact filter (both directions where the UPF sends)
     tc_egress: bool = True
+    #: what the link is. "ethernet": a NIC, veth or bridge; frames arrive from
+    #: the network and leave to it. "upf_device": the UPF's own TUN or GTP
+    #: device on N6 (no link-layer header); the frames it receives are the ones
+    #: the UPF sends towards the data network. "auto" reads it from the link
+    #: at start: a tun, gtp or gtp5g device without Ethernet header is a
+    #: upf_device
+    link: Literal["auto", "ethernet", "upf_device"] = "auto"
+
+    @model_validator(mode="after")
+    def _upf_device_on_n6(self) -> InterfaceConfig:
+        if self.link == "upf_device" and self.role != "n6":
+            raise ValueError(
+                f"link upf_device is the UPF's decapsulated side: role must be n6, not {self.role}"
+            )
+        return self
 
 
 def is_loopback(host: str) -> bool:

@@ -1,35 +1,90 @@
 """Attaching the data-plane programs to interfaces by their reference point:
 GTP-U sides (N3, N9) get the N3 programs, the data-network side (N6) the N6
-ones; XDP on ingress, TC clsact on egress."""
+ones; XDP on ingress, TC clsact on egress. The UPF's own TUN or GTP device
+is the N6 side seen from the UPF: what it receives the UPF sent, so its
+hooks take the opposite points, and its frames start at IP."""
 
 from __future__ import annotations
 
-from sauron.bpf import layout
-from sauron.bpf.loader import DataPlane
-from sauron.config import InterfaceConfig
-from sauron.netns import Attachments
+from pathlib import Path
 
-INGRESS_POINT = {
-    "n3": layout.POINT_N3_INGRESS,
-    "n9": layout.POINT_N3_INGRESS,
-    "n6": layout.POINT_N6_INGRESS,
+from sauron.bpf import layout
+from sauron.bpf.loader import ETHERNET, UPF_DEVICE, DataPlane
+from sauron.config import AgentConfig, ConfigError, InterfaceConfig
+from sauron.netns import Attachments, link_facts
+
+#: (XDP point, TC point) by role and link
+POINTS: dict[tuple[str, str], tuple[int, int]] = {
+    ("n3", ETHERNET): (layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS),
+    ("n9", ETHERNET): (layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS),
+    ("n6", ETHERNET): (layout.POINT_N6_INGRESS, layout.POINT_N6_EGRESS),
+    ("n6", UPF_DEVICE): (layout.POINT_N6_EGRESS, layout.POINT_N6_INGRESS),
 }
-EGRESS_POINT = {
-    "n3": layout.POINT_N3_EGRESS,
-    "n9": layout.POINT_N3_EGRESS,
-    "n6": layout.POINT_N6_EGRESS,
-}
+
+# hardware types (if_arp.h)
+ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772  # carries a zeroed Ethernet header
+ARPHRD_RAWIP = 519
+ARPHRD_NONE = 0xFFFE
+WITH_ETHERNET_HEADER = frozenset({ARPHRD_ETHER, ARPHRD_LOOPBACK})
+BARE_IP = frozenset({ARPHRD_NONE, ARPHRD_RAWIP})
+#: link kinds a UPF keeps for its decapsulated side
+UPF_DEVICE_KINDS = frozenset({"tun", "gtp", "gtp5g"})
+
+
+def link_of(itf: InterfaceConfig) -> str:
+    """The link the interface is: the configured one, checked against the
+    link itself, or the one read from it. LookupError or ValueError say why
+    it cannot be watched."""
+    hw_type, kind = link_facts(itf.netns, itf.name)
+    described = f"{itf.name} is a {kind or 'network'} link of hardware type {hw_type}"
+    if hw_type in WITH_ETHERNET_HEADER:
+        if itf.link == UPF_DEVICE:
+            raise ValueError(f"{described}, with an Ethernet header: a upf_device has none")
+        return ETHERNET
+    if hw_type not in BARE_IP:
+        raise ValueError(f"{described}: neither Ethernet nor bare IP, which Sauron parses")
+    if itf.link == ETHERNET:
+        raise ValueError(f"{described}, without an Ethernet header: set link upf_device or auto")
+    if itf.link == "auto" and kind not in UPF_DEVICE_KINDS:
+        raise ValueError(
+            f"{described}, bare IP but not a UPF's TUN or GTP device: set link upf_device "
+            "if the UPF reads and writes it"
+        )
+    if itf.role != "n6":
+        raise ValueError(
+            f"{described}, the UPF's decapsulated side: its role is n6, not {itf.role}"
+        )
+    return UPF_DEVICE
+
+
+def resolve_links(config: AgentConfig, source: Path) -> AgentConfig:
+    """The configuration with every interface's link read from the system
+    (namespaces already resolved); every interface that cannot be watched
+    is named in one error."""
+    problems: list[str] = []
+    interfaces = []
+    for i, itf in enumerate(config.interfaces):
+        try:
+            interfaces.append(itf.model_copy(update={"link": link_of(itf)}))
+        except LookupError as exc:
+            problems.append(f"field interfaces.{i}.name: {exc.args[0]}")
+        except ValueError as exc:
+            problems.append(f"field interfaces.{i}.link: {exc}")
+    if problems:
+        raise ConfigError(source, problems)
+    return config.model_copy(update={"interfaces": interfaces})
 
 
 def attach_interfaces(dp: DataPlane, interfaces: list[InterfaceConfig], into: Attachments) -> None:
-    """Attaches every configured interface; `into` records them so one
-    detach_all() undoes everything, also after a failure half way."""
+    """Attaches every configured interface (links resolved); `into` records
+    them so one detach_all() undoes everything, also after a failure half
+    way."""
     for itf in interfaces:
+        link = ETHERNET if itf.link == "auto" else itf.link
+        xdp_point, tc_point = POINTS[(itf.role, link)]
         into.attach_xdp(
-            itf.netns,
-            itf.name,
-            dp.program(INGRESS_POINT[itf.role]),
-            generic=itf.xdp_mode == "generic",
+            itf.netns, itf.name, dp.program(xdp_point, link), generic=itf.xdp_mode == "generic"
         )
         if itf.tc_egress:
-            into.attach_tc_egress(itf.netns, itf.name, dp.program(EGRESS_POINT[itf.role]))
+            into.attach_tc_egress(itf.netns, itf.name, dp.program(tc_point, link))

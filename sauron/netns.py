@@ -77,6 +77,19 @@ def link_index(ns: str | None, ifname: str) -> int:
     return int(found[0])
 
 
+def link_facts(ns: str | None, ifname: str) -> tuple[int, str | None]:
+    """A link's hardware type (ARPHRD_*) and its kind (veth, tun, gtp, ...;
+    None for a physical NIC)."""
+    with _ipr(ns) as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise LookupError(f"no link {ifname!r} in namespace {ns or '(host)'}")
+        msg = ipr.get_links(found[0])[0]
+    info = msg.get_attr("IFLA_LINKINFO")
+    kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+    return int(msg["ifi_type"]), kind
+
+
 @dataclass
 class Attachment:
     ns: str | None

@@ -283,9 +283,22 @@ def test_the_agent_configuration_loads_and_watches_every_upf(model: dict[str, An
     assert config.catalog == Path("/etc/sauron/slices/default.yaml")
     assert mounted["/etc/sauron/slices"] == REPO / "slices"
     upfs = {s["container_name"] for name, s in model["services"].items() if name.startswith("upf-")}
-    assert {i.netns for i in config.interfaces if i.name == "n3" and i.role == "n3"} == {
-        f"container:{c}" for c in upfs
+    for name, role in (("n3", "n3"), ("ogstun", "n6")):
+        assert {i.netns for i in config.interfaces if (i.name, i.role) == (name, role)} == {
+            f"container:{c}" for c in upfs
+        }, name
+    # the agent resolves its interfaces once, at start: ogstun must exist then
+    upf_tun = {
+        s["container_name"]: s["healthcheck"]["test"]
+        for name, s in model["services"].items()
+        if name.startswith("upf-")
     }
+    assert upf_tun == {c: ["CMD", "ip", "link", "show", "ogstun"] for c in upfs}
+    assert {
+        model["services"][s]["container_name"]: c["condition"]
+        for s, c in agent_service["depends_on"].items()
+        if s.startswith("upf-")
+    } == dict.fromkeys(upfs, "service_healthy")
     assert {w.netns for w in config.control_plane.pfcp if w.name == "n4"} == {
         f"container:{c}" for c in upfs
     }

@@ -21,7 +21,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from sauron.bpf import layout, libbpf
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import ETHERNET, UPF_DEVICE, DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.session_table import SessionTable
 from sauron.sessions import session_activity
@@ -34,10 +34,12 @@ EMBB, URLLC, MMTC = 1, 2, 3
 PDU_CONTAINER = 0x85
 
 
-def run(dp: DataPlane, frame: bytes, point: int = layout.POINT_N3_INGRESS) -> layout.ParseResult:
+def run(
+    dp: DataPlane, frame: bytes, point: int = layout.POINT_N3_INGRESS, link: str = ETHERNET
+) -> layout.ParseResult:
     """Run stage: one frame through the program; it must pass it unchanged."""
     dp.bump_rules_generation()  # classify every frame afresh
-    result = libbpf.test_run(dp.program_fd(point), frame)
+    result = libbpf.test_run(dp.program_fd(point, link), frame)
     assert result.retval in (libbpf.XDP_PASS, libbpf.TC_ACT_OK)
     assert result.data_out == frame, "the program must never alter the packet"
     return dp.last_result()
@@ -253,6 +255,41 @@ def test_n6_plain_ip_both_directions(dataplane: DataPlane) -> None:
     c = read_counters(dataplane)
     assert c.slice(layout.POINT_N6_INGRESS, URLLC, layout.DIR_DOWNLINK).packets == 1
     assert c.slice(layout.POINT_N6_EGRESS, MMTC, layout.DIR_UPLINK).packets == 1
+
+
+def test_upf_device_programs_start_at_ip(dataplane: DataPlane) -> None:
+    """The UPF's TUN device: no link-layer header, the version nibble names
+    the protocol; its XDP side is N6 egress (uplink), its TC side N6
+    ingress (downlink)."""
+    ev = layout.constants()
+    ul = bytes(IP(src="10.47.0.4", dst="198.51.100.2") / UDP(sport=999, dport=53) / Raw(bytes(40)))
+    r = run(dataplane, ul, layout.POINT_N6_EGRESS, UPF_DEVICE)
+    assert (r.event, r.slice_id, r.direction, ue(r), r.inner_sport, r.inner_dport) == (
+        ev["SAURON_EV_IP"],
+        MMTC,
+        layout.DIR_UPLINK,
+        "10.47.0.4",
+        999,
+        53,
+    )
+    dl = bytes(IPv6(src="2001:db8::1", dst="2001:db8:46::9") / UDP(sport=53, dport=999))
+    r = run(dataplane, dl, layout.POINT_N6_INGRESS, UPF_DEVICE)
+    assert (r.event, r.slice_id, r.direction, ue(r), r.anomaly) == (
+        ev["SAURON_EV_IP"],
+        URLLC,
+        layout.DIR_DOWNLINK,
+        "2001:db8:46::9",
+        0,
+    )
+    c = read_counters(dataplane)
+    assert c.slice(layout.POINT_N6_EGRESS, MMTC, layout.DIR_UPLINK).bytes == len(ul)
+    assert c.slice(layout.POINT_N6_INGRESS, URLLC, layout.DIR_DOWNLINK).bytes == len(dl)
+    # an Ethernet frame is not IP here (its first nibble is the MAC's), and an
+    # IPv4 header cut short is malformed, not skipped
+    r = run(dataplane, bytes(Ether() / ul), layout.POINT_N6_EGRESS, UPF_DEVICE)
+    assert (r.event, r.anomaly) == (ev["SAURON_EV_NOT_IP"], 0)
+    r = run(dataplane, ul[:16], layout.POINT_N6_EGRESS, UPF_DEVICE)
+    assert (r.event, r.anomaly) == (ev["SAURON_EV_NOT_IP"], AN["ipv4_truncated"])
 
 
 def test_tc_egress_program_parses_like_xdp(dataplane: DataPlane) -> None:

@@ -8,7 +8,8 @@ int sauron_n3_egress(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
-	sauron_gtpu_frame(data, data_end, skb->len, SAURON_POINT_N3_EGRESS);
+	sauron_gtpu_frame(data, data_end, skb->len, SAURON_POINT_N3_EGRESS,
+			  SAURON_LINK_ETHERNET);
 	if (measure_pending())
 		measure_tc_prog.call(skb, 0);
 	return TC_ACT_OK;

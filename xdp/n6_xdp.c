@@ -6,7 +6,8 @@ int sauron_n6_ingress(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 
-	sauron_ip_frame(data, data_end, data_end - data, SAURON_POINT_N6_INGRESS);
+	sauron_ip_frame(data, data_end, data_end - data, SAURON_POINT_N6_INGRESS,
+			SAURON_LINK_ETHERNET);
 	if (measure_pending())
 		measure_xdp_prog.call(ctx, 0);
 	return XDP_PASS;

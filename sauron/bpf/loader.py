@@ -20,24 +20,33 @@ TC = "tc"
 SOCKET = "socket"  # a socket filter
 
 
+#: what precedes IP on the link a program is built for
+ETHERNET = "ethernet"
+UPF_DEVICE = "upf_device"  # the UPF's TUN or GTP device: the frame starts at IP
+
+
 @dataclass(frozen=True)
 class EntryPoint:
     point: int
     source: str
     function: str
     hook: str  # XDP or TC
+    link: str = ETHERNET
 
     @property
     def name(self) -> str:
         return layout.POINT_NAMES[self.point]
 
 
-#: one entry file per attach point
+#: one entry file per attach point and link. On the UPF's own device the
+#: hooks swap sides: what the device receives, the UPF sent.
 ENTRY_POINTS: tuple[EntryPoint, ...] = (
     EntryPoint(layout.POINT_N3_INGRESS, "n3_xdp.c", "sauron_n3_ingress", XDP),
     EntryPoint(layout.POINT_N3_EGRESS, "n3_tc.c", "sauron_n3_egress", TC),
     EntryPoint(layout.POINT_N6_INGRESS, "n6_xdp.c", "sauron_n6_ingress", XDP),
     EntryPoint(layout.POINT_N6_EGRESS, "n6_tc.c", "sauron_n6_egress", TC),
+    EntryPoint(layout.POINT_N6_EGRESS, "n6_tun_xdp.c", "sauron_n6_tun_egress", XDP, UPF_DEVICE),
+    EntryPoint(layout.POINT_N6_INGRESS, "n6_tun_tc.c", "sauron_n6_tun_ingress", TC, UPF_DEVICE),
 )
 
 #: measurement programs, reached by tail call from the entry points of their
@@ -102,7 +111,7 @@ class BpfObject:
 
 
 class DataPlane(BpfObject):
-    """The Sauron data-plane object: all four entry points, shared maps.
+    """The Sauron data-plane object: every entry point, shared maps.
 
     record_last=True builds the variant that stores each frame's parse result
     for the differential tests; production never uses it.
@@ -113,7 +122,7 @@ class DataPlane(BpfObject):
         sources = [ep.source for ep in ENTRY_POINTS] + [m[0] for m in MEASURE_PROGRAMS]
         super().__init__(sources, cflags)
         self.record_last = record_last
-        self.entry_points = {ep.point: ep for ep in ENTRY_POINTS}
+        self.entry_points = {(ep.point, ep.link): ep for ep in ENTRY_POINTS}
         self._install_measurement()
 
     def _install_measurement(self) -> None:
@@ -123,12 +132,21 @@ class DataPlane(BpfObject):
             fd = int(self.function(function, hook).fd)
             self.table(array)[ctypes.c_int(0)] = ctypes.c_int(fd)
 
-    def program(self, point: int) -> Any:
-        ep = self.entry_points[point]
+    def program(self, point: int, link: str = ETHERNET) -> Any:
+        ep = self.entry_points[(point, link)]
         return self.function(ep.function, ep.hook)
 
-    def program_fd(self, point: int) -> int:
-        return int(self.program(point).fd)
+    def program_fd(self, point: int, link: str = ETHERNET) -> int:
+        return int(self.program(point, link).fd)
+
+    def entry_program_fds(self) -> dict[int, list[int]]:
+        """Every attach point's loaded programs: the Ethernet ones always,
+        the others once an interface asked for them."""
+        fds: dict[int, list[int]] = {}
+        for ep in ENTRY_POINTS:
+            if ep.link == ETHERNET or ep.function in self._functions:
+                fds.setdefault(ep.point, []).append(self.program_fd(ep.point, ep.link))
+        return fds
 
     def _config(self) -> layout.Config:
         raw = self.table("config")[ctypes.c_uint32(0)]

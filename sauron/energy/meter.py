@@ -116,7 +116,7 @@ class EnergyMeter:
         catalog: Catalog,
         probe: EnergyProbe,
         setup: EnergySetup,
-        program_fds: dict[int, int],
+        program_fds: dict[int, list[int]],
         watch: list[WatchEntry] | None = None,
         idle_rule: IdleRule = "none",
         proc: Path = Path("/proc"),
@@ -159,7 +159,10 @@ class EnergyMeter:
         self.found = resolved.found
 
     def _program_ns(self) -> dict[int, int]:
-        return {p: libbpf.program_run_stats(fd).run_time_ns for p, fd in self.program_fds.items()}
+        return {
+            point: sum(libbpf.program_run_stats(fd).run_time_ns for fd in fds)
+            for point, fds in self.program_fds.items()
+        }
 
     def _observer_ns(self) -> int:
         return sum(s.run_time_ns for s in self.probe.own_programs())

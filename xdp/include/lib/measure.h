@@ -30,7 +30,8 @@ struct measure_job {
 	__u32 teid;
 	__u32 seq;
 	__u32 gtp_flags;
-	__u32 ip_offset;    /* the user's IP packet (inner on N3); 0 when none */
+	__u32 has_ip;       /* the user's IP packet parsed */
+	__u32 ip_offset;    /* where it starts (inner on N3; 0 on a bare IP link) */
 	__u32 outer_offset; /* the outer IP header of a GTP-U frame */
 };
 

@@ -149,7 +149,7 @@ static __always_inline void run_measurement(void *data, void *data_end)
 	}
 	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
 		return;
-	if (!job->ip_offset)
+	if (!job->has_ip)
 		return;
 	struct ip_view ip = {};
 	struct hdr_cursor c;

@@ -91,6 +91,37 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *c, void *data_end, __
 	return bpf_ntohs(proto);
 }
 
+/* What precedes the IP header on a link. */
+enum sauron_link {
+	SAURON_LINK_ETHERNET = 0, /* NICs, veth, bridges */
+	SAURON_LINK_BARE_IP = 1,  /* TUN and GTP devices: the frame starts at IP */
+};
+
+/* A link without a link-layer header: the version nibble of the first byte
+ * names the protocol. Anything else is not IP, and no anomaly. */
+static __always_inline int parse_bare_ip(struct hdr_cursor *c, void *data_end)
+{
+	__u8 *first = c->pos;
+
+	if ((void *)(first + 1) > data_end)
+		return -1;
+	if (*first >> 4 == 4)
+		return ETH_P_IP;
+	if (*first >> 4 == 6)
+		return ETH_P_IPV6;
+	return -1;
+}
+
+/* The link-layer header of a frame, by the link the program is built for (a
+ * constant, so each entry keeps only its own branch). */
+static __always_inline int parse_link(struct hdr_cursor *c, void *data_end, enum sauron_link link,
+				      __u32 *anomaly)
+{
+	if (link == SAURON_LINK_BARE_IP)
+		return parse_bare_ip(c, data_end);
+	return parse_ethhdr(c, data_end, anomaly);
+}
+
 static __always_inline void ipv4_mapped(__u8 out[16], __be32 addr)
 {
 	__builtin_memset(out, 0, 10);

@@ -223,7 +223,7 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
  * call when it finds the job pending. Cheap here on purpose: this code sits
  * where every parsing path meets. */
 static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const struct gtpu_view *g,
-					     __u32 slice_id, __u32 dir, __u32 ip_offset,
+					     __u32 slice_id, __u32 dir, int has_ip, __u32 ip_offset,
 					     __u32 outer_offset)
 {
 	__u32 zero = 0;
@@ -237,6 +237,7 @@ static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const 
 	job->teid = g->teid;
 	job->seq = g->seq;
 	job->gtp_flags = g->flags;
+	job->has_ip = has_ip;
 	job->ip_offset = ip_offset;
 	job->outer_offset = outer_offset;
 	job->pending = 1;
@@ -244,7 +245,7 @@ static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const 
 
 /* N3/N9 side: GTP-U frames. */
 static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 frame_len,
-					     __u32 point)
+					     __u32 point, enum sauron_link link)
 {
 	struct hdr_cursor c = { .pos = data };
 	struct frame_facts f = { .event = SAURON_EV_IP_NOT_GTPU };
@@ -254,7 +255,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	struct udphdr *udph;
 
 	count_event(point, SAURON_EV_FRAMES);
-	int proto = parse_ethhdr(&c, data_end, &f.anomaly);
+	int proto = parse_link(&c, data_end, link, &f.anomaly);
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
 		f.event = SAURON_EV_NOT_IP;
 		goto out;
@@ -334,7 +335,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 		}
 	}
 	if (cfg && cfg->measure)
-		post_measure_job(point, f.msg_kind, &g, slice_id, dir, inner_ok ? inner_offset : 0,
+		post_measure_job(point, f.msg_kind, &g, slice_id, dir, inner_ok, inner_offset,
 				 outer_offset);
 out:
 	finish_frame(point, &f, &g);
@@ -342,7 +343,7 @@ out:
 
 /* N6 side: plain IP to and from the data network. */
 static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 frame_len,
-					    __u32 point)
+					    __u32 point, enum sauron_link link)
 {
 	struct hdr_cursor c = { .pos = data };
 	struct frame_facts f = { .event = SAURON_EV_NOT_IP, .msg_kind = SAURON_MSG_NOT_GTPU };
@@ -350,7 +351,7 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 	struct ip_view ip = {};
 
 	count_event(point, SAURON_EV_FRAMES);
-	int proto = parse_ethhdr(&c, data_end, &f.anomaly);
+	int proto = parse_link(&c, data_end, link, &f.anomaly);
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
 		goto out;
 	cursor_merge(&c, data);
@@ -403,7 +404,7 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 		ue_stats.update(&key, &fresh);
 	}
 	if (cfg && cfg->measure)
-		post_measure_job(point, f.msg_kind, &g, slice_id, dir, ip_offset, 0);
+		post_measure_job(point, f.msg_kind, &g, slice_id, dir, 1, ip_offset, 0);
 out:
 	finish_frame(point, &f, &g);
 }
