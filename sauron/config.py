@@ -5,6 +5,8 @@ publisher. Errors name the file and the field."""
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,6 +29,10 @@ from sauron.yamlfile import FileProblems, field_problems, read_yaml
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]
 GTPU_ROLES = ("n3", "n9")
+
+
+#: the environment variable that names the node, over the file's `node`
+NODE_VARIABLE = "SAURON_NODE"
 
 
 class ConfigError(FileProblems):
@@ -142,6 +148,8 @@ class EnergyConfig(BaseModel):
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: this agent's name in the published series (SAURON_NODE in the
+    #: environment wins: a DaemonSet gives each agent its node's name)
     node: Annotated[str, Field(min_length=1)] = "upf-1"
     catalog: Path | None = None
     interfaces: Annotated[list[InterfaceConfig], Field(min_length=1)]
@@ -168,9 +176,11 @@ class AgentConfig(BaseModel):
         return self
 
 
-def load_config(path: Path | str) -> AgentConfig:
+def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> AgentConfig:
     path = Path(path)
     raw = read_yaml(path, ConfigError)
+    if environ.get(NODE_VARIABLE) and isinstance(raw, dict):
+        raw = {**raw, "node": environ[NODE_VARIABLE]}
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sauron.dashboard.routes import VENDOR, missing_assets
+from sauron.host_access import CAPABILITIES, HOST_PATHS
 from sauron.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
 
 PASS = "pass"
@@ -27,10 +28,6 @@ class Check:
     required: bool
     reason: str
     remedy: str = ""
-
-
-# capability numbers, uapi/linux/capability.h
-CAPABILITIES = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 
 def _mounted(path: str, fstype: str) -> bool:
@@ -339,18 +336,19 @@ def effective_capabilities() -> int:
 
 
 def check_capabilities() -> Check:
+    """Loading and attaching needs CAP_NET_ADMIN and either CAP_SYS_ADMIN or
+    CAP_BPF with CAP_PERFMON; the others serve features, and are listed."""
     caps = effective_capabilities()
-    have = {name: bool(caps & (1 << bit)) for name, bit in CAPABILITIES.items()}
-    ok = have["CAP_NET_ADMIN"] and (
-        have["CAP_SYS_ADMIN"] or (have["CAP_BPF"] and have["CAP_PERFMON"])
-    )
-    listed = ", ".join(f"{n}={'yes' if v else 'no'}" for n, v in have.items())
+    have = {c.name: bool(caps & (1 << c.bit)) for c in CAPABILITIES}
+    ok = have["NET_ADMIN"] and (have["SYS_ADMIN"] or (have["BPF"] and have["PERFMON"]))
+    listed = ", ".join(f"CAP_{n}={'yes' if v else 'no'}" for n, v in have.items())
+    lacking = [f"CAP_{c.name} ({c.needed_for})" for c in CAPABILITIES if not have[c.name]]
     return Check(
         "capabilities",
         PASS if ok else FAIL,
         True,
         listed,
-        "" if ok else "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN",
+        "grant " + "; ".join(lacking) if lacking else "",
     )
 
 
@@ -373,9 +371,12 @@ def run_checks() -> list[Check]:
         check_btf(),
         check_bpf_syscall(),
         check_jit(),
-        check_mount("bpffs", "/sys/fs/bpf", "bpf", True),
-        check_mount("tracefs", "/sys/kernel/tracing", "tracefs", False),
     ]
+    checks.extend(
+        check_mount(h.name, h.path, h.fstype, h.required)
+        for h in HOST_PATHS
+        if h.fstype is not None
+    )
     compile_check, obj = check_compile()
     checks.append(compile_check)
     runners: list[Callable[[], Check]] = [

@@ -8,16 +8,20 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def start_agent(config: Path, within_s: float = 30) -> tuple[subprocess.Popen[str], str]:
+def start_agent(
+    config: Path, within_s: float = 30, wrapper: Sequence[str] = ()
+) -> tuple[subprocess.Popen[str], str]:
     """`sauron run --config CONFIG`, once it prints that it serves: (the
-    process, the API's base URL)."""
+    process, the API's base URL). `wrapper` runs before it and execs it (the
+    command follows its arguments)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sauron", "run", "--config", str(config)],
+        [*wrapper, sys.executable, "-m", "sauron", "run", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -11,7 +11,7 @@ from conftest import REPO
 
 from sauron.bpf.loader import DataPlane
 from sauron.config import ConfigError, load_config
-from sauron.interfaces import attach_interfaces
+from sauron.interfaces import attach_interfaces, resolve_links
 from sauron.netns import Attachments, Topology
 
 
@@ -86,12 +86,14 @@ def test_roles_attach_the_right_programs_and_detach_cleanly(
     upf, gnb = topology.namespace("upf"), topology.namespace("gnb")
     topology.veth(gnb, "eth0", "192.0.2.1/30", upf, "n3", "192.0.2.2/30")
     topology.veth(gnb, "eth1", "192.0.2.5/30", upf, "n6", "192.0.2.6/30")
+    subprocess.run(["ip", "-n", upf, "tuntap", "add", "dev", "ogstun", "mode", "tun"], check=True)
     path = tmp_path / "agent.yaml"
     path.write_text(
         f"interfaces:\n  - {{name: n3, role: n3, netns: {upf}}}\n"
         f"  - {{name: n6, role: n6, netns: {upf}, tc_egress: false}}\n"
+        f"  - {{name: ogstun, role: n6, netns: {upf}}}\n"
     )
-    config = load_config(path)
+    config = resolve_links(load_config(path), path)
     attached = Attachments()
     with attached:
         attach_interfaces(recording_dataplane, config.interfaces, attached)
@@ -99,8 +101,20 @@ def test_roles_attach_the_right_programs_and_detach_cleanly(
         assert "sauron_n6_ingr" in _link(upf, "n6")
         assert "sauron_n3_egress" in _egress_filters(upf, "n3")
         assert _egress_filters(upf, "n6").strip() == ""
-    assert "xdp" not in _link(upf, "n3") and "xdp" not in _link(upf, "n6")
-    assert _egress_filters(upf, "n3").strip() == ""
+        # the UPF's TUN: bare-IP programs, the sides swapped
+        assert "sauron_n6_tun_e" in _link(upf, "ogstun")
+        assert "sauron_n6_tun_ingress" in _egress_filters(upf, "ogstun")
+    for link in ("n3", "n6", "ogstun"):
+        assert "xdp" not in _link(upf, link)
+        assert _egress_filters(upf, link).strip() == ""
+
+
+def test_the_environment_names_the_node(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text("node: from-file\ninterfaces: [{name: eth0, role: n3}]\n")
+    assert load_config(path, environ={}).node == "from-file"
+    assert load_config(path, environ={"SAURON_NODE": "worker-7"}).node == "worker-7"
+    assert load_config(path, environ={"SAURON_NODE": ""}).node == "from-file"
 
 
 def test_influx_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:

@@ -13,9 +13,7 @@ import shutil
 import signal
 import socket
 import socketserver
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
@@ -25,7 +23,7 @@ import pytest
 import yaml
 from agent_process import REPO, start_agent
 from frames import gtpu_raw, inner_v4, outer
-from pyroute2 import IPRoute
+from holders import holder, link_into, xdp_attached
 
 from sauron.client import SauronClient
 from sauron.config import ConfigError, load_config, resolve_namespaces
@@ -33,23 +31,6 @@ from sauron.namespace_ref import NamespaceError, container_pid, resolve
 from sauron.netns import Topology, inside
 
 HOLDER_NAME = "sauron-upf-hold"  # 15 characters: a whole comm
-
-
-@contextmanager
-def holder(executable: str = "sleep") -> Iterator[int]:
-    """A process in a network namespace of its own, as a container's init."""
-    proc = subprocess.Popen(["unshare", "--net", "--", executable, "600"])
-    comm = Path(executable).name[:15]
-    try:
-        # ready once unshare has switched namespace and exec'd the holder
-        for _ in range(500):
-            if Path(f"/proc/{proc.pid}/comm").read_text().strip() == comm:
-                break
-            time.sleep(0.01)
-        yield proc.pid
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 class FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -97,25 +78,6 @@ def fake_engine(path: Path, containers: dict[str, int]) -> Iterator[Path]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def link_into(topo: Topology, src: str, src_if: str, pid: int, name: str) -> None:
-    """A veth from namespace `src` (end `src_if`) into the namespace of
-    process `pid`, where its end is called `name`; both up."""
-    with inside(src), IPRoute() as ipr:
-        ipr.link("add", ifname=src_if, kind="veth", peer="tmp" + src_if)
-        ipr.link("set", index=ipr.link_lookup(ifname="tmp" + src_if)[0], net_ns_pid=pid)
-        ipr.link("set", index=ipr.link_lookup(ifname=src_if)[0], state="up")
-    with inside(f"/proc/{pid}/ns/net"), IPRoute() as ipr:
-        index = ipr.link_lookup(ifname="tmp" + src_if)[0]
-        ipr.link("set", index=index, ifname=name, state="up")
-
-
-def xdp_attached(pid: int, name: str) -> bool:
-    with inside(f"/proc/{pid}/ns/net"), IPRoute() as ipr:
-        link = ipr.get_links(ipr.link_lookup(ifname=name)[0])[0]
-    xdp = link.get_attr("IFLA_XDP")
-    return bool(xdp and xdp.get_attr("IFLA_XDP_ATTACHED"))
 
 
 def send(src: str, ifname: str, frame: bytes, count: int) -> None:

@@ -25,6 +25,7 @@ import yaml
 
 from sauron.catalog import load_catalog
 from sauron.config import load_config
+from sauron.host_access import CAPABILITIES, HOST_PATHS
 
 REPO = Path(__file__).resolve().parents[1]
 BED = REPO / "testbed" / "open5gs"
@@ -302,6 +303,15 @@ def test_the_agent_configuration_loads_and_watches_every_upf(model: dict[str, An
     assert {w.netns for w in config.control_plane.pfcp if w.name == "n4"} == {
         f"container:{c}" for c in upfs
     }
+    # what the agent needs of the host, and nothing else
+    assert agent_service["cap_drop"] == ["ALL"]
+    assert sorted(agent_service["cap_add"]) == sorted(c.name for c in CAPABILITIES)
+    binds = {v["target"]: v for v in agent_service["volumes"]}
+    for needed in HOST_PATHS:
+        bind = binds[needed.path]
+        assert bind["source"] == needed.path, needed.name
+        assert bind.get("read_only", False) is needed.read_only, needed.name
+    assert binds["/var/run/netns"]["bind"]["propagation"] == "rslave"
     # container:NAME needs the engine's socket and the host's process table
     assert agent_service["pid"] == "host"
     assert mounted["/var/run/docker.sock"] == Path("/var/run/docker.sock")
