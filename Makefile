@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck unit bench bench-service bench-energy bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test lint typecheck unit reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ lint: setup ## ruff
 
 typecheck: setup ## mypy (strict on sauron/)
 	$(VENV)/bin/mypy
+
+reference: setup ## rewrite the README's configuration reference from the configuration's models
+	$(VENV)/bin/sauron config reference --readme README.md
 
 test: setup lint typecheck ## lint, types and the whole test suite (root, real kernel)
 	$(PY) -m pytest -q

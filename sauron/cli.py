@@ -125,6 +125,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    from sauron.config_reference import reference, with_reference
+
+    if args.readme is None:
+        print(reference(), end="")
+        return 0
+    try:
+        args.readme.write_text(with_reference(args.readme.read_text()))
+    except (OSError, ValueError) as exc:
+        print(f"{args.readme}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _token(args: argparse.Namespace) -> str | None:
     import os
 
@@ -286,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="one JSON object")
     replay.set_defaults(func=_cmd_replay)
+
+    config = sub.add_parser("config", help="the agent configuration's reference")
+    config.add_argument("action", choices=["reference"])
+    config.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        help="write it into this Markdown file, between its markers, instead of printing it",
+    )
+    config.set_defaults(func=_cmd_config)
 
     catalog = sub.add_parser("catalog", help="check a slice catalog or print its schema")
     catalog.add_argument("action", choices=["check", "schema"])

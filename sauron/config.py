@@ -42,7 +42,9 @@ class ConfigError(FileProblems):
 class InterfaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: the link's name in its namespace
     name: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+    #: its reference point: n3 and n9 carry GTP-U, n6 the data network's IP
     role: Role
     #: the interface's network namespace: a name (ip netns), a namespace
     #: file's path, pid:N, process:NAME or container:NAME (none: the agent's)
@@ -83,11 +85,15 @@ class ServiceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: the address the API and dashboard listen on
     host: str = "127.0.0.1"
+    #: their TCP port (0: any free one, printed at start)
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    #: a file whose first line is the bearer token every route but the probes asks for
     token_file: Path | None = None
     #: requests per second per client address (0: no limit) and burst size
     rate_per_s: Annotated[float, Field(ge=0)] = 100.0
+    #: requests a client may send at once before the rate applies
     burst: Annotated[float, Field(ge=1)] = 200.0
 
     @model_validator(mode="after")
@@ -105,8 +111,11 @@ class SlaRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: checks (intervals) looked back over
     window: Annotated[int, Field(ge=1, le=1000)] = 5
+    #: failed checks within the window that open a violation
     open_bad: Annotated[int, Field(ge=1)] = 3
+    #: passed checks in a row that close it
     close_good: Annotated[int, Field(ge=1)] = 3
 
     @model_validator(mode="after")
@@ -122,8 +131,11 @@ class HistoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: intervals kept at full resolution
     recent: Annotated[int, Field(ge=1, le=100_000)] = 300
+    #: intervals averaged into one beyond them
     fold: Annotated[int, Field(ge=2, le=3600)] = 10
+    #: averaged intervals kept
     folded: Annotated[int, Field(ge=0, le=100_000)] = 360
 
 
@@ -134,12 +146,16 @@ class EnergyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: false: no energy estimate (the API says so)
     enabled: bool = True
+    #: the network functions whose CPU time counts besides the packet processing
     watch: Annotated[list[WatchEntry], Field(max_length=layout.MAX_WATCHED)] = []
     #: none: idle power is reported, not attributed; proportional: shared by
     #: the slices' dynamic energy; equal: the same part for every slice
     idle: IdleRule = "none"
+    #: a power profile by name (energy/profiles); none: chosen by CPU model
     profile: str | None = None
+    #: more power profiles, besides the ones shipped
     profiles_dir: Path | None = None
     #: clock ticks per second that bring every CPU's accounting up to date
     tick_hz: Annotated[int, Field(ge=10, le=1000)] = 100
@@ -151,8 +167,11 @@ class AgentConfig(BaseModel):
     #: this agent's name in the published series (SAURON_NODE in the
     #: environment wins: a DaemonSet gives each agent its node's name)
     node: Annotated[str, Field(min_length=1)] = "upf-1"
+    #: the slice catalog (YAML; relative to this file); none: slices/default.yaml
     catalog: Path | None = None
+    #: the links the data-path programs attach to
     interfaces: Annotated[list[InterfaceConfig], Field(min_length=1)]
+    #: seconds between two readings of the maps: one KPI interval
     interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     service: ServiceConfig = ServiceConfig()
     sla: SlaRule = SlaRule()

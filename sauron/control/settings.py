@@ -16,6 +16,7 @@ class PfcpWatchConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: the link that carries N4
     name: Annotated[str, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.:@-]+$")]
     #: as an interface's netns: a name, a path, pid:N, process:NAME or container:NAME
     netns: NamespaceRef | None = None
@@ -27,8 +28,11 @@ class SmfFeedConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: the SMF's metrics server
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    #: seconds between two readings of its session list
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: one request's limit
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     #: Open5GS serves at most 100 UEs per page
     page_size: Annotated[int, Field(ge=1, le=100)] = 100

@@ -22,9 +22,13 @@ class WatchEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: a process name: its comm or the base name of its first argument
     name: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    #: a process id
     pid: Annotated[int, Field(ge=1)] | None = None
+    #: a cgroup v2 path, every cgroup below it included
     cgroup: Path | None = None
+    #: the slice its time belongs to; none: shared by packets seen
     slice: str | None = None
 
     @model_validator(mode="after")

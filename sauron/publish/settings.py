@@ -34,23 +34,32 @@ class InfluxConfig(BaseModel):
 
     #: the server's base URL (http://host:8086); no URL, no publishing
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")] | None = None
+    #: the InfluxDB organisation
     org: Annotated[str, Field(min_length=1)] = "sauron"
+    #: the bucket written to
     bucket: Annotated[str, Field(min_length=1)] = "sauron"
+    #: the API token (prefer token_file or SAURON_INFLUX_TOKEN; never logged)
     token: SecretStr | None = None
+    #: a file holding the token (first line)
     token_file: Path | None = None
+    #: check the server's certificate on https
     verify_tls: bool = True
     #: one write request's limit, connection included
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     #: points per write request
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    #: the longest a point waits in the queue before a write
     flush_interval_s: Annotated[float, Field(gt=0, le=300)] = 1.0
     #: points held in memory waiting for a write; beyond it they go to the spool
     queue_points: Annotated[int, Field(ge=1)] = 100_000
+    #: where points the server could not take wait on disk, replayed in order
     spool_dir: Path = DEFAULT_SPOOL
+    #: the spool's size limit; beyond it the oldest points are dropped and counted
     spool_max_bytes: Annotated[int, Field(ge=4096)] = 256 * 1024 * 1024
     #: retry after a connection error, 5xx or 429: doubling from the first
     #: delay up to the largest, with jitter, or as Retry-After says
     retry_first_s: Annotated[float, Field(gt=0)] = 1.0
+    #: the longest delay between retries
     retry_max_s: Annotated[float, Field(gt=0)] = 60.0
     #: after 401/403/404 (bad token, unknown org or bucket): one attempt per
     #: this many seconds, not a retry storm; points wait in the spool
