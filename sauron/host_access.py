@@ -88,7 +88,3 @@ HOST_PATHS: tuple[HostPath, ...] = (
         required=False,
     ),
 )
-
-
-def capability(name: str) -> Capability:
-    return next(c for c in CAPABILITIES if c.name == name)

@@ -77,11 +77,11 @@ def resolve_links(config: AgentConfig, source: Path) -> AgentConfig:
 
 
 def attach_interfaces(dp: DataPlane, interfaces: list[InterfaceConfig], into: Attachments) -> None:
-    """Attaches every configured interface (links resolved); `into` records
-    them so one detach_all() undoes everything, also after a failure half
-    way."""
+    """Attaches every configured interface, reading a link left at auto from
+    the system; `into` records them so one detach_all() undoes everything,
+    also after a failure half way."""
     for itf in interfaces:
-        link = ETHERNET if itf.link == "auto" else itf.link
+        link = link_of(itf) if itf.link == "auto" else itf.link
         xdp_point, tc_point = POINTS[(itf.role, link)]
         into.attach_xdp(
             itf.netns, itf.name, dp.program(xdp_point, link), generic=itf.xdp_mode == "generic"
