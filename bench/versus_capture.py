@@ -12,6 +12,14 @@ catalog's slice; its CPU is its own user and system time. The kernel's copy
 of each frame into the capture socket runs in the receive softirq and is
 not charged to it, which favours the capture.
 
+Beside it runs the cheapest capture there is: Debian's tcpdump writing the
+first 128 bytes of every frame to /dev/null (no parsing at all), its CPU
+its own user and system time read from the kernel when it exits (wait4);
+its closing count of captured frames is kept with the figures. And in runs
+of their own, an empty XDP program under the same traffic gives the floor
+every program pays in real traffic (the call, the run-time statistics, cold
+instruction caches), which Sauron's kernel time is held against.
+
 Per-slice counts from Sauron, from the capture and from what the generator
 sent must all agree."""
 
@@ -20,19 +28,24 @@ from __future__ import annotations
 import bisect
 import multiprocessing
 import os
+import re
 import resource
+import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator
 from bench.n3_link import N3, n3_link, uplink_frames
 from sauron.bpf import layout, libbpf
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.maps import CounterReader, TransitExpiry
 from sauron.bpf.measurements import MeasureSettings, apply_settings, settings_for
 from sauron.catalog import load_catalog
@@ -91,6 +104,43 @@ def _drained(sock: socket.socket) -> bool:
     return False
 
 
+class TcpdumpRun:
+    """What tcpdump cost and saw: its CPU seconds and captured frames."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.captured = -1
+
+
+@contextmanager
+def tcpdump(ns: str, ifname: str) -> Iterator[TcpdumpRun]:
+    """tcpdump -i IF -w /dev/null -s 128 inside `ns` for the body's span; its
+    CPU is the user and system time the kernel reports when it exits."""
+    result = TcpdumpRun()
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-w", "/dev/null", "-s", "128"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    started = proc.stderr.readline()  # "tcpdump: listening on ..." once it captures
+    if "listening on" not in started:
+        proc.kill()
+        raise RuntimeError(f"tcpdump did not start: {started.strip()}")
+    try:
+        yield result
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        result.cpu = usage.ru_utime + usage.ru_stime
+        closing = proc.stderr.read()
+        proc.stderr.close()
+        found = re.search(r"(\d+) packets? captured", closing)
+        result.captured = int(found.group(1)) if found else -1
+
+
 class _Ticker(threading.Thread):
     """The agent's interval loop: read the maps and build the snapshot once
     a second, CPU time of this thread summed."""
@@ -133,8 +183,9 @@ def one_run(total: int, pps: float, sessions: int, measuring: bool) -> dict[str,
         program = dp.program_fd(layout.POINT_N3_INGRESS)
         kernel0 = libbpf.program_run_stats(program)
         ticker.start()
-        sent = gen.paced(total, pps)
-        time.sleep(1.5)  # the interval in progress ends, the capture drains
+        with tcpdump(link.upf, N3) as dump:
+            sent = gen.paced(total, pps)
+            time.sleep(1.5)  # the interval in progress ends, the captures drain
         ticker.stop.set()
         ticker.join()
         kernel1 = libbpf.program_run_stats(program)
@@ -162,25 +213,78 @@ def one_run(total: int, pps: float, sessions: int, measuring: bool) -> dict[str,
         "agent_ns": agent_ns,
         "ticks": ticker.ticks,
         "capture_ns": capture_cpu * 1e9 / frames,
+        "tcpdump_ns": dump.cpu * 1e9 / frames,
+        "tcpdump_captured": dump.captured,
         "truth": dict(truth),
         "sauron": sauron_counts,
         "capture": {k: v for k, v in capture_counts.items() if k != "unclassified"},
     }
 
 
+def empty_run(total: int, pps: float, sessions: int) -> float:
+    """Kernel ns per frame of an empty XDP program under the same traffic."""
+    empty = BpfObject(["empty_xdp.c"])
+    stats_fd = libbpf.enable_run_time_stats()
+    try:
+        with n3_link() as link, Attachments() as att:
+            program = empty.function("empty_xdp", "xdp")
+            att.attach_xdp(link.upf, N3, program)
+            with inside(link.gnb):
+                gen = FrameGenerator("gnb0", [f for _, _, f in uplink_frames(sessions)])
+            before = libbpf.program_run_stats(int(program.fd))
+            sent = gen.paced(total, pps)
+            after = libbpf.program_run_stats(int(program.fd))
+            gen.close()
+    finally:
+        os.close(stats_fd)
+        empty.close()
+    return (after.run_time_ns - before.run_time_ns) / sent.frames
+
+
 def run(quick: bool = False) -> list[Figure]:
-    runs, total, pps, sessions = (1, 20_000, 20_000, 30) if quick else (2, 250_000, 50_000, 1000)
-    counting, measuring = [], []
+    runs, total, pps, sessions = (1, 20_000, 20_000, 30) if quick else (3, 250_000, 50_000, 1000)
+    counting, measuring, empty = [], [], []
     for _ in range(runs):  # interleaved
         counting.append(one_run(total, pps, sessions, measuring=False))
         measuring.append(one_run(total, pps, sessions, measuring=True))
+        empty.append(empty_run(total, pps, sessions))
     both = counting + measuring
     sauron = [r["kernel_ns"] + r["agent_ns"] for r in counting]
     sauron_measuring = [r["kernel_ns"] + r["agent_ns"] for r in measuring]
     capture = [r["capture_ns"] for r in both]
+    dumps = [r["tcpdump_ns"] for r in both]
     agree = all(r["truth"] == r["sauron"] == r["capture"] for r in both)
     rate = f"{counting[0]['pps']:.0f} frames/s, {3 * sessions} sessions"
     return [
+        figure(
+            "empty_kernel_cpu_per_packet_ns",
+            empty,
+            "ns",
+            what=f"an empty XDP program on the same N3 under the same traffic; {rate}",
+        ),
+        figure(
+            "kernel_cpu_per_packet_vs_empty_ratio",
+            [r["kernel_ns"] / e for r, e in zip(counting, empty, strict=True)],
+            "ratio",
+            goal=2.0,
+            goal_is="at_most",
+            what="Sauron's N3 program ÷ the empty program, counting, runs interleaved",
+        ),
+        figure(
+            "tcpdump_cpu_per_packet_ns",
+            dumps,
+            "ns",
+            what="tcpdump -w /dev/null -s 128 on the same N3 meanwhile: its user + system time",
+        ),
+        figure(
+            "cpu_per_packet_vs_tcpdump_ratio",
+            [s / c["tcpdump_ns"] for s, c in zip(sauron, counting, strict=True)],
+            "ratio",
+            goal=0.2,
+            goal_is="at_most",
+            what="Sauron counting (kernel + agent) ÷ tcpdump, same frames, same run",
+            detail={"tcpdump_captured": [r["tcpdump_captured"] for r in both]},
+        ),
         figure(
             "sauron_cpu_per_packet_ns",
             sauron,

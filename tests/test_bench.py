@@ -27,6 +27,8 @@ STABLE_NAMES = {
     "veth_throughput_ratio",
     "generator_ceiling_pps",
     "cpu_per_packet_vs_userspace_ratio",
+    "cpu_per_packet_vs_tcpdump_ratio",
+    "kernel_cpu_per_packet_vs_empty_ratio",
     "per_slice_counts_agree",
     "agent_startup_s",
     "agent_idle_cpu_percent",
@@ -64,6 +66,12 @@ def test_every_section_runs_and_writes_every_figure(tmp_path: Path) -> None:
     assert figures["per_slice_counts_agree"]["value"] == 1.0, figures["per_slice_counts_agree"]
     for run in figures["per_slice_counts_agree"]["detail"]["runs"]:
         assert sum(run["truth"].values()) > 0 and run["truth"] == run["sauron"] == run["capture"]
+    # tcpdump saw at least every frame sent (ARP and the like come on top)
+    sent = min(
+        sum(r["truth"].values()) for r in figures["per_slice_counts_agree"]["detail"]["runs"]
+    )
+    captured = figures["cpu_per_packet_vs_tcpdump_ratio"]["detail"]["tcpdump_captured"]
+    assert captured and min(captured) >= sent, (captured, sent)
     # every figure is in the printed table
     for name in figures:
         assert name in done.stdout
