@@ -39,6 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from bench.figures import Figure, figure
@@ -104,12 +105,13 @@ def _drained(sock: socket.socket) -> bool:
     return False
 
 
+@dataclass
 class TcpdumpRun:
-    """What tcpdump cost and saw: its CPU seconds and captured frames."""
+    """What tcpdump cost and saw: its CPU seconds and captured frames (-1
+    when its closing line did not say)."""
 
-    def __init__(self) -> None:
-        self.cpu = 0.0
-        self.captured = -1
+    cpu: float = 0.0
+    captured: int = -1
 
 
 @contextmanager
@@ -127,6 +129,7 @@ def tcpdump(ns: str, ifname: str) -> Iterator[TcpdumpRun]:
     started = proc.stderr.readline()  # "tcpdump: listening on ..." once it captures
     if "listening on" not in started:
         proc.kill()
+        proc.wait()
         raise RuntimeError(f"tcpdump did not start: {started.strip()}")
     try:
         yield result
