@@ -1,8 +1,10 @@
 """Throughput overhead on a veth pair between namespaces: frames per second
 the UPF namespace's stack takes in with Sauron attached to its N3 end (as
-the agent attaches it: XDP generic ingress, TC egress, the default catalog's
-measuring settings) ÷ with nothing attached, and ÷ with empty programs of
-the same types, conditions interleaved round by round.
+the agent attaches it: ingress auto, TC egress, the default catalog's
+measuring settings) ÷ with nothing attached, and ÷ with empty programs on
+the same hooks; and the same for every ingress hook (TC, generic and native
+XDP), empty and with Sauron, conditions interleaved round by round. The
+ranking is what `auto` follows (sauron.ingress_hooks).
 
 The generator (bench/generator.py) runs pinned to one CPU; on a veth the
 receiving stack runs in the sender's system call, so each figure is one
@@ -17,6 +19,7 @@ import os
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator
 from bench.n3_link import N3, N3Link, n3_link, udp_delivered, uplink_frames
+from sauron import ingress_hooks
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import apply_settings, settings_for
 from sauron.catalog import load_catalog
@@ -25,13 +28,24 @@ from sauron.interfaces import attach_interfaces
 from sauron.netns import Attachments, inside
 from sauron.rules import program_catalog
 
-CONDITIONS = ("none", "empty", "sauron")
+#: every ingress hook the agent offers; egress is TC in all of them
+MODES = ingress_hooks.HOOKS
+CONDITIONS = ("none", *(f"empty {m}" for m in MODES), *(f"sauron {m}" for m in MODES))
 
 
 def _delivered_pps(link: N3Link, gen: FrameGenerator, seconds: float) -> tuple[float, float]:
     before = udp_delivered(link.upf)
     sent = gen.flood(seconds)
     return (udp_delivered(link.upf) - before) / sent.seconds, sent.pps
+
+
+def _attach_empty(att: Attachments, ns: str, empty: BpfObject, mode: str) -> None:
+    if mode == ingress_hooks.TC:
+        att.attach_tc_ingress(ns, N3, empty.function("empty_tc", "tc"))
+    else:
+        generic = mode == ingress_hooks.XDP_GENERIC
+        att.attach_xdp(ns, N3, empty.function("empty_xdp", "xdp"), generic)
+    att.attach_tc_egress(ns, N3, empty.function("empty_tc", "tc"))
 
 
 def run(quick: bool = False) -> list[Figure]:
@@ -52,13 +66,12 @@ def run(quick: bool = False) -> list[Figure]:
         for _ in range(rounds):
             for condition in CONDITIONS:
                 with Attachments() as att:
-                    if condition == "empty":
-                        att.attach_xdp(link.upf, N3, empty.function("empty_xdp", "xdp"))
-                        att.attach_tc_egress(link.upf, N3, empty.function("empty_tc", "tc"))
-                    elif condition == "sauron":
-                        attach_interfaces(
-                            dp, [InterfaceConfig(name=N3, role="n3", netns=link.upf)], att
-                        )
+                    kind, _, mode = condition.partition(" ")
+                    if kind == "empty":
+                        _attach_empty(att, link.upf, empty, mode)
+                    elif kind == "sauron":
+                        itf = InterfaceConfig(name=N3, role="n3", netns=link.upf, ingress=mode)
+                        attach_interfaces(dp, [itf], att)
                     pps[condition].append(_delivered_pps(link, gen, seconds)[0])
             with Attachments() as att:
                 att.attach_xdp(link.upf, N3, empty.function("discard_xdp", "xdp"), generic=False)
@@ -66,43 +79,81 @@ def run(quick: bool = False) -> list[Figure]:
         gen.close()
     empty.close()
     dp.close()
+    return _figures(pps, ceiling)
+
+
+def _ratios(over: list[float], under: list[float]) -> list[float]:
+    return [a / b for a, b in zip(over, under, strict=True)]
+
+
+def _figures(pps: dict[str, list[float]], ceiling: list[float]) -> list[Figure]:
     machine_note = "one CPU sends and receives (veth)"
-    with_ratio = [s / n for s, n in zip(pps["sauron"], pps["none"], strict=True)]
-    vs_empty = [s / e for s, e in zip(pps["sauron"], pps["empty"], strict=True)]
-    return [
-        figure(
-            "veth_pps_without", pps["none"], "frames/s", what=f"nothing attached; {machine_note}"
-        ),
+    auto = ingress_hooks.candidates("auto", "veth")[0]
+    none = pps["none"]
+    out = [
+        figure("veth_pps_without", none, "frames/s", what=f"nothing attached; {machine_note}"),
         figure(
             "veth_pps_empty_programs",
-            pps["empty"],
+            pps[f"empty {auto}"],
             "frames/s",
-            what="empty XDP and TC programs attached",
+            what=f"empty programs on the hooks auto takes on a veth ({auto} ingress, TC egress)",
         ),
         figure(
             "veth_pps_with_sauron",
-            pps["sauron"],
+            pps[f"sauron {auto}"],
             "frames/s",
-            what="Sauron attached as the agent attaches it",
+            what=f"Sauron attached as the agent attaches it (ingress auto: {auto})",
         ),
         figure(
             "veth_throughput_ratio",
-            with_ratio,
+            _ratios(pps[f"sauron {auto}"], none),
             "ratio",
             goal=0.97,
             goal_is="at_least",
-            what="with Sauron ÷ without, per round",
+            what=f"with Sauron ÷ without, per round, ingress auto ({auto})",
         ),
         figure(
             "veth_throughput_ratio_vs_empty",
-            vs_empty,
+            _ratios(pps[f"sauron {auto}"], pps[f"empty {auto}"]),
             "ratio",
-            what="with Sauron ÷ with empty programs",
+            what="with Sauron ÷ with empty programs on the same hooks",
         ),
+    ]
+    medians = {}
+    for mode in MODES:
+        key = mode.replace("-", "_")
+        empty_ratio = figure(
+            f"veth_empty_ratio_{key}",
+            _ratios(pps[f"empty {mode}"], none),
+            "ratio",
+            what=f"empty programs, {mode} ingress and TC egress, ÷ nothing attached",
+        )
+        full_ratio = figure(
+            f"veth_throughput_ratio_{key}",
+            _ratios(pps[f"sauron {mode}"], none),
+            "ratio",
+            what=f"Sauron with {mode} ingress ÷ nothing attached",
+        )
+        medians[mode] = full_ratio.value
+        out += [empty_ratio, full_ratio]
+    cheapest = max(medians, key=lambda m: medians[m])
+    out.append(
+        figure(
+            "veth_auto_is_cheapest",
+            [1.0 if cheapest == auto else 0.0],
+            "bool",
+            goal=1.0,
+            goal_is="at_least",
+            what=f"auto's measured table (ingress_hooks.MEASURED_CHEAPEST) picks {auto}; "
+            f"this run's cheapest with Sauron: {cheapest}",
+        )
+    )
+    out.append(
         figure(
             "generator_ceiling_pps",
             ceiling,
             "frames/s",
             what="the generator into the same veth, UPF end discarding in native XDP",
-        ),
-    ]
+        )
+    )
+    return out

@@ -16,7 +16,7 @@ Beside it runs the cheapest capture there is: Debian's tcpdump writing the
 first 128 bytes of every frame to /dev/null (no parsing at all), its CPU
 its own user and system time read from the kernel when it exits (wait4);
 its closing count of captured frames is kept with the figures. And in runs
-of their own, an empty XDP program under the same traffic gives the floor
+of their own, an empty program on the same hook under the same traffic gives the floor
 every program pays in real traffic (the call, the run-time statistics, cold
 instruction caches), which Sauron's kernel time is held against.
 
@@ -45,8 +45,9 @@ from typing import Any
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator
 from bench.n3_link import N3, n3_link, uplink_frames
+from sauron import ingress_hooks
 from sauron.bpf import layout, libbpf
-from sauron.bpf.loader import BpfObject, DataPlane
+from sauron.bpf.loader import TC, XDP, BpfObject, DataPlane
 from sauron.bpf.maps import CounterReader, TransitExpiry
 from sauron.bpf.measurements import MeasureSettings, apply_settings, settings_for
 from sauron.catalog import load_catalog
@@ -172,7 +173,7 @@ def one_run(total: int, pps: float, sessions: int, measuring: bool) -> dict[str,
     sent_frames = uplink_frames(sessions)
     ctx = multiprocessing.get_context("spawn")
     with n3_link() as link, Attachments() as att:
-        attach_interfaces(dp, [InterfaceConfig(name=N3, role="n3", netns=link.upf)], att)
+        hooks = attach_interfaces(dp, [InterfaceConfig(name=N3, role="n3", netns=link.upf)], att)
         with inside(link.gnb):
             gen = FrameGenerator("gnb0", [f for _, _, f in sent_frames])
         ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
@@ -181,9 +182,10 @@ def one_run(total: int, pps: float, sessions: int, measuring: bool) -> dict[str,
         while not ready.wait(0.2):
             if not reader.is_alive():
                 raise RuntimeError("the capture process ended before it started reading")
-        engine = KpiEngine(catalog, CounterReader(dp, TransitExpiry(dp)))
+        # read as the agent reads: per-slice rows up to the catalog's slices
+        engine = KpiEngine(catalog, CounterReader(dp, TransitExpiry(dp), catalog.slice_rows))
         ticker = _Ticker(engine)
-        program = dp.program_fd(layout.POINT_N3_INGRESS)
+        program = dp.program_fd(layout.POINT_N3_INGRESS, hook=hook_of(hooks[N3]))
         kernel0 = libbpf.program_run_stats(program)
         ticker.start()
         with tcpdump(link.upf, N3) as dump:
@@ -214,6 +216,7 @@ def one_run(total: int, pps: float, sessions: int, measuring: bool) -> dict[str,
         "kernel_ns": kernel_ns,
         "kernel_runs": kernel1.run_count - kernel0.run_count,
         "agent_ns": agent_ns,
+        "agent_cpu_s": ticker.cpu,
         "ticks": ticker.ticks,
         "capture_ns": capture_cpu * 1e9 / frames,
         "tcpdump_ns": dump.cpu * 1e9 / frames,
@@ -224,14 +227,25 @@ def one_run(total: int, pps: float, sessions: int, measuring: bool) -> dict[str,
     }
 
 
+def hook_of(ingress: str) -> str:
+    """The program type an ingress hook runs."""
+    return TC if ingress == ingress_hooks.TC else XDP
+
+
 def empty_run(total: int, pps: float, sessions: int) -> float:
-    """Kernel ns per frame of an empty XDP program under the same traffic."""
+    """Kernel ns per frame of an empty program under the same traffic, on the
+    hook the agent takes on this link (auto)."""
     empty = BpfObject(["empty_xdp.c"])
     stats_fd = libbpf.enable_run_time_stats()
+    hook = ingress_hooks.candidates("auto", "veth")[0]
     try:
         with n3_link() as link, Attachments() as att:
-            program = empty.function("empty_xdp", "xdp")
-            att.attach_xdp(link.upf, N3, program)
+            if hook == ingress_hooks.TC:
+                program = empty.function("empty_tc", TC)
+                att.attach_tc_ingress(link.upf, N3, program)
+            else:
+                program = empty.function("empty_xdp", XDP)
+                att.attach_xdp(link.upf, N3, program, hook == ingress_hooks.XDP_GENERIC)
             with inside(link.gnb):
                 gen = FrameGenerator("gnb0", [f for _, _, f in uplink_frames(sessions)])
             before = libbpf.program_run_stats(int(program.fd))
@@ -263,7 +277,7 @@ def run(quick: bool = False) -> list[Figure]:
             "empty_kernel_cpu_per_packet_ns",
             empty,
             "ns",
-            what=f"an empty XDP program on the same N3 under the same traffic; {rate}",
+            what=f"an empty program on the same N3 and hook under the same traffic; {rate}",
         ),
         figure(
             "kernel_cpu_per_packet_vs_empty_ratio",
@@ -299,6 +313,14 @@ def run(quick: bool = False) -> list[Figure]:
             [r["kernel_ns"] for r in counting],
             "ns",
             what="counting: N3 program, kernel's run-time statistics",
+        ),
+        figure(
+            "agent_cpu_per_interval_ms",
+            [r["agent_cpu_s"] * 1e3 / max(1, r["ticks"]) for r in counting],
+            "ms CPU",
+            goal=10.0,
+            goal_is="at_most",
+            what=f"the agent's map reading and snapshot per 1 s interval; {rate}",
         ),
         figure(
             "sauron_agent_cpu_per_packet_ns",

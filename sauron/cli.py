@@ -45,6 +45,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from sauron.bpf.loader import NoSuchProgram
     from sauron.capture import CaptureError
     from sauron.catalog import CatalogError, load_catalog
     from sauron.replay import ReplayOptions, format_report, replay_capture
@@ -52,10 +53,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     try:
         catalog = load_catalog(args.catalog)
         options = ReplayOptions(
-            point=POINT_CHOICES[args.point], direction_mode=DIRECTION_CHOICES[args.direction]
+            point=POINT_CHOICES[args.point],
+            hook=args.hook,
+            direction_mode=DIRECTION_CHOICES[args.direction],
         )
         report = replay_capture(args.capture, catalog, options=options)
-    except (CatalogError, CaptureError) as exc:
+    except (CatalogError, CaptureError, NoSuchProgram) as exc:
         print(f"sauron replay: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -292,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--catalog", type=Path, default=None, help="slice catalog (default: slices/default.yaml)"
     )
     replay.add_argument("--point", choices=sorted(POINT_CHOICES), default="n3-ingress")
+    replay.add_argument(
+        "--hook",
+        choices=["xdp", "tc"],
+        default=None,
+        help="the point's program for this hook (default: xdp where the point has it)",
+    )
     replay.add_argument(
         "--direction",
         choices=sorted(DIRECTION_CHOICES),

@@ -28,6 +28,8 @@ from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]
+#: the hook that sees what a link receives
+IngressHook = Literal["auto", "xdp-native", "xdp-generic", "tc"]
 GTPU_ROLES = ("n3", "n9")
 
 
@@ -49,8 +51,16 @@ class InterfaceConfig(BaseModel):
     #: the interface's network namespace: a name (ip netns), a namespace
     #: file's path, pid:N, process:NAME or container:NAME (none: the agent's)
     netns: NamespaceRef | None = None
-    #: generic (SKB) XDP works on every driver; native needs driver support
-    xdp_mode: Literal["generic", "native"] = "generic"
+    #: the hook that sees what the link receives. "tc": a clsact ingress
+    #: filter, on every link, after the socket buffer exists. "xdp-generic":
+    #: XDP on every link, at the price of copying each frame's head.
+    #: "xdp-native": XDP in the driver, before any socket buffer on a NIC
+    #: that has it (on a veth it converts every frame and costs the most).
+    #: "auto": the cheapest measured for the link's kind (veth: tc), tc on
+    #: other virtual links, and on a physical NIC native XDP where the driver
+    #: takes it, else tc. The former `xdp_mode: generic|native` still reads
+    #: as xdp-generic|xdp-native
+    ingress: IngressHook = "auto"
     #: egress is seen with a TC clsact filter (both directions where the UPF sends)
     tc_egress: bool = True
     #: what the link is. "ethernet": a NIC, veth or bridge; frames arrive from
@@ -60,6 +70,24 @@ class InterfaceConfig(BaseModel):
     #: at start: a tun, gtp or gtp5g device without Ethernet header is a
     #: upf_device
     link: Literal["auto", "ethernet", "upf_device"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_xdp_mode(cls, data: object) -> object:
+        """Configurations written before `ingress` existed keep working."""
+        if not isinstance(data, dict) or "xdp_mode" not in data:
+            return data
+        data = dict(data)
+        mode = data.pop("xdp_mode")
+        if mode not in ("generic", "native"):
+            raise ValueError(f"xdp_mode {mode!r} is neither generic nor native (or use ingress)")
+        hook = f"xdp-{mode}"
+        if data.get("ingress", "auto") not in ("auto", hook):
+            raise ValueError(
+                f"xdp_mode {mode} contradicts ingress {data['ingress']}: keep ingress only"
+            )
+        data["ingress"] = hook
+        return data
 
     @model_validator(mode="after")
     def _upf_device_on_n6(self) -> InterfaceConfig:

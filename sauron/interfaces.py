@@ -1,19 +1,25 @@
 """Attaching the data-plane programs to interfaces by their reference point:
 GTP-U sides (N3, N9) get the N3 programs, the data-network side (N6) the N6
-ones; XDP on ingress, TC clsact on egress. The UPF's own TUN or GTP device
+ones; XDP or a TC clsact filter on ingress, TC clsact on egress. The UPF's own TUN or GTP device
 is the N6 side seen from the UPF: what it receives the UPF sent, so its
-hooks take the opposite points, and its frames start at IP."""
+hooks take the opposite points, and its frames start at IP. The receiving
+side's hook is chosen per link (sauron.ingress_hooks)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from sauron import ingress_hooks
 from sauron.bpf import layout
-from sauron.bpf.loader import ETHERNET, UPF_DEVICE, DataPlane
+from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, XDP, DataPlane
 from sauron.config import AgentConfig, ConfigError, InterfaceConfig
 from sauron.netns import Attachments, link_facts
 
-#: (XDP point, TC point) by role and link
+log = logging.getLogger(__name__)
+
+#: (the point seen on what the link receives, the point on what it sends)
+#: by role and link
 POINTS: dict[tuple[str, str], tuple[int, int]] = {
     ("n3", ETHERNET): (layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS),
     ("n9", ETHERNET): (layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS),
@@ -76,15 +82,58 @@ def resolve_links(config: AgentConfig, source: Path) -> AgentConfig:
     return config.model_copy(update={"interfaces": interfaces})
 
 
-def attach_interfaces(dp: DataPlane, interfaces: list[InterfaceConfig], into: Attachments) -> None:
+def attach_interfaces(
+    dp: DataPlane, interfaces: list[InterfaceConfig], into: Attachments
+) -> dict[str, str]:
     """Attaches every configured interface, reading a link left at auto from
     the system; `into` records them so one detach_all() undoes everything,
-    also after a failure half way."""
+    also after a failure half way. Returns the ingress hook each interface
+    got, by name."""
+    hooks: dict[str, str] = {}
     for itf in interfaces:
         link = link_of(itf) if itf.link == "auto" else itf.link
-        xdp_point, tc_point = POINTS[(itf.role, link)]
-        into.attach_xdp(
-            itf.netns, itf.name, dp.program(xdp_point, link), generic=itf.xdp_mode == "generic"
-        )
+        receive_point, send_point = POINTS[(itf.role, link)]
+        hook = attach_receiving_side(dp, itf, link, receive_point, into)
+        hooks[itf.name] = hook
         if itf.tc_egress:
-            into.attach_tc_egress(itf.netns, itf.name, dp.program(tc_point, link))
+            into.attach_tc_egress(itf.netns, itf.name, dp.program(send_point, link, TC))
+        log.info(
+            "attached",
+            extra={
+                "interface": itf.name,
+                "netns": itf.netns,
+                "role": itf.role,
+                "ingress": hook,
+                "egress": "tc" if itf.tc_egress else "none",
+            },
+        )
+    return hooks
+
+
+def attach_receiving_side(
+    dp: DataPlane, itf: InterfaceConfig, link: str, point: int, into: Attachments
+) -> str:
+    """The program for what the link receives, on the hook the interface
+    asks for (under auto: the first of ingress_hooks.candidates the driver
+    takes); the hook it went on."""
+    _, kind = link_facts(itf.netns, itf.name)
+    tried = ingress_hooks.candidates(itf.ingress, kind)
+    for hook in tried:
+        try:
+            if hook == ingress_hooks.TC:
+                into.attach_tc_ingress(itf.netns, itf.name, dp.program(point, link, TC))
+            else:
+                generic = hook == ingress_hooks.XDP_GENERIC
+                into.attach_xdp(itf.netns, itf.name, dp.program(point, link, XDP), generic)
+        except Exception as exc:  # bcc and pyroute2 raise plain exceptions
+            if hook == tried[-1]:
+                raise RuntimeError(
+                    f"interface {itf.name}: ingress {hook} could not attach: {exc}"
+                ) from exc
+            log.info(
+                "ingress hook refused, trying the next",
+                extra={"interface": itf.name, "hook": hook, "error": str(exc)},
+            )
+            continue
+        return hook
+    raise AssertionError("candidates is never empty")

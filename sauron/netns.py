@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute, NetlinkError, netns
 
 from sauron.namespace_ref import namespace_file
 
@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 CLONE_NEWNET = 0x40000000
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
-TC_EGRESS_PARENT = "ffff:fff3"
+#: clsact's two hooks, as parents of a filter
+TC_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
+#: our filters' priority on clsact: fixed, so that detaching removes ours
+#: and nobody else's; low, so that ours run first (they pass every frame on
+#: to the next filter)
+TC_PRIORITY = 7
+NLM_EEXIST = 17
 
 
 def _libc() -> ctypes.CDLL:
@@ -94,7 +100,7 @@ def link_facts(ns: str | None, ifname: str) -> tuple[int, str | None]:
 class Attachment:
     ns: str | None
     ifname: str
-    hook: str  # "xdp" or "tc"
+    hook: str  # "xdp", "clsact" (the qdisc this object added) or "tc-ingress"/"tc-egress"
     flags: int = 0
 
 
@@ -116,10 +122,27 @@ class Attachments:
         self.attachments.append(Attachment(ns, ifname, "xdp", flags))
 
     def attach_tc_egress(self, ns: str | None, ifname: str, program: Any) -> None:
-        """clsact qdisc and a direct-action BPF filter on egress."""
+        """A direct-action BPF filter on clsact's egress hook."""
+        self.attach_tc(ns, ifname, program, "egress")
+
+    def attach_tc_ingress(self, ns: str | None, ifname: str, program: Any) -> None:
+        """A direct-action BPF filter on clsact's ingress hook: before the
+        stack, after the skb exists, no head reallocated."""
+        self.attach_tc(ns, ifname, program, "ingress")
+
+    def attach_tc(self, ns: str | None, ifname: str, program: Any, side: str) -> None:
+        """A direct-action BPF filter on one side of the link's clsact qdisc,
+        added when missing (and then removed with the last of ours); a clsact
+        some other tool owns keeps its own filters."""
         with _ipr(ns) as ipr:
             idx = ipr.link_lookup(ifname=ifname)[0]
-            ipr.tc("add", "clsact", idx)
+            try:
+                ipr.tc("add", "clsact", idx)
+            except NetlinkError as exc:
+                if exc.code != NLM_EEXIST:
+                    raise
+            else:
+                self.attachments.append(Attachment(ns, ifname, "clsact"))
             ipr.tc(
                 "add-filter",
                 "bpf",
@@ -127,11 +150,12 @@ class Attachments:
                 ":1",
                 fd=program.fd,
                 name=program.name,
-                parent=TC_EGRESS_PARENT,
+                parent=TC_PARENTS[side],
+                prio=TC_PRIORITY,
                 classid=1,
                 direct_action=True,
             )
-        self.attachments.append(Attachment(ns, ifname, "tc"))
+        self.attachments.append(Attachment(ns, ifname, f"tc-{side}"))
 
     def detach_all(self) -> None:
         import bcc
@@ -142,9 +166,21 @@ class Attachments:
                 if att.hook == "xdp":
                     with inside(att.ns):
                         bcc.BPF.remove_xdp(att.ifname.encode(), att.flags)
-                else:
+                elif att.hook == "clsact":
                     with _ipr(att.ns) as ipr:
                         ipr.tc("del", "clsact", ipr.link_lookup(ifname=att.ifname)[0])
+                else:
+                    side = att.hook.removeprefix("tc-")
+                    with _ipr(att.ns) as ipr:
+                        idx = ipr.link_lookup(ifname=att.ifname)[0]
+                        ipr.tc(
+                            "del-filter",
+                            "bpf",
+                            idx,
+                            ":1",
+                            parent=TC_PARENTS[side],
+                            prio=TC_PRIORITY,
+                        )
             except Exception as exc:  # the namespace removal below still cleans up
                 log.warning("detach failed", extra={"ifname": att.ifname, "error": str(exc)})
 

@@ -52,6 +52,9 @@ GTPU_MESSAGE_KEYS = (
 @dataclass
 class ReplayOptions:
     point: int = layout.POINT_N3_INGRESS
+    #: the hook whose program runs the frames (None: the point's default;
+    #: a receiving side has an XDP and a TC program, counting alike)
+    hook: str | None = None
     direction_mode: int = layout.DIRMODE_AUTO
     #: learn sessions from the capture's PFCP
     learn: bool = True
@@ -73,7 +76,8 @@ def replay_capture(
         dp.set_direction_mode(options.point, options.direction_mode)
         # timings mean nothing in a replay; sequence numbers do
         apply_settings(dp, MeasureSettings(transit=False, rtt=False, retransmissions=False))
-        prog_fd = dp.program_fd(options.point)
+        prog_fd = dp.program_fd(options.point, hook=options.hook)
+        passes = dp.pass_verdict(options.point, hook=options.hook)
         registry = SessionRegistry(catalog, LearnedRules(dp, catalog), clock=lambda: at)
         learner = PfcpLearner(registry.upsert, registry.remove, clock=lambda: at)
         at = 0.0
@@ -92,7 +96,7 @@ def replay_capture(
                 cut += 1
                 data = data[:TEST_RUN_MAX_FRAME]
             result = libbpf.test_run(prog_fd, data)
-            if result.retval not in (libbpf.XDP_PASS, libbpf.TC_ACT_OK):
+            if result.retval != passes:
                 raise RuntimeError(f"frame {frame.number}: program returned {result.retval}")
         counters = read_counters(dp)
         report = _report(str(path), catalog, options.point, counters, frames, cut, too_short)

@@ -4,7 +4,9 @@ packets, per slice, and the ones that carried the most bytes."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -42,12 +44,54 @@ class SessionVolume:
         return self.uplink_bytes + self.downlink_bytes
 
 
+class RankedSessions(Sequence[SessionVolume]):
+    """One slice's busiest sessions of an interval, most bytes first. A
+    SessionVolume is made only when asked for: each interval ranks every
+    slice's sessions, but only a query or the publisher's few read them."""
+
+    def __init__(
+        self,
+        table: SessionTable,
+        rows: npt.NDArray[np.intp],
+        packets: U64,
+        octets: U64,
+        by_teid: bool,
+    ) -> None:
+        self._table = table
+        self._rows = rows
+        self._packets = packets  # (len(rows), 2), the ranked rows' growth
+        self._octets = octets
+        self._by_teid = by_teid
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> SessionVolume: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SessionVolume]: ...
+    def __getitem__(self, index: int | slice) -> SessionVolume | list[SessionVolume]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return _volume(
+            self._table,
+            int(self._rows[index]),
+            self._packets[index],
+            self._octets[index],
+            self._by_teid,
+        )
+
+
 @dataclass
 class SessionActivity:
     #: slice id -> sessions whose counters moved
     active: dict[int, int] = field(default_factory=dict)
     #: slice id -> up to TOP_SESSIONS sessions, most bytes first
-    top: dict[int, list[SessionVolume]] = field(default_factory=dict)
+    top: dict[int, Sequence[SessionVolume]] = field(default_factory=dict)
 
 
 def _grown(now: U64, before: U64, seen: npt.NDArray[np.bool_]) -> U64:
@@ -60,6 +104,7 @@ def _grown(now: U64, before: U64, seen: npt.NDArray[np.bool_]) -> U64:
 def _volume(
     table: SessionTable, row: int, packets: U64, octets: U64, by_teid: bool
 ) -> SessionVolume:
+    """Session `row` of the table, its growth `packets` and `octets` (UL, DL)."""
     if by_teid:
         teid: int | None = int.from_bytes(bytes(table.keys[row]), "little")
         ue = ue_address_text(table.ue_addr[row].tobytes()) if table.has_ue[row] else None
@@ -69,10 +114,10 @@ def _volume(
         teid=teid,
         ue_address=ue,
         qfi=int(table.qfi[row]) if by_teid else None,
-        uplink_packets=int(packets[row, UL]),
-        downlink_packets=int(packets[row, DL]),
-        uplink_bytes=int(octets[row, UL]),
-        downlink_bytes=int(octets[row, DL]),
+        uplink_packets=int(packets[UL]),
+        downlink_packets=int(packets[DL]),
+        uplink_bytes=int(octets[UL]),
+        downlink_bytes=int(octets[DL]),
     )
 
 
@@ -96,7 +141,7 @@ def session_activity(
         mine = slice_of == slice_id
         result.active[int(slice_id)] = int(mine.sum())
         ranked = moved[mine][np.argsort(volume[mine])[::-1][:top_n]]  # most bytes first
-        result.top[int(slice_id)] = [
-            _volume(current, int(r), packets, octets, by_teid) for r in ranked
-        ]
+        result.top[int(slice_id)] = RankedSessions(
+            current, ranked, packets[ranked], octets[ranked], by_teid
+        )
     return result

@@ -49,11 +49,14 @@ def links_with_programs(ns: str) -> list[str]:
         shown = subprocess.run(
             ["ip", "-n", ns, "-d", "link", "show", link], capture_output=True, text=True
         ).stdout
-        filters = subprocess.run(
-            ["ip", "netns", "exec", ns, "tc", "filter", "show", "dev", link, "egress"],
-            capture_output=True,
-            text=True,
-        ).stdout
+        filters = "".join(
+            subprocess.run(
+                ["ip", "netns", "exec", ns, "tc", "filter", "show", "dev", link, side],
+                capture_output=True,
+                text=True,
+            ).stdout
+            for side in ("ingress", "egress")
+        )
         if "xdp" in shown or filters.strip():
             found.append(link)
     return found

@@ -40,11 +40,14 @@ def leftovers() -> list[str]:
         name = line.split(":")[1].strip()
         if " tun " in line or "prog/xdp" in line or "xdpgeneric" in line:
             found.append(f"link {name}: {line[:120]}")
-        filters = subprocess.run(
-            ["tc", "filter", "show", "dev", name.split("@")[0], "egress"],
-            capture_output=True,
-            text=True,
-        ).stdout
+        filters = "".join(
+            subprocess.run(
+                ["tc", "filter", "show", "dev", name.split("@")[0], side],
+                capture_output=True,
+                text=True,
+            ).stdout
+            for side in ("ingress", "egress")
+        )
         if "sauron" in filters:
             found.append(f"TC filter on {name}")
     procs = subprocess.run(

@@ -43,8 +43,19 @@ def link_into(topo: Topology, src: str, src_if: str, pid: int, name: str) -> Non
         ipr.link("set", index=index, ifname=name, state="up")
 
 
-def xdp_attached(pid: int, name: str) -> bool:
+def ingress_attached(pid: int, name: str) -> bool:
+    """Whether a program sees what link `name` of process `pid`'s namespace
+    receives: an XDP program, or one of Sauron's TC ingress filters (the hook
+    `ingress: auto` takes on a veth)."""
     with inside(f"/proc/{pid}/ns/net"), IPRoute() as ipr:
         link = ipr.get_links(ipr.link_lookup(ifname=name)[0])[0]
     xdp = link.get_attr("IFLA_XDP")
-    return bool(xdp and xdp.get_attr("IFLA_XDP_ATTACHED"))
+    if xdp and xdp.get_attr("IFLA_XDP_ATTACHED"):
+        return True
+    filters = subprocess.run(
+        ["nsenter", "-t", str(pid), "-n", "tc", "filter", "show", "dev", name, "ingress"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return "sauron" in filters

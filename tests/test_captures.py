@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import DATA, SHARED_CAPTURES
 
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import TC, XDP, DataPlane
 from sauron.catalog import Catalog
-from sauron.replay import replay_capture
+from sauron.replay import ReplayOptions, replay_capture
 
 pytestmark = [pytest.mark.kernel, pytest.mark.tshark]
 
@@ -147,10 +147,24 @@ def test_replay_agrees_with_the_manifest_ground_truth(
         assert report["events"]["outer_fragment"] == gt["outer_ipv4_nonfirst_fragment_frames"], name
 
 
+@pytest.mark.parametrize("name", CAPTURES)
+def test_tc_ingress_reports_what_xdp_reports(
+    replay_dataplane: DataPlane, catalog: Catalog, name: str
+) -> None:
+    """N3 ingress has an XDP and a TC program (the cheaper hook differs by
+    link): over every capture their whole reports are the same, per slice,
+    TEID, QFI, message type, anomaly, session and sequence."""
+    path = capture_path(name)
+    by_xdp = replay_capture(path, catalog, replay_dataplane, ReplayOptions(hook=XDP))
+    by_tc = replay_capture(path, catalog, replay_dataplane, ReplayOptions(hook=TC))
+    assert by_xdp["events"]["frames"] > 0
+    assert by_tc == by_xdp
+
+
 def test_replay_cli_json(tmp_path: Path) -> None:
     path = capture_path("open5gs_n3_gtpu_qfi1.pcap")
     out = subprocess.run(
-        [sys.executable, "-m", "sauron", "replay", str(path), "--json"],
+        [sys.executable, "-m", "sauron", "replay", str(path), "--json", "--hook", "tc"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -165,6 +179,23 @@ def test_replay_cli_json(tmp_path: Path) -> None:
         + report["slices"]["embb"]["downlink"]["packets"]
         == 20
     )
+
+
+def test_replay_cli_names_a_hook_the_point_lacks(tmp_path: Path) -> None:
+    path = capture_path("open5gs_n3_gtpu_qfi1.pcap")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            *("sauron", "replay", str(path)),
+            *("--point", "n3-egress", "--hook", "xdp"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "no program on xdp for n3_egress" in out.stderr, out.stderr
 
 
 def test_replay_cli_rejects_a_missing_file(tmp_path: Path) -> None:

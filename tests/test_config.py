@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from sauron import ingress_hooks
 from sauron.bpf.loader import DataPlane
-from sauron.config import ConfigError, load_config
+from sauron.config import AgentConfig, ConfigError, load_config
 from sauron.interfaces import attach_interfaces, resolve_links
 from sauron.netns import Attachments, Topology
 
@@ -69,13 +70,17 @@ def _link(ns: str, dev: str) -> str:
     ).stdout
 
 
-def _egress_filters(ns: str, dev: str) -> str:
+def _filters(ns: str, dev: str, side: str) -> str:
     return subprocess.run(
-        ["tc", "-n", ns, "filter", "show", "dev", dev, "egress"],
+        ["tc", "-n", ns, "filter", "show", "dev", dev, side],
         capture_output=True,
         text=True,
         check=False,
     ).stdout
+
+
+#: a classic-BPF filter of some other tool: it classifies every frame
+FOREIGN_FILTER = ("prio", "100", "bpf", "bytecode", "1,6 0 0 4294967295", "classid", "1")
 
 
 @pytest.mark.kernel
@@ -87,26 +92,61 @@ def test_roles_attach_the_right_programs_and_detach_cleanly(
     topology.veth(gnb, "eth0", "192.0.2.1/30", upf, "n3", "192.0.2.2/30")
     topology.veth(gnb, "eth1", "192.0.2.5/30", upf, "n6", "192.0.2.6/30")
     subprocess.run(["ip", "-n", upf, "tuntap", "add", "dev", "ogstun", "mode", "tun"], check=True)
+    # another tool's clsact and filter on n3 stay as they were
+    subprocess.run(["tc", "-n", upf, "qdisc", "add", "dev", "n3", "clsact"], check=True)
+    tc_add = ["tc", "-n", upf, "filter", "add", "dev", "n3", "ingress", *FOREIGN_FILTER]
+    subprocess.run(tc_add, check=True)
     path = tmp_path / "agent.yaml"
     path.write_text(
         f"interfaces:\n  - {{name: n3, role: n3, netns: {upf}}}\n"
-        f"  - {{name: n6, role: n6, netns: {upf}, tc_egress: false}}\n"
+        f"  - {{name: n6, role: n6, netns: {upf}, tc_egress: false, xdp_mode: generic}}\n"
         f"  - {{name: ogstun, role: n6, netns: {upf}}}\n"
     )
     config = resolve_links(load_config(path), path)
+    assert [i.ingress for i in config.interfaces] == ["auto", "xdp-generic", "auto"]
     attached = Attachments()
     with attached:
         attach_interfaces(recording_dataplane, config.interfaces, attached)
-        assert "sauron_n3_ingr" in _link(upf, "n3") and "xdpgeneric" in _link(upf, "n3")
-        assert "sauron_n6_ingr" in _link(upf, "n6")
-        assert "sauron_n3_egress" in _egress_filters(upf, "n3")
-        assert _egress_filters(upf, "n6").strip() == ""
-        # the UPF's TUN: bare-IP programs, the sides swapped
-        assert "sauron_n6_tun_e" in _link(upf, "ogstun")
-        assert "sauron_n6_tun_ingress" in _egress_filters(upf, "ogstun")
+        # a veth under auto: TC ingress, the cheapest measured there
+        assert "xdp" not in _link(upf, "n3")
+        n3_ingress = _filters(upf, "n3", "ingress")
+        assert "sauron_n3_ingress_tc" in n3_ingress and "pref 7 " in n3_ingress
+        assert "pref 100 " in n3_ingress, "the other tool's filter runs after ours"
+        assert "sauron_n3_egress" in _filters(upf, "n3", "egress")
+        # the former xdp_mode still chooses generic XDP
+        assert "sauron_n6_ingr" in _link(upf, "n6") and "xdpgeneric" in _link(upf, "n6")
+        assert _filters(upf, "n6", "egress").strip() == ""
+        # the UPF's TUN: bare-IP programs, the sides swapped, TC under auto
+        assert "sauron_n6_tun_egress_tc" in _filters(upf, "ogstun", "ingress")
+        assert "sauron_n6_tun_ingress" in _filters(upf, "ogstun", "egress")
     for link in ("n3", "n6", "ogstun"):
         assert "xdp" not in _link(upf, link)
-        assert _egress_filters(upf, link).strip() == ""
+        assert "sauron" not in _filters(upf, link, "egress") + _filters(upf, link, "ingress")
+    assert "pref 100 " in _filters(upf, "n3", "ingress"), "not ours: left in place"
+    assert _filters(upf, "n6", "ingress").strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("{name: n3, role: n3, ingress: xdp}", "interfaces.0.ingress"),
+        ("{name: n3, role: n3, xdp_mode: fast}", "neither generic nor native"),
+        ("{name: n3, role: n3, xdp_mode: native, ingress: tc}", "contradicts ingress tc"),
+    ],
+)
+def test_bad_ingress_names_the_field(tmp_path: Path, body: str, fragment: str) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(f"interfaces: [{body}]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert fragment in str(err.value) and "interfaces.0" in str(err.value), str(err.value)
+
+
+def test_auto_takes_the_measured_hook_and_tries_native_xdp_on_a_nic() -> None:
+    assert ingress_hooks.candidates("auto", "veth") == ("tc",)
+    assert ingress_hooks.candidates("auto", "tun") == ("tc",)
+    assert ingress_hooks.candidates("auto", None) == ("xdp-native", "tc")
+    assert ingress_hooks.candidates("xdp-generic", "veth") == ("xdp-generic",)
 
 
 def test_the_environment_names_the_node(tmp_path: Path) -> None:
@@ -144,3 +184,31 @@ def test_run_refuses_bad_influx_environment_before_attaching(tmp_path: Path) -> 
     )
     assert done.returncode == 2
     assert "SAURON_INFLUX_URL" in done.stderr and "field url" in done.stderr
+
+
+@pytest.mark.kernel
+@pytest.mark.netns
+def test_a_driver_without_native_xdp_is_named_or_falls_back_to_tc(
+    recording_dataplane: DataPlane, topology: Topology, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bridge has no native XDP, like a NIC whose driver lacks it:
+    asked for by name it is an error naming the interface; under auto on
+    such a NIC (stood in for by the bridge) TC ingress takes over."""
+    upf = topology.namespace("upf")
+    subprocess.run(["ip", "-n", upf, "link", "add", "n3", "type", "bridge"], check=True)
+    subprocess.run(["ip", "-n", upf, "link", "set", "n3", "up"], check=True)
+    native = AgentConfig(
+        interfaces=[{"name": "n3", "role": "n3", "netns": upf, "ingress": "xdp-native"}]
+    )
+    with Attachments() as attached, pytest.raises(RuntimeError, match="n3: ingress xdp-native"):
+        attach_interfaces(recording_dataplane, native.interfaces, attached)
+    assert "xdp" not in _link(upf, "n3")
+    monkeypatch.setattr(
+        ingress_hooks, "candidates", lambda requested, kind: (ingress_hooks.XDP_NATIVE, "tc")
+    )
+    auto = AgentConfig(interfaces=[{"name": "n3", "role": "n3", "netns": upf}])
+    with Attachments() as attached:
+        attach_interfaces(recording_dataplane, auto.interfaces, attached)
+        assert "sauron_n3_ingress_tc" in _filters(upf, "n3", "ingress")
+        assert "xdp" not in _link(upf, "n3")
+    assert "sauron" not in _filters(upf, "n3", "ingress")

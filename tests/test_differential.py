@@ -1,7 +1,8 @@
 """Differential test: thousands of random GTP-U frames, valid and corrupted,
 through the kernel program and the Python reference parser; both must agree
 on category, anomaly, TEID, message kind, QFI, PDU type, extension count,
-sequence number, inner protocol and ports, UE address, direction and slice."""
+sequence number, inner protocol and ports, UE address, direction and slice;
+and the N3 ingress point's XDP and TC programs agree on every field."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 from reference_parser import ReferenceClassifier, expected_result
 
 from sauron.bpf import layout, libbpf
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import TC, XDP, DataPlane
 from sauron.catalog import parse_catalog
+from sauron.replay import TEST_RUN_MAX_FRAME
 from sauron.rules import program_catalog
 
 pytestmark = [pytest.mark.kernel]
@@ -214,14 +216,37 @@ def rules_dataplane(recording_dataplane: DataPlane) -> DataPlane:
     return recording_dataplane
 
 
+ETH_HLEN = 14
+#: the shortest frame of an ethertype that the test run of a socket buffer
+#: takes: it reads the IP header's addresses, so refuses a frame cut inside
+#: it (the stack's TC hook, running before IP validation, sees such frames)
+SKB_TEST_RUN_SHORTEST = {0x0800: ETH_HLEN + 20, 0x86DD: ETH_HLEN + 40}
+
+
+def skb_test_run_takes(frame: bytes) -> bool:
+    """Whether BPF_PROG_TEST_RUN runs a TC program on this frame: one that
+    holds an Ethernet header, fits a page with its overheads (XDP's test run
+    takes more) and is not cut inside its IP header."""
+    if not ETH_HLEN <= len(frame) <= TEST_RUN_MAX_FRAME:
+        return False
+    ethertype = int.from_bytes(frame[12:14], "big")
+    return len(frame) >= SKB_TEST_RUN_SHORTEST.get(ethertype, ETH_HLEN)
+
+
 def check_agreement(dp: DataPlane, frame: bytes, auto: bool) -> layout.ParseResult:
     dp.set_direction_mode(
         layout.POINT_N3_INGRESS, layout.DIRMODE_AUTO if auto else layout.DIRMODE_POINT
     )
     dp.bump_rules_generation()
-    result = libbpf.test_run(dp.program_fd(layout.POINT_N3_INGRESS), frame)
+    result = libbpf.test_run(dp.program_fd(layout.POINT_N3_INGRESS, hook=XDP), frame)
     assert result.retval == libbpf.XDP_PASS and result.data_out == frame
     got = dp.last_result()
+    # the TC ingress program, the other hook for the same point, parses
+    # alike on every frame the kernel's test run takes as a socket buffer
+    if skb_test_run_takes(frame):
+        result = libbpf.test_run(dp.program_fd(layout.POINT_N3_INGRESS, hook=TC), frame)
+        assert result.retval == libbpf.TC_ACT_UNSPEC and result.data_out == frame
+        assert bytes(dp.last_result()) == bytes(got), frame.hex()
     want = expected_result(frame, ReferenceClassifier(RULES), auto)
     kernel = {
         "event": layout.EVENT_NAMES.get(got.event, got.event),
@@ -263,7 +288,7 @@ def test_kernel_and_reference_agree(rules_dataplane: DataPlane) -> None:
     anomalies: set[str] = set()
     slices: set[int] = set()
     directions: set[int] = set()
-    compared = 0
+    compared = by_tc = 0
 
     @settings(
         max_examples=4000,
@@ -273,9 +298,10 @@ def test_kernel_and_reference_agree(rules_dataplane: DataPlane) -> None:
     )
     @given(frame=frames(), auto=st.booleans())
     def agree(frame: bytes, auto: bool) -> None:
-        nonlocal compared
+        nonlocal compared, by_tc
         got = check_agreement(rules_dataplane, frame, auto)
         compared += 1
+        by_tc += skb_test_run_takes(frame)
         events.add(layout.EVENT_NAMES[got.event])
         if got.anomaly:
             anomalies.add(layout.ANOMALY_NAMES[got.anomaly])
@@ -285,6 +311,7 @@ def test_kernel_and_reference_agree(rules_dataplane: DataPlane) -> None:
 
     agree()
     assert compared >= 4000
+    assert by_tc >= compared * 0.9, "the TC ingress program saw too few of the frames"
     assert {"gtpu", "ip_not_gtpu", "not_ip", "outer_fragment"} <= events
     assert slices == {0, 1, 2, 3}
     assert directions == {layout.DIR_UPLINK, layout.DIR_DOWNLINK}

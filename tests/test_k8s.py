@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from agent_process import REPO, start_agent
-from holders import holder, link_into, xdp_attached
+from holders import holder, ingress_attached, link_into
 
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
@@ -298,7 +298,7 @@ def test_the_agent_runs_as_the_daemonset_runs_it(
             assert get(f"{url}/readyz")[0] == 200
             energy = json.loads(get(f"{url}/api/v1/energy", auth)[1])
             assert energy["available"] is True, energy["reason"]
-            assert xdp_attached(pid, "n3") and xdp_attached(pid, "ogstun")
+            assert ingress_attached(pid, "n3") and ingress_attached(pid, "ogstun")
             with inside(f"/proc/{pid}/ns/net"):
                 tc = subprocess.run(
                     shlex.split("tc filter show dev ogstun egress"),
@@ -310,4 +310,4 @@ def test_the_agent_runs_as_the_daemonset_runs_it(
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        assert not xdp_attached(pid, "n3") and not xdp_attached(pid, "ogstun")
+        assert not ingress_attached(pid, "n3") and not ingress_attached(pid, "ogstun")

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from sauron.bpf import layout
+from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.source import shared_header
 
@@ -46,10 +46,15 @@ def test_parse_result_matches_clang(recording_dataplane: DataPlane) -> None:
 
 def test_map_sizes_come_from_the_header(recording_dataplane: DataPlane) -> None:
     dp = recording_dataplane
-    assert dp.table("slice_stats").max_entries == layout.POINTS * layout.MAX_SLICES * layout.DIRS
+    cpus = libbpf.possible_cpus()  # the counter arrays are CPU-major
+    rows = layout.POINTS * layout.MAX_SLICES * layout.DIRS
+    assert dp.table("slice_stats").max_entries == cpus * rows
+    assert dp.table("events").max_entries == cpus * layout.POINTS * layout.EVENTS
+    assert dp.table("teid_slots").max_entries == cpus * layout.TEID_SLOTS
+    assert dp.table("ue_slots").max_entries == cpus * layout.UE_SLOTS
     assert dp.table("teid_stats").max_entries == layout.TEID_STATS_ENTRIES
     assert dp.table("teid_slice").max_entries == layout.MAX_TEIDS
-    assert dp.table("events").max_entries == layout.POINTS * layout.EVENTS
+    assert dp.mapped("slice_stats", layout.SliceStats).rows == rows
 
 
 def test_every_enumerator_is_read() -> None:

@@ -53,7 +53,7 @@ def downlink(teid: int, dst: str) -> bytes:
 def slice_of(dp: DataPlane, frame: bytes, point: int = layout.POINT_N3_INGRESS) -> int:
     """No rules-generation bump here: what the agent's flush does must be enough."""
     result = libbpf.test_run(dp.program_fd(point), frame)
-    assert result.retval in (libbpf.XDP_PASS, libbpf.TC_ACT_OK) and result.data_out == frame
+    assert result.retval == dp.pass_verdict(point) and result.data_out == frame
     return int(dp.last_result().slice_id)
 
 

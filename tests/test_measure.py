@@ -14,7 +14,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.packet import Packet, Raw
 
 from sauron.bpf import layout, libbpf
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import ENTRY_POINTS, MEASURE_PROGRAMS, XDP, DataPlane
 from sauron.bpf.measurements import (
     MeasureSettings,
     TransitExpiry,
@@ -47,7 +47,7 @@ def measuring(dataplane: DataPlane) -> Iterator[DataPlane]:
 def run(dp: DataPlane, point: int, frame: bytes) -> None:
     """Run stage: the frame passes unchanged, whatever was measured."""
     result = libbpf.test_run(dp.program_fd(point), frame)
-    assert result.retval in (libbpf.XDP_PASS, libbpf.TC_ACT_OK)
+    assert result.retval == dp.pass_verdict(point)
     assert result.data_out == frame
 
 
@@ -305,6 +305,9 @@ def test_tcp_retransmission_counted_per_slice(measuring: DataPlane) -> None:
 
 
 def test_measurement_programs_are_installed(dataplane: DataPlane) -> None:
-    for array in ("measure_xdp_prog", "measure_tc_prog"):
-        table = dataplane.table(array)
-        assert table[ctypes.c_int(0)].value > 0
+    """Every entry point's tail call finds its point's measurement program."""
+    installed = {(m[3], m[4]) for m in MEASURE_PROGRAMS}
+    for ep in ENTRY_POINTS:
+        array = "measure_xdp_prog" if ep.hook == XDP else "measure_tc_prog"
+        assert (array, ep.point) in installed, ep
+        assert dataplane.table(array)[ctypes.c_int(ep.point)].value > 0, ep

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from agent_process import REPO, start_agent
 from frames import gtpu_raw, inner_v4, outer
-from holders import holder, link_into, xdp_attached
+from holders import holder, ingress_attached, link_into
 
 from sauron.client import SauronClient
 from sauron.config import ConfigError, load_config, resolve_namespaces
@@ -183,7 +183,7 @@ def test_agent_attaches_in_namespaces_named_by_pid_process_path_and_container(
         agent, url = start_agent(config)
         try:
             holders = (by_pid, by_process, by_path, by_container)
-            assert all(xdp_attached(pid, "n3") for pid in holders)
+            assert all(ingress_attached(pid, "n3") for pid in holders)
             # one slice per way in (embb twice), distinct counts
             send(src, "s0", uplink_frame(0x10001, "10.45.0.1"), 5)
             send(src, "s1", uplink_frame(0x20001, "10.46.0.1"), 7)
@@ -195,7 +195,7 @@ def test_agent_attaches_in_namespaces_named_by_pid_process_path_and_container(
             out, _ = agent.communicate(timeout=20)
         assert agent.returncode == 0, out
         assert counted == {"embb": 16, "urllc": 7, "mmtc": 9}, out
-        assert not any(xdp_attached(pid, "n3") for pid in holders)
+        assert not any(ingress_attached(pid, "n3") for pid in holders)
 
 
 async def uplink_totals(url: str, expected: dict[str, int]) -> dict[str, int]:

@@ -35,12 +35,16 @@ PDU_CONTAINER = 0x85
 
 
 def run(
-    dp: DataPlane, frame: bytes, point: int = layout.POINT_N3_INGRESS, link: str = ETHERNET
+    dp: DataPlane,
+    frame: bytes,
+    point: int = layout.POINT_N3_INGRESS,
+    link: str = ETHERNET,
+    hook: str | None = None,
 ) -> layout.ParseResult:
     """Run stage: one frame through the program; it must pass it unchanged."""
     dp.bump_rules_generation()  # classify every frame afresh
-    result = libbpf.test_run(dp.program_fd(point, link), frame)
-    assert result.retval in (libbpf.XDP_PASS, libbpf.TC_ACT_OK)
+    result = libbpf.test_run(dp.program_fd(point, link, hook), frame)
+    assert result.retval == dp.pass_verdict(point, link, hook)
     assert result.data_out == frame, "the program must never alter the packet"
     return dp.last_result()
 

@@ -1,9 +1,11 @@
 """The programs attached to a UPF's N3 and N6 veths in namespaces, real
 frames sent through them: the map readers return exactly what was sent per
-slice and direction, and the receiving side gets every frame unchanged."""
+slice, direction, QFI, TEID and UE, and the receiving side gets every frame
+unchanged; on every ingress hook (TC, generic and native XDP) alike."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -104,16 +106,17 @@ def _receive(sock: socket.socket, wanted: set[bytes], expected: int) -> int:
     return got
 
 
+@pytest.mark.parametrize("ingress", ["tc", "xdp-generic", "xdp-native"])
 def test_three_slices_exact_counts(
-    dataplane: DataPlane, catalog: Catalog, topology: Topology
+    dataplane: DataPlane, catalog: Catalog, topology: Topology, ingress: str
 ) -> None:
     gnb, upf, dn = topology.namespace("gnb"), topology.namespace("upf"), topology.namespace("dn")
     topology.veth(gnb, "n3", "192.0.2.1/24", upf, "n3", "192.0.2.2/24", GNB_MAC, UPF_N3_MAC)
     topology.veth(upf, "n6", "198.51.100.1/24", dn, "eth0", "198.51.100.2/24", UPF_N6_MAC, DN_MAC)
     config = AgentConfig(
         interfaces=[
-            {"name": "n3", "role": "n3", "netns": upf},
-            {"name": "n6", "role": "n6", "netns": upf},
+            {"name": "n3", "role": "n3", "netns": upf, "ingress": ingress},
+            {"name": "n6", "role": "n6", "netns": upf, "ingress": ingress},
         ]
     )
     attach_interfaces(dataplane, config.interfaces, topology)
@@ -121,6 +124,8 @@ def test_three_slices_exact_counts(
     tx_gnb, tx_dn = _sock(gnb, "n3"), _sock(dn, "eth0")
 
     expected: dict[str, tuple[int, int, int, int]] = {}
+    per_teid: dict[int, tuple[int, int]] = {}
+    per_ue: dict[bytes, tuple[int, int]] = {}
     sent_ul: set[bytes] = set()
     sent_dl: set[bytes] = set()
     total_ul = total_dl = 0
@@ -136,6 +141,14 @@ def test_three_slices_exact_counts(
             time.sleep(0.002)
         sent_ul.update(ul)
         sent_dl.update(dl)
+        spec = catalog.get(load.slice_name).spec
+        for i, (up, down) in enumerate(zip(ul, dl, strict=True)):
+            per_teid[spec.teid_ranges[0].first + i] = (rounds, rounds * len(up))
+            ue = next(n for n in spec.ue_subnets if n.version == 4).network_address + 1 + i
+            per_ue[ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ue.packed).packed] = (
+                rounds,
+                rounds * len(down),
+            )
         total_ul += rounds * len(ul)
         total_dl += rounds * len(dl)
         expected[load.slice_name] = (
@@ -156,12 +169,22 @@ def test_three_slices_exact_counts(
         assert (ul_st.packets, ul_st.bytes) == (ul_pkts, ul_bytes), name
         assert (dl_st.packets, dl_st.bytes) == (dl_pkts, dl_bytes), name
         assert ul_st.malformed == 0 and ul_st.msg[0] == ul_pkts
+        load = next(ld for ld in LOADS if ld.slice_name == name)
+        qfi = counters.qfi(layout.POINT_N3_INGRESS, sid, load.qfi, layout.DIR_UPLINK)
+        assert (qfi.packets, qfi.bytes) == (ul_pkts, ul_bytes), name
     # nothing of ours fell into "unclassified" (the kernel's own IPv6 ND/MLD may)
     assert counters.slice(layout.POINT_N3_INGRESS, 0, layout.DIR_UPLINK).msg[0] == 0
-    # per TEID: one active session per UE of every slice
-    by_slice: dict[int, int] = {}
-    for s in counters.teids:
-        by_slice[s.slice_id] = by_slice.get(s.slice_id, 0) + 1
-    assert by_slice == {catalog.get(ld.slice_name).id: ld.ues for ld in LOADS}
+    # per TEID (uplink on N3) and per UE (downlink on N6): each session's own
+    teids = {
+        counters.teid_of(t): (t.packets[layout.DIR_UPLINK], t.bytes[layout.DIR_UPLINK])
+        for t in counters.teids
+    }
+    assert teids == per_teid
+    ues = {
+        u.key: (u.packets[layout.DIR_DOWNLINK], u.bytes[layout.DIR_DOWNLINK])
+        for u in counters.ues
+        if u.key in per_ue
+    }
+    assert ues == per_ue
     for sock in (rx_n3, rx_n6, tx_gnb, tx_dn):
         sock.close()

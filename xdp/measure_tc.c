@@ -1,13 +1,33 @@
-/* Measurements for frames seen by the TC entry points (N3 and N6 egress),
- * reached by tail call from them; the caller has pulled the headers. */
-#include <linux/pkt_cls.h>
+/* Measurements for frames seen by the TC entry points, one program per
+ * attach point, reached by tail call from them (index: the point); the
+ * caller has pulled the headers. */
 #include "lib/measurement.h"
+#include "lib/skb.h"
 
-int sauron_measure_tc(struct __sk_buff *skb)
+int sauron_measure_tc_n3_ingress(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
+	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
+			SAURON_POINT_N3_INGRESS);
+	return SAURON_TC_PASS;
+}
 
-	run_measurement(data, data_end);
-	return TC_ACT_OK;
+int sauron_measure_tc_n3_egress(struct __sk_buff *skb)
+{
+	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
+			SAURON_POINT_N3_EGRESS);
+	return SAURON_TC_PASS;
+}
+
+int sauron_measure_tc_n6_ingress(struct __sk_buff *skb)
+{
+	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
+			SAURON_POINT_N6_INGRESS);
+	return SAURON_TC_PASS;
+}
+
+int sauron_measure_tc_n6_egress(struct __sk_buff *skb)
+{
+	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
+			SAURON_POINT_N6_EGRESS);
+	return SAURON_TC_PASS;
 }

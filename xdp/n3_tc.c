@@ -11,6 +11,6 @@ int sauron_n3_egress(struct __sk_buff *skb)
 	sauron_gtpu_frame(data, data_end, skb->len, SAURON_POINT_N3_EGRESS,
 			  SAURON_LINK_ETHERNET);
 	if (measure_pending())
-		measure_tc_prog.call(skb, 0);
-	return TC_ACT_OK;
+		measure_tc_prog.call(skb, SAURON_POINT_N3_EGRESS);
+	return SAURON_TC_PASS;
 }

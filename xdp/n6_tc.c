@@ -12,6 +12,6 @@ int sauron_n6_egress(struct __sk_buff *skb)
 	sauron_ip_frame(data, data_end, skb->len, SAURON_POINT_N6_EGRESS,
 			SAURON_LINK_ETHERNET);
 	if (measure_pending())
-		measure_tc_prog.call(skb, 0);
-	return TC_ACT_OK;
+		measure_tc_prog.call(skb, SAURON_POINT_N6_EGRESS);
+	return SAURON_TC_PASS;
 }

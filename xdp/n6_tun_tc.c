@@ -12,6 +12,6 @@ int sauron_n6_tun_ingress(struct __sk_buff *skb)
 
 	sauron_ip_frame(data, data_end, skb->len, SAURON_POINT_N6_INGRESS, SAURON_LINK_BARE_IP);
 	if (measure_pending())
-		measure_tc_prog.call(skb, 0);
-	return TC_ACT_OK;
+		measure_tc_prog.call(skb, SAURON_POINT_N6_INGRESS);
+	return SAURON_TC_PASS;
 }

@@ -9,6 +9,6 @@ int sauron_n6_ingress(struct xdp_md *ctx)
 	sauron_ip_frame(data, data_end, data_end - data, SAURON_POINT_N6_INGRESS,
 			SAURON_LINK_ETHERNET);
 	if (measure_pending())
-		measure_xdp_prog.call(ctx, 0);
+		measure_xdp_prog.call(ctx, SAURON_POINT_N6_INGRESS);
 	return XDP_PASS;
 }

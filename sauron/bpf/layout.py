@@ -49,6 +49,7 @@ MAX_UE_RULES = _C["SAURON_MAX_UE_RULES"]
 TEID_STATS_ENTRIES = _C["SAURON_TEID_STATS_ENTRIES"]
 TEID_SLOTS = _C["SAURON_TEID_SLOTS"]
 TEID_SLOT_BITS = _C["SAURON_TEID_SLOT_BITS"]
+UE_SLOTS = _C["SAURON_UE_SLOTS"]
 UE_STATS_ENTRIES = _C["SAURON_UE_STATS_ENTRIES"]
 MAX_GTPU_EXT_HEADERS = _C["SAURON_MAX_GTPU_EXT_HEADERS"]
 MAX_VLAN_TAGS = _C["SAURON_MAX_VLAN_TAGS"]
@@ -104,6 +105,11 @@ ECHO_STAMPS = _C["SAURON_ECHO_STAMPS"]
 MAX_PEERS = _C["SAURON_MAX_PEERS"]
 ECHO_LOCAL = _C["SAURON_ECHO_LOCAL"]
 ECHO_PEER = _C["SAURON_ECHO_PEER"]
+MSG_G_PDU = _C["SAURON_MSG_G_PDU"]
+MSG_NOT_GTPU = _C["SAURON_MSG_NOT_GTPU"]
+EV_FRAMES = _C["SAURON_EV_FRAMES"]
+EV_GTPU = _C["SAURON_EV_GTPU"]
+EV_IP = _C["SAURON_EV_IP"]
 
 #: point id -> "n3_ingress", ...
 POINT_NAMES = _named("SAURON_POINT_", stop="SAURON_POINTS")
@@ -128,6 +134,7 @@ class SliceStats(ctypes.Structure):
         ("inner_bytes", ctypes.c_uint64),
         ("malformed", ctypes.c_uint64),
         ("msg", ctypes.c_uint64 * MSG_KINDS),
+        ("reserved", ctypes.c_uint64 * 5),
     ]
 
 
@@ -151,13 +158,26 @@ class TeidSlot(ctypes.Structure):
     _fields_ = [
         ("teid", ctypes.c_uint32),
         ("rules_generation", ctypes.c_uint32),
-        ("slice_id", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("qfi", ctypes.c_uint32),
+        ("slice_id", ctypes.c_uint8),
+        ("qfi", ctypes.c_uint8),
+        ("flags", ctypes.c_uint16),
         ("reserved", ctypes.c_uint32),
         ("packets", ctypes.c_uint64 * DIRS),
         ("bytes", ctypes.c_uint64 * DIRS),
         ("ue_addr", ctypes.c_uint8 * 16),
+    ]
+
+
+class UeSlot(ctypes.Structure):
+    _fields_ = [
+        ("ue_addr", ctypes.c_uint8 * 16),
+        ("rules_generation", ctypes.c_uint32),
+        ("slice_id", ctypes.c_uint8),
+        ("reserved8", ctypes.c_uint8),
+        ("flags", ctypes.c_uint16),
+        ("reserved", ctypes.c_uint64),
+        ("packets", ctypes.c_uint64 * DIRS),
+        ("bytes", ctypes.c_uint64 * DIRS),
     ]
 
 
@@ -332,6 +352,7 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "teid_stats": (ctypes.c_uint32, SessionStats),
     "ue_stats": (UeKey, SessionStats),
     "teid_slots": (ctypes.c_uint32, TeidSlot),
+    "ue_slots": (ctypes.c_uint32, UeSlot),
     "teid_slice": (ctypes.c_uint32, ctypes.c_uint32),
     "teid_range_slice": (TeidRangeKey, ctypes.c_uint32),
     "ue4_slice": (Ipv4LpmKey, ctypes.c_uint32),

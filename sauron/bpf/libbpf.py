@@ -164,9 +164,11 @@ class TestRun:
     duration_ns: int
 
 
-#: XDP_PASS (uapi/linux/bpf.h) and TC_ACT_OK (uapi/linux/pkt_cls.h)
+#: XDP_PASS (uapi/linux/bpf.h), TC_ACT_OK and TC_ACT_UNSPEC (uapi/linux/
+#: pkt_cls.h; -1, as the unsigned return value a test run reports)
 XDP_PASS = 2
 TC_ACT_OK = 0
+TC_ACT_UNSPEC = 0xFFFFFFFF
 
 
 def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRun:
@@ -198,6 +200,15 @@ def lookup_batch(
     """Reads every entry of a map: (keys, values, count). value_size is the
     size of one entry's value as the kernel returns it (for per-CPU maps, the
     8-byte-rounded value size times the possible CPUs)."""
+    keys, values, total = lookup_batch_arrays(map_fd, key_size, value_size, max_entries)
+    return keys.tobytes(), values.tobytes(), total
+
+
+def lookup_batch_arrays(
+    map_fd: int, key_size: int, value_size: int, max_entries: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """lookup_batch's reading as the byte arrays the kernel filled, without
+    copying them out (a big session table's values are megabytes)."""
     lib = library()
     # uninitialised buffers: the kernel fills what it returns, and only that
     # part is copied out (a per-CPU session table's buffer is megabytes)
@@ -226,7 +237,7 @@ def lookup_batch(
                 break
             _check(ret, "BPF_MAP_LOOKUP_BATCH")
         in_batch = ctypes.c_void_p(ctypes.addressof(out_batch))
-    return keys[: total * key_size].tobytes(), values[: total * value_size].tobytes(), total
+    return keys[: total * key_size], values[: total * value_size], total
 
 
 def percpu_words(values: bytes, count: int, ncpu: int, stride: int) -> np.ndarray:
@@ -243,6 +254,8 @@ class ProgramRunStats:
     name: str
     run_time_ns: int
     run_count: int
+    #: instructions the verifier walked to accept it (the limit is 1 000 000)
+    verified_instructions: int = 0
 
 
 def program_run_stats(prog_fd: int) -> ProgramRunStats:
@@ -254,6 +267,7 @@ def program_run_stats(prog_fd: int) -> ProgramRunStats:
         name=info.name.decode(errors="replace"),
         run_time_ns=int(info.run_time_ns),
         run_count=int(info.run_cnt),
+        verified_instructions=int(info.verified_insns),
     )
 
 

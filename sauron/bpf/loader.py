@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sauron.bpf import layout
+from sauron.bpf import layout, libbpf
+from sauron.bpf.mapped import MappedArray
 from sauron.bpf.source import assemble
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,10 @@ SOCKET = "socket"  # a socket filter
 #: what precedes IP on the link a program is built for
 ETHERNET = "ethernet"
 UPF_DEVICE = "upf_device"  # the UPF's TUN or GTP device: the frame starts at IP
+
+
+class NoSuchProgram(LookupError):
+    """No entry program for that point, link and hook."""
 
 
 @dataclass(frozen=True)
@@ -38,23 +43,41 @@ class EntryPoint:
         return layout.POINT_NAMES[self.point]
 
 
-#: one entry file per attach point and link. On the UPF's own device the
-#: hooks swap sides: what the device receives, the UPF sent.
+#: one entry file per attach point, link and hook. On the UPF's own device
+#: the hooks swap sides: what the device receives, the UPF sent. A point
+#: seen on a link's receiving side has an XDP and a TC entry (the cheaper
+#: differs by driver); the first listed is the default.
 ENTRY_POINTS: tuple[EntryPoint, ...] = (
     EntryPoint(layout.POINT_N3_INGRESS, "n3_xdp.c", "sauron_n3_ingress", XDP),
+    EntryPoint(layout.POINT_N3_INGRESS, "n3_ingress_tc.c", "sauron_n3_ingress_tc", TC),
     EntryPoint(layout.POINT_N3_EGRESS, "n3_tc.c", "sauron_n3_egress", TC),
     EntryPoint(layout.POINT_N6_INGRESS, "n6_xdp.c", "sauron_n6_ingress", XDP),
+    EntryPoint(layout.POINT_N6_INGRESS, "n6_ingress_tc.c", "sauron_n6_ingress_tc", TC),
     EntryPoint(layout.POINT_N6_EGRESS, "n6_tc.c", "sauron_n6_egress", TC),
     EntryPoint(layout.POINT_N6_EGRESS, "n6_tun_xdp.c", "sauron_n6_tun_egress", XDP, UPF_DEVICE),
+    EntryPoint(
+        layout.POINT_N6_EGRESS, "n6_tun_egress_tc.c", "sauron_n6_tun_egress_tc", TC, UPF_DEVICE
+    ),
     EntryPoint(layout.POINT_N6_INGRESS, "n6_tun_tc.c", "sauron_n6_tun_ingress", TC, UPF_DEVICE),
 )
 
+
 #: measurement programs, reached by tail call from the entry points of their
-#: hook: (source, function, hook, program array)
-MEASURE_PROGRAMS: tuple[tuple[str, str, str, str], ...] = (
-    ("measure_xdp.c", "sauron_measure_xdp", XDP, "measure_xdp_prog"),
-    ("measure_tc.c", "sauron_measure_tc", TC, "measure_tc_prog"),
+#: hook, one per point (verified apart, each with its own side's paths):
+#: (source, function, hook, program array, index = point)
+MEASURE_PROGRAMS: tuple[tuple[str, str, str, str, int], ...] = (
+    ("measure_xdp.c", "sauron_measure_xdp_n3_ingress", XDP, "measure_xdp_prog", 0),
+    ("measure_xdp.c", "sauron_measure_xdp_n6_ingress", XDP, "measure_xdp_prog", 2),
+    ("measure_xdp.c", "sauron_measure_xdp_n6_egress", XDP, "measure_xdp_prog", 3),
+    ("measure_tc.c", "sauron_measure_tc_n3_ingress", TC, "measure_tc_prog", 0),
+    ("measure_tc.c", "sauron_measure_tc_n3_egress", TC, "measure_tc_prog", 1),
+    ("measure_tc.c", "sauron_measure_tc_n6_ingress", TC, "measure_tc_prog", 2),
+    ("measure_tc.c", "sauron_measure_tc_n6_egress", TC, "measure_tc_prog", 3),
 )
+
+#: what every Sauron program returns on its hook: pass the frame (on TC with
+#: no verdict of its own, so the filters after it still run)
+PASS_VERDICT = {XDP: libbpf.XDP_PASS, TC: libbpf.TC_ACT_UNSPEC}
 
 BASE_CFLAGS = ("-Wno-unused-function", "-Wno-compare-distinct-pointer-types")
 
@@ -80,12 +103,15 @@ class BpfObject:
         bcc = _bcc()
         started = time.monotonic()
         text = assemble(sources)
-        self.bpf = bcc.BPF(text=text.encode(), cflags=[*BASE_CFLAGS, *cflags])
+        # the CPU-major counter arrays hold a copy for every possible CPU
+        cpus = f"-DSAURON_CPUS={libbpf.possible_cpus()}"
+        self.bpf = bcc.BPF(text=text.encode(), cflags=[*BASE_CFLAGS, cpus, *cflags])
         log.debug(
             "compiled",
             extra={"sources": sources, "seconds": round(time.monotonic() - started, 3)},
         )
         self._functions: dict[str, Any] = {}
+        self._mapped: dict[str, MappedArray] = {}
 
     def function(self, name: str, hook: str) -> Any:
         """The loaded program (bcc function: .fd, .name)."""
@@ -100,7 +126,16 @@ class BpfObject:
     def map_fd(self, name: str) -> int:
         return int(self.table(name).map_fd)
 
+    def mapped(self, name: str, value_type: type[Any]) -> MappedArray:
+        """A CPU-major counter array mapped into this process (once)."""
+        if name not in self._mapped:
+            self._mapped[name] = MappedArray(self.table(name), value_type)
+        return self._mapped[name]
+
     def close(self) -> None:
+        for array in self._mapped.values():
+            array.close()
+        self._mapped.clear()
         self.bpf.cleanup()
 
     def __enter__(self) -> BpfObject:
@@ -119,33 +154,53 @@ class DataPlane(BpfObject):
 
     def __init__(self, record_last: bool = False) -> None:
         cflags = ("-DSAURON_RECORD_LAST=1",) if record_last else ()
-        sources = [ep.source for ep in ENTRY_POINTS] + [m[0] for m in MEASURE_PROGRAMS]
+        sources = [ep.source for ep in ENTRY_POINTS]
+        sources += sorted({m[0] for m in MEASURE_PROGRAMS})
         super().__init__(sources, cflags)
         self.record_last = record_last
-        self.entry_points = {(ep.point, ep.link): ep for ep in ENTRY_POINTS}
+        self.entry_points: dict[tuple[int, str, str | None], EntryPoint] = {}
+        for ep in ENTRY_POINTS:
+            self.entry_points[(ep.point, ep.link, ep.hook)] = ep
+            self.entry_points.setdefault((ep.point, ep.link, None), ep)
         self._install_measurement()
 
     def _install_measurement(self) -> None:
         """Loads the measurement programs into the program arrays the entry
         points tail-call; whether they measure is up to sauron_config."""
-        for _, function, hook, array in MEASURE_PROGRAMS:
+        for _, function, hook, array, point in MEASURE_PROGRAMS:
             fd = int(self.function(function, hook).fd)
-            self.table(array)[ctypes.c_int(0)] = ctypes.c_int(fd)
+            self.table(array)[ctypes.c_int(point)] = ctypes.c_int(fd)
 
-    def program(self, point: int, link: str = ETHERNET) -> Any:
-        ep = self.entry_points[(point, link)]
+    def program(self, point: int, link: str = ETHERNET, hook: str | None = None) -> Any:
+        """The loaded entry program of a point on a link: on the given hook,
+        or the default one (XDP where the point has it)."""
+        ep = self.entry(point, link, hook)
         return self.function(ep.function, ep.hook)
 
-    def program_fd(self, point: int, link: str = ETHERNET) -> int:
-        return int(self.program(point, link).fd)
+    def program_fd(self, point: int, link: str = ETHERNET, hook: str | None = None) -> int:
+        return int(self.program(point, link, hook).fd)
+
+    def pass_verdict(self, point: int, link: str = ETHERNET, hook: str | None = None) -> int:
+        """The return value with which that program passes a frame."""
+        return PASS_VERDICT[self.entry(point, link, hook).hook]
+
+    def entry(self, point: int, link: str = ETHERNET, hook: str | None = None) -> EntryPoint:
+        try:
+            return self.entry_points[(point, link, hook)]
+        except KeyError:
+            on = f"on {hook} " if hook else ""
+            raise NoSuchProgram(
+                f"no program {on}for {layout.POINT_NAMES[point]} on a link of kind {link}"
+            ) from None
 
     def entry_program_fds(self) -> dict[int, list[int]]:
-        """Every attach point's loaded programs: the Ethernet ones always,
-        the others once an interface asked for them."""
+        """Every attach point's loaded programs: the default Ethernet ones
+        always, the others once an interface asked for them."""
         fds: dict[int, list[int]] = {}
         for ep in ENTRY_POINTS:
-            if ep.link == ETHERNET or ep.function in self._functions:
-                fds.setdefault(ep.point, []).append(self.program_fd(ep.point, ep.link))
+            default = self.entry_points[(ep.point, ep.link, None)] is ep
+            if (ep.link == ETHERNET and default) or ep.function in self._functions:
+                fds.setdefault(ep.point, []).append(int(self.function(ep.function, ep.hook).fd))
         return fds
 
     def _config(self) -> layout.Config:
@@ -175,6 +230,7 @@ class DataPlane(BpfObject):
             "qfi_stats",
             "events",
             "teid_slots",
+            "ue_slots",
             "measure_stats",
             "latency_hist",
         ):

@@ -76,13 +76,61 @@ def read_percpu_array(
     return SummedRows(value_type, summed, capacity)
 
 
-def read_percpu_u64_array(table: Any) -> list[int]:
-    ncpu = libbpf.possible_cpus()
-    _, values, count = libbpf.lookup_batch(int(table.map_fd), 4, 8 * ncpu, int(table.max_entries))
-    return [
-        int(v)
-        for v in libbpf.percpu_words(values, count, ncpu, 8)[:, :, 0].sum(axis=1, dtype=np.uint64)
-    ]
+#: word offsets in a slice_stats row (sauron_shared.h)
+_PACKETS = layout.SliceStats.packets.offset // 8
+_MSG = layout.SliceStats.msg.offset // 8
+
+
+def _slice_row_points(rows: int) -> np.ndarray:
+    return (np.arange(rows) // layout.DIRS) % layout.POINTS
+
+
+def read_slice_stats(dataplane: Any, slices: int = layout.MAX_SLICES) -> SummedRows:
+    """slice_stats for slice ids below `slices`, summed over CPUs, with the
+    message kinds the programs leave uncounted filled in: every frame a GTP-U
+    point accounts is of one kind, so its G-PDUs are its packets less the
+    other kinds; every frame an N6 point accounts is plain IP."""
+    array = dataplane.mapped("slice_stats", layout.SliceStats)
+    words = array.summed_words(slices * layout.SLICE_STATS_ROWS)
+    gtp = _slice_row_points(len(words)) < layout.GTP_POINTS
+    counted = words[:, _MSG : _MSG + layout.MSG_KINDS].sum(axis=1, dtype=np.uint64)
+    derived = words[:, _PACKETS] - counted  # modulo 2^64, like every sum here
+    words[gtp, _MSG + layout.MSG_G_PDU] += derived[gtp]
+    words[~gtp, _MSG + layout.MSG_NOT_GTPU] += derived[~gtp]
+    return SummedRows(layout.SliceStats, words, array.rows)
+
+
+def read_cpu_array(
+    dataplane: Any, name: str, value_type: type[ctypes.Structure], entries: int | None = None
+) -> SummedRows:
+    """The first `entries` rows of a CPU-major counter array, summed."""
+    array = dataplane.mapped(name, value_type)
+    return SummedRows(value_type, array.summed_words(entries), array.rows)
+
+
+def _packets_per_point(dataplane: Any) -> np.ndarray:
+    """Frames accounted per slice at each point, every slice id."""
+    array = dataplane.mapped("slice_stats", layout.SliceStats)
+    packets = array.words()[:, :, _PACKETS].sum(axis=0, dtype=np.uint64)
+    per_point: np.ndarray = packets.reshape(layout.MAX_SLICES, layout.POINTS, layout.DIRS).sum(
+        axis=(0, 2), dtype=np.uint64
+    )
+    return per_point
+
+
+def read_events(dataplane: Any) -> list[int]:
+    """events summed over CPUs, with what the programs derive rather than
+    count (sauron_shared.h): the categories of the frames accounted per
+    slice, and FRAMES, the sum of all categories."""
+    array = dataplane.mapped("events", ctypes.c_uint64)
+    events = array.summed_words()[:, 0].reshape(layout.POINTS, layout.EVENTS).copy()
+    per_point = _packets_per_point(dataplane)
+    for point in range(layout.POINTS):
+        accounted = layout.EV_GTPU if point < layout.GTP_POINTS else layout.EV_IP
+        events[point, accounted] += per_point[point]
+    categories = events[:, layout.EV_FRAMES + 1 : layout.ANOMALY_FIRST]
+    events[:, layout.EV_FRAMES] = categories.sum(axis=1, dtype=np.uint64)
+    return [int(v) for v in events.reshape(-1)]
 
 
 @dataclass
@@ -125,15 +173,17 @@ def read_counters(
     if expiry is not None:
         expiry.sweep()
     return DataPlaneCounters(
-        slice_stats=read_percpu_array(
-            dataplane.table("slice_stats"), layout.SliceStats, slices * layout.SLICE_STATS_ROWS
+        slice_stats=read_slice_stats(dataplane, slices),
+        qfi_stats=read_cpu_array(
+            dataplane, "qfi_stats", layout.Traffic, slices * layout.QFI_STATS_ROWS
         ),
-        qfi_stats=read_percpu_array(
-            dataplane.table("qfi_stats"), layout.Traffic, slices * layout.QFI_STATS_ROWS
+        events=read_events(dataplane),
+        teids=read_sessions(
+            dataplane.table("teid_stats"), 4, dataplane.mapped("teid_slots", layout.TeidSlot)
         ),
-        events=read_percpu_u64_array(dataplane.table("events")),
-        teids=read_sessions(dataplane.table("teid_stats"), 4, dataplane.table("teid_slots")),
-        ues=read_sessions(dataplane.table("ue_stats"), 16),
+        ues=read_sessions(
+            dataplane.table("ue_stats"), 16, dataplane.mapped("ue_slots", layout.UeSlot)
+        ),
         latency=read_latency(dataplane, slices),
         measure=read_measure_stats(dataplane, slices),
         transit_expired=dict(expiry.expired) if expiry is not None else {},
@@ -143,12 +193,13 @@ def read_counters(
 
 class CounterReader:
     """read_counters for the agent's every interval, with a shortcut for a
-    quiet data path: every frame a program sees is counted in `events` first,
-    so when `events` has not moved since the last two readings, no other
-    counter map has either (the extra reading lets a frame still being
-    counted during a full reading finish), and the last full reading stands.
-    Idle, an interval then costs one small map read instead of every table.
-    Transit stamps still expire on time."""
+    quiet data path: every frame a program sees is counted, in `events` or
+    in slice_stats, before anything else about it, so when the events read
+    with their derived FRAMES (read_events, two mapped arrays summed) have
+    not moved since the last two readings, no other counter map has either
+    (the extra reading lets a frame still being counted during a full
+    reading finish), and the last full reading stands. Idle, an interval
+    then costs no system call but the transit stamps' expiry sweep."""
 
     QUIET_READINGS = 2
 
@@ -167,7 +218,7 @@ class CounterReader:
         self._last: DataPlaneCounters | None = None
 
     def __call__(self) -> DataPlaneCounters:
-        events = read_percpu_u64_array(self.dataplane.table("events"))
+        events = read_events(self.dataplane)
         if events == self._events:
             self._quiet += 1
         else:

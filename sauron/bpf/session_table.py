@@ -1,7 +1,8 @@
 """The per-session tables (TEIDs on N3/N9, UE addresses on N6) read as
-columns: one batch system call per map, per-CPU copies and TEID slots merged
-with numpy, so a reading of 100 000 sessions costs milliseconds, not a
-Python object per CPU copy."""
+columns: one batch system call per table, its slots read in place, every
+CPU's slot of a session merged with the table's entry by numpy, so a
+reading of 100 000 sessions costs milliseconds, not a Python object per
+copy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sauron.bpf import layout, libbpf
+from sauron.bpf.mapped import MappedArray
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -55,10 +57,9 @@ def row_dtype(ctype: type[ctypes.Structure], stride: int) -> np.dtype[Any]:
     )
 
 
-SESSION_STRIDE = libbpf.percpu_stride(ctypes.sizeof(layout.SessionStats))
-SLOT_STRIDE = libbpf.percpu_stride(ctypes.sizeof(layout.TeidSlot))
-SESSION_DTYPE = row_dtype(layout.SessionStats, SESSION_STRIDE)
-SLOT_DTYPE = row_dtype(layout.TeidSlot, SLOT_STRIDE)
+SESSION_DTYPE = row_dtype(layout.SessionStats, ctypes.sizeof(layout.SessionStats))
+SLOT_DTYPE = row_dtype(layout.TeidSlot, ctypes.sizeof(layout.TeidSlot))
+UE_SLOT_DTYPE = row_dtype(layout.UeSlot, ctypes.sizeof(layout.UeSlot))
 assert layout.DIRS == 2, "Session holds two directions"
 
 
@@ -126,74 +127,127 @@ class SessionTable:
 
 
 @dataclass
-class SessionCopies:
-    """Every per-CPU copy and TEID slot of the sessions, not yet merged."""
+class _Columns:
+    """Session copies as columns, one row a copy."""
 
-    keys: list[npt.NDArray[np.void]] = field(default_factory=list)
-    rows: list[npt.NDArray[np.void]] = field(default_factory=list)
+    keys: npt.NDArray[np.void]
+    packets: U64  # (n, 2)
+    octets: U64  # (n, 2)
+    slice_id: U32
+    generation: U32
+    qfi: U32
+    flags: U32
+    ue_addr: npt.NDArray[np.uint8]  # (n, 16)
 
-    def add(self, keys: npt.NDArray[np.void], rows: npt.NDArray[np.void]) -> None:
-        names = ("packets", "bytes", "slice_id", "rules_generation", "qfi", "flags", "ue_addr")
-        self.keys.append(keys)
-        # one common dtype for table rows and slots: the fields they share
-        common = np.empty(len(rows), dtype=[(n, rows.dtype.fields[n][0]) for n in names])  # type: ignore[index]
-        for n in names:
-            common[n] = rows[n]
-        self.rows.append(common)
+    @classmethod
+    def of(cls, keys: npt.NDArray[np.void], rows: npt.NDArray[np.void], **fixed: int) -> _Columns:
+        """Structured rows of a table or slots; `fixed` gives the fields
+        they keep none of (a UE slot has no QFI, and always its UE)."""
 
-    def merge(self, key_size: int) -> SessionTable:
-        """Sums each key's copies; its slice, QFI and UE address come from
-        the copy classified under the newest rules, then the busiest."""
-        if not any(len(k) for k in self.keys):
-            return SessionTable.empty(key_size)
-        keys, rows = np.concatenate(self.keys), np.concatenate(self.rows)
-        unique, group = np.unique(_ordered(keys), return_inverse=True)
-        busy = rows["packets"].sum(axis=1, dtype=np.uint64)
-        order = np.lexsort((busy, rows["rules_generation"], group))
-        group = group[order]
-        rows = rows[order]
-        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        best = np.r_[starts[1:] - 1, len(group) - 1]  # last of each group ranks highest
-        chosen = rows[best]
-        return SessionTable(
-            keys=unique.view(f"V{key_size}"),
-            packets=np.add.reduceat(rows["packets"], starts, axis=0),
-            octets=np.add.reduceat(rows["bytes"], starts, axis=0),
-            slice_id=chosen["slice_id"].astype(np.uint32),
-            qfi=chosen["qfi"].astype(np.uint32),
-            ue_addr=np.ascontiguousarray(chosen["ue_addr"], dtype=np.uint8),
-            has_ue=(chosen["flags"] & layout.SESSION_HAS_UE) != 0,
+        def column(name: str, dtype: Any) -> Any:
+            if name in fixed:
+                return np.full(len(rows), fixed[name], dtype)
+            return np.ascontiguousarray(rows[name], dtype)
+
+        return cls(
+            keys=keys,
+            packets=column("packets", np.uint64),
+            octets=column("bytes", np.uint64),
+            slice_id=column("slice_id", np.uint32),
+            generation=column("rules_generation", np.uint32),
+            qfi=column("qfi", np.uint32),
+            flags=column("flags", np.uint32),
+            ue_addr=column("ue_addr", np.uint8),
         )
 
 
+@dataclass
+class SessionCopies:
+    """Every copy of the sessions (table entries, every CPU's slots), not
+    yet merged."""
+
+    parts: list[_Columns] = field(default_factory=list)
+
+    def add(self, keys: npt.NDArray[np.void], rows: npt.NDArray[np.void], **fixed: int) -> None:
+        self.parts.append(_Columns.of(keys, rows, **fixed))
+
+    def merge(self, key_size: int) -> SessionTable:
+        """Sums each key's copies; its slice, QFI and UE address come from
+        the copy classified under the newest rules, then the busiest. One
+        sort by key, the rest linear over plain columns."""
+        if not any(len(p.keys) for p in self.parts):
+            return SessionTable.empty(key_size)
+
+        def joined(name: str) -> Any:
+            return np.concatenate([getattr(p, name) for p in self.parts])
+
+        ordered = _ordered(joined("keys"))
+        order = np.argsort(ordered, kind="stable")
+        ordered = ordered[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        packets, octets = joined("packets")[order], joined("octets")[order]
+        best = order[_best_of_groups(joined("generation")[order], packets, starts)]
+        return SessionTable(
+            keys=np.ascontiguousarray(ordered[starts]).view(f"V{key_size}"),
+            packets=np.add.reduceat(packets, starts, axis=0),
+            octets=np.add.reduceat(octets, starts, axis=0),
+            slice_id=joined("slice_id")[best],
+            qfi=joined("qfi")[best],
+            ue_addr=joined("ue_addr")[best],
+            has_ue=(joined("flags")[best] & layout.SESSION_HAS_UE) != 0,
+        )
+
+
+def _best_of_groups(
+    generation: U32, packets: U64, starts: npt.NDArray[np.intp]
+) -> npt.NDArray[np.intp]:
+    """For copies grouped by key (groups begin at `starts`), the copy of each
+    group with the newest rules generation, then the most packets, then the
+    last: segment maxima instead of a sort."""
+    n = len(generation)
+    sizes = np.diff(np.r_[starts, n])
+    if (sizes == 1).all():
+        return starts
+    gen = generation.astype(np.uint64)
+    newest = gen == np.repeat(np.maximum.reduceat(gen, starts), sizes)
+    busy = np.where(newest, packets.sum(axis=1, dtype=np.uint64) + 1, 0)
+    best = busy == np.repeat(np.maximum.reduceat(busy, starts), sizes)
+    # the last best copy of each group: the running count of best copies
+    # at each group's end numbers it
+    ends = np.r_[starts[1:], n]
+    chosen: npt.NDArray[np.intp] = np.flatnonzero(best)[np.cumsum(best)[ends - 1] - 1]
+    return chosen
+
+
 def _table_copies(table: Any, key_size: int, copies: SessionCopies) -> None:
-    ncpu = libbpf.possible_cpus()
-    keys, values, count = libbpf.lookup_batch(
-        int(table.map_fd), key_size, SESSION_STRIDE * ncpu, int(table.max_entries)
+    """A session table's entries: one copy each, shared by every CPU."""
+    keys, values, count = libbpf.lookup_batch_arrays(
+        int(table.map_fd), key_size, SESSION_DTYPE.itemsize, int(table.max_entries)
     )
     key_column = np.frombuffer(keys, dtype=f"V{key_size}", count=count)
-    rows = np.frombuffer(values, dtype=SESSION_DTYPE, count=count * ncpu)
-    copies.add(np.repeat(key_column, ncpu), rows)
+    copies.add(key_column, np.frombuffer(values, dtype=SESSION_DTYPE, count=count))
 
 
-def _slot_copies(table: Any, copies: SessionCopies) -> None:
-    """Adds the valid slots; read after teid_stats, so a slot flushed in
-    between is missed by this reading (and seen by the next), never counted
-    twice."""
-    ncpu = libbpf.possible_cpus()
-    _, values, count = libbpf.lookup_batch(
-        int(table.map_fd), 4, SLOT_STRIDE * ncpu, int(table.max_entries)
-    )
-    slots = np.frombuffer(values, dtype=SLOT_DTYPE, count=count * ncpu)
-    valid = slots[(slots["flags"] & layout.SESSION_VALID) != 0]
-    teids = np.ascontiguousarray(valid["teid"], dtype="<u4").view("V4")
-    copies.add(teids, valid)
+def _slot_copies(slots: MappedArray, key_size: int, copies: SessionCopies) -> None:
+    """Adds the valid slots, read in place after the table, so a slot
+    flushed in between is missed by this reading (and seen by the next),
+    never counted twice."""
+    if key_size == 4:
+        rows = slots.view(SLOT_DTYPE).reshape(-1)
+        valid = rows[(rows["flags"] & layout.SESSION_VALID) != 0]
+        keys = np.ascontiguousarray(valid["teid"], dtype="<u4").view("V4")
+        copies.add(keys, valid)
+    else:
+        rows = slots.view(UE_SLOT_DTYPE).reshape(-1)
+        valid = rows[(rows["flags"] & layout.SESSION_VALID) != 0]
+        keys = np.ascontiguousarray(valid["ue_addr"]).view(f"V{UE_ADDR_BYTES}").reshape(-1)
+        copies.add(keys, valid, qfi=layout.NO_QFI, flags=layout.SESSION_HAS_UE)
 
 
-def read_sessions(table: Any, key_size: int, slots: Any | None = None) -> SessionTable:
-    """Every entry of teid_stats (with its slots) or ue_stats, CPUs merged."""
+def read_sessions(table: Any, key_size: int, slots: MappedArray | None = None) -> SessionTable:
+    """Every entry of teid_stats or ue_stats with its slots, CPUs merged."""
     copies = SessionCopies()
     _table_copies(table, key_size, copies)
     if slots is not None:
-        _slot_copies(slots, copies)
+        _slot_copies(slots, key_size, copies)
     return copies.merge(key_size)

@@ -25,9 +25,12 @@
  * bound costs nothing until used. */
 #define SAURON_MAX_UE_RULES 65536
 #define SAURON_TEID_STATS_ENTRIES 65536
-/* Direct-mapped per-CPU slots in front of teid_stats (power of two). */
+/* Direct-mapped slots per CPU in front of teid_stats and ue_stats (powers
+ * of two). */
 #define SAURON_TEID_SLOTS 16384
 #define SAURON_TEID_SLOT_BITS 14
+#define SAURON_UE_SLOTS 16384
+#define SAURON_UE_SLOT_BITS 14
 /* Longest L4 payload stamped for transit: a 1500-byte IPv4 packet's. A
  * longer one is a GRO aggregate the UPF's kernel splits before it leaves,
  * so no piece could match its stamp. */
@@ -44,9 +47,9 @@
 
 /* Where a program is attached. N9 interfaces use the GTP-U side programs. */
 enum sauron_point {
-	SAURON_POINT_N3_INGRESS = 0, /* XDP, GTP-U side */
+	SAURON_POINT_N3_INGRESS = 0, /* XDP or TC ingress, GTP-U side */
 	SAURON_POINT_N3_EGRESS = 1,  /* TC egress, GTP-U side */
-	SAURON_POINT_N6_INGRESS = 2, /* XDP, plain IP side */
+	SAURON_POINT_N6_INGRESS = 2, /* XDP or TC ingress, plain IP side */
 	SAURON_POINT_N6_EGRESS = 3,  /* TC egress, plain IP side */
 	SAURON_POINTS = 4,
 	SAURON_GTP_POINTS = 2, /* the N3 points, which see QFIs */
@@ -85,7 +88,10 @@ enum sauron_msg_kind {
 
 /* Per-point event counters: frame categories first, then anomaly reasons.
  * Each frame counts once in exactly one category and in at most one anomaly
- * (the first one the parser meets). */
+ * (the first one the parser meets). The programs count neither FRAMES nor
+ * the categories of the frames they account per slice (GTPU, IP): those
+ * are the sums of the other categories and of slice_stats' packets, which
+ * the reader derives, so a well-formed frame never touches this map. */
 enum sauron_event {
 	SAURON_EV_FRAMES = 0,          /* every frame the program ran on */
 	SAURON_EV_NOT_IP = 1,          /* ARP, LLDP, ... */
@@ -122,16 +128,30 @@ enum sauron_event {
 	SAURON_EVENTS = 32,
 };
 
-/* slice_stats[(slice * SAURON_POINTS + point) * SAURON_DIRS + dir] */
+/* The counter arrays (slice_stats, qfi_stats, events, teid_slots,
+ * ue_slots) are CPU-major: CPU c's copy of row r is entry c * rows + r,
+ * SAURON_CPUS being the possible CPUs (set by the loader). Each CPU writes
+ * only its own rows, so no atomics are needed; unlike a per-CPU array's, a
+ * lookup is an address computed inline rather than a pointer table's load
+ * (one cache miss less in real traffic); and the arrays are mmapable, so
+ * the agent reads them in place without a system call. */
+
+/* slice_stats[cpu][(slice * SAURON_POINTS + point) * SAURON_DIRS + dir]:
+ * 128 bytes, so a row is two whole cache lines of a page-aligned array, and
+ * what a frame writes (packets, bytes, inner_bytes) sits in the first. The
+ * most common kind of each side is not counted but derived: msg[G_PDU] at
+ * the N3 points and msg[NOT_GTPU] at the N6 points are the packets less
+ * the other kinds. */
 struct sauron_slice_stats {
 	__u64 packets;
 	__u64 bytes;       /* whole frame, L2 header included */
 	__u64 inner_bytes; /* inner IP packet (G-PDU payload, or the N6 IP packet) */
 	__u64 malformed;   /* frames of this slice that carried an anomaly */
 	__u64 msg[SAURON_MSG_KINDS];
+	__u64 reserved[5];
 };
 
-/* qfi_stats[((slice * SAURON_GTP_POINTS + gtp_point) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
+/* qfi_stats[cpu][((slice * SAURON_GTP_POINTS + gtp_point) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
  * gtp_point being SAURON_POINT_N3_INGRESS or SAURON_POINT_N3_EGRESS. */
 struct sauron_traffic {
 	__u64 packets;
@@ -157,21 +177,36 @@ struct sauron_session_stats {
 #define SAURON_SESSION_HAS_UE 1
 #define SAURON_SESSION_VALID 2
 
-/* teid_slots[hash(teid)]: a per-CPU, direct-mapped cache of the sessions
- * most recently seen, so that a G-PDU of a known tunnel costs an array
- * lookup instead of a hash lookup. A slot taken over by another TEID first
- * adds its counts to that TEID's teid_stats entry; the agent adds the slots
- * it finds valid to teid_stats, so no count is lost or counted twice. */
+/* teid_slots[cpu][hash(teid)]: a direct-mapped cache of the sessions each
+ * CPU saw most recently, so that a G-PDU of a known tunnel touches one
+ * cache line: its slot carries the session's slice, the rules generation
+ * it was classified under, and its counters. A slot taken over by another
+ * TEID first adds its counts to that TEID's teid_stats entry; the agent
+ * adds the slots it finds valid to teid_stats, so no count is lost or
+ * counted twice. */
 struct sauron_teid_slot {
 	__u32 teid;
 	__u32 rules_generation;
-	__u32 slice_id;
-	__u32 flags; /* SAURON_SESSION_VALID | SAURON_SESSION_HAS_UE */
-	__u32 qfi;
+	__u8 slice_id;
+	__u8 qfi;   /* last QFI seen, SAURON_NO_QFI when none */
+	__u16 flags; /* SAURON_SESSION_VALID | SAURON_SESSION_HAS_UE */
 	__u32 reserved;
 	__u64 packets[SAURON_DIRS];
 	__u64 bytes[SAURON_DIRS];
 	__u8 ue_addr[16];
+};
+
+/* ue_slots[cpu][hash(UE address)]: the same in front of ue_stats, for the
+ * N6 side, whose sessions are UE addresses. */
+struct sauron_ue_slot {
+	__u8 ue_addr[16];
+	__u32 rules_generation;
+	__u8 slice_id;
+	__u8 reserved8;
+	__u16 flags; /* SAURON_SESSION_VALID */
+	__u64 reserved;
+	__u64 packets[SAURON_DIRS];
+	__u64 bytes[SAURON_DIRS];
 };
 
 struct sauron_teid_range_key {

@@ -36,9 +36,9 @@ struct measure_job {
 };
 
 BPF_PERCPU_ARRAY(measure_jobs, struct measure_job, 1);
-/* index 0: the measurement program for the caller's hook */
-BPF_PROG_ARRAY(measure_xdp_prog, 1);
-BPF_PROG_ARRAY(measure_tc_prog, 1);
+/* by attach point: the measurement program for the caller's hook and point */
+BPF_PROG_ARRAY(measure_xdp_prog, SAURON_POINTS);
+BPF_PROG_ARRAY(measure_tc_prog, SAURON_POINTS);
 
 /* In the entry program, after counting. */
 static __always_inline int measure_pending(void)

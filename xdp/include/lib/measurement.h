@@ -118,17 +118,23 @@ static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, _
 	__u8 *first = c->pos;
 	if ((void *)(first + 1) > data_end)
 		return -1;
-	return parse_ip(c, data_end, *first >> 4, ip, 1, &ignored_anomaly);
+	if (parse_ip(c, data_end, *first >> 4, ip, 1, &ignored_anomaly) < 0)
+		return -1;
+	/* one cursor state past the IPv6 extension walk for the L4 reads */
+	cursor_merge(c, data);
+	return 0;
 }
 
-static __always_inline void run_measurement(void *data, void *data_end)
+/* One program per attach point (the point a constant), so that each is
+ * verified with only its own side's paths: a stamp or a match, the GTP-U
+ * or the N6 side. */
+static __always_inline void run_measurement(void *data, void *data_end, __u32 point)
 {
 	__u32 zero = 0;
 	struct measure_job *job = measure_jobs.lookup(&zero);
 	const struct sauron_config *cfg = agent_config();
-	if (!job || !cfg)
+	if (!job || !cfg || job->point != point)
 		return;
-	__u32 point = job->point;
 	__u32 dir = job->direction & 1;
 	__u32 slice_id = job->slice_id % SAURON_MAX_SLICES;
 	int has_seq = (job->gtp_flags & GTPU_FLAG_S) != 0;

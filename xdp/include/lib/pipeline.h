@@ -63,7 +63,9 @@ static __always_inline void record_result(const struct frame_facts *f, const str
 static __always_inline void finish_frame(__u32 point, struct frame_facts *f,
 					 const struct gtpu_view *g)
 {
-	count_event(point, f->event);
+	/* frames accounted per slice are counted there (sauron_shared.h) */
+	if (f->event != SAURON_EV_GTPU && f->event != SAURON_EV_IP)
+		count_event(point, f->event);
 	if (f->anomaly)
 		count_event(point, f->anomaly);
 	record_result(f, g);
@@ -254,7 +256,6 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	struct ip_view inner = {};
 	struct udphdr *udph;
 
-	count_event(point, SAURON_EV_FRAMES);
 	int proto = parse_link(&c, data_end, link, &f.anomaly);
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6) {
 		f.event = SAURON_EV_NOT_IP;
@@ -300,8 +301,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	struct sauron_teid_slot *slot = NULL;
 	int cached = 0;
 	if (f.msg_kind == SAURON_MSG_G_PDU && mode != SAURON_DIRMODE_AUTO) {
-		__u32 index = teid_slot_index(g.teid);
-		slot = teid_slots.lookup(&index);
+		slot = teid_slot_of(g.teid);
 		cached = slot && (slot->flags & SAURON_SESSION_VALID) && slot->teid == g.teid &&
 			 slot->rules_generation == generation;
 	}
@@ -330,8 +330,8 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 			slot->bytes[dir] += frame_len;
 			slot->qfi = g.qfi;
 		} else {
-			count_teid_session(g.teid, slice_id, generation, dir, frame_len, g.qfi,
-					   f.ue_addr, f.has_ue);
+			count_unslotted(g.teid, slice_id, generation, dir, frame_len, g.qfi,
+					f.ue_addr, f.has_ue, 1);
 		}
 	}
 	if (cfg && cfg->measure)
@@ -350,7 +350,6 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 	struct gtpu_view g = { .qfi = SAURON_NO_QFI, .pdu_type = GTPU_PDU_TYPE_NONE };
 	struct ip_view ip = {};
 
-	count_event(point, SAURON_EV_FRAMES);
 	int proto = parse_link(&c, data_end, link, &f.anomaly);
 	if (proto != ETH_P_IP && proto != ETH_P_IPV6)
 		goto out;
@@ -380,12 +379,15 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 	else
 		fixed_direction(mode, &ip, &f);
 
-	struct sauron_ue_key key;
-	__builtin_memcpy(key.addr, f.ue_addr, 16);
-	struct sauron_session_stats *sess = ue_stats.lookup(&key);
-	int cached = sess && mode != SAURON_DIRMODE_AUTO && sess->rules_generation == generation;
+	struct sauron_ue_slot *slot = NULL;
+	int cached = 0;
+	if (mode != SAURON_DIRMODE_AUTO) {
+		slot = ue_slot_of(f.ue_addr);
+		cached = slot && (slot->flags & SAURON_SESSION_VALID) &&
+			 same_ue(slot->ue_addr, f.ue_addr) && slot->rules_generation == generation;
+	}
 	if (cached)
-		f.slice_id = sess->slice_id;
+		f.slice_id = slot->slice_id;
 	else if (ue_hit || (mode != SAURON_DIRMODE_AUTO && slice_of_ue(f.ue_addr, &ue_slice)))
 		f.slice_id = ue_slice;
 
@@ -393,15 +395,17 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 	__u32 slice_id = bounded_slice(f.slice_id);
 	f.slice_id = slice_id;
 	count_slice(point, slice_id, dir, f.msg_kind, frame_len, f.inner_bytes, f.anomaly != 0);
-	if (sess) {
-		if (!cached)
-			refresh_session(sess, slice_id, generation, f.ue_addr, 1);
-		count_session(sess, dir, frame_len, SAURON_NO_QFI);
+	if (slot) {
+		if (!cached) {
+			if (slot->flags & SAURON_SESSION_VALID)
+				flush_ue_slot(slot);
+			fill_ue_slot(slot, f.ue_addr, slice_id, generation);
+		}
+		slot->packets[dir] += 1;
+		slot->bytes[dir] += frame_len;
 	} else {
-		struct sauron_session_stats fresh = {};
-		refresh_session(&fresh, slice_id, generation, f.ue_addr, 1);
-		count_session(&fresh, dir, frame_len, SAURON_NO_QFI);
-		ue_stats.update(&key, &fresh);
+		count_unslotted(0, slice_id, generation, dir, frame_len, SAURON_NO_QFI, f.ue_addr, 1,
+				0);
 	}
 	if (cfg && cfg->measure)
 		post_measure_job(point, f.msg_kind, &g, slice_id, dir, 1, ip_offset, 0);

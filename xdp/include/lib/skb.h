@@ -10,6 +10,10 @@
  * extension chain and the inner headers. */
 #define SAURON_TC_PULL_BYTES 512
 
+/* What every TC program returns: no verdict of its own, so the filters
+ * after it on the hook still run and the frame passes when none is left. */
+#define SAURON_TC_PASS TC_ACT_UNSPEC
+
 static __always_inline void pull_headers(struct __sk_buff *skb)
 {
 	__u32 want = skb->len < SAURON_TC_PULL_BYTES ? skb->len : SAURON_TC_PULL_BYTES;
