@@ -1,7 +1,8 @@
 """`make bench` still works: every section run with tiny sizes (`--quick`),
-its figures checked for shape, never for speed. The one correctness figure
-is checked: the generator's, Sauron's and the user-space capture's per-slice
-counts agree."""
+its figures checked for shape, never for speed. The correctness figures
+are checked: the generator's, Sauron's and the user-space capture's per-slice
+counts agree, and at the veth's ceiling every frame the N3 program ran on is
+in Sauron's counts."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ STABLE_NAMES = {
     "generator_ceiling_pps",
     "cpu_per_packet_vs_userspace_ratio",
     "cpu_per_packet_vs_tcpdump_ratio",
+    "ceiling_cpu_per_packet_vs_tcpdump_ratio",
     "kernel_cpu_per_packet_vs_empty_ratio",
     "agent_cpu_per_interval_ms",
     "per_slice_counts_agree",
@@ -79,6 +81,14 @@ def test_every_section_runs_and_writes_every_figure(tmp_path: Path) -> None:
     )
     captured = figures["cpu_per_packet_vs_tcpdump_ratio"]["detail"]["tcpdump_captured"]
     assert captured and min(captured) >= sent, (captured, sent)
+    # at the ceiling: the hook's run count is the truth, tcpdump captured something
+    assert figures["ceiling_counts_agree"]["value"] == 1.0, figures["ceiling_counts_agree"]
+    for run in figures["ceiling_counts_agree"]["detail"]["runs"]:
+        counted = sum(run["sauron"].values())
+        assert 0 < counted <= run["sent"], run
+        assert counted + run["other_frames"] == run["program_runs"], run
+    ceiling = figures["ceiling_cpu_per_packet_vs_tcpdump_ratio"]["detail"]
+    assert ceiling["tcpdump_captured"] and min(ceiling["tcpdump_captured"]) > 0, ceiling
     # every figure is in the printed table
     for name in figures:
         assert name in done.stdout
