@@ -4,9 +4,10 @@ Each section runs in a process of its own (no CPU pinning, loaded program or
 imported compiler carries over) and hands back its figures as JSON; the
 table is printed at the end and written to bench/results.json.
 
-    python -m bench            # everything (about 12 minutes on 2 CPUs)
+    python -m bench            # everything (about 15 minutes on 2 CPUs)
     python -m bench --quick    # every section with tiny sizes: does it run?
     python -m bench --only throughput,scaling
+    python -m bench --markdown # the README's table from bench/results.json
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.figures import Figure, machine, table
+from bench.figures import Figure, machine, markdown, table
 
 SECTIONS = (
     "per_packet",
@@ -49,7 +50,15 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--section", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--markdown", action="store_true", help="print --output's figures as the README's table"
+    )
     args = parser.parse_args()
+    if args.markdown:
+        saved = json.loads(args.output.read_text())
+        fields = set(Figure.__dataclass_fields__)
+        print(markdown([Figure(**{k: v for k, v in f.items() if k in fields}) for f in saved]))
+        return
     if args.section:
         _section(args.section, args.quick)
         return

@@ -122,3 +122,18 @@ def table(figures: Sequence[Figure]) -> str:
             f"{r[3]:<{widths[3]}}  {r[4]}"
         )
     return "\n".join(lines)
+
+
+def markdown(figures: Sequence[Figure]) -> str:
+    """The table as the README's performance section shows it."""
+    lines = ["| figure | value | spread | unit | goal | what |", "|---|---|---|---|---|---|"]
+    for f in figures:
+        goal = ""
+        if f.goal is not None:
+            sign = "≤" if f.goal_is == "at_most" else "≥"
+            goal = f"{sign} {_number(f.goal)} {'met' if f.met else '**missed**'}"
+        lines.append(
+            f"| `{f.name}` | {_number(f.value)} | {_number(f.spread)} | {f.unit} | {goal} "
+            f"| {f.what} |"
+        )
+    return "\n".join(lines)
