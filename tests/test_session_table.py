@@ -82,6 +82,40 @@ def test_copies_sum_and_the_newest_rules_name_the_slice() -> None:
     assert (by_teid[8].slice_id, by_teid[8].qfi) == (3, 9), "the slot was the busier copy"
 
 
+copy = st.tuples(
+    st.sampled_from([0, 1, 0x100, 0x10000, 0x1000000, 0xFFFFFFFF, 0x01020304]),  # TEID
+    st.integers(0, 3),  # uplink packets: small, so ties are common
+    st.integers(0, 2),  # rules generation
+    st.integers(0, 5),  # slice
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(copy, max_size=12), min_size=1, max_size=3))
+def test_merge_matches_the_row_by_row_rule(parts: list[list[tuple[int, int, int, int]]]) -> None:
+    """Every TEID's copies summed; its slice from the copy under the newest
+    rules, then the busiest, then the last one added; the table sorted by
+    the TEID's bytes as the kernel keeps them (little-endian)."""
+    copies = SessionCopies()
+    for part in parts:
+        rows = [session_row((p, 0), (p * 100, 0), sl, g) for _, p, g, sl in part]
+        copies.add(teid_keys(*(c[0] for c in part)), np.frombuffer(b"".join(rows), SESSION_DTYPE))
+    merged = copies.merge(4)
+
+    want: dict[int, list[int]] = {}
+    best: dict[int, tuple[int, int, int]] = {}
+    for teid, p, g, sl in (c for part in parts for c in part):
+        want.setdefault(teid, [0, 0])[0] += p
+        if teid not in best or (g, p) >= best[teid][:2]:
+            best[teid] = (g, p, sl)
+    keys = [bytes(k) for k in merged.keys]
+    assert keys == sorted(t.to_bytes(4, "little") for t in want)
+    for session in merged:
+        teid = int.from_bytes(session.key, "little")
+        assert session.packets == want[teid]
+        assert session.slice_id == best[teid][2], teid
+
+
 def test_no_copies_is_an_empty_table() -> None:
     assert len(SessionCopies().merge(16)) == 0
     assert session_activity(SessionTable.empty(4), SessionTable.empty(4), by_teid=True).active == {}

@@ -24,9 +24,23 @@ UE_ADDR_BYTES = 16
 
 def _ordered(keys: npt.NDArray[np.void]) -> npt.NDArray[Any]:
     """Keys in a form numpy sorts quickly, in the same order as their bytes:
-    4- and 8-byte keys as big-endian integers (a TEID key), others as bytes."""
+    4- and 8-byte keys as the big-endian integers they spell (a TEID key),
+    converted to native integers (a sort or search on a byte-swapped dtype
+    swaps on every comparison); others as bytes."""
     size = keys.dtype.itemsize
-    return keys.view(f">u{size}") if size in (4, 8) else keys
+    return keys.view(f">u{size}").astype(f"u{size}") if size in (4, 8) else keys
+
+
+def _stable_order(keys: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
+    """argsort(keys, kind="stable"), faster for 4-byte keys: each key
+    widened with its position is unique, so a plain sort of those pairs
+    gives the stable order (a stable sort of the keys alone is a merge sort,
+    more than twice as slow)."""
+    if keys.dtype == np.uint32:
+        pairs = (keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64)
+        order: npt.NDArray[np.intp] = (np.sort(pairs) & np.uint64(0xFFFFFFFF)).astype(np.intp)
+        return order
+    return np.argsort(keys, kind="stable")
 
 
 @dataclass(slots=True)
@@ -182,13 +196,13 @@ class SessionCopies:
             return np.concatenate([getattr(p, name) for p in self.parts])
 
         ordered = _ordered(joined("keys"))
-        order = np.argsort(ordered, kind="stable")
+        order = _stable_order(ordered)
         ordered = ordered[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         packets, octets = joined("packets")[order], joined("octets")[order]
         best = order[_best_of_groups(joined("generation")[order], packets, starts)]
         return SessionTable(
-            keys=np.ascontiguousarray(ordered[starts]).view(f"V{key_size}"),
+            keys=joined("keys")[order[starts]],
             packets=np.add.reduceat(packets, starts, axis=0),
             octets=np.add.reduceat(octets, starts, axis=0),
             slice_id=joined("slice_id")[best],
