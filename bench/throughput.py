@@ -15,6 +15,7 @@ stack."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator
@@ -24,7 +25,7 @@ from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import apply_settings, settings_for
 from sauron.catalog import load_catalog
 from sauron.config import InterfaceConfig
-from sauron.interfaces import attach_interfaces
+from sauron.interfaces import attach_interfaces, attach_on_hook
 from sauron.netns import Attachments, inside
 from sauron.rules import program_catalog
 
@@ -40,12 +41,14 @@ def _delivered_pps(link: N3Link, gen: FrameGenerator, seconds: float) -> tuple[f
 
 
 def _attach_empty(att: Attachments, ns: str, empty: BpfObject, mode: str) -> None:
-    if mode == ingress_hooks.TC:
-        att.attach_tc_ingress(ns, N3, empty.function("empty_tc", "tc"))
-    else:
-        generic = mode == ingress_hooks.XDP_GENERIC
-        att.attach_xdp(ns, N3, empty.function("empty_xdp", "xdp"), generic)
+    attach_on_hook(att, ns, N3, mode, empty_program(empty, mode))
     att.attach_tc_egress(ns, N3, empty.function("empty_tc", "tc"))
+
+
+def empty_program(empty: BpfObject, hook: str) -> Any:
+    """empty_xdp.c's program for a receiving-side hook."""
+    program_type = ingress_hooks.program_type(hook)
+    return empty.function(f"empty_{program_type}", program_type)
 
 
 def run(quick: bool = False) -> list[Figure]:

@@ -60,15 +60,16 @@ from typing import Any
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator, Sent
 from bench.n3_link import N3, N3Link, n3_link, uplink_frames
+from bench.throughput import empty_program
 from sauron import ingress_hooks
 from sauron.bpf import layout, libbpf
-from sauron.bpf.loader import TC, XDP, BpfObject, DataPlane
+from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.maps import CounterReader, TransitExpiry
 from sauron.bpf.measurements import MeasureSettings, apply_settings, settings_for
 from sauron.catalog import Catalog, load_catalog
 from sauron.config import InterfaceConfig
 from sauron.engine import KpiEngine
-from sauron.interfaces import attach_interfaces
+from sauron.interfaces import attach_interfaces, attach_on_hook
 from sauron.netns import Attachments, inside
 from sauron.rules import program_catalog
 
@@ -237,7 +238,9 @@ def _sauron_on_n3(sessions: int, measuring: bool) -> Iterator[_SauronOnN3]:
                 gen = FrameGenerator("gnb0", [f for _, _, f in frames])
             # read as the agent reads: per-slice rows up to the catalog's slices
             engine = KpiEngine(catalog, CounterReader(dp, TransitExpiry(dp), catalog.slice_rows))
-            program = dp.program_fd(layout.POINT_N3_INGRESS, hook=hook_of(hooks[N3]))
+            program = dp.program_fd(
+                layout.POINT_N3_INGRESS, hook=ingress_hooks.program_type(hooks[N3])
+            )
             try:
                 yield _SauronOnN3(catalog, dp, link, frames, gen, engine, program)
             finally:
@@ -360,11 +363,6 @@ def ceiling_run(total: int, sessions: int) -> dict[str, Any]:
     }
 
 
-def hook_of(ingress: str) -> str:
-    """The program type an ingress hook runs."""
-    return TC if ingress == ingress_hooks.TC else XDP
-
-
 def empty_run(total: int, pps: float, sessions: int) -> float:
     """Kernel ns per frame of an empty program under the same traffic, on the
     hook the agent takes on this link (auto)."""
@@ -373,12 +371,8 @@ def empty_run(total: int, pps: float, sessions: int) -> float:
     hook = ingress_hooks.candidates("auto", "veth")[0]
     try:
         with n3_link() as link, Attachments() as att:
-            if hook == ingress_hooks.TC:
-                program = empty.function("empty_tc", TC)
-                att.attach_tc_ingress(link.upf, N3, program)
-            else:
-                program = empty.function("empty_xdp", XDP)
-                att.attach_xdp(link.upf, N3, program, hook == ingress_hooks.XDP_GENERIC)
+            program = empty_program(empty, hook)
+            attach_on_hook(att, link.upf, N3, hook, program)
             with inside(link.gnb):
                 gen = FrameGenerator("gnb0", [f for _, _, f in uplink_frames(sessions)])
             before = libbpf.program_run_stats(int(program.fd))

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from sauron.bpf.loader import TC as TC_PROGRAM
+from sauron.bpf.loader import XDP as XDP_PROGRAM
+
 XDP_NATIVE: Final = "xdp-native"
 XDP_GENERIC: Final = "xdp-generic"
 TC: Final = "tc"
@@ -40,3 +43,8 @@ def candidates(requested: str, kind: str | None) -> tuple[str, ...]:
     if kind is None:
         return (XDP_NATIVE, TC)
     return (VIRTUAL_LINK_DEFAULT,)
+
+
+def program_type(hook: str) -> str:
+    """The type of program a hook runs: TC or XDP (both XDP modes)."""
+    return TC_PROGRAM if hook == TC else XDP_PROGRAM

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from sauron import ingress_hooks
 from sauron.bpf import layout
-from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, XDP, DataPlane
+from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPlane
 from sauron.config import AgentConfig, ConfigError, InterfaceConfig
 from sauron.netns import Attachments, link_facts
 
@@ -120,11 +121,8 @@ def attach_receiving_side(
     tried = ingress_hooks.candidates(itf.ingress, kind)
     for hook in tried:
         try:
-            if hook == ingress_hooks.TC:
-                into.attach_tc_ingress(itf.netns, itf.name, dp.program(point, link, TC))
-            else:
-                generic = hook == ingress_hooks.XDP_GENERIC
-                into.attach_xdp(itf.netns, itf.name, dp.program(point, link, XDP), generic)
+            program = dp.program(point, link, ingress_hooks.program_type(hook))
+            attach_on_hook(into, itf.netns, itf.name, hook, program)
         except Exception as exc:  # bcc and pyroute2 raise plain exceptions
             if hook == tried[-1]:
                 raise RuntimeError(
@@ -137,3 +135,12 @@ def attach_receiving_side(
             continue
         return hook
     raise AssertionError("candidates is never empty")
+
+
+def attach_on_hook(into: Attachments, ns: str | None, ifname: str, hook: str, program: Any) -> None:
+    """`program` (of ingress_hooks.program_type(hook)) on the receiving side
+    of a link, on `hook`."""
+    if hook == ingress_hooks.TC:
+        into.attach_tc_ingress(ns, ifname, program)
+    else:
+        into.attach_xdp(ns, ifname, program, generic=hook == ingress_hooks.XDP_GENERIC)

@@ -108,23 +108,25 @@ def read_cpu_array(
     return SummedRows(value_type, array.summed_words(entries), array.rows)
 
 
-def _packets_per_point(dataplane: Any) -> np.ndarray:
-    """Frames accounted per slice at each point, every slice id."""
+def _packets_per_point(dataplane: Any, slices: int) -> np.ndarray:
+    """Frames accounted per slice at each point, slice ids below `slices`
+    (the programs give no frame a higher one)."""
     array = dataplane.mapped("slice_stats", layout.SliceStats)
-    packets = array.words()[:, :, _PACKETS].sum(axis=0, dtype=np.uint64)
-    per_point: np.ndarray = packets.reshape(layout.MAX_SLICES, layout.POINTS, layout.DIRS).sum(
+    rows = array.words(slices * layout.SLICE_STATS_ROWS)
+    packets = rows[:, :, _PACKETS].sum(axis=0, dtype=np.uint64)
+    per_point: np.ndarray = packets.reshape(-1, layout.POINTS, layout.DIRS).sum(
         axis=(0, 2), dtype=np.uint64
     )
     return per_point
 
 
-def read_events(dataplane: Any) -> list[int]:
+def read_events(dataplane: Any, slices: int = layout.MAX_SLICES) -> list[int]:
     """events summed over CPUs, with what the programs derive rather than
     count (sauron_shared.h): the categories of the frames accounted per
     slice, and FRAMES, the sum of all categories."""
     array = dataplane.mapped("events", ctypes.c_uint64)
     events = array.summed_words()[:, 0].reshape(layout.POINTS, layout.EVENTS).copy()
-    per_point = _packets_per_point(dataplane)
+    per_point = _packets_per_point(dataplane, slices)
     for point in range(layout.POINTS):
         accounted = layout.EV_GTPU if point < layout.GTP_POINTS else layout.EV_IP
         events[point, accounted] += per_point[point]
@@ -177,7 +179,7 @@ def read_counters(
         qfi_stats=read_cpu_array(
             dataplane, "qfi_stats", layout.Traffic, slices * layout.QFI_STATS_ROWS
         ),
-        events=read_events(dataplane),
+        events=read_events(dataplane, slices),
         teids=read_sessions(
             dataplane.table("teid_stats"), 4, dataplane.mapped("teid_slots", layout.TeidSlot)
         ),
@@ -218,7 +220,7 @@ class CounterReader:
         self._last: DataPlaneCounters | None = None
 
     def __call__(self) -> DataPlaneCounters:
-        events = read_events(self.dataplane)
+        events = read_events(self.dataplane, self.slices)
         if events == self._events:
             self._quiet += 1
         else:
