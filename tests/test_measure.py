@@ -102,6 +102,7 @@ def test_unmatched_stamp_expires_as_loss_after_the_timeout(measuring: DataPlane)
     now[0] = stamped_at + 3_000_000_000
     assert expiry.sweep() == {(EMBB, UL): 1}
     assert expiry.pending() == 0
+    assert read_measure_stats(measuring)[(EMBB, UL)].transit_expired == 1
     # the packet leaving now is not matched: it was already counted lost
     run(measuring, N6_OUT, plain(natted(ul_packet(b"never-leaves"))))
     assert transit(measuring) == {}
@@ -125,14 +126,81 @@ def test_same_fingerprint_twice_is_counted_not_stamped_again(measuring: DataPlan
     assert (stats.transit_stamped, stats.transit_duplicate) == (1, 1)
 
 
-def test_full_stamp_table_is_counted(measuring: DataPlane) -> None:
-    table = measuring.table("transit_stamps")
-    for i in range(layout.TRANSIT_STAMPS):
-        table[table.Key(ip_id=i, l4_a=0xFFFFFFFF)] = table.Leaf(ns=1, slice_id=0)
+def _fill_slots(
+    dp: DataPlane, stamped_at_ns: int, slice_id: int = MMTC, step: int = 1, first: int = 0
+) -> None:
+    """Transit slots (every one, or one in `step` from `first`) holding
+    another packet's pending stamp."""
+    table = dp.table("transit_slots")
+    for i in range(first, layout.TRANSIT_STAMPS, step):
+        slot = layout.TransitSlot(
+            state=layout.TRANSIT_PENDING,
+            ns=stamped_at_ns,
+            fp=layout.Fingerprint(ip_id=i, l4_a=0xFFFFFFFF, direction=DL),
+            slice_id=slice_id,
+        )
+        table[ctypes.c_uint32(i)] = table.Leaf.from_buffer_copy(bytes(slot))
+
+
+def test_a_slot_held_by_a_live_stamp_is_counted_busy(measuring: DataPlane) -> None:
+    _fill_slots(measuring, time.monotonic_ns())
     run(measuring, N3_IN, gtpu(ul_packet(), UL_TEID, uplink=True))
     stats = read_measure_stats(measuring)[(EMBB, UL)]
     assert (stats.transit_stamped, stats.transit_table_full) == (0, 1)
-    table.clear()
+    assert (MMTC, DL) not in read_measure_stats(measuring)
+
+
+@pytest.mark.parametrize("held", [0, 1], ids=["first-way-held", "second-way-held"])
+def test_a_stamp_takes_the_other_way_when_one_slot_is_held(measuring: DataPlane, held: int) -> None:
+    """A fingerprint has two slots: with one of every pair held by a live
+    stamp, the packet is stamped in the other and matched there."""
+    _fill_slots(measuring, time.monotonic_ns(), step=2, first=held)
+    packet = ul_packet(b"two-ways")
+    run(measuring, N3_IN, gtpu(packet, UL_TEID, uplink=True))
+    stats = read_measure_stats(measuring)[(EMBB, UL)]
+    assert (stats.transit_stamped, stats.transit_table_full) == (1, 0)
+    run(measuring, N6_OUT, plain(natted(packet)))
+    assert transit(measuring) == {(EMBB, UL): 1}
+    assert read_measure_stats(measuring)[(EMBB, UL)].transit_matched == 1
+
+
+def test_a_stamp_takes_an_overdue_slot_and_counts_its_stamp_lost(measuring: DataPlane) -> None:
+    """No waiting for the agent's sweep: the overdue stamp was lost anyway."""
+    TransitExpiry(measuring, timeout_s=1.0)
+    _fill_slots(measuring, time.monotonic_ns() - 5_000_000_000)
+    packet = ul_packet(b"takes-a-slot")
+    run(measuring, N3_IN, gtpu(packet, UL_TEID, uplink=True))
+    stats = read_measure_stats(measuring)
+    assert (stats[(EMBB, UL)].transit_stamped, stats[(EMBB, UL)].transit_table_full) == (1, 0)
+    assert stats[(MMTC, DL)].transit_expired == 1
+    run(measuring, N6_OUT, plain(natted(packet)))
+    assert transit(measuring) == {(EMBB, UL): 1}
+
+
+def test_expiry_leaves_a_slot_matched_and_stamped_again_meanwhile(measuring: DataPlane) -> None:
+    """The sweep read a stamp's state; before it frees the slot the packet
+    leaves (matched) and the same packet's twin is stamped in the same slot:
+    the sweep's swap fails, nothing is counted lost, the new stamp stays."""
+    now = [0]
+    expiry = TransitExpiry(measuring, timeout_s=2.0, clock=lambda: now[0])
+    packet = ul_packet(b"twice")
+    run(measuring, N3_IN, gtpu(packet, UL_TEID, uplink=True))
+    slots = measuring.mapped("transit_slots", layout.TransitSlot, cpu_major=False)
+    words = slots.words()[0]
+    (index,) = (words[:, 0] & layout.TRANSIT_PHASE == layout.TRANSIT_PENDING).nonzero()[0]
+    read_state = int(words[index, 0])
+    run(measuring, N6_OUT, plain(natted(packet)))
+    run(measuring, N3_IN, gtpu(packet, UL_TEID, uplink=True))
+    assert int(words[index, 0]) != read_state and expiry.pending() == 1
+    pair = index.astype("<u8").tobytes() + read_state.to_bytes(8, "little")
+    out = libbpf.test_run(measuring.transit_expiry_fd(), pair).data_out
+    assert out == pair  # not freed: its state comes back as sent
+    assert expiry.pending() == 1
+    assert read_measure_stats(measuring)[(EMBB, UL)].transit_expired == 0
+    # once due, the sweep frees the new stamp and counts it
+    now[0] = time.monotonic_ns() + 3_000_000_000
+    assert expiry.sweep() == {(EMBB, UL): 1}
+    assert read_measure_stats(measuring)[(EMBB, UL)].transit_expired == 1
 
 
 def test_sampling_takes_the_same_packets_on_both_sides(measuring: DataPlane) -> None:

@@ -11,7 +11,7 @@ int sauron_n3_ingress_tc(struct __sk_buff *skb)
 
 	sauron_gtpu_frame(data, data_end, skb->len, SAURON_POINT_N3_INGRESS,
 			  SAURON_LINK_ETHERNET);
-	if (measure_pending())
+	if (measure_pending_tc(skb, SAURON_POINT_N3_INGRESS))
 		measure_tc_prog.call(skb, SAURON_POINT_N3_INGRESS);
 	return SAURON_TC_PASS;
 }

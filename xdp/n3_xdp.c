@@ -8,7 +8,7 @@ int sauron_n3_ingress(struct xdp_md *ctx)
 
 	sauron_gtpu_frame(data, data_end, data_end - data, SAURON_POINT_N3_INGRESS,
 			  SAURON_LINK_ETHERNET);
-	if (measure_pending())
+	if (measure_pending_xdp(ctx, SAURON_POINT_N3_INGRESS))
 		measure_xdp_prog.call(ctx, SAURON_POINT_N3_INGRESS);
 	return XDP_PASS;
 }

@@ -11,7 +11,7 @@ int sauron_n6_egress(struct __sk_buff *skb)
 
 	sauron_ip_frame(data, data_end, skb->len, SAURON_POINT_N6_EGRESS,
 			SAURON_LINK_ETHERNET);
-	if (measure_pending())
+	if (measure_pending_tc(skb, SAURON_POINT_N6_EGRESS))
 		measure_tc_prog.call(skb, SAURON_POINT_N6_EGRESS);
 	return SAURON_TC_PASS;
 }

@@ -11,7 +11,7 @@ int sauron_n6_tun_ingress(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 
 	sauron_ip_frame(data, data_end, skb->len, SAURON_POINT_N6_INGRESS, SAURON_LINK_BARE_IP);
-	if (measure_pending())
+	if (measure_pending_tc(skb, SAURON_POINT_N6_INGRESS))
 		measure_tc_prog.call(skb, SAURON_POINT_N6_INGRESS);
 	return SAURON_TC_PASS;
 }

@@ -10,7 +10,7 @@ int sauron_n6_tun_egress(struct xdp_md *ctx)
 
 	sauron_ip_frame(data, data_end, data_end - data, SAURON_POINT_N6_EGRESS,
 			SAURON_LINK_BARE_IP);
-	if (measure_pending())
+	if (measure_pending_xdp(ctx, SAURON_POINT_N6_EGRESS))
 		measure_xdp_prog.call(ctx, SAURON_POINT_N6_EGRESS);
 	return XDP_PASS;
 }

@@ -95,6 +95,10 @@ LAT_RTT_RAN = _C["SAURON_LAT_RTT_RAN"]
 LAT_RTT_DN = _C["SAURON_LAT_RTT_DN"]
 LAT_METRICS = _C["SAURON_LAT_METRICS"]
 TRANSIT_STAMPS = _C["SAURON_TRANSIT_STAMPS"]
+TRANSIT_FREE = _C["SAURON_TRANSIT_FREE"]
+TRANSIT_PENDING = _C["SAURON_TRANSIT_PENDING"]
+TRANSIT_PHASE = _C["SAURON_TRANSIT_PHASE"]
+TRANSIT_EXPIRE_BATCH = _C["SAURON_TRANSIT_EXPIRE_BATCH"]
 SEQ_ENTRIES = _C["SAURON_SEQ_ENTRIES"]
 SEQ_WINDOW = _C["SAURON_SEQ_WINDOW"]
 SEQ_MAX_DROPOUT = _C["SAURON_SEQ_MAX_DROPOUT"]
@@ -204,6 +208,7 @@ class Config(ctypes.Structure):
         ("measure", ctypes.c_uint32),
         ("transit_lookup_mask", ctypes.c_uint32),
         ("rtt_ts_mask", ctypes.c_uint32),
+        ("transit_expiry_ns", ctypes.c_uint64),
     ]
 
 
@@ -230,12 +235,23 @@ class Fingerprint(ctypes.Structure):
         ("length", ctypes.c_uint32),
         ("l4_a", ctypes.c_uint32),
         ("l4_b", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
     ]
 
 
 class Stamp(ctypes.Structure):
     _fields_ = [
         ("ns", ctypes.c_uint64),
+        ("slice_id", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+    ]
+
+
+class TransitSlot(ctypes.Structure):
+    _fields_ = [
+        ("state", ctypes.c_uint64),
+        ("ns", ctypes.c_uint64),
+        ("fp", Fingerprint),
         ("slice_id", ctypes.c_uint32),
         ("reserved", ctypes.c_uint32),
     ]
@@ -249,6 +265,7 @@ class MeasureStats(ctypes.Structure):
         ("transit_table_full", ctypes.c_uint64),
         ("transit_late", ctypes.c_uint64),
         ("transit_aggregate", ctypes.c_uint64),
+        ("transit_expired", ctypes.c_uint64),
         ("tcp_data_segments", ctypes.c_uint64),
         ("tcp_retransmissions", ctypes.c_uint64),
         ("rtt_stamped", ctypes.c_uint64),
@@ -362,7 +379,7 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "slice_config": (ctypes.c_uint32, SliceConfig),
     "latency_hist": (ctypes.c_uint32, LatencyHist),
     "measure_stats": (ctypes.c_uint32, MeasureStats),
-    "transit_stamps": (Fingerprint, Stamp),
+    "transit_slots": (ctypes.c_uint32, TransitSlot),
     "seq_state": (SeqKey, SeqState),
     "rtt_stamps": (RttKey, Stamp),
     "tcp_flows": (FlowKey, FlowState),

@@ -75,6 +75,10 @@ MEASURE_PROGRAMS: tuple[tuple[str, str, str, str, int], ...] = (
     ("measure_tc.c", "sauron_measure_tc_n6_egress", TC, "measure_tc_prog", 3),
 )
 
+#: the expiry of transit stamps nobody matched (source, function), run by
+#: the agent with BPF_PROG_TEST_RUN, never attached
+TRANSIT_EXPIRY_PROGRAM = ("transit_expiry.c", "sauron_transit_expire")
+
 #: what every Sauron program returns on its hook: pass the frame (on TC with
 #: no verdict of its own, so the filters after it still run)
 PASS_VERDICT = {XDP: libbpf.XDP_PASS, TC: libbpf.TC_ACT_UNSPEC}
@@ -126,10 +130,10 @@ class BpfObject:
     def map_fd(self, name: str) -> int:
         return int(self.table(name).map_fd)
 
-    def mapped(self, name: str, value_type: type[Any]) -> MappedArray:
-        """A CPU-major counter array mapped into this process (once)."""
+    def mapped(self, name: str, value_type: type[Any], cpu_major: bool = True) -> MappedArray:
+        """A BPF_F_MMAPABLE array mapped into this process (once)."""
         if name not in self._mapped:
-            self._mapped[name] = MappedArray(self.table(name), value_type)
+            self._mapped[name] = MappedArray(self.table(name), value_type, cpu_major)
         return self._mapped[name]
 
     def close(self) -> None:
@@ -156,6 +160,7 @@ class DataPlane(BpfObject):
         cflags = ("-DSAURON_RECORD_LAST=1",) if record_last else ()
         sources = [ep.source for ep in ENTRY_POINTS]
         sources += sorted({m[0] for m in MEASURE_PROGRAMS})
+        sources.append(TRANSIT_EXPIRY_PROGRAM[0])
         super().__init__(sources, cflags)
         self.record_last = record_last
         self.entry_points: dict[tuple[int, str, str | None], EntryPoint] = {}
@@ -211,6 +216,18 @@ class DataPlane(BpfObject):
         table = self.table("config")
         table[ctypes.c_uint32(0)] = table.Leaf.from_buffer_copy(bytes(cfg))
 
+    def transit_expiry_fd(self) -> int:
+        """The program that frees overdue transit stamps (TransitExpiry)."""
+        _, function = TRANSIT_EXPIRY_PROGRAM
+        return int(self.function(function, XDP).fd)
+
+    def set_transit_expiry(self, timeout_ns: int) -> None:
+        """How old a transit stamp is lost, for the data path's takeover of
+        an overdue stamp's slot (0: never; only the sweep frees them)."""
+        cfg = self._config()
+        cfg.transit_expiry_ns = timeout_ns
+        self._write_config(cfg)
+
     def set_direction_mode(self, point: int, mode: int) -> None:
         cfg = self._config()
         cfg.direction_mode[point] = mode
@@ -233,12 +250,12 @@ class DataPlane(BpfObject):
             "ue_slots",
             "measure_stats",
             "latency_hist",
+            "transit_slots",
         ):
             self.table(name).clear()  # on arrays, bcc writes zeroes
         for name in (
             "teid_stats",
             "ue_stats",
-            "transit_stamps",
             "seq_state",
             "rtt_stamps",
             "tcp_flows",

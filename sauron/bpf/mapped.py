@@ -18,12 +18,13 @@ class MappedArray:
     """One BPF_F_MMAPABLE array holding `rows` entries for each possible
     CPU. `view()` is a numpy array shaped [cpu, row] of the kernel's memory:
     values change under it while programs run, so read what you need and
-    copy it (a sum does)."""
+    copy it (a sum does). An array shared by every CPU (cpu_major=False)
+    is one CPU's worth of rows."""
 
-    def __init__(self, table: Any, value_type: type[Any]) -> None:
+    def __init__(self, table: Any, value_type: type[Any], cpu_major: bool = True) -> None:
         self.value_type = value_type
         self.value_size = ctypes.sizeof(value_type)
-        self.cpus = libbpf.possible_cpus()
+        self.cpus = libbpf.possible_cpus() if cpu_major else 1
         entries = int(table.max_entries)
         if entries % self.cpus:
             raise ValueError(

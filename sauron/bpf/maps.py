@@ -166,14 +166,24 @@ class DataPlaneCounters:
         return int.from_bytes(session.key, "little")
 
 
+def transit_losses(
+    measure: dict[tuple[int, int], layout.MeasureStats],
+) -> dict[tuple[int, int], int]:
+    """Transit stamps expired unmatched, by (slice, direction): counted by
+    the kernel, whether the sweep or a stamp taking an overdue slot freed
+    them."""
+    return {key: int(m.transit_expired) for key, m in measure.items() if m.transit_expired}
+
+
 def read_counters(
     dataplane: Any, expiry: TransitExpiry | None = None, slices: int = layout.MAX_SLICES
 ) -> DataPlaneCounters:
     """Every counter map; with `expiry`, overdue transit stamps are expired
-    first and the running loss count comes along. Per-slice maps are read
-    for slice ids below `slices` only (the catalog's Catalog.slice_rows)."""
+    first. Per-slice maps are read for slice ids below `slices` only (the
+    catalog's Catalog.slice_rows)."""
     if expiry is not None:
         expiry.sweep()
+    measure = read_measure_stats(dataplane, slices)
     return DataPlaneCounters(
         slice_stats=read_slice_stats(dataplane, slices),
         qfi_stats=read_cpu_array(
@@ -187,8 +197,8 @@ def read_counters(
             dataplane.table("ue_stats"), 16, dataplane.mapped("ue_slots", layout.UeSlot)
         ),
         latency=read_latency(dataplane, slices),
-        measure=read_measure_stats(dataplane, slices),
-        transit_expired=dict(expiry.expired) if expiry is not None else {},
+        measure=measure,
+        transit_expired=transit_losses(measure),
         peers=read_peer_rtt(dataplane),
     )
 
@@ -229,7 +239,8 @@ class CounterReader:
             self._last = read_counters(self.dataplane, self.expiry, self.slices)
             self.full_readings += 1
             return self._last
-        if self.expiry is None:
+        if self.expiry is None or not self.expiry.sweep():
             return self._last
-        self.expiry.sweep()
-        return replace(self._last, transit_expired=dict(self.expiry.expired))
+        measure = read_measure_stats(self.dataplane, self.slices)
+        self._last = replace(self._last, measure=measure, transit_expired=transit_losses(measure))
+        return self._last

@@ -207,10 +207,30 @@ def read_sequences(dataplane: Any) -> list[SequenceRecord]:
     return sorted(out, key=lambda r: (r.teid, r.direction, r.receiver))
 
 
+#: what the expiry reads of a transit slot (sauron_transit_slot)
+_SLOT_DTYPE = np.dtype(
+    {
+        "names": ["state", "ns", "direction", "slice_id"],
+        "formats": ["<u8", "<i8", "u1", "<u4"],
+        "offsets": [
+            layout.TransitSlot.state.offset,
+            layout.TransitSlot.ns.offset,
+            layout.TransitSlot.fp.offset + layout.Fingerprint.direction.offset,
+            layout.TransitSlot.slice_id.offset,
+        ],
+        "itemsize": ctypes.sizeof(layout.TransitSlot),
+    }
+)
+
+
 class TransitExpiry:
-    """Removes transit stamps older than the timeout and counts each as a
-    packet lost inside the UPF, by (slice, direction). A stamp the data path
-    matches meanwhile is not counted: whoever deletes it first decides.
+    """Frees transit stamps older than the timeout: each is a packet lost
+    inside the UPF, counted by the kernel under its slice and direction
+    (measure_stats.transit_expired). The agent finds them in the mapped
+    slots; a kernel program frees each only if its slot still holds the
+    state read, so a match meanwhile wins, and a slot refilled meanwhile is
+    left alone. The timeout goes to the data path too: a stamp that needs a
+    slot held by an overdue stamp takes it over and counts that one lost.
 
     `clock` returns nanoseconds on the programs' clock (CLOCK_MONOTONIC)."""
 
@@ -220,38 +240,39 @@ class TransitExpiry:
         timeout_s: float = 2.0,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
-        self.table = dataplane.table("transit_stamps")
+        self.slots = dataplane.mapped("transit_slots", layout.TransitSlot, cpu_major=False)
+        self.program_fd = dataplane.transit_expiry_fd()
         self.timeout_ns = int(timeout_s * 1e9)
         self.clock = clock
-        self.expired: Counter[tuple[int, int]] = Counter()
+        dataplane.set_transit_expiry(self.timeout_ns)
 
     def pending(self) -> int:
-        return sum(1 for _ in self._entries())
-
-    def _entries(self) -> list[tuple[bytes, layout.Stamp, int]]:
-        key_size = ctypes.sizeof(layout.Fingerprint)
-        value_size = ctypes.sizeof(layout.Stamp)
-        keys, values, count = libbpf.lookup_batch(
-            int(self.table.map_fd), key_size, value_size, int(self.table.max_entries)
-        )
-        out = []
-        for i in range(count):
-            key = keys[i * key_size : (i + 1) * key_size]
-            stamp = layout.Stamp.from_buffer_copy(values, i * value_size)
-            direction = layout.Fingerprint.from_buffer_copy(key).direction
-            out.append((key, stamp, int(direction)))
-        return out
+        states = self.slots.words()[0, :, 0]
+        return int(np.count_nonzero((states & layout.TRANSIT_PHASE) == layout.TRANSIT_PENDING))
 
     def sweep(self) -> Counter[tuple[int, int]]:
-        """Expires what is due; returns this sweep's losses (also added to
-        self.expired)."""
+        """Expires what is due; returns the stamps this sweep freed by
+        (slice, direction)."""
         now = self.clock()
+        view = self.slots.view(_SLOT_DTYPE)[0]
+        # the states first, as plain words (a strided copy, not a structured
+        # one): a field read after its state is of that state's stamp or a
+        # newer one, and a newer one fails the kernel's swap
+        states = self.slots.words()[0, :, 0].copy()
+        pending = np.flatnonzero((states & layout.TRANSIT_PHASE) == layout.TRANSIT_PENDING)
+        due = pending[now - view["ns"][pending] >= self.timeout_ns]
         lost: Counter[tuple[int, int]] = Counter()
-        fd = int(self.table.map_fd)
-        for key, stamp, direction in self._entries():
-            if now - int(stamp.ns) < self.timeout_ns:
-                continue
-            if libbpf.delete_elem(fd, key):
-                lost[(int(stamp.slice_id), direction)] += 1
-        self.expired.update(lost)
+        batch = layout.TRANSIT_EXPIRE_BATCH
+        for start in range(0, len(due), batch):
+            chosen = due[start : start + batch]
+            taken = view[chosen]
+            pairs = np.empty((len(chosen), 2), dtype="<u8")
+            pairs[:, 0] = chosen
+            pairs[:, 1] = states[chosen]
+            out = libbpf.test_run(self.program_fd, pairs.tobytes()).data_out
+            freed = np.frombuffer(out, dtype="<u8", count=pairs.size).reshape(-1, 2)[:, 1] == 0
+            for slice_id, direction in zip(
+                taken["slice_id"][freed].tolist(), taken["direction"][freed].tolist(), strict=True
+            ):
+                lost[(slice_id, direction & 1)] += 1
         return lost

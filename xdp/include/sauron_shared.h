@@ -241,6 +241,9 @@ struct sauron_config {
 	/* Only TCP timestamps with (value & mask) == 0 are stamped and looked
 	 * up: a cheap per-flow rate limit (Linux ticks them once a ms). */
 	__u32 rtt_ts_mask;
+	/* A transit stamp this old is lost: a stamp that needs its slot takes
+	 * it over and counts it expired (0: never; the agent's sweep alone). */
+	__u64 transit_expiry_ns;
 };
 
 /* What the programs measure besides counting (sauron_config.measure). The
@@ -309,13 +312,39 @@ struct sauron_fingerprint {
 	__u32 length; /* inner IP total length */
 	__u32 l4_a;   /* TCP sequence; ICMP type, code and echo sequence; else payload word 0 */
 	__u32 l4_b;   /* TCP acknowledgment; else the next payload word */
-};
+	__u32 reserved; /* zero: whole 8-byte words, compared as such */
+} __attribute__((aligned(8)));
 
 struct sauron_stamp {
 	__u64 ns;      /* bpf_ktime_get_ns() at the first point */
 	__u32 slice_id;
 	__u32 reserved;
 };
+
+/* transit_slots[index]: pending transit stamps, one cache line each; a
+ * fingerprint's hash picks a pair of slots side by side (two ways). `state` is generation << 2 |
+ * phase: a stamp takes a FREE slot by compare-and-swap to WRITING, fills it
+ * and publishes it PENDING with the next generation; a match or the expiry
+ * frees it by compare-and-swap from the exact state it read, so whoever
+ * frees it first decides, and a slot refilled meanwhile (new generation) is
+ * never freed by mistake. */
+struct sauron_transit_slot {
+	__u64 state;
+	__u64 ns; /* bpf_ktime_get_ns() at the first point */
+	struct sauron_fingerprint fp;
+	__u32 slice_id;
+	__u32 reserved;
+};
+
+#define SAURON_TRANSIT_FREE 0
+#define SAURON_TRANSIT_WRITING 1
+#define SAURON_TRANSIT_PENDING 2
+#define SAURON_TRANSIT_PHASE 3
+#define SAURON_TRANSIT_GENERATION 4 /* the state's generation unit */
+
+/* One run of the expiry program frees at most this many slots, each given
+ * as (index, the PENDING state the agent read) in the test-run frame. */
+#define SAURON_TRANSIT_EXPIRE_BATCH 64
 
 #define SAURON_TRANSIT_STAMPS 65536
 
@@ -326,9 +355,10 @@ struct sauron_measure_stats {
 	__u64 transit_stamped;
 	__u64 transit_matched;
 	__u64 transit_duplicate;  /* a stamp with that fingerprint was pending */
-	__u64 transit_table_full; /* transit_stamps had no room: not stamped */
-	__u64 transit_late;       /* matched after the agent expired the stamp */
+	__u64 transit_table_full; /* both its slots held other live stamps: not stamped */
+	__u64 transit_late;       /* matched after its stamp expired */
 	__u64 transit_aggregate;  /* sampled but too long to stamp: a GRO aggregate */
+	__u64 transit_expired;    /* stamps never matched within the expiry: lost */
 	__u64 tcp_data_segments;
 	__u64 tcp_retransmissions;
 	__u64 rtt_stamped;

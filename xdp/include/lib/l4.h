@@ -41,7 +41,8 @@ struct l4_facts {
 	__u32 tcp_payload; /* bytes after the TCP header */
 	__u32 tsval;
 	__u32 tsecr;
-};
+	__u32 unused; /* whole 8-byte words (struct ip_view) */
+} __attribute__((aligned(8)));
 
 /* Up to two 32-bit words at p, zeros for the bytes the packet lacks. */
 static __always_inline void payload_words(__u8 *p, void *data_end, __u32 *a, __u32 *b)
@@ -88,20 +89,23 @@ static __always_inline void tcp_timestamps(struct tcphdr *th, __u32 opt_len, voi
 	}
 }
 
-/* c stands on the transport header of the packet ip describes. */
-static __always_inline void read_l4(struct hdr_cursor *c, void *data_end,
-				    const struct ip_view *ip, struct l4_facts *t)
+/* What a transit fingerprint needs: ports and the two words, no TCP
+ * options (the entry programs stamp with this; the walk stays in the
+ * measurement programs). c stands on the transport header of the packet ip
+ * describes; returns the TCP header length, else 0. */
+static __always_inline __u32 read_l4_words(struct hdr_cursor *c, void *data_end,
+					   const struct ip_view *ip, struct l4_facts *t)
 {
 	t->proto = ip->proto;
 	if (ip->later_fragment)
-		return;
+		return 0;
 	if (ip->proto == IPPROTO_TCP) {
 		struct tcphdr *th = c->pos;
 		if ((void *)(th + 1) > data_end)
-			return;
+			return 0;
 		__u32 hlen = th->doff * 4;
 		if (hlen < sizeof(*th))
-			return;
+			return 0;
 		t->ok = 1;
 		t->sport = bpf_ntohs(th->source);
 		t->dport = bpf_ntohs(th->dest);
@@ -111,12 +115,11 @@ static __always_inline void read_l4(struct hdr_cursor *c, void *data_end,
 		t->tcp_payload = ip->payload_len > hlen ? ip->payload_len - hlen : 0;
 		t->word_a = t->tcp_seq;
 		t->word_b = t->tcp_ack;
-		if (hlen > sizeof(*th))
-			tcp_timestamps(th, hlen - sizeof(*th), data_end, t);
+		return hlen;
 	} else if (ip->proto == IPPROTO_UDP) {
 		struct udphdr *uh = c->pos;
 		if ((void *)(uh + 1) > data_end)
-			return;
+			return 0;
 		t->ok = 1;
 		t->sport = bpf_ntohs(uh->source);
 		t->dport = bpf_ntohs(uh->dest);
@@ -126,7 +129,7 @@ static __always_inline void read_l4(struct hdr_cursor *c, void *data_end,
 		 * identifier (and so the checksum), never the sequence */
 		__u8 *h = c->pos;
 		if ((void *)(h + 8) > data_end)
-			return;
+			return 0;
 		t->ok = 1;
 		t->word_a = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[6] << 8) | h[7];
 		__u32 unused = 0;
@@ -135,6 +138,16 @@ static __always_inline void read_l4(struct hdr_cursor *c, void *data_end,
 		t->ok = 1;
 		payload_words(c->pos, data_end, &t->word_a, &t->word_b);
 	}
+	return 0;
+}
+
+/* Everything the measurements read, TCP timestamps included. */
+static __always_inline void read_l4(struct hdr_cursor *c, void *data_end,
+				    const struct ip_view *ip, struct l4_facts *t)
+{
+	__u32 hlen = read_l4_words(c, data_end, ip, t);
+	if (hlen > sizeof(struct tcphdr))
+		tcp_timestamps(c->pos, hlen - sizeof(struct tcphdr), data_end, t);
 }
 
 #endif /* SAURON_LIB_L4_H */

@@ -12,10 +12,6 @@
 #include "lib/histogram.h"
 #include "lib/parse.h"
 
-#ifndef EEXIST
-#define EEXIST 17
-#endif
-
 BPF_PERCPU_ARRAY(measure_stats, struct sauron_measure_stats, SAURON_MAX_SLICES * SAURON_DIRS);
 BPF_PERCPU_ARRAY(latency_hist, struct sauron_latency_hist,
 		 SAURON_MAX_SLICES * SAURON_LAT_METRICS * SAURON_DIRS);
@@ -39,17 +35,6 @@ BPF_PERCPU_ARRAY(measure_jobs, struct measure_job, 1);
 /* by attach point: the measurement program for the caller's hook and point */
 BPF_PROG_ARRAY(measure_xdp_prog, SAURON_POINTS);
 BPF_PROG_ARRAY(measure_tc_prog, SAURON_POINTS);
-
-/* In the entry program, after counting. */
-static __always_inline int measure_pending(void)
-{
-	__u32 zero = 0;
-	struct measure_job *job = measure_jobs.lookup(&zero);
-	if (!job || !job->pending)
-		return 0;
-	job->pending = 0;
-	return 1;
-}
 
 static __always_inline struct sauron_measure_stats *measure_of(__u32 slice_id, __u32 dir)
 {

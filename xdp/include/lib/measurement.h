@@ -39,7 +39,7 @@ static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, _
 			record_latency(SAURON_LAT_TRANSIT, slice_id ? slice_id : stamp_slice, dir, ns);
 		rtt_outbound(cfg, RTT_SIDE_RAN, inner, l4, dir, slice_id);
 	} else {
-		transit_stamp(cfg, inner, l4, slice_id, dir);
+		/* the entry program took the transit stamp */
 		rtt_inbound(cfg, RTT_SIDE_RAN, inner, l4, dir);
 	}
 	track_retransmissions(cfg, inner, l4, slice_id, dir);
@@ -99,30 +99,8 @@ static __always_inline void measure_n6_side(const struct sauron_config *cfg, __u
 		}
 		rtt_outbound(cfg, RTT_SIDE_DN, ip, l4, dir, slice_id);
 	} else {
-		transit_stamp(cfg, ip, l4, slice_id, dir);
 		rtt_inbound(cfg, RTT_SIDE_DN, ip, l4, dir);
 	}
-}
-
-/* The user's IP packet again, from the offset the counting program left:
- * inner on N3 (a G-PDU's payload), the frame's own on N6. */
-static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, __u32 offset,
-				      struct ip_view *ip, struct hdr_cursor *c)
-{
-	__u32 ignored_anomaly = 0;
-	struct l4_ports ignored_ports;
-
-	c->pos = data + (offset & SAURON_CURSOR_MASK);
-	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N3_EGRESS)
-		return parse_inner_ip(c, data_end, ip, &ignored_ports, &ignored_anomaly);
-	__u8 *first = c->pos;
-	if ((void *)(first + 1) > data_end)
-		return -1;
-	if (parse_ip(c, data_end, *first >> 4, ip, 1, &ignored_anomaly) < 0)
-		return -1;
-	/* one cursor state past the IPv6 extension walk for the L4 reads */
-	cursor_merge(c, data);
-	return 0;
 }
 
 /* One program per attach point (the point a constant), so that each is

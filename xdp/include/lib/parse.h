@@ -22,7 +22,10 @@ struct vlan_tag {
 	__be16 encapsulated_proto;
 };
 
-/* What the outer or inner IP header says about the rest of the frame. */
+/* What the outer or inner IP header says about the rest of the frame.
+ * Aligned, as struct l4_facts and the fingerprint, so that zeroing it writes
+ * whole 8-byte stack words: the verifier takes a word only partly written
+ * as read from the paths before it, and could not prune them. */
 struct ip_view {
 	__u8 version;        /* 4 or 6 */
 	__u8 proto;          /* L4 protocol after any IPv6 extension headers */
@@ -33,7 +36,7 @@ struct ip_view {
 	__u32 ip_id;         /* IPv4 identification, IPv6 flow label */
 	__u8 saddr[16];      /* IPv4 stored IPv4-mapped */
 	__u8 daddr[16];
-};
+} __attribute__((aligned(8)));
 
 /* Rebuilds the cursor from its offset, hidden from the compiler and masked,
  * so the verifier sees one cursor state where the paths that led here (zero,

@@ -11,6 +11,8 @@
 #include "lib/classify.h"
 #include "lib/account.h"
 #include "lib/measure.h"
+#include "lib/l4.h"
+#include "lib/transit.h"
 
 #ifdef SAURON_RECORD_LAST
 BPF_ARRAY(last_result, struct sauron_parse_result, 1);
@@ -218,6 +220,76 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
 	}
 	if (!slice_of_qfi(g->qfi, &f->slice_id))
 		f->slice_id = SAURON_UNCLASSIFIED_SLICE;
+}
+
+/* Where packets enter the UPF and their transit is stamped. */
+static __always_inline int stamps_transit(__u32 point)
+{
+	return point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N6_INGRESS;
+}
+
+/* The user's IP packet again, from the offset the counting program left:
+ * inner on N3 (a G-PDU's payload), the frame's own on N6. */
+static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, __u32 offset,
+				      struct ip_view *ip, struct hdr_cursor *c)
+{
+	__u32 ignored_anomaly = 0;
+	struct l4_ports ignored_ports;
+
+	c->pos = data + (offset & SAURON_CURSOR_MASK);
+	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N3_EGRESS)
+		return parse_inner_ip(c, data_end, ip, &ignored_ports, &ignored_anomaly);
+	__u8 *first = c->pos;
+	if ((void *)(first + 1) > data_end)
+		return -1;
+	if (parse_ip(c, data_end, *first >> 4, ip, 1, &ignored_anomaly) < 0)
+		return -1;
+	/* one cursor state past the IPv6 extension walk for the L4 reads */
+	cursor_merge(c, data);
+	return 0;
+}
+
+/* In the entry program, after counting: takes the transit stamp where the
+ * packet enters the UPF (no tail call for it), and says whether the
+ * measurement program has work left: TCP (round trips, retransmissions),
+ * sequence numbers, echo, or the matches where packets leave. The packet is
+ * parsed again from the offset the counting left, a few loads of lines
+ * already in cache: carrying the parse across would put the stamp in the
+ * counting code, where every parsing path meets and each instruction is
+ * walked by the verifier once per path. */
+static __always_inline int measure_pending(void *data, void *data_end, __u32 point)
+{
+	__u32 zero = 0;
+	struct measure_job *job = measure_jobs.lookup(&zero);
+	if (!job || !job->pending)
+		return 0;
+	job->pending = 0;
+	if (!stamps_transit(point) || !job->has_ip)
+		return 1;
+	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
+		return 1;
+	int sequence = (job->gtp_flags & GTPU_FLAG_S) != 0;
+	struct ip_view ip = {};
+	struct hdr_cursor c;
+	if (reparse_ip(data, data_end, point, job->ip_offset, &ip, &c) < 0)
+		return sequence;
+	struct l4_facts l4 = {};
+	read_l4_words(&c, data_end, &ip, &l4);
+	transit_stamp(agent_config(), &ip, &l4, job->slice_id, job->direction & 1);
+	return sequence || ip.proto == IPPROTO_TCP;
+}
+
+/* The packet's bounds read again from the context: the pointers the parsing
+ * left carry, for the verifier, as many proven lengths as there were paths
+ * through it, and would each walk what follows once. */
+static __always_inline int measure_pending_xdp(struct xdp_md *ctx, __u32 point)
+{
+	return measure_pending((void *)(long)ctx->data, (void *)(long)ctx->data_end, point);
+}
+
+static __always_inline int measure_pending_tc(struct __sk_buff *skb, __u32 point)
+{
+	return measure_pending((void *)(long)skb->data, (void *)(long)skb->data_end, point);
 }
 
 /* Hands the frame to the measurement program through a per-CPU scratch
