@@ -5,11 +5,16 @@ it left no program attached."""
 from __future__ import annotations
 
 import select
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,3 +65,50 @@ def links_with_programs(ns: str) -> list[str]:
         if "xdp" in shown or filters.strip():
             found.append(link)
     return found
+
+
+@contextmanager
+def veth_namespace(ns: str) -> Iterator[str]:
+    """A namespace holding a veth pair n3 <-> n6, up: links the agent can
+    attach to when a test needs the process, not traffic. Removed on exit."""
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(
+            ["ip", "-n", ns, "link", "add", "n3", "type", "veth", "peer", "name", "n6"],
+            check=True,
+        )
+        for link in ("n3", "n6"):
+            subprocess.run(["ip", "-n", ns, "link", "set", link, "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def agent_config(path: Path, ns: str, **more: Any) -> Path:
+    """An agent configuration on the namespace's n3 and n6, serving on a
+    free loopback port, energy off unless `more` says otherwise."""
+    config: dict[str, Any] = {
+        "node": "node-test",
+        "interval_s": 0.2,
+        "interfaces": [
+            {"name": "n3", "role": "n3", "netns": ns},
+            {"name": "n6", "role": "n6", "netns": ns},
+        ],
+        "service": {"port": 0},
+        "energy": {"enabled": False},
+        **more,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def stop_agent(proc: subprocess.Popen[str], within_s: float = 20) -> str:
+    """SIGTERM, then its output once it exited (killed if it does not)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=within_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out

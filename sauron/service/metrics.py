@@ -5,12 +5,13 @@ and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sauron.bpf import layout
 from sauron.engine import RTT_DIRECTION, KpiEngine, Snapshot
 from sauron.histogram import LATENCY, Histogram
 from sauron.publish.publisher import STATES, Publisher
+from sauron.service.liveness import TICK
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -70,7 +71,13 @@ def _histogram_lines(name: str, labels: dict[str, object], h: Histogram) -> list
     return lines
 
 
-def render(engine: KpiEngine, publisher: Publisher | None = None) -> str:
+def render(
+    engine: KpiEngine,
+    publisher: Publisher | None = None,
+    failures: Mapping[str, int] | None = None,
+) -> str:
+    """The exposition; `failures`: the tick's and each listener's failures
+    since start (see liveness)."""
     c = engine.counters
     catalog = engine.catalog
     out: list[str] = []
@@ -195,9 +202,27 @@ def render(engine: KpiEngine, publisher: Publisher | None = None) -> str:
         )
     if latest is not None and latest.energy is not None:
         _energy_lines(latest, out, family)
+    if failures is not None:
+        _failure_lines(failures, out, family)
     if publisher is not None:
         _publisher_lines(publisher, out, family)
     return "\n".join(out) + "\n"
+
+
+def _failure_lines(failures: Mapping[str, int], out: list[str], family: Family) -> None:
+    family(
+        "sauron_tick_failures_total",
+        "counter",
+        "Intervals whose reading of the maps failed (tried again the next interval).",
+    )
+    out.append(f"sauron_tick_failures_total {failures.get(TICK, 0)}")
+    family(
+        "sauron_listener_failures_total",
+        "counter",
+        "Snapshots a listener (stream, publisher) failed to take, by listener.",
+    )
+    for name in sorted(n for n in failures if n != TICK):
+        out.append(f"sauron_listener_failures_total{_labels(listener=name)} {failures[name]}")
 
 
 Family = Callable[[str, str, str], None]

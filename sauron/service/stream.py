@@ -12,7 +12,7 @@ import json
 
 from aiohttp import web
 
-from sauron.engine import KpiEngine, Snapshot
+from sauron.engine import Snapshot
 from sauron.service.documents import snapshot_doc
 from sauron.service.events import snapshot_event
 
@@ -72,14 +72,3 @@ class StreamHub:
         finally:
             self.bucket_clients -= self.clients.pop(queue, False)
         return response
-
-
-def attach_hub(engine: KpiEngine, loop: asyncio.AbstractEventLoop) -> StreamHub:
-    hub = StreamHub(loop)
-    engine.listeners.append(hub.on_snapshot)
-    return hub
-
-
-def detach_hub(engine: KpiEngine, hub: StreamHub) -> None:
-    if hub.on_snapshot in engine.listeners:
-        engine.listeners.remove(hub.on_snapshot)
