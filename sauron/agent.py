@@ -128,7 +128,7 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
     log.info(
         "publishing",
         extra={
-            "url": influx.url,
+            "url": influx.shown_url,
             "org": influx.org,
             "bucket": influx.bucket,
             "spool": str(influx.spool_dir),

@@ -102,7 +102,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if publisher is not None:
-        print(f"publishing to {publisher.config.url}, bucket {publisher.config.bucket}")
+        print(f"publishing to {publisher.config.shown_url}, bucket {publisher.config.bucket}")
     result = run_demo(args.duration, catalog, host=args.host, port=args.port, publisher=publisher)
     print("G-PDUs counted per slice:", json.dumps(result["slices"]))
     print(f"ground truth and node logs: {result['workdir']}")

@@ -20,11 +20,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def start_agent(
-    config: Path, within_s: float = 30, wrapper: Sequence[str] = ()
+    config: Path,
+    within_s: float = 30,
+    wrapper: Sequence[str] = (),
+    seen: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """`sauron run --config CONFIG`, once it prints that it serves: (the
     process, the API's base URL). `wrapper` runs before it and execs it (the
-    command follows its arguments)."""
+    command follows its arguments); `seen` gets what it printed until then."""
     proc = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "sauron", "run", "--config", str(config)],
         stdout=subprocess.PIPE,
@@ -34,7 +37,7 @@ def start_agent(
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + within_s
-    seen = []
+    seen = [] if seen is None else seen
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)
         if ready:

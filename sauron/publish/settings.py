@@ -2,7 +2,7 @@
 configuration, with the environment taking precedence (SAURON_INFLUX_URL,
 _ORG, _BUCKET, _TOKEN, _TOKEN_FILE), so `sauron run` and `sauron demo`
 publish alike. The token is a secret: it never appears in a repr, a log
-line or an error."""
+line or an error; nor does a password in the URL (`shown_url`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -27,6 +28,26 @@ DEFAULT_SPOOL = Path("/var/lib/sauron/spool")
 
 class InfluxSettingsError(FileProblems):
     """Publisher settings that cannot be used."""
+
+
+def shown_url(url: str) -> str:
+    """The URL as logs, /readyz and the doctor show it: a password in it
+    replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unreadable URL)"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def url_password(url: str | None) -> str | None:
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
 
 
 class InfluxConfig(BaseModel):
@@ -75,6 +96,13 @@ class InfluxConfig(BaseModel):
     def _one_token_source(self) -> InfluxConfig:
         if self.token is not None and self.token_file is not None:
             raise ValueError("give token or token_file, not both")
+        credentials = self.url is not None and "@" in urlsplit(self.url).netloc
+        if credentials and (self.token is not None or self.token_file is not None):
+            # the client refuses every write with both: nothing would be published
+            raise ValueError(
+                "url holds credentials (user:password@) and a token is given too: "
+                "the server takes one or the other; keep the token and drop them from url"
+            )
         if self.retry_max_s < self.retry_first_s:
             raise ValueError("retry_max_s is below retry_first_s")
         return self
@@ -82,6 +110,11 @@ class InfluxConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.url is not None
+
+    @property
+    def shown_url(self) -> str | None:
+        """The URL with any password in it replaced (what may be shown)."""
+        return None if self.url is None else shown_url(self.url)
 
 
 def with_environment(
