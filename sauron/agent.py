@@ -43,6 +43,7 @@ from sauron.publish.settings import (
 from sauron.publish.spool import SpoolError
 from sauron.rules import program_catalog
 from sauron.service.app import ServiceOptions, create_app
+from sauron.service.serving import service_runner
 from sauron.sla import SlaTracker
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ async def _serve_until_stopped(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = service_runner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.service.host, config.service.port)

@@ -79,7 +79,8 @@ def token_middleware(token: str) -> Middleware:
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or is_open_path(request.path):
             return await handler(request)
-        given = request.headers.get("Authorization", "").encode()
+        # bytes that are not UTF-8 come decoded with surrogates: kept, never raised on
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, expected):
             return problem(
                 401,
