@@ -170,3 +170,114 @@ def test_doctor_ends_against_a_server_that_never_answers(tmp_path: Path) -> None
         done = _sauron("doctor", "--influx", "--config", str(config), within_s=30)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done
     assert "influx_reachable" in done.stdout and "fail" in done.stdout.lower(), done.stdout
+
+
+STREAM = b"GET /api/v1/stream%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _idle_stream(port: int, source: str, query: bytes = b"", rcvbuf: int = 0) -> socket.socket:
+    """A stream client from `source` that asks and never reads."""
+    s = socket.socket()
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(STREAM % query)
+    return s
+
+
+def _gets_an_event(port: int, within_s: float = 15) -> bytes:
+    """What a dashboard opening the stream from 127.0.0.1 reads until its
+    first snapshot (or the bound)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=within_s) as s:
+        s.sendall(STREAM % b"")
+        got, deadline = b"", time.monotonic() + within_s
+        while b"event: snapshot" not in got and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def test_idle_stream_clients_never_shut_the_dashboard_out(tmp_path: Path) -> None:
+    """100 stream clients that never read, from the dashboard's own address
+    and then from 100 others: the dashboard still gets a slot at once, and
+    a client whose buffers are full is ended by the write timeout."""
+    idle: list[socket.socket] = []
+    with veth_namespace(f"sauron-st-{os.getpid()}") as ns:
+        proc, url = start_agent(agent_config(tmp_path / "agent.yaml", ns))
+        port = _port(url)
+        try:
+            idle += [_idle_stream(port, "127.0.0.1") for _ in range(100)]
+            assert b"event: snapshot" in _gets_an_event(port)
+            idle += [_idle_stream(port, f"127.0.1.{n}") for n in range(1, 101)]
+            assert b"event: snapshot" in _gets_an_event(port)
+            # a reader whose window is closed: asks for the buckets (big
+            # events) with a receive buffer of a few kilobytes
+            idle.append(_idle_stream(port, "127.0.2.1", b"?buckets=true", rcvbuf=4096))
+            conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+            deadline = time.monotonic() + 60
+            while True:
+                metrics = _get(conn, "/metrics")[1]
+                timed_out = _metric(metrics, 'sauron_stream_evicted_total{reason="write_timeout"}')
+                if timed_out or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+                conn.close()
+            conn.close()
+        finally:
+            for s in idle:
+                s.close()
+            out = stop_agent(proc)
+    assert proc.returncode == 0, out
+    assert _metric(metrics, 'sauron_stream_evicted_total{reason="address_share"}') >= 92
+    assert _metric(metrics, 'sauron_stream_evicted_total{reason="slots_full"}') >= 1
+    assert timed_out >= 1
+    assert _metric(metrics, "sauron_stream_clients") <= 100
+
+
+def test_idle_connections_and_slow_headers_are_closed_within_seconds(tmp_path: Path) -> None:
+    """Five clients that send one header line a second and never finish,
+    and five that send nothing: each is closed by the agent within the
+    bound (it waits IDLE_S, 5 s)."""
+    with veth_namespace(f"sauron-sl-{os.getpid()}") as ns:
+        proc, url = start_agent(agent_config(tmp_path / "agent.yaml", ns))
+        try:
+            slow = [socket.create_connection(("127.0.0.1", _port(url))) for _ in range(5)]
+            silent = [socket.create_connection(("127.0.0.1", _port(url))) for _ in range(5)]
+            for s in slow:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            for s in (*slow, *silent):
+                s.setblocking(False)
+            open_ = set(range(10))
+            start = time.monotonic()
+            while open_ and time.monotonic() - start < 30:
+                for i in list(open_):
+                    s = (slow + silent)[i]
+                    try:
+                        if s.recv(4096) == b"":
+                            open_.discard(i)
+                            continue
+                    except BlockingIOError:
+                        pass
+                    except ConnectionResetError:
+                        open_.discard(i)
+                        continue
+                    if i < 5:
+                        try:
+                            s.sendall(b"X-Slow: one more line\r\n")
+                        except OSError:
+                            open_.discard(i)
+                time.sleep(1)
+            closed_after = time.monotonic() - start
+            for s in (*slow, *silent):
+                s.close()
+        finally:
+            out = stop_agent(proc)
+    assert not open_, f"still open after {closed_after:.0f} s: {sorted(open_)}"
+    assert proc.returncode == 0, out

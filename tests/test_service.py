@@ -25,7 +25,7 @@ from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.events import parse_events
 from sauron.service.openapi import document as openapi_document
-from sauron.service.stream import QUEUE_PER_CLIENT, StreamHub
+from sauron.service.stream import QUEUE_PER_CLIENT, StreamClient, StreamHub
 
 pytestmark = [pytest.mark.kernel]
 
@@ -238,8 +238,9 @@ def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
 def test_a_full_client_queue_loses_its_oldest_events() -> None:
     async def body() -> None:
         hub = StreamHub(asyncio.get_running_loop())
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
-        hub.clients[queue] = False
+        client = StreamClient(buckets=False, address="127.0.0.1", since=0.0)
+        queue = client.queue
+        hub.clients[queue] = client
         for n in range(20):
             hub._publish({False: str(n)})
         assert hub.dropped == 20 - QUEUE_PER_CLIENT

@@ -353,7 +353,10 @@ async def energy(request: web.Request) -> web.Response:
 async def metrics_route(request: web.Request) -> web.Response:
     return web.Response(
         text=render_metrics(
-            request.app[ENGINE], request.app.get(PUBLISHER), request.app[LIVENESS].failures()
+            request.app[ENGINE],
+            request.app.get(PUBLISHER),
+            request.app[LIVENESS].failures(),
+            request.app.get(HUB),
         ),
         headers={"Content-Type": METRICS_TYPE},
     )
