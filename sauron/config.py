@@ -24,6 +24,7 @@ from sauron.namespace_ref import (
     resolve,
 )
 from sauron.publish.settings import InfluxConfig
+from sauron.secretfile import read_secret_file
 from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
@@ -290,12 +291,9 @@ def resolve_namespaces(config: AgentConfig, source: Path) -> AgentConfig:
 
 
 def read_token(path: Path) -> str:
-    """The API token in a file (first line, surrounding blanks dropped)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read the token file: {exc.strerror}"]) from None
-    token = lines[0].strip() if lines else ""
+    """The API token in a file (first line, surrounding blanks dropped); the
+    file must be the agent's own (see secretfile)."""
+    token = read_secret_file(path, "token file", ConfigError)
     if len(token) < 16:
         raise ConfigError(path, ["the token must be at least 16 characters long"])
     return token

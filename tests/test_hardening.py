@@ -281,3 +281,44 @@ def test_idle_connections_and_slow_headers_are_closed_within_seconds(tmp_path: P
             out = stop_agent(proc)
     assert not open_, f"still open after {closed_after:.0f} s: {sorted(open_)}"
     assert proc.returncode == 0, out
+
+
+@pytest.mark.parametrize("section", ["service", "influx"])
+def test_a_token_file_must_be_the_agents_own(tmp_path: Path, section: str) -> None:
+    """Open to group or others, owned by another user, or not UTF-8: the
+    agent refuses to start, naming the file and what is wrong with it; a
+    file of its own, 0600, is taken."""
+    token = tmp_path / "token"
+    cases: list[tuple[bytes, int, int, str]] = [
+        (b"t" * 32 + b"\n", 0o644, 0, "(mode 0644)"),
+        (b"t" * 32 + b"\n", 0o640, 0, "(mode 0640)"),
+        (b"t" * 32 + b"\n", 0o600, 65534, "belongs to uid 65534"),
+        (b"\xfft" * 32 + b"\n", 0o600, 0, "is not UTF-8 text (byte 0)"),
+    ]
+    with veth_namespace(f"sauron-tk-{os.getpid()}") as ns:
+        more: dict[str, object] = {"service": {"port": 0, "token_file": str(token)}}
+        if section == "influx":
+            more = {
+                "influx": {
+                    "url": "http://127.0.0.1:9",
+                    "token_file": str(token),
+                    "spool_dir": str(tmp_path / "spool"),
+                }
+            }
+        config = agent_config(tmp_path / "agent.yaml", ns, **more)
+        for data, mode, owner, said in cases:
+            token.write_bytes(data)
+            token.chmod(mode)
+            os.chown(token, owner, owner)
+            done = _sauron("run", "--config", str(config))
+            out = done.stdout + done.stderr
+            assert done.returncode != 0 and "Traceback" not in out, out
+            assert f"{token}: " in out and said in out, out
+            assert "t" * 32 not in out
+        token.write_bytes(b"t" * 32 + b"\n")
+        token.chmod(0o600)
+        os.chown(token, 0, 0)
+        proc, _ = start_agent(config)
+        assert proc.poll() is None
+        out = stop_agent(proc)
+        assert proc.returncode == 0, out

@@ -176,6 +176,7 @@ def test_environment_wins_and_token_stays_secret(tmp_path: Path) -> None:
     assert TOKEN not in repr(cfg) and TOKEN not in str(cfg.model_dump())
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     from_file = with_environment(
         InfluxConfig(token="x"), {"SAURON_INFLUX_TOKEN_FILE": str(token_file)}
     )

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from sauron.secretfile import read_secret_file
 from sauron.yamlfile import FileProblems, field_problems
 
 ENVIRONMENT = {
@@ -145,18 +146,13 @@ def with_environment(
 
 
 def read_influx_token(config: InfluxConfig) -> str | None:
-    """The token, from the configuration or its file (first line)."""
+    """The token, from the configuration or its file (first line; the file
+    must be the agent's own, see secretfile)."""
     if config.token is not None:
         return config.token.get_secret_value()
     if config.token_file is None:
         return None
-    try:
-        lines = config.token_file.read_text().splitlines()
-    except OSError as exc:
-        raise InfluxSettingsError(
-            config.token_file, [f"cannot read the InfluxDB token file: {exc.strerror}"]
-        ) from None
-    token = lines[0].strip() if lines else ""
+    token = read_secret_file(config.token_file, "InfluxDB token file", InfluxSettingsError)
     if not token:
         raise InfluxSettingsError(config.token_file, ["the InfluxDB token file is empty"])
     return token
