@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -67,17 +68,35 @@ async def _serve_until_stopped(
         loop.add_signal_handler(sig, stop.set)
     runner = service_runner(app)
     await runner.setup()
+    path = config.service.socket
     try:
         site = web.TCPSite(runner, config.service.host, config.service.port)
         await site.start()
         host, port = runner.addresses[0][:2]
+        if path is not None:
+            await start_unix_site(runner, path)
         ready(f"http://{host}:{port}")
         await stop.wait()
         log.info("stopping", extra={"reason": "signal"})
     finally:
         await runner.cleanup()
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def start_unix_site(runner: web.AppRunner, path: Path) -> None:
+    """The API on a UNIX socket only the agent's user (and root) may use:
+    created under a umask that leaves others no access, then made 0600."""
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    mask = os.umask(0o177)
+    try:
+        await web.UnixSite(runner, str(path)).start()
+    finally:
+        os.umask(mask)
+    path.chmod(0o600)
 
 
 def open_energy(

@@ -259,7 +259,8 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--url",
         default=os.environ.get("SAURON_URL", "http://127.0.0.1:8080"),
-        help="the agent's API (default $SAURON_URL or http://127.0.0.1:8080)",
+        help="the agent's API, or unix:PATH for its UNIX socket "
+        "(default $SAURON_URL or http://127.0.0.1:8080)",
     )
     p.add_argument(
         "--token-file", type=Path, default=None, help="bearer token file (default $SAURON_TOKEN)"

@@ -41,13 +41,18 @@ class SauronClient:
         token: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        # unix:/run/sauron/api.sock: the agent's UNIX socket (per-UE data without a token)
+        self.socket_path = base_url.removeprefix("unix:") if base_url.startswith("unix:") else None
+        self.base_url = "http://localhost" if self.socket_path else base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SauronClient:
-        self._session = aiohttp.ClientSession(headers=self.headers, timeout=self.timeout)
+        connector = aiohttp.UnixConnector(self.socket_path) if self.socket_path else None
+        self._session = aiohttp.ClientSession(
+            headers=self.headers, timeout=self.timeout, connector=connector
+        )
         return self
 
     async def __aexit__(

@@ -110,7 +110,8 @@ def is_loopback(host: str) -> bool:
 
 class ServiceConfig(BaseModel):
     """The REST API. Anywhere but loopback it needs a token: the file holds
-    it (one line; keep the file readable by the agent only)."""
+    it (one line, the agent's own file). Without a token the per-session
+    routes (UE addresses, TEIDs, SUPIs) answer only over the UNIX socket."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -119,7 +120,11 @@ class ServiceConfig(BaseModel):
     #: their TCP port (0: any free one, printed at start)
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     #: a file whose first line is the bearer token every route but the probes asks for
+    #: (the agent's own: mode 0600 or stricter, owned by its user)
     token_file: Path | None = None
+    #: a UNIX socket the API listens on too, mode 0600: root and the agent's
+    #: user ask there without a token, per-UE data included (none: no socket)
+    socket: Path | None = None
     #: requests per second per client address (0: no limit) and burst size
     rate_per_s: Annotated[float, Field(ge=0)] = 100.0
     #: requests a client may send at once before the rate applies
@@ -237,7 +242,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> Ag
     if config.catalog is not None and not config.catalog.is_absolute():
         config = config.model_copy(update={"catalog": (path.parent / config.catalog).resolve()})
     for section, names in (
-        ("service", ("token_file",)),
+        ("service", ("token_file", "socket")),
         ("energy", ("profiles_dir",)),
         ("influx", ("spool_dir", "token_file")),
     ):

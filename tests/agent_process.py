@@ -4,8 +4,11 @@ it left no program attached."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,3 +118,28 @@ def stop_agent(proc: subprocess.Popen[str], within_s: float = 20) -> str:
         proc.kill()
         out, _ = proc.communicate()
     return out
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the agent's UNIX socket (service.socket)."""
+
+    def __init__(self, path: Path, timeout: float = 10) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_get_json(path: Path, route: str) -> Any:
+    """GET `route` over the UNIX socket at `path`; the answer's JSON."""
+    conn = UnixHTTPConnection(path)
+    try:
+        conn.request("GET", route)
+        response = conn.getresponse()
+        assert response.status == 200, (route, response.status, response.read())
+        return json.loads(response.read())
+    finally:
+        conn.close()

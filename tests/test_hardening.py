@@ -4,18 +4,27 @@ stalled it, lost points or answered 500."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import resource
 import socket
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from agent_process import REPO, agent_config, start_agent, stop_agent, veth_namespace
+from agent_process import (
+    REPO,
+    agent_config,
+    start_agent,
+    stop_agent,
+    unix_get_json,
+    veth_namespace,
+)
 from timeseries import VictoriaMetrics
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
@@ -322,3 +331,44 @@ def test_a_token_file_must_be_the_agents_own(tmp_path: Path, section: str) -> No
         assert proc.poll() is None
         out = stop_agent(proc)
         assert proc.returncode == 0, out
+
+
+def test_per_ue_data_is_the_operators_only(tmp_path: Path) -> None:
+    """An agent without a token: the aggregates and probes answer anyone
+    on loopback, the per-session routes answer 403 over TCP and 200 over
+    the UNIX socket, which is 0600 and refuses another user."""
+    # in a folder anyone may enter (the agent makes it 0755): the socket's own
+    # mode is what keeps other users out
+    sock = Path(f"/run/sauron-test-{os.getpid()}/api.sock")
+    with veth_namespace(f"sauron-ue-{os.getpid()}") as ns:
+        config = agent_config(tmp_path / "agent.yaml", ns, service={"port": 0, "socket": str(sock)})
+        proc, url = start_agent(config)
+        try:
+            conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+            for route in ("/healthz", "/api/v1/slices", "/api/v1/sla", "/metrics"):
+                assert _get(conn, route)[0] == 200, route
+            for route in ("/api/v1/sessions", "/api/v1/slices/embb/sessions"):
+                status, body = _get(conn, route)
+                assert status == 403 and "per-UE data" in body, (route, body)
+                assert unix_get_json(sock, route) is not None
+            conn.close()
+            mode = stat.S_IMODE(sock.stat().st_mode)
+            other = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"import socket; socket.socket(socket.AF_UNIX).connect({str(sock)!r})",
+                ],
+                capture_output=True,
+                text=True,
+                user=65534,
+                timeout=30,
+            )
+        finally:
+            out = stop_agent(proc)
+            with contextlib.suppress(OSError):
+                sock.parent.rmdir()
+    assert proc.returncode == 0, out
+    assert mode == 0o600
+    assert other.returncode != 0 and "PermissionError" in other.stderr, other
+    assert not sock.exists(), "the socket is removed on stop"

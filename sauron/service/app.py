@@ -31,7 +31,7 @@ from sauron.service.documents import (
     slice_doc,
     violation_doc,
 )
-from sauron.service.guard import RateLimiter, rate_middleware, token_middleware
+from sauron.service.guard import RateLimiter, access_middleware, rate_middleware
 from sauron.service.liveness import TICK, Liveness
 from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from sauron.service.metrics import render as render_metrics
@@ -55,8 +55,10 @@ MAX_REQUEST_BYTES = 64 * 1024
 @dataclass(frozen=True)
 class ServiceOptions:
     """token: required as `Authorization: Bearer` on every route but the
-    health probes (None: no token). rate_per_s: requests per second per
-    client address, bursts of `burst` (0: no limit)."""
+    health probes and the dashboard's files (None: no token, and the
+    per-session routes closed but over the UNIX socket; see guard).
+    rate_per_s: requests per second per client address, bursts of `burst`
+    (0: no limit)."""
 
     token: str | None = None
     rate_per_s: float = 100.0
@@ -442,8 +444,7 @@ def create_app(
     middlewares: list[Middleware] = [problem_middleware]
     if options.rate_per_s > 0:
         middlewares.append(rate_middleware(RateLimiter(options.rate_per_s, options.burst)))
-    if options.token:
-        middlewares.append(token_middleware(options.token))
+    middlewares.append(access_middleware(options.token))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[ENGINE] = engine
     app[INTERVAL] = interval
