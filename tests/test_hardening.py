@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from agent_process import (
     REPO,
     agent_config,
@@ -372,3 +373,69 @@ def test_per_ue_data_is_the_operators_only(tmp_path: Path) -> None:
     assert mode == 0o600
     assert other.returncode != 0 and "PermissionError" in other.stderr, other
     assert not sock.exists(), "the socket is removed on stop"
+
+
+def _interfaces(netns: str) -> list[dict[str, str]]:
+    return [
+        {"name": "n3", "role": "n3", "netns": netns},
+        {"name": "n6", "role": "n6", "netns": netns},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "said"),
+    [
+        (
+            "netns_passwd",
+            "field interfaces.0.netns: '/etc/passwd': /etc/passwd is not a namespace file",
+        ),
+        ("netns_mount", "is a namespace, not a network one"),
+        ("netns_dotdot", "field interfaces.0.netns"),
+        ("netns_path_dotdot", "no '.' or '..' parts"),
+        ("config_not_utf8", "agent.yaml: not UTF-8 text: byte"),
+        ("config_key_twice", "agent.yaml: not valid YAML: key 'interfaces' given twice"),
+        ("catalog_huge", "catalog.yaml: larger than 8 MiB: not read"),
+        ("catalog_not_utf8", "catalog.yaml: not UTF-8 text: byte"),
+    ],
+)
+def test_bad_inputs_are_refused_at_start_naming_the_file(
+    tmp_path: Path, case: str, said: str
+) -> None:
+    """`sauron run` with each input that once gave a traceback, a hang or a
+    silent surprise: it ends at once, non-zero, naming the file and field."""
+    config = tmp_path / "agent.yaml"
+    ns = f"sauron-in-{os.getpid()}"
+    with veth_namespace(ns):
+        body: dict[str, object] = {"interfaces": _interfaces(ns), "energy": {"enabled": False}}
+        if case.startswith("netns_"):
+            ref = {
+                "netns_passwd": "/etc/passwd",
+                "netns_mount": "/proc/self/ns/mnt",
+                "netns_dotdot": "..",
+                "netns_path_dotdot": f"/var/run/netns/../netns/{ns}",
+            }[case]
+            body["interfaces"] = _interfaces(ref)
+        if case.startswith("catalog_"):
+            catalog = tmp_path / "catalog.yaml"
+            body["catalog"] = str(catalog)
+            if case == "catalog_huge":
+                line = b"# " + b"x" * 1000 + b"\n"
+                catalog.write_bytes(line * (50 * 1024))  # 50 MB
+            else:
+                catalog.write_bytes(b"slices:\n  - name: caf\xe9\n    snssai: {sst: 1}\n")
+        agent_config(config, ns, **{k: v for k, v in body.items() if k != "interfaces"})
+        text = config.read_text()
+        if case.startswith("netns_"):
+            doc = yaml.safe_load(text)
+            doc["interfaces"] = body["interfaces"]
+            text = yaml.safe_dump(doc)
+        if case == "config_not_utf8":
+            config.write_bytes(text.encode() + b"# \xff\n")
+        elif case == "config_key_twice":
+            config.write_text(text + yaml.safe_dump({"interfaces": _interfaces(ns)}))
+        else:
+            config.write_text(text)
+        done = _sauron("run", "--config", str(config), within_s=60)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in out, out
+    assert said in out, out
