@@ -81,7 +81,7 @@ async def _serve_until_stopped(
     finally:
         await runner.cleanup()
         if path is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or never made
                 path.unlink()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -89,14 +89,21 @@ async def _serve_until_stopped(
 
 async def start_unix_site(runner: web.AppRunner, path: Path) -> None:
     """The API on a UNIX socket only the agent's user (and root) may use:
-    created under a umask that leaves others no access, then made 0600."""
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    mask = os.umask(0o177)
+    created under a umask that leaves others no access, then made 0600. A
+    path it cannot listen on is a configuration error naming the field."""
     try:
-        await web.UnixSite(runner, str(path)).start()
-    finally:
-        os.umask(mask)
-    path.chmod(0o600)
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        mask = os.umask(0o177)
+        try:
+            await web.UnixSite(runner, str(path)).start()
+        finally:
+            os.umask(mask)
+        path.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(
+            "(configuration)",
+            [f"field service.socket: cannot listen on {path}: {exc.strerror or exc}"],
+        ) from None
 
 
 def open_energy(

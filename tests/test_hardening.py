@@ -396,6 +396,7 @@ def _interfaces(netns: str) -> list[dict[str, str]]:
         ("config_key_twice", "agent.yaml: not valid YAML: key 'interfaces' given twice"),
         ("catalog_huge", "catalog.yaml: larger than 8 MiB: not read"),
         ("catalog_not_utf8", "catalog.yaml: not UTF-8 text: byte"),
+        ("socket_in_a_file", "field service.socket: cannot listen on"),
     ],
 )
 def test_bad_inputs_are_refused_at_start_naming_the_file(
@@ -423,6 +424,9 @@ def test_bad_inputs_are_refused_at_start_naming_the_file(
                 catalog.write_bytes(line * (50 * 1024))  # 50 MB
             else:
                 catalog.write_bytes(b"slices:\n  - name: caf\xe9\n    snssai: {sst: 1}\n")
+        if case == "socket_in_a_file":
+            (tmp_path / "a-file").write_text("")
+            body["service"] = {"port": 0, "socket": str(tmp_path / "a-file" / "api.sock")}
         agent_config(config, ns, **{k: v for k, v in body.items() if k != "interfaces"})
         text = config.read_text()
         if case.startswith("netns_"):
