@@ -34,6 +34,10 @@ class ApiError(Exception):
         super().__init__(f"{status} {title}: {detail}{where}")
 
 
+#: seconds an idle connection is kept for reuse, below the agent's IDLE_S
+KEEPALIVE_S = 3.0
+
+
 class SauronClient:
     def __init__(
         self,
@@ -49,7 +53,12 @@ class SauronClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SauronClient:
-        connector = aiohttp.UnixConnector(self.socket_path) if self.socket_path else None
+        # the agent closes a connection idle for 5 s: reuse one for less than that
+        connector: aiohttp.BaseConnector = (
+            aiohttp.UnixConnector(self.socket_path, keepalive_timeout=KEEPALIVE_S)
+            if self.socket_path
+            else aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S)
+        )
         self._session = aiohttp.ClientSession(
             headers=self.headers, timeout=self.timeout, connector=connector
         )
