@@ -112,24 +112,19 @@ async def readyz(request: web.Request) -> web.Response:
     configuration to fix). An unreachable server is an outage the spool
     rides out: ready, and the body says so."""
     latest = request.app[ENGINE].history.latest()
-    body: dict[str, object] = {"status": "ready"}
-    status = 200
+    body: dict[str, object] = {}
+    reasons = request.app[LIVENESS].problems()
     if latest is None:
-        body["status"] = "waiting for the first interval"
-        status = 503
+        reasons.insert(0, "waiting for the first interval")
     else:
         body["last_interval"] = latest.time
-    failing = request.app[LIVENESS].problems()
-    if failing:
-        body["status"] = "; ".join(failing)
-        status = 503
     publisher = request.app.get(PUBLISHER)
     if publisher is not None:
         body["publisher"] = publisher.health()
         if publisher.stats.state == REJECTED:
-            body["status"] = "the InfluxDB server refuses the writes"
-            status = 503
-    return web.json_response(body, status=status)
+            reasons.append("the InfluxDB server refuses the writes")
+    status = "; ".join(reasons) or "ready"
+    return web.json_response({"status": status, **body}, status=503 if reasons else 200)
 
 
 def _status(request: web.Request, s: Slice) -> str:
