@@ -7,9 +7,9 @@ line or an error; nor does a password in the URL (`shown_url`)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -111,6 +111,11 @@ class InfluxConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.url is not None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() show the URL without its password, as logs may."""
+        for name, value in super().__repr_args__():
+            yield name, shown_url(value) if name == "url" and value else value
 
     @property
     def shown_url(self) -> str | None:
