@@ -230,16 +230,16 @@ def test_idle_stream_clients_never_shut_the_dashboard_out(tmp_path: Path) -> Non
             # a reader whose window is closed: asks for the buckets (big
             # events) with a receive buffer of a few kilobytes
             idle.append(_idle_stream(port, "127.0.2.1", b"?buckets=true", rcvbuf=4096))
+            # a connection per look: the agent closes one idle for 5 s
             conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
             deadline = time.monotonic() + 60
             while True:
                 metrics = _get(conn, "/metrics")[1]
+                conn.close()
                 timed_out = _metric(metrics, 'sauron_stream_evicted_total{reason="write_timeout"}')
                 if timed_out or time.monotonic() > deadline:
                     break
                 time.sleep(1)
-                conn.close()
-            conn.close()
         finally:
             for s in idle:
                 s.close()
