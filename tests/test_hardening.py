@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -164,22 +165,71 @@ def test_credentials_in_the_url_beside_a_token_are_refused_at_start(tmp_path: Pa
         assert PASSWORD not in said, said
 
 
-def test_doctor_ends_against_a_server_that_never_answers(tmp_path: Path) -> None:
-    """A listener that accepts and never says a word: the doctor reports a
-    failed check within its bound instead of hanging."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        port = silent.getsockname()[1]
+class AnswersOnlyPing:
+    """A server that answers /ping and never answers anything else: the
+    doctor's write check meets it after its ping check passed."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                self.held.append(conn)
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    head, data = data.split(b"\r\n\r\n", 1)
+                    if not head.startswith(b"GET /ping"):
+                        return  # never a word, the connection held open
+                    conn.sendall(
+                        b"HTTP/1.1 204 No Content\r\nX-Influxdb-Version: v2.7.1\r\n"
+                        b"Content-Length: 0\r\n\r\n"
+                    )
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.parametrize("server", ["silent", "answers_only_ping"])
+def test_doctor_ends_against_a_server_that_never_answers(tmp_path: Path, server: str) -> None:
+    """A listener that accepts and never says a word, and one that answers
+    the ping and never a write: the doctor reports failed checks within
+    their bound instead of hanging or crashing."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    pinged = AnswersOnlyPing()
+    port = silent.getsockname()[1] if server == "silent" else pinged.port
+    try:
         config = tmp_path / "agent.yaml"
         agent_config(
             config,
             "sauron-unused",
             influx={"url": f"http://127.0.0.1:{port}", "timeout_s": 1, "spool_dir": str(tmp_path)},
         )
-        done = _sauron("doctor", "--influx", "--config", str(config), within_s=30)
+        done = _sauron("doctor", "--influx", "--json", "--config", str(config), within_s=30)
+    finally:
+        silent.close()
+        pinged.close()
     assert done.returncode == 1 and "Traceback" not in done.stderr, done
-    assert "influx_reachable" in done.stdout and "fail" in done.stdout.lower(), done.stdout
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    if server == "silent":
+        assert checks["influx_reachable"]["status"] == "fail", checks
+    else:
+        assert checks["influx_reachable"]["status"] == "pass", checks
+        assert checks["influx_write"]["status"] == "fail", checks
+        assert "no answer to a write within 1 s" in checks["influx_write"]["reason"]
+    assert checks["influx_spool"]["status"] == "pass", checks
 
 
 STREAM = b"GET /api/v1/stream%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"

@@ -64,36 +64,41 @@ async def _probe(config: InfluxConfig, token: str | None) -> list[Check]:
                 )
             )
             return checks
-        params = {"org": config.org, "bucket": config.bucket, "precision": "ns"}
+        checks.append(await _write_check(session, config, base, headers))
+    return checks
+
+
+async def _write_check(
+    session: aiohttp.ClientSession, config: InfluxConfig, base: str, headers: dict[str, str]
+) -> Check:
+    """An empty write: whether the server takes our token for the org and
+    bucket (nothing is stored)."""
+    where = f"org {config.org!r}, bucket {config.bucket!r}"
+    params = {"org": config.org, "bucket": config.bucket, "precision": "ns"}
+    try:
         async with session.post(
             f"{base}/api/v2/write", params=params, data=b"", headers=headers, ssl=config.verify_tls
         ) as r:
             said = (await r.text())[:200]
-            if r.status < 300 or r.status == 400:
-                checks.append(
-                    Check(
-                        "influx_write",
-                        PASS,
-                        True,
-                        f"org {config.org!r}, bucket {config.bucket!r}: writes accepted ({r.status})",
-                    )
-                )
-            else:
-                remedy = {
-                    401: "the token is refused: check SAURON_INFLUX_TOKEN or the token file",
-                    403: "the token may not write to this bucket",
-                    404: "no such org or bucket: check influx.org and influx.bucket",
-                }.get(r.status, "see the server's answer")
-                checks.append(
-                    Check(
-                        "influx_write",
-                        FAIL,
-                        True,
-                        f"org {config.org!r}, bucket {config.bucket!r}: {r.status} {said}",
-                        remedy,
-                    )
-                )
-    return checks
+            status = r.status
+    except TimeoutError:
+        return Check(
+            "influx_write",
+            FAIL,
+            True,
+            f"{where}: no answer to a write within {config.timeout_s:g} s",
+            "is the server overloaded, or something else on this port?",
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        return Check("influx_write", FAIL, True, f"{where}: {exc or type(exc).__name__}")
+    if status < 300 or status == 400:
+        return Check("influx_write", PASS, True, f"{where}: writes accepted ({status})")
+    remedy = {
+        401: "the token is refused: check SAURON_INFLUX_TOKEN or the token file",
+        403: "the token may not write to this bucket",
+        404: "no such org or bucket: check influx.org and influx.bucket",
+    }.get(status, "see the server's answer")
+    return Check("influx_write", FAIL, True, f"{where}: {status} {said}", remedy)
 
 
 def _spool_check(directory: Path) -> Check:
