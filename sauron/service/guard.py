@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import re
 import socket
 import struct
 import time
@@ -29,8 +28,9 @@ from sauron.service.problems import problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
-#: the routes that show single sessions (UE addresses, TEIDs, SUPIs)
-PER_UE_ROUTE = re.compile(r"^/api/v1/(sessions|slices/[^/]+/sessions)/?$")
+#: the routes that show single sessions (UE addresses, TEIDs, SUPIs), as
+#: the router matched them (whatever spelling of the path reached them)
+PER_UE_ROUTES = frozenset({"/api/v1/sessions", "/api/v1/slices/{name}/sessions"})
 _PEER_CREDENTIALS = struct.Struct("3i")  # pid, uid, gid
 #: client addresses remembered by the rate limiter (least recent forgotten)
 MAX_TRACKED_CLIENTS = 10_000
@@ -86,8 +86,9 @@ def rate_middleware(
     return limit
 
 
-def is_per_ue(path: str) -> bool:
-    return PER_UE_ROUTE.match(path) is not None
+def is_per_ue(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in PER_UE_ROUTES
 
 
 def local_peer_uid(request: web.Request) -> int | None:
@@ -127,7 +128,7 @@ def access_middleware(token: str | None) -> Middleware:
                     "a valid bearer token is required (Authorization: Bearer ...)",
                     headers={"WWW-Authenticate": 'Bearer realm="sauron"'},
                 )
-        elif is_per_ue(request.path):
+        elif is_per_ue(request):
             return problem(
                 403,
                 "Forbidden",
