@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from sauron.publish.settings import (
 from sauron.publish.spool import SpoolError
 from sauron.rules import program_catalog
 from sauron.service.app import ServiceOptions, create_app
+from sauron.service.serving import service_runner
 from sauron.sla import SlaTracker
 
 log = logging.getLogger(__name__)
@@ -64,19 +66,44 @@ async def _serve_until_stopped(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, handle_signals=False)
+    runner = service_runner(app)
     await runner.setup()
+    path = config.service.socket
     try:
         site = web.TCPSite(runner, config.service.host, config.service.port)
         await site.start()
         host, port = runner.addresses[0][:2]
+        if path is not None:
+            await start_unix_site(runner, path)
         ready(f"http://{host}:{port}")
         await stop.wait()
         log.info("stopping", extra={"reason": "signal"})
     finally:
         await runner.cleanup()
+        if path is not None:
+            with contextlib.suppress(OSError):  # gone, or never made
+                path.unlink()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+async def start_unix_site(runner: web.AppRunner, path: Path) -> None:
+    """The API on a UNIX socket only the agent's user (and root) may use:
+    created under a umask that leaves others no access, then made 0600. A
+    path it cannot listen on is a configuration error naming the field."""
+    try:
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        mask = os.umask(0o177)
+        try:
+            await web.UnixSite(runner, str(path)).start()
+        finally:
+            os.umask(mask)
+        path.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(
+            "(configuration)",
+            [f"field service.socket: cannot listen on {path}: {exc.strerror or exc}"],
+        ) from None
 
 
 def open_energy(
@@ -128,7 +155,7 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
     log.info(
         "publishing",
         extra={
-            "url": influx.url,
+            "url": influx.shown_url,
             "org": influx.org,
             "bucket": influx.bucket,
             "spool": str(influx.spool_dir),

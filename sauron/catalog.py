@@ -181,39 +181,87 @@ def _describe_location(loc: tuple[Any, ...], raw: Any) -> str:
 def _overlaps(slices: list[Slice]) -> tuple[list[str], list[str]]:
     """Rules two slices both claim: errors for identical or intersecting
     claims, warnings for UE subnets nested in another slice's (the longest
-    prefix wins in the kernel)."""
+    prefix wins in the kernel). Sorted sweeps, n log n in the rules: a
+    catalog of 255 slices with thousands of TEIDs each is checked at once."""
+    errors = _teid_overlaps(slices)
+    subnet_errors, warnings = _subnet_overlaps(slices)
+    owners: dict[int, list[int]] = {}
+    for i, s in enumerate(slices):
+        for qfi in sorted(set(s.spec.qfis)):
+            owners.setdefault(qfi, []).append(i)
+    for qfi, claimed in sorted(owners.items()):
+        for n, i in enumerate(claimed):
+            for j in claimed[n + 1 :]:
+                errors.append(
+                    f"slices {slices[i].name!r} and {slices[j].name!r} both claim QFI {qfi}"
+                )
+    return subnet_errors + errors, warnings
+
+
+def _teid_overlaps(slices: list[Slice]) -> list[str]:
+    """Each TEID interval that meets an earlier-starting one of another
+    slice, reported with it. Sorted by first TEID, an interval meets an
+    earlier one of another slice exactly when it starts at or before the
+    furthest end among the other slices' intervals seen: so the sweep keeps
+    the furthest-reaching interval and the furthest of any other slice."""
+    intervals = sorted(
+        (lo, hi, i)
+        for i, s in enumerate(slices)
+        for lo, hi in [(t, t) for t in s.spec.teids]
+        + [(r.first, r.last) for r in s.spec.teid_ranges]
+    )
+    errors: list[str] = []
+    # (hi, lo, slice index): the furthest reach, and the furthest of a slice other than its
+    best: tuple[int, int, int] | None = None
+    other: tuple[int, int, int] | None = None
+    for lo, hi, i in intervals:
+        rival = best if best is not None and best[2] != i else other
+        if rival is not None and lo <= rival[0]:
+            a, b = sorted((i, rival[2]))
+            errors.append(
+                f"slices {slices[a].name!r} and {slices[b].name!r} both claim TEIDs "
+                f"0x{lo:x}-0x{min(hi, rival[0]):x}"
+            )
+        mine = (hi, lo, i)
+        if best is None or hi > best[0]:
+            if best is not None and best[2] != i:
+                other = best
+            best = mine
+        elif i != best[2] and (other is None or hi > other[0]):
+            other = mine
+    return errors
+
+
+def _subnet_overlaps(slices: list[Slice]) -> tuple[list[str], list[str]]:
+    """Networks either nest or are apart: sorted by address then prefix,
+    the networks containing one are the stack still open when it comes."""
     errors: list[str] = []
     warnings: list[str] = []
-    for i, a in enumerate(slices):
-        for b in slices[i + 1 :]:
-            for net_a in a.spec.ue_subnets:
-                for net_b in b.spec.ue_subnets:
-                    if net_a.version != net_b.version or not net_a.overlaps(net_b):
-                        continue
-                    if net_a == net_b:
-                        errors.append(
-                            f"slices {a.name!r} and {b.name!r} both claim UE subnet {net_a}"
-                        )
-                    else:
-                        warnings.append(
-                            f"UE subnets {net_a} ({a.name}) and {net_b} ({b.name}) overlap; "
-                            "the longer prefix wins"
-                        )
-            teids_a = [(t, t) for t in a.spec.teids] + [
-                (r.first, r.last) for r in a.spec.teid_ranges
-            ]
-            teids_b = [(t, t) for t in b.spec.teids] + [
-                (r.first, r.last) for r in b.spec.teid_ranges
-            ]
-            for lo_a, hi_a in teids_a:
-                for lo_b, hi_b in teids_b:
-                    if lo_a <= hi_b and lo_b <= hi_a:
-                        errors.append(
-                            f"slices {a.name!r} and {b.name!r} both claim TEIDs "
-                            f"0x{max(lo_a, lo_b):x}-0x{min(hi_a, hi_b):x}"
-                        )
-            for qfi in sorted(set(a.spec.qfis) & set(b.spec.qfis)):
-                errors.append(f"slices {a.name!r} and {b.name!r} both claim QFI {qfi}")
+    for version in (4, 6):
+        nets = sorted(
+            (net.network_address, net.prefixlen, i, net)
+            for i, s in enumerate(slices)
+            for net in s.spec.ue_subnets
+            if net.version == version
+        )
+        stack: list[tuple[int, Any]] = []
+        for _, _, i, net in nets:
+            while stack and not net.subnet_of(stack[-1][1]):
+                stack.pop()
+            for j, outer in stack:
+                if j == i:
+                    continue
+                (a, net_a), (b, net_b) = sorted(((i, net), (j, outer)), key=lambda p: p[0])
+                if net_a == net_b:
+                    errors.append(
+                        f"slices {slices[a].name!r} and {slices[b].name!r} both claim UE subnet {net_a}"
+                    )
+                else:
+                    warnings.append(
+                        f"UE subnets {net_a} ({slices[a].name}) and {net_b} ({slices[b].name}) "
+                        "overlap; the longer prefix wins"
+                    )
+            stack.append((i, net))
     return errors, warnings
 
 

@@ -102,7 +102,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     if publisher is not None:
-        print(f"publishing to {publisher.config.url}, bucket {publisher.config.bucket}")
+        print(f"publishing to {publisher.config.shown_url}, bucket {publisher.config.bucket}")
     result = run_demo(args.duration, catalog, host=args.host, port=args.port, publisher=publisher)
     print("G-PDUs counted per slice:", json.dumps(result["slices"]))
     print(f"ground truth and node logs: {result['workdir']}")
@@ -259,7 +259,8 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--url",
         default=os.environ.get("SAURON_URL", "http://127.0.0.1:8080"),
-        help="the agent's API (default $SAURON_URL or http://127.0.0.1:8080)",
+        help="the agent's API, or unix:PATH for its UNIX socket "
+        "(default $SAURON_URL or http://127.0.0.1:8080)",
     )
     p.add_argument(
         "--token-file", type=Path, default=None, help="bearer token file (default $SAURON_TOKEN)"

@@ -34,6 +34,10 @@ class ApiError(Exception):
         super().__init__(f"{status} {title}: {detail}{where}")
 
 
+#: seconds an idle connection is kept for reuse, below the agent's IDLE_S
+KEEPALIVE_S = 3.0
+
+
 class SauronClient:
     def __init__(
         self,
@@ -41,13 +45,23 @@ class SauronClient:
         token: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        # unix:/run/sauron/api.sock: the agent's UNIX socket (per-UE data without a token)
+        self.socket_path = base_url.removeprefix("unix:") if base_url.startswith("unix:") else None
+        self.base_url = "http://localhost" if self.socket_path else base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SauronClient:
-        self._session = aiohttp.ClientSession(headers=self.headers, timeout=self.timeout)
+        # the agent closes a connection idle for 5 s: reuse one for less than that
+        connector: aiohttp.BaseConnector = (
+            aiohttp.UnixConnector(self.socket_path, keepalive_timeout=KEEPALIVE_S)
+            if self.socket_path
+            else aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_S)
+        )
+        self._session = aiohttp.ClientSession(
+            headers=self.headers, timeout=self.timeout, connector=connector
+        )
         return self
 
     async def __aexit__(

@@ -24,6 +24,7 @@ from sauron.namespace_ref import (
     resolve,
 )
 from sauron.publish.settings import InfluxConfig
+from sauron.secretfile import read_secret_file
 from sauron.yamlfile import FileProblems, field_problems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
@@ -109,7 +110,8 @@ def is_loopback(host: str) -> bool:
 
 class ServiceConfig(BaseModel):
     """The REST API. Anywhere but loopback it needs a token: the file holds
-    it (one line; keep the file readable by the agent only)."""
+    it (one line, the agent's own file). Without a token the per-session
+    routes (UE addresses, TEIDs, SUPIs) answer only over the UNIX socket."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -118,7 +120,11 @@ class ServiceConfig(BaseModel):
     #: their TCP port (0: any free one, printed at start)
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     #: a file whose first line is the bearer token every route but the probes asks for
+    #: (the agent's own: mode 0600 or stricter, owned by its user)
     token_file: Path | None = None
+    #: a UNIX socket the API listens on too, mode 0600: root and the agent's
+    #: user ask there without a token, per-UE data included (none: no socket)
+    socket: Path | None = None
     #: requests per second per client address (0: no limit) and burst size
     rate_per_s: Annotated[float, Field(ge=0)] = 100.0
     #: requests a client may send at once before the rate applies
@@ -236,7 +242,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> Ag
     if config.catalog is not None and not config.catalog.is_absolute():
         config = config.model_copy(update={"catalog": (path.parent / config.catalog).resolve()})
     for section, names in (
-        ("service", ("token_file",)),
+        ("service", ("token_file", "socket")),
         ("energy", ("profiles_dir",)),
         ("influx", ("spool_dir", "token_file")),
     ):
@@ -290,12 +296,9 @@ def resolve_namespaces(config: AgentConfig, source: Path) -> AgentConfig:
 
 
 def read_token(path: Path) -> str:
-    """The API token in a file (first line, surrounding blanks dropped)."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read the token file: {exc.strerror}"]) from None
-    token = lines[0].strip() if lines else ""
+    """The API token in a file (first line, surrounding blanks dropped); the
+    file must be the agent's own (see secretfile)."""
+    token = read_secret_file(path, "token file", ConfigError)
     if len(token) < 16:
         raise ConfigError(path, ["the token must be at least 16 characters long"])
     return token

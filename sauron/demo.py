@@ -33,6 +33,7 @@ from sauron.rules import program_catalog
 from sauron.service.app import create_app
 from sauron.service.documents import snapshot_doc
 from sauron.service.schemas import SnapshotDoc
+from sauron.service.serving import service_runner
 from sauron.testbed.bed import N6_DN, TCP_SOURCE_PORT, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 from sauron.views import kpis_table
@@ -133,7 +134,7 @@ async def _serve(
     out: Callable[[str], None],
     publisher: Publisher | None,
 ) -> None:
-    runner = web.AppRunner(create_app(engine, interval=1.0, publisher=publisher))
+    runner = service_runner(create_app(engine, interval=1.0, publisher=publisher))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sauron.dashboard.routes import VENDOR, missing_assets
 from sauron.host_access import CAPABILITIES, HOST_PATHS
@@ -364,35 +366,78 @@ def check_dashboard() -> Check:
     )
 
 
-def run_checks() -> list[Check]:
+#: the longest one check may take (compiling the programs takes seconds on
+#: a busy host); beyond it the check fails and the doctor goes on
+CHECK_TIMEOUT_S = 120.0
+T = TypeVar("T")
+
+
+def bounded(
+    name: str,
+    run: Callable[[], T],
+    failed: Callable[[Check], T],
+    timeout_s: float = CHECK_TIMEOUT_S,
+) -> T:
+    """run() in a thread of its own for at most `timeout_s`: what it
+    returns, or, when it hangs or raises, `failed` of a failed check that
+    says so. A check that never answers (a stuck mount, a driver) leaves
+    its thread behind, never the doctor waiting; an error is a verdict,
+    never a traceback."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(run())
+        except Exception as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=work, name=f"doctor-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if result:
+        return result[0]
+    if error:
+        reason = f"the check failed: {type(error[0]).__name__}: {error[0]}"
+    else:
+        reason = f"no answer within {timeout_s:g} s"
+    return failed(
+        Check(name, FAIL, True, reason, "run the doctor again; if it persists, report it")
+    )
+
+
+def run_checks(timeout_s: float = CHECK_TIMEOUT_S) -> list[Check]:
+    def one(name: str, run: Callable[[], Check]) -> Check:
+        return bounded(name, run, lambda c: c, timeout_s)
+
     checks = [
-        check_kernel(),
-        check_capabilities(),
-        check_btf(),
-        check_bpf_syscall(),
-        check_jit(),
+        one("kernel", check_kernel),
+        one("capabilities", check_capabilities),
+        one("btf", check_btf),
+        one("bpf_syscall", check_bpf_syscall),
+        one("jit", check_jit),
     ]
     checks.extend(
-        check_mount(h.name, h.path, h.fstype, h.required)
+        one(h.name, functools.partial(check_mount, h.name, h.path, h.fstype, h.required))
         for h in HOST_PATHS
         if h.fstype is not None
     )
-    compile_check, obj = check_compile()
+    compile_check, obj = bounded("bcc_compile", check_compile, lambda c: (c, None), timeout_s)
     checks.append(compile_check)
-    runners: list[Callable[[], Check]] = [
-        check_tracepoints,
-        check_bpf_stats,
-        check_cycle_counters,
-        check_rapl,
-        check_energy_model,
-        check_dashboard,
+    runners: list[tuple[str, Callable[[], Check]]] = [
+        ("tracepoints", check_tracepoints),
+        ("bpf_stats", check_bpf_stats),
+        ("cycle_counters", check_cycle_counters),
+        ("rapl", check_rapl),
+        ("energy_model", check_energy_model),
+        ("dashboard", check_dashboard),
     ]
     try:
-        checks.extend(check_attach(obj))
+        checks.extend(bounded("attach", lambda: check_attach(obj), lambda c: [c], timeout_s))
     finally:
         if obj is not None:
             obj.close()
-    checks.extend(r() for r in runners)
+    checks.extend(one(name, r) for name, r in runners)
     return checks
 
 

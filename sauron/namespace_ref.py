@@ -19,6 +19,7 @@ namespace, and the agent must be restarted with it.
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import os
@@ -35,6 +36,12 @@ DOCKER_SOCKET = Path("/var/run/docker.sock")
 PROC = Path("/proc")
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+#: printable, no control character (a NUL, a newline)
+_PATH = re.compile(r"^/[^\x00-\x1f\x7f]*$")
+PATH_MAX = 4096
+#: ioctl(NS_GET_NSTYPE) answers a namespace file's kind; CLONE_NEWNET is a network one's
+NS_GET_NSTYPE = 0xB703
+CLONE_NEWNET = 0x40000000
 _KINDS = ("pid", "process", "container")
 #: the kernel keeps a process's comm to 15 bytes
 COMM_LENGTH = 15
@@ -48,8 +55,15 @@ def check_reference(ref: str) -> str:
     """The reference if its form is right, else ValueError saying why (for
     the configuration's validators; whether it exists is known at start)."""
     if ref.startswith("/"):
+        if len(ref) > PATH_MAX or not _PATH.match(ref) or os.path.normpath(ref) != ref:
+            raise ValueError(
+                f"{ref!r}: a namespace file's path is absolute and plain "
+                "(no '.' or '..' parts, no doubled or trailing '/', no control characters)"
+            )
         return ref
     kind, sep, rest = ref.partition(":")
+    if ref in (".", "..") or rest in (".", ".."):
+        raise ValueError(f"{ref!r} is no namespace: '.' and '..' name folders")
     if not sep:
         if not _NAME.match(ref):
             raise ValueError(
@@ -88,7 +102,26 @@ def resolve(ref: str | None, docker_socket: Path = DOCKER_SOCKET, proc: Path = P
         path = proc / str(container_pid(rest, docker_socket)) / "ns" / "net"
     if not path.exists():
         raise NamespaceError(f"{ref!r}: no namespace at {path}")
+    check_network_namespace(ref, path)
     return ref if not sep and not ref.startswith("/") else str(path)
+
+
+def check_network_namespace(ref: str, path: Path) -> None:
+    """NamespaceError unless the file is a network namespace's (asked of
+    the kernel before the agent ever enters it: /etc/passwd or a mount
+    namespace's file are refused, naming what they are)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise NamespaceError(f"{ref!r}: cannot open {path}: {exc.strerror}") from None
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        raise NamespaceError(f"{ref!r}: {path} is not a namespace file") from None
+    finally:
+        os.close(fd)
+    if kind != CLONE_NEWNET:
+        raise NamespaceError(f"{ref!r}: {path} is a namespace, not a network one")
 
 
 def _only_process(name: str, proc: Path) -> int:

@@ -4,12 +4,20 @@ it left no program attached."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import select
+import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,11 +29,14 @@ STARTUP_BOUND_S = 90.0
 
 
 def start_agent(
-    config: Path, within_s: float = STARTUP_BOUND_S, wrapper: Sequence[str] = ()
+    config: Path,
+    within_s: float = STARTUP_BOUND_S,
+    wrapper: Sequence[str] = (),
+    seen: list[str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
     """`sauron run --config CONFIG`, once it prints that it serves: (the
     process, the API's base URL). `wrapper` runs before it and execs it (the
-    command follows its arguments)."""
+    command follows its arguments); `seen` gets what it printed until then."""
     proc = subprocess.Popen(
         [*wrapper, sys.executable, "-m", "sauron", "run", "--config", str(config)],
         stdout=subprocess.PIPE,
@@ -35,7 +46,7 @@ def start_agent(
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + within_s
-    seen = []
+    seen = [] if seen is None else seen
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)
         if ready:
@@ -66,3 +77,75 @@ def links_with_programs(ns: str) -> list[str]:
         if "xdp" in shown or filters.strip():
             found.append(link)
     return found
+
+
+@contextmanager
+def veth_namespace(ns: str) -> Iterator[str]:
+    """A namespace holding a veth pair n3 <-> n6, up: links the agent can
+    attach to when a test needs the process, not traffic. Removed on exit."""
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(
+            ["ip", "-n", ns, "link", "add", "n3", "type", "veth", "peer", "name", "n6"],
+            check=True,
+        )
+        for link in ("n3", "n6"):
+            subprocess.run(["ip", "-n", ns, "link", "set", link, "up"], check=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def agent_config(path: Path, ns: str, **more: Any) -> Path:
+    """An agent configuration on the namespace's n3 and n6, serving on a
+    free loopback port, energy off unless `more` says otherwise."""
+    config: dict[str, Any] = {
+        "node": "node-test",
+        "interval_s": 0.2,
+        "interfaces": [
+            {"name": "n3", "role": "n3", "netns": ns},
+            {"name": "n6", "role": "n6", "netns": ns},
+        ],
+        "service": {"port": 0},
+        "energy": {"enabled": False},
+        **more,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def stop_agent(proc: subprocess.Popen[str], within_s: float = 20) -> str:
+    """SIGTERM, then its output once it exited (killed if it does not)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=within_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the agent's UNIX socket (service.socket)."""
+
+    def __init__(self, path: Path, timeout: float = 10) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_get_json(path: Path, route: str) -> Any:
+    """GET `route` over the UNIX socket at `path`; the answer's JSON."""
+    conn = UnixHTTPConnection(path)
+    try:
+        conn.request("GET", route)
+        response = conn.getresponse()
+        assert response.status == 200, (route, response.status, response.read())
+        return json.loads(response.read())
+    finally:
+        conn.close()

@@ -143,6 +143,7 @@ def ul_pps(table: str) -> list[float]:
 def test_cli_commands(agent: Agent, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
 
     slices = sauron("slices", url=agent.url, token_file=token_file)
     assert slices.returncode == 0, slices.stderr
@@ -182,6 +183,7 @@ def test_cli_commands(agent: Agent, tmp_path: Path) -> None:
 def test_top_shows_each_interval(agent: Agent, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
     stop = threading.Event()
 
     def ticker() -> None:

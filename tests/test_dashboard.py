@@ -79,8 +79,15 @@ def loosened_catalog(path: Path) -> Path:
     return path
 
 
+#: the agent's token: the drill-down's top sessions are per-UE data
+TOKEN = "dashboard-test-token-0123"
+#: the token in the page's storage before it loads, as the token dialog leaves it
+GIVE_TOKEN = f"sessionStorage.setItem('sauron-token', '{TOKEN}')"
+
+
 def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
 
@@ -156,6 +163,9 @@ def demo_agent(tmp_path: Path) -> Iterator[tuple[Testbed, Path, str, dict[str, A
     with Testbed(catalog, sessions, tmp_path / "bed") as bed:
         config = tmp_path / "agent.yaml"
         port = free_port()
+        token = tmp_path / "api.token"
+        token.write_text(TOKEN + "\n")
+        token.chmod(0o600)
         config.write_text(
             yaml.safe_dump(
                 {
@@ -166,7 +176,7 @@ def demo_agent(tmp_path: Path) -> Iterator[tuple[Testbed, Path, str, dict[str, A
                         {"name": "n3", "role": "n3", "netns": bed.upf},
                         {"name": "n6", "role": "n6", "netns": bed.upf},
                     ],
-                    "service": {"host": "127.0.0.1", "port": port},
+                    "service": {"host": "127.0.0.1", "port": port, "token_file": str(token)},
                     "sla": RULE,
                 }
             )
@@ -201,6 +211,7 @@ def test_dashboard_shows_the_slices_live_turns_violated_and_survives_a_restart(
 
     with browser_page() as watched:
         page = watched.page
+        page.add_init_script(GIVE_TOKEN)
         page.goto(url + "/")
         # --- the three slices, live
         wait_for(page, "() => Number(document.body.dataset.snapshots || 0) >= 3", 30)
@@ -331,6 +342,7 @@ def test_wall_display_is_larger_and_fits(
     holder["agent"], _ = start_agent(config)
     with browser_page(1920, 1080) as watched:
         page = watched.page
+        page.add_init_script(GIVE_TOKEN)
         page.goto(url + "/?wall=1")
         wait_for(page, "() => Number(document.body.dataset.snapshots || 0) >= 3", 30)
         size = page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")

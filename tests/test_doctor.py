@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,34 @@ def test_missing_requirement_fails_the_exit_code() -> None:
     assert result["ok"] is False and result["missing"] == ["bpffs"]
     text = doctor.format_checks(checks)
     assert "mount it" in text and "missing what the agent needs: bpffs" in text
+
+
+def test_a_check_that_hangs_or_raises_is_a_failed_check_not_a_stuck_doctor() -> None:
+    """Every check runs under `bounded`: one that never answers fails
+    within its bound, one that raises fails naming the error."""
+    never = threading.Event()
+
+    def hangs() -> doctor.Check:
+        never.wait()
+        raise AssertionError("unreachable")
+
+    def raises() -> doctor.Check:
+        raise OSError(errno.EIO, "Input/output error")
+
+    def passes() -> doctor.Check:
+        return doctor.Check("fine", doctor.PASS, True, "ok")
+
+    stuck = doctor.bounded("mount_x", hangs, lambda c: c, timeout_s=0.5)
+    assert (stuck.name, stuck.status, stuck.reason) == (
+        "mount_x",
+        doctor.FAIL,
+        "no answer within 0.5 s",
+    )
+    broken = doctor.bounded("rapl", raises, lambda c: c, timeout_s=10)
+    assert (
+        broken.status == doctor.FAIL
+        and "OSError" in broken.reason
+        and "Input/output" in broken.reason
+    )
+    assert doctor.bounded("fine", passes, lambda c: c).status == doctor.PASS
+    never.set()

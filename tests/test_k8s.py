@@ -247,6 +247,7 @@ def test_the_agent_runs_as_the_daemonset_runs_it(
     config = yaml.safe_load(manifests[("ConfigMap", "sauron-agent")]["data"]["agent.yaml"])
     token = "k8s-daemonset-test-token"
     (tmp_path / "api-token").write_text(token + "\n")
+    (tmp_path / "api-token").chmod(0o400)  # the Secret's defaultMode
     config["catalog"] = str(REPO / Path(config["catalog"]).relative_to(IMAGE_ROOT))
     config["service"] |= {"host": "127.0.0.1", "port": 0, "token_file": str(tmp_path / "api-token")}
     del config["influx"]  # no InfluxDB here: the publisher stays off

@@ -319,6 +319,8 @@ def test_the_agent_configuration_loads_and_watches_every_upf(model: dict[str, An
     assert config.influx.url == f"http://{address(model, 'influxdb', 'core')}:8086"
     assert config.service.token_file == Path("/run/secrets/sauron_api_token")
     assert [s["source"] for s in agent_service["secrets"]] == ["sauron_api_token"]
+    # the agent refuses a token file open to group or others
+    assert [int(s["mode"], 8) for s in agent_service["secrets"]] == [0o400]
     grafana = model["services"]["grafana"]["environment"]
     influx = model["services"]["influxdb"]["environment"]
     assert grafana["SAURON_INFLUX_ORG"] == influx["DOCKER_INFLUXDB_INIT_ORG"] == config.influx.org

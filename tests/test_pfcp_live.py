@@ -7,20 +7,19 @@ slice, and after the deletion in no slice."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from agent_process import REPO, start_agent
+from agent_process import REPO, start_agent, unix_get_json
 from learned_maps import teid_slice, ue_slice
 from scapy.layers.inet import IP, UDP
 
@@ -165,20 +164,17 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
     assert ended.slice_rule == "snssai"
 
 
-def get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)  # type: ignore[no-any-return]
-
-
 def test_the_agent_learns_from_the_n4_interface_in_its_configuration(tmp_path: Path) -> None:
     with Topology() as topo:
         smf_ns, upf_ns = topo.namespace("smf"), topo.namespace("upf")
         topo.veth(smf_ns, "n4", f"{SMF_N4}/24", upf_ns, "n4", f"{UPF_N4}/24")
         topo.veth(smf_ns, "n3", f"{GNB_N3}/24", upf_ns, "n3", f"{UPF_N3}/24")
         config = tmp_path / "agent.yaml"
+        api_socket = tmp_path / "api.sock"
         base = {
             "interfaces": [{"name": "n3", "role": "n3", "netns": upf_ns}],
-            "service": {"host": "127.0.0.1", "port": 0},
+            # no token: the sessions are asked over the agent's UNIX socket
+            "service": {"host": "127.0.0.1", "port": 0, "socket": str(api_socket)},
             "energy": {"enabled": False},
         }
         # a watch that cannot open says which one, before anything serves
@@ -206,18 +202,25 @@ def test_the_agent_learns_from_the_n4_interface_in_its_configuration(tmp_path: P
             session = smf.establish(0xB2, UE, (3, 0x000001), "iot")
             deadline = time.monotonic() + 1.0
             while True:
-                listed = get_json(f"{url}/api/v1/sessions")
+                listed = unix_get_json(api_socket, "/api/v1/sessions")
                 if listed["total"] == 1 or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
             (doc,) = listed["sessions"]
+            # over TCP, without a token, the same route is closed
+            with pytest.raises(urllib.error.HTTPError) as closed:
+                urllib.request.urlopen(f"{url}/api/v1/sessions", timeout=5)
+            assert closed.value.code == 403
             assert (doc["ue_ip"], doc["slice"], doc["slice_rule"]) == (UE, "mmtc", "snssai")
             assert doc["teids"] == [f"0x{session.teid:08x}"]
             smf.delete(session.up_seid)
             deadline = time.monotonic() + 1.0
-            while get_json(f"{url}/api/v1/sessions")["total"] and time.monotonic() < deadline:
+            while (
+                unix_get_json(api_socket, "/api/v1/sessions")["total"]
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.02)
-            ended = get_json(f"{url}/api/v1/sessions?state=ended")
+            ended = unix_get_json(api_socket, "/api/v1/sessions?state=ended")
             assert [d["ue_ip"] for d in ended["sessions"]] == [UE]
             watch = ended["sources"]["pfcp"]["watches"][0]
             assert (watch["interface"], watch["netns"], watch["datagrams"]) == ("n4", upf_ns, 4)

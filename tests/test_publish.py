@@ -176,6 +176,7 @@ def test_environment_wins_and_token_stays_secret(tmp_path: Path) -> None:
     assert TOKEN not in repr(cfg) and TOKEN not in str(cfg.model_dump())
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     from_file = with_environment(
         InfluxConfig(token="x"), {"SAURON_INFLUX_TOKEN_FILE": str(token_file)}
     )
@@ -526,3 +527,15 @@ def test_spool_that_cannot_be_written_counts_the_points(tmp_path: Path) -> None:
     publisher = run_against(server, tmp_path, body)
     # the vanished batch is counted when the replay finds it gone
     assert publisher.stats.points_dropped.get("spool_unreadable") == 4
+
+
+def test_a_password_in_the_url_is_never_shown() -> None:
+    """Credentials in the URL (a proxy's basic auth) are kept for the
+    client and shown as *** wherever the settings are printed."""
+    cfg = InfluxConfig(url="http://writer:pa55word@db.example:8086/", spool_dir=Path("/tmp/s"))
+    assert cfg.url == "http://writer:pa55word@db.example:8086/"
+    assert cfg.shown_url == "http://writer:***@db.example:8086/"
+    assert "pa55word" not in repr(cfg) and "pa55word" not in str(cfg)
+    with pytest.raises(ValueError, match="url holds credentials") as refused:
+        InfluxConfig(url="http://writer:pa55word@db.example:8086", token="t")
+    assert "pa55word" not in str(refused.value.errors(include_input=False))  # type: ignore[attr-defined]

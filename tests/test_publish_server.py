@@ -35,6 +35,7 @@ from sauron.publish.points import time_ns
 from sauron.publish.publisher import PUBLISHING, SPOOLING, Publisher
 from sauron.publish.settings import InfluxConfig
 from sauron.publish.spool import Spool
+from sauron.publish.writer import InfluxWriter, WriteResult
 from sauron.quality import merge_latency
 
 pytestmark = [pytest.mark.kernel]
@@ -422,3 +423,58 @@ def test_doctor_influx_passes_against_the_server(
     assert all(c["status"] == "pass" for c in result["checks"])
     assert str(tmp_path / "spool") in result["checks"][3]["reason"]
     assert server.token not in done.stdout
+
+
+class FailingFirst:
+    """The real writer behind `fails` writes that raise the way
+    influxdb-client does on settings it refuses (a ValueError, not one of
+    the errors a connection meets)."""
+
+    def __init__(self, real: InfluxWriter, fails: int) -> None:
+        self.real, self.fails = real, fails
+
+    async def write(self, lines: list[str]) -> WriteResult:
+        if self.fails > 0:
+            self.fails -= 1
+            raise ValueError("Cannot combine AUTHORIZATION header with credentials encoded in URL")
+        return await self.real.write(lines)
+
+    async def close(self) -> None:
+        await self.real.close()
+
+
+def test_a_writer_that_raises_loses_no_batch(
+    server: VictoriaMetrics | ExternalInflux,
+    dataplane: DataPlane,
+    catalog: Catalog,
+    tmp_path: Path,
+) -> None:
+    """Every batch taken off the queue is written, spooled or counted
+    dropped, whatever the writer raises: the batches of the failed rounds
+    wait in the spool and reach the server once it takes them."""
+    clock = ManualClock(time.time() - 3600.0)
+    start_ms = int(clock.t * 1000)
+    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
+    config = config_for(server, tmp_path)
+    publisher = Publisher(
+        config,
+        "node-r",
+        server.token,
+        writer_factory=lambda: FailingFirst(InfluxWriter(config, server.token), fails=3),
+    )
+    sent: list[str] = []
+    original = publisher.offer
+
+    def offer(lines: list[str]) -> None:
+        sent.extend(lines)
+        original(lines)
+
+    publisher.offer = offer  # type: ignore[method-assign]
+    run_ticks(publisher, engine, clock, 6, between=lambda n: feed(dataplane, n % 4))
+    s = publisher.stats
+    assert s.points_dropped == {} and publisher.spool.points == 0
+    assert s.points_spooled > 0 and s.points_written == s.points_offered == len(sent)
+    assert "ValueError" in s.last_error or s.last_error == ""
+    key = lambda x: (x.measurement, x.tags, x.field, x.time_ms)  # noqa: E731
+    expected = Counter(key(x) for text in sent for x in parse_line(text))
+    assert Counter(map(key, held(server, start_ms))) == expected

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from frames import gtpu, gtpu_raw, inner_v4, natted, outer, plain, ul_packet
 from manual_clock import ManualClock
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
+from yarl import URL
 
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
@@ -25,7 +29,7 @@ from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.events import parse_events
 from sauron.service.openapi import document as openapi_document
-from sauron.service.stream import QUEUE_PER_CLIENT, StreamHub
+from sauron.service.stream import QUEUE_PER_CLIENT, StreamClient, StreamHub
 
 pytestmark = [pytest.mark.kernel]
 
@@ -35,6 +39,9 @@ MALFORMED_FRAME = (lambda f: f[:54] + b"\x00" + f[55:])(
 )
 
 
+TOKEN = "service-test-token-0123"
+
+
 def with_client(
     engine: KpiEngine,
     body: Callable[[TestClient], Awaitable[Any]],
@@ -42,9 +49,16 @@ def with_client(
     interval: float = 1.0,
     options: ServiceOptions | None = None,
 ) -> Any:
+    """The service over the engine and a client of it; with no options,
+    the service has a token and the client sends it (the per-session routes
+    need one)."""
+    headers = None
+    if options is None:
+        options, headers = ServiceOptions(token=TOKEN), {"Authorization": f"Bearer {TOKEN}"}
+
     async def run() -> Any:
         app = create_app(engine, interval=interval, tick=tick, options=options)
-        async with TestClient(TestServer(app)) as client:
+        async with TestClient(TestServer(app), headers=headers) as client:
             return await body(client)
 
     return asyncio.run(run())
@@ -238,8 +252,9 @@ def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
 def test_a_full_client_queue_loses_its_oldest_events() -> None:
     async def body() -> None:
         hub = StreamHub(asyncio.get_running_loop())
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
-        hub.clients[queue] = False
+        client = StreamClient(buckets=False, address="127.0.0.1", since=0.0)
+        queue = client.queue
+        hub.clients[queue] = client
         for n in range(20):
             hub._publish({False: str(n)})
         assert hub.dropped == 20 - QUEUE_PER_CLIENT
@@ -485,5 +500,65 @@ def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
             refused = await client.get(path)
             assert refused.status == 404, path
             assert refused.content_type == "application/problem+json"
+
+    with_client(engine[0], body)
+
+
+# --- who reads per-UE data ------------------------------------------------------
+
+#: the last, a path the router matches to a per-session route though it does
+#: not read like one once decoded: the route decides, not the spelling
+PER_UE = ("/api/v1/sessions", "/api/v1/slices/embb/sessions", "/api/v1/slices/a%2Fb/sessions")
+AGGREGATES = ("/api/v1/slices", "/api/v1/slices/embb/kpis", "/api/v1/sla", "/metrics")
+
+
+def test_per_ue_routes_need_the_token_or_the_unix_socket(
+    engine: tuple[KpiEngine, ManualClock], tmp_path: Path
+) -> None:
+    """Without a token the aggregates stay open on loopback and the
+    per-session routes answer 403 over TCP, saying how to ask; over the
+    UNIX socket the agent's own user asks without a token."""
+    eng, clock = engine
+    clock.t += 1
+    eng.tick()
+
+    async def run() -> None:
+        app = create_app(eng, tick=False, options=ServiceOptions(rate_per_s=0))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        path = tmp_path / "api.sock"
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.UnixSite(runner, str(path)).start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as tcp:
+                for route in AGGREGATES:
+                    async with tcp.get(f"http://127.0.0.1:{port}{route}") as r:
+                        assert r.status == 200, route
+                for route in PER_UE:
+                    url = URL(f"http://127.0.0.1:{port}{route}", encoded=True)
+                    async with tcp.get(url) as r:
+                        assert r.status == 403, route
+                        doc = await r.json(content_type=None)
+                        assert "service.token_file" in doc["detail"]
+                        assert "service.socket" in doc["detail"]
+            async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(str(path))) as unix:
+                for route in (*AGGREGATES, *PER_UE[:2]):
+                    async with unix.get(URL(f"http://localhost{route}", encoded=True)) as r:
+                        assert r.status == 200, route
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())
+
+
+def test_with_a_token_per_ue_routes_take_it(engine: tuple[KpiEngine, ManualClock]) -> None:
+    async def body(client: TestClient) -> None:
+        for route in PER_UE[:2]:
+            assert (await client.get(URL(route, encoded=True))).status == 200
+            refused = await client.get(
+                URL(route, encoded=True), headers={"Authorization": "Bearer no"}
+            )
+            assert refused.status == 401
 
     with_client(engine[0], body)

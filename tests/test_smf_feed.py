@@ -10,6 +10,7 @@ nothing and says why."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ from sauron.control.settings import ControlPlaneConfig, SmfFeedConfig
 from sauron.control.smf_feed import SmfFeed
 from sauron.engine import KpiEngine
 from sauron.service import schemas
-from sauron.service.app import create_app
+from sauron.service.app import ServiceOptions, create_app
 
 pytestmark = [pytest.mark.kernel]
 
@@ -45,6 +46,10 @@ SLICES = {
     "urllc": (2, "000001", "urllc"),
     "mmtc": (3, "000001", "iot"),
 }
+
+#: the per-session routes need the token
+TOKEN = "smf-feed-test-token-0123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def pdu_item(n: int, slice_name: str, gnb_teid: int | None = None) -> dict[str, Any]:
@@ -199,8 +204,8 @@ def test_the_api_lists_sessions_from_a_running_feed(dataplane: DataPlane, catalo
         config = ControlPlaneConfig(open5gs_smf=[SmfFeedConfig(url=url, interval_s=0.05)])
         control = ControlPlane(catalog, dataplane, config)
         control.open()
-        app = create_app(engine, tick=False, control=control)
-        async with TestClient(TestServer(app)) as client:
+        app = create_app(engine, tick=False, control=control, options=ServiceOptions(token=TOKEN))
+        async with TestClient(TestServer(app), headers=AUTH) as client:
             for _ in range(100):
                 if len(control.registry.sessions) == 4:
                     break
@@ -244,6 +249,7 @@ def test_the_cli_lists_the_learned_sessions(dataplane: DataPlane, catalog: Catal
             text=True,
             timeout=60,
             cwd=REPO,
+            env={**os.environ, "SAURON_TOKEN": TOKEN},
         )
 
     def against_agent(smf_url: str) -> list[subprocess.CompletedProcess[str]]:
@@ -251,7 +257,10 @@ def test_the_cli_lists_the_learned_sessions(dataplane: DataPlane, catalog: Catal
         control = ControlPlane(catalog, dataplane, config)
         control.open()
         try:
-            with serve_in_thread(create_app(engine, tick=False, control=control)) as url:
+            app = create_app(
+                engine, tick=False, control=control, options=ServiceOptions(token=TOKEN)
+            )
+            with serve_in_thread(app) as url:
                 deadline = time.monotonic() + 5
                 while len(control.registry.sessions) < 2 and time.monotonic() < deadline:
                     time.sleep(0.02)

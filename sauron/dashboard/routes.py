@@ -47,12 +47,22 @@ async def page(request: web.Request) -> web.StreamResponse:
     )
 
 
+def static_files() -> dict[str, Path]:
+    """Every file below static/ by its name relative to it: the only names
+    served, so no part of a client's path ever reaches the file system (a
+    NUL, a name too long for it, a way out of the folder)."""
+    return {
+        path.relative_to(STATIC).as_posix(): path for path in STATIC.rglob("*") if path.is_file()
+    }
+
+
 async def asset(request: web.Request) -> web.StreamResponse:
     """A file below static/, never a path out of it."""
     name = request.match_info["filename"]
-    path = (STATIC / name).resolve()
-    if not path.is_relative_to(STATIC) or not path.is_file():
-        raise NotFound(f"no dashboard file {name!r}")
+    path = static_files().get(name)
+    if path is None:
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise NotFound(f"no dashboard file {shown!r}")
     return web.FileResponse(
         path, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     )

@@ -1,7 +1,9 @@
 """`sauron doctor --influx`: can this agent publish? The settings in force
-(never the token), the server's answer to a ping, whether it accepts our
-token for the org and bucket (an empty write: nothing is stored), and the
-spool's state."""
+(never the token, nor a password in the URL), the server's answer to a
+ping, whether it accepts our token for the org and bucket (an empty write:
+nothing is stored), and the spool's state. Every check ends within its
+bound and reports what it met: a server that never answers is a failed
+check, never a hang or a traceback."""
 
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from pathlib import Path
 import aiohttp
 
 from sauron.doctor import FAIL, PASS, Check
-from sauron.publish.settings import InfluxConfig, InfluxSettingsError, read_influx_token
+from sauron.publish.settings import (
+    InfluxConfig,
+    InfluxSettingsError,
+    read_influx_token,
+    shown_url,
+    url_password,
+)
 from sauron.publish.spool import SUFFIX
 
 
@@ -27,6 +35,7 @@ def _token_source(config: InfluxConfig) -> str:
 async def _probe(config: InfluxConfig, token: str | None) -> list[Check]:
     assert config.url is not None
     base = config.url.rstrip("/")
+    shown = shown_url(base)
     timeout = aiohttp.ClientTimeout(total=config.timeout_s)
     headers = {"Authorization": f"Token {token}"} if token else {}
     checks: list[Check] = []
@@ -40,7 +49,7 @@ async def _probe(config: InfluxConfig, token: str | None) -> list[Check]:
                         "influx_reachable",
                         PASS if reachable else FAIL,
                         True,
-                        f"{base}/ping answered {r.status} ({version})",
+                        f"{shown}/ping answered {r.status} ({version})",
                         "" if reachable else "is this the server's base URL?",
                     )
                 )
@@ -50,41 +59,46 @@ async def _probe(config: InfluxConfig, token: str | None) -> list[Check]:
                     "influx_reachable",
                     FAIL,
                     True,
-                    f"{base}: {exc or type(exc).__name__}",
+                    f"{shown}: {exc or type(exc).__name__}",
                     "start the server or fix SAURON_INFLUX_URL / influx.url",
                 )
             )
             return checks
-        params = {"org": config.org, "bucket": config.bucket, "precision": "ns"}
+        checks.append(await _write_check(session, config, base, headers))
+    return checks
+
+
+async def _write_check(
+    session: aiohttp.ClientSession, config: InfluxConfig, base: str, headers: dict[str, str]
+) -> Check:
+    """An empty write: whether the server takes our token for the org and
+    bucket (nothing is stored)."""
+    where = f"org {config.org!r}, bucket {config.bucket!r}"
+    params = {"org": config.org, "bucket": config.bucket, "precision": "ns"}
+    try:
         async with session.post(
             f"{base}/api/v2/write", params=params, data=b"", headers=headers, ssl=config.verify_tls
         ) as r:
             said = (await r.text())[:200]
-            if r.status < 300 or r.status == 400:
-                checks.append(
-                    Check(
-                        "influx_write",
-                        PASS,
-                        True,
-                        f"org {config.org!r}, bucket {config.bucket!r}: writes accepted ({r.status})",
-                    )
-                )
-            else:
-                remedy = {
-                    401: "the token is refused: check SAURON_INFLUX_TOKEN or the token file",
-                    403: "the token may not write to this bucket",
-                    404: "no such org or bucket: check influx.org and influx.bucket",
-                }.get(r.status, "see the server's answer")
-                checks.append(
-                    Check(
-                        "influx_write",
-                        FAIL,
-                        True,
-                        f"org {config.org!r}, bucket {config.bucket!r}: {r.status} {said}",
-                        remedy,
-                    )
-                )
-    return checks
+            status = r.status
+    except TimeoutError:
+        return Check(
+            "influx_write",
+            FAIL,
+            True,
+            f"{where}: no answer to a write within {config.timeout_s:g} s",
+            "is the server overloaded, or something else on this port?",
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        return Check("influx_write", FAIL, True, f"{where}: {exc or type(exc).__name__}")
+    if status < 300 or status == 400:
+        return Check("influx_write", PASS, True, f"{where}: writes accepted ({status})")
+    remedy = {
+        401: "the token is refused: check SAURON_INFLUX_TOKEN or the token file",
+        403: "the token may not write to this bucket",
+        404: "no such org or bucket: check influx.org and influx.bucket",
+    }.get(status, "see the server's answer")
+    return Check("influx_write", FAIL, True, f"{where}: {status} {said}", remedy)
 
 
 def _spool_check(directory: Path) -> Check:
@@ -101,6 +115,35 @@ def _spool_check(directory: Path) -> Check:
         + ("" if writable else "; not writable"),
         "" if writable else f"make {parent} writable by the agent",
     )
+
+
+def probe_bound_s(config: InfluxConfig) -> float:
+    """The longest the server checks may take: two requests, each within
+    the configured timeout, and a second to spare."""
+    return 2 * config.timeout_s + 1.0
+
+
+async def _bounded_probe(config: InfluxConfig, token: str | None) -> list[Check]:
+    bound = probe_bound_s(config)
+    shown = shown_url(config.url or "")
+    try:
+        return await asyncio.wait_for(_probe(config, token), bound)
+    except TimeoutError:
+        return [
+            Check(
+                "influx_reachable",
+                FAIL,
+                True,
+                f"{shown}: no complete answer within {bound:g} s",
+                "is the server up and is this its base URL? (influx.timeout_s sets the bound)",
+            )
+        ]
+    except Exception as exc:  # whatever the client meets is a failed check
+        said = f"{type(exc).__name__}: {exc}"
+        for secret in (token, url_password(config.url)):
+            if secret:
+                said = said.replace(secret, "***")
+        return [Check("influx_reachable", FAIL, True, f"{shown}: {said}", "see the error")]
 
 
 def influx_checks(config: InfluxConfig) -> list[Check]:
@@ -122,9 +165,10 @@ def influx_checks(config: InfluxConfig) -> list[Check]:
             "influx_settings",
             PASS,
             True,
-            f"{config.url}, org {config.org!r}, bucket {config.bucket!r}, {_token_source(config)}",
+            f"{config.shown_url}, org {config.org!r}, bucket {config.bucket!r}, "
+            + _token_source(config),
         )
     ]
-    checks += asyncio.run(_probe(config, token))
+    checks += asyncio.run(_bounded_probe(config, token))
     checks.append(_spool_check(config.spool_dir))
     return checks

@@ -212,26 +212,33 @@ class Publisher:
 
     async def flush(self) -> None:
         """One round: queued points into batches, the spool replayed while
-        the server takes it, fresh batches written or spooled."""
+        the server takes it, fresh batches written or spooled. A batch taken
+        off the queue is always written, spooled or counted dropped: if the
+        round fails half-way, the batches it had not finished go to the
+        spool before the error goes on."""
         size = self.config.batch_size
-        batches: list[list[str]] = []
+        waiting: deque[list[str]] = deque()
         while self._pending:
-            batches.append([self._pending.popleft() for _ in range(min(size, len(self._pending)))])
-        if self.spool.batches or not self._may_attempt():
-            for batch in batches:
-                self._to_spool(batch)
-            batches = []
-        await self._replay()
-        for n, batch in enumerate(batches):
+            waiting.append([self._pending.popleft() for _ in range(min(size, len(self._pending)))])
+        try:
             if self.spool.batches or not self._may_attempt():
-                for rest in batches[n:]:
-                    self._to_spool(rest)
-                return
-            result = await self._send(batch)
-            if result.outcome in (Outcome.RETRY, Outcome.REJECTED):
-                for rest in batches[n:]:
-                    self._to_spool(rest)
-                return
+                self._spool_all(waiting)
+            await self._replay()
+            while waiting:
+                if self.spool.batches or not self._may_attempt():
+                    self._spool_all(waiting)
+                    return
+                result = await self._send(waiting[0])
+                if result.outcome in (Outcome.RETRY, Outcome.REJECTED):
+                    self._spool_all(waiting)  # this batch included
+                    return
+                waiting.popleft()  # written, or counted dropped by _send
+        finally:
+            self._spool_all(waiting)
+
+    def _spool_all(self, batches: deque[list[str]]) -> None:
+        while batches:
+            self._to_spool(batches.popleft())
 
     async def _replay(self) -> None:
         while self.spool.batches and self._may_attempt():
@@ -317,13 +324,13 @@ class Publisher:
             return
         try:
             dropped = self.spool.append(lines)
-        except OSError as exc:  # disk full, directory gone: counted, not fatal
+        except Exception as exc:  # disk full, directory gone: counted, not fatal
             self.stats.dropped("spool_write_failed", len(lines))
             log.error(
                 "cannot spool, points dropped",
                 extra={
                     "points": len(lines),
-                    "error": exc.strerror,
+                    "error": exc.strerror if isinstance(exc, OSError) else str(exc),
                     "spool": str(self.spool.directory),
                 },
             )
@@ -338,7 +345,7 @@ class Publisher:
         s = self.stats
         return {
             "state": s.state,
-            "url": self.config.url,
+            "url": self.config.shown_url,
             "bucket": self.config.bucket,
             "points_written": s.points_written,
             "points_queued": len(self._pending),

@@ -2,17 +2,19 @@
 configuration, with the environment taking precedence (SAURON_INFLUX_URL,
 _ORG, _BUCKET, _TOKEN, _TOKEN_FILE), so `sauron run` and `sauron demo`
 publish alike. The token is a secret: it never appears in a repr, a log
-line or an error."""
+line or an error; nor does a password in the URL (`shown_url`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from sauron.secretfile import read_secret_file
 from sauron.yamlfile import FileProblems, field_problems
 
 ENVIRONMENT = {
@@ -27,6 +29,26 @@ DEFAULT_SPOOL = Path("/var/lib/sauron/spool")
 
 class InfluxSettingsError(FileProblems):
     """Publisher settings that cannot be used."""
+
+
+def shown_url(url: str) -> str:
+    """The URL as logs, /readyz and the doctor show it: a password in it
+    replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unreadable URL)"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def url_password(url: str | None) -> str | None:
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
 
 
 class InfluxConfig(BaseModel):
@@ -75,6 +97,13 @@ class InfluxConfig(BaseModel):
     def _one_token_source(self) -> InfluxConfig:
         if self.token is not None and self.token_file is not None:
             raise ValueError("give token or token_file, not both")
+        credentials = self.url is not None and "@" in urlsplit(self.url).netloc
+        if credentials and (self.token is not None or self.token_file is not None):
+            # the client refuses every write with both: nothing would be published
+            raise ValueError(
+                "url holds credentials (user:password@) and a token is given too: "
+                "the server takes one or the other; keep the token and drop them from url"
+            )
         if self.retry_max_s < self.retry_first_s:
             raise ValueError("retry_max_s is below retry_first_s")
         return self
@@ -82,6 +111,16 @@ class InfluxConfig(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.url is not None
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() show the URL without its password, as logs may."""
+        for name, value in super().__repr_args__():
+            yield name, shown_url(value) if name == "url" and value else value
+
+    @property
+    def shown_url(self) -> str | None:
+        """The URL with any password in it replaced (what may be shown)."""
+        return None if self.url is None else shown_url(self.url)
 
 
 def with_environment(
@@ -112,18 +151,13 @@ def with_environment(
 
 
 def read_influx_token(config: InfluxConfig) -> str | None:
-    """The token, from the configuration or its file (first line)."""
+    """The token, from the configuration or its file (first line; the file
+    must be the agent's own, see secretfile)."""
     if config.token is not None:
         return config.token.get_secret_value()
     if config.token_file is None:
         return None
-    try:
-        lines = config.token_file.read_text().splitlines()
-    except OSError as exc:
-        raise InfluxSettingsError(
-            config.token_file, [f"cannot read the InfluxDB token file: {exc.strerror}"]
-        ) from None
-    token = lines[0].strip() if lines else ""
+    token = read_secret_file(config.token_file, "InfluxDB token file", InfluxSettingsError)
     if not token:
         raise InfluxSettingsError(config.token_file, ["the InfluxDB token file is empty"])
     return token

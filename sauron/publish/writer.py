@@ -6,6 +6,7 @@ bad token, an unknown org or bucket), or refused for what it holds (other
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import enum
 import time
@@ -16,7 +17,7 @@ import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from sauron.publish.settings import InfluxConfig
+from sauron.publish.settings import InfluxConfig, url_password
 
 
 class Outcome(enum.Enum):
@@ -72,11 +73,15 @@ def classify(exc: BaseException) -> WriteResult:
 
 
 class InfluxWriter:
-    """Made inside the running event loop (the client holds an aiohttp session)."""
+    """Made inside the running event loop (the client holds an aiohttp session).
+    Whatever the client raises becomes a result: an error nobody foresaw is
+    worth a retry (the batch waits in the spool, the log says why), never
+    an exception that loses the batch."""
 
     def __init__(self, config: InfluxConfig, token: str | None) -> None:
         assert config.url is not None
         self.bucket, self.org = config.bucket, config.org
+        self._secrets = [s for s in (token, url_password(config.url)) if s]
         self._client = InfluxDBClientAsync(
             url=config.url,
             token=token or "",
@@ -91,8 +96,16 @@ class InfluxWriter:
         try:
             await self._api.write(self.bucket, self.org, record=body)
         except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return classify(exc)
+            return self._redacted(classify(exc))
+        except Exception as exc:  # the client's own refusals (ValueError, ...)
+            return self._redacted(WriteResult(Outcome.RETRY, None, f"{type(exc).__name__}: {exc}"))
         return WriteResult(Outcome.WRITTEN, 204)
+
+    def _redacted(self, result: WriteResult) -> WriteResult:
+        message = result.message
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return dataclasses.replace(result, message=message)
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]

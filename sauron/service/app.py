@@ -31,13 +31,14 @@ from sauron.service.documents import (
     slice_doc,
     violation_doc,
 )
-from sauron.service.guard import RateLimiter, rate_middleware, token_middleware
+from sauron.service.guard import RateLimiter, access_middleware, rate_middleware
+from sauron.service.liveness import TICK, Liveness
 from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
 from sauron.service.metrics import render as render_metrics
 from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
-from sauron.service.stream import StreamHub, attach_hub, detach_hub
+from sauron.service.stream import StreamHub
 from sauron.sessions import TOP_SESSIONS, SessionVolume
 
 ENGINE = web.AppKey("engine", KpiEngine)
@@ -45,6 +46,7 @@ INTERVAL = web.AppKey("interval", float)
 HUB = web.AppKey("hub", StreamHub)
 PUBLISHER = web.AppKey("publisher", Publisher)
 CONTROL = web.AppKey("control", ControlPlane)
+LIVENESS = web.AppKey("liveness", Liveness)
 MAX_PDU_SESSIONS = 10_000
 MAX_SERIES_POINTS = 3600
 MAX_REQUEST_BYTES = 64 * 1024
@@ -53,8 +55,10 @@ MAX_REQUEST_BYTES = 64 * 1024
 @dataclass(frozen=True)
 class ServiceOptions:
     """token: required as `Authorization: Bearer` on every route but the
-    health probes (None: no token). rate_per_s: requests per second per
-    client address, bursts of `burst` (0: no limit)."""
+    health probes and the dashboard's files (None: no token, and the
+    per-session routes closed but over the UNIX socket; see guard).
+    rate_per_s: requests per second per client address, bursts of `burst`
+    (0: no limit)."""
 
     token: str | None = None
     rate_per_s: float = 100.0
@@ -102,24 +106,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready once an interval is done; not ready while the InfluxDB server
-    refuses the publisher (a configuration to fix). An unreachable server is
-    an outage the spool rides out: ready, and the body says so."""
+    """Ready once an interval is done; not ready while the tick or a
+    snapshot listener fails interval after interval (the body names it and
+    the cause), nor while the InfluxDB server refuses the publisher (a
+    configuration to fix). An unreachable server is an outage the spool
+    rides out: ready, and the body says so."""
     latest = request.app[ENGINE].history.latest()
-    body: dict[str, object] = {"status": "ready"}
-    status = 200
+    body: dict[str, object] = {}
+    reasons = request.app[LIVENESS].problems()
     if latest is None:
-        body["status"] = "waiting for the first interval"
-        status = 503
+        reasons.insert(0, "waiting for the first interval")
     else:
         body["last_interval"] = latest.time
     publisher = request.app.get(PUBLISHER)
     if publisher is not None:
         body["publisher"] = publisher.health()
         if publisher.stats.state == REJECTED:
-            body["status"] = "the InfluxDB server refuses the writes"
-            status = 503
-    return web.json_response(body, status=status)
+            reasons.append("the InfluxDB server refuses the writes")
+    status = "; ".join(reasons) or "ready"
+    return web.json_response({"status": status, **body}, status=503 if reasons else 200)
 
 
 def _status(request: web.Request, s: Slice) -> str:
@@ -344,7 +349,12 @@ async def energy(request: web.Request) -> web.Response:
 
 async def metrics_route(request: web.Request) -> web.Response:
     return web.Response(
-        text=render_metrics(request.app[ENGINE], request.app.get(PUBLISHER)),
+        text=render_metrics(
+            request.app[ENGINE],
+            request.app.get(PUBLISHER),
+            request.app[LIVENESS].failures(),
+            request.app.get(HUB),
+        ),
         headers={"Content-Type": METRICS_TYPE},
     )
 
@@ -359,10 +369,13 @@ async def stream_route(request: web.Request) -> web.StreamResponse:
 
 
 async def stream_hub(app: web.Application) -> AsyncIterator[None]:
-    hub = attach_hub(app[ENGINE], asyncio.get_running_loop())
+    engine = app[ENGINE]
+    hub = StreamHub(asyncio.get_running_loop())
     app[HUB] = hub
+    hear = app[LIVENESS].guard("stream", hub.on_snapshot)
+    engine.listeners.append(hear)
     yield
-    detach_hub(app[ENGINE], hub)
+    engine.listeners.remove(hear)
 
 
 async def end_streams(app: web.Application) -> None:
@@ -370,12 +383,19 @@ async def end_streams(app: web.Application) -> None:
 
 
 async def _tick_forever(app: web.Application) -> None:
-    engine, interval = app[ENGINE], app[INTERVAL]
+    """One tick per interval, whatever the last one met: a failure is
+    logged, counted and tried again next interval (see liveness)."""
+    engine, interval, liveness = app[ENGINE], app[INTERVAL], app[LIVENESS]
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
-        # map reads are blocking system calls: off the event loop
-        await loop.run_in_executor(None, engine.tick)
+        try:
+            # map reads are blocking system calls: off the event loop
+            await loop.run_in_executor(None, engine.tick)
+        except Exception as exc:
+            liveness.failed(TICK, exc)
+        else:
+            liveness.succeeded(TICK)
 
 
 async def publishing(app: web.Application) -> AsyncIterator[None]:
@@ -383,7 +403,7 @@ async def publishing(app: web.Application) -> AsyncIterator[None]:
     stopped) it writes or spools what is still queued."""
     publisher, engine = app[PUBLISHER], app[ENGINE]
     await publisher.start()
-    hear = publisher.listener(engine)
+    hear = app[LIVENESS].guard("publisher", publisher.listener(engine))
     engine.listeners.append(hear)
     yield
     engine.listeners.remove(hear)
@@ -419,11 +439,11 @@ def create_app(
     middlewares: list[Middleware] = [problem_middleware]
     if options.rate_per_s > 0:
         middlewares.append(rate_middleware(RateLimiter(options.rate_per_s, options.burst)))
-    if options.token:
-        middlewares.append(token_middleware(options.token))
+    middlewares.append(access_middleware(options.token))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[ENGINE] = engine
     app[INTERVAL] = interval
+    app[LIVENESS] = Liveness()
     add_dashboard(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -5,12 +5,14 @@ and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sauron.bpf import layout
 from sauron.engine import RTT_DIRECTION, KpiEngine, Snapshot
 from sauron.histogram import LATENCY, Histogram
 from sauron.publish.publisher import STATES, Publisher
+from sauron.service.liveness import TICK
+from sauron.service.stream import EVICT_REASONS, StreamHub
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -70,7 +72,14 @@ def _histogram_lines(name: str, labels: dict[str, object], h: Histogram) -> list
     return lines
 
 
-def render(engine: KpiEngine, publisher: Publisher | None = None) -> str:
+def render(
+    engine: KpiEngine,
+    publisher: Publisher | None = None,
+    failures: Mapping[str, int] | None = None,
+    hub: StreamHub | None = None,
+) -> str:
+    """The exposition; `failures`: the tick's and each listener's failures
+    since start (see liveness); `hub`: the live stream's clients."""
     c = engine.counters
     catalog = engine.catalog
     out: list[str] = []
@@ -195,9 +204,47 @@ def render(engine: KpiEngine, publisher: Publisher | None = None) -> str:
         )
     if latest is not None and latest.energy is not None:
         _energy_lines(latest, out, family)
+    if failures is not None:
+        _failure_lines(failures, out, family)
+    if hub is not None:
+        _stream_lines(hub, out, family)
     if publisher is not None:
         _publisher_lines(publisher, out, family)
     return "\n".join(out) + "\n"
+
+
+def _stream_lines(hub: StreamHub, out: list[str], family: Family) -> None:
+    family("sauron_stream_clients", "gauge", "Clients of the live stream.")
+    out.append(f"sauron_stream_clients {len(hub.clients)}")
+    family(
+        "sauron_stream_events_dropped_total",
+        "counter",
+        "Events a slow stream client lost (its oldest first).",
+    )
+    out.append(f"sauron_stream_events_dropped_total {hub.dropped}")
+    family(
+        "sauron_stream_evicted_total",
+        "counter",
+        "Stream clients ended to make room or because they stopped reading, by reason.",
+    )
+    for reason in EVICT_REASONS:
+        out.append(f"sauron_stream_evicted_total{_labels(reason=reason)} {hub.evicted[reason]}")
+
+
+def _failure_lines(failures: Mapping[str, int], out: list[str], family: Family) -> None:
+    family(
+        "sauron_tick_failures_total",
+        "counter",
+        "Intervals whose reading of the maps failed (tried again the next interval).",
+    )
+    out.append(f"sauron_tick_failures_total {failures.get(TICK, 0)}")
+    family(
+        "sauron_listener_failures_total",
+        "counter",
+        "Snapshots a listener (stream, publisher) failed to take, by listener.",
+    )
+    for name in sorted(n for n in failures if n != TICK):
+        out.append(f"sauron_listener_failures_total{_labels(listener=name)} {failures[name]}")
 
 
 Family = Callable[[str, str, str], None]

@@ -33,6 +33,8 @@ PROBLEM = {
 }
 #: what the guards add to every route they cover
 GUARDED = {"401": PROBLEM, "429": PROBLEM}
+#: the per-session routes: 403 over TCP when the agent has no token
+PER_UE = {**GUARDED, "403": PROBLEM}
 
 
 def _name(slice_names: tuple[str, ...]) -> dict[str, Any]:
@@ -117,7 +119,9 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
             "description": (
                 "Per-slice KPIs of a 5G user plane, measured in the kernel. When the agent "
                 "has a token, every route but /healthz and /readyz needs "
-                "`Authorization: Bearer <token>`."
+                "`Authorization: Bearer <token>`. The per-session routes (UE addresses, "
+                "TEIDs, SUPIs) need the token, or the agent's UNIX socket: without a "
+                "token they answer 403 over TCP."
             ),
         },
         "components": {
@@ -232,7 +236,7 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
             ),
             "/api/v1/slices/{name}/sessions": _get(
                 "the TEIDs or UE addresses that carried the most bytes in the latest interval",
-                {"200": _json(schemas.Sessions), "400": PROBLEM, "404": PROBLEM, **GUARDED},
+                {"200": _json(schemas.Sessions), "400": PROBLEM, "404": PROBLEM, **PER_UE},
                 parameters=[
                     name_param,
                     _query("by", {"type": "string", "enum": ["teid", "ue"]}, "default teid"),
@@ -246,7 +250,7 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
             "/api/v1/sessions": _get(
                 "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "
                 "slice and the rule that chose it, and how the sources fare",
-                {"200": _json(schemas.PduSessions), "400": PROBLEM, **GUARDED},
+                {"200": _json(schemas.PduSessions), "400": PROBLEM, **PER_UE},
                 parameters=[
                     _query(
                         "state",
