@@ -108,6 +108,7 @@ def _serve(port_out: Any) -> None:
     from sauron.engine import KpiEngine
     from sauron.rules import program_catalog
     from sauron.service.app import ServiceOptions, create_app
+    from sauron.service.serving import service_runner
 
     catalog = load_catalog()
     dp = DataPlane()
@@ -120,8 +121,11 @@ def _serve(port_out: Any) -> None:
         engine.tick()
 
     async def main() -> None:
-        # no rate limit: the 50 clients share one address
-        runner = web.AppRunner(create_app(engine, tick=False, options=ServiceOptions(rate_per_s=0)))
+        # no rate limit: the 50 clients share one address; the agent's own
+        # server settings (idle connections closed)
+        runner = service_runner(
+            create_app(engine, tick=False, options=ServiceOptions(rate_per_s=0))
+        )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

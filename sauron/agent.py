@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import logging
 import os
 import signal
+import socket
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,7 +63,7 @@ def service_options(config: AgentConfig) -> ServiceOptions:
 
 
 async def _serve_until_stopped(
-    app: web.Application, config: AgentConfig, ready: Callable[[str], None]
+    app: web.Application, config: AgentConfig, ready: Callable[[str], None], where: Path
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,39 +72,71 @@ async def _serve_until_stopped(
     runner = service_runner(app)
     await runner.setup()
     path = config.service.socket
+    made: int | None = None  # the socket's inode, once this agent made it
     try:
         site = web.TCPSite(runner, config.service.host, config.service.port)
         await site.start()
         host, port = runner.addresses[0][:2]
         if path is not None:
-            await start_unix_site(runner, path)
+            made = await start_unix_site(runner, path, where)
         ready(f"http://{host}:{port}")
         await stop.wait()
         log.info("stopping", extra={"reason": "signal"})
     finally:
         await runner.cleanup()
-        if path is not None:
-            with contextlib.suppress(OSError):  # gone, or never made
-                path.unlink()
+        if path is not None and made is not None:
+            remove_own_socket(path, made)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
 
-async def start_unix_site(runner: web.AppRunner, path: Path) -> None:
+def claim_socket_path(path: Path) -> None:
+    """Makes way for the agent's socket: the path must be free, or a socket
+    nobody listens on (left by an agent that was killed), which is removed.
+    Anything else is refused: the agent never removes what it did not make,
+    nor takes a live socket over."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(found.st_mode):
+        raise OSError(errno.EEXIST, "it exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except ConnectionRefusedError:
+        path.unlink()  # nobody listens: a stale socket
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, "another process listens on it")
+
+
+def remove_own_socket(path: Path, inode: int) -> None:
+    """Removes the agent's socket at stop, if the path still holds it."""
+    with contextlib.suppress(OSError):
+        if path.lstat().st_ino == inode:
+            path.unlink()
+
+
+async def start_unix_site(runner: web.AppRunner, path: Path, where: Path) -> int:
     """The API on a UNIX socket only the agent's user (and root) may use:
-    created under a umask that leaves others no access, then made 0600. A
-    path it cannot listen on is a configuration error naming the field."""
+    created under a umask that leaves others no access, then made 0600.
+    Returns the socket's inode (what the agent may remove at stop). A path
+    it cannot listen on is a configuration error naming the file and field."""
     try:
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        claim_socket_path(path)
         mask = os.umask(0o177)
         try:
             await web.UnixSite(runner, str(path)).start()
         finally:
             os.umask(mask)
         path.chmod(0o600)
+        return path.lstat().st_ino
     except OSError as exc:
         raise ConfigError(
-            "(configuration)",
+            where,
             [f"field service.socket: cannot listen on {path}: {exc.strerror or exc}"],
         ) from None
 
@@ -232,7 +267,9 @@ def run_agent(
                 publisher=publisher,
                 control=control,
             )
-            asyncio.run(_serve_until_stopped(app, config, ready))
+            asyncio.run(
+                _serve_until_stopped(app, config, ready, config_path or Path("(configuration)"))
+            )
         finally:
             if control is not None:
                 control.close()

@@ -199,11 +199,12 @@ def _overlaps(slices: list[Slice]) -> tuple[list[str], list[str]]:
 
 
 def _teid_overlaps(slices: list[Slice]) -> list[str]:
-    """Each TEID interval that meets an earlier-starting one of another
-    slice, reported with it. Sorted by first TEID, an interval meets an
-    earlier one of another slice exactly when it starts at or before the
-    furthest end among the other slices' intervals seen: so the sweep keeps
-    the furthest-reaching interval and the furthest of any other slice."""
+    """Every pair of slices that claim a TEID in common, reported once with
+    a span both claim. Sorted by first TEID, an interval meets an earlier
+    one exactly when that one is still open (ends at or after its start):
+    the sweep keeps, per slice, the furthest end of its open intervals, so
+    each interval is compared with the slices open when it starts, not with
+    every other interval."""
     intervals = sorted(
         (lo, hi, i)
         for i, s in enumerate(slices)
@@ -211,24 +212,22 @@ def _teid_overlaps(slices: list[Slice]) -> list[str]:
         + [(r.first, r.last) for r in s.spec.teid_ranges]
     )
     errors: list[str] = []
-    # (hi, lo, slice index): the furthest reach, and the furthest of a slice other than its
-    best: tuple[int, int, int] | None = None
-    other: tuple[int, int, int] | None = None
+    reported: set[tuple[int, int]] = set()
+    open_until: dict[int, int] = {}  # slice -> the furthest end of its open intervals
     for lo, hi, i in intervals:
-        rival = best if best is not None and best[2] != i else other
-        if rival is not None and lo <= rival[0]:
-            a, b = sorted((i, rival[2]))
+        for closed in [j for j, end in open_until.items() if end < lo]:
+            del open_until[closed]
+        for j, end in open_until.items():
+            pair = (min(i, j), max(i, j))
+            if j == i or pair in reported:
+                continue
+            reported.add(pair)
+            a, b = pair
             errors.append(
                 f"slices {slices[a].name!r} and {slices[b].name!r} both claim TEIDs "
-                f"0x{lo:x}-0x{min(hi, rival[0]):x}"
+                f"0x{lo:x}-0x{min(hi, end):x}"
             )
-        mine = (hi, lo, i)
-        if best is None or hi > best[0]:
-            if best is not None and best[2] != i:
-                other = best
-            best = mine
-        elif i != best[2] and (other is None or hi > other[0]):
-            other = mine
+        open_until[i] = max(hi, open_until.get(i, hi))
     return errors
 
 

@@ -148,7 +148,8 @@ def _token(args: argparse.Namespace) -> str | None:
     from sauron.config import read_token
 
     if args.token_file is not None:
-        return read_token(args.token_file)
+        # the operator's copy: the agent's ownership rule is the agent's
+        return read_token(args.token_file, agents_own=False)
     return os.environ.get("SAURON_TOKEN") or None
 
 

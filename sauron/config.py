@@ -295,10 +295,11 @@ def resolve_namespaces(config: AgentConfig, source: Path) -> AgentConfig:
     return config.model_copy(update={"interfaces": interfaces, "control_plane": control})
 
 
-def read_token(path: Path) -> str:
-    """The API token in a file (first line, surrounding blanks dropped); the
-    file must be the agent's own (see secretfile)."""
-    token = read_secret_file(path, "token file", ConfigError)
+def read_token(path: Path, agents_own: bool = True) -> str:
+    """The API token in a file (first line, surrounding blanks dropped). The
+    agent's must be its own (see secretfile); a client reading it
+    (agents_own=False) may share it with a group of operators."""
+    token = read_secret_file(path, "token file", ConfigError, agents_own)
     if len(token) < 16:
         raise ConfigError(path, ["the token must be at least 16 characters long"])
     return token

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import socket
+import stat
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -111,7 +112,11 @@ def check_network_namespace(ref: str, path: Path) -> None:
     the kernel before the agent ever enters it: /etc/passwd or a mount
     namespace's file are refused, naming what they are)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # a namespace file reads as a regular file: a FIFO would hang the
+        # open, a device's open has effects of its own (a watchdog arms)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise NamespaceError(f"{ref!r}: {path} is not a namespace file")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise NamespaceError(f"{ref!r}: cannot open {path}: {exc.strerror}") from None
     try:

@@ -16,12 +16,15 @@ from sauron.yamlfile import FileProblems
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
-def read_secret_file(path: Path, what: str, error: type[FileProblems]) -> str:
-    """The file's first line, surrounding blanks dropped ("" when empty)."""
+def read_secret_file(
+    path: Path, what: str, error: type[FileProblems], agents_own: bool = True
+) -> str:
+    """The file's first line, surrounding blanks dropped ("" when empty);
+    with agents_own, only from a file that is the agent's own."""
     try:
         with path.open("rb") as f:
             info = os.fstat(f.fileno())
-            problems = ownership_problems(info, what)
+            problems = ownership_problems(info, what) if agents_own else []
             if problems:
                 raise error(path, problems)
             data = f.read(MAX_SECRET_FILE_BYTES + 1)

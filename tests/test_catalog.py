@@ -230,12 +230,16 @@ def test_the_sweep_finds_what_every_pair_compared_finds(raw: list[dict[str, obje
         catalog = parse_catalog({"slices": raw}, "drawn")
     except CatalogError as err:
         assert teid_clash or subnet_clash
+        named = set()
         for problem in err.problems:
             if "both claim TEIDs" in problem:
                 names, span = problem.split(" both claim TEIDs ")
                 a, b = (int(x.strip("'s")) for x in names.removeprefix("slices ").split(" and "))
                 lo, hi = (int(x, 16) for x in span.split("-"))
                 assert set(range(lo, hi + 1)) <= claims[a] & claims[b], problem
+                named.add((a, b))
+        # and every clashing pair is named, once
+        assert named == {(a, b) for a, b in pairs if claims[a] & claims[b]}, err.problems
         return
     assert not teid_clash and not subnet_clash
     assert len(catalog.warnings) == len(nested)

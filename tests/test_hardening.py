@@ -29,6 +29,8 @@ from agent_process import (
 )
 from timeseries import VictoriaMetrics
 
+from sauron.agent import claim_socket_path, remove_own_socket
+
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
 
@@ -447,6 +449,7 @@ def _interfaces(netns: str) -> list[dict[str, str]]:
         ("catalog_huge", "catalog.yaml: larger than 8 MiB: not read"),
         ("catalog_not_utf8", "catalog.yaml: not UTF-8 text: byte"),
         ("socket_in_a_file", "field service.socket: cannot listen on"),
+        ("socket_over_a_file", "it exists and is not a socket"),
     ],
 )
 def test_bad_inputs_are_refused_at_start_naming_the_file(
@@ -477,6 +480,9 @@ def test_bad_inputs_are_refused_at_start_naming_the_file(
         if case == "socket_in_a_file":
             (tmp_path / "a-file").write_text("")
             body["service"] = {"port": 0, "socket": str(tmp_path / "a-file" / "api.sock")}
+        if case == "socket_over_a_file":
+            (tmp_path / "precious.yaml").write_text("keep me")
+            body["service"] = {"port": 0, "socket": str(tmp_path / "precious.yaml")}
         agent_config(config, ns, **{k: v for k, v in body.items() if k != "interfaces"})
         text = config.read_text()
         if case.startswith("netns_"):
@@ -493,3 +499,29 @@ def test_bad_inputs_are_refused_at_start_naming_the_file(
     out = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in out, out
     assert said in out, out
+    if case.startswith("socket_"):
+        assert str(config) in out, out
+    if case == "socket_over_a_file":
+        # never removed, never replaced: the agent removes only what it made
+        assert (tmp_path / "precious.yaml").read_text() == "keep me"
+
+
+def test_the_socket_path_is_taken_only_from_a_dead_socket(tmp_path: Path) -> None:
+    """A socket left by a killed agent (nobody listens) makes way; a socket
+    another process listens on is refused and left alone."""
+    stale = tmp_path / "stale.sock"
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(stale))
+    dead.close()  # bound, never unlinked: what a SIGKILL leaves
+    claim_socket_path(stale)
+    assert not stale.exists()
+    live = tmp_path / "live.sock"
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(live))
+        listening.listen()
+        with pytest.raises(OSError, match="another process listens on it"):
+            claim_socket_path(live)
+        assert live.exists()
+        inode = live.lstat().st_ino
+        remove_own_socket(live, inode + 1)  # not the one the agent made
+        assert live.exists()

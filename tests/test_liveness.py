@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from sauron.publish.settings import InfluxConfig
 from sauron.publish.writer import Outcome, WriteResult
 from sauron.service.app import create_app
 from sauron.service.events import parse_events
-from sauron.service.liveness import UNREADY_AFTER
+from sauron.service.liveness import HUNG_AT_LEAST_S, UNREADY_AFTER, Liveness
 
 pytestmark = [pytest.mark.kernel]
 INTERVAL = 0.05
@@ -46,6 +47,10 @@ def metric(text: str, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
+async def readyz_is(client: TestClient[Any, Any], want: int) -> bool:
+    return (await client.get("/readyz")).status == want
+
+
 async def wait_for(check: Any, within_s: float = 10.0) -> None:
     deadline = asyncio.get_running_loop().time() + within_s
     while not await check():
@@ -53,38 +58,88 @@ async def wait_for(check: Any, within_s: float = 10.0) -> None:
         await asyncio.sleep(INTERVAL)
 
 
+def served_ready(reader: Any, catalog: Catalog, then: Any) -> None:
+    """The app ticking an engine over `reader`, once ready: `then(client)`."""
+    engine = KpiEngine(catalog, reader)
+
+    async def run() -> None:
+        async with TestClient(TestServer(create_app(engine, interval=INTERVAL))) as client:
+            await wait_for(lambda: readyz_is(client, 200))
+            await then(client)
+
+    asyncio.run(run())
+
+
 def test_a_failed_tick_is_counted_reported_and_retried(
     dataplane: DataPlane, catalog: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader = FlakyReader(dataplane)
-    engine = KpiEngine(catalog, reader)
 
-    async def run() -> None:
-        app = create_app(engine, interval=INTERVAL)
-        async with TestClient(TestServer(app)) as client:
-
-            async def status(want: int) -> bool:
-                return (await client.get("/readyz")).status == want
-
-            await wait_for(lambda: status(200))
-            reader.failing = True
-            await wait_for(lambda: status(503))
-            doc = await (await client.get("/readyz")).json()
-            assert "tick failed" in doc["status"] and "Too many open files" in doc["status"]
-            metrics = await (await client.get("/metrics")).text()
-            assert metric(metrics, "sauron_tick_failures_total") >= UNREADY_AFTER
-            frozen = doc["last_interval"]
-
-            reader.failing = False
-            await wait_for(lambda: status(200))
-            later = await (await client.get("/readyz")).json()
-            assert later["last_interval"] > frozen
+    async def fail_then_recover(client: TestClient[Any, Any]) -> None:
+        reader.failing = True
+        await wait_for(lambda: readyz_is(client, 503))
+        doc = await (await client.get("/readyz")).json()
+        assert "tick failed" in doc["status"] and "Too many open files" in doc["status"]
+        metrics = await (await client.get("/metrics")).text()
+        assert metric(metrics, "sauron_tick_failures_total") >= UNREADY_AFTER
+        frozen = doc["last_interval"]
+        reader.failing = False
+        await wait_for(lambda: readyz_is(client, 200))
+        later = await (await client.get("/readyz")).json()
+        assert later["last_interval"] > frozen
 
     with caplog.at_level(logging.ERROR, logger="sauron"):
-        asyncio.run(run())
+        served_ready(reader, catalog, fail_then_recover)
     failures = [r for r in caplog.records if getattr(r, "part", None) == "tick"]
     assert failures and failures[0].exc_info is not None
     assert all("Too many open files" in r.__dict__["error"] for r in failures)
+
+
+class HangingReader(FlakyReader):
+    """The real maps, or a read that does not return while `hanging` is set
+    (a map or /proc read stuck in the kernel fails nothing)."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        super().__init__(dataplane)
+        self.released = threading.Event()
+        self.released.set()
+
+    def __call__(self) -> DataPlaneCounters:
+        self.released.wait()
+        return super().__call__()
+
+
+def test_a_hung_tick_is_told_by_its_age(dataplane: DataPlane, catalog: Catalog) -> None:
+    reader = HangingReader(dataplane)
+
+    async def hang_then_return(client: TestClient[Any, Any]) -> None:
+        reader.released.clear()
+        await wait_for(lambda: readyz_is(client, 503), within_s=HUNG_AT_LEAST_S + 10)
+        doc = await (await client.get("/readyz")).json()
+        assert "the tick has not returned for" in doc["status"], doc
+        reader.released.set()
+        await wait_for(lambda: readyz_is(client, 200))
+
+    served_ready(reader, catalog, hang_then_return)
+
+
+def test_a_tick_is_hung_after_three_intervals_and_five_seconds_at_least() -> None:
+    now = [100.0]
+    liveness = Liveness(clock=lambda: now[0])
+    liveness.tick_begins()
+    now[0] += 60
+    assert liveness.problems() == []  # no ticker of its own: the driver's business
+    liveness.interval_s = 1.0
+    liveness.tick_begins()
+    now[0] += HUNG_AT_LEAST_S - 0.5
+    assert liveness.problems() == []
+    now[0] += 1.5
+    assert liveness.problems() == ["the tick has not returned for 6 s"]
+    liveness.interval_s = 10.0  # three intervals: 30 s
+    assert liveness.problems() == []
+    now[0] += 30
+    liveness.tick_ends()
+    assert liveness.problems() == []
 
 
 class NeverWrites:

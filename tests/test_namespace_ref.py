@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import socket
@@ -27,7 +28,12 @@ from holders import holder, ingress_attached, link_into
 
 from sauron.client import SauronClient
 from sauron.config import ConfigError, load_config, resolve_namespaces
-from sauron.namespace_ref import NamespaceError, container_pid, resolve
+from sauron.namespace_ref import (
+    NamespaceError,
+    check_network_namespace,
+    container_pid,
+    resolve,
+)
 from sauron.netns import Topology, inside
 
 HOLDER_NAME = "sauron-upf-hold"  # 15 characters: a whole comm
@@ -134,6 +140,17 @@ def test_references_resolve_or_say_why_not(tmp_path: Path) -> None:
         pytest.raises(NamespaceError, match=f"2 processes of that name .*{min(a, b)}"),
     ):
         resolve("process:sleep", proc=_only(tmp_path / "proc", a, b))
+
+
+def test_a_fifo_or_a_device_is_refused_unopened(tmp_path: Path) -> None:
+    """A FIFO's open would wait for a writer forever, a device's open acts
+    (a watchdog arms): neither is opened to ask the kernel what it is."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(NamespaceError, match="is not a namespace file"):
+        check_network_namespace(str(fifo), fifo)
+    with pytest.raises(NamespaceError, match="is not a namespace file"):
+        check_network_namespace("/dev/null", Path("/dev/null"))
 
 
 def _only(root: Path, *pids: int) -> Path:

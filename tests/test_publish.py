@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 from timeseries import Sample, flux_csv_samples
 
+from sauron.publish.checks import influx_checks
 from sauron.publish.lineproto import PointError, line
 from sauron.publish.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
 from sauron.publish.settings import (
@@ -30,6 +31,7 @@ from sauron.publish.settings import (
 )
 from sauron.publish.spool import Spool, SpoolError
 from sauron.publish.writer import retry_after_seconds
+from sauron.yamlfile import field_problems
 
 TOKEN = "tok-3f9c2a7e-never-in-a-log"
 
@@ -538,4 +540,18 @@ def test_a_password_in_the_url_is_never_shown() -> None:
     assert "pa55word" not in repr(cfg) and "pa55word" not in str(cfg)
     with pytest.raises(ValueError, match="url holds credentials") as refused:
         InfluxConfig(url="http://writer:pa55word@db.example:8086", token="t")
-    assert "pa55word" not in str(refused.value.errors(include_input=False))  # type: ignore[attr-defined]
+    # what the agent prints of a refused configuration: the field and why
+    problems = field_problems(refused.value)  # type: ignore[arg-type]
+    assert problems and all("pa55word" not in p for p in problems), problems
+
+
+def test_the_doctor_shows_no_password_the_client_quotes(tmp_path: Path) -> None:
+    """The HTTP client's error for a URL it cannot use quotes the whole URL,
+    password included: the doctor's reasons are cleaned of it."""
+    cfg = InfluxConfig(
+        url="http://writer:hunter2@127.0.0.1:99999", spool_dir=tmp_path, timeout_s=2.0
+    )
+    checks = influx_checks(cfg)
+    said = " ".join(f"{c.reason} {c.remedy}" for c in checks)
+    assert any(c.name == "influx_reachable" and c.status == "fail" for c in checks), said
+    assert "hunter2" not in said and "writer:***@" in said, said

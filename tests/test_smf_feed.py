@@ -196,6 +196,24 @@ def test_a_failing_or_malformed_smf_changes_nothing_and_says_why(
     with_smf(body)
 
 
+def test_a_password_in_the_smf_url_is_shown_nowhere(
+    dataplane: DataPlane, catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Credentials in an SMF URL stay the client's: the feed's status, its
+    error and its log line show user:***@."""
+    registry = SessionRegistry(catalog, LearnedRules(dataplane, catalog))
+    feed = SmfFeed("http://smf:s3cret@127.0.0.1:9", registry, timeout_s=1.0)
+
+    async def poll() -> bool:
+        async with aiohttp.ClientSession() as http:
+            return await feed.poll_once(http)
+
+    with caplog.at_level("WARNING", logger="sauron"):
+        assert not asyncio.run(poll())
+    shown = repr(feed.status()) + " ".join(repr(r.__dict__) for r in caplog.records)
+    assert "smf:***@127.0.0.1:9" in shown and "s3cret" not in shown, shown
+
+
 def test_the_api_lists_sessions_from_a_running_feed(dataplane: DataPlane, catalog: Catalog) -> None:
     engine = KpiEngine(catalog, lambda: read_counters(dataplane))
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sauron.control.record import ControlSession, Tunnel
 from sauron.control.registry import SessionRegistry
+from sauron.redaction import shown_url, url_password
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,9 @@ class SmfFeed:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url.rstrip("/")
+        # what logs, errors and the session sources show: no password
+        self.shown = shown_url(self.url)
+        self.secret = url_password(self.url)
         self.registry = registry
         self.interval_s = interval_s
         self.timeout_s = timeout_s
@@ -161,24 +165,28 @@ class SmfFeed:
         now = self.clock()
         sessions: list[ControlSession] = []
         for page_number in range(MAX_PAGES):
-            url = f"{self.url}/pdu-info?page={page_number}&page_size={self.page_size}"
+            query = f"/pdu-info?page={page_number}&page_size={self.page_size}"
+            url, shown = self.url + query, self.shown + query
             try:
                 async with http.get(url) as response:
                     if response.status != 200:
-                        raise FeedError(f"{url}: HTTP {response.status}")
+                        raise FeedError(f"{shown}: HTTP {response.status}")
                     raw: Any = await response.json(content_type=None)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise FeedError(f"{url}: {type(exc).__name__}: {exc}") from None
+                said = f"{type(exc).__name__}: {exc}"
+                if self.secret:  # the client's errors may quote the whole URL
+                    said = said.replace(self.secret, "***")
+                raise FeedError(f"{shown}: {said}") from None
             try:
                 page = PduInfoPage.model_validate(raw)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
-                raise FeedError(f"{url}: field {where}: {first['msg']}") from None
-            sessions += sessions_of(page, self.url, now)
+                raise FeedError(f"{shown}: field {where}: {first['msg']}") from None
+            sessions += sessions_of(page, self.shown, now)
             if page.pager is None or not page.pager.next:
                 return sessions
-        raise FeedError(f"{self.url}: more than {MAX_PAGES} pages")
+        raise FeedError(f"{self.shown}: more than {MAX_PAGES} pages")
 
     async def poll_once(self, http: aiohttp.ClientSession) -> bool:
         self.polls += 1
@@ -188,15 +196,15 @@ class SmfFeed:
             self.failures += 1
             self.consecutive_failures += 1
             if self.consecutive_failures == 1:
-                log.warning("SMF session feed failed", extra={"url": self.url, "error": str(exc)})
+                log.warning("SMF session feed failed", extra={"url": self.shown, "error": str(exc)})
             self.last_error = str(exc)
             return False
         if self.consecutive_failures:
-            log.info("SMF session feed back", extra={"url": self.url})
+            log.info("SMF session feed back", extra={"url": self.shown})
         self.consecutive_failures = 0
         self.last_ok = self.clock()
         self.sessions = len(sessions)
-        self.registry.replace_source("smf", sessions, scope=(self.url,))
+        self.registry.replace_source("smf", sessions, scope=(self.shown,))
         self.registry.flush()
         return True
 
@@ -209,7 +217,7 @@ class SmfFeed:
 
     def status(self) -> dict[str, Any]:
         return {
-            "url": self.url,
+            "url": self.shown,
             "polls": self.polls,
             "failures": self.failures,
             "consecutive_failures": self.consecutive_failures,

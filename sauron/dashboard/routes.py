@@ -4,6 +4,7 @@ open when the API has a token; the page then asks for the token."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -56,10 +57,34 @@ def static_files() -> dict[str, Path]:
     }
 
 
+class StaticNames:
+    """static_files(), listed once and again only when a name asked for is
+    not in the list (the front-end files installed after the agent
+    started): no folder walk on the event loop for every asset served."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, Path] | None = None
+        self.listed_at = 0.0
+
+    def get(self, name: str) -> Path | None:
+        if self.files is None or (name not in self.files and self._stale()):
+            self.files = static_files()
+            self.listed_at = time.monotonic()
+        return self.files.get(name)
+
+    def _stale(self) -> bool:
+        # a name not found lists again at most once a second: a client
+        # asking for names that are not there walks nothing
+        return time.monotonic() - self.listed_at > 1.0
+
+
+STATIC_NAMES = StaticNames()
+
+
 async def asset(request: web.Request) -> web.StreamResponse:
     """A file below static/, never a path out of it."""
     name = request.match_info["filename"]
-    path = static_files().get(name)
+    path = STATIC_NAMES.get(name)
     if path is None:
         shown = name if len(name) <= 80 else name[:80] + "..."
         raise NotFound(f"no dashboard file {shown!r}")

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 
 from sauron.doctor import FAIL, PASS, Check
-from sauron.publish.settings import (
-    InfluxConfig,
-    InfluxSettingsError,
-    read_influx_token,
-    shown_url,
-    url_password,
-)
+from sauron.publish.settings import InfluxConfig, InfluxSettingsError, read_influx_token
 from sauron.publish.spool import SUFFIX
+from sauron.redaction import shown_url, url_password
 
 
 def _token_source(config: InfluxConfig) -> str:
@@ -140,10 +136,22 @@ async def _bounded_probe(config: InfluxConfig, token: str | None) -> list[Check]
         ]
     except Exception as exc:  # whatever the client meets is a failed check
         said = f"{type(exc).__name__}: {exc}"
-        for secret in (token, url_password(config.url)):
-            if secret:
-                said = said.replace(secret, "***")
         return [Check("influx_reachable", FAIL, True, f"{shown}: {said}", "see the error")]
+
+
+def without_secrets(checks: list[Check], *secrets: str | None) -> list[Check]:
+    """The checks with every secret in their words replaced by ***: the
+    client's errors quote what they were given (an invalid URL's whole
+    text, password included), so the reasons are cleaned, not composed
+    with care one by one."""
+    cleaned = []
+    for check in checks:
+        reason, remedy = check.reason, check.remedy
+        for secret in secrets:
+            if secret:
+                reason, remedy = reason.replace(secret, "***"), remedy.replace(secret, "***")
+        cleaned.append(replace(check, reason=reason, remedy=remedy))
+    return cleaned
 
 
 def influx_checks(config: InfluxConfig) -> list[Check]:
@@ -169,6 +177,8 @@ def influx_checks(config: InfluxConfig) -> list[Check]:
             + _token_source(config),
         )
     ]
-    checks += asyncio.run(_bounded_probe(config, token))
+    checks += without_secrets(
+        asyncio.run(_bounded_probe(config, token)), token, url_password(config.url)
+    )
     checks.append(_spool_check(config.spool_dir))
     return checks

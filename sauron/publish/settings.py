@@ -10,10 +10,11 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from sauron.redaction import shown_url
 from sauron.secretfile import read_secret_file
 from sauron.yamlfile import FileProblems, field_problems
 
@@ -29,26 +30,6 @@ DEFAULT_SPOOL = Path("/var/lib/sauron/spool")
 
 class InfluxSettingsError(FileProblems):
     """Publisher settings that cannot be used."""
-
-
-def shown_url(url: str) -> str:
-    """The URL as logs, /readyz and the doctor show it: a password in it
-    replaced by ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(an unreadable URL)"
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-def url_password(url: str | None) -> str | None:
-    try:
-        return urlsplit(url).password if url else None
-    except ValueError:
-        return None
 
 
 class InfluxConfig(BaseModel):

@@ -17,7 +17,8 @@ import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from sauron.publish.settings import InfluxConfig, url_password
+from sauron.publish.settings import InfluxConfig
+from sauron.redaction import url_password
 
 
 class Outcome(enum.Enum):

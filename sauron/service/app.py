@@ -382,20 +382,35 @@ async def end_streams(app: web.Application) -> None:
     app[HUB].close()
 
 
+#: how long stopping waits for a tick under way to end
+SHUTDOWN_TICK_WAIT_S = 10.0
+
+
 async def _tick_forever(app: web.Application) -> None:
     """One tick per interval, whatever the last one met: a failure is
     logged, counted and tried again next interval (see liveness)."""
     engine, interval, liveness = app[ENGINE], app[INTERVAL], app[LIVENESS]
+    liveness.interval_s = interval
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
+        liveness.tick_begins()
+        # map reads are blocking system calls: off the event loop
+        running = loop.run_in_executor(None, engine.tick)
         try:
-            # map reads are blocking system calls: off the event loop
-            await loop.run_in_executor(None, engine.tick)
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # stopping: the tick runs on in its thread and would hand its
+            # snapshot to listeners already stopped (the publisher's points
+            # then neither written nor spooled): let it end first, bounded
+            await asyncio.wait({running}, timeout=SHUTDOWN_TICK_WAIT_S)
+            raise
         except Exception as exc:
             liveness.failed(TICK, exc)
         else:
             liveness.succeeded(TICK)
+        finally:
+            liveness.tick_ends()
 
 
 async def publishing(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 #: failures in a row of one part before /readyz says not ready
 UNREADY_AFTER = 3
 TICK = "tick"
+#: a tick still running after this many intervals (and at least
+#: HUNG_AT_LEAST_S) is hung: a map or /proc read that never returns fails
+#: nothing, so it is told by its age
+HUNG_AFTER_INTERVALS = 3
+HUNG_AT_LEAST_S = 5.0
 
 T = TypeVar("T")
 
@@ -46,10 +52,24 @@ class Liveness:
     """Thread-safe: the tick reports from the executor's thread, the
     listeners from the engine's."""
 
-    def __init__(self, unready_after: int = UNREADY_AFTER) -> None:
+    def __init__(
+        self, unready_after: int = UNREADY_AFTER, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.unready_after = unready_after
+        self.clock = clock
         self._lock = threading.Lock()
         self.parts: dict[str, PartHealth] = {TICK: PartHealth()}
+        #: when the tick running now started (None: none is running)
+        self.tick_started: float | None = None
+        #: the ticker's interval, once a ticker runs (None: ticks are driven
+        #: from outside, and a slow one is the driver's business)
+        self.interval_s: float | None = None
+
+    def tick_begins(self) -> None:
+        self.tick_started = self.clock()
+
+    def tick_ends(self) -> None:
+        self.tick_started = None
 
     def add(self, part: str) -> None:
         with self._lock:
@@ -100,8 +120,14 @@ class Liveness:
         """Why the agent is not ready: each part failing `unready_after`
         times or more in a row, with its latest cause."""
         with self._lock:
-            return [
+            found = [
                 f"{name} failed {h.in_a_row} times in a row: {h.last_error}"
                 for name, h in self.parts.items()
                 if h.in_a_row >= self.unready_after
             ]
+        started, interval = self.tick_started, self.interval_s
+        if started is not None and interval is not None:
+            running = self.clock() - started
+            if running > max(HUNG_AFTER_INTERVALS * interval, HUNG_AT_LEAST_S):
+                found.append(f"the tick has not returned for {running:.0f} s")
+        return found
