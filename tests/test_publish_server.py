@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_process import start_agent
+from agent_process import agent_config, start_agent
 from frames import UE, gtpu, natted, plain, ul_packet
 from manual_clock import ManualClock
 from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, server_for_tests
@@ -143,14 +143,7 @@ def test_points_read_back_field_by_field(
     start_ms = int(clock.t * 1000)
     engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     publisher = Publisher(config_for(server, tmp_path), "node-a", server.token)
-    sent: list[str] = []
-    original = publisher.offer
-
-    def offer(lines: list[str]) -> None:
-        sent.extend(lines)
-        original(lines)
-
-    publisher.offer = offer  # type: ignore[method-assign]
+    sent = recording_offers(publisher)
     run_ticks(publisher, engine, clock, 3, between=lambda n: feed(dataplane, n))
     assert publisher.stats.state == "stopped" and publisher.stats.points_written == len(sent)
 
@@ -298,29 +291,30 @@ def test_outage_every_interval_arrives_exactly_once(
     assert packets == 5 * 5  # fed before ticks 0, 3, 6, 9, 12
 
 
+def recording_offers(publisher: Publisher) -> list[str]:
+    """Every line offered to the publisher from now on, as it is offered."""
+    sent: list[str] = []
+    original = publisher.offer
+
+    def offer(lines: list[str]) -> None:
+        sent.extend(lines)
+        original(lines)
+
+    publisher.offer = offer  # type: ignore[method-assign]
+    return sent
+
+
 def _agent_config(tmp: Path, ns: str, url: str) -> Path:
-    config = {
-        "node": "node-k",
-        "interval_s": 0.3,
-        "interfaces": [
-            {"name": "n3", "role": "n3", "netns": ns},
-            {"name": "n6", "role": "n6", "netns": ns},
-        ],
-        "service": {"port": 0},
-        "energy": {"enabled": False},
-        "influx": {
-            "url": url,
-            "org": "sauron-test",
-            "bucket": "sauron-test",
-            "spool_dir": str(tmp / "spool"),
-            "flush_interval_s": 0.2,
-            "retry_first_s": 0.2,
-            "retry_max_s": 0.5,
-        },
+    influx = {
+        "url": url,
+        "org": "sauron-test",
+        "bucket": "sauron-test",
+        "spool_dir": str(tmp / "spool"),
+        "flush_interval_s": 0.2,
+        "retry_first_s": 0.2,
+        "retry_max_s": 0.5,
     }
-    path = tmp / "agent.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return agent_config(tmp / "agent.yaml", ns, node="node-k", interval_s=0.3, influx=influx)
 
 
 def _links(ns: str) -> None:
@@ -474,19 +468,13 @@ def test_the_clients_own_refusal_is_a_retry_with_its_cause(
         return writer
 
     publisher = Publisher(config, "node-v", server.token, writer_factory=refusing_writer)
-    sent: list[str] = []
-    original = publisher.offer
+    sent = recording_offers(publisher)
     seen: list[tuple[str, str]] = []
-
-    def offer(lines: list[str]) -> None:
-        sent.extend(lines)
-        original(lines)
 
     def between(n: int) -> None:
         seen.append((publisher.stats.state, publisher.stats.last_error))
         feed(dataplane, n % 4)
 
-    publisher.offer = offer  # type: ignore[method-assign]
     run_ticks(publisher, engine, clock, 6, between=between)
     s = publisher.stats
     assert refusals == [0]
@@ -517,14 +505,7 @@ def test_a_writer_that_raises_loses_no_batch(
         server.token,
         writer_factory=lambda: FailingFirst(InfluxWriter(config, server.token), fails=3),
     )
-    sent: list[str] = []
-    original = publisher.offer
-
-    def offer(lines: list[str]) -> None:
-        sent.extend(lines)
-        original(lines)
-
-    publisher.offer = offer  # type: ignore[method-assign]
+    sent = recording_offers(publisher)
     run_ticks(publisher, engine, clock, 6, between=lambda n: feed(dataplane, n % 4))
     s = publisher.stats
     assert s.points_dropped == {} and publisher.spool.points == 0
