@@ -101,6 +101,13 @@ def _grown(now: U64, before: U64, seen: npt.NDArray[np.bool_]) -> U64:
     return np.where(now >= before, now - before, now)
 
 
+def _qfi(raw: int) -> int | None:
+    """The session's last QFI; the kernel's "no PDU Session Container"
+    value means none was seen (a downlink G-PDU sent without a QER carries
+    none), shown as null, never as the internal value."""
+    return None if raw == layout.NO_QFI else raw
+
+
 def _volume(
     table: SessionTable, row: int, packets: U64, octets: U64, by_teid: bool
 ) -> SessionVolume:
@@ -113,7 +120,7 @@ def _volume(
     return SessionVolume(
         teid=teid,
         ue_address=ue,
-        qfi=int(table.qfi[row]) if by_teid else None,
+        qfi=_qfi(int(table.qfi[row])) if by_teid else None,
         uplink_packets=int(packets[UL]),
         downlink_packets=int(packets[DL]),
         uplink_bytes=int(octets[UL]),

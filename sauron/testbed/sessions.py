@@ -30,6 +30,9 @@ class UeSession(_Strict):
     #: F-TEID of the gNB (downlink G-PDUs carry it)
     dl_teid: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
     qfi: Annotated[int, Field(ge=0, le=63)] = 9
+    #: the UPF's downlink G-PDUs carry a PDU Session Container with the QFI
+    #: (Open5GS sends none when the session has no QER)
+    downlink_container: bool = True
     sequence_numbers: bool = False
     #: the N3 address of the UPF serving the session (None: the only UPF)
     upf_n3: ipaddress.IPv4Address | None = None

@@ -155,7 +155,8 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         if session.sequence_numbers:
             seq = self.dl_seq.get(session.dl_teid, 0)
             self.dl_seq[session.dl_teid] = (seq + 1) & 0xFFFF
-        gtp = codec.encapsulate(session.dl_teid, packet, qfi=session.qfi, uplink=False, seq=seq)
+        qfi = session.qfi if session.downlink_container else None
+        gtp = codec.encapsulate(session.dl_teid, packet, qfi=qfi, uplink=False, seq=seq)
         assert self.transport is not None
         self.transport.sendto(gtp, self.gnb)
         self._held(session.slice, "dl", arrived)
