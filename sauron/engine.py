@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from sauron.bpf import layout
 from sauron.bpf.maps import DataPlaneCounters, delta
+from sauron.bpf.measurements import TRANSIT_EXPIRY_S
 from sauron.catalog import Catalog
 from sauron.energy.model import NodeEnergy, SliceEnergy, merge_node_energy, merge_slice_energy
 from sauron.quality import LatencyKpis, LossKpis, add_loss, latency_kpis, loss_kpis, merge_latency
 from sauron.sessions import SessionActivity, session_activity
 from sauron.sla import Check, SlaTracker
+from sauron.upf_drops import DropLedger
 
 if TYPE_CHECKING:
     from sauron.energy.meter import EnergyMeter
@@ -45,7 +47,11 @@ class DirectionKpis:
     bytes_out: int = 0
     pps: float = 0.0  # delivered
     mbps: float = 0.0  # delivered
-    upf_drops: int = 0  # entered and not delivered in the interval (in-flight included)
+    #: packets that entered and never left, counted once certain (see
+    #: sauron.upf_drops): up to the settle time after they entered
+    upf_drops: int = 0
+    #: packets inside the UPF at the interval's end whose fate is not yet certain
+    upf_in_flight: int = 0
     malformed: int = 0
     #: time inside the UPF (N3 in -> N6 out uplink, N6 in -> N3 out downlink)
     transit: LatencyKpis = field(default_factory=LatencyKpis)
@@ -104,7 +110,6 @@ def _direction(
     )
     k.pps = k.packets_out / seconds
     k.mbps = k.bytes_out * 8 / seconds / 1e6
-    k.upf_drops = max(0, k.packets_in - k.packets_out)
     k.transit = latency_kpis(now, before, layout.LAT_TRANSIT, slice_id, d)
     k.loss = loss_kpis(now, before, slice_id, d)
     return k
@@ -182,6 +187,7 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
                     "malformed",
                 ):
                     setattr(acc, f, getattr(acc, f) + getattr(part, f))
+            acc.upf_in_flight = getattr(snaps[-1].slices[name], d).upf_in_flight
             acc.pps = acc.packets_out / span
             acc.mbps = acc.bytes_out * 8 / span / 1e6
             acc.transit = merge_latency([getattr(snap.slices[name], d).transit for snap in snaps])
@@ -244,7 +250,8 @@ class History:
 
 class KpiEngine:
     """tick() reads the maps (through `read`, a callable returning counters)
-    and returns the new snapshot; listeners hear of each one."""
+    and returns the new snapshot; listeners hear of each one. A packet
+    inside the UPF longer than `settle_s` is dropped (sauron.upf_drops)."""
 
     def __init__(
         self,
@@ -254,8 +261,12 @@ class KpiEngine:
         history: History | None = None,
         sla: SlaTracker | None = None,
         energy: EnergyMeter | None = None,
+        settle_s: float = TRANSIT_EXPIRY_S,
     ) -> None:
         self.catalog = catalog
+        self.settle_s = settle_s
+        #: (slice id, direction) -> the packets inside the UPF
+        self.ledgers: dict[tuple[int, int], DropLedger] = {}
         self.read = read
         self.clock = clock
         self.history = history or History()
@@ -275,11 +286,21 @@ class KpiEngine:
         loaded): what /metrics exposes."""
         return self._previous
 
+    def _settle_drops(self, snap: Snapshot, t: float) -> None:
+        for kpis in snap.slices.values():
+            for d, k in ((UL, kpis.uplink), (DL, kpis.downlink)):
+                ledger = self.ledgers.setdefault(
+                    (kpis.slice_id, d), DropLedger(self.settle_s)
+                )
+                k.upf_drops = ledger.settle(t, k.packets_in, k.packets_out)
+                k.upf_in_flight = ledger.in_flight
+
     def tick(self) -> Snapshot:
         now, t = self.read(), self.clock()
         seconds = max(t - self._previous_t, 1e-6)
         self.sessions = sessions_between(self._previous, now)
         snap = snapshot_from(self.catalog, now, self._previous, seconds, t, self.sessions)
+        self._settle_drops(snap, t)
         if self.energy is not None:
             traffic = {name: k.entered() for name, k in snap.slices.items()}
             snap.energy, per_slice = self.energy.measure(self._previous, now, traffic)

@@ -45,7 +45,9 @@ def test_snapshot_counts_rates_and_upf_drops(dataplane: DataPlane, catalog: Cata
     clock.t += 2.0
     snap = engine.tick()
     embb, urllc = snap.slices["embb"], snap.slices["urllc"]
-    assert (embb.uplink.packets_in, embb.uplink.packets_out, embb.uplink.upf_drops) == (50, 48, 2)
+    # two entered and have not left: inside the UPF until the settle time says lost
+    assert (embb.uplink.packets_in, embb.uplink.packets_out) == (50, 48)
+    assert (embb.uplink.upf_drops, embb.uplink.upf_in_flight) == (0, 2)
     assert embb.uplink.bytes_out == 48 * len(ul_ip)
     assert embb.uplink.pps == 24.0
     assert embb.uplink.mbps == pytest.approx(48 * len(ul_ip) * 8 / 2 / 1e6)
@@ -54,7 +56,11 @@ def test_snapshot_counts_rates_and_upf_drops(dataplane: DataPlane, catalog: Cata
     clock.t += 1.0
     quiet = engine.tick()
     assert quiet.slices["embb"].uplink.packets_in == 0 and quiet.slices["embb"].active_teids == 0
+    assert quiet.slices["embb"].uplink.upf_drops == 0, "1 s after: may still leave"
     assert len(engine.history) == 2 and engine.history.latest() is quiet
+    clock.t += 1.0
+    settled = engine.tick().slices["embb"].uplink
+    assert (settled.upf_drops, settled.upf_in_flight) == (2, 0)
 
 
 @pytest.mark.kernel

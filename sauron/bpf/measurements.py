@@ -208,6 +208,10 @@ def read_sequences(dataplane: Any) -> list[SequenceRecord]:
 
 
 #: what the expiry reads of a transit slot (sauron_transit_slot)
+#: a packet inside the UPF longer than this is lost: its transit stamp
+#: expires, and the engine counts it dropped (sauron.upf_drops)
+TRANSIT_EXPIRY_S = 2.0
+
 _SLOT_DTYPE = np.dtype(
     {
         "names": ["state", "ns", "direction", "slice_id"],
@@ -237,7 +241,7 @@ class TransitExpiry:
     def __init__(
         self,
         dataplane: Any,
-        timeout_s: float = 2.0,
+        timeout_s: float = TRANSIT_EXPIRY_S,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.slots = dataplane.mapped("transit_slots", layout.TransitSlot, cpu_major=False)

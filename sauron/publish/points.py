@@ -52,6 +52,7 @@ TRAFFIC_FIELDS = (
     "pps",
     "mbps",
     "upf_drops",
+    "upf_in_flight",
     "malformed",
 )
 LATENCY_FIELDS = ("mean_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms")

@@ -52,7 +52,11 @@ class Direction(_Doc):
     bytes_out: int
     pps: float
     mbps: float
+    #: packets that entered the UPF and never left, counted once certain:
+    #: up to the settle time (2 s) after the interval they entered in
     upf_drops: int
+    #: packets inside the UPF at the interval's end, fate not yet certain
+    upf_in_flight: int
     malformed: int
     transit: Latency
     loss: Loss
