@@ -35,7 +35,7 @@ from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
 from sauron.engine import History, KpiEngine
-from sauron.interfaces import attach_interfaces, resolve_links
+from sauron.interfaces import attach_interfaces, receiving_links, resolve_links
 from sauron.netns import Attachments
 from sauron.publish.publisher import Publisher
 from sauron.publish.settings import (
@@ -142,7 +142,11 @@ async def start_unix_site(runner: web.AppRunner, path: Path, where: Path) -> int
 
 
 def open_energy(
-    energy: EnergyConfig, catalog: Catalog, dp: DataPlane, config_path: Path | None = None
+    energy: EnergyConfig,
+    catalog: Catalog,
+    dp: DataPlane,
+    config_path: Path | None = None,
+    receiving: set[tuple[int, int]] | None = None,
 ) -> tuple[EnergyMeter | None, str]:
     """The energy estimator, or None and why: off in the configuration, or
     the kernel cannot run it (logged; the rest of the agent runs). A
@@ -165,7 +169,13 @@ def open_energy(
         return None, f"the kernel probe could not start: {exc}"
     try:
         meter = EnergyMeter(
-            catalog, probe, setup, dp.entry_program_fds(), energy.watch, energy.idle
+            catalog,
+            probe,
+            setup,
+            dp.entry_program_fds(),
+            energy.watch,
+            energy.idle,
+            receiving_links=receiving,
         )
     except EnergyUnavailable as exc:
         probe.close()
@@ -241,7 +251,9 @@ def run_agent(
             apply_settings(dp, settings_for(catalog))
             attach_interfaces(dp, config.interfaces, attachments)
             expiry = TransitExpiry(dp)
-            meter, energy_off = open_energy(config.energy, catalog, dp, config_path)
+            meter, energy_off = open_energy(
+                config.energy, catalog, dp, config_path, receiving_links(config.interfaces)
+            )
             engine = KpiEngine(
                 catalog,
                 CounterReader(dp, expiry, catalog.slice_rows),

@@ -289,9 +289,7 @@ class KpiEngine:
     def _settle_drops(self, snap: Snapshot, t: float) -> None:
         for kpis in snap.slices.values():
             for d, k in ((UL, kpis.uplink), (DL, kpis.downlink)):
-                ledger = self.ledgers.setdefault(
-                    (kpis.slice_id, d), DropLedger(self.settle_s)
-                )
+                ledger = self.ledgers.setdefault((kpis.slice_id, d), DropLedger(self.settle_s))
                 k.upf_drops = ledger.settle(t, k.packets_in, k.packets_out)
                 k.upf_in_flight = ledger.in_flight
 

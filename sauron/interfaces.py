@@ -15,7 +15,8 @@ from sauron import ingress_hooks
 from sauron.bpf import layout
 from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPlane
 from sauron.config import AgentConfig, ConfigError, InterfaceConfig
-from sauron.netns import Attachments, link_facts
+from sauron.namespace_ref import namespace_identity
+from sauron.netns import Attachments, link_facts, link_index
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,15 @@ def attach_interfaces(
             },
         )
     return hooks
+
+
+def receiving_links(interfaces: list[InterfaceConfig]) -> set[tuple[int, int]]:
+    """(namespace inode, interface index) of every link whose received
+    packets Sauron's programs handle: how the energy probe tells them from
+    the node's other traffic."""
+    return {
+        (namespace_identity(itf.netns)[1], link_index(itf.netns, itf.name)) for itf in interfaces
+    }
 
 
 def attach_receiving_side(

@@ -123,6 +123,11 @@ def energy_table(doc: schemas.EnergyReport) -> str:
         f"{'unattributed':<14}{node.unattributed_joules / doc.interval_s:>9.4f}"
         f"{node.unattributed_joules:>10.4f}"
     )
+    lines.append(
+        f"packet softirq: {node.softirq_packets_sauron} of {node.softirq_packets} packets "
+        f"received were Sauron's; {node.cycles_softirq_node / 1e6:.2f} of "
+        f"{node.cycles_softirq / 1e6:.2f} Mcycles stay the node's (other traffic)"
+    )
     if node.capped:
         lines.append("(slices' measured cycles exceeded the node's: scaled down to the node's)")
     lines += ["", *[f"note: {n}" for n in node.notes]]

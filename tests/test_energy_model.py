@@ -177,6 +177,14 @@ def work(**changes: object) -> IntervalWork:
         busy_ns=[600_000_000, 400_000_000],
         stolen_ns=[0, 0],
         softirq_ns=[100_000_000, 50_000_000],
+        # CPU 0's softirqs received only Sauron's packets, 80 ms of its 100 ms
+        # the stack's work on them; CPU 1's 60 others beside its 40, 20 ms on
+        # Sauron's, 20 ms on the others, 10 ms no packet's
+        sauron_rx_ns=[80_000_000, 20_000_000],
+        other_rx_ns=[0, 20_000_000],
+        sauron_rx_packets=[400, 40],
+        rx_packets=[400, 100],
+        received=[{"unclassified": 0, "embb": 300, "urllc": 100}, {"embb": 10, "urllc": 30}],
         watched_ns={0: [200_000_000, 0], 1: [0, 100_000_000]},
         watch_slice={0: "embb"},  # watch 1 is shared
         program_ns={0: 10_000_000, 1: 2_000_000},
@@ -208,9 +216,17 @@ def test_profile_attribution_conserves_energy(rule: str) -> None:
     assert node.dynamic_joules == pytest.approx(2e9 * per_cycle)  # 1 s of busy CPU
     assert node.idle_joules == pytest.approx(2 * 40 / 16)
     assert conserved(node.joules, slices, node.unattributed_joules)
-    # packets: embb 310 of 440 overall, 300 of 400 at point 0, 10 of 40 at point 1
-    embb_softirq = 150e6 * 2.0 * 310 / 440
+    # softirq: CPU 0's all Sauron's (80 ms on its packets, the 20 ms no
+    # packet's in the share of the packets' work: all), 300 of its 400
+    # embb's; CPU 1's 20 ms on Sauron's packets and half the 10 ms no
+    # packet's (20 of the 40 ms on packets), 10 of those 40 embb's; the rest
+    # of CPU 1's is the node's
+    sauron_cpu1 = 20e6 + 10e6 * 0.5
+    embb_softirq = 100e6 * 2.0 * 300 / 400 + sauron_cpu1 * 2.0 * 10 / 40
     assert slices["embb"].cycles_softirq == pytest.approx(embb_softirq)
+    assert node.cycles_softirq_node == pytest.approx((50e6 - sauron_cpu1) * 2.0)
+    assert (node.softirq_packets, node.softirq_packets_sauron) == (500, 440)
+    # processes shared by packets: embb 310 of 440 overall
     assert slices["embb"].cycles_process == pytest.approx(400e6 + 200e6 * 310 / 440)
     assert slices["urllc"].cycles_process == pytest.approx(200e6 * 130 / 440)
     assert slices["embb"].cycles_bpf == pytest.approx(20e6 * 0.75 + 4e6 * 0.25)
@@ -257,8 +273,54 @@ def test_slices_never_get_more_than_the_node() -> None:
     assert conserved(node.joules, slices, node.unattributed_joules)
 
 
+def test_other_traffic_on_the_node_is_charged_to_no_slice() -> None:
+    """Unrelated traffic triples CPU 0's softirq time with cheap packets,
+    ten for each of Sauron's: the slices' softirq cycles stay what they
+    were; the others' work and their share of the time no packet owns is
+    the node's; a CPU whose softirqs received none of Sauron's packets gives
+    the slices nothing."""
+    power = profile_power(PROFILE, Cycles(2e9), cpus=2, seconds=Seconds(1.0))
+    _, quiet = attribute(work(), GHZ2, power, SLICES)
+    node, loaded = attribute(
+        work(
+            softirq_ns=[300_000_000, 300_000_000],
+            sauron_rx_ns=[80_000_000, 0],
+            other_rx_ns=[200_000_000, 300_000_000],
+            sauron_rx_packets=[400, 0],
+            rx_packets=[4400, 5000],
+            received=[{"embb": 300, "urllc": 100}, {}],
+        ),
+        GHZ2,
+        power,
+        SLICES,
+    )
+    # CPU 0: 80 ms on Sauron's packets, and 80 / 280 of the 20 ms no packet's
+    sauron_cpu0 = 80e6 + 20e6 * 80 / 280
+    assert loaded["embb"].cycles_softirq == pytest.approx(sauron_cpu0 * 2.0 * 300 / 400)
+    assert loaded["embb"].cycles_softirq < quiet["embb"].cycles_softirq
+    assert node.cycles_softirq_node == pytest.approx((600e6 - sauron_cpu0) * 2.0)
+    assert conserved(node.joules, loaded, node.unattributed_joules)
+
+
+def test_packets_not_told_by_their_link_split_the_softirq_by_their_numbers() -> None:
+    """Without the running kernel's offsets the probe cannot tell a
+    packet's link: each CPU's softirq time goes to the slices in the share
+    of its received packets that Sauron's programs handled."""
+    power = profile_power(PROFILE, Cycles(2e9), cpus=2, seconds=Seconds(1.0))
+    node, slices = attribute(
+        work(sauron_rx_ns=[0, 0], other_rx_ns=[0, 0], sauron_rx_packets=[0, 0]),
+        GHZ2,
+        power,
+        SLICES,
+    )
+    embb = 100e6 * 2.0 * 300 / 400 + 50e6 * 2.0 * 40 / 100 * 10 / 40
+    assert slices["embb"].cycles_softirq == pytest.approx(embb)
+    assert node.cycles_softirq_unowned == pytest.approx(150e6 * 2.0)
+    assert node.cycles_softirq_node == pytest.approx(50e6 * 2.0 * 0.6)
+
+
 def test_no_packets_leaves_shared_time_unattributed() -> None:
-    w = work(packets={0: {}, 1: {}}, watch_slice={})
+    w = work(packets={0: {}, 1: {}}, received=[{}, {}], watch_slice={})
     power = profile_power(PROFILE, Cycles(2e9), cpus=2, seconds=w.seconds)
     node, slices = attribute(w, GHZ2, power, SLICES)
     assert all(s.joules == 0 for s in slices.values())

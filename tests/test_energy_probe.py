@@ -192,3 +192,49 @@ def test_run_time_statistics_are_on_while_the_probe_is_open(probe: EnergyProbe) 
         assert sysctl.read_text() == setting
         assert second.program_stats("sauron_sched_switch").run_count >= 0
     assert sysctl.read_text() == setting
+
+
+@pytest.mark.netns
+def test_received_packets_are_told_by_their_link(probe: EnergyProbe) -> None:
+    """Pings across a veth pair: the replies received on the link named as
+    Sauron's count as Sauron's, the requests received on the other end as
+    the node's, each with the stack's time on them; a link not named gives
+    none to Sauron."""
+    from sauron.namespace_ref import namespace_identity
+    from sauron.netns import Topology, link_index
+
+    assert probe.receivers_unknown == ""
+    with Topology() as topo:
+        left, right = topo.namespace("rx-a"), topo.namespace("rx-b")
+        topo.veth(left, "ra", "10.98.0.1/30", right, "rb", "10.98.0.2/30")
+        link = (namespace_identity(left)[1], link_index(left, "ra"))
+
+        def ping(count: int) -> tuple[int, int, int, int]:
+            before = probe.read()
+            command = ["ip", "netns", "exec", left, "ping", "-q", "-c", str(count)]
+            subprocess.run(
+                [*command, "-i", "0.002", "10.98.0.2"],
+                check=True,
+                capture_output=True,
+            )
+            after = probe.read()
+
+            def grown(field: str) -> int:
+                return sum(getattr(after, field)) - sum(getattr(before, field))
+
+            return (
+                grown("sauron_rx_packets"),
+                grown("other_rx_packets"),
+                grown("sauron_rx_ns"),
+                grown("other_rx_ns"),
+            )
+
+        probe.receive_on({link})
+        sauron, other, sauron_ns, other_ns = ping(200)
+        # the replies arrive on "ra"; the requests on "rb" (and whatever else
+        # the node received meanwhile) are the node's
+        assert 200 <= sauron <= 205 and other >= 200
+        assert sauron_ns > 0 and other_ns > 0
+        probe.receive_on(set())
+        sauron, other, sauron_ns, _ = ping(50)
+        assert (sauron, sauron_ns) == (0, 0) and other >= 100

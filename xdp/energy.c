@@ -15,9 +15,19 @@
  * clock, which keeps going while a hypervisor runs another guest on this
  * CPU (steal), and the scheduler's clock does not.
  *
- * Raw tracepoints: the programs read of the arguments only the softirq
- * vector, and of sched_stat_runtime the task pointer (compared, never read
- * through) and the run time, so no kernel structure layout is assumed. */
+ * netif_receive_skb and napi_poll split the packet softirq time by whose
+ * packet the stack works on: after a packet received on one of Sauron's
+ * links (the agent lists them by namespace and interface index), Sauron's;
+ * after any other, the node's; so other traffic on the node is never
+ * charged to a slice. The receiving device is read through offsets the
+ * agent takes from the running kernel's BTF, one read per packet when the
+ * device is the last one's. The watched-context test is cached per CPU
+ * until the next switch.
+ *
+ * Raw tracepoints: the programs read of the arguments the softirq vector,
+ * of sched_stat_runtime the task pointer (compared, never read through) and
+ * the run time, and of netif_receive_skb the sk_buff, through offsets given
+ * at load time: no compile-time kernel structure layout is assumed. */
 #include "sauron_shared.h"
 
 BPF_PERCPU_ARRAY(cpu_time, struct sauron_cpu_time, 1);
@@ -31,6 +41,8 @@ BPF_HASH(watched_cgroups, __u64, __u32, SAURON_WATCHED_CGROUPS);
 BPF_TABLE("lru_hash", __u64, __u32, watched_threads, SAURON_WATCHED_THREADS);
 /* energy_config[0]: 1 when any cgroup is watched */
 BPF_ARRAY(energy_config, __u32, 1);
+BPF_ARRAY(receive_offsets, struct sauron_receive_offsets, 1);
+BPF_HASH(receiving_links, struct sauron_link_key, __u32, SAURON_RECEIVING_LINKS);
 
 static __always_inline struct sauron_cpu_time *this_cpu(void)
 {
@@ -97,6 +109,8 @@ int sauron_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 	if (!c)
 		return 0;
 	c->switches += 1;
+	c->context_known = 0;
+	c->last_dev_owner = SAURON_RX_NONE; /* a device's address may be reused */
 	close_stretch(c, bpf_ktime_get_ns());
 	return 0;
 }
@@ -114,6 +128,40 @@ static __always_inline int is_packet_softirq(__u64 vec)
 	return vec == SAURON_SOFTIRQ_NET_RX || vec == SAURON_SOFTIRQ_NET_TX;
 }
 
+/* Whether the task whose context runs now is watched (its softirqs are its
+ * time), cached per CPU for its tgid until the next switch. */
+static __always_inline int in_watched_context(struct sauron_cpu_time *c)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!c->context_known || c->context_tgid != tgid) {
+		c->context_tgid = tgid;
+		c->context_known = tgid && watch_index(tgid) ? 2 : 1;
+	}
+	return c->context_known == 2;
+}
+
+static __always_inline void give_time(struct sauron_cpu_time *c, __u32 owner, __u64 span)
+{
+	if (owner == SAURON_RX_SAURON)
+		c->sauron_rx_ns += span;
+	else if (owner == SAURON_RX_OTHER)
+		c->other_rx_ns += span;
+}
+
+/* Ends the running piece of a split softirq, to the owner of its packet;
+ * a piece before a poll's first packet waits for the poll's device. */
+static __always_inline void close_segment(struct sauron_cpu_time *c, __u64 now)
+{
+	if (now > c->segment_start_ns) {
+		__u64 span = now - c->segment_start_ns;
+		if (c->segment_owner == SAURON_RX_NONE)
+			c->poll_head_ns += span;
+		else
+			give_time(c, c->segment_owner, span);
+	}
+	c->segment_start_ns = now;
+}
+
 int sauron_softirq_entry(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 vec = (__u32)ctx->args[0];
@@ -122,8 +170,12 @@ int sauron_softirq_entry(struct bpf_raw_tracepoint_args *ctx)
 	struct sauron_cpu_time *c = this_cpu();
 	if (!c)
 		return 0;
-	c->softirq_start_ns = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_ns();
+	c->softirq_start_ns = now;
 	c->softirq_vec = vec;
+	c->segment_owner = SAURON_RX_NONE;
+	c->poll_head_ns = 0;
+	c->segment_start_ns = in_watched_context(c) ? 0 : now;
 	return 0;
 }
 
@@ -138,6 +190,10 @@ int sauron_softirq_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 spent = now > c->softirq_start_ns ? now - c->softirq_start_ns : 0;
+	if (c->segment_start_ns) {
+		close_segment(c, now);
+		c->segment_start_ns = 0;
+	}
 	if (vec == SAURON_SOFTIRQ_NET_RX) {
 		c->net_rx_ns += spent;
 		c->net_rx_runs += 1;
@@ -146,6 +202,69 @@ int sauron_softirq_exit(struct bpf_raw_tracepoint_args *ctx)
 		c->net_tx_runs += 1;
 	}
 	c->softirq_start_ns = 0;
+	return 0;
+}
+
+/* The owner of what a device received (`holder` holds the net_device
+ * pointer at offset `at`: an sk_buff or a napi_struct): the link's, read
+ * through the offsets the agent found in the running kernel's BTF; the
+ * last device's answer is kept, a NAPI poll's packets being one device's. */
+static __always_inline __u32 device_owner(struct sauron_cpu_time *c,
+					  const struct sauron_receive_offsets *off, __u64 holder,
+					  __u32 at)
+{
+	__u64 dev = 0;
+	if (bpf_probe_read_kernel(&dev, sizeof(dev), (void *)(holder + at)) || !dev)
+		return SAURON_RX_NONE;
+	if (dev == c->last_dev && c->last_dev_owner != SAURON_RX_NONE)
+		return c->last_dev_owner;
+	struct sauron_link_key key = {};
+	__u64 net = 0;
+	if (bpf_probe_read_kernel(&key.ifindex, sizeof(key.ifindex), (void *)(dev + off->dev_ifindex)) ||
+	    bpf_probe_read_kernel(&net, sizeof(net), (void *)(dev + off->dev_net)) || !net ||
+	    bpf_probe_read_kernel(&key.netns, sizeof(key.netns), (void *)(net + off->net_inum)))
+		return SAURON_RX_NONE;
+	c->last_dev = dev;
+	c->last_dev_owner = receiving_links.lookup(&key) ? SAURON_RX_SAURON : SAURON_RX_OTHER;
+	return c->last_dev_owner;
+}
+
+/* Every packet the stack receives (args: the sk_buff): in a split packet
+ * softirq, the time up to here was the previous packet's, what follows is
+ * this one's. */
+int sauron_receive(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sauron_cpu_time *c = this_cpu();
+	if (!c || !c->segment_start_ns)
+		return 0;
+	close_segment(c, bpf_ktime_get_ns());
+	__u32 zero = 0;
+	struct sauron_receive_offsets *off = receive_offsets.lookup(&zero);
+	c->segment_owner = SAURON_RX_NONE;
+	if (off && off->known)
+		c->segment_owner = device_owner(c, off, ctx->args[0], off->skb_dev);
+	if (c->segment_owner == SAURON_RX_SAURON)
+		c->sauron_rx_packets += 1;
+	else
+		c->other_rx_packets += 1;
+	return 0;
+}
+
+/* The end of one device's NAPI poll (args: the napi_struct): its driver
+ * work before its first receipt is the device's (the backlog's, with no
+ * device, is no packet's); the next poll's starts. */
+int sauron_napi_poll(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sauron_cpu_time *c = this_cpu();
+	if (!c || !c->segment_start_ns)
+		return 0;
+	close_segment(c, bpf_ktime_get_ns());
+	__u32 zero = 0;
+	struct sauron_receive_offsets *off = receive_offsets.lookup(&zero);
+	if (off && off->known)
+		give_time(c, device_owner(c, off, ctx->args[0], off->napi_dev), c->poll_head_ns);
+	c->poll_head_ns = 0;
+	c->segment_owner = SAURON_RX_NONE;
 	return 0;
 }
 

@@ -404,11 +404,37 @@ class CpuTime(ctypes.Structure):
         ("net_rx_runs", ctypes.c_uint64),
         ("net_tx_runs", ctypes.c_uint64),
         ("switches", ctypes.c_uint64),
+        ("sauron_rx_ns", ctypes.c_uint64),
+        ("other_rx_ns", ctypes.c_uint64),
+        ("sauron_rx_packets", ctypes.c_uint64),
+        ("other_rx_packets", ctypes.c_uint64),
         ("stretch_start_ns", ctypes.c_uint64),
         ("stretch_softirq_ns", ctypes.c_uint64),
         ("softirq_start_ns", ctypes.c_uint64),
         ("softirq_vec", ctypes.c_uint64),
+        ("segment_start_ns", ctypes.c_uint64),
+        ("poll_head_ns", ctypes.c_uint64),
+        ("last_dev", ctypes.c_uint64),
+        ("segment_owner", ctypes.c_uint32),
+        ("last_dev_owner", ctypes.c_uint32),
+        ("context_tgid", ctypes.c_uint32),
+        ("context_known", ctypes.c_uint32),
     ]
+
+
+class ReceiveOffsets(ctypes.Structure):
+    _fields_ = [
+        ("skb_dev", ctypes.c_uint32),
+        ("napi_dev", ctypes.c_uint32),
+        ("dev_ifindex", ctypes.c_uint32),
+        ("dev_net", ctypes.c_uint32),
+        ("net_inum", ctypes.c_uint32),
+        ("known", ctypes.c_uint32),
+    ]
+
+
+class LinkKey(ctypes.Structure):
+    _fields_ = [("netns", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
 
 
 class WatchedTime(ctypes.Structure):
@@ -427,6 +453,8 @@ ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "watched_tasks": (ctypes.c_uint32, ctypes.c_uint32),
     "watched_cgroups": (ctypes.c_uint64, ctypes.c_uint32),
     "watched_threads": (ctypes.c_uint64, ctypes.c_uint32),
+    "receive_offsets": (ctypes.c_uint32, ReceiveOffsets),
+    "receiving_links": (LinkKey, ctypes.c_uint32),
 }
 
 

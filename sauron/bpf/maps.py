@@ -120,6 +120,24 @@ def _packets_per_point(dataplane: Any, slices: int) -> np.ndarray:
     return per_point
 
 
+#: the points whose programs run where a packet is received (in the packet
+#: softirq that receives it): the packets whose softirq time is Sauron's
+RECEIVING_POINTS = (layout.POINT_N3_INGRESS, layout.POINT_N6_INGRESS)
+
+
+def read_received_per_cpu(dataplane: Any, slices: int = layout.MAX_SLICES) -> np.ndarray:
+    """Packets the receiving points accounted, per CPU and slice id below
+    `slices`: [cpu, slice] (the energy estimator splits each CPU's packet
+    softirq time by them)."""
+    array = dataplane.mapped("slice_stats", layout.SliceStats)
+    rows = array.words(slices * layout.SLICE_STATS_ROWS)
+    packets = rows[:, :, _PACKETS].reshape(rows.shape[0], -1, layout.POINTS, layout.DIRS)
+    received: np.ndarray = packets[:, :, list(RECEIVING_POINTS), :].sum(
+        axis=(2, 3), dtype=np.uint64
+    )
+    return received
+
+
 def read_events(dataplane: Any, slices: int = layout.MAX_SLICES) -> list[int]:
     """events summed over CPUs, with what the programs derive rather than
     count (sauron_shared.h): the categories of the frames accounted per
@@ -152,6 +170,8 @@ class DataPlaneCounters:
     transit_expired: dict[tuple[int, int], int] = field(default_factory=dict)
     #: (peer, initiator) -> GTP-U echo round trips
     peers: dict[tuple[str, int], Histogram] = field(default_factory=dict)
+    #: packets the receiving points accounted, [cpu, slice id]
+    received_per_cpu: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint64))
 
     def slice(self, point: int, slice_id: int, direction: int) -> layout.SliceStats:
         return self.slice_stats[layout.slice_stats_index(point, slice_id, direction)]
@@ -200,6 +220,7 @@ def read_counters(
         measure=measure,
         transit_expired=transit_losses(measure),
         peers=read_peer_rtt(dataplane),
+        received_per_cpu=read_received_per_cpu(dataplane, slices),
     )
 
 

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from sauron.bpf import layout, libbpf
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.catalog import Catalog
@@ -81,8 +83,11 @@ def detect_setup(
     counter, rapl_absent = rapl.detect(powercap, perf_power)
     frequency = FrequencySource(cpus or libbpf.possible_cpus(), cpuinfo=cpuinfo)
     notes = [
-        "packet softirq time and shared processes split by each slice's share of the "
-        "packets Sauron's programs handled",
+        "packet softirq time: the slices get the stack's work on packets received on "
+        "Sauron's links and, of the work no packet owns, that work's share of all "
+        "packets' work; split among the slices by their packets on each CPU; the rest "
+        "is the node's (other traffic)",
+        "shared processes split by each slice's share of the packets Sauron's programs handled",
         "BPF run time is part of the softirq and process time it ran in: shown per slice, "
         "counted once",
     ]
@@ -121,9 +126,11 @@ class EnergyMeter:
         idle_rule: IdleRule = "none",
         proc: Path = Path("/proc"),
         clock: Callable[[], int] = time.monotonic_ns,
+        receiving_links: set[tuple[int, int]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.probe = probe
+        probe.receive_on(receiving_links or set())
         self.setup = setup
         self.program_fds = program_fds
         self.watch = list(watch or [])
@@ -210,6 +217,16 @@ class EnergyMeter:
             if self.setup.irq_time_apart:
                 run = [r + c for r, c in zip(run, kept_share(in_context[index], kept), strict=True)]
             watched[index] = run
+        received = self._received(before, now, times.cpus)
+        sauron_rx_ns = grown(times.sauron_rx_ns, was.sauron_rx_ns)
+        other_rx_ns = grown(times.other_rx_ns, was.other_rx_ns)
+        sauron_rx_packets = grown(times.sauron_rx_packets, was.sauron_rx_packets)
+        rx_packets = [
+            s + grown_other
+            for s, grown_other in zip(
+                sauron_rx_packets, grown(times.other_rx_packets, was.other_rx_packets), strict=True
+            )
+        ]
         packets: dict[int, dict[str, int]] = {}
         for point in self.program_fds:
             per_slice: dict[str, int] = {}
@@ -226,6 +243,11 @@ class EnergyMeter:
             busy_ns=busy,
             stolen_ns=stolen,
             softirq_ns=softirq,
+            sauron_rx_ns=kept_share(sauron_rx_ns, kept),
+            other_rx_ns=kept_share(other_rx_ns, kept),
+            sauron_rx_packets=sauron_rx_packets,
+            rx_packets=rx_packets,
+            received=received,
             watched_ns=watched,
             watch_slice={i: e.slice for i, e in enumerate(self.watch) if e.slice is not None},
             program_ns={p: delta(ns, self._programs.get(p, 0)) for p, ns in programs.items()},
@@ -233,6 +255,20 @@ class EnergyMeter:
             packets=packets,
             traffic=traffic,
         )
+
+    def _received(
+        self, before: DataPlaneCounters, now: DataPlaneCounters, cpus: int
+    ) -> list[dict[str, int]]:
+        """Per CPU, slice -> packets the receiving programs handled."""
+        grown = now.received_per_cpu
+        if before.received_per_cpu.shape == grown.shape:
+            went_down = grown < before.received_per_cpu  # reset: counts from zero
+            grown = np.where(went_down, grown, grown - before.received_per_cpu)
+        out: list[dict[str, int]] = []
+        for cpu in range(cpus):
+            row = grown[cpu] if cpu < grown.shape[0] else np.zeros(0, np.uint64)
+            out.append({name: int(row[sid]) for sid, name in self._slice_ids() if sid < len(row)})
+        return out
 
     def _slice_ids(self) -> list[tuple[int, str]]:
         return [(0, self.catalog.name_of(0))] + [(s.id, s.name) for s in self.catalog.slices]
@@ -269,7 +305,12 @@ class EnergyMeter:
         node, slices = attribute(work, frequencies, power, names, self.idle_rule)
         node.profile = setup.profile.name
         node.profile_reason = setup.profile_reason
-        node.notes = [*setup.notes, self._steal_note(), *self._watch_notes()]
+        node.notes = [
+            *setup.notes,
+            self._receive_note(),
+            self._steal_note(),
+            *self._watch_notes(),
+        ]
         for name, e in slices.items():
             self.cumulative[name] = self.cumulative.get(name, 0.0) + e.joules
             e.cumulative_joules = self.cumulative[name]
@@ -279,6 +320,18 @@ class EnergyMeter:
         self._stolen = stolen
         self.refresh_watches()  # processes started in the interval count from the next one
         return node, slices
+
+    def _receive_note(self) -> str:
+        if self.probe.receivers_unknown:
+            return (
+                f"received packets not told by their link ({self.probe.receivers_unknown}): "
+                "each CPU's packet softirq time split by the share of its received "
+                "packets that were Sauron's"
+            )
+        return (
+            "packet softirq time: the stack's work on each received packet timed to its "
+            "link (Sauron's or the node's other traffic)"
+        )
 
     def _steal_note(self) -> str:
         if self.steal.absent:

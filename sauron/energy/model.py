@@ -8,10 +8,15 @@ softirq time that ran anywhere else (xdp/energy.c keeps the two apart), and
 the BPF programs' run time is part of the softirq or process time it ran in,
 so it is reported per slice (Sauron's own cost) but not counted again.
 
-Attribution: softirq time and shared processes by each slice's share of
-all the packets the data-plane programs handled; a process bound to a slice
-wholly to it; each program's run time by the slices' share of that
-program's packets.
+Attribution: of each CPU's packet softirq time, the slices get the
+stack's work on packets received on Sauron's links, and of the work no
+packet owns (the backlog's driver work, NET_TX) the share that work makes
+of all packets' work; other traffic on the node stays the node's
+(cycles_softirq_node). That goes to the slices by the packets
+Sauron's receiving programs handled on that CPU; shared processes by each slice's
+share of all the packets the data-plane programs handled; a process bound
+to a slice wholly to it; each program's run time by the slices' share of
+that program's packets.
 
 Joules: cycles times joules per cycle, from the power model (RAPL-calibrated
 or a profile). The node's energy is the idle part plus every busy cycle of
@@ -68,9 +73,22 @@ class NodeEnergy:
     stolen_seconds: float = 0.0
     joules_per_gigacycle: float = 0.0
     cycles_softirq: float = 0.0
+    #: of cycles_softirq, the part given to no slice: the softirq work of
+    #: packets Sauron did not handle (other traffic on the node)
+    cycles_softirq_node: float = 0.0
+    #: how cycles_softirq split: the stack's work on packets received on
+    #: Sauron's links, on other links' packets, and no packet's (driver work
+    #: of the backlog, NET_TX), of which the slices get their packets' share
+    cycles_softirq_sauron_links: float = 0.0
+    cycles_softirq_other_links: float = 0.0
+    cycles_softirq_unowned: float = 0.0
+    #: packets the CPUs' packet softirqs received (outside watched
+    #: processes), and of them those received on Sauron's links
+    softirq_packets: int = 0
+    softirq_packets_sauron: int = 0
     cycles_process: float = 0.0
     cycles_bpf: float = 0.0
-    #: the energy probe's own programs (sched_switch, softirq, clock tick)
+    #: the energy probe's own programs (sched_switch, softirq, receive, clock tick)
     cycles_observer: float = 0.0
     dynamic_joules: float = 0.0
     idle_joules: float = 0.0
@@ -140,6 +158,16 @@ class IntervalWork:
     stolen_ns: list[int]
     #: per CPU, packet softirq time outside the watched processes' contexts
     softirq_ns: list[int]
+    #: per CPU, of that time: the stack's work on packets received on
+    #: Sauron's links, and on packets of other links (the rest is no
+    #: packet's: driver work before a poll's first packet, NET_TX)
+    sauron_rx_ns: list[int]
+    other_rx_ns: list[int]
+    #: per CPU, the packets those softirqs received: on Sauron's links, all
+    sauron_rx_packets: list[int]
+    rx_packets: list[int]
+    #: per CPU, slice -> the packets Sauron's receiving programs handled
+    received: list[dict[str, int]]
     #: watch index -> per-CPU run time as the scheduler accounts it (with the
     #: packet softirqs run in its context)
     watched_ns: dict[int, list[int]]
@@ -187,11 +215,8 @@ def attribute(
             all_packets[name] = all_packets.get(name, 0) + n
     share = _shares(all_packets)
 
-    softirq = _per_cpu_cycles(work.softirq_ns, frequencies)
-    node.cycles_softirq = softirq
-    for name, s in share.items():
-        if name in out:
-            out[name].cycles_softirq += softirq * s
+    node.cycles_softirq = _per_cpu_cycles(work.softirq_ns, frequencies)
+    _split_softirq(work, frequencies, node, out)
     for index, per_cpu in work.watched_ns.items():
         cycles = _per_cpu_cycles(per_cpu, frequencies)
         node.cycles_process += cycles
@@ -242,6 +267,48 @@ def attribute(
     node.attributed_joules = sum(e.joules for e in out.values())
     node.unattributed_joules = node.joules - node.attributed_joules
     return node, out
+
+
+def _split_softirq(
+    work: IntervalWork, frequencies: Frequencies, node: NodeEnergy, out: dict[str, SliceEnergy]
+) -> None:
+    """Each CPU's softirq cycles that were Sauron's: the stack's work on
+    packets received on its links, and of the work no packet owns (the
+    backlog's driver work, NET_TX, freeing) the share its packets' work makes
+    of all packets' work (when packets cannot be told by their link: the
+    share its packets make of all received). They go to the slices by the
+    packets Sauron's receiving programs handled on that CPU; the rest is the
+    node's."""
+
+    def at(values: list[int], cpu: int) -> int:
+        return values[cpu] if cpu < len(values) else 0
+
+    given = 0.0
+    for cpu, ns in enumerate(work.softirq_ns):
+        hz = frequencies.per_cpu[cpu] if cpu < len(frequencies.per_cpu) else frequencies.mean()
+        received = work.received[cpu] if cpu < len(work.received) else {}
+        own = sum(received.values())
+        everyone = at(work.rx_packets, cpu)
+        node.softirq_packets += everyone
+        node.softirq_packets_sauron += at(work.sauron_rx_packets, cpu)
+        owned = min(ns, at(work.sauron_rx_ns, cpu))
+        others = min(ns - owned, at(work.other_rx_ns, cpu))
+        unowned = ns - owned - others
+        node.cycles_softirq_sauron_links += cycles_in(owned, hz)
+        node.cycles_softirq_other_links += cycles_in(others, hz)
+        node.cycles_softirq_unowned += cycles_in(unowned, hz)
+        if own == 0:
+            continue  # no packet of a slice: the node's
+        if owned + others:
+            share = owned / (owned + others)  # as the packets' own work split
+        else:  # packets not told by their link: by their numbers
+            share = min(1.0, own / everyone) if everyone else 0.0
+        sauron_cycles = cycles_in(owned + unowned * share, hz)
+        for name, n in received.items():
+            if name in out and n:
+                out[name].cycles_softirq += sauron_cycles * n / own
+                given += sauron_cycles * n / own
+    node.cycles_softirq_node = max(0.0, node.cycles_softirq - given)
 
 
 def _share_idle(out: dict[str, SliceEnergy], idle: float, rule: IdleRule) -> None:
@@ -295,6 +362,12 @@ def merge_node_energy(parts: list[NodeEnergy], seconds: float) -> NodeEnergy:
             "busy_cycles",
             "stolen_seconds",
             "cycles_softirq",
+            "cycles_softirq_node",
+            "cycles_softirq_sauron_links",
+            "cycles_softirq_other_links",
+            "cycles_softirq_unowned",
+            "softirq_packets",
+            "softirq_packets_sauron",
             "cycles_process",
             "cycles_bpf",
             "cycles_observer",

@@ -1,6 +1,6 @@
 """The kernel side of the energy estimator: xdp/energy.c attached to
-sched_switch, sched_stat_runtime, softirq_entry/exit and a per-CPU clock
-tick, plus the kernel's BPF run-time statistics, switched on for as long as
+sched_switch, sched_stat_runtime, softirq_entry/exit, netif_receive_skb,
+napi_poll and a per-CPU clock tick, plus the kernel's BPF run-time statistics, switched on for as long as
 the probe is open."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import ctypes
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sauron.bpf import layout, libbpf
+from sauron.bpf.btf import VMLINUX, BtfError, read_kernel_types
 from sauron.bpf.loader import BpfObject
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,17 @@ RAW_TRACEPOINTS = (
     ("sched_stat_runtime", "sauron_sched_runtime"),
     ("softirq_entry", "sauron_softirq_entry"),
     ("softirq_exit", "sauron_softirq_exit"),
+    ("netif_receive_skb", "sauron_receive"),
+    ("napi_poll", "sauron_napi_poll"),
 )
+#: the kernel fields the receive hook reads: (struct, field path)
+RECEIVE_FIELDS = {
+    "skb_dev": ("sk_buff", "dev"),
+    "napi_dev": ("napi_struct", "dev"),
+    "dev_ifindex": ("net_device", "ifindex"),
+    "dev_net": ("net_device", "nd_net.net"),
+    "net_inum": ("net", "ns.inum"),
+}
 
 
 @dataclass
@@ -40,6 +52,13 @@ class CpuTimes:
     net_rx_ns: list[int]
     net_tx_ns: list[int]
     switches: list[int]
+    #: packet softirq time (outside watched contexts) the stack spent on
+    #: packets received on Sauron's links, and on packets of other links
+    sauron_rx_ns: list[int] = field(default_factory=list)
+    other_rx_ns: list[int] = field(default_factory=list)
+    #: the packets those softirqs received, on Sauron's links and others
+    sauron_rx_packets: list[int] = field(default_factory=list)
+    other_rx_packets: list[int] = field(default_factory=list)
     #: watch index -> per-CPU on-CPU time of that watched entry (the packet
     #: softirqs run in its context included, as the kernel charges them)
     watched_ns: dict[int, list[int]] = field(default_factory=dict)
@@ -72,7 +91,7 @@ def read_per_cpu(table: Any, ctype: type[ctypes.Structure]) -> list[list[ctypes.
 class EnergyProbe(BpfObject):
     """with EnergyProbe() as probe: probe.watch_tgids({pid: 0}); probe.read()"""
 
-    def __init__(self, tick_hz: int = TICK_HZ) -> None:
+    def __init__(self, tick_hz: int = TICK_HZ, btf_path: Path = VMLINUX) -> None:
         # the run-time statistics first: they count from the moment they are on
         self._stats_fd = libbpf.enable_run_time_stats()
         try:
@@ -90,6 +109,35 @@ class EnergyProbe(BpfObject):
             raise
         self._watched_tasks: dict[int, int] = {}
         self._watched_cgroups: dict[int, int] = {}
+        #: why packets cannot be told by their link ("" when they can)
+        self.receivers_unknown = self._set_receive_offsets(btf_path)
+        self._receiving: set[tuple[int, int]] = set()
+
+    def _set_receive_offsets(self, btf_path: Path) -> str:
+        """The offsets of the fields the receive hook reads, from the running
+        kernel's BTF; without them every received packet's owner is unknown
+        (the reason is returned)."""
+        offsets = layout.ReceiveOffsets()
+        try:
+            types = read_kernel_types(btf_path)
+            for name, (struct_name, path) in RECEIVE_FIELDS.items():
+                setattr(offsets, name, types.offset(struct_name, path))
+        except BtfError as exc:
+            return str(exc)
+        offsets.known = 1
+        self.table("receive_offsets")[ctypes.c_uint32(0)] = offsets
+        return ""
+
+    def receive_on(self, links: set[tuple[int, int]]) -> None:
+        """Sets the links whose received packets are Sauron's: {(namespace
+        inode, interface index)}."""
+        table = self.table("receiving_links")
+        for netns, ifindex in self._receiving - links:
+            with contextlib.suppress(KeyError):
+                del table[layout.LinkKey(netns, ifindex)]
+        for netns, ifindex in links - self._receiving:
+            table[layout.LinkKey(netns, ifindex)] = ctypes.c_uint32(1)
+        self._receiving = set(links)
 
     def _close_stats(self) -> None:
         if self._stats_fd >= 0:
@@ -138,6 +186,10 @@ class EnergyProbe(BpfObject):
             net_rx_ns=[int(c.net_rx_ns) for c in cpu],
             net_tx_ns=[int(c.net_tx_ns) for c in cpu],
             switches=[int(c.switches) for c in cpu],
+            sauron_rx_ns=[int(c.sauron_rx_ns) for c in cpu],
+            other_rx_ns=[int(c.other_rx_ns) for c in cpu],
+            sauron_rx_packets=[int(c.sauron_rx_packets) for c in cpu],
+            other_rx_packets=[int(c.other_rx_packets) for c in cpu],
             watched_ns={
                 index: [int(w.on_cpu_ns) for w in per_cpu] for index, per_cpu in enumerate(watched)
             },

@@ -100,6 +100,19 @@ class NodeEnergy(_Doc):
     stolen_seconds: float
     joules_per_gigacycle: float
     cycles_softirq: float
+    #: of cycles_softirq, the node's own: softirq work of packets Sauron did
+    #: not handle, given to no slice
+    cycles_softirq_node: float
+    #: how cycles_softirq split: the stack's work on packets received on
+    #: Sauron's links, on other links' packets, and no packet's (of which
+    #: the slices get the share of the packets received that were theirs)
+    cycles_softirq_sauron_links: float
+    cycles_softirq_other_links: float
+    cycles_softirq_unowned: float
+    #: packets the packet softirqs received, and those of them Sauron handled:
+    #: each CPU's softirq cycles go to the slices in that share
+    softirq_packets: int
+    softirq_packets_sauron: int
     cycles_process: float
     cycles_bpf: float
     cycles_observer: float
