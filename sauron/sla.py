@@ -5,13 +5,17 @@ interval neither opens nor closes one.
 
 A target is only checked in an interval that measured it: a latency
 percentile needs samples, a loss ratio packets whose fate is known. An
-interval without them neither counts as bad nor as good."""
+interval without them neither counts as bad nor as good. A target left
+unmeasured for `window` intervals in a row is forgotten: its open violation
+closes as "not measured" (nothing shows it still holds, nor that it ended),
+and its old outcomes are dropped, so old failures cannot open or reopen one
+later without new ones."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sauron.catalog import Catalog, LatencyTarget, SlaTargets
 from sauron.histogram import QUANTILES
@@ -103,6 +107,13 @@ def evaluate(targets: SlaTargets, kpis: SliceKpis) -> list[Check]:
     return checks
 
 
+#: why a violation closed: `close_good` passed checks in a row, or no check
+#: of its target for a whole window
+EndReason = Literal["recovered", "not measured"]
+RECOVERED: EndReason = "recovered"
+NOT_MEASURED: EndReason = "not measured"
+
+
 @dataclass
 class Violation:
     slice_name: str
@@ -118,6 +129,8 @@ class Violation:
     intervals: int = 0
     #: of those, the ones whose check failed
     bad_intervals: int = 0
+    #: None while open
+    end_reason: EndReason | None = None
 
     @property
     def open(self) -> bool:
@@ -136,14 +149,17 @@ class _Outcome:
 class _TargetState:
     recent: deque[_Outcome]
     good_run: int = 0
+    #: intervals in a row that did not check the target
+    unmeasured_run: int = 0
     violation: Violation | None = None
 
 
 @dataclass
 class SlaTracker:
     """Flapping rule: open after `open_bad` failed checks among the last
-    `window`, close after `close_good` passed checks in a row. Events are
-    kept up to `max_events` (oldest closed ones dropped first)."""
+    `window`, close after `close_good` passed checks in a row ("recovered"),
+    or after `window` intervals in a row without a check ("not measured").
+    Events are kept up to `max_events` (oldest closed ones dropped first)."""
 
     catalog: Catalog
     window: int = 5
@@ -173,6 +189,8 @@ class SlaTracker:
             for check in evaluate(s.spec.sla, kpis):
                 all_checks.append(check)
                 self._track(check, at)
+        measured = {(c.slice_name, c.target) for c in all_checks}
+        self._forget_unmeasured(measured, at)
         for state in self._state.values():
             if state.violation is not None:
                 state.violation.intervals += 1
@@ -184,6 +202,7 @@ class SlaTracker:
         state = self._state.setdefault(key, _TargetState(recent=deque(maxlen=self.window)))
         state.recent.append(_Outcome(check.ok, check.value, self.interval, at))
         state.good_run = state.good_run + 1 if check.ok else 0
+        state.unmeasured_run = 0
         v = state.violation
         if v is None:
             bad = [o for o in state.recent if not o.ok]
@@ -206,13 +225,30 @@ class SlaTracker:
             self.events.append(v)
             self.changes.append(("opened", v))
         elif state.good_run >= self.close_good:
-            v.ended_interval, v.ended_at = self.interval, at
+            self._close(v, RECOVERED, at)
             state.violation = None
-            self.changes.append(("closed", v))
             return
         if not check.ok:
             v.bad_intervals += 1
         v.worst = self._worse(check, v.worst, check.value)
+
+    def _forget_unmeasured(self, measured: set[tuple[str, str]], at: float) -> None:
+        """Targets this interval did not check: after `window` such intervals
+        in a row, an open violation closes as not measured and the target's
+        state goes, so a later check starts from scratch."""
+        for key, state in list(self._state.items()):
+            if key in measured:
+                continue
+            state.unmeasured_run += 1
+            if state.unmeasured_run < self.window:
+                continue
+            if state.violation is not None:
+                self._close(state.violation, NOT_MEASURED, at)
+            del self._state[key]
+
+    def _close(self, v: Violation, reason: EndReason, at: float) -> None:
+        v.ended_interval, v.ended_at, v.end_reason = self.interval, at, reason
+        self.changes.append(("closed", v))
 
     @staticmethod
     def _worse(check: Check, a: float, b: float) -> float:
@@ -228,7 +264,7 @@ class SlaTracker:
 
     def status(self, slice_name: str) -> str:
         """violated / at risk (a failed check lately) / met / unmeasured (no
-        target of the slice has been checked yet)."""
+        target of the slice checked within the last `window` intervals)."""
         states = [st for (name, _), st in self._state.items() if name == slice_name]
         if not states:
             return "unmeasured"

@@ -16,17 +16,26 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
+def _snssai(s: schemas.Snssai | None) -> str:
+    """1-000001, or 1 without SD; - for unclassified, which has none."""
+    if s is None:
+        return "-"
+    return f"{s.sst}" + (f"-{s.sd}" if s.sd else "")
+
+
 def slices_table(doc: schemas.SliceList) -> str:
     lines = [f"{'slice':<10}{'id':>3}  {'S-NSSAI':<11}{'status':<12}{'targets'}"]
     for s in doc.slices:
-        snssai = f"{s.snssai.sst}" + (f"-{s.snssai.sd}" if s.snssai.sd else "")
+        snssai = _snssai(s.snssai)
         targets = ", ".join(sorted(s.sla_targets)) or "-"
         lines.append(f"{s.name:<10}{s.id:>3}  {snssai:<11}{s.status:<12}{targets}")
     return "\n".join(lines)
 
 
+#: wide enough for "unclassified" (slice 0, in `top` and `kpis unclassified`)
+SLICE_COLUMN = 14
 KPI_HEAD = (
-    f"{'slice':<10}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}{'UL pkt/s':>10}{'DL pkt/s':>10}"
+    f"{'slice':<{SLICE_COLUMN}}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}{'UL pkt/s':>10}{'DL pkt/s':>10}"
     f"{'TEIDs':>7}{'UEs':>6}{'UPF drops':>10}{'transit p99 UL/DL ms':>22}{'RAN RTT p99':>12}"
     f"{'loss UL/DL':>16}"
 )
@@ -40,7 +49,7 @@ def kpi_row(name: str, k: schemas.SliceKpis) -> str:
     transit = f"{_ms(k.uplink.transit.p99_ms)} / {_ms(k.downlink.transit.p99_ms)}"
     losses = f"{_ratio(loss(k.uplink))} / {_ratio(loss(k.downlink))}"
     return (
-        f"{name:<10}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
+        f"{name:<{SLICE_COLUMN}}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
         f"{k.uplink.pps:>10.0f}{k.downlink.pps:>10.0f}{k.active_teids:>7}{k.active_ues:>6}"
         f"{k.uplink.upf_drops + k.downlink.upf_drops:>10}"
         f"{transit:>22}{_ms(k.ran_rtt.p99_ms):>12}{losses:>16}"
@@ -55,7 +64,8 @@ def sla_report(doc: schemas.SlaReport) -> str:
     rule = doc.rule
     lines = [
         f"interval {doc.interval}; a violation opens after {rule.open_bad} failed checks "
-        f"of {rule.window}, closes after {rule.close_good} good ones",
+        f"of {rule.window}, closes after {rule.close_good} good ones in a row (recovered) "
+        f"or after {rule.window} intervals without a check (not measured)",
         "",
     ]
     lines += [f"{name:<10}{status}" for name, status in doc.status.items()]
@@ -65,7 +75,8 @@ def sla_report(doc: schemas.SlaReport) -> str:
             f"{'slice':<10}{'target':<36}{'limit':>10}{'worst':>12}  {'intervals':>9}  state",
         ]
         for v in doc.events:
-            state = "open" if v.open else f"closed at interval {v.ended_interval}"
+            reason = f", {v.end_reason}" if v.end_reason else ""
+            state = "open" if v.open else f"closed at interval {v.ended_interval}{reason}"
             lines.append(
                 f"{v.slice:<10}{v.target:<36}{v.limit:>10.6g}{v.worst:>12.6g}  "
                 f"{v.intervals:>9}  {state} (from interval {v.started_interval})"

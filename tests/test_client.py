@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from frames import gtpu, plain, ul_packet
 from manual_clock import ManualClock
+from scapy.layers.inet import IP, UDP
+from scapy.packet import Raw
 from served import serve_in_thread
 
 from sauron.bpf import layout, libbpf
@@ -180,6 +182,67 @@ def test_cli_commands(agent: Agent, tmp_path: Path) -> None:
         cwd=REPO,
     )
     assert no_token.returncode == 1 and "401" in no_token.stderr
+
+
+def test_cli_sla_says_why_a_violation_closed(agent: Agent, tmp_path: Path) -> None:
+    """eMBB loses GTP-U sequence numbers for three intervals, then sends
+    nothing for a window (5 intervals): its loss violation closes as not
+    measured, and `sauron sla` says so."""
+    for interval in range(3):
+        for seq in (20 + 10 * interval, 25 + 10 * interval):  # the ones between are lost
+            agent.send(1, first_seq=seq)
+        agent.tick()
+    for _ in range(5):
+        agent.tick()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    sla = sauron("sla", url=agent.url, token_file=token_file)
+    assert sla.returncode == 0, sla.stderr
+    assert "or after 5 intervals without a check (not measured)" in sla.stdout
+    (row,) = [x for x in sla.stdout.splitlines() if "max_loss_ratio.sequence.uplink" in x]
+    assert row.startswith("embb") and row.endswith(
+        "closed at interval 9, not measured (from interval 2)"
+    )
+    (still,) = [x for x in sla.stdout.splitlines() if "min_throughput_mbps.downlink" in x]
+    assert still.endswith("open (from interval 1)")
+
+
+#: a UE address and TEID no catalog slice claims: slice 0, unclassified
+STRAY_UE, STRAY_TEID = "10.99.0.7", 0x00990007
+
+
+def test_client_and_cli_ask_for_unclassified(agent: Agent, tmp_path: Path) -> None:
+    for n in range(3):
+        packet = IP(src=STRAY_UE, dst="198.51.100.9", id=n) / UDP(sport=40000, dport=5000)
+        packet /= Raw(b"stray")
+        frame = gtpu(packet, STRAY_TEID, uplink=True, seq=n)
+        libbpf.test_run(agent.dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
+        libbpf.test_run(agent.dataplane.program_fd(layout.POINT_N6_EGRESS), plain(packet))
+    agent.tick()
+
+    async def body() -> None:
+        async with SauronClient(agent.url, token=TOKEN) as api:
+            stray = await api.slice("unclassified")
+            assert (stray.id, stray.snssai, stray.status) == (0, None, "unmeasured")
+            assert stray.kpis is not None and stray.kpis.uplink.packets_in == 3
+            series = await api.kpis("unclassified")
+            assert [p.uplink.packets_in for p in series.points] == [0, 3]
+            top = await api.sessions("unclassified")
+            assert [s.teid for s in top.sessions] == [f"0x{STRAY_TEID:08x}"]
+            assert (await api.histogram("unclassified", "ran_rtt")).count == 0
+
+    asyncio.run(body())
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    kpis = sauron("kpis", "unclassified", url=agent.url, token_file=token_file)
+    assert kpis.returncode == 0, kpis.stderr
+    head, row = kpis.stdout.splitlines()
+    end = head.index("UL pkt/s") + len("UL pkt/s")
+    assert row.split()[:2] == ["unclassified", "unmeasured"]
+    assert float(row[end - 10 : end]) == 3
 
 
 def test_top_shows_each_interval(agent: Agent, tmp_path: Path) -> None:

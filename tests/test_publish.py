@@ -18,10 +18,13 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
-from timeseries import Sample, flux_csv_samples
+from timeseries import Sample, flux_csv_samples, parse_line
 
+from sauron.catalog import parse_catalog
+from sauron.engine import SliceKpis
 from sauron.publish.checks import influx_checks
 from sauron.publish.lineproto import PointError, line
+from sauron.publish.points import violation_point
 from sauron.publish.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
 from sauron.publish.settings import (
     InfluxConfig,
@@ -31,6 +34,8 @@ from sauron.publish.settings import (
 )
 from sauron.publish.spool import Spool, SpoolError
 from sauron.publish.writer import retry_after_seconds
+from sauron.quality import LossKpis
+from sauron.sla import SlaTracker
 from sauron.yamlfile import field_problems
 
 TOKEN = "tok-3f9c2a7e-never-in-a-log"
@@ -107,6 +112,43 @@ def test_line_leaves_out_missing_and_refuses_empty() -> None:
         line("m", {"a": ""}, {"f": 1}, 7)
     with pytest.raises(PointError):
         line("m", {}, {"f": None}, 7)
+
+
+# -- SLA events --------------------------------------------------------------
+
+EVENT_CATALOG = parse_catalog(
+    {"slices": [{"name": "urllc", "snssai": {"sst": 2, "sd": 1}, "sla": {"max_loss_ratio": 0.01}}]},
+    "test",
+)
+
+
+def losing(lost: int | None) -> dict[str, SliceKpis]:
+    """An interval of URLLC with `lost` of 100 sequence numbers lost; None:
+    no traffic, nothing measured."""
+    k = SliceKpis(name="urllc", slice_id=1, snssai="2-000001")
+    if lost is not None:
+        k.uplink.loss = LossKpis(sequence_lost=lost, sequence_received=100 - lost)
+        k.uplink.loss.settle_ratios()
+    return {"urllc": k}
+
+
+def test_violation_points_say_why_a_violation_closed() -> None:
+    tracker = SlaTracker(EVENT_CATALOG, window=3, open_bad=2, close_good=2)
+    written: list[str] = []
+    for at, lost in enumerate([5, 5, 0, 0, 5, 5, None, None, None]):
+        tracker.observe(losing(lost), at=1_800_000_000.0 + at)
+        written += [
+            violation_point("upf-1", v, change, "2-000001") for change, v in tracker.changes
+        ]
+    changes = [dict(parse_line(text)[0].tags)["change"] for text in written]
+    assert changes == ["opened", "closed", "opened", "closed"]
+    opened, recovered, _, unmeasured = written
+    assert "end_reason" not in opened
+    assert 'end_reason="recovered"' in recovered
+    assert 'end_reason="not measured"' in unmeasured
+    # at the time it closed: the third interval without a check
+    assert parse_line(unmeasured)[0].time_ms == (1_800_000_000 + 8) * 1000
+    assert "ended_at" in {sample.field for sample in parse_line(unmeasured)}
 
 
 # -- spool -----------------------------------------------------------------

@@ -112,6 +112,52 @@ def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Manu
     with_client(eng, body)
 
 
+def test_a_slice_that_stops_sending_closes_its_violation_as_not_measured(
+    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+) -> None:
+    """URLLC loses GTP-U sequence numbers for three intervals (a violation
+    of its loss target), then carries nothing: after a window without a
+    check (5 intervals) the violation closes, saying why."""
+    eng, clock = engine
+    apply_settings(dataplane, MeasureSettings())
+    for interval in range(3):
+        for seq in range(interval * 10, interval * 10 + 10, 2):  # every other one lost
+            packet = IP(src="10.46.0.7", dst="198.51.100.9", id=seq) / UDP(sport=4, dport=5)
+            frame = gtpu(packet, 0x20007, uplink=True, seq=seq)
+            libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
+        clock.t += 1
+        eng.tick()
+    target = "max_loss_ratio.sequence.uplink"
+    (opened,) = [v for v in eng.sla.events if v.slice_name == "urllc"]
+    assert opened.target == target and opened.open
+    for _ in range(5):
+        clock.t += 1
+        eng.tick()
+
+    async def body(client: TestClient) -> None:
+        r = await client.get("/api/v1/sla")
+        doc = await r.json()
+        schemas.SlaReport.model_validate(doc)
+        (closed,) = [v for v in doc["events"] if v["slice"] == "urllc"]
+        assert (closed["target"], closed["open"], closed["end_reason"]) == (
+            target,
+            False,
+            "not measured",
+        )
+        assert closed["ended_interval"] == 8 and closed["ended_at"] == clock.t
+        assert (closed["started_interval"], closed["intervals"], closed["bad_intervals"]) == (
+            1,
+            7,
+            3,
+        )
+        assert doc["status"]["urllc"] == "unmeasured"
+        # eMBB's downlink minimum is checked every interval: still open
+        (embb,) = [v for v in doc["events"] if v["slice"] == "embb"]
+        assert embb["open"] and embb["end_reason"] is None
+
+    with_client(eng, body)
+
+
 @pytest.mark.parametrize(
     ("path", "status", "param"),
     [
@@ -355,6 +401,67 @@ def test_histograms_sessions_and_prometheus_histograms(
         assert samples[f"sauron_sequence_lost_total{{{labels}}}"] == 4
         assert samples[f"sauron_transit_matched_total{{{labels}}}"] == sent
         assert samples['sauron_ran_rtt_seconds_count{slice="embb"}'] == 0
+
+    with_client(eng, body)
+
+
+#: a UE address and TEID no catalog slice claims: slice 0, unclassified
+STRAY_UE, STRAY_TEID = "10.99.0.7", 0x00990007
+
+
+def test_unclassified_answers_its_kpi_routes(
+    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+) -> None:
+    eng, clock = engine
+    apply_settings(dataplane, MeasureSettings(transit_one_in=((layout.UNCLASSIFIED_SLICE, 1),)))
+    sent = 6
+    for n in range(sent):
+        packet = IP(src=STRAY_UE, dst="198.51.100.9", id=n) / UDP(sport=40000, dport=5000)
+        packet /= Raw(f"stray{n}".encode())
+        libbpf.test_run(
+            dataplane.program_fd(layout.POINT_N3_INGRESS),
+            gtpu(packet, STRAY_TEID, uplink=True, seq=n),
+        )
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
+    clock.t += 1
+    eng.tick()
+
+    async def body(client: TestClient) -> None:
+        async def get(path: str) -> Any:
+            r = await client.get(path)
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+        one = await get("/api/v1/slices/unclassified")
+        schemas.SliceDoc.model_validate(one)
+        assert (one["name"], one["id"], one["snssai"]) == ("unclassified", 0, None)
+        assert one["sla_targets"] == {} and one["status"] == "unmeasured"
+        assert one["kpis"]["uplink"]["packets_in"] == sent and one["kpis"]["active_teids"] == 1
+
+        series = await get("/api/v1/slices/unclassified/kpis")
+        schemas.KpiSeries.model_validate(series)
+        assert series["slice"] == "unclassified"
+        assert [p["uplink"]["packets_out"] for p in series["points"]] == [sent]
+
+        h = await get("/api/v1/slices/unclassified/histograms/transit?direction=uplink")
+        schemas.HistogramDoc.model_validate(h)
+        assert (h["slice"], h["count"]) == ("unclassified", sent)
+        assert sum(b["count"] for b in h["buckets"]) == sent
+
+        top = await get("/api/v1/slices/unclassified/sessions")
+        schemas.Sessions.model_validate(top)
+        (session,) = top["sessions"]
+        assert top["active"] == 1 and session["teid"] == f"0x{STRAY_TEID:08x}"
+        assert session["uplink_packets"] == sent
+
+        # the list stays the catalog's; the catalog slices saw none of it
+        listed = await get("/api/v1/slices")
+        assert [s["name"] for s in listed["slices"]] == ["embb", "urllc", "mmtc"]
+        assert all(s["kpis"]["uplink"]["packets_in"] == 0 for s in listed["slices"])
+
+        missing = await client.get("/api/v1/slices/nope/kpis")
+        assert missing.status == 404
+        assert "embb, urllc, mmtc, unclassified" in (await missing.json())["detail"]
 
     with_client(eng, body)
 

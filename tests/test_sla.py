@@ -1,5 +1,6 @@
 """SLA tracking: violations open after N bad of the last M intervals, close
-after K good ones, and record start, end, target, worst value and length;
+after K good ones ("recovered") or after M intervals without a check ("not
+measured"), and record start, end and why, target, worst value and length;
 every kind of catalog target is checked, and only when it was measured."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from sauron.catalog import parse_catalog
 from sauron.engine import DirectionKpis, SliceKpis
 from sauron.histogram import LATENCY, Histogram
 from sauron.quality import LatencyKpis, LossKpis
-from sauron.sla import SlaTracker, evaluate
+from sauron.sla import SlaTracker, Violation, evaluate
 
 CATALOG = parse_catalog(
     {
@@ -80,9 +81,10 @@ def test_violation_opens_records_worst_and_closes() -> None:
         1001.0,
     )
     feed(t, [1, 30, 30])
-    assert v.open and v.worst == 1
+    assert v.open and v.worst == 1 and v.end_reason is None
     feed(t, [30])
     assert not v.open and v.ended_interval == 9 and v.ended_at == 1008.0
+    assert v.end_reason == "recovered" and t.changes == [("closed", v)]
     assert v.intervals == 7 and v.bad_intervals == 4
     feed(t, [30, 30])
     assert t.status("embb") == "met"
@@ -124,17 +126,85 @@ def test_latency_rtt_and_loss_targets_are_checked_per_direction() -> None:
     assert checks["max_loss_ratio.transit.uplink"].value == pytest.approx(0.01)
 
 
-def test_unmeasured_intervals_neither_open_nor_close() -> None:
-    t = SlaTracker(CATALOG)
-    slow = kpis("urllc")
-    slow.uplink.transit = latency([20.0] * 10)
+def slow_urllc() -> SliceKpis:
+    """URLLC with uplink transit samples far above its p99 target."""
+    k = kpis("urllc")
+    k.uplink.transit = latency([20.0] * 10)
+    return k
+
+
+def p99_uplink(t: SlaTracker) -> list[Violation]:
+    return [e for e in t.events if e.target == "transit_latency_ms.p99.uplink"]
+
+
+def test_a_window_without_checks_closes_a_violation_as_not_measured() -> None:
+    t = SlaTracker(CATALOG)  # window 5
     for i in range(3):
-        t.observe({"urllc": slow}, at=float(i))
+        t.observe({"urllc": slow_urllc()}, at=float(i))
     assert t.status("urllc") == "violated"
-    for i in range(3, 10):  # no samples at all: the violation stays open
+    (v,) = p99_uplink(t)
+    for i in range(3, 7):  # four intervals without samples: not yet
         t.observe({"urllc": kpis("urllc")}, at=float(i))
-    (v,) = [e for e in t.events if e.target == "transit_latency_ms.p99.uplink"]
-    assert v.open and v.intervals == 10 and v.bad_intervals == 3 and v.worst >= 19
+        assert v.open and t.status("urllc") == "violated"
+    t.observe({"urllc": kpis("urllc")}, at=7.0)  # the fifth: a whole window
+    assert not v.open and v.end_reason == "not measured"
+    assert (v.ended_interval, v.ended_at) == (8, 7.0)
+    assert v.intervals == 7 and v.bad_intervals == 3 and v.worst >= 19
+    assert ("closed", v) in t.changes
+    assert t.status("urllc") == "unmeasured"
+    assert [e.end_reason for e in t.events] == ["not measured", "not measured"]  # p50 too
+
+
+def test_a_check_within_the_window_keeps_a_violation_open() -> None:
+    t = SlaTracker(CATALOG)
+    for i in range(3):
+        t.observe({"urllc": slow_urllc()}, at=float(i))
+    (v,) = p99_uplink(t)
+    for i in range(3, 23):  # a failed check every fourth interval
+        t.observe({"urllc": slow_urllc() if i % 4 == 2 else kpis("urllc")}, at=float(i))
+    assert v.open and v.bad_intervals == 3 + 5
+    assert t.status("urllc") == "violated"
+
+
+def test_a_slice_missing_from_the_snapshot_closes_its_violation_too() -> None:
+    t = SlaTracker(CATALOG, window=3, open_bad=2, close_good=2)
+    for i in range(2):
+        t.observe({"urllc": slow_urllc()}, at=float(i))
+    (v,) = p99_uplink(t)
+    for i in range(2, 5):
+        t.observe({}, at=float(i))
+    assert v.end_reason == "not measured" and v.ended_interval == 5
+
+
+def test_old_failures_do_not_reopen_a_violation_closed_as_not_measured() -> None:
+    t = SlaTracker(CATALOG)
+    for i in range(3):
+        t.observe({"urllc": slow_urllc()}, at=float(i))
+    for i in range(3, 8):
+        t.observe({"urllc": kpis("urllc")}, at=float(i))
+    (closed,) = p99_uplink(t)
+    assert not closed.open
+    # measured again: a fresh start, one failure is only a risk
+    t.observe({"urllc": slow_urllc()}, at=8.0)
+    assert p99_uplink(t) == [closed] and t.status("urllc") == "at risk"
+    t.observe({"urllc": slow_urllc()}, at=9.0)
+    assert p99_uplink(t) == [closed]
+    t.observe({"urllc": slow_urllc()}, at=10.0)  # three new failures of five
+    _, reopened = p99_uplink(t)
+    assert reopened.open and reopened.started_interval == 9 and reopened.bad_intervals == 3
+
+
+def test_a_passed_target_left_unmeasured_is_no_longer_met() -> None:
+    t = SlaTracker(CATALOG)
+    fast = kpis("urllc")
+    fast.uplink.transit = latency([1.0] * 10)
+    t.observe({"urllc": fast}, at=0.0)
+    assert t.status("urllc") == "met"
+    for i in range(1, 5):
+        t.observe({"urllc": kpis("urllc")}, at=float(i))
+    assert t.status("urllc") == "met"
+    t.observe({"urllc": kpis("urllc")}, at=5.0)
+    assert t.status("urllc") == "unmeasured" and t.events == []
 
 
 def test_closed_events_are_dropped_first_when_bounded() -> None:

@@ -213,7 +213,9 @@ def snapshot_points(
 
 def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
     """An SLA violation opening or closing, at the time it did; `change` is
-    "opened" or "closed"."""
+    "opened" or "closed", and a closed one says why in `end_reason`
+    ("recovered" or "not measured"): a string field, not a tag, so the
+    reason adds no series."""
     tags = {"node": node, "slice": v.slice_name, "target": v.target, "change": change}
     tags.update(snssai_tags(snssai))
     at = v.started_at if change == "opened" else (v.ended_at or v.started_at)
@@ -222,6 +224,7 @@ def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
         "worst": v.worst,
         "started_at": v.started_at,
         "ended_at": v.ended_at,
+        "end_reason": v.end_reason,
         "intervals": v.intervals,
         "bad_intervals": v.bad_intervals,
     }

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from sauron.catalog import Catalog, Slice
+from sauron.bpf import layout
+from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
 from sauron.dashboard.routes import add_dashboard
@@ -29,6 +30,7 @@ from sauron.service.documents import (
     point_doc,
     session_doc,
     slice_doc,
+    unclassified_doc,
     violation_doc,
 )
 from sauron.service.guard import RateLimiter, access_middleware, rate_middleware
@@ -69,12 +71,27 @@ def _catalog(request: web.Request) -> Catalog:
     return request.app[ENGINE].catalog
 
 
-def _slice(request: web.Request) -> Slice:
+@dataclass(frozen=True)
+class MeasuredSlice:
+    """What the per-slice routes answer for: a catalog slice, or
+    `unclassified` (slice 0, no catalog entry), whose KPIs the engine
+    measures like any slice's."""
+
+    name: str
+    id: int
+    #: None for unclassified
+    entry: Slice | None
+
+
+def _slice(request: web.Request) -> MeasuredSlice:
     name = request.match_info["name"]
+    if name == UNCLASSIFIED_NAME:
+        return MeasuredSlice(name, layout.UNCLASSIFIED_SLICE, None)
     found = _catalog(request).get(name)
     if found is None:
-        raise NotFound(f"no slice named {name!r}")
-    return found
+        known = [*(s.name for s in _catalog(request).slices), UNCLASSIFIED_NAME]
+        raise NotFound(f"no slice named {name!r}; there are {', '.join(known)}")
+    return MeasuredSlice(found.name, found.id, found)
 
 
 def _bool_param(request: web.Request, name: str) -> bool:
@@ -127,23 +144,24 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": status, **body}, status=503 if reasons else 200)
 
 
-def _status(request: web.Request, s: Slice) -> str:
-    return request.app[ENGINE].sla.status(s.name)
+def _status(request: web.Request, name: str) -> str:
+    return request.app[ENGINE].sla.status(name)
 
 
 async def list_slices(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     latest = engine.history.latest()
     return web.json_response(
-        {"slices": [slice_doc(s, latest, _status(request, s)) for s in engine.catalog.slices]}
+        {"slices": [slice_doc(s, latest, _status(request, s.name)) for s in engine.catalog.slices]}
     )
 
 
 async def get_slice(request: web.Request) -> web.Response:
     s = _slice(request)
-    return web.json_response(
-        slice_doc(s, request.app[ENGINE].history.latest(), _status(request, s))
-    )
+    latest, status = request.app[ENGINE].history.latest(), _status(request, s.name)
+    if s.entry is None:
+        return web.json_response(unclassified_doc(latest, status))
+    return web.json_response(slice_doc(s.entry, latest, status))
 
 
 def _window(request: web.Request) -> list[Snapshot]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sauron.catalog import Slice
+from sauron.bpf import layout
+from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
 from sauron.energy.model import merge_node_energy, merge_slice_energy
 from sauron.engine import DirectionKpis, SliceKpis, Snapshot
@@ -77,17 +78,52 @@ def slice_doc(s: Slice, latest: Snapshot | None, status: str) -> dict[str, Any]:
         "sst": s.spec.snssai.sst,
         "sd": None if s.spec.snssai.sd is None else f"{s.spec.snssai.sd:06x}",
     }
+    targets = s.spec.sla.model_dump(exclude_none=True)
+    return _slice_entry(s.name, s.id, snssai, s.spec.description, targets, status, latest)
+
+
+#: what slice 0 carries, for its document
+UNCLASSIFIED_DESCRIPTION = (
+    "Traffic no catalog slice claims: GTP-U error indications, router "
+    "solicitations, traffic of ended sessions, UEs outside every slice's rules. "
+    "It has KPIs, but no S-NSSAI and no SLA."
+)
+
+
+def unclassified_doc(latest: Snapshot | None, status: str) -> dict[str, Any]:
+    """Slice 0, which is in no catalog: KPIs like a slice's, no S-NSSAI,
+    no SLA targets."""
+    return _slice_entry(
+        UNCLASSIFIED_NAME,
+        layout.UNCLASSIFIED_SLICE,
+        None,
+        UNCLASSIFIED_DESCRIPTION,
+        {},
+        status,
+        latest,
+    )
+
+
+def _slice_entry(
+    name: str,
+    slice_id: int,
+    snssai: dict[str, Any] | None,
+    description: str,
+    sla_targets: dict[str, Any],
+    status: str,
+    latest: Snapshot | None,
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "name": s.name,
-        "id": s.id,
+        "name": name,
+        "id": slice_id,
         "snssai": snssai,
-        "description": s.spec.description,
-        "sla_targets": s.spec.sla.model_dump(exclude_none=True),
+        "description": description,
+        "sla_targets": sla_targets,
         "status": status,
         "kpis": None,
     }
-    if latest is not None and s.name in latest.slices:
-        doc["kpis"] = point_doc(latest, latest.slices[s.name])
+    if latest is not None and name in latest.slices:
+        doc["kpis"] = point_doc(latest, latest.slices[name])
     return doc
 
 
@@ -101,6 +137,7 @@ def violation_doc(v: Violation) -> dict[str, Any]:
         "started_at": v.started_at,
         "ended_interval": v.ended_interval,
         "ended_at": v.ended_at,
+        "end_reason": v.end_reason,
         "intervals": v.intervals,
         "bad_intervals": v.bad_intervals,
         "open": v.open,

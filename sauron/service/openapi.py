@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from sauron import __version__
+from sauron.catalog import UNCLASSIFIED_NAME
 from sauron.service import schemas
 from sauron.sessions import TOP_SESSIONS
 
@@ -43,10 +44,14 @@ def _name(slice_names: tuple[str, ...]) -> dict[str, Any]:
         "in": "path",
         "required": True,
         "schema": {"type": "string"},
-        "description": "slice name from the catalog",
+        "description": (
+            f"a slice name from the catalog, or {UNCLASSIFIED_NAME}: the traffic no catalog "
+            "slice claims (its KPIs, no S-NSSAI and no SLA)"
+        ),
     }
     if slice_names:
-        param["examples"] = {n: {"value": n} for n in slice_names}
+        names = (*slice_names, UNCLASSIFIED_NAME)
+        param["examples"] = {n: {"value": n} for n in names}
     return param
 
 
@@ -193,11 +198,12 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                 },
             ),
             "/api/v1/slices": _get(
-                "catalog, SLA status and latest KPIs of every slice",
+                "catalog, SLA status and latest KPIs of every catalog slice "
+                f"({UNCLASSIFIED_NAME} is not listed: ask /api/v1/slices/{UNCLASSIFIED_NAME})",
                 {"200": _json(schemas.SliceList), **GUARDED},
             ),
             "/api/v1/slices/{name}": _get(
-                "one slice",
+                f"one slice, or {UNCLASSIFIED_NAME} (snssai null, no SLA targets, unmeasured)",
                 {"200": _json(schemas.SliceDoc), "404": PROBLEM, **GUARDED},
                 parameters=[name_param],
             ),

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 SlaStatus = Literal["met", "at risk", "violated", "unmeasured"]
+#: why a violation closed (sauron.sla's rule)
+EndReason = Literal["recovered", "not measured"]
 
 
 class _Doc(BaseModel):
@@ -173,9 +175,14 @@ class Snssai(_Doc):
 
 
 class SliceDoc(_Doc):
+    """A catalog slice, or `unclassified` (id 0): the traffic no catalog
+    slice claims, with KPIs like a slice's but no S-NSSAI and no SLA."""
+
     name: str
     id: int
-    snssai: Snssai
+    snssai: Snssai | None = Field(
+        description="null for `unclassified`: traffic no slice claims has no S-NSSAI of its own"
+    )
     description: str
     sla_targets: dict[str, object]
     status: SlaStatus
@@ -314,6 +321,11 @@ class PduSessions(_Doc):
 
 
 class ViolationDoc(_Doc):
+    """An SLA violation. It closes as `recovered` after `close_good` passed
+    checks of its target in a row, or as `not measured` when no interval
+    checked its target for a whole `window` (the slice stopped carrying what
+    the target needs): the end is that interval's."""
+
     slice: str
     target: str
     limit: float
@@ -322,6 +334,7 @@ class ViolationDoc(_Doc):
     started_at: float
     ended_interval: int | None
     ended_at: float | None
+    end_reason: EndReason | None = Field(description="why it closed; null while open")
     intervals: int
     bad_intervals: int
     open: bool

@@ -507,7 +507,7 @@ function renderTimeline() {
       bar.setAttribute("height", "16");
       bar.setAttribute("class", v.open ? "bar open" : "bar closed");
       const title = document.createElementNS(ns, "title");
-      title.textContent = `${name} ${describeTarget(v.target).text}: ${v.open ? "open" : "closed"}`;
+      title.textContent = `${name} ${describeTarget(v.target).text}: ${v.open ? "open" : `closed${v.end_reason ? ` (${v.end_reason})` : ""}`}`;
       bar.append(title);
       svg.append(bar);
     }
@@ -528,8 +528,11 @@ function renderTimeline() {
   for (const v of events.slice().reverse()) {
     const d = describeTarget(v.target);
     const scale = d.percent ? 100 : 1;
-    const ended = v.open ? "open" : v.interrupted ? "unknown (agent restarted)" : clock(v.ended_at);
-    body.append(el("tr", { "data-slice": v.slice, "data-target": v.target, "data-open": String(v.open) },
+    // a closed violation says why: recovered, or not measured for a whole window
+    const ended = v.open ? "open" : v.interrupted ? "unknown (agent restarted)"
+      : v.end_reason ? `${clock(v.ended_at)}, ${v.end_reason}` : clock(v.ended_at);
+    body.append(el("tr", { "data-slice": v.slice, "data-target": v.target, "data-open": String(v.open),
+      "data-end-reason": v.end_reason },
       el("td", { text: v.slice }),
       el("th", { scope: "row", text: d.text }),
       el("td", { text: `${fixed(v.limit * scale)} ${d.unit}` }),
