@@ -307,7 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--direction",
         choices=sorted(DIRECTION_CHOICES),
         default="auto",
-        help="how each frame's direction is decided (default: auto)",
+        help="how each frame's direction is decided: auto (the capture's PFCP tunnel ends, "
+        "else the PDU Session Container, else the UPF and gNB addresses the containers "
+        "showed, else the kernel's UE subnet rule), or fixed: point (the attach point's), "
+        "uplink, downlink (default: auto)",
     )
     replay.add_argument("--json", action="store_true", help="one JSON object")
     replay.set_defaults(func=_cmd_replay)

@@ -2,9 +2,10 @@
 BPF_PROG_TEST_RUN, then the per-slice, per-TEID, per-QFI and anomaly counts.
 
 Frames run through one attach point's program (N3 ingress by default) with
-the direction decided per frame (AUTO: PDU Session Container type, else the
-UE subnet the inner source or destination falls in), since a capture usually
-holds both directions of a link.
+the direction decided per frame, since a capture usually holds both
+directions of a link: by the capture's PFCP, the PDU Session Container, the
+addresses seen, else the kernel's AUTO (sauron/replay_direction.py); the
+report's `direction` tells how each frame was decided.
 
 PFCP in the capture is learned as it goes by: each frame is classified with
 the sessions established before it (and not yet deleted), as the agent
@@ -18,16 +19,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sauron.bpf import layout, libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequences
 from sauron.capture import read_frames
 from sauron.catalog import Catalog
+from sauron.control.record import ControlSession
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.pfcp.datagrams import NotPfcp, from_ethernet
 from sauron.pfcp.learner import PfcpLearner
+from sauron.replay_direction import (
+    DECIDING_METHODS,
+    FIXED,
+    KERNEL,
+    Decision,
+    DirectionTally,
+    FrameDirections,
+    PfcpTunnelEnds,
+    SeenAddresses,
+    summary_line,
+)
 from sauron.rules import program_catalog
 from sauron.sessions import ue_address_text
 
@@ -55,6 +70,8 @@ class ReplayOptions:
     #: the hook whose program runs the frames (None: the point's default;
     #: a receiving side has an XDP and a TC program, counting alike)
     hook: str | None = None
+    #: AUTO: decided per frame (sauron/replay_direction.py); any other mode
+    #: runs every frame in it
     direction_mode: int = layout.DIRMODE_AUTO
     #: learn sessions from the capture's PFCP
     learn: bool = True
@@ -79,7 +96,33 @@ def replay_capture(
         prog_fd = dp.program_fd(options.point, hook=options.hook)
         passes = dp.pass_verdict(options.point, hook=options.hook)
         registry = SessionRegistry(catalog, LearnedRules(dp, catalog), clock=lambda: at)
-        learner = PfcpLearner(registry.upsert, registry.remove, clock=lambda: at)
+        tunnel_ends = PfcpTunnelEnds()
+
+        def changed(session: ControlSession) -> None:
+            registry.upsert(session)
+            tunnel_ends.upsert(session)
+
+        def removed(session: ControlSession) -> None:
+            registry.remove(session)
+            tunnel_ends.remove(session)
+
+        learner = PfcpLearner(changed, removed, clock=lambda: at)
+        per_frame = options.direction_mode == layout.DIRMODE_AUTO and (
+            options.point < layout.GTP_POINTS
+        )
+        # a fixed mode, or AUTO where the program reads no GTP-U (N6), holds
+        # for every frame
+        given = Decision(
+            options.direction_mode,
+            KERNEL if options.direction_mode == layout.DIRMODE_AUTO else FIXED,
+        )
+        directions: FrameDirections | None = None
+        if per_frame:
+            seen = SeenAddresses.of_frames(f.data for f in read_frames(path))
+            directions = FrameDirections(tunnel_ends, seen)
+        tally = DirectionTally(DECIDING_METHODS if per_frame else [given.method])
+        mode = options.direction_mode
+        counted = _CountedPerDirection(dp, options.point, catalog.slice_rows)
         at = 0.0
         frames = cut = too_short = 0
         for frame in read_frames(path):
@@ -95,11 +138,21 @@ def replay_capture(
             if len(data) > TEST_RUN_MAX_FRAME:
                 cut += 1
                 data = data[:TEST_RUN_MAX_FRAME]
+            decision = directions.decide(data) if directions is not None else given
+            if decision.mode != mode:
+                mode = decision.mode
+                dp.set_direction_mode(options.point, mode)
             result = libbpf.test_run(prog_fd, data)
             if result.retval != passes:
                 raise RuntimeError(f"frame {frame.number}: program returned {result.retval}")
+            direction = counted.direction_of_last_frame()
+            if direction is not None:
+                tally.count(frame.number, direction, decision.method)
+        if mode != options.direction_mode:
+            dp.set_direction_mode(options.point, options.direction_mode)
         counters = read_counters(dp)
         report = _report(str(path), catalog, options.point, counters, frames, cut, too_short)
+        report["direction"] = tally.doc()
         report["sessions"] = registry.docs(ended=True)
         report["pfcp"] = {
             "messages": dict(sorted(learner.messages.items())),
@@ -123,6 +176,33 @@ def replay_capture(
     finally:
         if own:
             dp.close()
+
+
+class _CountedPerDirection:
+    """Frames the point's program counted per direction, read from the
+    mapped slice counters after each frame: how the program itself took a
+    frame (what the kernel's AUTO chose, or none for a frame it did not
+    count as GTP-U or IP)."""
+
+    def __init__(self, dp: DataPlane, point: int, slice_rows: int) -> None:
+        self.array = dp.mapped("slice_stats", layout.SliceStats)
+        self.point = point
+        self.rows = slice_rows * layout.SLICE_STATS_ROWS
+        self.last = self._read()
+
+    def _read(self) -> np.ndarray:
+        packets = self.array.words(self.rows)[:, :, layout.SliceStats.packets.offset // 8]
+        per_row = packets.sum(axis=0, dtype=np.uint64)
+        per_direction: np.ndarray = per_row.reshape(-1, layout.POINTS, layout.DIRS)[
+            :, self.point
+        ].sum(axis=0, dtype=np.uint64)
+        return per_direction
+
+    def direction_of_last_frame(self) -> str | None:
+        now = self._read()
+        grown = [d for d in layout.DIRECTION_NAMES if now[d] != self.last[d]]
+        self.last = now
+        return layout.DIRECTION_NAMES[grown[0]] if len(grown) == 1 else None
 
 
 def _learn(learner: PfcpLearner, frame: bytes, at: float) -> None:
@@ -221,6 +301,8 @@ def format_report(report: dict[str, Any]) -> str:
                 lines.append(
                     f"{name:<14}{dname:<10}{st['packets']:>10}{st['bytes']:>12}{st['malformed']:>11}"
                 )
+    if "direction" in report:
+        lines += ["", summary_line(report["direction"])]
     lines += [
         "",
         "message types: " + ", ".join(f"{k}={v}" for k, v in report["message_types"].items() if v),

@@ -171,7 +171,16 @@ def test_replay_cli_json(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    for key in ("frames", "gtpu_frames", "message_types", "teids", "qfi", "slices", "anomalies"):
+    for key in (
+        "frames",
+        "gtpu_frames",
+        "message_types",
+        "teids",
+        "qfi",
+        "slices",
+        "anomalies",
+        "direction",
+    ):
         assert key in report
     assert report["frames"] == 25 and report["qfi"] == {"1": 20}
     assert (
