@@ -6,7 +6,11 @@ trip without the probe and with it, alternately, and reads the kernel's
 own statistics of the sched_switch and sched_stat_runtime programs (run
 time / run count; the scheduler reports run time about once per switch).
 
-    python -m bench.energy [--round-trips N] [--rounds R]
+It also sends UDP datagrams over loopback (each received in a packet
+softirq) and reads the statistics of the receive hook, which every packet
+the node receives runs while the probe is open, and of the NAPI poll hook.
+
+    python -m bench.energy [--round-trips N] [--rounds R] [--datagrams D]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import time
 from pathlib import Path
@@ -47,11 +52,35 @@ def ping_pong(round_trips: int, cpu: int = 0) -> float:
     return elapsed / round_trips
 
 
+def loopback_datagrams(count: int) -> None:
+    """Datagrams to a socket of this process over loopback, read as they come."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(count):
+        sender.sendto(bytes(200), receiver.getsockname())
+        receiver.recv(256)
+    sender.close()
+    receiver.close()
+
+
+def receive_hook_ns(probe: EnergyProbe, datagrams: int) -> tuple[float, float]:
+    """(ns per run of the receive hook, runs per datagram) over loopback."""
+    before = probe.program_stats("sauron_receive")
+    loopback_datagrams(datagrams)
+    after = probe.program_stats("sauron_receive")
+    runs = after.run_count - before.run_count
+    return (after.run_time_ns - before.run_time_ns) / max(runs, 1), runs / datagrams
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--round-trips", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--datagrams", type=int, default=50000)
     args = parser.parse_args()
+    receive_ns: list[float] = []
+    receive_runs: list[float] = []
     without: list[float] = []
     with_probe: list[float] = []
     per_run: list[float] = []
@@ -70,6 +99,9 @@ def main() -> None:
             rt_runs = after_rt.run_count - before_rt.run_count
             runtime_per_run.append((after_rt.run_time_ns - before_rt.run_time_ns) / max(rt_runs, 1))
             runtime_per_switch.append(rt_runs / max(runs, 1))
+            ns, per_datagram = receive_hook_ns(probe, args.datagrams)
+            receive_ns.append(ns)
+            receive_runs.append(per_datagram)
     base, hooked = statistics.median(without), statistics.median(with_probe)
     result = {
         "round_trip_ns_without_probe": round(base),
@@ -79,6 +111,9 @@ def main() -> None:
         "sched_switch_program_ns_per_run": round(statistics.median(per_run)),
         "sched_stat_runtime_program_ns_per_run": round(statistics.median(runtime_per_run)),
         "sched_stat_runtime_runs_per_switch": round(statistics.median(runtime_per_switch), 2),
+        "receive_program_ns_per_run": round(statistics.median(receive_ns)),
+        "receive_program_runs_per_datagram": round(statistics.median(receive_runs), 2),
+        "receive_program_ns_spread": [round(min(receive_ns)), round(max(receive_ns))],
         "round_trips": args.round_trips,
         "rounds": args.rounds,
     }
@@ -92,7 +127,11 @@ def main() -> None:
         f"  sched_switch program, kernel statistics: "
         f"{statistics.median(per_run):.0f} ns per run\n"
         f"  sched_stat_runtime program: {statistics.median(runtime_per_run):.0f} ns per run, "
-        f"{statistics.median(runtime_per_switch):.2f} runs per switch"
+        f"{statistics.median(runtime_per_switch):.2f} runs per switch\n"
+        f"  receive program (every packet the node receives): "
+        f"{statistics.median(receive_ns):.0f} ns per run "
+        f"({min(receive_ns):.0f}-{max(receive_ns):.0f} over the rounds), "
+        f"{statistics.median(receive_runs):.2f} runs per loopback datagram"
     )
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -20,16 +20,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from agent_process import REPO, links_with_programs, start_agent
+from paced_udp import send_paced
 
 from sauron.catalog import load_catalog
 from sauron.client import SauronClient
-from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed
+from sauron.testbed.bed import Testbed
 from sauron.testbed.sessions import SessionsFile, make_sessions
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
@@ -59,25 +59,6 @@ async def next_interval(api: SauronClient) -> float:
         until = (await api.energy()).until
         if until is not None and until != current:
             return until
-
-
-def send_paced(
-    bed: Testbed, plan: dict[str, float], stop: threading.Event, sent: dict[str, int]
-) -> None:
-    """UDP to the DN echo from each UE at its rate (packets per second)."""
-    socks = {ue: bed.ue_udp_socket(ue) for ue in plan}
-    started = time.monotonic()
-    sent.update(dict.fromkeys(plan, 0))
-    while not stop.is_set():
-        elapsed = time.monotonic() - started
-        for ue, pps in plan.items():
-            due = int(elapsed * pps)
-            while sent[ue] < due:
-                socks[ue].sendto(sent[ue].to_bytes(4, "big") + bytes(200), (N6_DN, UDP_ECHO_PORT))
-                sent[ue] += 1
-        time.sleep(0.002)
-    for sock in socks.values():
-        sock.close()
 
 
 def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> None:
