@@ -73,6 +73,8 @@ def published() -> dict[str, tuple[set[str], set[str]]]:
     lines = points.snapshot_points("upf-1", snap, {"embb": 1})
     violation = Violation("embb", "transit_latency_ms.p99.uplink", 5.0, 1, 1.8e9, 9.0)
     lines.append(points.violation_point("upf-1", violation, "opened", "1-000001"))
+    violation.ended_interval, violation.ended_at, violation.end_reason = 5, 1.8e9 + 4, "recovered"
+    lines.append(points.violation_point("upf-1", violation, "closed", "1-000001"))
     session = SessionVolume(
         teid=0x10001,
         ue_address="10.45.0.2",

@@ -214,7 +214,7 @@ def violations(y: int) -> dict[str, Any]:
   |> filter(fn: (r) => contains(value: r.slice, set: ${slice:json}) and contains(value: r.node, set: ${node:json}))
   |> pivot(rowKey: ["_time", "node", "slice", "target", "change"], columnKey: ["_field"], valueColumn: "_value")
   |> group()
-  |> keep(columns: ["_time", "node", "slice", "target", "change", "limit", "worst", "intervals", "bad_intervals"])
+  |> keep(columns: ["_time", "node", "slice", "target", "change", "end_reason", "limit", "worst", "intervals", "bad_intervals"])
   |> sort(columns: ["_time"], desc: true)"""
     return panel("SLA violations opened and closed", "table", [query], 0, y, w=24, h=9)
 
