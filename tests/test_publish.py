@@ -597,3 +597,22 @@ def test_the_doctor_shows_no_password_the_client_quotes(tmp_path: Path) -> None:
     said = " ".join(f"{c.reason} {c.remedy}" for c in checks)
     assert any(c.name == "influx_reachable" and c.status == "fail" for c in checks), said
     assert "hunter2" not in said and "writer:***@" in said, said
+
+
+def test_a_session_without_a_qfi_is_written_without_the_field() -> None:
+    """A TEID whose G-PDUs carried no PDU Session Container has no QFI: the
+    session point leaves the field out, never writing an internal value."""
+    from sauron.publish.points import session_points
+    from sauron.sessions import SessionVolume
+
+    kpis = SliceKpis(name="embb", slice_id=1, snssai="1")
+    volumes = [
+        SessionVolume(0x80000001, "10.45.0.2", None, 0, 5, 0, 500),
+        SessionVolume(0x10001, "10.45.0.2", 9, 5, 0, 500, 0),
+    ]
+    fields: dict[str, set[str]] = {}
+    for text in session_points("upf-1", kpis, volumes, 1_800_000_000_000_000_000):
+        for sample in parse_line(text):
+            fields.setdefault(dict(sample.tags)["teid"], set()).add(sample.field)
+    assert set(fields) == {"0x80000001", "0x00010001"}
+    assert "qfi" not in fields["0x80000001"] and "qfi" in fields["0x00010001"]
