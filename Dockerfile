@@ -19,8 +19,8 @@ COPY sauron sauron
 COPY xdp xdp
 COPY slices slices
 COPY energy energy
-COPY --from=web /web/node_modules/uplot/dist/uPlot.iife.min.js /web/node_modules/uplot/dist/uPlot.min.css sauron/dashboard/static/vendor/
-COPY --from=web /web/node_modules/uplot/LICENSE sauron/dashboard/static/vendor/uPlot.LICENSE
+COPY --from=web /web/node_modules/uplot/dist/uPlot.iife.min.js /web/node_modules/uplot/dist/uPlot.min.css sauron/service/dashboard/static/vendor/
+COPY --from=web /web/node_modules/uplot/LICENSE sauron/service/dashboard/static/vendor/uPlot.LICENSE
 # Debian's Python, so that Debian's bcc fits it; only bcc is made visible.
 # Installed in place: the agent reads xdp/, slices/ and energy/ beside it.
 RUN python3 -m venv /opt/venv \

@@ -21,7 +21,7 @@ import yaml
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator
 from bench.n3_link import N3, n3_link, uplink_frames
-from sauron.netns import inside
+from sauron.host.netns import inside
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))

@@ -13,8 +13,8 @@ from pathlib import Path
 from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
-from sauron.gtpu_frames import gtpu_frame
-from sauron.netns import Topology, inside
+from sauron.host.netns import Topology, inside
+from sauron.testbed.gtpu_frames import gtpu_frame
 
 GNB_MAC, UPF_MAC = "02:00:00:00:0a:01", "02:00:00:00:0a:02"
 GNB_ADDR, UPF_ADDR = "192.0.2.1", "192.0.2.2"

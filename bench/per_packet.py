@@ -25,12 +25,13 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from bench.figures import Figure, figure
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import load_catalog
-from sauron.gtpu_frames import gtpu_frame
-from sauron.rules import program_catalog
+from sauron.testbed.gtpu_frames import gtpu_frame
 
 REPEAT = 200_000
 ROUNDS = 15

@@ -25,11 +25,11 @@ from typing import Any
 from scapy.contrib.pfcp import PFCP
 
 from sauron.catalog import load_catalog
+from sauron.control.pfcp_learner import PfcpLearner
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.pfcp import build, ies
 from sauron.pfcp import messages as m
-from sauron.pfcp.learner import PfcpLearner
 from sauron.pfcp.wire import split_messages
 
 SESSIONS = 5_000

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import Figure, figure
+from sauron.abi.histogram import LATENCY, Histogram
 from sauron.energy.model import NodeEnergy, SliceEnergy
-from sauron.engine import DirectionKpis, SliceKpis, Snapshot
-from sauron.histogram import LATENCY, Histogram
-from sauron.publish.points import snapshot_points
-from sauron.publish.publisher import Publisher
-from sauron.publish.settings import InfluxConfig
-from sauron.quality import LatencyKpis, LossKpis
+from sauron.export.influx.points import snapshot_points
+from sauron.export.influx.publisher import Publisher
+from sauron.export.influx.settings import InfluxConfig
+from sauron.kpi.quality import LatencyKpis, LossKpis
+from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from timeseries import VictoriaMetrics

@@ -28,13 +28,14 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
 from bench.figures import Figure, figure
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.maps import read_counters
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog, parse_catalog
-from sauron.engine import KpiEngine
-from sauron.gtpu_frames import gtpu_frame
-from sauron.rules import program_catalog
+from sauron.kpi.engine import KpiEngine
+from sauron.testbed.gtpu_frames import gtpu_frame
 
 TEID_AT = 14 + 20 + 8 + 4
 INNER_SRC_AT = 14 + 20 + 8 + 8 + 4 + 12  # after the PDU Session Container

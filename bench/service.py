@@ -25,7 +25,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
 from bench.figures import Figure, figure
-from sauron.gtpu_frames import gtpu_frame
+from sauron.testbed.gtpu_frames import gtpu_frame
 
 TEID_COUNTS = (1_000, 100_000)
 TICKS = 7
@@ -52,7 +52,8 @@ def _template() -> bytearray:
 def fill(dp: Any, teids: int) -> None:
     """One G-PDU per TEID, each from its own UE address; TEIDs run through
     the eMBB range and beyond (those stay unclassified, still counted)."""
-    from sauron.bpf import layout, libbpf
+    from sauron.abi import layout
+    from sauron.bpf import libbpf
 
     fd = dp.program_fd(layout.POINT_N3_INGRESS)
     frame = _template()
@@ -65,9 +66,9 @@ def fill(dp: Any, teids: int) -> None:
 def engine_cost(teids: int) -> dict[str, Any]:
     from sauron.bpf.loader import DataPlane
     from sauron.bpf.maps import read_counters
+    from sauron.bpf.rules import program_catalog
     from sauron.catalog import load_catalog
-    from sauron.engine import KpiEngine, snapshot_from
-    from sauron.rules import program_catalog
+    from sauron.kpi.engine import KpiEngine, snapshot_from
 
     catalog = load_catalog()
     dp = DataPlane()
@@ -104,9 +105,9 @@ def _serve(port_out: Any) -> None:
 
     from sauron.bpf.loader import DataPlane
     from sauron.bpf.maps import read_counters
+    from sauron.bpf.rules import program_catalog
     from sauron.catalog import load_catalog
-    from sauron.engine import KpiEngine
-    from sauron.rules import program_catalog
+    from sauron.kpi.engine import KpiEngine
     from sauron.service.app import ServiceOptions, create_app
     from sauron.service.serving import service_runner
 

@@ -4,7 +4,7 @@ the agent attaches it: ingress auto, TC egress, the default catalog's
 measuring settings) ÷ with nothing attached, and ÷ with empty programs on
 the same hooks; and the same for every ingress hook (TC, generic and native
 XDP), empty and with Sauron, conditions interleaved round by round. The
-ranking is what `auto` follows (sauron.ingress_hooks).
+ranking is what `auto` follows (sauron.bpf.ingress_hooks).
 
 The generator (bench/generator.py) runs pinned to one CPU; on a veth the
 receiving stack runs in the sender's system call, so each figure is one
@@ -20,14 +20,14 @@ from typing import Any
 from bench.figures import Figure, figure
 from bench.generator import FrameGenerator
 from bench.n3_link import N3, N3Link, n3_link, udp_delivered, uplink_frames
-from sauron import ingress_hooks
+from sauron.agent.config import InterfaceConfig
+from sauron.agent.interfaces import attach_interfaces, attach_on_hook
+from sauron.bpf import ingress_hooks
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import apply_settings, settings_for
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import load_catalog
-from sauron.config import InterfaceConfig
-from sauron.interfaces import attach_interfaces, attach_on_hook
-from sauron.netns import Attachments, inside
-from sauron.rules import program_catalog
+from sauron.host.netns import Attachments, inside
 
 #: every ingress hook the agent offers; egress is TC in all of them
 MODES = ingress_hooks.HOOKS

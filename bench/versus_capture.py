@@ -61,17 +61,17 @@ from bench.figures import Figure, figure
 from bench.generator import FrameGenerator, Sent
 from bench.n3_link import N3, N3Link, n3_link, uplink_frames
 from bench.throughput import empty_program
-from sauron import ingress_hooks
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.agent.config import InterfaceConfig
+from sauron.agent.interfaces import attach_interfaces, attach_on_hook
+from sauron.bpf import ingress_hooks, libbpf
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.maps import CounterReader, TransitExpiry
 from sauron.bpf.measurements import MeasureSettings, apply_settings, settings_for
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
-from sauron.config import InterfaceConfig
-from sauron.engine import KpiEngine
-from sauron.interfaces import attach_interfaces, attach_on_hook
-from sauron.netns import Attachments, inside
-from sauron.rules import program_catalog
+from sauron.host.netns import Attachments, inside
+from sauron.kpi.engine import KpiEngine
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4

@@ -1,3 +1,3 @@
-from sauron.cli import main
+from sauron.commands.cli import main
 
 raise SystemExit(main())

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sauron.bpf.layout import MAX_QFI, MAX_SLICES
-from sauron.yamlfile import FileProblems, read_yaml
+from sauron.abi.layout import MAX_QFI, MAX_SLICES
+from sauron.host.yamlfile import FileProblems, read_yaml
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

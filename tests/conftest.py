@@ -13,9 +13,9 @@ import pytest
 
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
-from sauron.netns import Topology, leftover_namespaces
-from sauron.rules import program_catalog
+from sauron.host.netns import Topology, leftover_namespaces
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CAPTURES = REPO.parent / "shared" / "captures"

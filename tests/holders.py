@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from sauron.netns import Topology, inside
+from sauron.host.netns import Topology, inside
 
 
 @contextmanager

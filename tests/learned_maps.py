@@ -7,7 +7,7 @@ import ctypes
 import ipaddress
 
 from sauron.bpf.loader import DataPlane
-from sauron.rules import ue_rule
+from sauron.bpf.rules import ue_rule
 
 
 def teid_slice(dp: DataPlane, teid: int) -> int | None:

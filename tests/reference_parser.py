@@ -13,7 +13,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.catalog import Catalog
 
 C = layout.constants()

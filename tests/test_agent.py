@@ -17,7 +17,7 @@ import yaml
 from agent_process import REPO, links_with_programs, start_agent
 
 from sauron.catalog import load_catalog
-from sauron.client import SauronClient
+from sauron.commands.client import SauronClient
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 

@@ -18,12 +18,13 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from served import serve_in_thread
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.engine import KpiEngine
+from sauron.kpi.engine import KpiEngine
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.openapi import document
 

@@ -16,7 +16,7 @@ from conftest import DATA, SHARED_CAPTURES
 
 from sauron.bpf.loader import TC, XDP, DataPlane
 from sauron.catalog import Catalog
-from sauron.replay import ReplayOptions, replay_capture
+from sauron.commands.replay import ReplayOptions, replay_capture
 
 pytestmark = [pytest.mark.kernel, pytest.mark.tshark]
 

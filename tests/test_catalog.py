@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sauron.bpf.rules import teid_range_prefixes
 from sauron.catalog import (
     CatalogError,
     catalog_json_schema,
@@ -18,8 +19,7 @@ from sauron.catalog import (
     load_catalog,
     parse_catalog,
 )
-from sauron.rules import teid_range_prefixes
-from sauron.yamlfile import MAX_YAML_BYTES
+from sauron.host.yamlfile import MAX_YAML_BYTES
 
 
 def write(tmp_path: Path, text: str) -> Path:

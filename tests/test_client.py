@@ -18,13 +18,14 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 from served import serve_in_thread
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.client import ApiError, SauronClient
-from sauron.engine import KpiEngine
+from sauron.commands.client import ApiError, SauronClient
+from sauron.kpi.engine import KpiEngine
 from sauron.service.app import ServiceOptions, create_app
 
 pytestmark = [pytest.mark.kernel]

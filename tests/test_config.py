@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from sauron import ingress_hooks
+from sauron.agent.config import AgentConfig, ConfigError, load_config
+from sauron.agent.interfaces import attach_interfaces, resolve_links
+from sauron.bpf import ingress_hooks
 from sauron.bpf.loader import DataPlane
-from sauron.config import AgentConfig, ConfigError, load_config
-from sauron.interfaces import attach_interfaces, resolve_links
-from sauron.netns import Attachments, Topology
+from sauron.host.netns import Attachments, Topology
 
 
 def test_example_config_loads() -> None:

@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from conftest import REPO
 from pydantic import BaseModel, Field
 
-from sauron.config import AgentConfig
-from sauron.config_reference import END, START, model_of, reference, rows, with_reference
+from sauron.agent.config import AgentConfig
+from sauron.commands.config_reference import END, START, model_of, reference, rows, with_reference
 
 
 def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:

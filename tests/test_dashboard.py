@@ -32,10 +32,10 @@ from timeseries import free_port
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog, load_catalog
-from sauron.dashboard import routes
-from sauron.demo import BROKEN, UES, Traffic
-from sauron.engine import KpiEngine
+from sauron.commands.demo import BROKEN, UES, Traffic
+from sauron.kpi.engine import KpiEngine
 from sauron.service.app import ServiceOptions, create_app
+from sauron.service.dashboard import routes
 from sauron.testbed.bed import Testbed
 from sauron.testbed.sessions import SessionsFile, make_sessions
 

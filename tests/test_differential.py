@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from reference_parser import ReferenceClassifier, expected_result
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import TC, XDP, DataPlane
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import parse_catalog
-from sauron.replay import TEST_RUN_MAX_FRAME
-from sauron.rules import program_catalog
+from sauron.commands.replay import TEST_RUN_MAX_FRAME
 
 pytestmark = [pytest.mark.kernel]
 

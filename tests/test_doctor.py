@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sauron import doctor
+from sauron.commands import doctor
+from sauron.host.checks import FAIL, PASS, Check
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
@@ -83,8 +84,8 @@ def test_rapl_detection_on_fake_sysfs(tmp_path: Path) -> None:
 
 def test_missing_requirement_fails_the_exit_code() -> None:
     checks = [
-        doctor.Check("bpffs", doctor.FAIL, True, "not mounted", "mount it"),
-        doctor.Check("rapl", doctor.FAIL, False, "absent"),
+        Check("bpffs", FAIL, True, "not mounted", "mount it"),
+        Check("rapl", FAIL, False, "absent"),
     ]
     result = doctor.report(checks)
     assert result["ok"] is False and result["missing"] == ["bpffs"]
@@ -97,27 +98,23 @@ def test_a_check_that_hangs_or_raises_is_a_failed_check_not_a_stuck_doctor() -> 
     within its bound, one that raises fails naming the error."""
     never = threading.Event()
 
-    def hangs() -> doctor.Check:
+    def hangs() -> Check:
         never.wait()
         raise AssertionError("unreachable")
 
-    def raises() -> doctor.Check:
+    def raises() -> Check:
         raise OSError(errno.EIO, "Input/output error")
 
-    def passes() -> doctor.Check:
-        return doctor.Check("fine", doctor.PASS, True, "ok")
+    def passes() -> Check:
+        return Check("fine", PASS, True, "ok")
 
     stuck = doctor.bounded("mount_x", hangs, lambda c: c, timeout_s=0.5)
     assert (stuck.name, stuck.status, stuck.reason) == (
         "mount_x",
-        doctor.FAIL,
+        FAIL,
         "no answer within 0.5 s",
     )
     broken = doctor.bounded("rapl", raises, lambda c: c, timeout_s=10)
-    assert (
-        broken.status == doctor.FAIL
-        and "OSError" in broken.reason
-        and "Input/output" in broken.reason
-    )
-    assert doctor.bounded("fine", passes, lambda c: c).status == doctor.PASS
+    assert broken.status == FAIL and "OSError" in broken.reason and "Input/output" in broken.reason
+    assert doctor.bounded("fine", passes, lambda c: c).status == PASS
     never.set()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.steal import StealClock
 from sauron.energy.watch import WatchEntry, cgroup2_mounts, resolve
@@ -200,8 +200,8 @@ def test_received_packets_are_told_by_their_link(probe: EnergyProbe) -> None:
     Sauron's count as Sauron's, the requests received on the other end as
     the node's, each with the stack's time on them; a link not named gives
     none to Sauron."""
-    from sauron.namespace_ref import namespace_identity
-    from sauron.netns import Topology, link_index
+    from sauron.host.namespace_ref import namespace_identity
+    from sauron.host.netns import Topology, link_index
 
     assert probe.receivers_unknown == ""
     with Topology() as topo:

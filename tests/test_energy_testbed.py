@@ -28,7 +28,7 @@ from agent_process import REPO, links_with_programs, start_agent
 from paced_udp import send_paced
 
 from sauron.catalog import load_catalog
-from sauron.client import SauronClient
+from sauron.commands.client import SauronClient
 from sauron.testbed.bed import Testbed
 from sauron.testbed.sessions import SessionsFile, make_sessions
 
@@ -252,7 +252,7 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
     account, which other traffic cannot leak into, and which varies run to
     run by up to a quarter at these rates (how many packets it reads per
     wake-up), far more than the 5 % this checks."""
-    from sauron.netns import Topology
+    from sauron.host.netns import Topology
 
     catalog_path = REPO / "slices" / "default.yaml"
     catalog = load_catalog(catalog_path)

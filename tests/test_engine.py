@@ -10,12 +10,15 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import CounterReader, read_counters
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, parse_catalog
-from sauron.engine import History, KpiEngine, SliceKpis, Snapshot, delta
-from sauron.rules import program_catalog
+from sauron.kpi.engine import KpiEngine, delta
+from sauron.kpi.history import History
+from sauron.kpi.records import SliceKpis, Snapshot
 
 PDU_SESSION_CONTAINER = 0x85
 

@@ -1,7 +1,7 @@
 """The Grafana dashboard and provisioning in testbed/grafana/: every Flux
 query names only measurements, tags and fields that the publisher writes.
 What the publisher writes is read from its own output: line protocol made
-by sauron/publish/points.py from a snapshot with every KPI present (loss of
+by sauron/export/influx/points.py from a snapshot with every KPI present (loss of
 every source, bursts, RTTs, energy), an SLA event and top sessions.
 
 No InfluxDB 2 server can be installed here (Debian and PyPI ship none), so
@@ -20,11 +20,11 @@ import yaml
 from timeseries import parse_line
 
 from sauron.energy.model import NodeEnergy, SliceEnergy
-from sauron.engine import DirectionKpis, SliceKpis, Snapshot
-from sauron.publish import points
-from sauron.quality import LatencyKpis, LossKpis
-from sauron.sessions import SessionVolume
-from sauron.sla import Violation
+from sauron.export.influx import points
+from sauron.kpi.quality import LatencyKpis, LossKpis
+from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+from sauron.kpi.sessions import SessionVolume
+from sauron.kpi.sla import Violation
 
 REPO = Path(__file__).resolve().parents[1]
 GRAFANA = REPO / "testbed" / "grafana"

@@ -29,7 +29,7 @@ from agent_process import (
 )
 from timeseries import VictoriaMetrics
 
-from sauron.agent import claim_socket_path, remove_own_socket
+from sauron.agent.run import claim_socket_path, remove_own_socket
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 

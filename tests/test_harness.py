@@ -13,7 +13,7 @@ import pytest
 
 from sauron.bpf import libbpf
 from sauron.bpf.loader import BpfObject
-from sauron.netns import Topology, inside, leftover_namespaces
+from sauron.host.netns import Topology, inside, leftover_namespaces
 
 pytestmark = [pytest.mark.kernel]
 

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.histogram import GAP, LATENCY, Geometry, Histogram, merge, percentile
+from sauron.bpf import libbpf
 from sauron.bpf.loader import XDP, BpfObject
-from sauron.histogram import GAP, LATENCY, Geometry, Histogram, merge, percentile
 
 
 @pytest.fixture(scope="module")

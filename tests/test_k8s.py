@@ -1,6 +1,6 @@
 """testbed/k8s: the manifests pass the Kubernetes schemas (kubernetes-validate,
 its bundled schemas, strict), and what they grant is what the agent uses:
-the capabilities and host paths of sauron/host_access.py, probes on routes
+the capabilities and host paths of sauron/host/access.py, probes on routes
 the service answers without a token, the configuration's files where the
 volumes put them, memory from the benchmark's figures. Then the agent is
 run the way the DaemonSet runs it: with only those capabilities, the host
@@ -28,13 +28,13 @@ import yaml
 from agent_process import REPO, start_agent
 from holders import holder, ingress_attached, link_into
 
+from sauron.agent.config import NODE_VARIABLE, load_config
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import load_catalog
-from sauron.config import NODE_VARIABLE, load_config
-from sauron.engine import KpiEngine
-from sauron.host_access import CAPABILITIES, HOST_PATHS
-from sauron.netns import Topology, inside
+from sauron.host.access import CAPABILITIES, HOST_PATHS
+from sauron.host.netns import Topology, inside
+from sauron.kpi.engine import KpiEngine
 from sauron.service.app import create_app
 from sauron.service.guard import OPEN_PATHS
 

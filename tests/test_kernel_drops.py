@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from sauron.netns import Topology, inside
+from sauron.host.netns import Topology, inside
 from sauron.testbed.kernel_drops import interface_drops, socket_drops
 from sauron.testbed.node import setup_tun
 

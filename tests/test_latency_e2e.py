@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import DataPlaneCounters, read_counters
 from sauron.bpf.measurements import MeasureSettings, TransitExpiry, apply_settings
 from sauron.catalog import Catalog
-from sauron.interfaces import attach_interfaces
-from sauron.quality import LatencyKpis, latency_kpis, loss_kpis
+from sauron.kpi.quality import LatencyKpis, latency_kpis, loss_kpis
 from sauron.testbed.bed import N3_GNB, N6_DN, TCP_SINK_PORT, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 

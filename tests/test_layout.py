@@ -9,9 +9,10 @@ import re
 
 import pytest
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.source import shared_header
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.source import shared_header
 
 pytestmark = [pytest.mark.kernel]
 

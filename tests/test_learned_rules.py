@@ -12,13 +12,14 @@ import pytest
 from frames import gtpu
 from scapy.layers.inet import IP, UDP
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import parse_catalog
 from sauron.control.record import ControlSession, Tunnel
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
-from sauron.rules import program_catalog
 
 pytestmark = [pytest.mark.kernel]
 

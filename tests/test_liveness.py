@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import DataPlaneCounters, read_counters
 from sauron.catalog import Catalog
-from sauron.engine import KpiEngine
-from sauron.publish.publisher import Publisher
-from sauron.publish.settings import InfluxConfig
-from sauron.publish.writer import Outcome, WriteResult
+from sauron.export.influx.publisher import Publisher
+from sauron.export.influx.settings import InfluxConfig
+from sauron.export.influx.writer import Outcome, WriteResult
+from sauron.kpi.engine import KpiEngine
 from sauron.service.app import create_app
 from sauron.service.events import parse_events
 from sauron.service.liveness import HUNG_AT_LEAST_S, UNREADY_AFTER, Liveness

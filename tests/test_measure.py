@@ -13,7 +13,9 @@ from frames import GNB, NAT, SERVER, UE, UPF, gtpu, gtpu_raw, natted, outer, pla
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.packet import Packet, Raw
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.histogram import GAP
+from sauron.bpf import libbpf
 from sauron.bpf.loader import ENTRY_POINTS, MEASURE_PROGRAMS, XDP, DataPlane
 from sauron.bpf.measurements import (
     MeasureSettings,
@@ -24,7 +26,6 @@ from sauron.bpf.measurements import (
     read_peer_rtt,
     read_sequences,
 )
-from sauron.histogram import GAP
 
 pytestmark = [pytest.mark.kernel]
 

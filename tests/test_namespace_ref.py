@@ -26,15 +26,15 @@ from agent_process import REPO, start_agent
 from frames import gtpu_raw, inner_v4, outer
 from holders import holder, ingress_attached, link_into
 
-from sauron.client import SauronClient
-from sauron.config import ConfigError, load_config, resolve_namespaces
-from sauron.namespace_ref import (
+from sauron.agent.config import ConfigError, load_config, resolve_namespaces
+from sauron.commands.client import SauronClient
+from sauron.host.namespace_ref import (
     NamespaceError,
     check_network_namespace,
     container_pid,
     resolve,
 )
-from sauron.netns import Topology, inside
+from sauron.host.netns import Topology, inside
 
 HOLDER_NAME = "sauron-upf-hold"  # 15 characters: a whole comm
 

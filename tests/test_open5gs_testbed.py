@@ -23,9 +23,9 @@ import compose
 import pytest
 import yaml
 
+from sauron.agent.config import load_config
 from sauron.catalog import load_catalog
-from sauron.config import load_config
-from sauron.host_access import CAPABILITIES, HOST_PATHS
+from sauron.host.access import CAPABILITIES, HOST_PATHS
 
 REPO = Path(__file__).resolve().parents[1]
 BED = REPO / "testbed" / "open5gs"

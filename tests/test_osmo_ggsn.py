@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.config import InterfaceConfig
+from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
-from sauron.config import InterfaceConfig
-from sauron.interfaces import attach_interfaces
-from sauron.netns import Topology
+from sauron.host.netns import Topology
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns, pytest.mark.tshark]
 

@@ -20,11 +20,12 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import ETHERNET, UPF_DEVICE, DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.session_table import SessionTable
-from sauron.sessions import session_activity
+from sauron.kpi.sessions import session_activity
 
 pytestmark = [pytest.mark.kernel]
 

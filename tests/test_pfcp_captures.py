@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sauron.bpf.loader import DataPlane
-from sauron.capture import read_frames
 from sauron.catalog import Catalog, parse_catalog
+from sauron.commands.capture import read_frames
+from sauron.commands.replay import ReplayOptions, replay_capture
+from sauron.control.pfcp_learner import PfcpLearner
 from sauron.pfcp import build, ies
 from sauron.pfcp.datagrams import NotPfcp, from_ethernet
-from sauron.pfcp.learner import PfcpLearner
-from sauron.replay import ReplayOptions, replay_capture
 
 pytestmark = [pytest.mark.kernel, pytest.mark.tshark]
 

@@ -23,17 +23,17 @@ from agent_process import REPO, start_agent, unix_get_json
 from learned_maps import teid_slice, ue_slice
 from scapy.layers.inet import IP, UDP
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.config import InterfaceConfig
+from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import SOCKET, BpfObject, DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
-from sauron.config import InterfaceConfig
 from sauron.control.n4_watch import N4Watch
+from sauron.control.pfcp_learner import PfcpLearner
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
-from sauron.interfaces import attach_interfaces
-from sauron.netns import Topology, inside
-from sauron.pfcp.learner import PfcpLearner
+from sauron.host.netns import Topology, inside
 from sauron.pfcp.wire import PFCP_PORT
 from sauron.testbed import codec
 from sauron.testbed.pfcp_peers import PfcpSmf, PfcpUpf

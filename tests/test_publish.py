@@ -21,22 +21,22 @@ from influxdb_client import Point, WritePrecision
 from timeseries import Sample, flux_csv_samples, parse_line
 
 from sauron.catalog import parse_catalog
-from sauron.engine import SliceKpis
-from sauron.publish.checks import influx_checks
-from sauron.publish.lineproto import PointError, line
-from sauron.publish.points import violation_point
-from sauron.publish.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
-from sauron.publish.settings import (
+from sauron.export.influx.checks import influx_checks
+from sauron.export.influx.lineproto import PointError, line
+from sauron.export.influx.points import violation_point
+from sauron.export.influx.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
+from sauron.export.influx.settings import (
     InfluxConfig,
     InfluxSettingsError,
     read_influx_token,
     with_environment,
 )
-from sauron.publish.spool import Spool, SpoolError
-from sauron.publish.writer import retry_after_seconds
-from sauron.quality import LossKpis
-from sauron.sla import SlaTracker
-from sauron.yamlfile import field_problems
+from sauron.export.influx.spool import Spool, SpoolError
+from sauron.export.influx.writer import retry_after_seconds
+from sauron.host.yamlfile import field_problems
+from sauron.kpi.quality import LossKpis
+from sauron.kpi.records import SliceKpis
+from sauron.kpi.sla import SlaTracker
 
 TOKEN = "tok-3f9c2a7e-never-in-a-log"
 
@@ -491,8 +491,8 @@ def test_refusal_shows_in_readyz_metrics_and_doctor(
     from manual_clock import ManualClock
 
     from sauron.bpf.maps import read_counters
-    from sauron.engine import KpiEngine
-    from sauron.publish.checks import influx_checks
+    from sauron.export.influx.checks import influx_checks
+    from sauron.kpi.engine import KpiEngine
     from sauron.service import schemas
     from sauron.service.app import create_app
 
@@ -602,8 +602,8 @@ def test_the_doctor_shows_no_password_the_client_quotes(tmp_path: Path) -> None:
 def test_a_session_without_a_qfi_is_written_without_the_field() -> None:
     """A TEID whose G-PDUs carried no PDU Session Container has no QFI: the
     session point leaves the field out, never writing an internal value."""
-    from sauron.publish.points import session_points
-    from sauron.sessions import SessionVolume
+    from sauron.export.influx.points import session_points
+    from sauron.kpi.sessions import SessionVolume
 
     kpis = SliceKpis(name="embb", slice_id=1, snssai="1")
     volumes = [

@@ -25,19 +25,20 @@ from frames import UE, gtpu, natted, plain, ul_packet
 from manual_clock import ManualClock
 from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, server_for_tests
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.histogram import LATENCY, percentile
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.engine import KpiEngine
-from sauron.histogram import LATENCY, percentile
-from sauron.publish.points import time_ns
-from sauron.publish.publisher import PUBLISHING, SPOOLING, Publisher
-from sauron.publish.settings import InfluxConfig
-from sauron.publish.spool import Spool
-from sauron.publish.writer import InfluxWriter, WriteResult
-from sauron.quality import merge_latency
+from sauron.export.influx.points import time_ns
+from sauron.export.influx.publisher import PUBLISHING, SPOOLING, Publisher
+from sauron.export.influx.settings import InfluxConfig
+from sauron.export.influx.spool import Spool
+from sauron.export.influx.writer import InfluxWriter, WriteResult
+from sauron.kpi.engine import KpiEngine
+from sauron.kpi.quality import merge_latency
 
 pytestmark = [pytest.mark.kernel]
 

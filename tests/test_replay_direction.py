@@ -18,15 +18,15 @@ from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.bpf.loader import DataPlane
 from sauron.catalog import Catalog, parse_catalog
+from sauron.commands.replay import ReplayOptions, format_report, replay_capture
+from sauron.commands.replay_direction import PfcpTunnelEnds, read_gtpu_outer
 from sauron.control.record import ControlSession, Tunnel
 from sauron.pfcp import build, ies
 from sauron.pfcp import messages as m
 from sauron.pfcp.wire import PFCP_PORT
-from sauron.replay import ReplayOptions, format_report, replay_capture
-from sauron.replay_direction import PfcpTunnelEnds, read_gtpu_outer
 
 SMF, UPF_N4 = "10.10.4.1", "10.10.4.7"
 UPF_N3, GNB = "10.10.3.7", "10.10.3.100"

@@ -16,10 +16,10 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.bpf.loader import DataPlane
 from sauron.catalog import Catalog
-from sauron.replay import replay_capture
+from sauron.commands.replay import replay_capture
 
 pytestmark = [pytest.mark.kernel]
 

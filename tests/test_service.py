@@ -18,13 +18,14 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 from yarl import URL
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.histogram import GAP
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.engine import KpiEngine
-from sauron.histogram import GAP
+from sauron.kpi.engine import KpiEngine
 from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.events import parse_events

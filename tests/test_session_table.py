@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.bpf.maps import delta
 from sauron.bpf.session_table import (
     SESSION_DTYPE,
@@ -15,7 +15,7 @@ from sauron.bpf.session_table import (
     SessionCopies,
     SessionTable,
 )
-from sauron.sessions import session_activity
+from sauron.kpi.sessions import session_activity
 
 
 def session_row(

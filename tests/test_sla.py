@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from sauron.abi.histogram import LATENCY, Histogram
 from sauron.catalog import parse_catalog
-from sauron.engine import DirectionKpis, SliceKpis
-from sauron.histogram import LATENCY, Histogram
-from sauron.quality import LatencyKpis, LossKpis
-from sauron.sla import SlaTracker, Violation, evaluate
+from sauron.kpi.quality import LatencyKpis, LossKpis
+from sauron.kpi.records import DirectionKpis, SliceKpis
+from sauron.kpi.sla import SlaTracker, Violation, evaluate
 
 CATALOG = parse_catalog(
     {

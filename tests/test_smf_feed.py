@@ -33,7 +33,7 @@ from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.control.settings import ControlPlaneConfig, SmfFeedConfig
 from sauron.control.smf_feed import SmfFeed
-from sauron.engine import KpiEngine
+from sauron.kpi.engine import KpiEngine
 from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
-from sauron.demo import run_demo
-from sauron.interfaces import attach_interfaces
-from sauron.netns import leftover_namespaces
+from sauron.commands.demo import run_demo
+from sauron.host.netns import leftover_namespaces
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed, TestbedError
 from sauron.testbed.load import blast
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions

@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from sauron import interfaces
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent import interfaces
+from sauron.agent.config import AgentConfig, ConfigError, InterfaceConfig
+from sauron.agent.interfaces import ARPHRD_NONE, ARPHRD_RAWIP, attach_interfaces, resolve_links
 from sauron.bpf.loader import ETHERNET, UPF_DEVICE, DataPlane
 from sauron.bpf.maps import DataPlaneCounters, read_counters
 from sauron.bpf.measurements import MeasureSettings, TransitExpiry, apply_settings
 from sauron.catalog import Catalog
-from sauron.config import AgentConfig, ConfigError, InterfaceConfig
-from sauron.interfaces import ARPHRD_NONE, ARPHRD_RAWIP, attach_interfaces, resolve_links
-from sauron.netns import Topology
-from sauron.quality import latency_kpis
+from sauron.host.netns import Topology
+from sauron.kpi.quality import latency_kpis
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import SessionsFile, make_sessions
 

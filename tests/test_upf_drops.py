@@ -5,7 +5,7 @@ started is never counted."""
 
 from __future__ import annotations
 
-from sauron.upf_drops import DropLedger
+from sauron.kpi.upf_drops import DropLedger
 
 
 def test_packets_crossing_interval_ends_are_in_flight_not_dropped() -> None:

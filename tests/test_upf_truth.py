@@ -27,8 +27,8 @@ from agent_process import REPO, start_agent
 from paced_udp import send_paced
 
 from sauron.catalog import load_catalog
-from sauron.client import SauronClient
-from sauron.netns import inside
+from sauron.commands.client import SauronClient
+from sauron.host.netns import inside
 from sauron.testbed.bed import N3_UPF, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 

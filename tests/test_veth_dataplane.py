@@ -15,14 +15,14 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.config import AgentConfig
+from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
-from sauron.config import AgentConfig
-from sauron.gtpu_frames import gtpu_frame
-from sauron.interfaces import attach_interfaces
-from sauron.netns import Topology, inside
+from sauron.host.netns import Topology, inside
+from sauron.testbed.gtpu_frames import gtpu_frame
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 

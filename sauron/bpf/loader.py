@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.source import assemble
+from sauron.bpf import libbpf
 from sauron.bpf.mapped import MappedArray
-from sauron.bpf.source import assemble
 
 log = logging.getLogger(__name__)
 

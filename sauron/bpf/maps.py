@@ -10,7 +10,9 @@ from typing import Any, overload
 
 import numpy as np
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.abi.histogram import Histogram
+from sauron.bpf import libbpf
 from sauron.bpf.measurements import (
     TransitExpiry,
     read_latency,
@@ -18,7 +20,6 @@ from sauron.bpf.measurements import (
     read_peer_rtt,
 )
 from sauron.bpf.session_table import Session, SessionTable, read_sessions
-from sauron.histogram import Histogram
 
 
 def delta(now: int, before: int) -> int:

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from sauron.bpf import layout, libbpf
-from sauron.histogram import LATENCY, Histogram
+from sauron.abi import layout
+from sauron.abi.histogram import LATENCY, Histogram
+from sauron.bpf import libbpf
 
 
 def sample_mask(one_in: int) -> int:
@@ -209,7 +210,7 @@ def read_sequences(dataplane: Any) -> list[SequenceRecord]:
 
 #: what the expiry reads of a transit slot (sauron_transit_slot)
 #: a packet inside the UPF longer than this is lost: its transit stamp
-#: expires, and the engine counts it dropped (sauron.upf_drops)
+#: expires, and the engine counts it dropped (sauron.kpi.upf_drops)
 TRANSIT_EXPIRY_S = 2.0
 
 _SLOT_DTYPE = np.dtype(

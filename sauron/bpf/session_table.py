@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.mapped import MappedArray
 
 U64 = npt.NDArray[np.uint64]

@@ -13,9 +13,9 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from sauron.netns import inside
+from sauron.control.pfcp_learner import PfcpLearner
+from sauron.host.netns import inside
 from sauron.pfcp.datagrams import NotPfcp, from_ip
-from sauron.pfcp.learner import PfcpLearner
 
 log = logging.getLogger(__name__)
 

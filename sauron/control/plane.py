@@ -10,11 +10,11 @@ from typing import Any
 from sauron.bpf.loader import SOCKET, BpfObject
 from sauron.catalog import Catalog
 from sauron.control.n4_watch import N4Watch
+from sauron.control.pfcp_learner import PfcpLearner
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.control.settings import ControlPlaneConfig
 from sauron.control.smf_feed import SmfFeed
-from sauron.pfcp.learner import PfcpLearner
 
 
 class ControlPlane:

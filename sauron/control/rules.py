@@ -19,9 +19,9 @@ import logging
 from collections import Counter
 from typing import Any
 
+from sauron.bpf.rules import ue_rule
 from sauron.catalog import Catalog, IpNetwork
 from sauron.control.record import ControlSession
-from sauron.rules import ue_rule
 
 log = logging.getLogger(__name__)
 

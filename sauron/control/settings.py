@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sauron.namespace_ref import NamespaceRef
+from sauron.host.namespace_ref import NamespaceRef
 
 
 class PfcpWatchConfig(BaseModel):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sauron.control.record import ControlSession, Tunnel
 from sauron.control.registry import SessionRegistry
-from sauron.redaction import shown_url, url_password
+from sauron.host.redaction import shown_url, url_password
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sauron.energy.units import Hertz
-from sauron.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
+from sauron.host.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
 
 HW_COUNTER = "hardware cycle counter"
 CPUFREQ = "cpufreq scaling_cur_freq"

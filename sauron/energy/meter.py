@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.catalog import Catalog
 from sauron.energy import rapl

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sauron.energy.units import Hertz, Watts
-from sauron.yamlfile import FileProblems, field_problems, read_yaml
+from sauron.host.yamlfile import FileProblems, field_problems, read_yaml
 
 
 class ProfileError(FileProblems):

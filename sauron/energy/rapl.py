@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sauron.energy.units import Joules
-from sauron.perf_events import perf_event_open
+from sauron.host.perf_events import perf_event_open
 
 POWERCAP = Path("/sys/class/powercap")
 PERF_POWER = Path("/sys/bus/event_source/devices/power")

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.abi.histogram import GAP, LATENCY, Histogram
 from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
-from sauron.dashboard.routes import add_dashboard
-from sauron.engine import KpiEngine, Snapshot
-from sauron.histogram import GAP, LATENCY, Histogram
-from sauron.publish.publisher import REJECTED, Publisher
-from sauron.quality import NS_PER_MS
+from sauron.export.influx.publisher import REJECTED, Publisher
+from sauron.kpi.engine import KpiEngine
+from sauron.kpi.quality import NS_PER_MS
+from sauron.kpi.records import Snapshot
+from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
+from sauron.service.dashboard.routes import add_dashboard
 from sauron.service.documents import (
     energy_doc,
     geometry_doc,
@@ -41,7 +43,6 @@ from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
 from sauron.service.stream import StreamHub
-from sauron.sessions import TOP_SESSIONS, SessionVolume
 
 ENGINE = web.AppKey("engine", KpiEngine)
 INTERVAL = web.AppKey("interval", float)

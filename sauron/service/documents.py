@@ -7,15 +7,15 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.abi.histogram import QUANTILES, Geometry, Histogram
 from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
 from sauron.energy.model import merge_node_energy, merge_slice_energy
-from sauron.engine import DirectionKpis, SliceKpis, Snapshot
-from sauron.histogram import QUANTILES, Geometry, Histogram
-from sauron.quality import LatencyKpis, LossKpis
-from sauron.sessions import SessionVolume
-from sauron.sla import Violation
+from sauron.kpi.quality import LatencyKpis, LossKpis
+from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+from sauron.kpi.sessions import SessionVolume
+from sauron.kpi.sla import Violation
 
 
 def latency_doc(k: LatencyKpis, buckets: bool = False) -> dict[str, Any]:

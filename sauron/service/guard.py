@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from sauron.dashboard.routes import is_open_path
+from sauron.service.dashboard.routes import is_open_path
 from sauron.service.problems import problem
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from sauron.bpf import layout
-from sauron.engine import RTT_DIRECTION, KpiEngine, Snapshot
-from sauron.histogram import LATENCY, Histogram
-from sauron.publish.publisher import STATES, Publisher
+from sauron.abi import layout
+from sauron.abi.histogram import LATENCY, Histogram
+from sauron.export.influx.publisher import STATES, Publisher
+from sauron.kpi.engine import RTT_DIRECTION, KpiEngine
+from sauron.kpi.records import Snapshot
 from sauron.service.liveness import TICK
 from sauron.service.stream import EVICT_REASONS, StreamHub
 

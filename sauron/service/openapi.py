@@ -13,8 +13,8 @@ from pydantic.json_schema import models_json_schema
 
 from sauron import __version__
 from sauron.catalog import UNCLASSIFIED_NAME
+from sauron.kpi.sessions import TOP_SESSIONS
 from sauron.service import schemas
-from sauron.sessions import TOP_SESSIONS
 
 REF = "#/components/schemas/{model}"
 TEID_PATTERN = "^0x[0-9a-fA-F]{1,8}$"

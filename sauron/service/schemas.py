@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SlaStatus = Literal["met", "at risk", "violated", "unmeasured"]
-#: why a violation closed (sauron.sla's rule)
+#: why a violation closed (sauron.kpi.sla's rule)
 EndReason = Literal["recovered", "not measured"]
 
 

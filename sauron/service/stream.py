@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from sauron.engine import Snapshot
+from sauron.kpi.records import Snapshot
 from sauron.service.documents import snapshot_doc
 from sauron.service.events import snapshot_event
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sauron.agent.config import InterfaceConfig
 from sauron.catalog import Catalog
-from sauron.config import InterfaceConfig
-from sauron.netns import Topology, inside
+from sauron.host.netns import Topology, inside
 from sauron.testbed.sessions import Impairment, SessionsFile
 
 N3_GNB, N3_UPF = "192.0.2.1", "192.0.2.2"

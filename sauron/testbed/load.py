@@ -9,7 +9,7 @@ import struct
 import time
 from dataclasses import dataclass
 
-from sauron.netns import inside
+from sauron.host.netns import inside
 from sauron.testbed import codec
 from sauron.testbed.bed import N3_GNB, N3_UPF, N6_DN, UDP_ECHO_PORT, Testbed
 from sauron.testbed.truth import Tally

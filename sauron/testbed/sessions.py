@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from sauron.catalog import Catalog
-from sauron.yamlfile import FileProblems
+from sauron.host.yamlfile import FileProblems
 
 
 class SessionsError(FileProblems):

@@ -1,6 +1,6 @@
 """Writes dashboards/sauron-slices.json, the Grafana dashboard of the slices
 across every node that publishes to one InfluxDB bucket: the dashboard
-page's views, built from the publisher's schema (sauron/publish/points.py).
+page's views, built from the publisher's schema (sauron/export/influx/points.py).
 Percentiles come from the histogram buckets summed across nodes, never from
 averaged percentiles. Run: python testbed/grafana/make_dashboards.py
 (tests/test_grafana.py checks the file is this script's output, and that
@@ -242,7 +242,7 @@ def dashboard() -> dict[str, Any]:
         "uid": "sauron-slices",
         "title": "Sauron: slice SLAs across nodes",
         "description": "Per-slice KPIs of every node publishing to the bucket; built from "
-        "the schema in sauron/publish/points.py.",
+        "the schema in sauron/export/influx/points.py.",
         "tags": ["sauron", "5g", "slices"],
         "timezone": "browser",
         "schemaVersion": 39,

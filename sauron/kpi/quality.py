@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.abi.histogram import GAP, LATENCY, QUANTILES, Histogram
 from sauron.bpf.maps import DataPlaneCounters, delta
-from sauron.histogram import GAP, LATENCY, QUANTILES, Histogram
 
 NS_PER_MS = 1e6
 

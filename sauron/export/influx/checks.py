@@ -14,10 +14,10 @@ from pathlib import Path
 
 import aiohttp
 
-from sauron.doctor import FAIL, PASS, Check
-from sauron.publish.settings import InfluxConfig, InfluxSettingsError, read_influx_token
-from sauron.publish.spool import SUFFIX
-from sauron.redaction import shown_url, url_password
+from sauron.export.influx.settings import InfluxConfig, InfluxSettingsError, read_influx_token
+from sauron.export.influx.spool import SUFFIX
+from sauron.host.checks import FAIL, PASS, Check
+from sauron.host.redaction import shown_url, url_password
 
 
 def _token_source(config: InfluxConfig) -> str:

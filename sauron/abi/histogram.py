@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sauron.bpf import layout
+from sauron.abi import layout
 
 
 @dataclass(frozen=True)

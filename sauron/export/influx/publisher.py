@@ -25,13 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from sauron.publish.points import session_points, snapshot_points, time_ns, violation_point
-from sauron.publish.settings import InfluxConfig
-from sauron.publish.spool import Spool
-from sauron.publish.writer import InfluxWriter, Outcome, WriteResult
+from sauron.export.influx.points import session_points, snapshot_points, time_ns, violation_point
+from sauron.export.influx.settings import InfluxConfig
+from sauron.export.influx.spool import Spool
+from sauron.export.influx.writer import InfluxWriter, Outcome, WriteResult
 
 if TYPE_CHECKING:
-    from sauron.engine import KpiEngine, Snapshot
+    from sauron.kpi.engine import KpiEngine
+    from sauron.kpi.records import Snapshot
 
 log = logging.getLogger(__name__)
 

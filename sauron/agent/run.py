@@ -19,36 +19,37 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import CounterReader
-from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
-from sauron.catalog import Catalog, load_catalog
-from sauron.config import (
+from sauron.agent.config import (
     AgentConfig,
     ConfigError,
     EnergyConfig,
     read_token,
     resolve_namespaces,
 )
+from sauron.agent.interfaces import attach_interfaces, receiving_links, resolve_links
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.maps import CounterReader
+from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
+from sauron.bpf.rules import program_catalog
+from sauron.catalog import Catalog, load_catalog
 from sauron.control.plane import ControlPlane
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
-from sauron.engine import History, KpiEngine
-from sauron.interfaces import attach_interfaces, receiving_links, resolve_links
-from sauron.netns import Attachments
-from sauron.publish.publisher import Publisher
-from sauron.publish.settings import (
+from sauron.export.influx.publisher import Publisher
+from sauron.export.influx.settings import (
     InfluxConfig,
     InfluxSettingsError,
     read_influx_token,
     with_environment,
 )
-from sauron.publish.spool import SpoolError
-from sauron.rules import program_catalog
+from sauron.export.influx.spool import SpoolError
+from sauron.host.netns import Attachments
+from sauron.kpi.engine import KpiEngine
+from sauron.kpi.history import History
+from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.serving import service_runner
-from sauron.sla import SlaTracker
 
 log = logging.getLogger(__name__)
 

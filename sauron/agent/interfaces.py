@@ -3,7 +3,7 @@ GTP-U sides (N3, N9) get the N3 programs, the data-network side (N6) the N6
 ones; XDP or a TC clsact filter on ingress, TC clsact on egress. The UPF's own TUN or GTP device
 is the N6 side seen from the UPF: what it receives the UPF sent, so its
 hooks take the opposite points, and its frames start at IP. The receiving
-side's hook is chosen per link (sauron.ingress_hooks)."""
+side's hook is chosen per link (sauron.bpf.ingress_hooks)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sauron import ingress_hooks
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.config import AgentConfig, ConfigError, InterfaceConfig
+from sauron.bpf import ingress_hooks
 from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPlane
-from sauron.config import AgentConfig, ConfigError, InterfaceConfig
-from sauron.namespace_ref import namespace_identity
-from sauron.netns import Attachments, link_facts, link_index
+from sauron.host.namespace_ref import namespace_identity
+from sauron.host.netns import Attachments, link_facts, link_index
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from sauron.yamlfile import FileProblems
+from sauron.host.yamlfile import FileProblems
 
 #: a token is a line: anything much longer is not a token file
 MAX_SECRET_FILE_BYTES = 64 * 1024

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sauron import __version__
-from sauron.logs import setup_logging
+from sauron.host.logs import setup_logging
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from sauron.client import SauronClient
+    from sauron.commands.client import SauronClient
 
 Model = TypeVar("Model", bound="BaseModel")
 
@@ -24,12 +24,16 @@ DIRECTION_CHOICES = {"auto": 3, "point": 0, "uplink": 1, "downlink": 2}
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from sauron.doctor import format_checks, report, run_checks
+    from sauron.commands.doctor import format_checks, report, run_checks
 
     if args.influx:
-        from sauron.config import ConfigError, load_config
-        from sauron.publish.checks import influx_checks
-        from sauron.publish.settings import InfluxConfig, InfluxSettingsError, with_environment
+        from sauron.agent.config import ConfigError, load_config
+        from sauron.export.influx.checks import influx_checks
+        from sauron.export.influx.settings import (
+            InfluxConfig,
+            InfluxSettingsError,
+            with_environment,
+        )
 
         try:
             influx = load_config(args.config).influx if args.config else InfluxConfig()
@@ -46,9 +50,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from sauron.bpf.loader import NoSuchProgram
-    from sauron.capture import CaptureError
     from sauron.catalog import CatalogError, load_catalog
-    from sauron.replay import ReplayOptions, format_report, replay_capture
+    from sauron.commands.capture import CaptureError
+    from sauron.commands.replay import ReplayOptions, format_report, replay_capture
 
     try:
         catalog = load_catalog(args.catalog)
@@ -87,11 +91,11 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from sauron.agent import open_publisher
+    from sauron.agent.config import ConfigError
+    from sauron.agent.run import open_publisher
     from sauron.catalog import CatalogError, load_catalog
-    from sauron.config import ConfigError
-    from sauron.demo import run_demo
-    from sauron.publish.settings import DEFAULT_SPOOL, InfluxConfig
+    from sauron.commands.demo import run_demo
+    from sauron.export.influx.settings import DEFAULT_SPOOL, InfluxConfig
 
     try:
         catalog = load_catalog(args.catalog)
@@ -110,9 +114,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sauron.agent import describe, run_agent
+    from sauron.agent.config import ConfigError, load_config
+    from sauron.agent.run import describe, run_agent
     from sauron.catalog import CatalogError
-    from sauron.config import ConfigError, load_config
 
     try:
         config = load_config(args.config)
@@ -129,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from sauron.config_reference import reference, with_reference
+    from sauron.commands.config_reference import reference, with_reference
 
     if args.readme is None:
         print(reference(), end="")
@@ -145,7 +149,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> str | None:
     import os
 
-    from sauron.config import read_token
+    from sauron.agent.config import read_token
 
     if args.token_file is not None:
         # the operator's copy: the agent's ownership rule is the agent's
@@ -157,8 +161,8 @@ def _query(args: argparse.Namespace, work: Callable[[SauronClient], Awaitable[st
     """Runs one query against the agent; problems go to stderr, exit 1."""
     import asyncio
 
-    from sauron.client import ApiError, SauronClient
-    from sauron.config import ConfigError
+    from sauron.agent.config import ConfigError
+    from sauron.commands.client import ApiError, SauronClient
 
     async def go() -> str:
         async with SauronClient(args.url, token=_token(args)) as api:
@@ -187,13 +191,13 @@ def _show(
 
 
 def _cmd_slices(args: argparse.Namespace) -> int:
-    from sauron.views import slices_table
+    from sauron.commands.views import slices_table
 
     return _show(args, lambda api: api.slices(), slices_table)
 
 
 def _cmd_kpis(args: argparse.Namespace) -> int:
-    from sauron.views import kpis_table
+    from sauron.commands.views import kpis_table
 
     async def work(api: SauronClient) -> str:
         if args.slice is not None:
@@ -210,13 +214,13 @@ def _cmd_kpis(args: argparse.Namespace) -> int:
 
 
 def _cmd_sla(args: argparse.Namespace) -> int:
-    from sauron.views import sla_report
+    from sauron.commands.views import sla_report
 
     return _show(args, lambda api: api.sla(), sla_report)
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    from sauron.views import pdu_sessions_table
+    from sauron.commands.views import pdu_sessions_table
 
     return _show(
         args,
@@ -228,14 +232,14 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 def _cmd_energy(args: argparse.Namespace) -> int:
     import time
 
-    from sauron.views import energy_table
+    from sauron.commands.views import energy_table
 
     since = None if args.last is None else time.time() - args.last
     return _show(args, lambda api: api.energy(since=since), energy_table)
 
 
 def _cmd_top(args: argparse.Namespace) -> int:
-    from sauron.views import top_screen
+    from sauron.commands.views import top_screen
 
     clear = "" if args.no_clear else "\x1b[H\x1b[2J"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError, netns
 
-from sauron.namespace_ref import namespace_file
+from sauron.host.namespace_ref import namespace_file
 
 log = logging.getLogger(__name__)
 

@@ -21,22 +21,23 @@ from typing import Any
 
 from aiohttp import web
 
-from sauron.bpf import layout
+from sauron.abi import layout
+from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import CounterReader, read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
-from sauron.engine import KpiEngine, Snapshot
-from sauron.interfaces import attach_interfaces
-from sauron.publish.publisher import Publisher
-from sauron.rules import program_catalog
+from sauron.commands.views import kpis_table
+from sauron.export.influx.publisher import Publisher
+from sauron.kpi.engine import KpiEngine
+from sauron.kpi.records import Snapshot
 from sauron.service.app import create_app
 from sauron.service.documents import snapshot_doc
 from sauron.service.schemas import SnapshotDoc
 from sauron.service.serving import service_runner
 from sauron.testbed.bed import N6_DN, TCP_SOURCE_PORT, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
-from sauron.views import kpis_table
 
 UES = {"embb": 2, "urllc": 4, "mmtc": 40}
 URLLC_PERIOD_S = 0.01

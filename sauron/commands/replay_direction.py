@@ -27,7 +27,7 @@ from collections.abc import Container, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.control.record import ControlSession
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

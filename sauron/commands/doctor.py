@@ -11,25 +11,14 @@ import platform
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sauron.dashboard.routes import VENDOR, missing_assets
-from sauron.host_access import CAPABILITIES, HOST_PATHS
-from sauron.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
-
-PASS = "pass"
-FAIL = "fail"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # pass / fail
-    required: bool
-    reason: str
-    remedy: str = ""
+from sauron.host.access import CAPABILITIES, HOST_PATHS
+from sauron.host.checks import FAIL, PASS, Check
+from sauron.host.perf_events import PERF_COUNT_HW_CPU_CYCLES, PERF_TYPE_HARDWARE, perf_event_open
+from sauron.service.dashboard.routes import VENDOR, missing_assets
 
 
 def _mounted(path: str, fstype: str) -> bool:
@@ -141,7 +130,7 @@ def check_compile() -> tuple[Check, Any]:
 
 def check_attach(obj: Any) -> list[Check]:
     """XDP (generic and native) and TC clsact on a veth in a scratch namespace."""
-    from sauron.netns import XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, Topology, inside
+    from sauron.host.netns import XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, Topology, inside
 
     checks: list[Check] = []
     if obj is None:

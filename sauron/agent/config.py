@@ -12,20 +12,20 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
-from sauron.namespace_ref import (
+from sauron.export.influx.settings import InfluxConfig
+from sauron.host.namespace_ref import (
     DOCKER_SOCKET,
     NamespaceError,
     NamespaceRef,
     namespace_identity,
     resolve,
 )
-from sauron.publish.settings import InfluxConfig
-from sauron.secretfile import read_secret_file
-from sauron.yamlfile import FileProblems, field_problems, read_yaml
+from sauron.host.secretfile import read_secret_file
+from sauron.host.yamlfile import FileProblems, field_problems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]

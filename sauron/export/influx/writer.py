@@ -17,8 +17,8 @@ import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from sauron.publish.settings import InfluxConfig
-from sauron.redaction import url_password
+from sauron.export.influx.settings import InfluxConfig
+from sauron.host.redaction import url_password
 
 
 class Outcome(enum.Enum):

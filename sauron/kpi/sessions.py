@@ -11,7 +11,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from sauron.bpf import layout
+from sauron.abi import layout
 from sauron.bpf.session_table import SessionTable
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK

@@ -17,29 +17,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from sauron.abi.histogram import QUANTILES
 from sauron.catalog import Catalog, LatencyTarget, SlaTargets
-from sauron.histogram import QUANTILES
+from sauron.kpi.records import Check, DirectionKpis, SliceKpis
 
 if TYPE_CHECKING:
-    from sauron.engine import DirectionKpis, SliceKpis
-    from sauron.quality import LatencyKpis
+    from sauron.kpi.quality import LatencyKpis
 
 DIRECTIONS = ("uplink", "downlink")
 #: loss sources a `max_loss_ratio` target applies to, with the ratio's field
 LOSS_SOURCES = (("transit", "transit_ratio"), ("sequence", "sequence_ratio"))
-
-
-@dataclass(frozen=True)
-class Check:
-    """One target against one measured value in one interval."""
-
-    slice_name: str
-    target: str  # e.g. "transit_latency_ms.p99.uplink"
-    limit: float
-    value: float
-    ok: bool
-    #: True when the target is a floor (minimum throughput): worst = lowest
-    floor: bool = False
 
 
 def _latency_checks(

@@ -12,7 +12,7 @@ import re
 from functools import cache
 from typing import Any
 
-from sauron.bpf.source import shared_header
+from sauron.abi.source import shared_header
 
 _DEFINE = re.compile(r"^\s*#define\s+(SAURON_\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.M)
 _ENUMERATOR = re.compile(r"^\s*(SAURON_\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,", re.M)

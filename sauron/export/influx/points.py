@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import fields as dataclass_fields
 
-from sauron.engine import DirectionKpis, SliceKpis, Snapshot
-from sauron.histogram import GAP, LATENCY, Geometry
-from sauron.publish.lineproto import FieldValue, line
-from sauron.quality import NS_PER_MS, LatencyKpis
-from sauron.sessions import SessionVolume
-from sauron.sla import Violation
+from sauron.abi.histogram import GAP, LATENCY, Geometry
+from sauron.export.influx.lineproto import FieldValue, line
+from sauron.kpi.quality import NS_PER_MS, LatencyKpis
+from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+from sauron.kpi.sessions import SessionVolume
+from sauron.kpi.sla import Violation
 
 TRAFFIC = "sauron_traffic"
 SLICE = "sauron_slice"

@@ -4,7 +4,7 @@ BPF_PROG_TEST_RUN, then the per-slice, per-TEID, per-QFI and anomaly counts.
 Frames run through one attach point's program (N3 ingress by default) with
 the direction decided per frame, since a capture usually holds both
 directions of a link: by the capture's PFCP, the PDU Session Container, the
-addresses seen, else the kernel's AUTO (sauron/replay_direction.py); the
+addresses seen, else the kernel's AUTO (sauron/commands/replay_direction.py); the
 report's `direction` tells how each frame was decided.
 
 PFCP in the capture is learned as it goes by: each frame is classified with
@@ -21,18 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from sauron.bpf import layout, libbpf
+from sauron.abi import layout
+from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequences
-from sauron.capture import read_frames
+from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog
-from sauron.control.record import ControlSession
-from sauron.control.registry import SessionRegistry
-from sauron.control.rules import LearnedRules
-from sauron.pfcp.datagrams import NotPfcp, from_ethernet
-from sauron.pfcp.learner import PfcpLearner
-from sauron.replay_direction import (
+from sauron.commands.capture import read_frames
+from sauron.commands.replay_direction import (
     DECIDING_METHODS,
     FIXED,
     KERNEL,
@@ -43,8 +40,12 @@ from sauron.replay_direction import (
     SeenAddresses,
     summary_line,
 )
-from sauron.rules import program_catalog
-from sauron.sessions import ue_address_text
+from sauron.control.pfcp_learner import PfcpLearner
+from sauron.control.record import ControlSession
+from sauron.control.registry import SessionRegistry
+from sauron.control.rules import LearnedRules
+from sauron.kpi.sessions import ue_address_text
+from sauron.pfcp.datagrams import NotPfcp, from_ethernet
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class ReplayOptions:
     #: the hook whose program runs the frames (None: the point's default;
     #: a receiving side has an XDP and a TC program, counting alike)
     hook: str | None = None
-    #: AUTO: decided per frame (sauron/replay_direction.py); any other mode
+    #: AUTO: decided per frame (sauron/commands/replay_direction.py); any other mode
     #: runs every frame in it
     direction_mode: int = layout.DIRMODE_AUTO
     #: learn sessions from the capture's PFCP

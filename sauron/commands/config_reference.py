@@ -18,7 +18,7 @@ from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from sauron.config import AgentConfig
+from sauron.agent.config import AgentConfig
 
 START = "<!-- config-reference:start (sauron config reference --readme README.md) -->"
 END = "<!-- config-reference:end -->"

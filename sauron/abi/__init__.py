@@ -1,0 +1,2 @@
+"""The view of xdp/include/sauron_shared.h both sides share: struct
+layouts, enums, sizes, histogram geometry. The bottom layer."""

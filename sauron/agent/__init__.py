@@ -1,0 +1,2 @@
+"""The agent: its configuration, the links it attaches to, and the runtime
+that starts and stops it."""

@@ -1,0 +1,1 @@
+"""Exporters: where the KPIs go beyond the agent (InfluxDB, Prometheus)."""

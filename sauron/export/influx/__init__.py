@@ -1,0 +1,2 @@
+"""The InfluxDB exporter: points, the async writer, retry and the on-disk
+spool."""

@@ -1,0 +1,167 @@
+"""The KPI engine: each interval, one reading of the data-plane maps becomes a
+snapshot of per-slice KPIs (deltas, rates, active sessions, SLA status), kept
+in a bounded history (sauron.kpi.history)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sauron.abi import layout
+from sauron.bpf.maps import DataPlaneCounters, delta
+from sauron.bpf.measurements import TRANSIT_EXPIRY_S
+from sauron.catalog import Catalog
+from sauron.kpi.history import History
+from sauron.kpi.quality import latency_kpis, loss_kpis
+from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+from sauron.kpi.sessions import SessionActivity, session_activity
+from sauron.kpi.sla import SlaTracker
+from sauron.kpi.upf_drops import DropLedger
+
+if TYPE_CHECKING:
+    from sauron.energy.meter import EnergyMeter
+
+UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
+
+#: the direction each round trip is kept under: that of the stamped segment
+#: (RAN side: downlink out on N3; DN side: uplink out on N6)
+RTT_DIRECTION = {layout.LAT_RTT_RAN: layout.DIR_DOWNLINK, layout.LAT_RTT_DN: layout.DIR_UPLINK}
+
+#: where each direction enters and leaves the UPF
+ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
+EXIT = {UL: layout.POINT_N6_EGRESS, DL: layout.POINT_N3_EGRESS}
+
+
+def _direction(
+    now: DataPlaneCounters, before: DataPlaneCounters, slice_id: int, d: int, seconds: float
+) -> DirectionKpis:
+    n_in, b_in = now.slice(ENTRY[d], slice_id, d), before.slice(ENTRY[d], slice_id, d)
+    n_out, b_out = now.slice(EXIT[d], slice_id, d), before.slice(EXIT[d], slice_id, d)
+    k = DirectionKpis(
+        packets_in=delta(n_in.packets, b_in.packets),
+        bytes_in=delta(n_in.bytes, b_in.bytes),
+        packets_out=delta(n_out.packets, b_out.packets),
+        bytes_out=delta(n_out.bytes, b_out.bytes),
+        malformed=delta(n_in.malformed, b_in.malformed),
+    )
+    k.pps = k.packets_out / seconds
+    k.mbps = k.bytes_out * 8 / seconds / 1e6
+    k.transit = latency_kpis(now, before, layout.LAT_TRANSIT, slice_id, d)
+    k.loss = loss_kpis(now, before, slice_id, d)
+    return k
+
+
+@dataclass
+class Sessions:
+    """Session activity of one interval, by TEID (N3 side) and by UE address."""
+
+    teids: SessionActivity = field(default_factory=SessionActivity)
+    ues: SessionActivity = field(default_factory=SessionActivity)
+
+
+def sessions_between(before: DataPlaneCounters, now: DataPlaneCounters) -> Sessions:
+    return Sessions(
+        teids=session_activity(before.teids, now.teids, by_teid=True),
+        ues=session_activity(before.ues, now.ues, by_teid=False),
+    )
+
+
+def snapshot_from(
+    catalog: Catalog,
+    now: DataPlaneCounters,
+    before: DataPlaneCounters,
+    seconds: float,
+    at: float,
+    sessions: Sessions | None = None,
+) -> Snapshot:
+    sessions = sessions or sessions_between(before, now)
+    teids, ues = sessions.teids.active, sessions.ues.active
+    slices: dict[str, SliceKpis] = {}
+    for s in (None, *catalog.slices):
+        sid = 0 if s is None else s.id
+        name = catalog.name_of(sid)
+        slices[name] = SliceKpis(
+            name=name,
+            slice_id=sid,
+            snssai="" if s is None else str(s.spec.snssai),
+            uplink=_direction(now, before, sid, UL, seconds),
+            downlink=_direction(now, before, sid, DL, seconds),
+            active_teids=teids.get(sid, 0),
+            active_ues=ues.get(sid, 0),
+            ran_rtt=latency_kpis(
+                now, before, layout.LAT_RTT_RAN, sid, RTT_DIRECTION[layout.LAT_RTT_RAN]
+            ),
+            dn_rtt=latency_kpis(
+                now, before, layout.LAT_RTT_DN, sid, RTT_DIRECTION[layout.LAT_RTT_DN]
+            ),
+        )
+    return Snapshot(time=at, interval_s=seconds, slices=slices)
+
+
+class KpiEngine:
+    """tick() reads the maps (through `read`, a callable returning counters)
+    and returns the new snapshot; listeners hear of each one. A packet
+    inside the UPF longer than `settle_s` is dropped (sauron.kpi.upf_drops)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        read: Callable[[], DataPlaneCounters],
+        clock: Callable[[], float] = time.time,
+        history: History | None = None,
+        sla: SlaTracker | None = None,
+        energy: EnergyMeter | None = None,
+        settle_s: float = TRANSIT_EXPIRY_S,
+    ) -> None:
+        self.catalog = catalog
+        self.settle_s = settle_s
+        #: (slice id, direction) -> the packets inside the UPF
+        self.ledgers: dict[tuple[int, int], DropLedger] = {}
+        self.read = read
+        self.clock = clock
+        self.history = history or History()
+        self.sla = sla or SlaTracker(catalog)
+        self.energy = energy
+        #: why there is no energy estimate, when there is none
+        self.energy_off = "" if energy is not None else "the energy estimator is not running"
+        self.listeners: list[Callable[[Snapshot], None]] = []
+        #: the latest interval's session activity (not kept in the history)
+        self.sessions = Sessions()
+        self._previous = read()
+        self._previous_t = clock()
+
+    @property
+    def counters(self) -> DataPlaneCounters:
+        """The latest reading of the maps (monotonic since the programs
+        loaded): what /metrics exposes."""
+        return self._previous
+
+    def _settle_drops(self, snap: Snapshot, t: float) -> None:
+        for kpis in snap.slices.values():
+            for d, k in ((UL, kpis.uplink), (DL, kpis.downlink)):
+                ledger = self.ledgers.setdefault((kpis.slice_id, d), DropLedger(self.settle_s))
+                k.upf_drops = ledger.settle(t, k.packets_in, k.packets_out)
+                k.upf_in_flight = ledger.in_flight
+
+    def tick(self) -> Snapshot:
+        now, t = self.read(), self.clock()
+        seconds = max(t - self._previous_t, 1e-6)
+        self.sessions = sessions_between(self._previous, now)
+        snap = snapshot_from(self.catalog, now, self._previous, seconds, t, self.sessions)
+        self._settle_drops(snap, t)
+        if self.energy is not None:
+            traffic = {name: k.entered() for name, k in snap.slices.items()}
+            snap.energy, per_slice = self.energy.measure(self._previous, now, traffic)
+            for name, e in per_slice.items():
+                snap.slices[name].energy = e
+        for check in self.sla.observe(snap.slices, t):
+            snap.slices[check.slice_name].checks.append(check)
+        for name, kpis in snap.slices.items():
+            kpis.sla = self.sla.status(name)
+        self.history.add(snap)
+        self._previous, self._previous_t = now, t
+        for listener in self.listeners:
+            listener(snap)
+        return snap

@@ -1,0 +1,98 @@
+"""The engine's memory: recent snapshots at full resolution, older ones
+averaged into coarser steps, so memory stays bounded however long the agent
+runs."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from sauron.energy.model import merge_node_energy, merge_slice_energy
+from sauron.kpi.quality import add_loss, merge_latency
+from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+
+
+def _average(snaps: list[Snapshot]) -> Snapshot:
+    """Many snapshots as one: counts summed, rates over the whole span."""
+    span = sum(s.interval_s for s in snaps)
+    merged = Snapshot(time=snaps[-1].time, interval_s=span, slices={})
+    for name, first in snaps[0].slices.items():
+        out = SliceKpis(
+            name=name,
+            slice_id=first.slice_id,
+            snssai=first.snssai,
+            sla=snaps[-1].slices[name].sla,
+            checks=snaps[-1].slices[name].checks,
+        )
+        for d in ("uplink", "downlink"):
+            acc = DirectionKpis()
+            for snap in snaps:
+                part: DirectionKpis = getattr(snap.slices[name], d)
+                for f in (
+                    "packets_in",
+                    "bytes_in",
+                    "packets_out",
+                    "bytes_out",
+                    "upf_drops",
+                    "malformed",
+                ):
+                    setattr(acc, f, getattr(acc, f) + getattr(part, f))
+            acc.upf_in_flight = getattr(snaps[-1].slices[name], d).upf_in_flight
+            acc.pps = acc.packets_out / span
+            acc.mbps = acc.bytes_out * 8 / span / 1e6
+            acc.transit = merge_latency([getattr(snap.slices[name], d).transit for snap in snaps])
+            for snap in snaps:
+                add_loss(acc.loss, getattr(snap.slices[name], d).loss)
+            setattr(out, d, acc)
+        out.ran_rtt = merge_latency([s.slices[name].ran_rtt for s in snaps])
+        out.dn_rtt = merge_latency([s.slices[name].dn_rtt for s in snaps])
+        out.active_teids = max(s.slices[name].active_teids for s in snaps)
+        out.active_ues = max(s.slices[name].active_ues for s in snaps)
+        energies = [e for s in snaps if (e := s.slices[name].energy) is not None]
+        if energies:
+            out.energy = merge_slice_energy(energies, span)
+        merged.slices[name] = out
+    nodes = [s.energy for s in snaps if s.energy is not None]
+    if nodes:
+        merged.energy = merge_node_energy(nodes, span)
+    return merged
+
+
+class History:
+    """Recent snapshots at full resolution; older ones averaged `fold` at a
+    time; both bounded. The engine adds from its thread while the service
+    reads from the event loop: a lock keeps readers off a deque in motion."""
+
+    def __init__(self, recent: int = 300, fold: int = 10, folded: int = 360) -> None:
+        self._lock = threading.Lock()
+        self.recent: deque[Snapshot] = deque()
+        self.recent_max = recent
+        self.fold = fold
+        self.folded: deque[Snapshot] = deque(maxlen=folded)
+        self._pending: list[Snapshot] = []
+
+    def add(self, snap: Snapshot) -> None:
+        with self._lock:
+            self.recent.append(snap)
+            while len(self.recent) > self.recent_max:
+                self._pending.append(self.recent.popleft())
+                if len(self._pending) == self.fold:
+                    self.folded.append(_average(self._pending))
+                    self._pending = []
+
+    def between(self, since: float | None = None, until: float | None = None) -> list[Snapshot]:
+        with self._lock:
+            snaps = [*self.folded, *self._pending, *self.recent]
+        return [
+            s
+            for s in snaps
+            if (since is None or s.time >= since) and (until is None or s.time <= until)
+        ]
+
+    def latest(self) -> Snapshot | None:
+        with self._lock:
+            return self.recent[-1] if self.recent else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.recent) + len(self._pending) + len(self.folded)

@@ -1,0 +1,84 @@
+"""The KPI records: what one interval measured, per slice and direction.
+The engine fills them; the SLA, the history, the service and the exporters
+read them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sauron.energy.model import NodeEnergy, SliceEnergy
+from sauron.kpi.quality import LatencyKpis, LossKpis
+
+
+@dataclass(frozen=True)
+class Check:
+    """One target against one measured value in one interval."""
+
+    slice_name: str
+    target: str  # e.g. "transit_latency_ms.p99.uplink"
+    limit: float
+    value: float
+    ok: bool
+    #: True when the target is a floor (minimum throughput): worst = lowest
+    floor: bool = False
+
+
+@dataclass
+class DirectionKpis:
+    """One direction of one slice over one interval. `in` is what entered the
+    UPF (N3 ingress uplink, N6 ingress downlink), `out` what it delivered."""
+
+    packets_in: int = 0
+    bytes_in: int = 0
+    packets_out: int = 0
+    bytes_out: int = 0
+    pps: float = 0.0  # delivered
+    mbps: float = 0.0  # delivered
+    #: packets that entered and never left, counted once certain (see
+    #: sauron.kpi.upf_drops): up to the settle time after they entered
+    upf_drops: int = 0
+    #: packets inside the UPF at the interval's end whose fate is not yet certain
+    upf_in_flight: int = 0
+    malformed: int = 0
+    #: time inside the UPF (N3 in -> N6 out uplink, N6 in -> N3 out downlink)
+    transit: LatencyKpis = field(default_factory=LatencyKpis)
+    loss: LossKpis = field(default_factory=LossKpis)
+
+
+@dataclass
+class SliceKpis:
+    name: str
+    slice_id: int
+    snssai: str
+    uplink: DirectionKpis = field(default_factory=DirectionKpis)
+    downlink: DirectionKpis = field(default_factory=DirectionKpis)
+    active_teids: int = 0
+    active_ues: int = 0
+    #: round trip UPF <-> UE (from TCP seen on N3) and UPF <-> server (N6)
+    ran_rtt: LatencyKpis = field(default_factory=LatencyKpis)
+    dn_rtt: LatencyKpis = field(default_factory=LatencyKpis)
+    sla: str = "unmeasured"
+    #: the SLA's checks of this interval: each target it measured, its
+    #: limit and the value found
+    checks: list[Check] = field(default_factory=list)
+    #: None when the agent does not estimate energy
+    energy: SliceEnergy | None = None
+
+    def entered(self) -> tuple[int, int]:
+        """Packets and bytes that entered the UPF, both directions."""
+        return (
+            self.uplink.packets_in + self.downlink.packets_in,
+            self.uplink.bytes_in + self.downlink.bytes_in,
+        )
+
+
+@dataclass
+class Snapshot:
+    time: float  # unix seconds at the end of the interval
+    interval_s: float
+    slices: dict[str, SliceKpis]
+    energy: NodeEnergy | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
