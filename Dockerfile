@@ -16,18 +16,18 @@ RUN apt-get update \
 WORKDIR /opt/sauron
 COPY pyproject.toml README.md ./
 COPY sauron sauron
-COPY xdp xdp
+# a link into the package's catalogs: configurations name /opt/sauron/slices/
 COPY slices slices
-COPY energy energy
 COPY --from=web /web/node_modules/uplot/dist/uPlot.iife.min.js /web/node_modules/uplot/dist/uPlot.min.css sauron/service/dashboard/static/vendor/
 COPY --from=web /web/node_modules/uplot/LICENSE sauron/service/dashboard/static/vendor/uPlot.LICENSE
 # Debian's Python, so that Debian's bcc fits it; only bcc is made visible.
-# Installed in place: the agent reads xdp/, slices/ and energy/ beside it.
+# Installed as a package, not in place: the C, the catalog and the power
+# profiles travel in it as package data.
 RUN python3 -m venv /opt/venv \
  && mkdir /opt/venv/debian-bcc \
  && ln -s /usr/lib/python3/dist-packages/bcc /opt/venv/debian-bcc/bcc \
  && echo /opt/venv/debian-bcc > "$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-bcc.pth" \
- && /opt/venv/bin/pip install --no-cache-dir -e . \
+ && /opt/venv/bin/pip install --no-cache-dir . \
  && /opt/venv/bin/python -c 'import bcc, sauron'
 ENV PATH=/opt/venv/bin:$PATH
 EXPOSE 8080

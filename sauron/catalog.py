@@ -4,6 +4,7 @@ read from YAML in slices/. Errors name the file, the slice and the field."""
 from __future__ import annotations
 
 import ipaddress
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,9 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def default_catalog_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "slices" / "default.yaml"
+    """The catalog the package carries (slices/ at the repository's root
+    points here)."""
+    return Path(str(resources.files("sauron") / "catalogs" / "default.yaml"))
 
 
 class CatalogError(FileProblems):

@@ -1,4 +1,4 @@
-"""The energy probe in the kernel: xdp/energy.c attached to sched_switch,
+"""The energy probe in the kernel: sauron/bpf/c/energy/energy.c attached to sched_switch,
 sched_stat_runtime, the packet softirqs and the clock tick. Its per-process times are held
 against the scheduler's own account (/proc/PID/schedstat); processes are
 found by pid, by name and by cgroup; unwatched work is not counted; packet

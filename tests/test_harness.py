@@ -1,4 +1,4 @@
-"""The harness every later test relies on: a program from xdp/ run on crafted
+"""The harness every later test relies on: a program from sauron/bpf/c/ run on crafted
 frames with BPF_PROG_TEST_RUN, and attached to a veth in a namespace with
 real packets sent through it."""
 

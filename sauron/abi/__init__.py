@@ -1,2 +1,2 @@
-"""The view of xdp/include/sauron_shared.h both sides share: struct
+"""The view of sauron/bpf/c/include/sauron_shared.h both sides share: struct
 layouts, enums, sizes, histogram geometry. The bottom layer."""

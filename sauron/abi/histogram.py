@@ -1,5 +1,5 @@
 """Log-linear histograms, the Python half of the geometry defined in
-xdp/include/sauron_shared.h: the bucket of a value, the bounds of a bucket,
+sauron/bpf/c/include/sauron_shared.h: the bucket of a value, the bounds of a bucket,
 merging (across CPUs, intervals or nodes: bucket counts simply add) and
 percentiles with the error bound of the bucket they fall in."""
 

@@ -1,4 +1,4 @@
-"""The Python view of xdp/include/sauron_shared.h.
+"""The Python view of sauron/bpf/c/include/sauron_shared.h.
 
 Constants and enum values are read from the header itself, so the header is
 their only owner. The ctypes structures mirror its structs; a test holds them
@@ -446,7 +446,7 @@ class WatchedTime(ctypes.Structure):
     ]
 
 
-#: the maps of xdp/energy.c
+#: the maps of sauron/bpf/c/energy/energy.c
 ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "cpu_time": (ctypes.c_uint32, CpuTime),
     "watched_time": (ctypes.c_uint32, WatchedTime),

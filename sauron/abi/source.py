@@ -1,4 +1,5 @@
-"""Locating the C sources in xdp/ and assembling them into one text for bcc.
+"""Locating the C sources (package data in sauron/bpf/c/) and assembling them
+into one text for bcc.
 
 bcc rewrites map helper calls (``events.lookup(&key)``) and creates maps only
 for code in the text it is handed, not in files that text includes. The
@@ -10,21 +11,31 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import resources
 from pathlib import Path
 
 _QUOTED_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 
 
-def xdp_dir() -> Path:
-    """The xdp/ folder: $SAURON_XDP_DIR, else the one beside the package."""
-    override = os.environ.get("SAURON_XDP_DIR")
+def c_dir() -> Path:
+    """sauron/bpf/c/ as installed (a wheel carries it), or $SAURON_C_DIR."""
+    override = os.environ.get("SAURON_C_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "xdp"
+    return Path(str(resources.files("sauron") / "bpf" / "c"))
+
+
+def source_path(name: str) -> Path:
+    """A program's source by its file name, in whichever folder of c/ holds
+    it (datapath, energy, n4, probes)."""
+    found = [p for p in c_dir().glob(f"*/{name}") if p.parent.name != "include"]
+    if len(found) != 1:
+        raise FileNotFoundError(f"{c_dir()}: {len(found)} sources named {name!r}")
+    return found[0]
 
 
 def include_dir() -> Path:
-    return xdp_dir() / "include"
+    return c_dir() / "include"
 
 
 def shared_header() -> Path:
@@ -52,11 +63,11 @@ def _expand(path: Path, seen: set[Path], out: list[str]) -> None:
 
 
 def assemble(sources: list[str]) -> str:
-    """One C text made of the named files in xdp/, project includes inlined."""
+    """One C text made of the named sources, project includes inlined."""
     seen: set[Path] = set()
     out: list[str] = []
     for name in sources:
-        path = (xdp_dir() / name).resolve()
+        path = source_path(name).resolve()
         seen.add(path)
         _expand(path, seen, out)
     return "\n".join(out) + "\n"

@@ -102,7 +102,7 @@ def _prog_type(bcc: Any, hook: str) -> int:
 
 
 class BpfObject:
-    """Any set of xdp/ source files compiled together by bcc."""
+    """Any set of sauron/bpf/c/ source files compiled together by bcc."""
 
     def __init__(self, sources: list[str], cflags: tuple[str, ...] = ()) -> None:
         bcc = _bcc()

@@ -122,10 +122,12 @@ def check_compile() -> tuple[Check, Any]:
             "bcc_compile",
             FAIL,
             True,
-            f"bcc could not build xdp/frame_counter.c: {str(exc).splitlines()[0]}",
+            f"bcc could not build sauron/bpf/c/probes/frame_counter.c: {str(exc).splitlines()[0]}",
             "install python3-bpfcc and linux-headers-amd64, link /lib/modules/$(uname -r)/build (make setup does)",
         ), None
-    return Check("bcc_compile", PASS, True, "bcc compiled and loaded xdp/frame_counter.c"), obj
+    return Check(
+        "bcc_compile", PASS, True, "bcc compiled and loaded sauron/bpf/c/probes/frame_counter.c"
+    ), obj
 
 
 def check_attach(obj: Any) -> list[Check]:

@@ -1,5 +1,5 @@
 """Watching N4: PFCP datagrams read off an interface with an AF_PACKET
-socket, filtered in the kernel (xdp/pfcp_filter.c) so only UDP 8805 reaches
+socket, filtered in the kernel (sauron/bpf/c/n4/pfcp_filter.c) so only UDP 8805 reaches
 user space, and fed to the PFCP learner. The agent neither sends nor
 answers PFCP: it sees the SMF and the UPF talk, on the UPF's (or the SMF's)
 N4 interface, or on a port that mirrors it."""

@@ -4,7 +4,7 @@ Cycles: each source's on-CPU time on each CPU times that CPU's frequency.
 The sources never overlap: a watched process's time holds the packet
 softirqs that ran in its context (the kernel charges them to it, so the
 figure agrees with top and schedstat), the softirq source is the packet
-softirq time that ran anywhere else (xdp/energy.c keeps the two apart), and
+softirq time that ran anywhere else (sauron/bpf/c/energy/energy.c keeps the two apart), and
 the BPF programs' run time is part of the softirq or process time it ran in,
 so it is reported per slice (Sauron's own cost) but not counted again.
 

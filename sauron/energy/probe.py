@@ -1,4 +1,4 @@
-"""The kernel side of the energy estimator: xdp/energy.c attached to
+"""The kernel side of the energy estimator: sauron/bpf/c/energy/energy.c attached to
 sched_switch, sched_stat_runtime, softirq_entry/exit, netif_receive_skb,
 napi_poll and a per-CPU clock tick, plus the kernel's BPF run-time statistics, switched on for as long as
 the probe is open."""

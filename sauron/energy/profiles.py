@@ -5,6 +5,7 @@ CPU's model name; a generic default covers unknown CPUs."""
 from __future__ import annotations
 
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,7 +69,9 @@ def profile_json_schema() -> dict[str, Any]:
 
 
 def profiles_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "energy"
+    """The power profiles the package carries (energy/ at the repository's
+    root points here)."""
+    return Path(str(resources.files("sauron.energy") / "power_profiles"))
 
 
 def load_profile(path: Path) -> PowerProfile:

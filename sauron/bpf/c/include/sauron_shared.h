@@ -478,7 +478,7 @@ struct sauron_parse_result {
 #define SAURON_RES_HAS_SEQ 1
 #define SAURON_RES_HAS_UE 2
 
-/* Energy: where the node's CPU time goes, kept by xdp/energy.c (its own
+/* Energy: where the node's CPU time goes, kept by sauron/bpf/c/energy/energy.c (its own
  * object, attached to sched_switch, softirq_entry/exit and a per-CPU clock
  * tick). Watched network-function processes get an index the agent assigns;
  * their threads are found by process id (tgid) or by cgroup. */
