@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck unit reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test lint typecheck reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,9 +17,10 @@ demo: setup ## the agent on a UPF in namespaces with three slices of traffic, li
 doctor: setup ## what this host offers the agent
 	$(VENV)/bin/sauron doctor
 
-lint: setup ## ruff
+lint: setup ## ruff on the Python, clang-format on the C (.clang-format)
 	$(VENV)/bin/ruff check sauron tests bench
 	$(VENV)/bin/ruff format --check sauron tests bench
+	clang-format --dry-run --Werror $$(git ls-files 'sauron/bpf/c/*.c' 'sauron/bpf/c/*.h')
 
 typecheck: setup ## mypy (strict on sauron/)
 	$(VENV)/bin/mypy

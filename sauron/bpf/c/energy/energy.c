@@ -220,7 +220,8 @@ static __always_inline __u32 device_owner(struct sauron_cpu_time *c,
 		return c->last_dev_owner;
 	struct sauron_link_key key = {};
 	__u64 net = 0;
-	if (bpf_probe_read_kernel(&key.ifindex, sizeof(key.ifindex), (void *)(dev + off->dev_ifindex)) ||
+	if (bpf_probe_read_kernel(&key.ifindex, sizeof(key.ifindex),
+				  (void *)(dev + off->dev_ifindex)) ||
 	    bpf_probe_read_kernel(&net, sizeof(net), (void *)(dev + off->dev_net)) || !net ||
 	    bpf_probe_read_kernel(&key.netns, sizeof(key.netns), (void *)(net + off->net_inum)))
 		return SAURON_RX_NONE;

@@ -93,12 +93,12 @@ enum sauron_msg_kind {
  * are the sums of the other categories and of slice_stats' packets, which
  * the reader derives, so a well-formed frame never touches this map. */
 enum sauron_event {
-	SAURON_EV_FRAMES = 0,          /* every frame the program ran on */
-	SAURON_EV_NOT_IP = 1,          /* ARP, LLDP, ... */
-	SAURON_EV_IP_NOT_GTPU = 2,     /* IP that is not UDP 2152 (GTP-U side) */
-	SAURON_EV_GTPU = 3,            /* a GTPv1-U header parsed */
-	SAURON_EV_IP = 4,              /* an IP packet accounted (N6 side) */
-	SAURON_EV_OUTER_FRAGMENT = 5,  /* non-first outer IP fragment: no UDP header */
+	SAURON_EV_FRAMES = 0,	      /* every frame the program ran on */
+	SAURON_EV_NOT_IP = 1,	      /* ARP, LLDP, ... */
+	SAURON_EV_IP_NOT_GTPU = 2,    /* IP that is not UDP 2152 (GTP-U side) */
+	SAURON_EV_GTPU = 3,	      /* a GTPv1-U header parsed */
+	SAURON_EV_IP = 4,	      /* an IP packet accounted (N6 side) */
+	SAURON_EV_OUTER_FRAGMENT = 5, /* non-first outer IP fragment: no UDP header */
 
 	SAURON_ANOMALY_FIRST = 8,
 	SAURON_AN_ETH_TRUNCATED = 8,
@@ -113,7 +113,7 @@ enum sauron_event {
 	SAURON_AN_UDP_TRUNCATED = 17,
 	SAURON_AN_UDP_BAD_LENGTH = 18,
 	SAURON_AN_GTPU_TRUNCATED = 19,
-	SAURON_AN_GTPU_NOT_V1 = 20,    /* UDP 2152 payload that is not GTPv1-U */
+	SAURON_AN_GTPU_NOT_V1 = 20, /* UDP 2152 payload that is not GTPv1-U */
 	SAURON_AN_GTPU_OPT_TRUNCATED = 21,
 	SAURON_AN_GTPU_EXT_TRUNCATED = 22,
 	SAURON_AN_GTPU_EXT_ZERO_LENGTH = 23,
@@ -124,7 +124,7 @@ enum sauron_event {
 	SAURON_AN_INNER_TRUNCATED = 28,
 	SAURON_AN_INNER_L4_TRUNCATED = 29,
 	SAURON_AN_OUTER_FIRST_FRAGMENT = 30, /* parsed, but the datagram continues */
-	SAURON_AN_IP_TRUNCATED = 31,   /* IP total length runs past the frame */
+	SAURON_AN_IP_TRUNCATED = 31,	     /* IP total length runs past the frame */
 	SAURON_EVENTS = 32,
 };
 
@@ -144,7 +144,7 @@ enum sauron_event {
  * the other kinds. */
 struct sauron_slice_stats {
 	__u64 packets;
-	__u64 bytes;       /* whole frame, L2 header included */
+	__u64 bytes;	   /* whole frame, L2 header included */
 	__u64 inner_bytes; /* inner IP packet (G-PDU payload, or the N6 IP packet) */
 	__u64 malformed;   /* frames of this slice that carried an anomaly */
 	__u64 msg[SAURON_MSG_KINDS];
@@ -188,7 +188,7 @@ struct sauron_teid_slot {
 	__u32 teid;
 	__u32 rules_generation;
 	__u8 slice_id;
-	__u8 qfi;   /* last QFI seen, SAURON_NO_QFI when none */
+	__u8 qfi;    /* last QFI seen, SAURON_NO_QFI when none */
 	__u16 flags; /* SAURON_SESSION_VALID | SAURON_SESSION_HAS_UE */
 	__u32 reserved;
 	__u64 packets[SAURON_DIRS];
@@ -233,7 +233,7 @@ struct sauron_ue_key {
 struct sauron_config {
 	__u32 direction_mode[SAURON_POINTS]; /* enum sauron_direction_mode */
 	__u32 rules_generation;
-	__u32 measure;             /* SAURON_MEASURE_* bits */
+	__u32 measure; /* SAURON_MEASURE_* bits */
 	/* Egress points look a fingerprint up only when (hash & mask) == 0: the
 	 * smallest sampling mask of any slice, since the slice of a NATed
 	 * packet is not known there. */
@@ -308,15 +308,15 @@ struct sauron_fingerprint {
 	__u16 remote_port;
 	__u8 proto;
 	__u8 direction;
-	__u32 ip_id;  /* IPv4 identification or IPv6 flow label */
-	__u32 length; /* inner IP total length */
-	__u32 l4_a;   /* TCP sequence; ICMP type, code and echo sequence; else payload word 0 */
-	__u32 l4_b;   /* TCP acknowledgment; else the next payload word */
+	__u32 ip_id;	/* IPv4 identification or IPv6 flow label */
+	__u32 length;	/* inner IP total length */
+	__u32 l4_a;	/* TCP sequence; ICMP type, code and echo sequence; else payload word 0 */
+	__u32 l4_b;	/* TCP acknowledgment; else the next payload word */
 	__u32 reserved; /* zero: whole 8-byte words, compared as such */
 } __attribute__((aligned(8)));
 
 struct sauron_stamp {
-	__u64 ns;      /* bpf_ktime_get_ns() at the first point */
+	__u64 ns; /* bpf_ktime_get_ns() at the first point */
 	__u32 slice_id;
 	__u32 reserved;
 };
@@ -356,9 +356,9 @@ struct sauron_measure_stats {
 	__u64 transit_matched;
 	__u64 transit_duplicate;  /* a stamp with that fingerprint was pending */
 	__u64 transit_table_full; /* both its slots held other live stamps: not stamped */
-	__u64 transit_late;       /* matched after its stamp expired */
+	__u64 transit_late;	  /* matched after its stamp expired */
 	__u64 transit_aggregate;  /* sampled but too long to stamp: a GRO aggregate */
-	__u64 transit_expired;    /* stamps never matched within the expiry: lost */
+	__u64 transit_expired;	  /* stamps never matched within the expiry: lost */
 	__u64 tcp_data_segments;
 	__u64 tcp_retransmissions;
 	__u64 rtt_stamped;
@@ -388,10 +388,10 @@ struct sauron_seq_key {
 
 struct sauron_seq_state {
 	__u64 received; /* distinct packets */
-	__u64 lost;     /* passed over and not (yet) arrived */
+	__u64 lost;	/* passed over and not (yet) arrived */
 	__u64 reordered;
 	__u64 duplicates;
-	__u64 window;   /* bit i: sequence number expected - 1 - i arrived */
+	__u64 window;	/* bit i: sequence number expected - 1 - i arrived */
 	__u32 expected; /* next sequence number in order */
 	__u32 slice_id;
 	__u32 gap_start;  /* first number of the most recent gap */
@@ -410,7 +410,7 @@ enum sauron_rtt_kind {
 #define SAURON_RTT_STAMPS 65536
 
 struct sauron_rtt_key {
-	__u8 local[16];  /* the UE's side of the flow (its NAT address on N6) */
+	__u8 local[16]; /* the UE's side of the flow (its NAT address on N6) */
 	__u8 remote[16];
 	__u16 local_port;
 	__u16 remote_port;
@@ -458,20 +458,20 @@ struct sauron_peer_key {
 /* What the parser concluded about the last frame; written only by builds
  * with SAURON_RECORD_LAST (the differential tests), never in production. */
 struct sauron_parse_result {
-	__u32 event;       /* category: SAURON_EV_* */
-	__u32 anomaly;     /* first anomaly, 0 when none */
+	__u32 event;   /* category: SAURON_EV_* */
+	__u32 anomaly; /* first anomaly, 0 when none */
 	__u32 teid;
 	__u32 slice_id;
 	__u32 direction;
-	__u32 msg_kind;    /* enum sauron_msg_kind */
-	__u32 qfi;         /* SAURON_NO_QFI when no PDU Session Container */
-	__u32 pdu_type;    /* 0 DL, 1 UL, 255 none */
+	__u32 msg_kind;	   /* enum sauron_msg_kind */
+	__u32 qfi;	   /* SAURON_NO_QFI when no PDU Session Container */
+	__u32 pdu_type;	   /* 0 DL, 1 UL, 255 none */
 	__u32 inner_proto; /* IPPROTO_* of the inner packet, 0 when none */
 	__u16 inner_sport;
 	__u16 inner_dport;
 	__u32 ext_headers; /* GTP-U extension headers walked */
-	__u32 gtp_seq;     /* sequence number when the S flag is set */
-	__u32 flags;       /* SAURON_RES_* */
+	__u32 gtp_seq;	   /* sequence number when the S flag is set */
+	__u32 flags;	   /* SAURON_RES_* */
 	__u8 ue_addr[16];
 };
 
@@ -496,12 +496,12 @@ struct sauron_parse_result {
  * to it (top, pidstat and schedstat agree), and are kept apart so that the
  * shared softirq time is the rest: the times never overlap. */
 struct sauron_cpu_time {
-	__u64 idle_ns;        /* the idle task, packet softirqs excluded */
-	__u64 net_rx_ns;      /* NET_RX softirq */
-	__u64 net_tx_ns;      /* NET_TX softirq */
+	__u64 idle_ns;	 /* the idle task, packet softirqs excluded */
+	__u64 net_rx_ns; /* NET_RX softirq */
+	__u64 net_tx_ns; /* NET_TX softirq */
 	__u64 net_rx_runs;
 	__u64 net_tx_runs;
-	__u64 switches;       /* context switches seen */
+	__u64 switches; /* context switches seen */
 	/* Packet softirq time outside watched tasks' contexts that followed the
 	 * receipt (netif_receive_skb) of a packet on one of Sauron's receiving
 	 * links, or on any other link, until the next receipt, the end of the
@@ -516,13 +516,13 @@ struct sauron_cpu_time {
 	/* the program's own state */
 	__u64 stretch_start_ns;
 	__u64 stretch_softirq_ns; /* packet softirq time when the stretch started */
-	__u64 softirq_start_ns;   /* 0 outside a packet softirq */
+	__u64 softirq_start_ns;	  /* 0 outside a packet softirq */
 	__u64 softirq_vec;
-	__u64 segment_start_ns;   /* 0: the running softirq is not split */
-	__u64 poll_head_ns;       /* the running NAPI poll's time before its first packet */
-	__u64 last_dev;           /* the net_device last looked up */
-	__u32 segment_owner;      /* SAURON_RX_* */
-	__u32 last_dev_owner;     /* SAURON_RX_*, SAURON_RX_NONE: look it up */
+	__u64 segment_start_ns; /* 0: the running softirq is not split */
+	__u64 poll_head_ns;	/* the running NAPI poll's time before its first packet */
+	__u64 last_dev;		/* the net_device last looked up */
+	__u32 segment_owner;	/* SAURON_RX_* */
+	__u32 last_dev_owner;	/* SAURON_RX_*, SAURON_RX_NONE: look it up */
 	/* whether the task whose context a softirq runs in is watched, cached
 	 * for its tgid until the next context switch */
 	__u32 context_tgid;
@@ -540,11 +540,11 @@ enum sauron_rx_owner {
  * running kernel (from its BTF, not from compile-time headers); known = 0
  * leaves every packet's owner unknown. */
 struct sauron_receive_offsets {
-	__u32 skb_dev;     /* sk_buff.dev */
-	__u32 napi_dev;    /* napi_struct.dev */
+	__u32 skb_dev;	   /* sk_buff.dev */
+	__u32 napi_dev;	   /* napi_struct.dev */
 	__u32 dev_ifindex; /* net_device.ifindex */
-	__u32 dev_net;     /* net_device.nd_net.net */
-	__u32 net_inum;    /* net.ns.inum: the namespace's inode number */
+	__u32 dev_net;	   /* net_device.nd_net.net */
+	__u32 net_inum;	   /* net.ns.inum: the namespace's inode number */
 	__u32 known;
 };
 

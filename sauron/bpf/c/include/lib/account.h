@@ -25,8 +25,11 @@ _Static_assert(sizeof(struct sauron_ue_slot) == 64, "a UE slot is one cache line
 #define EVENT_ROWS (SAURON_POINTS * SAURON_EVENTS)
 
 /* An array holding `rows` entries for every possible CPU, mapped by the agent. */
+/* the formatter reads the product in bcc's macro as a pointer */
+/* clang-format off */
 #define CPU_ARRAY(name, type, rows) \
 	BPF_F_TABLE("array", __u32, type, name, SAURON_CPUS * (rows), BPF_F_MMAPABLE)
+/* clang-format on */
 
 CPU_ARRAY(slice_stats, struct sauron_slice_stats, SLICE_STATS_ROWS);
 CPU_ARRAY(qfi_stats, struct sauron_traffic, QFI_STATS_ROWS);
@@ -55,7 +58,8 @@ static __always_inline void count_event(__u32 point, __u32 event)
 static __always_inline void count_slice(__u32 point, __u32 slice_id, __u32 dir, __u32 msg_kind,
 					__u64 bytes, __u64 inner_bytes, int malformed)
 {
-	__u32 key = cpu_row(SLICE_STATS_ROWS, (slice_id * SAURON_POINTS + point) * SAURON_DIRS + dir);
+	__u32 key =
+		cpu_row(SLICE_STATS_ROWS, (slice_id * SAURON_POINTS + point) * SAURON_DIRS + dir);
 	struct sauron_slice_stats *s = slice_stats.lookup(&key);
 	if (!s)
 		return;
@@ -129,7 +133,8 @@ static __always_inline void add_to_teid(__u32 teid, const struct sauron_session_
 }
 
 /* The same for a UE address's ue_stats entry. */
-static __always_inline void add_to_ue(const __u8 ue_addr[16], const struct sauron_session_stats *add)
+static __always_inline void add_to_ue(const __u8 ue_addr[16],
+				      const struct sauron_session_stats *add)
 {
 	struct sauron_ue_key key;
 	__builtin_memcpy(key.addr, ue_addr, 16);
@@ -142,9 +147,9 @@ static __always_inline void add_to_ue(const __u8 ue_addr[16], const struct sauro
 
 /* One frame counted straight into teid_stats or ue_stats (replay's AUTO
  * mode, which decides the direction per frame and so keeps no slot). */
-static __always_inline void count_unslotted(__u32 teid, __u32 slice_id, __u32 generation,
-					    __u32 dir, __u64 bytes, __u32 qfi,
-					    const __u8 ue_addr[16], int has_ue, int by_teid)
+static __always_inline void count_unslotted(__u32 teid, __u32 slice_id, __u32 generation, __u32 dir,
+					    __u64 bytes, __u32 qfi, const __u8 ue_addr[16],
+					    int has_ue, int by_teid)
 {
 	/* two constants, not an index: a variable index into a stack array
 	 * becomes pointer arithmetic the verifier refuses */
@@ -163,7 +168,8 @@ static __always_inline void count_unslotted(__u32 teid, __u32 slice_id, __u32 ge
  * TEIDs spread over the slots. */
 static __always_inline struct sauron_teid_slot *teid_slot_of(__u32 teid)
 {
-	__u32 key = cpu_row(SAURON_TEID_SLOTS, (teid * 2654435761u) >> (32 - SAURON_TEID_SLOT_BITS));
+	__u32 key =
+		cpu_row(SAURON_TEID_SLOTS, (teid * 2654435761u) >> (32 - SAURON_TEID_SLOT_BITS));
 	return teid_slots.lookup(&key);
 }
 
@@ -177,8 +183,8 @@ static __always_inline void flush_teid_slot(struct sauron_teid_slot *slot)
 }
 
 static __always_inline void fill_teid_slot(struct sauron_teid_slot *slot, __u32 teid,
-					   __u32 slice_id, __u32 generation,
-					   const __u8 ue_addr[16], int has_ue)
+					   __u32 slice_id, __u32 generation, const __u8 ue_addr[16],
+					   int has_ue)
 {
 	slot->teid = teid;
 	slot->slice_id = slice_id;

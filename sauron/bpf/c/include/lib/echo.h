@@ -7,8 +7,7 @@
 #include "lib/histogram.h"
 #include "lib/measure.h"
 
-BPF_TABLE("lru_hash", struct sauron_echo_key, struct sauron_stamp, echo_stamps,
-	  SAURON_ECHO_STAMPS);
+BPF_TABLE("lru_hash", struct sauron_echo_key, struct sauron_stamp, echo_stamps, SAURON_ECHO_STAMPS);
 BPF_TABLE("lru_percpu_hash", struct sauron_peer_key, struct sauron_latency_hist, peer_rtt,
 	  SAURON_MAX_PEERS);
 /* never written: the initial value of a new peer's histogram, too large for
@@ -19,7 +18,8 @@ BPF_ARRAY(empty_hist, struct sauron_latency_hist, 1);
 static __always_inline void echo_request(const __u8 peer[16], __u32 seq, int outgoing)
 {
 	struct sauron_echo_key key = { .seq = seq,
-				       .initiator = outgoing ? SAURON_ECHO_LOCAL : SAURON_ECHO_PEER };
+				       .initiator =
+					       outgoing ? SAURON_ECHO_LOCAL : SAURON_ECHO_PEER };
 	__builtin_memcpy(key.peer, peer, 16);
 	struct sauron_stamp stamp = { .ns = bpf_ktime_get_ns() };
 	echo_stamps.update(&key, &stamp);
@@ -29,7 +29,8 @@ static __always_inline void echo_response(const __u8 peer[16], __u32 seq, int ou
 {
 	/* a response going out answers the peer's request, and the reverse */
 	struct sauron_echo_key key = { .seq = seq,
-				       .initiator = outgoing ? SAURON_ECHO_PEER : SAURON_ECHO_LOCAL };
+				       .initiator =
+					       outgoing ? SAURON_ECHO_PEER : SAURON_ECHO_LOCAL };
 	__builtin_memcpy(key.peer, peer, 16);
 	struct sauron_stamp *stamp = echo_stamps.lookup(&key);
 	if (!stamp)

@@ -28,13 +28,13 @@
 #define ICMPV6_ECHO_REPLY_TYPE 129
 
 struct l4_facts {
-	__u8 ok;        /* the transport header was read */
+	__u8 ok; /* the transport header was read */
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 has_ts;
 	__u16 sport;
 	__u16 dport;
-	__u32 word_a;   /* fingerprint words, see struct sauron_fingerprint */
+	__u32 word_a; /* fingerprint words, see struct sauron_fingerprint */
 	__u32 word_b;
 	__u32 tcp_seq;
 	__u32 tcp_ack;
@@ -142,8 +142,8 @@ static __always_inline __u32 read_l4_words(struct hdr_cursor *c, void *data_end,
 }
 
 /* Everything the measurements read, TCP timestamps included. */
-static __always_inline void read_l4(struct hdr_cursor *c, void *data_end,
-				    const struct ip_view *ip, struct l4_facts *t)
+static __always_inline void read_l4(struct hdr_cursor *c, void *data_end, const struct ip_view *ip,
+				    struct l4_facts *t)
 {
 	__u32 hlen = read_l4_words(c, data_end, ip, t);
 	if (hlen > sizeof(struct tcphdr))

@@ -12,13 +12,13 @@
 #include "lib/histogram.h"
 #include "lib/parse.h"
 
-BPF_PERCPU_ARRAY(measure_stats, struct sauron_measure_stats, SAURON_MAX_SLICES * SAURON_DIRS);
+BPF_PERCPU_ARRAY(measure_stats, struct sauron_measure_stats, SAURON_MAX_SLICES *SAURON_DIRS);
 BPF_PERCPU_ARRAY(latency_hist, struct sauron_latency_hist,
-		 SAURON_MAX_SLICES * SAURON_LAT_METRICS * SAURON_DIRS);
+		 SAURON_MAX_SLICES *SAURON_LAT_METRICS *SAURON_DIRS);
 BPF_ARRAY(slice_config, struct sauron_slice_config, SAURON_MAX_SLICES);
 
 struct measure_job {
-	__u32 pending;      /* set by the counting program, cleared by the entry */
+	__u32 pending; /* set by the counting program, cleared by the entry */
 	__u32 point;
 	__u32 slice_id;
 	__u32 direction;
@@ -26,7 +26,7 @@ struct measure_job {
 	__u32 teid;
 	__u32 seq;
 	__u32 gtp_flags;
-	__u32 has_ip;       /* the user's IP packet parsed */
+	__u32 has_ip;	    /* the user's IP packet parsed */
 	__u32 ip_offset;    /* where it starts (inner on N3; 0 on a bare IP link) */
 	__u32 outer_offset; /* the outer IP header of a GTP-U frame */
 };

@@ -27,8 +27,7 @@ static __always_inline int is_egress(__u32 point)
  * may not know (NAT). */
 static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, __u32 point,
 					      const struct ip_view *inner,
-					      const struct l4_facts *l4, __u32 slice_id,
-					      __u32 dir)
+					      const struct l4_facts *l4, __u32 slice_id, __u32 dir)
 {
 	if (!cfg || !cfg->measure)
 		return;
@@ -36,7 +35,8 @@ static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, _
 		__u32 stamp_slice;
 		__u64 ns;
 		if (transit_match(cfg, inner, l4, dir, &stamp_slice, &ns))
-			record_latency(SAURON_LAT_TRANSIT, slice_id ? slice_id : stamp_slice, dir, ns);
+			record_latency(SAURON_LAT_TRANSIT, slice_id ? slice_id : stamp_slice, dir,
+				       ns);
 		rtt_outbound(cfg, RTT_SIDE_RAN, inner, l4, dir, slice_id);
 	} else {
 		/* the entry program took the transit stamp */

@@ -27,14 +27,14 @@ struct vlan_tag {
  * whole 8-byte stack words: the verifier takes a word only partly written
  * as read from the paths before it, and could not prune them. */
 struct ip_view {
-	__u8 version;        /* 4 or 6 */
-	__u8 proto;          /* L4 protocol after any IPv6 extension headers */
+	__u8 version;	     /* 4 or 6 */
+	__u8 proto;	     /* L4 protocol after any IPv6 extension headers */
 	__u8 first_fragment; /* offset 0, more fragments follow */
 	__u8 later_fragment; /* offset > 0: no L4 header here */
 	__u32 payload_len;   /* L4 bytes the header announces */
 	__u32 total_len;     /* whole IP packet the header announces */
-	__u32 ip_id;         /* IPv4 identification, IPv6 flow label */
-	__u8 saddr[16];      /* IPv4 stored IPv4-mapped */
+	__u32 ip_id;	     /* IPv4 identification, IPv6 flow label */
+	__u8 saddr[16];	     /* IPv4 stored IPv4-mapped */
 	__u8 daddr[16];
 } __attribute__((aligned(8)));
 

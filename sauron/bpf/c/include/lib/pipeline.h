@@ -79,9 +79,8 @@ static __always_inline int has_ports(__u8 proto)
 }
 
 /* The packet a G-PDU carries: IPv4 or IPv6 by its version nibble. */
-static __always_inline int parse_inner_ip(struct hdr_cursor *c, void *data_end,
-					  struct ip_view *ip, struct l4_ports *ports,
-					  __u32 *anomaly)
+static __always_inline int parse_inner_ip(struct hdr_cursor *c, void *data_end, struct ip_view *ip,
+					  struct l4_ports *ports, __u32 *anomaly)
 {
 	__u8 *first = c->pos;
 
@@ -206,7 +205,8 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
 	if (mode == SAURON_DIRMODE_AUTO && g->pdu_type != GTPU_PDU_TYPE_NONE)
 		mode = g->pdu_type == 0 ? SAURON_DIRMODE_DOWNLINK : SAURON_DIRMODE_UPLINK;
 	if (!inner_ok)
-		f->direction = mode == SAURON_DIRMODE_DOWNLINK ? SAURON_DIR_DOWNLINK : SAURON_DIR_UPLINK;
+		f->direction =
+			mode == SAURON_DIRMODE_DOWNLINK ? SAURON_DIR_DOWNLINK : SAURON_DIR_UPLINK;
 	else if (mode == SAURON_DIRMODE_AUTO)
 		ue_hit = auto_direction(inner, f, &ue_slice);
 	else
@@ -214,7 +214,8 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
 
 	if (g->teid != 0 && slice_of_teid(g->teid, &f->slice_id))
 		return;
-	if (ue_hit || (f->has_ue && mode != SAURON_DIRMODE_AUTO && slice_of_ue(f->ue_addr, &ue_slice))) {
+	if (ue_hit ||
+	    (f->has_ue && mode != SAURON_DIRMODE_AUTO && slice_of_ue(f->ue_addr, &ue_slice))) {
 		f->slice_id = ue_slice;
 		return;
 	}
@@ -319,7 +320,7 @@ static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const 
 
 /* N3/N9 side: GTP-U frames. */
 static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 frame_len,
-					     __u32 point, enum sauron_link link)
+					      __u32 point, enum sauron_link link)
 {
 	struct hdr_cursor c = { .pos = data };
 	struct frame_facts f = { .event = SAURON_EV_IP_NOT_GTPU };
@@ -347,7 +348,8 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	int udp_len = parse_udphdr(&c, data_end, &outer, &udph, &f.anomaly);
 	if (udp_len < 0)
 		goto out;
-	if (udph->source != bpf_htons(SAURON_GTPU_PORT) && udph->dest != bpf_htons(SAURON_GTPU_PORT))
+	if (udph->source != bpf_htons(SAURON_GTPU_PORT) &&
+	    udph->dest != bpf_htons(SAURON_GTPU_PORT))
 		goto out;
 	if (outer.first_fragment)
 		note_anomaly(&f.anomaly, SAURON_AN_OUTER_FIRST_FRAGMENT);
@@ -379,7 +381,8 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	}
 	if (cached) {
 		f.slice_id = slot->slice_id;
-		f.direction = mode == SAURON_DIRMODE_DOWNLINK ? SAURON_DIR_DOWNLINK : SAURON_DIR_UPLINK;
+		f.direction =
+			mode == SAURON_DIRMODE_DOWNLINK ? SAURON_DIR_DOWNLINK : SAURON_DIR_UPLINK;
 		f.has_ue = slot->flags & SAURON_SESSION_HAS_UE;
 		__builtin_memcpy(f.ue_addr, slot->ue_addr, 16);
 	} else {
@@ -396,7 +399,8 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 			if (!cached) {
 				if (slot->flags & SAURON_SESSION_VALID)
 					flush_teid_slot(slot);
-				fill_teid_slot(slot, g.teid, slice_id, generation, f.ue_addr, f.has_ue);
+				fill_teid_slot(slot, g.teid, slice_id, generation, f.ue_addr,
+					       f.has_ue);
 			}
 			slot->packets[dir] += 1;
 			slot->bytes[dir] += frame_len;
@@ -476,8 +480,8 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 		slot->packets[dir] += 1;
 		slot->bytes[dir] += frame_len;
 	} else {
-		count_unslotted(0, slice_id, generation, dir, frame_len, SAURON_NO_QFI, f.ue_addr, 1,
-				0);
+		count_unslotted(0, slice_id, generation, dir, frame_len, SAURON_NO_QFI, f.ue_addr,
+				1, 0);
 	}
 	if (cfg && cfg->measure)
 		post_measure_job(point, f.msg_kind, &g, slice_id, dir, 1, ip_offset, 0);

@@ -20,8 +20,8 @@ enum rtt_side {
 };
 
 /* The UE's end is the uplink's source and the downlink's destination. */
-static __always_inline void rtt_flow(const struct ip_view *ip, const struct l4_facts *t,
-				     __u32 dir, struct sauron_rtt_key *k)
+static __always_inline void rtt_flow(const struct ip_view *ip, const struct l4_facts *t, __u32 dir,
+				     struct sauron_rtt_key *k)
 {
 	if (dir == SAURON_DIR_UPLINK) {
 		__builtin_memcpy(k->local, ip->saddr, 16);
@@ -83,14 +83,15 @@ static __always_inline void rtt_inbound(const struct sauron_config *cfg, __u32 s
 		return;
 	struct sauron_rtt_key k = {};
 	if (t->has_ts) {
-		if (!(t->tcp_flags & TCP_FLAG_ACK_BIT) || (t->tsecr & cfg->rtt_ts_mask) || !t->tsecr)
+		if (!(t->tcp_flags & TCP_FLAG_ACK_BIT) || (t->tsecr & cfg->rtt_ts_mask) ||
+		    !t->tsecr)
 			return;
 		k.echo = t->tsecr;
 		k.kind = side * 2 + SAURON_RTT_RAN_TIMESTAMP;
 	} else {
 		/* the SYN-ACK answering a SYN, or the pure ACK answering a SYN-ACK */
-		__u8 flags = t->tcp_flags & (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT | TCP_FLAG_FIN_BIT |
-					     TCP_FLAG_RST_BIT);
+		__u8 flags = t->tcp_flags & (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT |
+					     TCP_FLAG_FIN_BIT | TCP_FLAG_RST_BIT);
 		int syn_ack = flags == (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT);
 		int pure_ack = flags == TCP_FLAG_ACK_BIT && t->tcp_payload == 0;
 		if (!syn_ack && !pure_ack)

@@ -47,8 +47,8 @@ static __always_inline void seq_ahead(struct sauron_seq_state *st, struct sauron
 }
 
 /* A number below the expected one: behind = how far below, from 1. */
-static __always_inline void seq_behind(struct sauron_seq_state *st,
-				       struct sauron_measure_stats *m, __u32 seq, __u32 behind)
+static __always_inline void seq_behind(struct sauron_seq_state *st, struct sauron_measure_stats *m,
+				       __u32 seq, __u32 behind)
 {
 	__u32 bit = behind - 1;
 	if (bit < SAURON_SEQ_WINDOW && (st->window >> bit) & 1) {

@@ -126,9 +126,8 @@ static __always_inline int take_overdue(struct sauron_transit_slot *slot, __u64 
  * fingerprint still pending (a duplicate, not stamped again, unless past the
  * expiry), a free slot (stamped), a stamp past the expiry (counted lost, its
  * slot taken), or two other live stamps (not stamped: busy). */
-static __always_inline void transit_stamp(const struct sauron_config *cfg,
-					  const struct ip_view *ip, const struct l4_facts *t,
-					  __u32 slice_id, __u32 dir)
+static __always_inline void transit_stamp(const struct sauron_config *cfg, const struct ip_view *ip,
+					  const struct l4_facts *t, __u32 slice_id, __u32 dir)
 {
 	if (!measuring(cfg, SAURON_MEASURE_TRANSIT))
 		return;
@@ -194,9 +193,9 @@ static __always_inline void transit_stamp(const struct sauron_config *cfg,
 
 /* Returns 1 with the stamping slice and the transit time when the packet
  * was stamped on the other side. */
-static __always_inline int transit_match(const struct sauron_config *cfg,
-					 const struct ip_view *ip, const struct l4_facts *t,
-					 __u32 dir, __u32 *stamp_slice, __u64 *transit_ns)
+static __always_inline int transit_match(const struct sauron_config *cfg, const struct ip_view *ip,
+					 const struct l4_facts *t, __u32 dir, __u32 *stamp_slice,
+					 __u64 *transit_ns)
 {
 	if (!measuring(cfg, SAURON_MEASURE_TRANSIT))
 		return 0;
@@ -216,8 +215,7 @@ static __always_inline int transit_match(const struct sauron_config *cfg,
 		if (!slot)
 			return 0;
 		state = slot->state;
-		if (!slot_phase(state, SAURON_TRANSIT_PENDING) ||
-		    !same_fingerprint(&slot->fp, &fp))
+		if (!slot_phase(state, SAURON_TRANSIT_PENDING) || !same_fingerprint(&slot->fp, &fp))
 			return 0;
 	}
 	__u64 now = bpf_ktime_get_ns();
