@@ -1,7 +1,7 @@
 # The Sauron agent, one per UPF node (testbed/open5gs/compose.yaml and
 # testbed/k8s/). bcc compiles the programs when the agent starts, against the
 # host's kernel headers: mount the host's /lib/modules and /usr/src
-# read-only, and bpffs and tracefs (README: "Deployments").
+# read-only, and bpffs and tracefs (docs/deployment.md).
 
 # the dashboard's front-end libraries, pinned in web/package-lock.json
 FROM node:20-bookworm-slim AS web

@@ -25,8 +25,8 @@ lint: setup ## ruff on the Python, clang-format on the C (.clang-format)
 typecheck: setup ## mypy (strict on sauron/)
 	$(VENV)/bin/mypy
 
-reference: setup ## rewrite the README's configuration reference from the configuration's models
-	$(VENV)/bin/sauron config reference --readme README.md
+reference: setup ## rewrite docs/configuration.md's reference from the configuration's models
+	$(VENV)/bin/sauron config reference --readme docs/configuration.md
 
 test: setup lint typecheck ## lint, types and the whole test suite (root, real kernel)
 	$(PY) -m pytest -q

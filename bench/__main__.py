@@ -7,7 +7,7 @@ table is printed at the end and written to bench/results.json.
     python -m bench            # everything (about 15 minutes on 2 CPUs)
     python -m bench --quick    # every section with tiny sizes: does it run?
     python -m bench --only throughput,scaling
-    python -m bench --markdown # the README's table from bench/results.json
+    python -m bench --markdown # docs/performance.md's table from bench/results.json
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--section", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--markdown", action="store_true", help="print --output's figures as the README's table"
+        "--markdown",
+        action="store_true",
+        help="print --output's figures as docs/performance.md's table",
     )
     args = parser.parse_args()
     if args.markdown:
@@ -88,7 +90,7 @@ def main() -> None:
     print(table(figures))
     missed = [f.name for f in figures if f.met is False]
     if missed:
-        print(f"\ngoals missed: {', '.join(missed)} (the README's performance section says why)")
+        print(f"\ngoals missed: {', '.join(missed)} (docs/performance.md says why)")
     args.output.write_text(json.dumps([f.as_json() for f in figures], indent=2) + "\n")
     print(f"\nwritten {args.output}")
 

@@ -125,7 +125,7 @@ def table(figures: Sequence[Figure]) -> str:
 
 
 def markdown(figures: Sequence[Figure]) -> str:
-    """The table as the README's performance section shows it."""
+    """The table as docs/performance.md shows it."""
     lines = ["| figure | value | spread | unit | goal | what |", "|---|---|---|---|---|---|"]
     for f in figures:
         goal = ""

@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: the stable names the README's performance section and dashboards quote
+#: the stable names docs/performance.md and dashboards quote
 STABLE_NAMES = {
     "xdp_n3_ul_gpdu_added_ns",
     "xdp_n3_ul_gpdu_stamped_added_ns",

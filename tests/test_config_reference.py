@@ -1,4 +1,4 @@
-"""The configuration reference in the README is written from the models:
+"""The configuration reference in docs/configuration.md is written from the models:
 it is what `sauron config reference` prints now, it names every key the
 agent accepts with a description, and what it says of a key (type, default,
 limits, comment) comes from that key's field."""
@@ -27,10 +27,10 @@ def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
-def test_the_readme_holds_the_reference_as_written_now() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_the_manual_holds_the_reference_as_written_now() -> None:
+    readme = (REPO / "docs" / "configuration.md").read_text()
     assert readme.count(START) == 1 and readme.count(END) == 1
-    assert with_reference(readme) == readme, "run `make reference` and commit the README"
+    assert with_reference(readme) == readme, "run `make reference` and commit docs/configuration.md"
 
 
 def test_every_key_is_in_it_with_a_description() -> None:

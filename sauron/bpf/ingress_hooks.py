@@ -24,7 +24,7 @@ HOOKS: Final = (XDP_NATIVE, XDP_GENERIC, TC)
 
 #: the cheapest ingress hook by link kind, as measured here (veth, 2 CPUs,
 #: kernel 6.18, frames/s taken in ÷ no program, empty programs: tc 0.990,
-#: xdp-generic 0.942, xdp-native 0.853; the README's performance section has
+#: xdp-generic 0.942, xdp-native 0.853; docs/performance.md has
 #: the current run).
 MEASURED_CHEAPEST: Final[dict[str, str]] = {"veth": TC}
 #: virtual links never measured (tun, gtp, bridge, vlan, ...): tc works on

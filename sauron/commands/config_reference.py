@@ -1,6 +1,6 @@
 """The agent configuration's reference, written from the pydantic models
 themselves: every key with its type, default, limits and the `#:` comment
-above its field. `sauron config reference` prints it; the README holds it
+above its field. `sauron config reference` prints it; docs/configuration.md holds it
 between markers, and a test keeps the two the same."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from sauron.agent.config import AgentConfig
 
-START = "<!-- config-reference:start (sauron config reference --readme README.md) -->"
+START = "<!-- config-reference:start (sauron config reference --readme docs/configuration.md) -->"
 END = "<!-- config-reference:end -->"
 
 
@@ -139,9 +139,9 @@ def reference() -> str:
 
 
 def with_reference(readme: str) -> str:
-    """The README's text with the reference between its markers replaced."""
+    """A document's text with the reference between its markers replaced."""
     head, start, rest = readme.partition(START)
     _, end, tail = rest.partition(END)
     if not start or not end:
-        raise ValueError(f"the README has no {START} ... {END} markers")
+        raise ValueError(f"no {START} ... {END} markers in it")
     return f"{head}{START}\n\n{reference()}\n{END}{tail}"

@@ -1,5 +1,5 @@
 """The schema Sauron writes to InfluxDB, one snapshot at a time: which
-measurements, tags and fields (the README's table is this module in prose).
+measurements, tags and fields (docs/exporters.md's table is this module in prose).
 
 Every point carries the snapshot's own time, so a point written twice (a
 replay after an outage) lands on itself instead of counting twice. Counts
