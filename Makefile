@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test lint typecheck reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test unit lint typecheck reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ demo: setup ## the agent on a UPF in namespaces with three slices of traffic, li
 
 doctor: setup ## what this host offers the agent
 	$(VENV)/bin/sauron doctor
+
+unit: ## the tests that need neither root nor the kernel (tests/unit), as any user, in seconds
+	$(PY) -m pytest -q tests/unit
 
 lint: setup ## ruff on the Python, clang-format on the C (.clang-format)
 	$(VENV)/bin/ruff check sauron tests bench

@@ -22,10 +22,19 @@ SHARED_CAPTURES = REPO.parent / "shared" / "captures"
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if os.geteuid() != 0:
+UNIT = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """tests/unit runs as any user; everything else loads BPF programs or
+    builds namespaces, and needs root."""
+    if os.geteuid() == 0:
+        return
+    privileged = [i.nodeid for i in session.items if UNIT not in Path(str(i.path)).parents]
+    if privileged:
         raise pytest.UsageError(
-            "the test suite needs root: it loads BPF programs and builds namespaces"
+            f"{len(privileged)} of the collected tests need root (they load BPF programs or "
+            f"build namespaces; tests/unit needs neither), the first: {privileged[0]}"
         )
 
 
@@ -58,6 +67,8 @@ def leftovers() -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.geteuid() != 0:
+        return  # an unprivileged run makes no namespaces, links or nodes
     left = leftovers()
     if left:
         session.config.stash[LEFTOVERS] = left

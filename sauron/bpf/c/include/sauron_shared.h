@@ -1,7 +1,7 @@
 /* Sauron: the facts shared by the BPF programs and the Python agent.
  *
  * This header is the single owner of map sizes, enum values and the layout of
- * every map key and value that user space reads. sauron/bpf/layout.py parses
+ * every map key and value that user space reads. sauron/abi/layout.py parses
  * the #defines and enums below, and a test checks its ctypes views against the
  * types clang builds from this file.
  */

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-from conftest import REPO
 from pydantic import BaseModel, Field
 
 from sauron.agent.config import AgentConfig
 from sauron.commands.config_reference import END, START, model_of, reference, rows, with_reference
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def every_key(model: type[BaseModel], prefix: str = "") -> list[str]:

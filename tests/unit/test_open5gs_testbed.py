@@ -27,7 +27,7 @@ from sauron.agent.config import load_config
 from sauron.catalog import load_catalog
 from sauron.host.access import CAPABILITIES, HOST_PATHS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BED = REPO / "testbed" / "open5gs"
 COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
 #: the slices of slices/default.yaml, each with services named after it

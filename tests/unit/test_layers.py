@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "sauron"
+PACKAGE = Path(__file__).resolve().parents[2] / "sauron"
 
 #: lowest first: a layer may import from itself and those before it
 LAYERS = (

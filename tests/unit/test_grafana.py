@@ -26,7 +26,7 @@ from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
 from sauron.kpi.sessions import SessionVolume
 from sauron.kpi.sla import Violation
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "testbed" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "sauron-slices.json"
 #: columns every Flux table has, and ones a query makes itself

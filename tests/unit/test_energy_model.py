@@ -36,7 +36,7 @@ from sauron.energy.profiles import (
 from sauron.energy.steal import TICKS_PER_SECOND, StealClock, kept_share, without_steal
 from sauron.energy.units import Cycles, Hertz, Joules, Seconds
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def zone(root: Path, name: str, label: str, energy_uj: int, max_uj: int) -> Path:
