@@ -32,7 +32,7 @@ reference: setup ## rewrite docs/configuration.md's reference from the configura
 	$(VENV)/bin/sauron config reference --readme docs/configuration.md
 
 test: setup lint typecheck ## lint, types and the whole test suite (root, real kernel)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 bench: setup ## every speed figure in one run (per packet, veth throughput, vs capture, footprint, REST, scaling); bench/results.json
 	$(PY) -m bench
