@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_process import REPO, links_with_programs, start_agent
+from agent_process import REPO, agent_config, links_with_programs, start_agent
 from paced_udp import send_paced
 
 from sauron.catalog import load_catalog
@@ -41,6 +41,8 @@ EMBB_PPS = 3 * URLLC_PPS
 TRAFFIC_S = 6.0
 #: a target no slice can meet: joules per GB of a few hundred kB per second
 UNMEETABLE_J_PER_GB = 1e-6
+#: each slice's UPF, watched by its process name and bound to the slice
+WATCH = [{"name": "upf-embb", "slice": "embb"}, {"name": "upf-urllc", "slice": "urllc"}]
 
 
 def cpu_time_ns(pid: int) -> int:
@@ -75,26 +77,13 @@ def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> 
     with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=5.0, upf_per_slice=True) as bed:
         pids = bed.upf_pids()
         assert set(pids) == {"upf-embb", "upf-urllc"}
-        config = tmp_path / "agent.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "catalog": str(catalog_path),
-                    "interval_s": INTERVAL_S,
-                    "interfaces": [
-                        {"name": "n3", "role": "n3", "netns": bed.upf},
-                        {"name": "n6", "role": "n6", "netns": bed.upf},
-                    ],
-                    "service": {"host": "127.0.0.1", "port": 0},
-                    "sla": {"window": 3, "open_bad": 2, "close_good": 2},
-                    "energy": {
-                        "watch": [
-                            {"name": "upf-embb", "slice": "embb"},
-                            {"name": "upf-urllc", "slice": "urllc"},
-                        ]
-                    },
-                }
-            )
+        config = agent_config(
+            tmp_path / "agent.yaml",
+            bed.upf,
+            catalog=str(catalog_path),
+            interval_s=INTERVAL_S,
+            sla={"window": 3, "open_bad": 2, "close_good": 2},
+            energy={"watch": WATCH},
         )
         agent, url = start_agent(config)
         try:
@@ -219,32 +208,6 @@ while True:
 """
 
 
-def agent_config(tmp_path: Path, catalog_path: Path, bed: Testbed, watch: bool) -> Path:
-    config = tmp_path / "agent.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "catalog": str(catalog_path),
-                "interval_s": INTERVAL_S,
-                "interfaces": [
-                    {"name": "n3", "role": "n3", "netns": bed.upf},
-                    {"name": "n6", "role": "n6", "netns": bed.upf},
-                ],
-                "service": {"host": "127.0.0.1", "port": 0},
-                "energy": {
-                    "watch": [
-                        {"name": "upf-embb", "slice": "embb"},
-                        {"name": "upf-urllc", "slice": "urllc"},
-                    ]
-                    if watch
-                    else []
-                },
-            }
-        )
-    )
-    return config
-
-
 def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path) -> None:
     """The same slice traffic three times: alone, beside other traffic at a
     known rate (5 000 UDP datagrams a second between two namespaces of their
@@ -277,7 +240,14 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
     ):
         left, right = other.namespace("other-a"), other.namespace("other-b")
         other.veth(left, "oa", "10.99.0.1/30", right, "ob", "10.99.0.2/30")
-        agent, url = start_agent(agent_config(tmp_path, catalog_path, bed, watch=False))
+        config = agent_config(
+            tmp_path / "agent.yaml",
+            bed.upf,
+            catalog=str(catalog_path),
+            interval_s=INTERVAL_S,
+            energy={"watch": []},
+        )
+        agent, url = start_agent(config)
         other_sender: subprocess.Popen[str] | None = None
         try:
 

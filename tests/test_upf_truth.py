@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_process import REPO, start_agent
+from agent_process import REPO, agent_config, start_agent
 from paced_udp import send_paced
 
 from sauron.catalog import load_catalog
@@ -92,21 +92,13 @@ def test_drops_qfi_violations_and_unclassified_hold_to_the_truth(tmp_path: Path)
         token_file = tmp_path / "token"
         token_file.write_text(TOKEN + "\n")
         token_file.chmod(0o600)
-        config = tmp_path / "agent.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "catalog": str(catalog_path),
-                    "interval_s": INTERVAL_S,
-                    "interfaces": [
-                        {"name": "n3", "role": "n3", "netns": bed.upf},
-                        {"name": "n6", "role": "n6", "netns": bed.upf},
-                    ],
-                    "service": {"host": "127.0.0.1", "port": 0, "token_file": str(token_file)},
-                    "sla": {"window": SLA_WINDOW, "open_bad": 2, "close_good": 2},
-                    "energy": {"enabled": False},
-                }
-            )
+        config = agent_config(
+            tmp_path / "agent.yaml",
+            bed.upf,
+            catalog=str(catalog_path),
+            interval_s=INTERVAL_S,
+            service={"host": "127.0.0.1", "port": 0, "token_file": str(token_file)},
+            sla={"window": SLA_WINDOW, "open_bad": 2, "close_good": 2},
         )
         agent, url = start_agent(config)
         try:
