@@ -169,8 +169,8 @@ def test_transit_latency_loss_and_rtt_against_injected_truth(
     assert seq.sequence_received == truth["gnb"]["slices"]["urllc"]["ul_sent"]
 
     # round trips split at the UPF: the radio leg holds eMBB 5 ms each way
-    ran = latency_kpis(tcp_done, after, layout.LAT_RTT_RAN, ids["embb"], DL)
-    dn = latency_kpis(tcp_done, after, layout.LAT_RTT_DN, ids["embb"], UL)
+    ran = latency_kpis(tcp_done, after, layout.LAT_RAN_RTT, ids["embb"], DL)
+    dn = latency_kpis(tcp_done, after, layout.LAT_DN_RTT, ids["embb"], UL)
     assert ran.samples >= 20 and dn.samples >= 20
     assert ran.p50_ms is not None and dn.p50_ms is not None
     assert 2 * RADIO_DELAY_MS <= ran.p50_ms <= 2 * RADIO_DELAY_MS + 3.0 + ran.error_ms["p50"]

@@ -329,7 +329,7 @@ def test_ran_rtt_from_timestamp_echo(measuring: DataPlane) -> None:
     run(measuring, N3_OUT, gtpu(data, DL_TEID, uplink=False))
     ack = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=101, ts=(60, 1000))
     run(measuring, N3_IN, gtpu(ack, UL_TEID, uplink=True))
-    assert transit(measuring, layout.LAT_RTT_RAN) == {(EMBB, DL): 1}
+    assert transit(measuring, layout.LAT_RAN_RTT) == {(EMBB, DL): 1}
 
 
 def test_ran_rtt_from_handshake_without_timestamps(measuring: DataPlane) -> None:
@@ -338,16 +338,16 @@ def test_ran_rtt_from_handshake_without_timestamps(measuring: DataPlane) -> None
     # an unrelated ACK does not match
     other = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=777)
     run(measuring, N3_IN, gtpu(other, UL_TEID, uplink=True))
-    assert transit(measuring, layout.LAT_RTT_RAN) == {}
+    assert transit(measuring, layout.LAT_RAN_RTT) == {}
     ack = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=5001)
     run(measuring, N3_IN, gtpu(ack, UL_TEID, uplink=True))
-    assert transit(measuring, layout.LAT_RTT_RAN) == {(EMBB, DL): 1}
+    assert transit(measuring, layout.LAT_RAN_RTT) == {(EMBB, DL): 1}
 
 
 def test_dn_rtt_from_handshake_on_n6(measuring: DataPlane) -> None:
     run(measuring, N6_OUT, plain(tcp(UE, SERVER, 40000, 443, "S", seq=100)))
     run(measuring, N6_IN, plain(tcp(SERVER, UE, 443, 40000, "SA", seq=9000, ack=101)))
-    assert transit(measuring, layout.LAT_RTT_DN) == {(EMBB, UL): 1}
+    assert transit(measuring, layout.LAT_DN_RTT) == {(EMBB, UL): 1}
 
 
 def test_rtt_timestamps_rate_limited_by_mask(measuring: DataPlane) -> None:
@@ -359,7 +359,7 @@ def test_rtt_timestamps_rate_limited_by_mask(measuring: DataPlane) -> None:
         ack = tcp(UE, SERVER, 40000, 443, "A", seq=1, ack=tsval + 1, ts=(9, tsval))
         run(measuring, N3_IN, gtpu(ack, UL_TEID, uplink=True))
     # only values with the two low bits clear: 1000 and 1004
-    assert transit(measuring, layout.LAT_RTT_RAN) == {(EMBB, DL): 2}
+    assert transit(measuring, layout.LAT_RAN_RTT) == {(EMBB, DL): 2}
 
 
 # --- retransmissions ------------------------------------------------------------

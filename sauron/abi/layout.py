@@ -91,8 +91,8 @@ GAP_MIN_SHIFT = _C["SAURON_GAP_MIN_SHIFT"]
 GAP_MAX_SHIFT = _C["SAURON_GAP_MAX_SHIFT"]
 GAP_BUCKETS = _C["SAURON_GAP_BUCKETS"]
 LAT_TRANSIT = _C["SAURON_LAT_TRANSIT"]
-LAT_RTT_RAN = _C["SAURON_LAT_RTT_RAN"]
-LAT_RTT_DN = _C["SAURON_LAT_RTT_DN"]
+LAT_RAN_RTT = _C["SAURON_LAT_RAN_RTT"]
+LAT_DN_RTT = _C["SAURON_LAT_DN_RTT"]
 LAT_METRICS = _C["SAURON_LAT_METRICS"]
 TRANSIT_STAMPS = _C["SAURON_TRANSIT_STAMPS"]
 TRANSIT_FREE = _C["SAURON_TRANSIT_FREE"]
@@ -125,7 +125,7 @@ MSG_KIND_NAMES = _named("SAURON_MSG_", stop="SAURON_MSG_KINDS")
 EVENT_NAMES = _named("SAURON_EV_")
 #: anomaly id -> "eth_truncated", "gtpu_ext_zero_length", ...
 ANOMALY_NAMES = _named("SAURON_AN_")
-#: latency metric id -> "transit", "rtt_ran", "rtt_dn"
+#: latency metric id -> "transit", "ran_rtt", "dn_rtt" (the KPI names, sauron.abi.kpis)
 LATENCY_METRIC_NAMES = _named("SAURON_LAT_", stop="SAURON_LAT_METRICS")
 #: RTT stamp kind -> "ran_timestamp", ...
 RTT_KIND_NAMES = _named("SAURON_RTT_")

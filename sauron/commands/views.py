@@ -3,8 +3,11 @@ from the API's models (no colours, so they pipe and log cleanly)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
+from sauron.abi.kpis import DIRECTIONS, LATENCY_KPIS, LatencyKpi
 from sauron.service import schemas
 
 
@@ -34,26 +37,53 @@ def slices_table(doc: schemas.SliceList) -> str:
 
 #: wide enough for "unclassified" (slice 0, in `top` and `kpis unclassified`)
 SLICE_COLUMN = 14
-KPI_HEAD = (
-    f"{'slice':<{SLICE_COLUMN}}{'SLA':<11}{'UL Mbit/s':>10}{'DL Mbit/s':>10}{'UL pkt/s':>10}{'DL pkt/s':>10}"
-    f"{'TEIDs':>7}{'UEs':>6}{'UPF drops':>10}{'transit p99 UL/DL ms':>22}{'RAN RTT p99':>12}"
-    f"{'loss UL/DL':>16}"
+
+
+def _loss(d: Any) -> float | None:
+    ratios = [r for r in (d.loss.transit_ratio, d.loss.sequence_ratio) if r is not None]
+    return max(ratios) if ratios else None
+
+
+def _p99(kpi: LatencyKpi, k: Any) -> str:
+    """The p99 of a latency KPI: UL / DL when it is per direction."""
+    if kpi.per_direction:
+        return " / ".join(_ms(getattr(getattr(k, d), kpi.name).p99_ms) for d in DIRECTIONS)
+    return _ms(getattr(k, kpi.name).p99_ms)
+
+
+#: the columns after the slice's name: heading, width, cell (latency ones
+#: from sauron.abi.kpis)
+COLUMNS: tuple[tuple[str, int, Callable[[Any], str]], ...] = (
+    ("SLA", -11, lambda k: k.sla),
+    ("UL Mbit/s", 10, lambda k: f"{k.uplink.mbps:.2f}"),
+    ("DL Mbit/s", 10, lambda k: f"{k.downlink.mbps:.2f}"),
+    ("UL pkt/s", 10, lambda k: f"{k.uplink.pps:.0f}"),
+    ("DL pkt/s", 10, lambda k: f"{k.downlink.pps:.0f}"),
+    ("TEIDs", 7, lambda k: str(k.active_teids)),
+    ("UEs", 6, lambda k: str(k.active_ues)),
+    ("UPF drops", 10, lambda k: str(k.uplink.upf_drops + k.downlink.upf_drops)),
+    *(
+        (
+            f"{kpi.title} p99{' UL/DL' if kpi.per_direction else ''} {kpi.unit}",
+            22 if kpi.per_direction else 16,
+            partial(_p99, kpi),
+        )
+        for kpi in LATENCY_KPIS
+    ),
+    ("loss UL/DL", 16, lambda k: f"{_ratio(_loss(k.uplink))} / {_ratio(_loss(k.downlink))}"),
 )
 
 
-def kpi_row(name: str, k: schemas.SliceKpis) -> str:
-    def loss(d: schemas.Direction) -> float | None:
-        ratios = [r for r in (d.loss.transit_ratio, d.loss.sequence_ratio) if r is not None]
-        return max(ratios) if ratios else None
+def _cell(text: str, width: int) -> str:
+    """Right-aligned in `width`, left-aligned in -`width`."""
+    return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"
 
-    transit = f"{_ms(k.uplink.transit.p99_ms)} / {_ms(k.downlink.transit.p99_ms)}"
-    losses = f"{_ratio(loss(k.uplink))} / {_ratio(loss(k.downlink))}"
-    return (
-        f"{name:<{SLICE_COLUMN}}{k.sla:<11}{k.uplink.mbps:>10.2f}{k.downlink.mbps:>10.2f}"
-        f"{k.uplink.pps:>10.0f}{k.downlink.pps:>10.0f}{k.active_teids:>7}{k.active_ues:>6}"
-        f"{k.uplink.upf_drops + k.downlink.upf_drops:>10}"
-        f"{transit:>22}{_ms(k.ran_rtt.p99_ms):>12}{losses:>16}"
-    )
+
+KPI_HEAD = f"{'slice':<{SLICE_COLUMN}}" + "".join(_cell(h, w) for h, w, _ in COLUMNS)
+
+
+def kpi_row(name: str, k: Any) -> str:
+    return f"{name:<{SLICE_COLUMN}}" + "".join(_cell(cell(k), w) for _, w, cell in COLUMNS)
 
 
 def kpis_table(rows: Sequence[tuple[str, schemas.SliceKpis]]) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sauron.abi import layout
+from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY, TRAFFIC_KPIS, Aggregate
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.bpf.measurements import TRANSIT_EXPIRY_S
 from sauron.catalog import Catalog
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
 
 UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
 
-#: the direction each round trip is kept under: that of the stamped segment
-#: (RAN side: downlink out on N3; DN side: uplink out on N6)
-RTT_DIRECTION = {layout.LAT_RTT_RAN: layout.DIR_DOWNLINK, layout.LAT_RTT_DN: layout.DIR_UPLINK}
+#: the traffic KPIs that are a count per second
+RATES = tuple(k for k in TRAFFIC_KPIS if k.aggregate is Aggregate.RATE)
+#: direction name -> id
+DIRECTION_IDS = {name: d for d, name in layout.DIRECTION_NAMES.items()}
 
 #: where each direction enters and leaves the UPF
 ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
@@ -46,9 +48,10 @@ def _direction(
         bytes_out=delta(n_out.bytes, b_out.bytes),
         malformed=delta(n_in.malformed, b_in.malformed),
     )
-    k.pps = k.packets_out / seconds
-    k.mbps = k.bytes_out * 8 / seconds / 1e6
-    k.transit = latency_kpis(now, before, layout.LAT_TRANSIT, slice_id, d)
+    for rate in RATES:
+        setattr(k, rate.name, getattr(k, str(rate.rate_of)) * rate.scale / seconds)
+    for kpi in DIRECTION_LATENCY:
+        k.latency[kpi.name] = latency_kpis(now, before, kpi.metric, slice_id, d)
     k.loss = loss_kpis(now, before, slice_id, d)
     return k
 
@@ -90,12 +93,12 @@ def snapshot_from(
             downlink=_direction(now, before, sid, DL, seconds),
             active_teids=teids.get(sid, 0),
             active_ues=ues.get(sid, 0),
-            ran_rtt=latency_kpis(
-                now, before, layout.LAT_RTT_RAN, sid, RTT_DIRECTION[layout.LAT_RTT_RAN]
-            ),
-            dn_rtt=latency_kpis(
-                now, before, layout.LAT_RTT_DN, sid, RTT_DIRECTION[layout.LAT_RTT_DN]
-            ),
+            latency={
+                kpi.name: latency_kpis(
+                    now, before, kpi.metric, sid, DIRECTION_IDS[kpi.directions[0]]
+                )
+                for kpi in SLICE_LATENCY
+            },
         )
     return Snapshot(time=at, interval_s=seconds, slices=slices)
 

@@ -7,9 +7,33 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    DIRECTIONS,
+    SLICE_LATENCY,
+    TRAFFIC_KPIS,
+    Aggregate,
+    TrafficKpi,
+)
 from sauron.energy.model import merge_node_energy, merge_slice_energy
 from sauron.kpi.quality import add_loss, merge_latency
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+
+
+def _aggregate(
+    kpi: TrafficKpi, parts: list[DirectionKpis], acc: DirectionKpis, span: float
+) -> float:
+    """One traffic KPI over many intervals; a rate's count is already in `acc`
+    (the table lists counts before their rates)."""
+    value: float
+    if kpi.aggregate is Aggregate.SUM:
+        value = sum(getattr(p, kpi.name) for p in parts)
+    elif kpi.aggregate is Aggregate.LAST:
+        value = getattr(parts[-1], kpi.name)
+    else:
+        assert kpi.rate_of is not None, f"the rate {kpi.name} names its count"
+        value = getattr(acc, kpi.rate_of) * kpi.scale / span
+    return value
 
 
 def _average(snaps: list[Snapshot]) -> Snapshot:
@@ -24,28 +48,20 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
             sla=snaps[-1].slices[name].sla,
             checks=snaps[-1].slices[name].checks,
         )
-        for d in ("uplink", "downlink"):
+        for d in DIRECTIONS:
+            parts: list[DirectionKpis] = [getattr(snap.slices[name], d) for snap in snaps]
             acc = DirectionKpis()
-            for snap in snaps:
-                part: DirectionKpis = getattr(snap.slices[name], d)
-                for f in (
-                    "packets_in",
-                    "bytes_in",
-                    "packets_out",
-                    "bytes_out",
-                    "upf_drops",
-                    "malformed",
-                ):
-                    setattr(acc, f, getattr(acc, f) + getattr(part, f))
-            acc.upf_in_flight = getattr(snaps[-1].slices[name], d).upf_in_flight
-            acc.pps = acc.packets_out / span
-            acc.mbps = acc.bytes_out * 8 / span / 1e6
-            acc.transit = merge_latency([getattr(snap.slices[name], d).transit for snap in snaps])
-            for snap in snaps:
-                add_loss(acc.loss, getattr(snap.slices[name], d).loss)
+            for kpi in TRAFFIC_KPIS:
+                setattr(acc, kpi.name, _aggregate(kpi, parts, acc, span))
+            for latency in DIRECTION_LATENCY:
+                acc.latency[latency.name] = merge_latency([p.latency[latency.name] for p in parts])
+            for part in parts:
+                add_loss(acc.loss, part.loss)
             setattr(out, d, acc)
-        out.ran_rtt = merge_latency([s.slices[name].ran_rtt for s in snaps])
-        out.dn_rtt = merge_latency([s.slices[name].dn_rtt for s in snaps])
+        for latency in SLICE_LATENCY:
+            out.latency[latency.name] = merge_latency(
+                [s.slices[name].latency[latency.name] for s in snaps]
+            )
         out.active_teids = max(s.slices[name].active_teids for s in snaps)
         out.active_ues = max(s.slices[name].active_ues for s in snaps)
         energies = [e for s in snaps if (e := s.slices[name].energy) is not None]

@@ -7,8 +7,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.kpi.quality import LatencyKpis, LossKpis
+
+
+def _latencies(names: tuple[str, ...]) -> dict[str, LatencyKpis]:
+    return {name: LatencyKpis() for name in names}
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,21 @@ class DirectionKpis:
     #: packets inside the UPF at the interval's end whose fate is not yet certain
     upf_in_flight: int = 0
     malformed: int = 0
-    #: time inside the UPF (N3 in -> N6 out uplink, N6 in -> N3 out downlink)
-    transit: LatencyKpis = field(default_factory=LatencyKpis)
+    #: the latency KPIs reported per direction (sauron.abi.kpis), by name
+    latency: dict[str, LatencyKpis] = field(
+        default_factory=lambda: _latencies(tuple(k.name for k in DIRECTION_LATENCY))
+    )
     loss: LossKpis = field(default_factory=LossKpis)
+
+    @property
+    def transit(self) -> LatencyKpis:
+        """Time inside the UPF (N3 in -> N6 out uplink, N6 in -> N3 out
+        downlink): the latency most code asks for by name."""
+        return self.latency["transit"]
+
+    @transit.setter
+    def transit(self, value: LatencyKpis) -> None:
+        self.latency["transit"] = value
 
 
 @dataclass
@@ -55,15 +72,41 @@ class SliceKpis:
     downlink: DirectionKpis = field(default_factory=DirectionKpis)
     active_teids: int = 0
     active_ues: int = 0
-    #: round trip UPF <-> UE (from TCP seen on N3) and UPF <-> server (N6)
-    ran_rtt: LatencyKpis = field(default_factory=LatencyKpis)
-    dn_rtt: LatencyKpis = field(default_factory=LatencyKpis)
+    #: the latency KPIs reported once per slice (sauron.abi.kpis), by name:
+    #: the round trips UPF <-> UE (from TCP seen on N3) and UPF <-> server (N6)
+    latency: dict[str, LatencyKpis] = field(
+        default_factory=lambda: _latencies(tuple(k.name for k in SLICE_LATENCY))
+    )
     sla: str = "unmeasured"
     #: the SLA's checks of this interval: each target it measured, its
     #: limit and the value found
     checks: list[Check] = field(default_factory=list)
     #: None when the agent does not estimate energy
     energy: SliceEnergy | None = None
+
+    @property
+    def ran_rtt(self) -> LatencyKpis:
+        return self.latency["ran_rtt"]
+
+    @ran_rtt.setter
+    def ran_rtt(self, value: LatencyKpis) -> None:
+        self.latency["ran_rtt"] = value
+
+    @property
+    def dn_rtt(self) -> LatencyKpis:
+        return self.latency["dn_rtt"]
+
+    @dn_rtt.setter
+    def dn_rtt(self, value: LatencyKpis) -> None:
+        self.latency["dn_rtt"] = value
+
+    def latency_of(self, name: str, direction: str) -> LatencyKpis:
+        """A latency KPI by name: under `direction` when it is reported per
+        direction, else the slice's (kept under its one direction)."""
+        if name in self.latency:
+            return self.latency[name]
+        direction_kpis: DirectionKpis = getattr(self, direction)
+        return direction_kpis.latency[name]
 
     def entered(self) -> tuple[int, int]:
         """Packets and bytes that entered the UPF, both directions."""

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from sauron.abi.histogram import QUANTILES
+from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY
 from sauron.catalog import Catalog, LatencyTarget, SlaTargets
 from sauron.kpi.records import Check, DirectionKpis, SliceKpis
 
 if TYPE_CHECKING:
     from sauron.kpi.quality import LatencyKpis
 
-DIRECTIONS = ("uplink", "downlink")
 #: loss sources a `max_loss_ratio` target applies to, with the ratio's field
 LOSS_SOURCES = (("transit", "transit_ratio"), ("sequence", "sequence_ratio"))
 
@@ -49,8 +49,9 @@ def _direction_checks(
 ) -> list[Check]:
     checks = [
         Check(c.slice_name, f"{c.target}.{direction}", c.limit, c.value, c.ok)
+        for kpi in DIRECTION_LATENCY
         for c in _latency_checks(
-            slice_name, "transit_latency_ms", targets.transit_latency_ms, k.transit
+            slice_name, kpi.sla_key, getattr(targets, kpi.sla_key), k.latency[kpi.name]
         )
     ]
     if targets.max_loss_ratio is not None:
@@ -83,8 +84,9 @@ def evaluate(targets: SlaTargets, kpis: SliceKpis) -> list[Check]:
     checks: list[Check] = []
     for direction in DIRECTIONS:
         checks += _direction_checks(kpis.name, targets, direction, getattr(kpis, direction))
-    checks += _latency_checks(kpis.name, "ran_rtt_ms", targets.ran_rtt_ms, kpis.ran_rtt)
-    checks += _latency_checks(kpis.name, "dn_rtt_ms", targets.dn_rtt_ms, kpis.dn_rtt)
+    for kpi in SLICE_LATENCY:
+        target = getattr(targets, kpi.sla_key)
+        checks += _latency_checks(kpis.name, kpi.sla_key, target, kpis.latency[kpi.name])
     energy = kpis.energy
     limit = targets.max_energy_j_per_gb
     # checked only when energy was estimated and the slice carried traffic

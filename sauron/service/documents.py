@@ -9,6 +9,7 @@ from typing import Any
 
 from sauron.abi import layout
 from sauron.abi.histogram import QUANTILES, Geometry, Histogram
+from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY, TRAFFIC_KPIS
 from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
 from sauron.energy.model import merge_node_energy, merge_slice_energy
@@ -36,18 +37,18 @@ def loss_doc(k: LossKpis) -> dict[str, Any]:
 
 
 def direction_doc(k: DirectionKpis, buckets: bool = False) -> dict[str, Any]:
-    doc = asdict(k)
-    doc["transit"] = latency_doc(k.transit, buckets)
+    """The traffic and latency KPIs the table lists, and the loss."""
+    doc: dict[str, Any] = {kpi.name: getattr(k, kpi.name) for kpi in TRAFFIC_KPIS}
+    for latency in DIRECTION_LATENCY:
+        doc[latency.name] = latency_doc(k.latency[latency.name], buckets)
     doc["loss"] = loss_doc(k.loss)
     return doc
 
 
 def kpi_doc(k: SliceKpis, buckets: bool = False) -> dict[str, Any]:
     return {
-        "uplink": direction_doc(k.uplink, buckets),
-        "downlink": direction_doc(k.downlink, buckets),
-        "ran_rtt": latency_doc(k.ran_rtt, buckets),
-        "dn_rtt": latency_doc(k.dn_rtt, buckets),
+        **{d: direction_doc(getattr(k, d), buckets) for d in DIRECTIONS},
+        **{kpi.name: latency_doc(k.latency[kpi.name], buckets) for kpi in SLICE_LATENCY},
         "active_teids": k.active_teids,
         "active_ues": k.active_ues,
         "sla": k.sla,

@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 
 from sauron.abi import layout
 from sauron.abi.histogram import LATENCY, Histogram
+from sauron.abi.kpis import LATENCY_KPIS
 from sauron.export.influx.publisher import STATES, Publisher
-from sauron.kpi.engine import RTT_DIRECTION, KpiEngine
+from sauron.kpi.engine import KpiEngine
 from sauron.kpi.records import Snapshot
 from sauron.service.liveness import TICK
 from sauron.service.stream import EVICT_REASONS, StreamHub
@@ -30,20 +31,6 @@ def _labels(**labels: object) -> str:
 #: of exactly 2^k ns counts above its bound, not at it: [lower, upper) buckets)
 LE_SHIFTS = range(LATENCY.min_shift, LATENCY.max_shift + 1)
 NS_PER_S = 1e9
-LATENCY_FAMILIES = {
-    layout.LAT_TRANSIT: (
-        "sauron_transit_latency_seconds",
-        "Time packets spent inside the UPF (sampled), per slice and direction.",
-    ),
-    layout.LAT_RTT_RAN: (
-        "sauron_ran_rtt_seconds",
-        "Round trip UPF -> UE -> UPF seen in TCP on N3, per slice.",
-    ),
-    layout.LAT_RTT_DN: (
-        "sauron_dn_rtt_seconds",
-        "Round trip UPF -> server -> UPF seen in TCP on N6, per slice.",
-    ),
-}
 LOSS_COUNTERS = (
     ("sauron_transit_matched_total", "transit_matched", "Sampled packets seen leaving the UPF."),
     ("sauron_sequence_received_total", "seq_received", "G-PDUs with a GTP-U sequence number."),
@@ -164,16 +151,17 @@ def render(
         for sid, sname, d, dname in directed:
             value = int(getattr(c.measure.get((sid, d), zero), field))
             out.append(f"{name}{_labels(slice=sname, direction=dname)} {value}")
-    for metric, (name, help_text) in LATENCY_FAMILIES.items():
-        family(name, "histogram", help_text)
+    for kpi in LATENCY_KPIS:
+        per = "per slice and direction" if kpi.per_direction else "per slice"
+        family(kpi.prometheus, "histogram", f"{kpi.help[0].upper()}{kpi.help[1:]}; {per}.")
         for sid, sname, d, dname in directed:
-            if d != RTT_DIRECTION.get(metric, d):
+            if dname not in kpi.directions:
                 continue
-            h = c.latency.get((metric, sid, d)) or Histogram(LATENCY)
+            h = c.latency.get((kpi.metric, sid, d)) or Histogram(kpi.geometry)
             labels: dict[str, object] = {"slice": sname}
-            if metric == layout.LAT_TRANSIT:
+            if kpi.per_direction:
                 labels["direction"] = dname
-            out += _histogram_lines(name, labels, h)
+            out += _histogram_lines(kpi.prometheus, labels, h)
     family(
         "sauron_gtpu_echo_rtt_seconds",
         "histogram",

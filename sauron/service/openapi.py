@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from sauron import __version__
+from sauron.abi.kpis import DIRECTION_LATENCY, LOSS_BURST, SLICE_LATENCY
 from sauron.catalog import UNCLASSIFIED_NAME
 from sauron.kpi.sessions import TOP_SESSIONS
 from sauron.service import schemas
@@ -229,13 +230,16 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                         "required": True,
                         "schema": {
                             "type": "string",
-                            "enum": ["transit", "ran_rtt", "dn_rtt", "loss_burst"],
+                            "enum": list(schemas.HISTOGRAMS),
                         },
                     },
                     _query(
                         "direction",
                         {"type": "string", "enum": ["uplink", "downlink"]},
-                        "required for transit and loss_burst, refused for the RTTs",
+                        "required for "
+                        + " and ".join((*(k.name for k in DIRECTION_LATENCY), LOSS_BURST))
+                        + ", refused for "
+                        + " and ".join(k.name for k in SLICE_LATENCY),
                     ),
                     *WINDOW,
                 ],

@@ -4,11 +4,24 @@ API tests check every response against them."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    DIRECTIONS,
+    LATENCY_KPIS,
+    LOSS_BURST,
+    SLICE_LATENCY,
+    TRAFFIC_KPIS,
+    LatencyKpi,
+    TrafficKpi,
+)
 
 SlaStatus = Literal["met", "at risk", "violated", "unmeasured"]
+#: the histograms the histogram route serves: every latency KPI, the loss bursts
+HISTOGRAMS = (*(k.name for k in LATENCY_KPIS), LOSS_BURST)
 #: why a violation closed (sauron.kpi.sla's rule)
 EndReason = Literal["recovered", "not measured"]
 
@@ -47,21 +60,30 @@ class Loss(_Doc):
     tcp_retransmission_ratio: float | None
 
 
-class Direction(_Doc):
-    packets_in: int
-    bytes_in: int
-    packets_out: int
-    bytes_out: int
-    pps: float
-    mbps: float
-    #: packets that entered the UPF and never left, counted once certain:
-    #: up to the settle time (2 s) after the interval they entered in
-    upf_drops: int
-    #: packets inside the UPF at the interval's end, fate not yet certain
-    upf_in_flight: int
-    malformed: int
-    transit: Latency
-    loss: Loss
+def _traffic_field(kpi: TrafficKpi) -> Any:
+    kind = int if kpi.integer else float
+    return (kind, Field(description=f"{kpi.help} ({kpi.unit})"))
+
+
+def _latency_field(kpi: LatencyKpi) -> Any:
+    return (Latency, Field(description=f"{kpi.help} ({kpi.unit})"))
+
+
+#: the schemas below that list KPIs are made from sauron.abi.kpis, so a KPI
+#: added there is in the API, its OpenAPI document and its checks at once;
+#: a type checker sees them as Any
+if TYPE_CHECKING:
+    Direction = Any
+    SliceKpis = Any
+    KpiPoint = Any
+else:
+    Direction = create_model(
+        "Direction",
+        __base__=_Doc,
+        **{kpi.name: _traffic_field(kpi) for kpi in TRAFFIC_KPIS},
+        **{kpi.name: _latency_field(kpi) for kpi in DIRECTION_LATENCY},
+        loss=(Loss, ...),
+    )
 
 
 class SliceEnergy(_Doc):
@@ -152,21 +174,21 @@ class SlaCheck(_Doc):
     floor: bool
 
 
-class SliceKpis(_Doc):
-    uplink: Direction
-    downlink: Direction
-    ran_rtt: Latency
-    dn_rtt: Latency
-    active_teids: int
-    active_ues: int
-    sla: SlaStatus
-    checks: list[SlaCheck]
-    energy: SliceEnergy | None
-
-
-class KpiPoint(SliceKpis):
-    time: float
-    interval_s: float
+if not TYPE_CHECKING:
+    SliceKpis = create_model(
+        "SliceKpis",
+        __base__=_Doc,
+        **{d: (Direction, ...) for d in DIRECTIONS},
+        **{kpi.name: _latency_field(kpi) for kpi in SLICE_LATENCY},
+        active_teids=(int, ...),
+        active_ues=(int, ...),
+        sla=(SlaStatus, ...),
+        checks=(list[SlaCheck], ...),
+        energy=(SliceEnergy | None, ...),
+    )
+    KpiPoint = create_model(
+        "KpiPoint", __base__=SliceKpis, time=(float, ...), interval_s=(float, ...)
+    )
 
 
 class Snssai(_Doc):
@@ -231,7 +253,7 @@ class Geometries(_Doc):
 
 class HistogramDoc(_Doc):
     slice: str
-    metric: Literal["transit", "ran_rtt", "dn_rtt", "loss_burst"]
+    metric: str = Field(json_schema_extra={"enum": list(HISTOGRAMS)})
     direction: Literal["uplink", "downlink"] | None
     unit: Literal["ms", "packets"]
     intervals: int
@@ -242,6 +264,13 @@ class HistogramDoc(_Doc):
     max: float | None
     percentiles: dict[str, Percentile | None]
     buckets: list[Bucket]
+
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in HISTOGRAMS:
+            raise ValueError(f"metric must be one of {', '.join(HISTOGRAMS)}, not {value!r}")
+        return value
 
 
 class PduSessionRef(_Doc):

@@ -1,6 +1,7 @@
 """Writes dashboards/sauron-slices.json, the Grafana dashboard of the slices
 across every node that publishes to one InfluxDB bucket: the dashboard
-page's views, built from the publisher's schema (sauron/export/influx/points.py).
+page's views, built from the publisher's schema (sauron/export/influx/points.py)
+and the KPI table (sauron/abi/kpis.py).
 Percentiles come from the histogram buckets summed across nodes, never from
 averaged percentiles. Run: python testbed/grafana/make_dashboards.py
 (tests/test_grafana.py checks the file is this script's output, and that
@@ -11,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
 
 OUT = Path(__file__).resolve().parent / "dashboards" / "sauron-slices.json"
 DATASOURCE = {"type": "influxdb", "uid": "sauron-influxdb"}
@@ -142,13 +145,15 @@ def slice_row(y: int) -> list[dict[str, Any]]:
   |> group(columns: ["_field"])
   |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)"""
     )
+    per_direction = " and ".join(k.title.capitalize() for k in DIRECTION_LATENCY)
+    per_slice = " and ".join(k.title for k in SLICE_LATENCY)
     heat = (
         BASE % "sauron_histogram"
-        + """
-  |> filter(fn: (r) => r.metric == "transit" and r.direction == "uplink" and r._field == "count")
+        + f"""
+  |> filter(fn: (r) => r.metric == "{DIRECTION_LATENCY[0].name}" and r.direction == "uplink" and r._field == "count")
   |> group(columns: ["le"])
   |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
-  |> map(fn: (r) => ({_time: r._time, _value: r._value, _field: r.le}))"""
+  |> map(fn: (r) => ({{_time: r._time, _value: r._value, _field: r.le}}))"""
     )
     panels = [
         panel(
@@ -164,16 +169,20 @@ def slice_row(y: int) -> list[dict[str, Any]]:
         ),
         panel("Throughput", "timeseries", [throughput], 4, y, unit="bps"),
         panel(
-            "Transit latency percentiles (buckets summed across nodes)",
+            f"{per_direction} latency percentiles (buckets summed across nodes)",
             "timeseries",
-            histogram_quantiles("transit", "direction", (0.5, 0.99)),
+            [
+                query
+                for kpi in DIRECTION_LATENCY
+                for query in histogram_quantiles(kpi.name, "direction", (0.5, 0.99))
+            ],
             12,
             y,
             w=12,
             unit="ms",
         ),
         panel(
-            "Transit latency histogram, uplink",
+            f"{DIRECTION_LATENCY[0].title.capitalize()} latency histogram, uplink",
             "heatmap",
             [heat],
             0,
@@ -184,10 +193,13 @@ def slice_row(y: int) -> list[dict[str, Any]]:
             "buckets' upper bounds (le).",
         ),
         panel(
-            "RAN and DN round trip p99 (buckets summed across nodes)",
+            f"{per_slice} p99 (buckets summed across nodes)",
             "timeseries",
-            histogram_quantiles("rtt_ran", "metric", (0.99,))
-            + histogram_quantiles("rtt_dn", "metric", (0.99,)),
+            [
+                query
+                for kpi in SLICE_LATENCY
+                for query in histogram_quantiles(kpi.name, "metric", (0.99,))
+            ],
             12,
             y + 8,
             w=12,

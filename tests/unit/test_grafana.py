@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from timeseries import parse_line
 
+from sauron.abi.kpis import LATENCY_KPIS, LOSS_BURST
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.export.influx import points
 from sauron.kpi.quality import LatencyKpis, LossKpis
@@ -57,8 +58,8 @@ def full_direction() -> DirectionKpis:
     return d
 
 
-def published() -> dict[str, tuple[set[str], set[str]]]:
-    """measurement -> (tags, fields), from the publisher's own lines."""
+def published_lines() -> list[str]:
+    """The publisher's lines for a snapshot with every KPI present."""
     kpis = SliceKpis(name="embb", slice_id=1, snssai="1-000001", sla="violated")
     kpis.uplink, kpis.downlink = full_direction(), full_direction()
     kpis.ran_rtt, kpis.dn_rtt = latency(5), latency(5)
@@ -85,8 +86,13 @@ def published() -> dict[str, tuple[set[str], set[str]]]:
         downlink_bytes=100,
     )
     lines += points.session_points("upf-1", kpis, [session], points.time_ns(snap.time))
+    return lines
+
+
+def published() -> dict[str, tuple[set[str], set[str]]]:
+    """measurement -> (tags, fields), from the publisher's own lines."""
     schema: dict[str, tuple[set[str], set[str]]] = defaultdict(lambda: (set(), set()))
-    for text in lines:
+    for text in published_lines():
         for sample in parse_line(text):
             schema[sample.measurement][0].update(k for k, _ in sample.tags)
             schema[sample.measurement][1].add(sample.field)
@@ -147,6 +153,27 @@ def test_every_query_names_only_what_the_publisher_writes() -> None:
         assert not unknown, f"{where}: {sorted(unknown)} are neither tags nor fields"
         checked += 1
     assert checked == len(queries)
+
+
+def test_every_metric_a_query_selects_is_one_the_publisher_writes() -> None:
+    """A query filters histograms and latencies by their `metric` tag: each
+    value it names is one the publisher writes (the KPI table's names)."""
+    written = {
+        value
+        for text in published_lines()
+        for sample in parse_line(text)
+        for tag, value in sample.tags
+        if tag == "metric"
+    }
+    assert written == {*(k.name for k in LATENCY_KPIS), LOSS_BURST}
+    selected = {
+        value
+        for _, query in flux_queries()
+        for value in re.findall(r'r\.metric == "([^"]+)"', query)
+    }
+    assert selected, "the dashboard selects histograms by metric"
+    assert selected <= written, sorted(selected - written)
+    assert {k.name for k in LATENCY_KPIS} <= selected, "every latency KPI has a panel"
 
 
 def test_the_check_refuses_a_misspelt_name() -> None:

@@ -14,7 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import fields as dataclass_fields
 
-from sauron.abi.histogram import GAP, LATENCY, Geometry
+from sauron.abi.histogram import GAP, Geometry
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    DIRECTIONS,
+    LOSS_BURST,
+    SLICE_LATENCY,
+    TRAFFIC_KPIS,
+    LatencyKpi,
+)
 from sauron.export.influx.lineproto import FieldValue, line
 from sauron.kpi.quality import NS_PER_MS, LatencyKpis
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
@@ -43,18 +51,7 @@ MEASUREMENTS = (
     SESSION,
 )
 
-DIRECTIONS = ("uplink", "downlink")
-TRAFFIC_FIELDS = (
-    "packets_in",
-    "bytes_in",
-    "packets_out",
-    "bytes_out",
-    "pps",
-    "mbps",
-    "upf_drops",
-    "upf_in_flight",
-    "malformed",
-)
+TRAFFIC_FIELDS = tuple(k.name for k in TRAFFIC_KPIS)
 LATENCY_FIELDS = ("mean_ms", "max_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms")
 ENERGY_FIELDS = (
     "cycles_softirq",
@@ -118,21 +115,22 @@ def _bucket_points(
 
 
 def _latency_points(
-    tags: dict[str, str], metric: str, direction: str, k: LatencyKpis, t: int
+    tags: dict[str, str], kpi: LatencyKpi, direction: str, k: LatencyKpis, t: int
 ) -> Iterable[str]:
     if k.samples <= 0:
         return
-    at = {**tags, "metric": metric, "direction": direction}
+    at = {**tags, "metric": kpi.name, "direction": direction}
     values: dict[str, FieldValue | None] = {"samples": k.samples, "sum_ms": k.sum_ns / NS_PER_MS}
     values.update({f: getattr(k, f) for f in LATENCY_FIELDS})
     yield line(LATENCY_M, at, values, t)
-    yield from _bucket_points(at, LATENCY, k.buckets, NS_PER_MS, t)
+    yield from _bucket_points(at, kpi.geometry, k.buckets, NS_PER_MS, t)
 
 
 def _direction_points(tags: dict[str, str], direction: str, k: DirectionKpis, t: int) -> list[str]:
     at = {**tags, "direction": direction}
     out = [line(TRAFFIC, at, {f: getattr(k, f) for f in TRAFFIC_FIELDS}, t)]
-    out += _latency_points(tags, "transit", direction, k.transit, t)
+    for kpi in DIRECTION_LATENCY:
+        out += _latency_points(tags, kpi, direction, k.latency[kpi.name], t)
     loss = k.loss
     by_source: dict[str, dict[str, FieldValue | None]] = {
         "transit": {
@@ -157,7 +155,7 @@ def _direction_points(tags: dict[str, str], direction: str, k: DirectionKpis, t:
         if values["measured"]:
             out.append(line(LOSS, {**at, "source": source}, values, t))
     if loss.burst_buckets:
-        burst_tags = {**tags, "metric": "loss_burst", "direction": direction}
+        burst_tags = {**tags, "metric": LOSS_BURST, "direction": direction}
         out += _bucket_points(burst_tags, GAP, loss.burst_buckets, 1.0, t)
     return out
 
@@ -177,10 +175,10 @@ def slice_points(node: str, kpis: SliceKpis, t: int, open_violations: int) -> li
             t,
         )
     ]
-    out += _direction_points(tags, "uplink", kpis.uplink, t)
-    out += _direction_points(tags, "downlink", kpis.downlink, t)
-    out += _latency_points(tags, "rtt_ran", "downlink", kpis.ran_rtt, t)
-    out += _latency_points(tags, "rtt_dn", "uplink", kpis.dn_rtt, t)
+    for direction in DIRECTIONS:
+        out += _direction_points(tags, direction, getattr(kpis, direction), t)
+    for kpi in SLICE_LATENCY:
+        out += _latency_points(tags, kpi, kpi.directions[0], kpis.latency[kpi.name], t)
     return out
 
 

@@ -285,9 +285,9 @@ enum sauron_latency_metric {
 	/* inside the UPF: N3 in -> N6 out (uplink), N6 in -> N3 out (downlink) */
 	SAURON_LAT_TRANSIT = 0,
 	/* UPF <-> UE, from inner TCP seen on N3; kept under the downlink */
-	SAURON_LAT_RTT_RAN = 1,
+	SAURON_LAT_RAN_RTT = 1,
 	/* UPF <-> server, from inner TCP seen on N6; kept under the uplink */
-	SAURON_LAT_RTT_DN = 2,
+	SAURON_LAT_DN_RTT = 2,
 	SAURON_LAT_METRICS = 3,
 };
 

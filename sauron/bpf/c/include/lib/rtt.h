@@ -38,7 +38,7 @@ static __always_inline void rtt_flow(const struct ip_view *ip, const struct l4_f
 
 static __always_inline __u32 rtt_metric(__u32 side)
 {
-	return side == RTT_SIDE_RAN ? SAURON_LAT_RTT_RAN : SAURON_LAT_RTT_DN;
+	return side == RTT_SIDE_RAN ? SAURON_LAT_RAN_RTT : SAURON_LAT_DN_RTT;
 }
 
 /* A segment leaving towards the measured side. */
