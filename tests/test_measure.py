@@ -5,6 +5,7 @@ with BPF_PROG_TEST_RUN at the points they would pass, check the maps."""
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from scapy.packet import Packet, Raw
 
 from sauron.abi import layout
 from sauron.abi.histogram import GAP
+from sauron.abi.kpis import LATENCY_BY_NAME
 from sauron.bpf import libbpf
 from sauron.bpf.loader import ENTRY_POINTS, MEASURE_PROGRAMS, XDP, DataPlane
 from sauron.bpf.measurements import (
@@ -70,6 +72,31 @@ def test_uplink_stamped_on_n3_matched_on_n6_after_nat(measuring: DataPlane) -> N
     assert TransitExpiry(measuring).pending() == 0
     hist = read_latency(measuring)[(layout.LAT_TRANSIT, EMBB, UL)]
     assert 0 < hist.total == hist.maximum  # one sample: sum and max are it
+
+
+def test_jitter_is_the_difference_between_consecutive_transit_times(
+    measuring: DataPlane,
+) -> None:
+    """Two uplink packets through the UPF on one CPU, one held 3 ms, one not:
+    one jitter sample, exactly the difference of the two transit times (the
+    larger one less the smaller: twice the maximum less the sum)."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # consecutive samples on one CPU
+    try:
+        for held_s, payload in ((0.003, b"held"), (0.0, b"not held")):
+            packet = ul_packet(payload)
+            run(measuring, N3_IN, gtpu(packet, UL_TEID, uplink=True))
+            time.sleep(held_s)
+            run(measuring, N6_OUT, plain(natted(packet)))
+    finally:
+        os.sched_setaffinity(0, cpus)
+    latency = read_latency(measuring)
+    transit_ul = latency[(layout.LAT_TRANSIT, EMBB, UL)]
+    jitter = latency[(LATENCY_BY_NAME["transit_jitter"].metric, EMBB, UL)]
+    assert transit_ul.count == 2 and jitter.count == 1
+    assert jitter.total == 2 * transit_ul.maximum - transit_ul.total
+    assert jitter.total >= 3_000_000  # at least the hold
+    assert transit(measuring, LATENCY_BY_NAME["transit_jitter"].metric) == {(EMBB, UL): 1}
 
 
 def test_downlink_stamped_on_n6_matched_on_n3(measuring: DataPlane) -> None:

@@ -10,7 +10,7 @@ export's convention needs a unit in the name, the row says that name too
 (Prometheus in seconds, the catalog's SLA targets in milliseconds).
 
 Adding a latency KPI is a row in LATENCY_KPIS plus the data path that fills
-its histogram (a `SAURON_LAT_*` id in sauron_shared.h and the C that
+its histogram (its id `SAURON_LAT_<NAME>` in sauron_shared.h and the C that
 records it); every layer above picks it up from here."""
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from sauron.abi.histogram import LATENCY, Geometry
 
 UPLINK, DOWNLINK = "uplink", "downlink"
 DIRECTIONS = (UPLINK, DOWNLINK)
+
+
+#: "transit" -> SAURON_LAT_TRANSIT's value, ...
+_METRIC_IDS = {name: metric for metric, name in layout.LATENCY_METRIC_NAMES.items()}
 
 
 class Aggregate(Enum):
@@ -98,10 +102,9 @@ class LatencyKpi:
     """A latency histogram per slice (and direction) and interval, reported
     as percentiles with their error bound and merged bucket by bucket."""
 
-    #: REST key, histogram route, InfluxDB `metric` tag, dashboard key
+    #: REST key, histogram route, InfluxDB `metric` tag, dashboard key; the
+    #: data path's histogram id is SAURON_LAT_<NAME> in sauron_shared.h
     name: str
-    #: the data path's histogram id (`SAURON_LAT_*` in sauron_shared.h)
-    metric: int
     #: short label for tables and charts
     title: str
     help: str
@@ -115,6 +118,11 @@ class LatencyKpi:
     unit: str = "ms"
 
     @property
+    def metric(self) -> int:
+        """The data path's histogram id, `SAURON_LAT_<NAME>`."""
+        return _METRIC_IDS[self.name]
+
+    @property
     def per_direction(self) -> bool:
         """Reported under each direction (else once per slice)."""
         return self.directions == DIRECTIONS
@@ -123,7 +131,6 @@ class LatencyKpi:
 LATENCY_KPIS: tuple[LatencyKpi, ...] = (
     LatencyKpi(
         "transit",
-        layout.LAT_TRANSIT,
         "transit",
         "time inside the UPF: N3 in to N6 out (uplink), N6 in to N3 out (downlink)",
         DIRECTIONS,
@@ -132,7 +139,6 @@ LATENCY_KPIS: tuple[LatencyKpi, ...] = (
     ),
     LatencyKpi(
         "ran_rtt",
-        layout.LAT_RAN_RTT,
         "RAN RTT",
         "round trip UPF to UE and back, from inner TCP seen on N3",
         (DOWNLINK,),
@@ -141,12 +147,20 @@ LATENCY_KPIS: tuple[LatencyKpi, ...] = (
     ),
     LatencyKpi(
         "dn_rtt",
-        layout.LAT_DN_RTT,
         "DN RTT",
         "round trip UPF to server and back, from inner TCP seen on N6",
         (UPLINK,),
         "sauron_dn_rtt_seconds",
         "dn_rtt_ms",
+    ),
+    LatencyKpi(
+        "transit_jitter",
+        "jitter",
+        "difference between the transit times of consecutive samples of the slice"
+        " and direction on one CPU (delay variation, RFC 5481's IPDV)",
+        DIRECTIONS,
+        "sauron_transit_jitter_seconds",
+        "transit_jitter_ms",
     ),
 )
 
@@ -158,8 +172,7 @@ LATENCY_BY_NAME = {k.name: k for k in LATENCY_KPIS}
 #: the histogram of GTP-U sequence gaps (packets lost in a row), per direction
 LOSS_BURST = "loss_burst"
 
-for _kpi in LATENCY_KPIS:
-    assert layout.LATENCY_METRIC_NAMES[_kpi.metric] == _kpi.name, (
-        f"sauron_shared.h: SAURON_LAT_{_kpi.name.upper()} is the id of the {_kpi.name} KPI"
-    )
-assert len(LATENCY_KPIS) == layout.LAT_METRICS, "one LATENCY_KPIS row per SAURON_LAT_* id"
+assert {k.name for k in LATENCY_KPIS} == set(_METRIC_IDS), (
+    "one LATENCY_KPIS row per SAURON_LAT_* id of sauron_shared.h: "
+    f"rows {sorted(k.name for k in LATENCY_KPIS)}, ids {sorted(_METRIC_IDS)}"
+)

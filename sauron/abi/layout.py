@@ -125,7 +125,7 @@ MSG_KIND_NAMES = _named("SAURON_MSG_", stop="SAURON_MSG_KINDS")
 EVENT_NAMES = _named("SAURON_EV_")
 #: anomaly id -> "eth_truncated", "gtpu_ext_zero_length", ...
 ANOMALY_NAMES = _named("SAURON_AN_")
-#: latency metric id -> "transit", "ran_rtt", "dn_rtt" (the KPI names, sauron.abi.kpis)
+#: latency metric id -> "transit", "ran_rtt", ... (the KPI names, sauron.abi.kpis)
 LATENCY_METRIC_NAMES = _named("SAURON_LAT_", stop="SAURON_LAT_METRICS")
 #: RTT stamp kind -> "ran_timestamp", ...
 RTT_KIND_NAMES = _named("SAURON_RTT_")

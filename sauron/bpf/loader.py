@@ -252,6 +252,7 @@ class DataPlane(BpfObject):
             "measure_stats",
             "latency_hist",
             "transit_slots",
+            "transit_last",
         ):
             self.table(name).clear()  # on arrays, bcc writes zeroes
         for name in (

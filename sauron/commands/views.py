@@ -45,10 +45,14 @@ def _loss(d: Any) -> float | None:
 
 
 def _p99(kpi: LatencyKpi, k: Any) -> str:
-    """The p99 of a latency KPI: UL / DL when it is per direction."""
+    """The p99 of a latency KPI in its unit (ms): UL / DL when it is per direction."""
     if kpi.per_direction:
         return " / ".join(_ms(getattr(getattr(k, d), kpi.name).p99_ms) for d in DIRECTIONS)
     return _ms(getattr(k, kpi.name).p99_ms)
+
+
+def _p99_heading(kpi: LatencyKpi) -> str:
+    return f"{kpi.title} p99{' UL/DL' if kpi.per_direction else ''}"
 
 
 #: the columns after the slice's name: heading, width, cell (latency ones
@@ -62,14 +66,7 @@ COLUMNS: tuple[tuple[str, int, Callable[[Any], str]], ...] = (
     ("TEIDs", 7, lambda k: str(k.active_teids)),
     ("UEs", 6, lambda k: str(k.active_ues)),
     ("UPF drops", 10, lambda k: str(k.uplink.upf_drops + k.downlink.upf_drops)),
-    *(
-        (
-            f"{kpi.title} p99{' UL/DL' if kpi.per_direction else ''} {kpi.unit}",
-            22 if kpi.per_direction else 16,
-            partial(_p99, kpi),
-        )
-        for kpi in LATENCY_KPIS
-    ),
+    *((_p99_heading(kpi), len(_p99_heading(kpi)) + 2, partial(_p99, kpi)) for kpi in LATENCY_KPIS),
     ("loss UL/DL", 16, lambda k: f"{_ratio(_loss(k.uplink))} / {_ratio(_loss(k.downlink))}"),
 )
 

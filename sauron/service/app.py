@@ -16,6 +16,7 @@ from aiohttp.typedefs import Middleware
 
 from sauron.abi import layout
 from sauron.abi.histogram import GAP, LATENCY, Histogram
+from sauron.abi.kpis import DIRECTIONS, LATENCY_BY_NAME, LATENCY_KPIS, LOSS_BURST
 from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
@@ -189,14 +190,11 @@ async def slice_kpis(request: web.Request) -> web.Response:
     return web.json_response({"slice": s.name, "points": points[-MAX_SERIES_POINTS:]})
 
 
-#: metric -> (per direction, unit); latency metrics in ms, loss bursts in packets
+#: metric -> (per direction, unit): every latency KPI, and the loss bursts
 HISTOGRAM_METRICS = {
-    "transit": (True, "ms"),
-    "ran_rtt": (False, "ms"),
-    "dn_rtt": (False, "ms"),
-    "loss_burst": (True, "packets"),
+    **{k.name: (k.per_direction, k.unit) for k in LATENCY_KPIS},
+    LOSS_BURST: (True, "packets"),
 }
-DIRECTIONS = ("uplink", "downlink")
 
 
 def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: str | None) -> str:
@@ -231,16 +229,16 @@ async def slice_histogram(request: web.Request) -> web.Response:
     else:
         latest = request.app[ENGINE].history.latest()
         snaps = [] if latest is None else [latest]
-    total = Histogram(GAP if metric == "loss_burst" else LATENCY)
+    total = Histogram(GAP if metric == LOSS_BURST else LATENCY_BY_NAME[metric].geometry)
     for snap in snaps:
         k = snap.slices[s.name]
-        if metric == "loss_burst":
+        if metric == LOSS_BURST:
             total.add(getattr(k, str(direction)).loss.bursts())
         else:
-            kpis = getattr(k, str(direction)).transit if metric == "transit" else getattr(k, metric)
+            kpis = k.latency_of(metric, str(direction))
             if kpis.samples:
                 total.add(kpis.histogram())
-    doc = histogram_doc(total, NS_PER_MS if unit == "ms" else 1.0, exact_sum=metric != "loss_burst")
+    doc = histogram_doc(total, NS_PER_MS if unit == "ms" else 1.0, exact_sum=metric != LOSS_BURST)
     return web.json_response(
         {
             "slice": s.name,

@@ -1,8 +1,9 @@
 """The Grafana dashboard and provisioning in testbed/grafana/: every Flux
 query names only measurements, tags and fields that the publisher writes.
 What the publisher writes is read from its own output: line protocol made
-by sauron/export/influx/points.py from a snapshot with every KPI present (loss of
-every source, bursts, RTTs, energy), an SLA event and top sessions.
+by sauron/export/influx/points.py from a snapshot with every KPI present
+(every latency KPI of the table, loss of every source, bursts, energy), an
+SLA event and top sessions.
 
 No InfluxDB 2 server can be installed here (Debian and PyPI ship none), so
 the queries are checked by name, not run."""
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 from timeseries import parse_line
 
-from sauron.abi.kpis import LATENCY_KPIS, LOSS_BURST
+from sauron.abi.kpis import DIRECTION_LATENCY, LATENCY_KPIS, LOSS_BURST, SLICE_LATENCY
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.export.influx import points
 from sauron.kpi.quality import LatencyKpis, LossKpis
@@ -42,7 +43,8 @@ def latency(samples: int) -> LatencyKpis:
 
 def full_direction() -> DirectionKpis:
     d = DirectionKpis(packets_in=10, bytes_in=1000, packets_out=9, bytes_out=900, pps=9, mbps=1)
-    d.transit = latency(9)
+    for kpi in DIRECTION_LATENCY:
+        d.latency[kpi.name] = latency(9)
     d.loss = LossKpis(
         transit_lost=1,
         transit_resolved=10,
@@ -62,7 +64,8 @@ def published_lines() -> list[str]:
     """The publisher's lines for a snapshot with every KPI present."""
     kpis = SliceKpis(name="embb", slice_id=1, snssai="1-000001", sla="violated")
     kpis.uplink, kpis.downlink = full_direction(), full_direction()
-    kpis.ran_rtt, kpis.dn_rtt = latency(5), latency(5)
+    for kpi in SLICE_LATENCY:
+        kpis.latency[kpi.name] = latency(5)
     kpis.active_teids, kpis.active_ues = 2, 1
     kpis.energy = SliceEnergy(joules=1.0, watts=1.0, packets=10, bytes=1000, joules_per_gb=1e3)
     snap = Snapshot(

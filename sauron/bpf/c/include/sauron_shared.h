@@ -288,7 +288,9 @@ enum sauron_latency_metric {
 	SAURON_LAT_RAN_RTT = 1,
 	/* UPF <-> server, from inner TCP seen on N6; kept under the uplink */
 	SAURON_LAT_DN_RTT = 2,
-	SAURON_LAT_METRICS = 3,
+	/* |transit - the previous sample's transit|, per slice, direction and CPU */
+	SAURON_LAT_TRANSIT_JITTER = 3,
+	SAURON_LAT_METRICS = 4,
 };
 
 /* latency_hist[(slice * SAURON_LAT_METRICS + metric) * SAURON_DIRS + dir] and

@@ -51,6 +51,27 @@ static __always_inline void record_latency(__u32 metric, __u32 slice_id, __u32 d
 		hist_record(h, ns);
 }
 
+/* The latest transit sample per slice and direction on this CPU, plus one
+ * (0: none yet): jitter is the difference between consecutive samples. */
+BPF_PERCPU_ARRAY(transit_last, __u64, SAURON_MAX_SLICES *SAURON_DIRS);
+
+/* A transit sample, and its difference from the one before it. */
+static __always_inline void record_transit(__u32 slice_id, __u32 dir, __u64 ns)
+{
+	__u32 key = (slice_id % SAURON_MAX_SLICES) * SAURON_DIRS + (dir & 1);
+	__u64 *last = transit_last.lookup(&key);
+
+	record_latency(SAURON_LAT_TRANSIT, slice_id, dir, ns);
+	if (!last)
+		return;
+	if (*last) {
+		__u64 previous = *last - 1;
+		record_latency(SAURON_LAT_TRANSIT_JITTER, slice_id, dir,
+			       ns > previous ? ns - previous : previous - ns);
+	}
+	*last = ns + 1;
+}
+
 static __always_inline int measuring(const struct sauron_config *cfg, __u32 what)
 {
 	return cfg && (cfg->measure & what);

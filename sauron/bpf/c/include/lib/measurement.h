@@ -35,8 +35,7 @@ static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, _
 		__u32 stamp_slice;
 		__u64 ns;
 		if (transit_match(cfg, inner, l4, dir, &stamp_slice, &ns))
-			record_latency(SAURON_LAT_TRANSIT, slice_id ? slice_id : stamp_slice, dir,
-				       ns);
+			record_transit(slice_id ? slice_id : stamp_slice, dir, ns);
 		rtt_outbound(cfg, RTT_SIDE_RAN, inner, l4, dir, slice_id);
 	} else {
 		/* the entry program took the transit stamp */
@@ -93,7 +92,7 @@ static __always_inline void measure_n6_side(const struct sauron_config *cfg, __u
 		__u32 stamp_slice;
 		__u64 ns;
 		if (transit_match(cfg, ip, l4, dir, &stamp_slice, &ns)) {
-			record_latency(SAURON_LAT_TRANSIT, stamp_slice, dir, ns);
+			record_transit(stamp_slice, dir, ns);
 			if (!slice_id)
 				slice_id = stamp_slice;
 		}
