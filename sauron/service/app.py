@@ -367,13 +367,12 @@ async def energy(request: web.Request) -> web.Response:
 
 
 async def metrics_route(request: web.Request) -> web.Response:
+    text = render_metrics(
+        request.app[ENGINE], request.app.get(PUBLISHER), request.app[LIVENESS].failures()
+    )
+    hub = request.app.get(HUB)
     return web.Response(
-        text=render_metrics(
-            request.app[ENGINE],
-            request.app.get(PUBLISHER),
-            request.app[LIVENESS].failures(),
-            request.app.get(HUB),
-        ),
+        text=text + (hub.exposition() if hub is not None else ""),
         headers={"Content-Type": METRICS_TYPE},
     )
 
