@@ -20,7 +20,10 @@ from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
 from sauron.export.influx.publisher import REJECTED, Publisher
+from sauron.export.prometheus import CONTENT_TYPE as METRICS_TYPE
+from sauron.export.prometheus import render as render_metrics
 from sauron.kpi.engine import KpiEngine
+from sauron.kpi.liveness import TICK, Liveness
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
@@ -36,9 +39,6 @@ from sauron.service.documents import (
     violation_doc,
 )
 from sauron.service.guard import RateLimiter, access_middleware, rate_middleware
-from sauron.service.liveness import TICK, Liveness
-from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
-from sauron.service.metrics import render as render_metrics
 from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware

@@ -11,8 +11,8 @@ from sauron.abi import layout
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.export.influx.publisher import STATES, Publisher
 from sauron.kpi.engine import RTT_DIRECTION, KpiEngine
+from sauron.kpi.liveness import TICK
 from sauron.kpi.records import Snapshot
-from sauron.service.liveness import TICK
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
