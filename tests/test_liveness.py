@@ -22,9 +22,9 @@ from sauron.export.influx.publisher import Publisher
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.writer import Outcome, WriteResult
 from sauron.kpi.engine import KpiEngine
+from sauron.kpi.liveness import HUNG_AT_LEAST_S, UNREADY_AFTER, Liveness
 from sauron.service.app import create_app
 from sauron.service.events import parse_events
-from sauron.service.liveness import HUNG_AT_LEAST_S, UNREADY_AFTER, Liveness
 
 pytestmark = [pytest.mark.kernel]
 INTERVAL = 0.05

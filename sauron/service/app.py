@@ -21,7 +21,10 @@ from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
 from sauron.export.influx.publisher import REJECTED, Publisher
+from sauron.export.prometheus import CONTENT_TYPE as METRICS_TYPE
+from sauron.export.prometheus import render as render_metrics
 from sauron.kpi.engine import KpiEngine
+from sauron.kpi.liveness import TICK, Liveness
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
@@ -37,9 +40,6 @@ from sauron.service.documents import (
     violation_doc,
 )
 from sauron.service.guard import RateLimiter, access_middleware, rate_middleware
-from sauron.service.liveness import TICK, Liveness
-from sauron.service.metrics import CONTENT_TYPE as METRICS_TYPE
-from sauron.service.metrics import render as render_metrics
 from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
@@ -365,13 +365,12 @@ async def energy(request: web.Request) -> web.Response:
 
 
 async def metrics_route(request: web.Request) -> web.Response:
+    text = render_metrics(
+        request.app[ENGINE], request.app.get(PUBLISHER), request.app[LIVENESS].failures()
+    )
+    hub = request.app.get(HUB)
     return web.Response(
-        text=render_metrics(
-            request.app[ENGINE],
-            request.app.get(PUBLISHER),
-            request.app[LIVENESS].failures(),
-            request.app.get(HUB),
-        ),
+        text=text + (hub.exposition() if hub is not None else ""),
         headers={"Content-Type": METRICS_TYPE},
     )
 

@@ -65,6 +65,26 @@ class StreamHub:
         self.dropped = 0
         self.evicted: Counter[str] = Counter()
 
+    def exposition(self) -> str:
+        """The stream's families in the Prometheus text format, for /metrics."""
+        lines = [
+            "# HELP sauron_stream_clients Clients of the live stream.",
+            "# TYPE sauron_stream_clients gauge",
+            f"sauron_stream_clients {len(self.clients)}",
+            "# HELP sauron_stream_events_dropped_total "
+            "Events a slow stream client lost (its oldest first).",
+            "# TYPE sauron_stream_events_dropped_total counter",
+            f"sauron_stream_events_dropped_total {self.dropped}",
+            "# HELP sauron_stream_evicted_total "
+            "Stream clients ended to make room or because they stopped reading, by reason.",
+            "# TYPE sauron_stream_evicted_total counter",
+        ]
+        lines += [
+            f'sauron_stream_evicted_total{{reason="{reason}"}} {self.evicted[reason]}'
+            for reason in EVICT_REASONS
+        ]
+        return "\n".join(lines) + "\n"
+
     def close(self) -> None:
         """Ends every stream (None tells a client's handler to return), so
         a shutdown need not wait for clients that may never read again."""

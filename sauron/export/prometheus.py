@@ -12,9 +12,8 @@ from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import LATENCY_KPIS
 from sauron.export.influx.publisher import STATES, Publisher
 from sauron.kpi.engine import KpiEngine
+from sauron.kpi.liveness import TICK
 from sauron.kpi.records import Snapshot
-from sauron.service.liveness import TICK
-from sauron.service.stream import EVICT_REASONS, StreamHub
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,10 +63,10 @@ def render(
     engine: KpiEngine,
     publisher: Publisher | None = None,
     failures: Mapping[str, int] | None = None,
-    hub: StreamHub | None = None,
 ) -> str:
     """The exposition; `failures`: the tick's and each listener's failures
-    since start (see liveness); `hub`: the live stream's clients."""
+    since start (see liveness). The live stream's families are the
+    service's (StreamHub.exposition)."""
     c = engine.counters
     catalog = engine.catalog
     out: list[str] = []
@@ -195,29 +194,9 @@ def render(
         _energy_lines(latest, out, family)
     if failures is not None:
         _failure_lines(failures, out, family)
-    if hub is not None:
-        _stream_lines(hub, out, family)
     if publisher is not None:
         _publisher_lines(publisher, out, family)
     return "\n".join(out) + "\n"
-
-
-def _stream_lines(hub: StreamHub, out: list[str], family: Family) -> None:
-    family("sauron_stream_clients", "gauge", "Clients of the live stream.")
-    out.append(f"sauron_stream_clients {len(hub.clients)}")
-    family(
-        "sauron_stream_events_dropped_total",
-        "counter",
-        "Events a slow stream client lost (its oldest first).",
-    )
-    out.append(f"sauron_stream_events_dropped_total {hub.dropped}")
-    family(
-        "sauron_stream_evicted_total",
-        "counter",
-        "Stream clients ended to make room or because they stopped reading, by reason.",
-    )
-    for reason in EVICT_REASONS:
-        out.append(f"sauron_stream_evicted_total{_labels(reason=reason)} {hub.evicted[reason]}")
 
 
 def _failure_lines(failures: Mapping[str, int], out: list[str], family: Family) -> None:
