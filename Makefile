@@ -3,10 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test unit lint typecheck reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: ## apt packages, kernel headers, bpffs/tracefs, the virtual environment (idempotent)
 	@scripts/setup-host
@@ -19,6 +19,15 @@ doctor: setup ## what this host offers the agent
 
 unit: ## the tests that need neither root nor the kernel (tests/unit), as any user, in seconds
 	$(PY) -m pytest -q tests/unit
+
+test-kernel: setup ## the BPF programs loaded and fed frames and captures (tests/kernel; root)
+	$(PY) -m pytest -q tests/kernel
+
+test-netns: setup ## real traffic through namespaces: testbed, UPFs, energy (tests/netns; root)
+	$(PY) -m pytest -q tests/netns
+
+test-e2e: setup ## the agent, its API, dashboard, exporters and wheel as a user meets them (tests/e2e; root)
+	$(PY) -m pytest -q tests/e2e
 
 lint: setup ## ruff on the Python, clang-format on the C (.clang-format)
 	$(VENV)/bin/ruff check sauron tests bench

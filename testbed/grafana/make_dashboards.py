@@ -4,7 +4,7 @@ page's views, built from the publisher's schema (sauron/export/influx/points.py)
 and the KPI table (sauron/abi/kpis.py).
 Percentiles come from the histogram buckets summed across nodes, never from
 averaged percentiles. Run: python testbed/grafana/make_dashboards.py
-(tests/test_grafana.py checks the file is this script's output, and that
+(tests/unit/test_grafana.py checks the file is this script's output, and that
 every query names only what the publisher writes)."""
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def layer(module: str) -> str:
 def test_every_module_is_in_a_layer_and_the_root_holds_few() -> None:
     for name in modules():
         if name != "sauron":
-            assert layer(name) in RANK, f"{name}: in no layer of tests/test_layers.py"
+            assert layer(name) in RANK, f"{name}: in no layer of tests/unit/test_layers.py"
     root = {p.name for p in PACKAGE.glob("*.py")}
     assert root <= ROOT_MODULES, root - ROOT_MODULES
 

@@ -30,7 +30,7 @@ from sauron.service.app import ServiceOptions, create_app
 
 pytestmark = [pytest.mark.kernel]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "client-test-token-0123"
 EMBB, UL_TEID = 1, 0x10007
 PACKETS = 12

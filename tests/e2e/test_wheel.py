@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = [pytest.mark.kernel]  # replay compiles and runs the programs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CAPTURE = REPO / "tests" / "data" / "arkime_gtpu_seqnum.pcap"
 #: the dashboard's libraries, installed by the setup, ignored by git
 VENDOR = Path("sauron") / "service" / "dashboard" / "static" / "vendor"

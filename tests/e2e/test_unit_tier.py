@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
@@ -51,7 +51,7 @@ def test_the_unit_tier_passes_as_an_unprivileged_user() -> None:
 
 
 def test_a_test_that_needs_root_is_refused_by_name() -> None:
-    done = as_nobody(str(REPO / "tests" / "test_engine.py"))
+    done = as_nobody(str(REPO / "tests" / "kernel" / "test_engine.py"))
     assert done.returncode != 0
     assert (
         "need root" in done.stderr + done.stdout and "test_engine.py" in done.stderr + done.stdout
