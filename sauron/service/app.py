@@ -33,6 +33,7 @@ from sauron.service.documents import (
     energy_doc,
     geometry_doc,
     histogram_doc,
+    kpi_table_doc,
     point_doc,
     session_doc,
     slice_doc,
@@ -204,6 +205,10 @@ def _choice(request: web.Request, name: str, choices: tuple[str, ...], default: 
     if raw not in choices:
         raise BadParameter(name, f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw
+
+
+async def kpi_table(request: web.Request) -> web.Response:
+    return web.json_response(kpi_table_doc())
 
 
 async def geometry(request: web.Request) -> web.Response:
@@ -484,6 +489,7 @@ def create_app(
     app.router.add_get("/api/v1/slices/{name}/histograms/{metric}", slice_histogram)
     app.router.add_get("/api/v1/slices/{name}/sessions", slice_sessions)
     app.router.add_get("/api/v1/sessions", pdu_sessions)
+    app.router.add_get("/api/v1/kpis", kpi_table)
     app.router.add_get("/api/v1/histograms/geometry", geometry)
     app.router.add_get("/api/v1/sla", sla)
     app.router.add_get("/api/v1/energy", energy)

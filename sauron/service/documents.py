@@ -9,7 +9,13 @@ from typing import Any
 
 from sauron.abi import layout
 from sauron.abi.histogram import QUANTILES, Geometry, Histogram
-from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY, TRAFFIC_KPIS
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    DIRECTIONS,
+    LATENCY_KPIS,
+    SLICE_LATENCY,
+    TRAFFIC_KPIS,
+)
 from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
 from sauron.energy.model import merge_node_energy, merge_slice_energy
@@ -236,3 +242,26 @@ def energy_doc(snaps: list[Snapshot], reason: str | None) -> dict[str, Any]:
         if parts:
             doc["slices"][name] = asdict(merge_slice_energy(parts, span))
     return doc
+
+
+def kpi_table_doc() -> dict[str, Any]:
+    """The KPI table, for clients that show whatever KPIs the agent has."""
+    return {
+        "traffic": [
+            {"name": k.name, "unit": k.unit, "aggregate": k.aggregate.value, "help": k.help}
+            for k in TRAFFIC_KPIS
+        ],
+        "latency": [
+            {
+                "name": k.name,
+                "title": k.title,
+                "help": k.help,
+                "unit": k.unit,
+                "directions": list(k.directions),
+                "per_direction": k.per_direction,
+                "prometheus": k.prometheus,
+                "sla_key": k.sla_key,
+            }
+            for k in LATENCY_KPIS
+        ],
+    }

@@ -289,6 +289,11 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                     ),
                 ],
             ),
+            "/api/v1/kpis": _get(
+                "the KPIs this agent measures: names, units, directions, Prometheus "
+                "families, SLA target keys",
+                {"200": _json(schemas.KpiTable), **GUARDED},
+            ),
             "/api/v1/histograms/geometry": _get(
                 "the bounds of every histogram bucket, by index",
                 {"200": _json(schemas.Geometries), **GUARDED},

@@ -243,6 +243,36 @@ class GeometryOf(_Doc):
     buckets: list[BucketBounds]
 
 
+class TrafficKpiDoc(_Doc):
+    name: str
+    unit: str
+    aggregate: Literal["sum", "rate", "last"]
+    help: str
+
+
+class LatencyKpiDoc(_Doc):
+    name: str
+    title: str
+    help: str
+    unit: str
+    directions: list[Literal["uplink", "downlink"]]
+    per_direction: bool = Field(
+        description="under each direction of a KPI point; else once per slice, kept "
+        "under its one direction"
+    )
+    prometheus: str
+    sla_key: str
+
+
+class KpiTable(_Doc):
+    """The KPIs this agent measures (sauron/abi/kpis.py): their names in
+    every document, their units, and their names in Prometheus and in the
+    catalog's SLA targets."""
+
+    traffic: list[TrafficKpiDoc]
+    latency: list[LatencyKpiDoc]
+
+
 class Geometries(_Doc):
     """The bounds of every histogram bucket, by index: what the bucket
     indexes of `buckets=true` documents mean."""
@@ -432,6 +462,7 @@ COMPONENTS: tuple[type[BaseModel], ...] = (
     KpiSeries,
     HistogramDoc,
     Geometries,
+    KpiTable,
     Sessions,
     PduSessions,
     SlaReport,

@@ -4,6 +4,7 @@ and values, problem details for bad input, readiness, the background tick."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from yarl import URL
 
 from sauron.abi import layout
 from sauron.abi.histogram import GAP
+from sauron.abi.kpis import LATENCY_KPIS, TRAFFIC_KPIS
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
@@ -590,6 +592,47 @@ def test_buckets_on_request_add_up_to_the_histogram_route_and_the_geometry_bound
         schemas.SnapshotDoc.model_validate(event)
         assert event["slices"]["embb"]["uplink"]["transit"]["buckets"] == {}
         stream.close()
+
+    with_client(eng, body)
+
+
+def test_the_kpi_table_route_and_a_histogram_for_each_latency_kpi(
+    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+) -> None:
+    """/api/v1/kpis is the table the dashboard builds its figures from, and
+    the histogram route serves each latency KPI it lists: with a direction
+    when the KPI is per direction (and only then)."""
+    eng, clock = engine
+    apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # jitter pairs samples of one CPU
+    try:
+        for n in range(3):
+            packet = ul_packet(f"k{n}".encode(), ip_id=400 + n)
+            libbpf.test_run(
+                dataplane.program_fd(layout.POINT_N3_INGRESS), gtpu(packet, 0x10003, uplink=True)
+            )
+            libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
+    finally:
+        os.sched_setaffinity(0, cpus)
+    clock.t += 1
+    eng.tick()
+
+    async def body(client: TestClient) -> None:
+        table = await (await client.get("/api/v1/kpis")).json()
+        schemas.KpiTable.model_validate(table)
+        assert [k["name"] for k in table["latency"]] == [k.name for k in LATENCY_KPIS]
+        assert [k["name"] for k in table["traffic"]] == [k.name for k in TRAFFIC_KPIS]
+        counts = {}
+        for kpi in table["latency"]:
+            query = "?direction=uplink" if kpi["per_direction"] else ""
+            r = await client.get(f"/api/v1/slices/embb/histograms/{kpi['name']}{query}")
+            doc = await r.json()
+            assert r.status == 200, doc
+            schemas.HistogramDoc.model_validate(doc)
+            counts[kpi["name"]] = doc["count"]
+        # three transit samples on one CPU: two differences between them
+        assert counts["transit"] == 3 and counts["transit_jitter"] == 2
 
     with_client(eng, body)
 

@@ -28,6 +28,7 @@ const state = {
   lastTime: null,
   intervalS: 1,
   geometry: null,
+  kpis: null, // the KPI table from /api/v1/kpis: which latency KPIs there are
   events: new Map(), // violation key -> violation document
   status: new Map(), // slice name -> SLA status
   detail: null,
@@ -83,16 +84,43 @@ function directionWord(d) {
   return d === "uplink" ? "↑" : d === "downlink" ? "↓" : "";
 }
 
-// "transit_latency_ms.p99.uplink" -> "Transit latency p99 ↑"
+// "transit_latency_ms.p99.uplink" -> "Transit p99 ↑"; the latency KPIs'
+// targets are added from the KPI table (learnKpis)
 const TARGET_NAMES = {
-  transit_latency_ms: ["Transit latency", "ms"],
-  ran_rtt_ms: ["RAN RTT", "ms"],
-  dn_rtt_ms: ["DN RTT", "ms"],
   max_loss_ratio: ["Loss", "%"],
   min_throughput_mbps: ["Throughput", "Mbit/s"],
   max_throughput_mbps: ["Throughput", "Mbit/s"],
   max_energy_j_per_gb: ["Energy", "J/GB"],
 };
+
+function capitalized(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function learnKpis(table) {
+  state.kpis = table;
+  for (const k of table.latency) TARGET_NAMES[k.sla_key] = [capitalized(k.title), k.unit];
+}
+
+// A card's figures for every latency KPI: p99 per direction, or p50 / p99
+// for those kept once per slice (the round trips).
+function latencyFigures() {
+  const figures = [];
+  const span = (kpi) => el("span", { "data-kpi": kpi, text: DASH });
+  for (const k of state.kpis.latency) {
+    const title = capitalized(k.title);
+    if (k.per_direction) {
+      for (const d of ["uplink", "downlink"]) {
+        figures.push(el("div", {}, el("dt", { text: `${title} p99 ${directionWord(d)}` }),
+          el("dd", {}, span(`${d}.${k.name}.p99_ms`), ` ${k.unit}`)));
+      }
+    } else {
+      figures.push(el("div", {}, el("dt", { text: `${title} p50 / p99` }),
+        el("dd", {}, span(`${k.name}.p50_ms`), " / ", span(`${k.name}.p99_ms`), ` ${k.unit}`)));
+    }
+  }
+  return figures;
+}
 
 function describeTarget(target) {
   const [kind, ...rest] = target.split(".");
@@ -167,8 +195,14 @@ function limitText(target, d) {
 function newSeries() {
   return {
     t: [], ulP50: [], ulP99: [], dlP50: [], dlP99: [], ulMbps: [], dlMbps: [],
-    ranP99: [], dnP99: [], heat: { uplink: [], downlink: [] },
+    heat: { uplink: [], downlink: [] },
+    // "p99:<KPI>" for each latency KPI kept once per slice (the detail's chart)
+    ...Object.fromEntries(onceKpis().map((k) => [`p99:${k.name}`, []])),
   };
+}
+
+function onceKpis() {
+  return state.kpis.latency.filter((k) => !k.per_direction);
 }
 
 function addPoint(name, point) {
@@ -182,8 +216,7 @@ function addPoint(name, point) {
   s.dlP99.push(point.downlink.transit.p99_ms);
   s.ulMbps.push(point.uplink.mbps);
   s.dlMbps.push(point.downlink.mbps);
-  s.ranP99.push(point.ran_rtt.p99_ms);
-  s.dnP99.push(point.dn_rtt.p99_ms);
+  for (const k of onceKpis()) s[`p99:${k.name}`].push(point[k.name].p99_ms);
   s.heat.uplink.push(point.uplink.transit.buckets || {});
   s.heat.downlink.push(point.downlink.transit.buckets || {});
   const cut = s.t.findIndex((t) => t >= point.time - WINDOW_S);
@@ -334,6 +367,7 @@ function buildCard(slice) {
   const sd = slice.snssai.sd === null ? "" : `-${slice.snssai.sd}`;
   node.querySelector('[data-field="snssai"]').textContent = `${slice.snssai.sst}${sd}`;
   node.querySelector('[data-field="description"]').textContent = slice.description;
+  node.querySelector('[data-part="latency-figures"]').replaceWith(...latencyFigures());
   const view = {
     node,
     heatDirection: "uplink",
@@ -642,14 +676,13 @@ function renderDetail() {
   const figure = section.querySelector('[data-chart="rtt"]');
   if (!detailChart || detailChart.sliceName !== name) {
     if (detailChart) detailChart.destroy();
-    detailChart = lineChart(figure, "RAN and DN round trip, p99", "ms", [
-      { label: "RAN RTT p99", stroke: UL, width: 2 },
-      { label: "DN RTT p99", stroke: DL, width: 2, dash: DASHED },
-    ]);
+    const once = onceKpis();
+    detailChart = lineChart(figure, `${once.map((k) => k.title).join(" and ")}, p99`, "ms",
+      once.map((k, i) => ({ label: `${k.title} p99`, stroke: i % 2 ? DL : UL, width: 2, dash: i % 2 ? DASHED : undefined })));
     detailChart.sliceName = name;
   }
   const s = state.series.get(name);
-  if (s) detailChart.setData([s.t, s.ranP99, s.dnP99]);
+  if (s) detailChart.setData([s.t, ...onceKpis().map((k) => s[`p99:${k.name}`])]);
   renderSessions(name);
 }
 
@@ -687,6 +720,7 @@ async function refreshSla() {
 // The catalog, the bucket bounds, what the page missed while away, and the
 // violations: run on every (re)connection.
 async function catchUp() {
+  if (!state.kpis) learnKpis(await api("/api/v1/kpis"));
   const list = await api("/api/v1/slices");
   state.slices = list.slices;
   state.geometry = await api("/api/v1/histograms/geometry");
