@@ -8,25 +8,19 @@ against the types clang builds from the same header.
 from __future__ import annotations
 
 import ctypes
-import re
 from functools import cache
 from typing import Any
 
+from sauron.abi import header, points
 from sauron.abi.source import shared_header
-
-_DEFINE = re.compile(r"^\s*#define\s+(SAURON_\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.M)
-_ENUMERATOR = re.compile(r"^\s*(SAURON_\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,", re.M)
 
 
 @cache
 def constants() -> dict[str, int]:
-    """Every SAURON_* #define and enumerator of the shared header."""
-    text = shared_header().read_text()
-    values: dict[str, int] = {}
-    for pattern in (_DEFINE, _ENUMERATOR):
-        for name, raw in pattern.findall(text):
-            values[name] = int(raw, 0)
-    return values
+    """Every SAURON_* #define and enumerator of the shared header, with the
+    ids and counts its attach point table gives (SAURON_POINT_<name>,
+    SAURON_POINTS, SAURON_QFI_POINTS)."""
+    return {**header.constants(shared_header()), **points.constants()}
 
 
 def _named(prefix: str, stop: str | None = None) -> dict[int, str]:
@@ -56,7 +50,8 @@ MAX_VLAN_TAGS = _C["SAURON_MAX_VLAN_TAGS"]
 MAX_IPV6_EXT_HEADERS = _C["SAURON_MAX_IPV6_EXT_HEADERS"]
 GTPU_PORT = _C["SAURON_GTPU_PORT"]
 POINTS = _C["SAURON_POINTS"]
-GTP_POINTS = _C["SAURON_GTP_POINTS"]
+#: the points with rows in qfi_stats (those that see QFIs)
+QFI_POINTS = _C["SAURON_QFI_POINTS"]
 DIRS = _C["SAURON_DIRS"]
 MSG_KINDS = _C["SAURON_MSG_KINDS"]
 EVENTS = _C["SAURON_EVENTS"]
@@ -115,8 +110,8 @@ EV_FRAMES = _C["SAURON_EV_FRAMES"]
 EV_GTPU = _C["SAURON_EV_GTPU"]
 EV_IP = _C["SAURON_EV_IP"]
 
-#: point id -> "n3_ingress", ...
-POINT_NAMES = _named("SAURON_POINT_", stop="SAURON_POINTS")
+#: point id -> "n3_ingress", ... (sauron.abi.points has the rest of each row)
+POINT_NAMES = {p.id: p.name for p in points.POINTS}
 #: direction id -> "uplink" / "downlink"
 DIRECTION_NAMES = _named("SAURON_DIR_", stop="SAURON_DIRS")
 #: message kind id -> "g_pdu", "echo_request", ...
@@ -461,7 +456,7 @@ ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
 # Per-slice maps are slice-major: these are the rows of one slice, so the
 # first `slices * rows` entries hold slice ids 0 .. slices - 1.
 SLICE_STATS_ROWS = POINTS * DIRS
-QFI_STATS_ROWS = GTP_POINTS * MAX_QFI * DIRS
+QFI_STATS_ROWS = QFI_POINTS * MAX_QFI * DIRS
 LATENCY_ROWS = LAT_METRICS * DIRS
 MEASURE_ROWS = DIRS
 
@@ -471,7 +466,12 @@ def slice_stats_index(point: int, slice_id: int, direction: int) -> int:
 
 
 def qfi_stats_index(point: int, slice_id: int, qfi: int, direction: int) -> int:
-    return ((slice_id * GTP_POINTS + point) * MAX_QFI + qfi) * DIRS + direction
+    """The qfi_stats index at a point that sees QFIs (ValueError for one
+    that sees none)."""
+    row = points.point(point).qfi_row
+    if row is None:
+        raise ValueError(f"{POINT_NAMES[point]} sees no QFIs: it has no qfi_stats rows")
+    return ((slice_id * QFI_POINTS + row) * MAX_QFI + qfi) * DIRS + direction
 
 
 def event_index(point: int, event: int) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sauron.abi import layout
+from sauron.abi.points import entry_point, exit_point
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.bpf.measurements import TRANSIT_EXPIRY_S
 from sauron.catalog import Catalog
@@ -29,9 +30,9 @@ UL, DL = layout.DIR_UPLINK, layout.DIR_DOWNLINK
 #: (RAN side: downlink out on N3; DN side: uplink out on N6)
 RTT_DIRECTION = {layout.LAT_RTT_RAN: layout.DIR_DOWNLINK, layout.LAT_RTT_DN: layout.DIR_UPLINK}
 
-#: where each direction enters and leaves the UPF
-ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
-EXIT = {UL: layout.POINT_N6_EGRESS, DL: layout.POINT_N3_EGRESS}
+#: where each direction enters and leaves the UPF (sauron_shared.h's point table)
+ENTRY = {d: entry_point(d).id for d in (UL, DL)}
+EXIT = {d: exit_point(d).id for d in (UL, DL)}
 
 
 def _direction(

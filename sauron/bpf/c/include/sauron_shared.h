@@ -45,26 +45,66 @@
 
 #define SAURON_GTPU_PORT 2152
 
-/* Where a program is attached. N9 interfaces use the GTP-U side programs. */
-enum sauron_point {
-	SAURON_POINT_N3_INGRESS = 0, /* XDP or TC ingress, GTP-U side */
-	SAURON_POINT_N3_EGRESS = 1,  /* TC egress, GTP-U side */
-	SAURON_POINT_N6_INGRESS = 2, /* XDP or TC ingress, plain IP side */
-	SAURON_POINT_N6_EGRESS = 3,  /* TC egress, plain IP side */
-	SAURON_POINTS = 4,
-	SAURON_GTP_POINTS = 2, /* the N3 points, which see QFIs */
-};
-
 enum sauron_direction {
 	SAURON_DIR_UPLINK = 0,
 	SAURON_DIR_DOWNLINK = 1,
 	SAURON_DIRS = 2,
 };
 
+/* What the frames at an attach point carry. */
+enum sauron_side {
+	SAURON_GTPU_SIDE = 1, /* GTP-U: N3 towards the gNB, N9 between UPFs */
+	SAURON_IP_SIDE = 2,   /* the users' own IP packets: N6 towards the data network */
+};
+
+/* Whether frames enter the UPF at an attach point or leave it there. On the
+ * UPF's own TUN or GTP device the link's hooks face the other way (what the
+ * device receives, the UPF sent): sauron/bpf/loader.py pairs them. */
+enum sauron_hook {
+	SAURON_INGRESS = 1,
+	SAURON_EGRESS = 2,
+};
+
+/* the qfi_stats row of a point that sees no QFIs */
+#define SAURON_NO_QFI_ROW 255
+
+/* The attach points, one row each: the only place that says what a point
+ * is. The programs ask it through lib/point.h; the agent reads the same
+ * rows as sauron.abi.points.AttachPoint. Columns:
+ *
+ * - name: SAURON_POINT_<name>; lower-case, the name the agent shows;
+ * - id: the index of the point's rows in slice_stats and events, of its
+ *   config.direction_mode and of its measurement programs. A new point
+ *   takes the next id, so the others keep theirs;
+ * - side: what its frames carry (enum sauron_side);
+ * - hook: whether frames enter the UPF there or leave it (enum sauron_hook);
+ * - direction: the direction it counts frames in unless configured
+ *   otherwise (SAURON_DIRMODE_POINT). The point is where that direction
+ *   enters the UPF (ingress) or leaves it (egress);
+ * - qfi_row: its row in qfi_stats when it sees QFIs (GTP-U side; a new one
+ *   takes the next free row), else SAURON_NO_QFI_ROW. */
+#define SAURON_POINT_TABLE(ROW)                                                                    \
+	ROW(N3_INGRESS, 0, SAURON_GTPU_SIDE, SAURON_INGRESS, SAURON_DIR_UPLINK, 0)                 \
+	ROW(N3_EGRESS, 1, SAURON_GTPU_SIDE, SAURON_EGRESS, SAURON_DIR_DOWNLINK, 1)                 \
+	ROW(N6_INGRESS, 2, SAURON_IP_SIDE, SAURON_INGRESS, SAURON_DIR_DOWNLINK, SAURON_NO_QFI_ROW) \
+	ROW(N6_EGRESS, 3, SAURON_IP_SIDE, SAURON_EGRESS, SAURON_DIR_UPLINK, SAURON_NO_QFI_ROW)
+
+#define SAURON_POINT_ID(name, id, side, hook, direction, qfi_row) SAURON_POINT_##name = id,
+#define SAURON_POINT_ONE(name, id, side, hook, direction, qfi_row) +1
+#define SAURON_POINT_HAS_QFI_ROW(name, id, side, hook, direction, qfi_row) \
+	+((qfi_row) != SAURON_NO_QFI_ROW)
+
+enum sauron_point {
+	SAURON_POINT_TABLE(SAURON_POINT_ID)
+	/* the points, and those with a row in qfi_stats */
+	SAURON_POINTS = 0 SAURON_POINT_TABLE(SAURON_POINT_ONE),
+	SAURON_QFI_POINTS = 0 SAURON_POINT_TABLE(SAURON_POINT_HAS_QFI_ROW),
+};
+
 /* How a point decides the direction of a frame. */
 enum sauron_direction_mode {
-	/* the point's own: uplink on N3 ingress and N6 egress, downlink on N3
-	 * egress and N6 ingress; an unconfigured point is right by default */
+	/* the point's own (its direction in SAURON_POINT_TABLE): an
+	 * unconfigured point is right by default */
 	SAURON_DIRMODE_POINT = 0,
 	SAURON_DIRMODE_UPLINK = 1,
 	SAURON_DIRMODE_DOWNLINK = 2,
@@ -140,8 +180,8 @@ enum sauron_event {
  * 128 bytes, so a row is two whole cache lines of a page-aligned array, and
  * what a frame writes (packets, bytes, inner_bytes) sits in the first. The
  * most common kind of each side is not counted but derived: msg[G_PDU] at
- * the N3 points and msg[NOT_GTPU] at the N6 points are the packets less
- * the other kinds. */
+ * the GTP-U side's points and msg[NOT_GTPU] at the IP side's are the
+ * packets less the other kinds. */
 struct sauron_slice_stats {
 	__u64 packets;
 	__u64 bytes;	   /* whole frame, L2 header included */
@@ -151,8 +191,8 @@ struct sauron_slice_stats {
 	__u64 reserved[5];
 };
 
-/* qfi_stats[cpu][((slice * SAURON_GTP_POINTS + gtp_point) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
- * gtp_point being SAURON_POINT_N3_INGRESS or SAURON_POINT_N3_EGRESS. */
+/* qfi_stats[cpu][((slice * SAURON_QFI_POINTS + qfi_row) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
+ * qfi_row being the point's in SAURON_POINT_TABLE. */
 struct sauron_traffic {
 	__u64 packets;
 	__u64 bytes;
