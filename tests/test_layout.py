@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from sauron.abi import layout, points
-from sauron.abi.source import shared_header
+from sauron.abi import energy_layout, layout, points
+from sauron.abi.source import energy_header, shared_header
 from sauron.bpf import libbpf
 from sauron.bpf.loader import XDP, BpfObject, DataPlane
 
@@ -86,6 +86,26 @@ def test_point_table_matches_clang() -> None:
             assert r.direction == p.direction
             assert r.qfi_row == (c["SAURON_NO_QFI_ROW"] if p.qfi_row is None else p.qfi_row)
             assert (r.sees_gtpu, r.is_ingress, r.is_egress) == (p.gtpu, p.ingress, p.egress)
+
+
+def test_energy_map_types_match_clang() -> None:
+    """The energy probe's maps, from sauron_energy.h, compiled but not
+    attached."""
+    with BpfObject(["energy.c"]) as probe:
+        for name, (key_type, value_type) in energy_layout.MAP_LAYOUTS.items():
+            table = probe.table(name)
+            leaf = getattr(table, "sLeaf", table.Leaf)
+            assert _fields(table.Key) == _fields(key_type), name
+            assert _fields(leaf) == _fields(value_type), name
+        assert probe.table("watched_time").max_entries == energy_layout.MAX_WATCHED
+        assert probe.table("watched_tasks").max_entries == energy_layout.WATCHED_TASKS
+
+
+def test_every_energy_enumerator_is_read() -> None:
+    text = energy_header().read_text()
+    declared = set(re.findall(r"^\s*(SAURON_\w+)\s*=", text, re.M))
+    assert declared and declared <= set(energy_layout.constants())
+    assert not declared & set(layout.constants()), "one owner per value"
 
 
 def test_every_enumerator_is_read() -> None:
