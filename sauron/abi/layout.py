@@ -8,25 +8,19 @@ against the types clang builds from the same header.
 from __future__ import annotations
 
 import ctypes
-import re
 from functools import cache
 from typing import Any
 
+from sauron.abi import header, points
 from sauron.abi.source import shared_header
-
-_DEFINE = re.compile(r"^\s*#define\s+(SAURON_\w+)\s+(0x[0-9a-fA-F]+|\d+)\b", re.M)
-_ENUMERATOR = re.compile(r"^\s*(SAURON_\w+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\s*,", re.M)
 
 
 @cache
 def constants() -> dict[str, int]:
-    """Every SAURON_* #define and enumerator of the shared header."""
-    text = shared_header().read_text()
-    values: dict[str, int] = {}
-    for pattern in (_DEFINE, _ENUMERATOR):
-        for name, raw in pattern.findall(text):
-            values[name] = int(raw, 0)
-    return values
+    """Every SAURON_* #define and enumerator of the shared header, with the
+    ids and counts its attach point table gives (SAURON_POINT_<name>,
+    SAURON_POINTS, SAURON_QFI_POINTS)."""
+    return {**header.constants(shared_header()), **points.constants()}
 
 
 def _named(prefix: str, stop: str | None = None) -> dict[int, str]:
@@ -56,7 +50,8 @@ MAX_VLAN_TAGS = _C["SAURON_MAX_VLAN_TAGS"]
 MAX_IPV6_EXT_HEADERS = _C["SAURON_MAX_IPV6_EXT_HEADERS"]
 GTPU_PORT = _C["SAURON_GTPU_PORT"]
 POINTS = _C["SAURON_POINTS"]
-GTP_POINTS = _C["SAURON_GTP_POINTS"]
+#: the points with rows in qfi_stats (those that see QFIs)
+QFI_POINTS = _C["SAURON_QFI_POINTS"]
 DIRS = _C["SAURON_DIRS"]
 MSG_KINDS = _C["SAURON_MSG_KINDS"]
 EVENTS = _C["SAURON_EVENTS"]
@@ -115,8 +110,8 @@ EV_FRAMES = _C["SAURON_EV_FRAMES"]
 EV_GTPU = _C["SAURON_EV_GTPU"]
 EV_IP = _C["SAURON_EV_IP"]
 
-#: point id -> "n3_ingress", ...
-POINT_NAMES = _named("SAURON_POINT_", stop="SAURON_POINTS")
+#: point id -> "n3_ingress", ... (sauron.abi.points has the rest of each row)
+POINT_NAMES = {p.id: p.name for p in points.POINTS}
 #: direction id -> "uplink" / "downlink"
 DIRECTION_NAMES = _named("SAURON_DIR_", stop="SAURON_DIRS")
 #: message kind id -> "g_pdu", "echo_request", ...
@@ -388,80 +383,10 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
 }
 
 
-MAX_WATCHED = _C["SAURON_MAX_WATCHED"]
-WATCHED_TASKS = _C["SAURON_WATCHED_TASKS"]
-WATCHED_CGROUPS = _C["SAURON_WATCHED_CGROUPS"]
-WATCHED_THREADS = _C["SAURON_WATCHED_THREADS"]
-SOFTIRQ_NET_TX = _C["SAURON_SOFTIRQ_NET_TX"]
-SOFTIRQ_NET_RX = _C["SAURON_SOFTIRQ_NET_RX"]
-
-
-class CpuTime(ctypes.Structure):
-    _fields_ = [
-        ("idle_ns", ctypes.c_uint64),
-        ("net_rx_ns", ctypes.c_uint64),
-        ("net_tx_ns", ctypes.c_uint64),
-        ("net_rx_runs", ctypes.c_uint64),
-        ("net_tx_runs", ctypes.c_uint64),
-        ("switches", ctypes.c_uint64),
-        ("sauron_rx_ns", ctypes.c_uint64),
-        ("other_rx_ns", ctypes.c_uint64),
-        ("sauron_rx_packets", ctypes.c_uint64),
-        ("other_rx_packets", ctypes.c_uint64),
-        ("stretch_start_ns", ctypes.c_uint64),
-        ("stretch_softirq_ns", ctypes.c_uint64),
-        ("softirq_start_ns", ctypes.c_uint64),
-        ("softirq_vec", ctypes.c_uint64),
-        ("segment_start_ns", ctypes.c_uint64),
-        ("poll_head_ns", ctypes.c_uint64),
-        ("last_dev", ctypes.c_uint64),
-        ("segment_owner", ctypes.c_uint32),
-        ("last_dev_owner", ctypes.c_uint32),
-        ("context_tgid", ctypes.c_uint32),
-        ("context_known", ctypes.c_uint32),
-    ]
-
-
-class ReceiveOffsets(ctypes.Structure):
-    _fields_ = [
-        ("skb_dev", ctypes.c_uint32),
-        ("napi_dev", ctypes.c_uint32),
-        ("dev_ifindex", ctypes.c_uint32),
-        ("dev_net", ctypes.c_uint32),
-        ("net_inum", ctypes.c_uint32),
-        ("known", ctypes.c_uint32),
-    ]
-
-
-class LinkKey(ctypes.Structure):
-    _fields_ = [("netns", ctypes.c_uint32), ("ifindex", ctypes.c_uint32)]
-
-
-class WatchedTime(ctypes.Structure):
-    _fields_ = [
-        ("on_cpu_ns", ctypes.c_uint64),
-        ("softirq_ns", ctypes.c_uint64),
-        ("stretches", ctypes.c_uint64),
-        ("run_ns", ctypes.c_uint64),
-    ]
-
-
-#: the maps of sauron/bpf/c/energy/energy.c
-ENERGY_MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
-    "cpu_time": (ctypes.c_uint32, CpuTime),
-    "watched_time": (ctypes.c_uint32, WatchedTime),
-    "watched_tasks": (ctypes.c_uint32, ctypes.c_uint32),
-    "watched_cgroups": (ctypes.c_uint64, ctypes.c_uint32),
-    "watched_threads": (ctypes.c_uint64, ctypes.c_uint32),
-    "receive_offsets": (ctypes.c_uint32, ReceiveOffsets),
-    "receiving_links": (LinkKey, ctypes.c_uint32),
-}
-
-
 # Per-slice maps are slice-major: these are the rows of one slice, so the
 # first `slices * rows` entries hold slice ids 0 .. slices - 1.
 SLICE_STATS_ROWS = POINTS * DIRS
-QFI_STATS_ROWS = GTP_POINTS * MAX_QFI * DIRS
+QFI_STATS_ROWS = QFI_POINTS * MAX_QFI * DIRS
 LATENCY_ROWS = LAT_METRICS * DIRS
 MEASURE_ROWS = DIRS
 
@@ -471,7 +396,12 @@ def slice_stats_index(point: int, slice_id: int, direction: int) -> int:
 
 
 def qfi_stats_index(point: int, slice_id: int, qfi: int, direction: int) -> int:
-    return ((slice_id * GTP_POINTS + point) * MAX_QFI + qfi) * DIRS + direction
+    """The qfi_stats index at a point that sees QFIs (ValueError for one
+    that sees none)."""
+    row = points.point(point).qfi_row
+    if row is None:
+        raise ValueError(f"{POINT_NAMES[point]} sees no QFIs: it has no qfi_stats rows")
+    return ((slice_id * QFI_POINTS + row) * MAX_QFI + qfi) * DIRS + direction
 
 
 def event_index(point: int, event: int) -> int:

@@ -42,6 +42,10 @@ def shared_header() -> Path:
     return include_dir() / "sauron_shared.h"
 
 
+def energy_header() -> Path:
+    return include_dir() / "sauron_energy.h"
+
+
 def _expand(path: Path, seen: set[Path], out: list[str]) -> None:
     out.append(f'#line 1 "{path.name}"')
     for number, line in enumerate(path.read_text().splitlines(), start=1):

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sauron.abi import layout
+from sauron.abi import energy_layout
 from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
@@ -183,7 +183,7 @@ class EnergyConfig(BaseModel):
     #: false: no energy estimate (the API says so)
     enabled: bool = True
     #: the network functions whose CPU time counts besides the packet processing
-    watch: Annotated[list[WatchEntry], Field(max_length=layout.MAX_WATCHED)] = []
+    watch: Annotated[list[WatchEntry], Field(max_length=energy_layout.MAX_WATCHED)] = []
     #: none: idle power is reported, not attributed; proportional: shared by
     #: the slices' dynamic energy; equal: the same part for every slice
     idle: IdleRule = "none"

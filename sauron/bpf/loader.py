@@ -63,17 +63,28 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
 )
 
 
+def _measure_program(hook: str, point: int) -> tuple[str, str, str, str, int]:
+    name = layout.POINT_NAMES[point]
+    return (
+        f"measure_{hook}.c",
+        f"sauron_measure_{hook}_{name}",
+        hook,
+        f"measure_{hook}_prog",
+        point,
+    )
+
+
 #: measurement programs, reached by tail call from the entry points of their
 #: hook, one per point (verified apart, each with its own side's paths):
 #: (source, function, hook, program array, index = point)
 MEASURE_PROGRAMS: tuple[tuple[str, str, str, str, int], ...] = (
-    ("measure_xdp.c", "sauron_measure_xdp_n3_ingress", XDP, "measure_xdp_prog", 0),
-    ("measure_xdp.c", "sauron_measure_xdp_n6_ingress", XDP, "measure_xdp_prog", 2),
-    ("measure_xdp.c", "sauron_measure_xdp_n6_egress", XDP, "measure_xdp_prog", 3),
-    ("measure_tc.c", "sauron_measure_tc_n3_ingress", TC, "measure_tc_prog", 0),
-    ("measure_tc.c", "sauron_measure_tc_n3_egress", TC, "measure_tc_prog", 1),
-    ("measure_tc.c", "sauron_measure_tc_n6_ingress", TC, "measure_tc_prog", 2),
-    ("measure_tc.c", "sauron_measure_tc_n6_egress", TC, "measure_tc_prog", 3),
+    _measure_program(XDP, layout.POINT_N3_INGRESS),
+    _measure_program(XDP, layout.POINT_N6_INGRESS),
+    _measure_program(XDP, layout.POINT_N6_EGRESS),
+    _measure_program(TC, layout.POINT_N3_INGRESS),
+    _measure_program(TC, layout.POINT_N3_EGRESS),
+    _measure_program(TC, layout.POINT_N6_INGRESS),
+    _measure_program(TC, layout.POINT_N6_EGRESS),
 )
 
 #: the expiry of transit stamps nobody matched (source, function), run by

@@ -10,7 +10,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from sauron.abi import layout
+from sauron.abi import layout, points
 from sauron.abi.histogram import Histogram
 from sauron.bpf import libbpf
 from sauron.bpf.measurements import (
@@ -82,6 +82,10 @@ _PACKETS = layout.SliceStats.packets.offset // 8
 _MSG = layout.SliceStats.msg.offset // 8
 
 
+#: by point id: whether its frames are GTP-U
+_GTPU_POINT = np.array([p.gtpu for p in points.POINTS], dtype=bool)
+
+
 def _slice_row_points(rows: int) -> np.ndarray:
     return (np.arange(rows) // layout.DIRS) % layout.POINTS
 
@@ -93,7 +97,7 @@ def read_slice_stats(dataplane: Any, slices: int = layout.MAX_SLICES) -> SummedR
     other kinds; every frame an N6 point accounts is plain IP."""
     array = dataplane.mapped("slice_stats", layout.SliceStats)
     words = array.summed_words(slices * layout.SLICE_STATS_ROWS)
-    gtp = _slice_row_points(len(words)) < layout.GTP_POINTS
+    gtp = _GTPU_POINT[_slice_row_points(len(words))]
     counted = words[:, _MSG : _MSG + layout.MSG_KINDS].sum(axis=1, dtype=np.uint64)
     derived = words[:, _PACKETS] - counted  # modulo 2^64, like every sum here
     words[gtp, _MSG + layout.MSG_G_PDU] += derived[gtp]
@@ -123,7 +127,7 @@ def _packets_per_point(dataplane: Any, slices: int) -> np.ndarray:
 
 #: the points whose programs run where a packet is received (in the packet
 #: softirq that receives it): the packets whose softirq time is Sauron's
-RECEIVING_POINTS = (layout.POINT_N3_INGRESS, layout.POINT_N6_INGRESS)
+RECEIVING_POINTS = tuple(p.id for p in points.POINTS if p.ingress)
 
 
 def read_received_per_cpu(dataplane: Any, slices: int = layout.MAX_SLICES) -> np.ndarray:
@@ -146,9 +150,9 @@ def read_events(dataplane: Any, slices: int = layout.MAX_SLICES) -> list[int]:
     array = dataplane.mapped("events", ctypes.c_uint64)
     events = array.summed_words()[:, 0].reshape(layout.POINTS, layout.EVENTS).copy()
     per_point = _packets_per_point(dataplane, slices)
-    for point in range(layout.POINTS):
-        accounted = layout.EV_GTPU if point < layout.GTP_POINTS else layout.EV_IP
-        events[point, accounted] += per_point[point]
+    for point in points.POINTS:
+        accounted = layout.EV_GTPU if point.gtpu else layout.EV_IP
+        events[point.id, accounted] += per_point[point.id]
     categories = events[:, layout.EV_FRAMES + 1 : layout.ANOMALY_FIRST]
     events[:, layout.EV_FRAMES] = categories.sum(axis=1, dtype=np.uint64)
     return [int(v) for v in events.reshape(-1)]
@@ -178,6 +182,9 @@ class DataPlaneCounters:
         return self.slice_stats[layout.slice_stats_index(point, slice_id, direction)]
 
     def qfi(self, point: int, slice_id: int, qfi: int, direction: int) -> layout.Traffic:
+        """Zero at a point that sees no QFIs."""
+        if not points.point(point).sees_qfi:
+            return layout.Traffic()
         return self.qfi_stats[layout.qfi_stats_index(point, slice_id, qfi, direction)]
 
     def event(self, point: int, event: int) -> int:

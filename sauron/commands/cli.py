@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from sauron import __version__
+from sauron.abi import points
 from sauron.host.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 
 Model = TypeVar("Model", bound="BaseModel")
 
-POINT_CHOICES = {"n3-ingress": 0, "n3-egress": 1, "n6-ingress": 2, "n6-egress": 3}
+#: --point: "n3-ingress", ... (sauron_shared.h's point table)
+POINT_CHOICES = {p.option: p.id for p in points.POINTS}
 DIRECTION_CHOICES = {"auto": 3, "point": 0, "uplink": 1, "downlink": 2}
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sauron.abi import layout
+from sauron.abi import layout, points
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
@@ -108,8 +108,8 @@ def replay_capture(
             tunnel_ends.remove(session)
 
         learner = PfcpLearner(changed, removed, clock=lambda: at)
-        per_frame = options.direction_mode == layout.DIRMODE_AUTO and (
-            options.point < layout.GTP_POINTS
+        per_frame = (
+            options.direction_mode == layout.DIRMODE_AUTO and points.point(options.point).gtpu
         )
         # a fixed mode, or AUTO where the program reads no GTP-U (N6), holds
         # for every frame

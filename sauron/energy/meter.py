@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sauron.abi import layout
+from sauron.abi import energy_layout, layout
 from sauron.bpf import libbpf
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.catalog import Catalog
@@ -140,8 +140,8 @@ class EnergyMeter:
                 raise EnergyUnavailable(
                     f"energy.watch.{i}.slice: no slice {entry.slice!r} in the catalog"
                 )
-        if len(self.watch) > layout.MAX_WATCHED:
-            raise EnergyUnavailable(f"energy.watch: at most {layout.MAX_WATCHED} entries")
+        if len(self.watch) > energy_layout.MAX_WATCHED:
+            raise EnergyUnavailable(f"energy.watch: at most {energy_layout.MAX_WATCHED} entries")
         self.idle_rule: IdleRule = idle_rule
         self.proc = proc
         self.clock = clock

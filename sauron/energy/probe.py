@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sauron.abi import layout
+from sauron.abi import energy_layout
 from sauron.bpf import libbpf
 from sauron.bpf.btf import VMLINUX, BtfError, read_kernel_types
 from sauron.bpf.loader import BpfObject
@@ -118,7 +118,7 @@ class EnergyProbe(BpfObject):
         """The offsets of the fields the receive hook reads, from the running
         kernel's BTF; without them every received packet's owner is unknown
         (the reason is returned)."""
-        offsets = layout.ReceiveOffsets()
+        offsets = energy_layout.ReceiveOffsets()
         try:
             types = read_kernel_types(btf_path)
             for name, (struct_name, path) in RECEIVE_FIELDS.items():
@@ -135,9 +135,9 @@ class EnergyProbe(BpfObject):
         table = self.table("receiving_links")
         for netns, ifindex in self._receiving - links:
             with contextlib.suppress(KeyError):
-                del table[layout.LinkKey(netns, ifindex)]
+                del table[energy_layout.LinkKey(netns, ifindex)]
         for netns, ifindex in links - self._receiving:
-            table[layout.LinkKey(netns, ifindex)] = ctypes.c_uint32(1)
+            table[energy_layout.LinkKey(netns, ifindex)] = ctypes.c_uint32(1)
         self._receiving = set(links)
 
     def _close_stats(self) -> None:
@@ -174,14 +174,16 @@ class EnergyProbe(BpfObject):
                 del table[key_type(key)]
         for key, index in new.items():
             if old.get(key) != index:
-                if not 0 <= index < layout.MAX_WATCHED:
-                    raise ValueError(f"watch index {index} outside 0..{layout.MAX_WATCHED - 1}")
+                if not 0 <= index < energy_layout.MAX_WATCHED:
+                    raise ValueError(
+                        f"watch index {index} outside 0..{energy_layout.MAX_WATCHED - 1}"
+                    )
                 table[key_type(key)] = ctypes.c_uint32(index)
 
     # ---- reading -----------------------------------------------------------
     def read(self) -> CpuTimes:
-        cpu = read_per_cpu(self.table("cpu_time"), layout.CpuTime)[0]
-        watched = read_per_cpu(self.table("watched_time"), layout.WatchedTime)
+        cpu = read_per_cpu(self.table("cpu_time"), energy_layout.CpuTime)[0]
+        watched = read_per_cpu(self.table("watched_time"), energy_layout.WatchedTime)
         return CpuTimes(
             idle_ns=[int(c.idle_ns) for c in cpu],
             net_rx_ns=[int(c.net_rx_ns) for c in cpu],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from sauron.abi import layout
+from sauron.abi import layout, points
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import LATENCY_KPIS
 from sauron.export.influx.publisher import STATES, Publisher
@@ -115,7 +115,7 @@ def render(
         "sauron_gtpu_messages_total", "counter", "GTP-U messages per slice, attach point and kind."
     )
     for sid, sname, _sst, _sd in slices:
-        for point in (layout.POINT_N3_INGRESS, layout.POINT_N3_EGRESS):
+        for point in (p.id for p in points.GTPU_POINTS):
             for kind, kname in layout.MSG_KIND_NAMES.items():
                 total = sum(int(c.slice(point, sid, d).msg[kind]) for d in layout.DIRECTION_NAMES)
                 out.append(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sauron.abi import layout
 from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY, TRAFFIC_KPIS, Aggregate
+from sauron.abi.points import entry_point, exit_point
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.bpf.measurements import TRANSIT_EXPIRY_S
 from sauron.catalog import Catalog
@@ -31,9 +32,9 @@ RATES = tuple(k for k in TRAFFIC_KPIS if k.aggregate is Aggregate.RATE)
 #: direction name -> id
 DIRECTION_IDS = {name: d for d, name in layout.DIRECTION_NAMES.items()}
 
-#: where each direction enters and leaves the UPF
-ENTRY = {UL: layout.POINT_N3_INGRESS, DL: layout.POINT_N6_INGRESS}
-EXIT = {UL: layout.POINT_N6_EGRESS, DL: layout.POINT_N3_EGRESS}
+#: where each direction enters and leaves the UPF (sauron_shared.h's point table)
+ENTRY = {d: entry_point(d).id for d in (UL, DL)}
+EXIT = {d: exit_point(d).id for d in (UL, DL)}
 
 
 def _direction(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sauron.abi import layout
+from sauron.abi import energy_layout
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.steal import StealClock
 from sauron.energy.watch import WatchEntry, cgroup2_mounts, resolve
@@ -97,7 +97,7 @@ def test_watched_processes_time_matches_the_scheduler(probe: EnergyProbe) -> Non
         assert run[0] == pytest.approx(truth[0], rel=0.005)
         # the unwatched process left nothing anywhere
         after = probe.read()
-        for index in range(1, layout.MAX_WATCHED):
+        for index in range(1, energy_layout.MAX_WATCHED):
             assert sum(after.watched_ns[index]) == sum(before_other.watched_ns[index])
             assert sum(after.watched_run_ns[index]) == sum(before_other.watched_run_ns[index])
     finally:
@@ -167,15 +167,15 @@ def test_packet_softirqs_and_idle_are_timed(probe: EnergyProbe) -> None:
     assert 0 < idle <= wall * len(after.idle_ns)
 
 
-def test_probe_maps_match_the_shared_header(probe: EnergyProbe) -> None:
-    for name, (key_type, value_type) in layout.ENERGY_MAP_LAYOUTS.items():
+def test_probe_maps_match_the_energy_header(probe: EnergyProbe) -> None:
+    for name, (key_type, value_type) in energy_layout.MAP_LAYOUTS.items():
         table = probe.table(name)
         leaf = getattr(table, "sLeaf", table.Leaf)
         assert ctypes.sizeof(table.Key) == ctypes.sizeof(key_type), name
         assert ctypes.sizeof(leaf) == ctypes.sizeof(value_type), name
         if issubclass(value_type, ctypes.Structure):
             assert [f[0] for f in leaf._fields_] == [f[0] for f in value_type._fields_]
-    assert probe.table("watched_time").max_entries == layout.MAX_WATCHED
+    assert probe.table("watched_time").max_entries == energy_layout.MAX_WATCHED
 
 
 def test_run_time_statistics_are_on_while_the_probe_is_open(probe: EnergyProbe) -> None:

@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from sauron.abi import layout
-from sauron.abi.source import shared_header
+from sauron.abi import energy_layout, layout, points
+from sauron.abi.source import energy_header, shared_header
 from sauron.bpf import libbpf
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import XDP, BpfObject, DataPlane
 
 pytestmark = [pytest.mark.kernel]
 
@@ -56,6 +56,56 @@ def test_map_sizes_come_from_the_header(recording_dataplane: DataPlane) -> None:
     assert dp.table("teid_stats").max_entries == layout.TEID_STATS_ENTRIES
     assert dp.table("teid_slice").max_entries == layout.MAX_TEIDS
     assert dp.mapped("slice_stats", layout.SliceStats).rows == rows
+    qfi_rows = layout.MAX_SLICES * layout.QFI_STATS_ROWS
+    assert dp.table("qfi_stats").max_entries == cpus * qfi_rows
+    assert dp.table("measure_xdp_prog").max_entries == layout.POINTS
+
+
+def test_point_table_matches_clang() -> None:
+    """sauron/abi/points.py's reading of SAURON_POINT_TABLE against the C's:
+    the enumerators' ids and lib/point.h's answers for every point."""
+    c = layout.constants()
+    with BpfObject(["point_table.c"]) as probe:
+        libbpf.test_run(int(probe.function("point_table_probe", XDP).fd), bytes(64))
+        counts = [int(v.value) for v in probe.table("point_counts").values()]
+        assert counts == [len(points.POINTS), len(points.QFI_POINTS)]
+        assert counts == [layout.POINTS, layout.QFI_POINTS]
+        rows = probe.table("point_rows")
+        assert rows.max_entries == len(points.POINTS)
+        for p in points.POINTS:
+            r = rows[ctypes.c_uint32(p.id)]
+            assert bytes(r.label).rstrip(b"\0").decode().lower() == p.name
+            assert r.known == 1
+            assert (
+                r.side == c[{points.GTPU: "SAURON_GTPU_SIDE", points.IP: "SAURON_IP_SIDE"}[p.side]]
+            )
+            assert (
+                r.hook
+                == c[{points.INGRESS: "SAURON_INGRESS", points.EGRESS: "SAURON_EGRESS"}[p.hook]]
+            )
+            assert r.direction == p.direction
+            assert r.qfi_row == (c["SAURON_NO_QFI_ROW"] if p.qfi_row is None else p.qfi_row)
+            assert (r.sees_gtpu, r.is_ingress, r.is_egress) == (p.gtpu, p.ingress, p.egress)
+
+
+def test_energy_map_types_match_clang() -> None:
+    """The energy probe's maps, from sauron_energy.h, compiled but not
+    attached."""
+    with BpfObject(["energy.c"]) as probe:
+        for name, (key_type, value_type) in energy_layout.MAP_LAYOUTS.items():
+            table = probe.table(name)
+            leaf = getattr(table, "sLeaf", table.Leaf)
+            assert _fields(table.Key) == _fields(key_type), name
+            assert _fields(leaf) == _fields(value_type), name
+        assert probe.table("watched_time").max_entries == energy_layout.MAX_WATCHED
+        assert probe.table("watched_tasks").max_entries == energy_layout.WATCHED_TASKS
+
+
+def test_every_energy_enumerator_is_read() -> None:
+    text = energy_header().read_text()
+    declared = set(re.findall(r"^\s*(SAURON_\w+)\s*=", text, re.M))
+    assert declared and declared <= set(energy_layout.constants())
+    assert not declared & set(layout.constants()), "one owner per value"
 
 
 def test_every_enumerator_is_read() -> None:

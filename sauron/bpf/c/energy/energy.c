@@ -28,7 +28,7 @@
  * of sched_stat_runtime the task pointer (compared, never read through) and
  * the run time, and of netif_receive_skb the sk_buff, through offsets given
  * at load time: no compile-time kernel structure layout is assumed. */
-#include "sauron_shared.h"
+#include "sauron_energy.h"
 
 BPF_PERCPU_ARRAY(cpu_time, struct sauron_cpu_time, 1);
 BPF_PERCPU_ARRAY(watched_time, struct sauron_watched_time, SAURON_MAX_WATCHED);

@@ -1,8 +1,9 @@
-/* Sauron: the facts shared by the BPF programs and the Python agent.
+/* Sauron: the facts shared by the data-path programs and the Python agent.
  *
- * This header is the single owner of map sizes, enum values and the layout of
- * every map key and value that user space reads. sauron/abi/layout.py parses
- * the #defines and enums below, and a test checks its ctypes views against the
+ * This header is the single owner of the data path's map sizes, enum values
+ * and the layout of every map key and value that user space reads (the
+ * energy probe's are sauron_energy.h's). sauron/abi/layout.py parses the
+ * #defines and enums below, and a test checks its ctypes views against the
  * types clang builds from this file.
  */
 #ifndef SAURON_SHARED_H
@@ -45,26 +46,66 @@
 
 #define SAURON_GTPU_PORT 2152
 
-/* Where a program is attached. N9 interfaces use the GTP-U side programs. */
-enum sauron_point {
-	SAURON_POINT_N3_INGRESS = 0, /* XDP or TC ingress, GTP-U side */
-	SAURON_POINT_N3_EGRESS = 1,  /* TC egress, GTP-U side */
-	SAURON_POINT_N6_INGRESS = 2, /* XDP or TC ingress, plain IP side */
-	SAURON_POINT_N6_EGRESS = 3,  /* TC egress, plain IP side */
-	SAURON_POINTS = 4,
-	SAURON_GTP_POINTS = 2, /* the N3 points, which see QFIs */
-};
-
 enum sauron_direction {
 	SAURON_DIR_UPLINK = 0,
 	SAURON_DIR_DOWNLINK = 1,
 	SAURON_DIRS = 2,
 };
 
+/* What the frames at an attach point carry. */
+enum sauron_side {
+	SAURON_GTPU_SIDE = 1, /* GTP-U: N3 towards the gNB, N9 between UPFs */
+	SAURON_IP_SIDE = 2,   /* the users' own IP packets: N6 towards the data network */
+};
+
+/* Whether frames enter the UPF at an attach point or leave it there. On the
+ * UPF's own TUN or GTP device the link's hooks face the other way (what the
+ * device receives, the UPF sent): sauron/bpf/loader.py pairs them. */
+enum sauron_hook {
+	SAURON_INGRESS = 1,
+	SAURON_EGRESS = 2,
+};
+
+/* the qfi_stats row of a point that sees no QFIs */
+#define SAURON_NO_QFI_ROW 255
+
+/* The attach points, one row each: the only place that says what a point
+ * is. The programs ask it through lib/point.h; the agent reads the same
+ * rows as sauron.abi.points.AttachPoint. Columns:
+ *
+ * - name: SAURON_POINT_<name>; lower-case, the name the agent shows;
+ * - id: the index of the point's rows in slice_stats and events, of its
+ *   config.direction_mode and of its measurement programs. A new point
+ *   takes the next id, so the others keep theirs;
+ * - side: what its frames carry (enum sauron_side);
+ * - hook: whether frames enter the UPF there or leave it (enum sauron_hook);
+ * - direction: the direction it counts frames in unless configured
+ *   otherwise (SAURON_DIRMODE_POINT). The point is where that direction
+ *   enters the UPF (ingress) or leaves it (egress);
+ * - qfi_row: its row in qfi_stats when it sees QFIs (GTP-U side; a new one
+ *   takes the next free row), else SAURON_NO_QFI_ROW. */
+#define SAURON_POINT_TABLE(ROW)                                                                    \
+	ROW(N3_INGRESS, 0, SAURON_GTPU_SIDE, SAURON_INGRESS, SAURON_DIR_UPLINK, 0)                 \
+	ROW(N3_EGRESS, 1, SAURON_GTPU_SIDE, SAURON_EGRESS, SAURON_DIR_DOWNLINK, 1)                 \
+	ROW(N6_INGRESS, 2, SAURON_IP_SIDE, SAURON_INGRESS, SAURON_DIR_DOWNLINK, SAURON_NO_QFI_ROW) \
+	ROW(N6_EGRESS, 3, SAURON_IP_SIDE, SAURON_EGRESS, SAURON_DIR_UPLINK, SAURON_NO_QFI_ROW)
+
+#define SAURON_POINT_ID(name, id, side, hook, direction, qfi_row) SAURON_POINT_##name = id,
+#define SAURON_POINT_ONE(name, id, side, hook, direction, qfi_row) +1
+#define SAURON_POINT_HAS_QFI_ROW(name, id, side, hook, direction, qfi_row) \
+	+((qfi_row) != SAURON_NO_QFI_ROW)
+
+enum sauron_point {
+	SAURON_POINT_TABLE(SAURON_POINT_ID)
+	/* the points, and those with a row in qfi_stats */
+	SAURON_POINTS = 0 SAURON_POINT_TABLE(SAURON_POINT_ONE),
+	SAURON_QFI_POINTS = 0 SAURON_POINT_TABLE(SAURON_POINT_HAS_QFI_ROW),
+};
+
 /* How a point decides the direction of a frame. */
 enum sauron_direction_mode {
-	/* the point's own: uplink on N3 ingress and N6 egress, downlink on N3
-	 * egress and N6 ingress; an unconfigured point is right by default */
+	/* the point's own (its direction in SAURON_POINT_TABLE): an
+	 * unconfigured point is right by default */
 	SAURON_DIRMODE_POINT = 0,
 	SAURON_DIRMODE_UPLINK = 1,
 	SAURON_DIRMODE_DOWNLINK = 2,
@@ -140,8 +181,8 @@ enum sauron_event {
  * 128 bytes, so a row is two whole cache lines of a page-aligned array, and
  * what a frame writes (packets, bytes, inner_bytes) sits in the first. The
  * most common kind of each side is not counted but derived: msg[G_PDU] at
- * the N3 points and msg[NOT_GTPU] at the N6 points are the packets less
- * the other kinds. */
+ * the GTP-U side's points and msg[NOT_GTPU] at the IP side's are the
+ * packets less the other kinds. */
 struct sauron_slice_stats {
 	__u64 packets;
 	__u64 bytes;	   /* whole frame, L2 header included */
@@ -151,8 +192,8 @@ struct sauron_slice_stats {
 	__u64 reserved[5];
 };
 
-/* qfi_stats[cpu][((slice * SAURON_GTP_POINTS + gtp_point) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
- * gtp_point being SAURON_POINT_N3_INGRESS or SAURON_POINT_N3_EGRESS. */
+/* qfi_stats[cpu][((slice * SAURON_QFI_POINTS + qfi_row) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir],
+ * qfi_row being the point's in SAURON_POINT_TABLE. */
 struct sauron_traffic {
 	__u64 packets;
 	__u64 bytes;
@@ -479,95 +520,5 @@ struct sauron_parse_result {
 
 #define SAURON_RES_HAS_SEQ 1
 #define SAURON_RES_HAS_UE 2
-
-/* Energy: where the node's CPU time goes, kept by sauron/bpf/c/energy/energy.c (its own
- * object, attached to sched_switch, softirq_entry/exit and a per-CPU clock
- * tick). Watched network-function processes get an index the agent assigns;
- * their threads are found by process id (tgid) or by cgroup. */
-#define SAURON_MAX_WATCHED 64
-#define SAURON_WATCHED_TASKS 8192
-#define SAURON_WATCHED_CGROUPS 1024
-#define SAURON_WATCHED_THREADS 16384
-/* softirq vectors (include/linux/interrupt.h) */
-#define SAURON_SOFTIRQ_NET_TX 2
-#define SAURON_SOFTIRQ_NET_RX 3
-
-/* cpu_time[0], per CPU. A "stretch" is the time one task holds the CPU
- * between two events (a switch or the clock tick). Packet softirqs that run
- * inside a watched task's stretch are its time, as the kernel charges them
- * to it (top, pidstat and schedstat agree), and are kept apart so that the
- * shared softirq time is the rest: the times never overlap. */
-struct sauron_cpu_time {
-	__u64 idle_ns;	 /* the idle task, packet softirqs excluded */
-	__u64 net_rx_ns; /* NET_RX softirq */
-	__u64 net_tx_ns; /* NET_TX softirq */
-	__u64 net_rx_runs;
-	__u64 net_tx_runs;
-	__u64 switches; /* context switches seen */
-	/* Packet softirq time outside watched tasks' contexts that followed the
-	 * receipt (netif_receive_skb) of a packet on one of Sauron's receiving
-	 * links, or on any other link, until the next receipt, the end of the
-	 * NAPI poll or of the softirq: the stack's work on those packets; and a
-	 * device's NAPI poll's driver work before its first receipt, the
-	 * device's. The rest (the backlog's, NET_TX) is owned by neither. */
-	__u64 sauron_rx_ns;
-	__u64 other_rx_ns;
-	/* the packets received in those softirqs, on Sauron's links and others */
-	__u64 sauron_rx_packets;
-	__u64 other_rx_packets;
-	/* the program's own state */
-	__u64 stretch_start_ns;
-	__u64 stretch_softirq_ns; /* packet softirq time when the stretch started */
-	__u64 softirq_start_ns;	  /* 0 outside a packet softirq */
-	__u64 softirq_vec;
-	__u64 segment_start_ns; /* 0: the running softirq is not split */
-	__u64 poll_head_ns;	/* the running NAPI poll's time before its first packet */
-	__u64 last_dev;		/* the net_device last looked up */
-	__u32 segment_owner;	/* SAURON_RX_* */
-	__u32 last_dev_owner;	/* SAURON_RX_*, SAURON_RX_NONE: look it up */
-	/* whether the task whose context a softirq runs in is watched, cached
-	 * for its tgid until the next context switch */
-	__u32 context_tgid;
-	__u32 context_known; /* 0: look it up; 1: not watched; 2: watched */
-};
-
-/* Whose packet the stack works on in a packet softirq. */
-enum sauron_rx_owner {
-	SAURON_RX_NONE = 0,
-	SAURON_RX_SAURON = 1,
-	SAURON_RX_OTHER = 2,
-};
-
-/* receive_offsets[0]: where the fields the receive hook reads lie in the
- * running kernel (from its BTF, not from compile-time headers); known = 0
- * leaves every packet's owner unknown. */
-struct sauron_receive_offsets {
-	__u32 skb_dev;	   /* sk_buff.dev */
-	__u32 napi_dev;	   /* napi_struct.dev */
-	__u32 dev_ifindex; /* net_device.ifindex */
-	__u32 dev_net;	   /* net_device.nd_net.net */
-	__u32 net_inum;	   /* net.ns.inum: the namespace's inode number */
-	__u32 known;
-};
-
-/* receiving_links: the links whose received packets Sauron's programs
- * handle, by namespace inode and interface index. */
-struct sauron_link_key {
-	__u32 netns;
-	__u32 ifindex;
-};
-#define SAURON_RECEIVING_LINKS 256
-
-/* watched_time[watch index], per CPU: on-CPU time of one watched entry as
- * the probe timed it switch to switch (the packet softirqs run in its
- * context included, and those on their own), and its run time as the
- * scheduler accounts it (sched_stat_runtime: without the time a hypervisor
- * stole, and without interrupt time on kernels that account it apart). */
-struct sauron_watched_time {
-	__u64 on_cpu_ns;
-	__u64 softirq_ns;
-	__u64 stretches;
-	__u64 run_ns;
-};
 
 #endif /* SAURON_SHARED_H */

@@ -10,6 +10,7 @@
 #define SAURON_LIB_ACCOUNT_H
 
 #include "sauron_shared.h"
+#include "lib/point.h"
 
 #ifndef SAURON_CPUS
 #error "SAURON_CPUS, the number of possible CPUs, is set by the loader"
@@ -21,7 +22,7 @@ _Static_assert(sizeof(struct sauron_teid_slot) == 64, "a TEID slot is one cache 
 _Static_assert(sizeof(struct sauron_ue_slot) == 64, "a UE slot is one cache line");
 
 #define SLICE_STATS_ROWS (SAURON_MAX_SLICES * SAURON_POINTS * SAURON_DIRS)
-#define QFI_STATS_ROWS (SAURON_MAX_SLICES * SAURON_GTP_POINTS * SAURON_MAX_QFI * SAURON_DIRS)
+#define QFI_STATS_ROWS (SAURON_MAX_SLICES * SAURON_QFI_POINTS * SAURON_MAX_QFI * SAURON_DIRS)
 #define EVENT_ROWS (SAURON_POINTS * SAURON_EVENTS)
 
 /* An array holding `rows` entries for every possible CPU, mapped by the agent. */
@@ -76,12 +77,12 @@ static __always_inline void count_slice(__u32 point, __u32 slice_id, __u32 dir, 
 static __always_inline void count_qfi(__u32 point, __u32 slice_id, __u32 qfi, __u32 dir,
 				      __u64 bytes)
 {
-	if (point > SAURON_POINT_N3_EGRESS || qfi >= SAURON_MAX_QFI)
+	__u32 row = point_qfi_row(point);
+	if (row == SAURON_NO_QFI_ROW || qfi >= SAURON_MAX_QFI)
 		return;
-	__u32 key = cpu_row(QFI_STATS_ROWS,
-			    ((slice_id * SAURON_GTP_POINTS + point) * SAURON_MAX_QFI + qfi) *
-					    SAURON_DIRS +
-				    dir);
+	__u32 key = cpu_row(
+		QFI_STATS_ROWS,
+		((slice_id * SAURON_QFI_POINTS + row) * SAURON_MAX_QFI + qfi) * SAURON_DIRS + dir);
 	struct sauron_traffic *t = qfi_stats.lookup(&key);
 	if (!t)
 		return;

@@ -5,6 +5,7 @@
 #define SAURON_LIB_MEASUREMENT_H
 
 #include "sauron_shared.h"
+#include "lib/point.h"
 #include "lib/parse.h"
 #include "lib/account.h"
 #include "lib/gtpu.h"
@@ -17,11 +18,6 @@
 #include "lib/retrans.h"
 #include "lib/echo.h"
 
-static __always_inline int is_egress(__u32 point)
-{
-	return point == SAURON_POINT_N3_EGRESS || point == SAURON_POINT_N6_EGRESS;
-}
-
 /* Transit, RAN-side RTT and retransmissions for a G-PDU's inner packet.
  * Downlink transit samples go to the slice the tunnel belongs to, which N6
  * may not know (NAT). */
@@ -31,7 +27,7 @@ static __always_inline void measure_gtpu_side(const struct sauron_config *cfg, _
 {
 	if (!cfg || !cfg->measure)
 		return;
-	if (is_egress(point)) {
+	if (point_is_egress(point)) {
 		__u32 stamp_slice;
 		__u64 ns;
 		if (transit_match(cfg, inner, l4, dir, &stamp_slice, &ns))
@@ -72,7 +68,7 @@ static __always_inline int outer_addresses(void *outer_ip, void *data_end, __u8 
 static __always_inline void measure_echo(const __u8 src[16], const __u8 dst[16], __u32 point,
 					 __u32 msg_kind, __u32 seq)
 {
-	int outgoing = is_egress(point);
+	int outgoing = point_is_egress(point);
 	const __u8 *peer = outgoing ? dst : src;
 
 	if (msg_kind == SAURON_MSG_ECHO_REQUEST)
@@ -88,7 +84,7 @@ static __always_inline void measure_n6_side(const struct sauron_config *cfg, __u
 					    const struct ip_view *ip, const struct l4_facts *l4,
 					    __u32 slice_id, __u32 dir)
 {
-	if (is_egress(point)) {
+	if (point_is_egress(point)) {
 		__u32 stamp_slice;
 		__u64 ns;
 		if (transit_match(cfg, ip, l4, dir, &stamp_slice, &ns)) {
@@ -140,7 +136,7 @@ static __always_inline void run_measurement(void *data, void *data_end, __u32 po
 		return;
 	struct l4_facts l4 = {};
 	read_l4(&c, data_end, &ip, &l4);
-	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N3_EGRESS)
+	if (point_sees_gtpu(point))
 		measure_gtpu_side(cfg, point, &ip, &l4, slice_id, dir);
 	else
 		measure_n6_side(cfg, point, &ip, &l4, slice_id, dir);

@@ -6,6 +6,7 @@
 
 #include <linux/tcp.h>
 #include "sauron_shared.h"
+#include "lib/point.h"
 #include "lib/parse.h"
 #include "lib/gtpu.h"
 #include "lib/classify.h"
@@ -152,9 +153,8 @@ static __always_inline __u32 resolve_dirmode(__u32 point, const struct sauron_co
 		mode = cfg->direction_mode[point];
 	if (mode != SAURON_DIRMODE_POINT)
 		return mode;
-	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N6_EGRESS)
-		return SAURON_DIRMODE_UPLINK;
-	return SAURON_DIRMODE_DOWNLINK;
+	return point_direction(point) == SAURON_DIR_DOWNLINK ? SAURON_DIRMODE_DOWNLINK
+							     : SAURON_DIRMODE_UPLINK;
 }
 
 /* A fixed direction picks the UE address without a lookup: the source when
@@ -223,12 +223,6 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
 		f->slice_id = SAURON_UNCLASSIFIED_SLICE;
 }
 
-/* Where packets enter the UPF and their transit is stamped. */
-static __always_inline int stamps_transit(__u32 point)
-{
-	return point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N6_INGRESS;
-}
-
 /* The user's IP packet again, from the offset the counting program left:
  * inner on N3 (a G-PDU's payload), the frame's own on N6. */
 static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, __u32 offset,
@@ -238,7 +232,7 @@ static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, _
 	struct l4_ports ignored_ports;
 
 	c->pos = data + (offset & SAURON_CURSOR_MASK);
-	if (point == SAURON_POINT_N3_INGRESS || point == SAURON_POINT_N3_EGRESS)
+	if (point_sees_gtpu(point))
 		return parse_inner_ip(c, data_end, ip, &ignored_ports, &ignored_anomaly);
 	__u8 *first = c->pos;
 	if ((void *)(first + 1) > data_end)
@@ -265,7 +259,7 @@ static __always_inline int measure_pending(void *data, void *data_end, __u32 poi
 	if (!job || !job->pending)
 		return 0;
 	job->pending = 0;
-	if (!stamps_transit(point) || !job->has_ip)
+	if (!point_is_ingress(point) || !job->has_ip)
 		return 1;
 	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
 		return 1;
