@@ -3,10 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference bench bench-service bench-energy bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference bench bench-service bench-energy bench-energy-isolation bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s  %s\n", $$1, $$2}'
 
 setup: ## apt packages, kernel headers, bpffs/tracefs, the virtual environment (idempotent)
 	@scripts/setup-host
@@ -51,6 +51,9 @@ bench-service: setup ## engine cost per interval vs TEIDs, REST latency per rout
 
 bench-energy: setup ## the energy probe's added cost per context switch
 	$(PY) -m bench.energy
+
+bench-energy-isolation: setup ## a slice's joules per packet beside other traffic on the node vs alone (~3 min); bench/energy_isolation_results.json
+	$(PY) -m bench.energy_isolation
 
 bench-publish: setup ## InfluxDB publisher: points/s and CPU per point (encode, write, spool)
 	$(PY) -m bench.publish

@@ -25,12 +25,12 @@ from typing import Any
 
 import pytest
 import yaml
-from agent_process import REPO, agent_config, links_with_programs, start_agent
-from paced_udp import send_paced
+from agent_process import REPO, agent_config, links_with_programs, next_interval, start_agent
 
 from sauron.catalog import load_catalog
 from sauron.commands.client import SauronClient
 from sauron.testbed.bed import Testbed
+from sauron.testbed.paced import OtherTraffic, send_paced
 from sauron.testbed.sessions import SessionsFile, make_sessions
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
@@ -52,16 +52,6 @@ def cpu_time_ns(pid: int) -> int:
         with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
             total += int(f.read().split()[0])
     return total
-
-
-async def next_interval(api: SauronClient) -> float:
-    """Waits for the agent's next interval to end; returns its end time."""
-    current = (await api.energy()).until
-    while True:
-        await asyncio.sleep(0.005)
-        until = (await api.energy()).until
-        if until is not None and until != current:
-            return until
 
 
 def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> None:
@@ -93,8 +83,8 @@ def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> 
                 async with SauronClient(url) as api:
                     # the work is read the moment an interval ends, so the
                     # agent's window and the schedstat window are the same
-                    await next_interval(api)
-                    first = await next_interval(api)
+                    await next_interval(api, INTERVAL_S)
+                    first = await next_interval(api, INTERVAL_S)
                     work_before = {name: cpu_time_ns(pid) for name, pid in pids.items()}
                     stop = threading.Event()
                     plan = {ue["embb"]: EMBB_PPS, ue["urllc"]: URLLC_PPS}
@@ -104,7 +94,7 @@ def test_slice_joules_follow_the_measured_work_of_their_upfs(tmp_path: Path) -> 
                     stop.set()
                     sender.join()
                     await asyncio.sleep(INTERVAL_S)  # echoes drained
-                    last = await next_interval(api)
+                    last = await next_interval(api, INTERVAL_S)
                     work = {n: cpu_time_ns(p) - work_before[n] for n, p in pids.items()}
                     window = await api.energy(since=first + 0.001, until=last)
                     series = (await api.slices()).slices
@@ -192,20 +182,10 @@ OTHER_PPS = 5000
 #: how far one 7 s window's cost per packet of a slice strays from another's
 #: on this 2-CPU machine with nothing else running (up to 22 % measured
 #: between the two quiet windows of one run): what the comparison allows.
-#: The other traffic's work charged to the slices is checked apart, exactly
+#: The other traffic's work charged to the slices is checked apart, exactly;
+#: the cost per packet over many rounds, beside its noise floor, is
+#: `make bench-energy-isolation`'s figure (docs/energy.md)
 WINDOW_NOISE = 0.3
-#: sends OTHER_PPS datagrams a second to a port nobody listens on, paced
-OTHER_SENDER = f"""
-import socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-start, sent = time.monotonic(), 0
-while True:
-    due = int((time.monotonic() - start) * {OTHER_PPS})
-    while sent < due:
-        s.sendto(bytes(200), ("10.99.0.2", 9))
-        sent += 1
-    time.sleep(0.001)
-"""
 
 
 def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path) -> None:
@@ -226,8 +206,6 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
     comparison allows WINDOW_NOISE, and the leak itself is checked directly:
     of the softirq time the other traffic added, the node keeps at least
     three quarters (the rest is the slices' own movement)."""
-    from sauron.host.netns import Topology
-
     catalog_path = REPO / "slices" / "default.yaml"
     catalog = load_catalog(catalog_path)
     sessions = SessionsFile(sessions=make_sessions(catalog, {"embb": 1, "urllc": 1}))
@@ -236,10 +214,8 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
 
     with (
         Testbed(catalog, sessions, tmp_path / "bed", echo_interval=5.0, upf_per_slice=True) as bed,
-        Topology() as other,
+        OtherTraffic(OTHER_PPS) as other,
     ):
-        left, right = other.namespace("other-a"), other.namespace("other-b")
-        other.veth(left, "oa", "10.99.0.1/30", right, "ob", "10.99.0.2/30")
         config = agent_config(
             tmp_path / "agent.yaml",
             bed.upf,
@@ -248,12 +224,11 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
             energy={"watch": []},
         )
         agent, url = start_agent(config)
-        other_sender: subprocess.Popen[str] | None = None
         try:
 
             async def window(api: SauronClient) -> tuple[object, dict[str, int]]:
                 """The slice traffic over whole intervals; their energy."""
-                first = await next_interval(api)
+                first = await next_interval(api, INTERVAL_S)
                 stop, sent = threading.Event(), {}
                 sender = threading.Thread(target=send_paced, args=(bed, plan, stop, sent))
                 sender.start()
@@ -261,22 +236,18 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
                 stop.set()
                 sender.join()
                 await asyncio.sleep(INTERVAL_S)  # echoes drained
-                last = await next_interval(api)
+                last = await next_interval(api, INTERVAL_S)
                 return await api.energy(since=first + 0.001, until=last), sent
 
             async def observe() -> list[tuple[Any, dict[str, int]]]:
-                nonlocal other_sender
                 async with SauronClient(url) as api:
-                    await next_interval(api)
+                    await next_interval(api, INTERVAL_S)
                     before = await window(api)
-                    other_sender = subprocess.Popen(
-                        ["ip", "netns", "exec", left, sys.executable, "-c", OTHER_SENDER]
-                    )
-                    await next_interval(api)
+                    other.start()
+                    await next_interval(api, INTERVAL_S)
                     beside = await window(api)
-                    other_sender.kill()
-                    other_sender.wait(timeout=10)
-                    await next_interval(api)
+                    other.stop()
+                    await next_interval(api, INTERVAL_S)
                     after = await window(api)
                     return [before, beside, after]
 
@@ -284,9 +255,7 @@ def test_other_traffic_on_the_node_leaves_the_slices_joules_alone(tmp_path: Path
                 observe()
             )
         finally:
-            if other_sender is not None:
-                other_sender.kill()
-                other_sender.wait(timeout=10)
+            other.stop()
             agent.send_signal(signal.SIGTERM)
             out, _ = agent.communicate(timeout=20)
         assert agent.returncode == 0, out

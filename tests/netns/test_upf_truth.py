@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 import yaml
 from agent_process import REPO, agent_config, start_agent
-from paced_udp import send_paced
 
 from sauron.catalog import load_catalog
 from sauron.commands.client import SauronClient
 from sauron.host.netns import inside
 from sauron.testbed.bed import N3_UPF, Testbed
+from sauron.testbed.paced import send_paced
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
