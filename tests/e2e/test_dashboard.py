@@ -29,6 +29,7 @@ from playwright.sync_api import Page
 from served import serve_in_thread
 from timeseries import free_port
 
+from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog, load_catalog
@@ -116,7 +117,11 @@ def assert_cards_equal_rest(url: str, cards: list[dict[str, Any]]) -> int:
     """Each card against the REST point of the same interval; returns how
     many numbers were compared."""
     compared = 0
+    every_latency = {f"{d}.{k.name}.p99_ms" for k in DIRECTION_LATENCY for d in DIRECTIONS}
+    every_latency |= {f"{k.name}.p99_ms" for k in SLICE_LATENCY}
     for card in cards:
+        # a figure for each latency KPI of the table, built from /api/v1/kpis
+        assert every_latency <= card["kpis"].keys(), every_latency - card["kpis"].keys()
         t = float(card["time"])
         series = get_json(f"{url}/api/v1/slices/{card['slice']}/kpis?since={t}&until={t}")
         assert len(series["points"]) == 1, (card["slice"], t, series)
