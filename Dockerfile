@@ -1,5 +1,5 @@
-# The Sauron agent, one per UPF node (testbed/open5gs/compose.yaml and
-# testbed/k8s/). bcc compiles the programs when the agent starts, against the
+# The Sauron agent, one per UPF node (deploy/open5gs/compose.yaml and
+# deploy/k8s/). bcc compiles the programs when the agent starts, against the
 # host's kernel headers: mount the host's /lib/modules and /usr/src
 # read-only, and bpffs and tracefs (docs/deployment.md).
 

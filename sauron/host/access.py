@@ -1,6 +1,6 @@
 """What the agent needs of its host, in one place: the capabilities it uses
 and the host paths it reads, each with the reason. `sauron doctor` checks
-them, the deployments (testbed/open5gs, testbed/k8s) grant them, and the
+them, the deployments (deploy/open5gs, deploy/k8s) grant them, and the
 tests hold the deployments to this list."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""testbed/k8s: the manifests pass the Kubernetes schemas (kubernetes-validate,
+"""deploy/k8s: the manifests pass the Kubernetes schemas (kubernetes-validate,
 its bundled schemas, strict), and what they grant is what the agent uses:
 the capabilities and host paths of sauron/host/access.py, probes on routes
 the service answers without a token, the configuration's files where the
@@ -38,7 +38,7 @@ from sauron.kpi.engine import KpiEngine
 from sauron.service.app import create_app
 from sauron.service.guard import OPEN_PATHS
 
-K8S = REPO / "testbed" / "k8s"
+K8S = REPO / "deploy" / "k8s"
 VALIDATOR = Path(sys.executable).parent / "kubernetes-validate"
 IMAGE_ROOT = Path("/opt/sauron")  # the Dockerfile's WORKDIR, where the repo is installed
 UPF_PROCESS = "open5gs-upfd"
@@ -183,7 +183,7 @@ def test_probes_ports_files_and_tokens_meet_the_agent(
     assert f"WORKDIR {IMAGE_ROOT}" in dockerfile and "COPY slices slices" in dockerfile
     assert "pip install --no-cache-dir ." in dockerfile
     # one image for every deployment, at the project's version
-    compose = yaml.safe_load((REPO / "testbed" / "open5gs" / "compose.yaml").read_text())
+    compose = yaml.safe_load((REPO / "deploy" / "open5gs" / "compose.yaml").read_text())
     version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
     assert version is not None
     assert container["image"] == compose["services"]["sauron"]["image"]

@@ -89,7 +89,7 @@ def test_sgsnemu_and_osmo_ggsn_per_teid_counts_match_tshark(
     topology.veth(sgsn_ns, "gn", f"{SGSN}/24", ggsn_ns, "gn", f"{GGSN}/24")
     attach_interfaces(dataplane, [InterfaceConfig(name="gn", role="n3", netns=ggsn_ns)], topology)
 
-    config = (REPO / "testbed" / "osmo-ggsn.cfg").read_text()
+    config = (REPO / "tests" / "data" / "osmo-ggsn.cfg").read_text()
     config = config.replace("STATE_DIR", str(tmp_path)).replace("GGSN_ADDRESS", GGSN)
     (tmp_path / "ggsn.cfg").write_text(config)
     pcap = tmp_path / "gn.pcap"

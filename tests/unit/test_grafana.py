@@ -1,4 +1,4 @@
-"""The Grafana dashboard and provisioning in testbed/grafana/: every Flux
+"""The Grafana dashboard and provisioning in deploy/grafana/: every Flux
 query names only measurements, tags and fields that the publisher writes.
 What the publisher writes is read from its own output: line protocol made
 by sauron/export/influx/points.py from a snapshot with every KPI present
@@ -29,7 +29,7 @@ from sauron.kpi.sessions import SessionVolume
 from sauron.kpi.sla import Violation
 
 REPO = Path(__file__).resolve().parents[2]
-GRAFANA = REPO / "testbed" / "grafana"
+GRAFANA = REPO / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "sauron-slices.json"
 #: columns every Flux table has, and ones a query makes itself
 FLUX_COLUMNS = {"_measurement", "_field", "_value", "_time", "_start", "_stop"}

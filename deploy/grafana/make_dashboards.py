@@ -3,7 +3,7 @@ across every node that publishes to one InfluxDB bucket: the dashboard
 page's views, built from the publisher's schema (sauron/export/influx/points.py)
 and the KPI table (sauron/abi/kpis.py).
 Percentiles come from the histogram buckets summed across nodes, never from
-averaged percentiles. Run: python testbed/grafana/make_dashboards.py
+averaged percentiles. Run: python deploy/grafana/make_dashboards.py
 (tests/unit/test_grafana.py checks the file is this script's output, and that
 every query names only what the publisher writes)."""
 
