@@ -29,7 +29,7 @@ test-netns: setup ## real traffic through namespaces: testbed, UPFs, energy (tes
 test-e2e: setup ## the agent, its API, dashboard, exporters and wheel as a user meets them (tests/e2e; root)
 	$(PY) -m pytest -q tests/e2e
 
-lint: setup ## ruff on the Python, clang-format on the C (.clang-format)
+lint: setup ## ruff on the Python, clang-format on the C (.clang-format; its compiler warnings are errors in tests/kernel/test_c_warnings.py)
 	$(VENV)/bin/ruff check sauron tests bench
 	$(VENV)/bin/ruff format --check sauron tests bench
 	clang-format --dry-run --Werror $$(git ls-files 'sauron/bpf/c/*.c' 'sauron/bpf/c/*.h')

@@ -161,6 +161,19 @@ class BpfObject:
         self.close()
 
 
+def data_path_sources() -> list[str]:
+    """The files of the data-plane object: entry points, measurement
+    programs, the transit expiry."""
+    sources = [ep.source for ep in ENTRY_POINTS]
+    sources += sorted({m[0] for m in MEASURE_PROGRAMS})
+    sources.append(TRANSIT_EXPIRY_PROGRAM[0])
+    return sources
+
+
+def record_cflags(record_last: bool) -> tuple[str, ...]:
+    return ("-DSAURON_RECORD_LAST=1",) if record_last else ()
+
+
 class DataPlane(BpfObject):
     """The Sauron data-plane object: every entry point, shared maps.
 
@@ -169,11 +182,7 @@ class DataPlane(BpfObject):
     """
 
     def __init__(self, record_last: bool = False) -> None:
-        cflags = ("-DSAURON_RECORD_LAST=1",) if record_last else ()
-        sources = [ep.source for ep in ENTRY_POINTS]
-        sources += sorted({m[0] for m in MEASURE_PROGRAMS})
-        sources.append(TRANSIT_EXPIRY_PROGRAM[0])
-        super().__init__(sources, cflags)
+        super().__init__(data_path_sources(), record_cflags(record_last))
         self.record_last = record_last
         self.entry_points: dict[tuple[int, str, str | None], EntryPoint] = {}
         for ep in ENTRY_POINTS:
