@@ -100,8 +100,8 @@ def run_ticks(
     times: list[float] = []
 
     async def go() -> None:
-        await publisher.start()
-        hear = publisher.listener(engine)
+        await publisher.start(engine)
+        hear = publisher.on_snapshot
         engine.listeners.append(hear)
         loop = asyncio.get_running_loop()
         try:

@@ -211,7 +211,7 @@ def run_demo(
         for s in catalog.slices
     }
     if publisher is not None:
-        h = publisher.health()
+        h = publisher.summary()
         out(
             f"InfluxDB {h['url']} bucket {h['bucket']}: {h['points_written']} points written, "
             f"{h['spool_points']} waiting in the spool, {h['points_dropped']} dropped"

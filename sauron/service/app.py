@@ -19,7 +19,7 @@ from sauron.abi.histogram import GAP, LATENCY, Histogram
 from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
-from sauron.export.influx.publisher import REJECTED, Publisher
+from sauron.export.influx.publisher import Publisher
 from sauron.export.prometheus import CONTENT_TYPE as METRICS_TYPE
 from sauron.export.prometheus import render as render_metrics
 from sauron.kpi.engine import KpiEngine
@@ -138,9 +138,10 @@ async def readyz(request: web.Request) -> web.Response:
         body["last_interval"] = latest.time
     publisher = request.app.get(PUBLISHER)
     if publisher is not None:
-        body["publisher"] = publisher.health()
-        if publisher.stats.state == REJECTED:
-            reasons.append("the InfluxDB server refuses the writes")
+        health = publisher.health()
+        body[health.name] = health.detail
+        if not health.ok:
+            reasons.append(health.problem)
     status = "; ".join(reasons) or "ready"
     return web.json_response({"status": status, **body}, status=503 if reasons else 200)
 
@@ -435,8 +436,8 @@ async def publishing(app: web.Application) -> AsyncIterator[None]:
     """Runs the publisher beside the engine; on shutdown (after the ticker
     stopped) it writes or spools what is still queued."""
     publisher, engine = app[PUBLISHER], app[ENGINE]
-    await publisher.start()
-    hear = app[LIVENESS].guard("publisher", publisher.listener(engine))
+    await publisher.start(engine)
+    hear = app[LIVENESS].guard(publisher.name, publisher.on_snapshot)
     engine.listeners.append(hear)
     yield
     engine.listeners.remove(hear)
