@@ -1,11 +1,12 @@
-"""The aiohttp application, built by create_app(): versioned REST routes
-under /api/v1 over the KPI engine, health endpoints, and the engine's tick as
-a background task."""
+"""The aiohttp application, built by create_app() over a view of the agent's
+runtime (sauron.service.view): versioned REST routes under /api/v1, health
+endpoints, the exposition and the dashboard. It reads the agent and never
+runs it: the runtime ticks the engine, starts and stops the exporters and
+the control plane (sauron.agent.runtime)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import re
 from collections.abc import AsyncIterator
@@ -17,13 +18,9 @@ from aiohttp.typedefs import Middleware
 from sauron.abi import layout
 from sauron.abi.histogram import GAP, LATENCY, Histogram
 from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
-from sauron.control.plane import ControlPlane
 from sauron.control.record import ControlSession
-from sauron.export.influx.publisher import Publisher
 from sauron.export.prometheus import CONTENT_TYPE as METRICS_TYPE
-from sauron.export.prometheus import render as render_metrics
 from sauron.kpi.engine import KpiEngine
-from sauron.kpi.liveness import TICK, Liveness
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
@@ -43,13 +40,10 @@ from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.problems import BadParameter, NotFound, problem_middleware
 from sauron.service.stream import StreamHub
+from sauron.service.view import AgentView
 
-ENGINE = web.AppKey("engine", KpiEngine)
-INTERVAL = web.AppKey("interval", float)
+AGENT = web.AppKey[AgentView]("agent")
 HUB = web.AppKey("hub", StreamHub)
-PUBLISHER = web.AppKey("publisher", Publisher)
-CONTROL = web.AppKey("control", ControlPlane)
-LIVENESS = web.AppKey("liveness", Liveness)
 MAX_PDU_SESSIONS = 10_000
 MAX_SERIES_POINTS = 3600
 MAX_REQUEST_BYTES = 64 * 1024
@@ -68,8 +62,12 @@ class ServiceOptions:
     burst: float = 200.0
 
 
+def _engine(request: web.Request) -> KpiEngine:
+    return request.app[AGENT].engine
+
+
 def _catalog(request: web.Request) -> Catalog:
-    return request.app[ENGINE].catalog
+    return _engine(request).catalog
 
 
 @dataclass(frozen=True)
@@ -126,20 +124,20 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready once an interval is done; not ready while the tick or a
     snapshot listener fails interval after interval (the body names it and
-    the cause), nor while the InfluxDB server refuses the publisher (a
-    configuration to fix). An unreachable server is an outage the spool
-    rides out: ready, and the body says so."""
-    latest = request.app[ENGINE].history.latest()
+    the cause), nor while an exporter says so (the InfluxDB server refusing
+    the publisher: a configuration to fix). An unreachable server is an
+    outage the spool rides out: ready, and the body says so."""
+    agent = request.app[AGENT]
+    latest = agent.engine.history.latest()
     body: dict[str, object] = {}
-    reasons = request.app[LIVENESS].problems()
+    reasons = agent.problems()
     if latest is None:
         reasons.insert(0, "waiting for the first interval")
     else:
         body["last_interval"] = latest.time
-    publisher = request.app.get(PUBLISHER)
-    if publisher is not None:
-        health = publisher.health()
-        body[health.name] = health.detail
+    for health in agent.exporter_health():
+        if health.detail is not None:
+            body[health.name] = health.detail
         if not health.ok:
             reasons.append(health.problem)
     status = "; ".join(reasons) or "ready"
@@ -147,11 +145,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _status(request: web.Request, name: str) -> str:
-    return request.app[ENGINE].sla.status(name)
+    return _engine(request).sla.status(name)
 
 
 async def list_slices(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    engine = _engine(request)
     latest = engine.history.latest()
     return web.json_response(
         {"slices": [slice_doc(s, latest, _status(request, s.name)) for s in engine.catalog.slices]}
@@ -160,7 +158,7 @@ async def list_slices(request: web.Request) -> web.Response:
 
 async def get_slice(request: web.Request) -> web.Response:
     s = _slice(request)
-    latest, status = request.app[ENGINE].history.latest(), _status(request, s.name)
+    latest, status = _engine(request).history.latest(), _status(request, s.name)
     if s.entry is None:
         return web.json_response(unclassified_doc(latest, status))
     return web.json_response(slice_doc(s.entry, latest, status))
@@ -172,7 +170,7 @@ def _window(request: web.Request) -> list[Snapshot]:
     until = _float_param(request, "until")
     if since is not None and until is not None and until < since:
         raise BadParameter("until", "until is before since")
-    return request.app[ENGINE].history.between(since, until)
+    return _engine(request).history.between(since, until)
 
 
 async def slice_kpis(request: web.Request) -> web.Response:
@@ -230,7 +228,7 @@ async def slice_histogram(request: web.Request) -> web.Response:
     if "since" in request.query or "until" in request.query:
         snaps = _window(request)
     else:
-        latest = request.app[ENGINE].history.latest()
+        latest = _engine(request).history.latest()
         snaps = [] if latest is None else [latest]
     total = Histogram(GAP if metric == "loss_burst" else LATENCY)
     for snap in snaps:
@@ -273,10 +271,10 @@ async def slice_sessions(request: web.Request) -> web.Response:
     s = _slice(request)
     by = _choice(request, "by", ("teid", "ue"), "teid")
     limit = _int_param(request, "limit", 10, 1, TOP_SESSIONS)
-    engine = request.app[ENGINE]
+    engine = _engine(request)
     activity = engine.sessions.teids if by == "teid" else engine.sessions.ues
     latest = engine.history.latest()
-    control = request.app.get(CONTROL)
+    control = request.app[AGENT].control
     owners_by_teid = control.registry.by_teid() if control is not None else {}
     owners_by_ue = control.registry.by_ue() if control is not None else {}
 
@@ -316,7 +314,7 @@ async def pdu_sessions(request: web.Request) -> web.Response:
         if not re.fullmatch(TEID_PATTERN, teid_text):
             raise BadParameter("teid", f"teid must be hex with 0x (0x1f), not {teid_text!r}")
         teid = int(teid_text, 16)
-    control = request.app.get(CONTROL)
+    control = request.app[AGENT].control
     docs = control.registry.docs(ended=state != "active") if control is not None else []
     if state == "ended":
         docs = [d for d in docs if d["ended"] is not None]
@@ -340,7 +338,7 @@ async def pdu_sessions(request: web.Request) -> web.Response:
 
 
 async def sla(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    engine = _engine(request)
     return web.json_response(
         {
             "interval": engine.sla.interval,
@@ -356,7 +354,7 @@ async def sla(request: web.Request) -> web.Response:
 
 
 async def energy(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    engine = _engine(request)
     since, until = _float_param(request, "since"), _float_param(request, "until")
     if since is None and until is None:
         latest = engine.history.latest()
@@ -368,9 +366,7 @@ async def energy(request: web.Request) -> web.Response:
 
 
 async def metrics_route(request: web.Request) -> web.Response:
-    text = render_metrics(
-        request.app[ENGINE], request.app.get(PUBLISHER), request.app[LIVENESS].failures()
-    )
+    text = request.app[AGENT].exposition()
     hub = request.app.get(HUB)
     return web.Response(
         text=text + (hub.exposition() if hub is not None else ""),
@@ -379,7 +375,7 @@ async def metrics_route(request: web.Request) -> web.Response:
 
 
 async def openapi_route(request: web.Request) -> web.Response:
-    names = tuple(s.name for s in request.app[ENGINE].catalog.slices)
+    names = tuple(s.name for s in _engine(request).catalog.slices)
     return web.json_response(openapi_document(names))
 
 
@@ -388,96 +384,29 @@ async def stream_route(request: web.Request) -> web.StreamResponse:
 
 
 async def stream_hub(app: web.Application) -> AsyncIterator[None]:
-    engine = app[ENGINE]
+    """The live stream's hub, hearing the agent's snapshots while the
+    application runs."""
     hub = StreamHub(asyncio.get_running_loop())
     app[HUB] = hub
-    hear = app[LIVENESS].guard("stream", hub.on_snapshot)
-    engine.listeners.append(hear)
+    stop_listening = app[AGENT].listen("stream", hub.on_snapshot)
     yield
-    engine.listeners.remove(hear)
+    stop_listening()
 
 
 async def end_streams(app: web.Application) -> None:
     app[HUB].close()
 
 
-#: how long stopping waits for a tick under way to end
-SHUTDOWN_TICK_WAIT_S = 10.0
-
-
-async def _tick_forever(app: web.Application) -> None:
-    """One tick per interval, whatever the last one met: a failure is
-    logged, counted and tried again next interval (see liveness)."""
-    engine, interval, liveness = app[ENGINE], app[INTERVAL], app[LIVENESS]
-    liveness.interval_s = interval
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(interval)
-        liveness.tick_begins()
-        # map reads are blocking system calls: off the event loop
-        running = loop.run_in_executor(None, engine.tick)
-        try:
-            await asyncio.shield(running)
-        except asyncio.CancelledError:
-            # stopping: the tick runs on in its thread and would hand its
-            # snapshot to listeners already stopped (the publisher's points
-            # then neither written nor spooled): let it end first, bounded
-            await asyncio.wait({running}, timeout=SHUTDOWN_TICK_WAIT_S)
-            raise
-        except Exception as exc:
-            liveness.failed(TICK, exc)
-        else:
-            liveness.succeeded(TICK)
-        finally:
-            liveness.tick_ends()
-
-
-async def publishing(app: web.Application) -> AsyncIterator[None]:
-    """Runs the publisher beside the engine; on shutdown (after the ticker
-    stopped) it writes or spools what is still queued."""
-    publisher, engine = app[PUBLISHER], app[ENGINE]
-    await publisher.start(engine)
-    hear = app[LIVENESS].guard(publisher.name, publisher.on_snapshot)
-    engine.listeners.append(hear)
-    yield
-    engine.listeners.remove(hear)
-    await publisher.stop()
-
-
-async def control_plane(app: web.Application) -> AsyncIterator[None]:
-    """Reads N4 and polls the SMFs while the application runs."""
-    control = app[CONTROL]
-    control.start(asyncio.get_running_loop())
-    yield
-    await control.stop()
-
-
-async def engine_ticker(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_tick_forever(app))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-def create_app(
-    engine: KpiEngine,
-    interval: float = 1.0,
-    tick: bool = True,
-    options: ServiceOptions | None = None,
-    publisher: Publisher | None = None,
-    control: ControlPlane | None = None,
-) -> web.Application:
-    """tick=False leaves ticking to the caller (tests drive the engine)."""
+def create_app(agent: AgentView, options: ServiceOptions | None = None) -> web.Application:
+    """The service over `agent` (an AgentView: the agent's runtime), which
+    it reads only; whoever made the runtime starts and stops it."""
     options = options or ServiceOptions()
     middlewares: list[Middleware] = [problem_middleware]
     if options.rate_per_s > 0:
         middlewares.append(rate_middleware(RateLimiter(options.rate_per_s, options.burst)))
     middlewares.append(access_middleware(options.token))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
-    app[ENGINE] = engine
-    app[INTERVAL] = interval
-    app[LIVENESS] = Liveness()
+    app[AGENT] = agent
     add_dashboard(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -495,12 +424,4 @@ def create_app(
     app.router.add_get("/metrics", metrics_route)
     app.cleanup_ctx.append(stream_hub)
     app.on_shutdown.append(end_streams)
-    if publisher is not None:
-        app[PUBLISHER] = publisher
-        app.cleanup_ctx.append(publishing)
-    if control is not None:
-        app[CONTROL] = control
-        app.cleanup_ctx.append(control_plane)
-    if tick:
-        app.cleanup_ctx.append(engine_ticker)
     return app
