@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from aiohttp import web
+
 if TYPE_CHECKING:
     from sauron.control.plane import ControlPlane
     from sauron.export.exporter import ExporterHealth
@@ -37,3 +39,8 @@ class AgentView(Protocol):
     def listen(self, part: str, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
         """`listener` hears every snapshot (in the engine's thread), its
         failures reported as `part`; returns what ends it."""
+
+
+#: where the application keeps the view (handlers of the sub-application
+#: find it through request.config_dict)
+AGENT = web.AppKey[AgentView]("agent")
