@@ -73,8 +73,8 @@ class AgentRuntime:
     """The engine over `data_path` with its history, SLA tracker and energy
     meter, the control plane, and the exporters: the Prometheus exposition
     (always there: it is what /metrics renders) first, then `exporters`.
-    Each exporter hears every snapshot from the moment the runtime is made,
-    guarded (a failure is logged, counted and reported by the liveness,
+    Each of `exporters` hears every snapshot from the moment the runtime is
+    made, guarded (a failure is logged, counted and reported by the liveness,
     never raised into the tick), so a test may drive `engine.tick()` by hand
     on a runtime it never starts, with the parts it needs started itself."""
 
@@ -101,9 +101,12 @@ class AgentRuntime:
         self.control = control
         self.liveness = Liveness()
         self.prometheus = PrometheusExporter(self.engine, self.liveness.failures)
-        self.exporters: list[Exporter] = [self.prometheus, *exporters]
+        pushed = list(exporters)
+        self.exporters: list[Exporter] = [self.prometheus, *pushed]
         self.prometheus.exporters = self.exporters
-        for exporter in self.exporters:
+        # the exposition reads the engine when asked and hears no snapshot:
+        # no listener of its own, nor a series of its own among their failures
+        for exporter in pushed:
             self.engine.listeners.append(self.liveness.guard(exporter.name, exporter.on_snapshot))
         self._running: contextlib.AsyncExitStack | None = None
 
