@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.figures import Figure, figure
 from sauron.abi.histogram import LATENCY, Histogram
+from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.export.influx.points import snapshot_points
 from sauron.export.influx.publisher import Publisher
@@ -60,7 +61,7 @@ def snapshot(t: float) -> Snapshot:
             pps=1199.0,
             mbps=11.98,
             upf_drops=1,
-            transit=latency(24),
+            latency={k.name: latency(24) for k in DIRECTION_LATENCY},
             loss=LossKpis(
                 transit_lost=1,
                 transit_resolved=75,
@@ -78,8 +79,7 @@ def snapshot(t: float) -> Snapshot:
             downlink=direction,
             active_teids=40,
             active_ues=40,
-            ran_rtt=latency(12),
-            dn_rtt=latency(12),
+            latency={k.name: latency(12) for k in SLICE_LATENCY},
             sla="met",
             energy=SliceEnergy(cycles_softirq=2e6, cycles_process=8e6, joules=0.4, watts=0.4),
         )

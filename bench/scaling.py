@@ -29,12 +29,12 @@ from scapy.packet import Raw
 
 from bench.figures import Figure, figure
 from sauron.abi import layout
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog, parse_catalog
-from sauron.kpi.engine import KpiEngine
 from sauron.testbed.gtpu_frames import gtpu_frame
 
 TEID_AT = 14 + 20 + 8 + 4
@@ -122,7 +122,10 @@ def _per_packet_ns(fd: int, empty_fd: int, sessions: list[tuple[int, int]], prob
 def _interval_ms(
     dp: DataPlane, catalog: Catalog, moving: list[tuple[int, int]], ticks: int
 ) -> list[float]:
-    engine = KpiEngine(catalog, lambda: read_counters(dp, slices=catalog.slice_rows))
+    # the agent's engine, ticked here: every map read in full each interval
+    engine = AgentRuntime(
+        catalog, ProgramMaps(dp, slices=catalog.slice_rows, shortcut=False)
+    ).engine
     fd = dp.program_fd(layout.POINT_N3_INGRESS)
     out = []
     for _ in range(ticks):

@@ -64,17 +64,19 @@ def fill(dp: Any, teids: int) -> None:
 
 
 def engine_cost(teids: int) -> dict[str, Any]:
+    from sauron.agent.runtime import AgentRuntime, ProgramMaps
     from sauron.bpf.loader import DataPlane
     from sauron.bpf.maps import read_counters
     from sauron.bpf.rules import program_catalog
     from sauron.catalog import load_catalog
-    from sauron.kpi.engine import KpiEngine, snapshot_from
+    from sauron.kpi.engine import snapshot_from
 
     catalog = load_catalog()
     dp = DataPlane()
     program_catalog(dp, catalog)
     fill(dp, teids)
-    engine = KpiEngine(catalog, lambda: read_counters(dp))
+    # the agent's engine, ticked here: every map read in full, as timed above
+    engine = AgentRuntime(catalog, ProgramMaps(dp, shortcut=False)).engine
     reads, snaps, ticks = [], [], []
     for _ in range(TICKS):
         fill(dp, min(teids, 2_000))  # some sessions move each interval
@@ -103,11 +105,10 @@ def _serve(port_out: Any) -> None:
     """The service process: real programs, 300 intervals of history."""
     from aiohttp import web
 
+    from sauron.agent.runtime import AgentRuntime, ProgramMaps
     from sauron.bpf.loader import DataPlane
-    from sauron.bpf.maps import read_counters
     from sauron.bpf.rules import program_catalog
     from sauron.catalog import load_catalog
-    from sauron.kpi.engine import KpiEngine
     from sauron.service.app import ServiceOptions, create_app
     from sauron.service.serving import service_runner
 
@@ -116,17 +117,16 @@ def _serve(port_out: Any) -> None:
     program_catalog(dp, catalog)
     fill(dp, 1_000)
     clock = [time.time() - 300.0]
-    engine = KpiEngine(catalog, lambda: read_counters(dp), clock=lambda: clock[0])
+    # not started: its history is made here, the service only reads it
+    runtime = AgentRuntime(catalog, ProgramMaps(dp, shortcut=False), clock=lambda: clock[0])
     for _ in range(300):
         clock[0] += 1.0
-        engine.tick()
+        runtime.engine.tick()
 
     async def main() -> None:
         # no rate limit: the 50 clients share one address; the agent's own
         # server settings (idle connections closed)
-        runner = service_runner(
-            create_app(engine, tick=False, options=ServiceOptions(rate_per_s=0))
-        )
+        runner = service_runner(create_app(runtime, options=ServiceOptions(rate_per_s=0)))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

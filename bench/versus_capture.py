@@ -64,9 +64,10 @@ from bench.throughput import empty_program
 from sauron.abi import layout
 from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import attach_interfaces, attach_on_hook
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import ingress_hooks, libbpf
 from sauron.bpf.loader import BpfObject, DataPlane
-from sauron.bpf.maps import CounterReader, TransitExpiry
+from sauron.bpf.maps import TransitExpiry
 from sauron.bpf.measurements import MeasureSettings, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
@@ -237,7 +238,9 @@ def _sauron_on_n3(sessions: int, measuring: bool) -> Iterator[_SauronOnN3]:
             with inside(link.gnb):
                 gen = FrameGenerator("gnb0", [f for _, _, f in frames])
             # read as the agent reads: per-slice rows up to the catalog's slices
-            engine = KpiEngine(catalog, CounterReader(dp, TransitExpiry(dp), catalog.slice_rows))
+            engine = AgentRuntime(
+                catalog, ProgramMaps(dp, TransitExpiry(dp), catalog.slice_rows)
+            ).engine
             program = dp.program_fd(
                 layout.POINT_N3_INGRESS, hook=ingress_hooks.program_type(hooks[N3])
             )

@@ -1,7 +1,9 @@
 """`sauron run --config FILE`: the agent of a real deployment. It loads the
 programs, classifies by the slice catalog, attaches to the configured
-interfaces, runs the KPI engine and the service, and on SIGTERM or SIGINT
-stops serving and detaches every program it attached, whatever failed."""
+interfaces, opens the energy meter, the control plane and the publisher,
+hands them to the agent's runtime (sauron.agent.runtime), starts it, then
+serves it; on SIGTERM or SIGINT it stops serving, stops the runtime and
+detaches every program it attached, whatever failed."""
 
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ from sauron.agent.config import (
     resolve_namespaces,
 )
 from sauron.agent.interfaces import attach_interfaces, receiving_links, resolve_links
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import CounterReader
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
@@ -45,7 +47,6 @@ from sauron.export.influx.settings import (
 )
 from sauron.export.influx.spool import SpoolError
 from sauron.host.netns import Attachments
-from sauron.kpi.engine import KpiEngine
 from sauron.kpi.history import History
 from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app
@@ -64,27 +65,35 @@ def service_options(config: AgentConfig) -> ServiceOptions:
 
 
 async def _serve_until_stopped(
-    app: web.Application, config: AgentConfig, ready: Callable[[str], None], where: Path
+    runtime: AgentRuntime,
+    options: ServiceOptions,
+    config: AgentConfig,
+    ready: Callable[[str], None],
+    where: Path,
 ) -> None:
+    """Starts the runtime, then serves it; stops serving, then the runtime."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = service_runner(app)
-    await runner.setup()
     path = config.service.socket
     made: int | None = None  # the socket's inode, once this agent made it
     try:
-        site = web.TCPSite(runner, config.service.host, config.service.port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        if path is not None:
-            made = await start_unix_site(runner, path, where)
-        ready(f"http://{host}:{port}")
-        await stop.wait()
-        log.info("stopping", extra={"reason": "signal"})
+        async with runtime:
+            runner = service_runner(create_app(runtime, options))
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, config.service.host, config.service.port)
+                await site.start()
+                host, port = runner.addresses[0][:2]
+                if path is not None:
+                    made = await start_unix_site(runner, path, where)
+                ready(f"http://{host}:{port}")
+                await stop.wait()
+                log.info("stopping", extra={"reason": "signal"})
+            finally:
+                await runner.cleanup()
     finally:
-        await runner.cleanup()
         if path is not None and made is not None:
             remove_own_socket(path, made)
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -255,9 +264,13 @@ def run_agent(
             meter, energy_off = open_energy(
                 config.energy, catalog, dp, config_path, receiving_links(config.interfaces)
             )
-            engine = KpiEngine(
+            control = open_control_plane(
+                config, catalog, dp, config_path or Path("(configuration)")
+            )
+            runtime = AgentRuntime(
                 catalog,
-                CounterReader(dp, expiry, catalog.slice_rows),
+                ProgramMaps(dp, expiry, catalog.slice_rows),
+                interval_s=config.interval_s,
                 history=History(config.history.recent, config.history.fold, config.history.folded),
                 sla=SlaTracker(
                     catalog,
@@ -266,22 +279,15 @@ def run_agent(
                     close_good=config.sla.close_good,
                 ),
                 energy=meter,
-            )
-            if energy_off:
-                engine.energy_off = energy_off
-            control = open_control_plane(
-                config, catalog, dp, config_path or Path("(configuration)")
+                energy_off=energy_off,
+                control=control,
+                exporters=[publisher] if publisher is not None else [],
             )
             release_freed_memory()
-            app = create_app(
-                engine,
-                interval=config.interval_s,
-                options=options,
-                publisher=publisher,
-                control=control,
-            )
             asyncio.run(
-                _serve_until_stopped(app, config, ready, config_path or Path("(configuration)"))
+                _serve_until_stopped(
+                    runtime, options, config, ready, config_path or Path("(configuration)")
+                )
             )
         finally:
             if control is not None:

@@ -23,14 +23,14 @@ from aiohttp import web
 
 from sauron.abi import layout
 from sauron.agent.interfaces import attach_interfaces
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import CounterReader, read_counters
+from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
 from sauron.commands.views import kpis_table
 from sauron.export.influx.publisher import Publisher
-from sauron.kpi.engine import KpiEngine
 from sauron.kpi.records import Snapshot
 from sauron.service.app import create_app
 from sauron.service.documents import snapshot_doc
@@ -127,30 +127,32 @@ def _table(snap: Snapshot, catalog: Catalog) -> str:
 
 
 async def _serve(
-    engine: KpiEngine,
+    runtime: AgentRuntime,
     bed: Testbed,
     duration: float,
     host: str,
     port: int,
     out: Callable[[str], None],
-    publisher: Publisher | None,
 ) -> None:
-    runner = service_runner(create_app(engine, interval=1.0, publisher=publisher))
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    # port 0 asks the kernel for a free one; say which it gave
-    bound = runner.addresses[0][1] if runner.addresses else port
-    out(
-        f"API: http://{host}:{bound}/api/v1/slices  (also /api/v1/slices/embb/kpis, /api/v1/sla, /readyz)"
-    )
-    try:
-        await asyncio.sleep(BREAK_AT * duration)
-        bed.set_impairments(BROKEN)
-        out(">>> the UPF now rate-limits eMBB to 0.5 Mbit/s (its SLA asks for 1 Mbit/s downlink)\n")
-        await asyncio.sleep((1 - BREAK_AT) * duration)
-    finally:
-        await runner.cleanup()
+    async with runtime:
+        runner = service_runner(create_app(runtime))
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            # port 0 asks the kernel for a free one; say which it gave
+            bound = runner.addresses[0][1] if runner.addresses else port
+            out(
+                f"API: http://{host}:{bound}/api/v1/slices  (also /api/v1/slices/embb/kpis, /api/v1/sla, /readyz)"
+            )
+            await asyncio.sleep(BREAK_AT * duration)
+            bed.set_impairments(BROKEN)
+            out(
+                ">>> the UPF now rate-limits eMBB to 0.5 Mbit/s (its SLA asks for 1 Mbit/s downlink)\n"
+            )
+            await asyncio.sleep((1 - BREAK_AT) * duration)
+        finally:
+            await runner.cleanup()
 
 
 def run_demo(
@@ -184,19 +186,23 @@ def run_demo(
         traffic = Traffic(bed, sessions)
         traffic.start()
         started = time.monotonic()
-        engine = KpiEngine(catalog, CounterReader(dp, expiry, catalog.slice_rows))
-        engine.listeners.append(
+        runtime = AgentRuntime(
+            catalog,
+            ProgramMaps(dp, expiry, catalog.slice_rows),
+            exporters=[publisher] if publisher is not None else [],
+        )
+        runtime.engine.listeners.append(
             lambda snap: out(f"t={time.monotonic() - started:5.1f}s\n{_table(snap, catalog)}\n")
         )
         try:
-            asyncio.run(_serve(engine, bed, duration, host, port, out, publisher))
+            asyncio.run(_serve(runtime, bed, duration, host, port, out))
         except KeyboardInterrupt:
             out("interrupted")
         finally:
             traffic.join()
         truth = bed.stop()
         final = read_counters(dp)
-    tracker = engine.sla
+    tracker = runtime.engine.sla
     for v in tracker.events:
         end = f"ended at interval {v.ended_interval}" if v.ended_interval else "still open"
         out(
@@ -211,7 +217,7 @@ def run_demo(
         for s in catalog.slices
     }
     if publisher is not None:
-        h = publisher.health()
+        h = publisher.summary()
         out(
             f"InfluxDB {h['url']} bucket {h['bucket']}: {h['points_written']} points written, "
             f"{h['spool_points']} waiting in the spool, {h['points_dropped']} dropped"

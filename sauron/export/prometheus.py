@@ -5,11 +5,12 @@ and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from sauron.abi import layout, points
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import LATENCY_KPIS
+from sauron.export.exporter import ExporterHealth
 from sauron.export.influx.publisher import STATES, Publisher
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.liveness import TICK
@@ -307,3 +308,38 @@ def _publisher_lines(publisher: Publisher, out: list[str], family: Family) -> No
     family("sauron_publisher_state", "gauge", "1 for the publisher's current state.")
     for state in STATES:
         out.append(f"sauron_publisher_state{_labels(state=state)} {int(s.state == state)}")
+
+
+class PrometheusExporter:
+    """The exposition as an exporter (sauron.export.exporter): Prometheus
+    asks, so there is nothing to start, stop or do per snapshot; /metrics
+    renders from the engine's latest state, with `failures` (the liveness'
+    counts) and the families of the InfluxDB publisher among `exporters`."""
+
+    name = "prometheus"
+
+    def __init__(
+        self,
+        engine: KpiEngine,
+        failures: Callable[[], Mapping[str, int]] | None = None,
+        exporters: Sequence[object] = (),
+    ) -> None:
+        self.engine = engine
+        self.failures = failures
+        self.exporters = exporters
+
+    async def start(self, engine: KpiEngine) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        """Nothing to do: the exposition reads the engine when asked."""
+
+    def health(self) -> ExporterHealth:
+        return ExporterHealth(self.name)
+
+    def render(self) -> str:
+        publisher = next((e for e in self.exporters if isinstance(e, Publisher)), None)
+        return render(self.engine, publisher, None if self.failures is None else self.failures())

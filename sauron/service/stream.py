@@ -155,6 +155,10 @@ class StreamHub:
         return response
 
 
+#: where the application keeps its hub (sauron.service.app)
+HUB = web.AppKey("hub", StreamHub)
+
+
 def _end(queue: asyncio.Queue[str | None]) -> None:
     if queue.full():
         queue.get_nowait()

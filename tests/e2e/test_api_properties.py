@@ -19,12 +19,11 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from served import serve_in_thread
 
 from sauron.abi import layout
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.kpi.engine import KpiEngine
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.openapi import document
 
@@ -52,7 +51,7 @@ def served(dataplane: DataPlane, catalog: Catalog) -> Iterator[str]:
     generated requests come fast (the limiter has its own test)."""
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
     clock = ManualClock(3_000_000.0)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
+    runtime = AgentRuntime(catalog, ProgramMaps(dataplane, shortcut=False), clock=clock)
     for interval in range(3):
         for n in range(5):
             packet = ul_packet(f"i{interval}n{n}".encode(), ip_id=interval * 10 + n)
@@ -62,9 +61,9 @@ def served(dataplane: DataPlane, catalog: Catalog) -> Iterator[str]:
             )
             libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
         clock.t += 1
-        engine.tick()
+        runtime.engine.tick()
 
-    app = create_app(engine, tick=False, options=ServiceOptions(token=TOKEN, rate_per_s=0))
+    app = create_app(runtime, options=ServiceOptions(token=TOKEN, rate_per_s=0))
     with serve_in_thread(app) as url:
         yield url
 

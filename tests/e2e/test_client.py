@@ -19,13 +19,12 @@ from scapy.packet import Raw
 from served import serve_in_thread
 
 from sauron.abi import layout
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
 from sauron.commands.client import ApiError, SauronClient
-from sauron.kpi.engine import KpiEngine
 from sauron.service.app import ServiceOptions, create_app
 
 pytestmark = [pytest.mark.kernel]
@@ -37,12 +36,16 @@ PACKETS = 12
 
 
 class Agent:
-    """An engine over the real programs, served on loopback with a token."""
+    """The agent's runtime over the real programs, not started (the test
+    ticks it), served on loopback with a token."""
 
     def __init__(self, dataplane: DataPlane, catalog: Catalog, url: str = "") -> None:
         self.dataplane = dataplane
         self.clock = ManualClock(4_000_000.0)
-        self.engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=self.clock)
+        self.runtime = AgentRuntime(
+            catalog, ProgramMaps(dataplane, shortcut=False), clock=self.clock
+        )
+        self.engine = self.runtime.engine
         self.url = url
 
     def send(self, count: int, first_seq: int = 0) -> None:
@@ -64,7 +67,7 @@ def agent(dataplane: DataPlane, catalog: Catalog) -> Iterator[Agent]:
     a = Agent(dataplane, catalog)
     a.send(PACKETS)
     a.tick()
-    app = create_app(a.engine, tick=False, options=ServiceOptions(token=TOKEN))
+    app = create_app(a.runtime, options=ServiceOptions(token=TOKEN))
     with serve_in_thread(app) as url:
         a.url = url
         yield a

@@ -30,11 +30,10 @@ from served import serve_in_thread
 from timeseries import free_port
 
 from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog, load_catalog
 from sauron.commands.demo import BROKEN, UES, Traffic
-from sauron.kpi.engine import KpiEngine
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.dashboard import routes
 from sauron.testbed.bed import Testbed
@@ -369,13 +368,16 @@ def test_wall_display_is_larger_and_fits(
 
 
 @pytest.fixture()
-def engine(dataplane: DataPlane, catalog: Catalog) -> KpiEngine:
-    return KpiEngine(catalog, lambda: read_counters(dataplane), clock=ManualClock(4_000_000.0))
+def runtime(dataplane: DataPlane, catalog: Catalog) -> AgentRuntime:
+    """The agent's runtime over the real programs, not started: ticked by hand."""
+    maps = ProgramMaps(dataplane, shortcut=False)
+    return AgentRuntime(catalog, maps, clock=ManualClock(4_000_000.0))
 
 
-def test_page_asks_for_the_token_when_the_agent_has_one(engine: KpiEngine) -> None:
+def test_page_asks_for_the_token_when_the_agent_has_one(runtime: AgentRuntime) -> None:
+    engine = runtime.engine
     engine.tick()
-    app = create_app(engine, tick=False, options=ServiceOptions(token="s3cret", rate_per_s=0))
+    app = create_app(runtime, options=ServiceOptions(token="s3cret", rate_per_s=0))
     with serve_in_thread(app) as url, browser_page() as watched:
         page = watched.page
         page.goto(url + "/")
@@ -392,10 +394,10 @@ def test_page_asks_for_the_token_when_the_agent_has_one(engine: KpiEngine) -> No
 
 
 def test_page_says_what_to_run_when_its_files_are_missing(
-    engine: KpiEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    runtime: AgentRuntime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(routes, "VENDOR", tmp_path)
-    app = create_app(engine, tick=False)
+    app = create_app(runtime)
     with serve_in_thread(app) as url:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(url + "/", timeout=5)

@@ -26,15 +26,14 @@ from typing import Any
 import pytest
 import yaml
 from agent_process import REPO, start_agent
+from fake_data_plane import FakeDataPlane
 from holders import holder, ingress_attached, link_into
 
 from sauron.agent.config import NODE_VARIABLE, load_config
-from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
+from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import load_catalog
 from sauron.host.access import CAPABILITIES, HOST_PATHS
 from sauron.host.netns import Topology, inside
-from sauron.kpi.engine import KpiEngine
 from sauron.service.app import create_app
 from sauron.service.guard import OPEN_PATHS
 
@@ -131,9 +130,8 @@ def load_agent_config(manifests: dict[tuple[str, str], dict[str, Any]], folder: 
     return load_config(path, environ={})
 
 
-@pytest.mark.kernel
 def test_probes_ports_files_and_tokens_meet_the_agent(
-    manifests: dict[tuple[str, str], dict[str, Any]], dataplane: DataPlane, tmp_path: Path
+    manifests: dict[tuple[str, str], dict[str, Any]], tmp_path: Path
 ) -> None:
     container = agent_container(manifests)
     pod = agent_pod(manifests)
@@ -141,7 +139,7 @@ def test_probes_ports_files_and_tokens_meet_the_agent(
     (port,) = container["ports"]
     assert port["containerPort"] == config.service.port and port["name"] == "http"
     assert config.service.host == "0.0.0.0"  # the kubelet probes the pod's address
-    routes = {r.resource.canonical for r in create_app_routes(dataplane) if r.resource is not None}
+    routes = {r.resource.canonical for r in create_app_routes() if r.resource is not None}
     for probe, path in (
         ("startupProbe", "/healthz"),
         ("livenessProbe", "/healthz"),
@@ -190,10 +188,10 @@ def test_probes_ports_files_and_tokens_meet_the_agent(
     assert container["image"] == f"sauron-agent:{version.group(1)}"
 
 
-def create_app_routes(dataplane: DataPlane) -> list[Any]:
+def create_app_routes() -> list[Any]:
     """The service's routes, from the app the agent serves."""
-    engine = KpiEngine(load_catalog(None), lambda: read_counters(dataplane))
-    return list(create_app(engine).router.routes())
+    catalog = load_catalog(None)
+    return list(create_app(AgentRuntime(catalog, FakeDataPlane(catalog))).router.routes())
 
 
 def readme_figure(name: str) -> tuple[float, str]:

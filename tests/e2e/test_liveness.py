@@ -1,46 +1,32 @@
 """A tick or a snapshot listener that fails is logged with its cause,
 counted, tried again the next interval, and after failures in a row makes
 /readyz answer 503 naming it; each listener fails alone. In-process over
-real HTTP with the real programs' maps; test_hardening does the same to a
-real agent process whose file descriptors run out."""
+real HTTP, the agent's runtime reading a data plane the test feeds and
+breaks; test_hardening does the same to a real agent process whose file
+descriptors run out."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import logging
-import threading
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from fake_data_plane import FakeDataPlane
 
-from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import DataPlaneCounters, read_counters
+from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import Catalog
 from sauron.export.influx.publisher import Publisher
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.writer import Outcome, WriteResult
-from sauron.kpi.engine import KpiEngine
 from sauron.kpi.liveness import HUNG_AT_LEAST_S, UNREADY_AFTER, Liveness
 from sauron.service.app import create_app
 from sauron.service.events import parse_events
 
-pytestmark = [pytest.mark.kernel]
 INTERVAL = 0.05
-
-
-class FlakyReader:
-    """The real maps, or EMFILE while `failing` is set."""
-
-    def __init__(self, dataplane: DataPlane) -> None:
-        self.dataplane = dataplane
-        self.failing = False
-
-    def __call__(self) -> DataPlaneCounters:
-        if self.failing:
-            raise OSError(errno.EMFILE, "Too many open files")
-        return read_counters(self.dataplane)
+EMFILE = OSError(errno.EMFILE, "Too many open files")
 
 
 def metric(text: str, name: str) -> float:
@@ -58,12 +44,13 @@ async def wait_for(check: Any, within_s: float = 10.0) -> None:
         await asyncio.sleep(INTERVAL)
 
 
-def served_ready(reader: Any, catalog: Catalog, then: Any) -> None:
-    """The app ticking an engine over `reader`, once ready: `then(client)`."""
-    engine = KpiEngine(catalog, reader)
+def served_ready(data: FakeDataPlane, catalog: Catalog, then: Any) -> None:
+    """The runtime ticking an engine over `data` and served, once ready:
+    `then(client)`."""
+    runtime = AgentRuntime(catalog, data, interval_s=INTERVAL)
 
     async def run() -> None:
-        async with TestClient(TestServer(create_app(engine, interval=INTERVAL))) as client:
+        async with runtime, TestClient(TestServer(create_app(runtime))) as client:
             await wait_for(lambda: readyz_is(client, 200))
             await then(client)
 
@@ -71,56 +58,44 @@ def served_ready(reader: Any, catalog: Catalog, then: Any) -> None:
 
 
 def test_a_failed_tick_is_counted_reported_and_retried(
-    dataplane: DataPlane, catalog: Catalog, caplog: pytest.LogCaptureFixture
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
-    reader = FlakyReader(dataplane)
+    data = FakeDataPlane(catalog)
 
     async def fail_then_recover(client: TestClient[Any, Any]) -> None:
-        reader.failing = True
+        data.failure = EMFILE
         await wait_for(lambda: readyz_is(client, 503))
         doc = await (await client.get("/readyz")).json()
         assert "tick failed" in doc["status"] and "Too many open files" in doc["status"]
         metrics = await (await client.get("/metrics")).text()
         assert metric(metrics, "sauron_tick_failures_total") >= UNREADY_AFTER
         frozen = doc["last_interval"]
-        reader.failing = False
+        data.failure = None
         await wait_for(lambda: readyz_is(client, 200))
         later = await (await client.get("/readyz")).json()
         assert later["last_interval"] > frozen
 
     with caplog.at_level(logging.ERROR, logger="sauron"):
-        served_ready(reader, catalog, fail_then_recover)
+        served_ready(data, catalog, fail_then_recover)
     failures = [r for r in caplog.records if getattr(r, "part", None) == "tick"]
     assert failures and failures[0].exc_info is not None
     assert all("Too many open files" in r.__dict__["error"] for r in failures)
 
 
-class HangingReader(FlakyReader):
-    """The real maps, or a read that does not return while `hanging` is set
-    (a map or /proc read stuck in the kernel fails nothing)."""
-
-    def __init__(self, dataplane: DataPlane) -> None:
-        super().__init__(dataplane)
-        self.released = threading.Event()
-        self.released.set()
-
-    def __call__(self) -> DataPlaneCounters:
-        self.released.wait()
-        return super().__call__()
-
-
-def test_a_hung_tick_is_told_by_its_age(dataplane: DataPlane, catalog: Catalog) -> None:
-    reader = HangingReader(dataplane)
+def test_a_hung_tick_is_told_by_its_age(catalog: Catalog) -> None:
+    """A reading that does not return (a map or /proc read stuck in the
+    kernel fails nothing)."""
+    data = FakeDataPlane(catalog)
 
     async def hang_then_return(client: TestClient[Any, Any]) -> None:
-        reader.released.clear()
+        data.released.clear()
         await wait_for(lambda: readyz_is(client, 503), within_s=HUNG_AT_LEAST_S + 10)
         doc = await (await client.get("/readyz")).json()
         assert "the tick has not returned for" in doc["status"], doc
-        reader.released.set()
+        data.released.set()
         await wait_for(lambda: readyz_is(client, 200))
 
-    served_ready(reader, catalog, hang_then_return)
+    served_ready(data, catalog, hang_then_return)
 
 
 def test_a_tick_is_hung_after_three_intervals_and_five_seconds_at_least() -> None:
@@ -151,9 +126,8 @@ class NeverWrites:
 
 
 def test_a_failing_listener_stops_neither_the_tick_nor_the_others(
-    dataplane: DataPlane, catalog: Catalog, tmp_path: Any
+    catalog: Catalog, tmp_path: Any
 ) -> None:
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane))
     config = InfluxConfig(url="http://127.0.0.1:9", spool_dir=tmp_path / "spool")
     publisher = Publisher(config, "node", None, writer_factory=NeverWrites)
 
@@ -163,8 +137,10 @@ def test_a_failing_listener_stops_neither_the_tick_nor_the_others(
     publisher.points_of = broken  # type: ignore[method-assign]
 
     async def run() -> None:
-        app = create_app(engine, interval=INTERVAL, publisher=publisher)
-        async with TestClient(TestServer(app)) as client:
+        runtime = AgentRuntime(
+            catalog, FakeDataPlane(catalog), interval_s=INTERVAL, exporters=[publisher]
+        )
+        async with runtime, TestClient(TestServer(create_app(runtime))) as client:
             stream = await client.get("/api/v1/stream")
             buffer, events = "", []
             while len(events) < UNREADY_AFTER + 2:

@@ -490,15 +490,13 @@ def test_refusal_shows_in_readyz_metrics_and_doctor(
     from aiohttp.test_utils import TestClient, TestServer
     from manual_clock import ManualClock
 
-    from sauron.bpf.maps import read_counters
+    from sauron.agent.runtime import AgentRuntime, ProgramMaps
     from sauron.export.influx.checks import influx_checks
-    from sauron.kpi.engine import KpiEngine
     from sauron.service import schemas
     from sauron.service.app import create_app
 
     server = FakeServer([(401, {})] * 1000)
     clock = ManualClock(2_000_000.0)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
 
     async def go() -> None:
         fake = web.Application()
@@ -516,10 +514,14 @@ def test_refusal_shows_in_readyz_metrics_and_doctor(
             url=url, spool_dir=tmp_path / "spool", flush_interval_s=0.05, token=TOKEN
         )
         publisher = Publisher(cfg, "node-a", TOKEN)
-        app = create_app(engine, tick=False, publisher=publisher)
-        async with TestClient(TestServer(app)) as client:
+        # the runtime is not started: the test ticks, the publisher runs
+        runtime = AgentRuntime(
+            catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+        )
+        await publisher.start(runtime.engine)
+        async with TestClient(TestServer(create_app(runtime))) as client:
             clock.t += 1
-            await asyncio.get_running_loop().run_in_executor(None, engine.tick)
+            await asyncio.get_running_loop().run_in_executor(None, runtime.engine.tick)
             await asyncio.sleep(0.3)
             r = await client.get("/readyz")
             body = await r.json()
@@ -540,6 +542,7 @@ def test_refusal_shows_in_readyz_metrics_and_doctor(
                     family = text.split()[2]
                 elif text and not text.startswith("#"):
                     assert text.startswith(family), (family, text)
+        await publisher.stop()
         # the doctor names the refusal and what to do
         checks = await asyncio.get_running_loop().run_in_executor(None, influx_checks, cfg)
         by_name = {c.name: c for c in checks}

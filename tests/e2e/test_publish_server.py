@@ -27,9 +27,9 @@ from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, serv
 
 from sauron.abi import layout
 from sauron.abi.histogram import LATENCY, percentile
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
 from sauron.export.influx.points import time_ns
@@ -37,7 +37,6 @@ from sauron.export.influx.publisher import PUBLISHING, SPOOLING, Publisher
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.spool import Spool
 from sauron.export.influx.writer import InfluxWriter, WriteResult
-from sauron.kpi.engine import KpiEngine
 from sauron.kpi.quality import merge_latency
 
 pytestmark = [pytest.mark.kernel]
@@ -88,27 +87,26 @@ def feed(dataplane: DataPlane, round_: int) -> None:
 
 def run_ticks(
     publisher: Publisher,
-    engine: KpiEngine,
+    runtime: AgentRuntime,
     clock: ManualClock,
     ticks: int,
     between: Callable[[int], None] = lambda n: None,
     pause: float = 0.15,
 ) -> list[float]:
-    """Ticks the engine `ticks` times (a second apart on its clock) with the
-    publisher listening, calling `between(n)` before tick n; returns the
+    """Ticks the engine of `runtime` (not started; `publisher` one of its
+    exporters) `ticks` times, a second apart on its clock, with the
+    publisher running, calling `between(n)` before tick n; returns the
     snapshot times."""
     times: list[float] = []
 
     async def go() -> None:
-        await publisher.start()
-        hear = publisher.listener(engine)
-        engine.listeners.append(hear)
+        await publisher.start(runtime.engine)
         loop = asyncio.get_running_loop()
         try:
             for n in range(ticks):
                 await loop.run_in_executor(None, between, n)
                 clock.t += 1
-                snap = await loop.run_in_executor(None, engine.tick)
+                snap = await loop.run_in_executor(None, runtime.engine.tick)
                 times.append(snap.time)
                 await asyncio.sleep(pause)
             deadline = time.monotonic() + 60
@@ -117,7 +115,6 @@ def run_ticks(
             ) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
         finally:
-            engine.listeners.remove(hear)
             await publisher.stop()
 
     asyncio.run(go())
@@ -142,10 +139,12 @@ def test_points_read_back_field_by_field(
     apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
     clock = ManualClock(time.time() - 3600.0)
     start_ms = int(clock.t * 1000)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     publisher = Publisher(config_for(server, tmp_path), "node-a", server.token)
     sent = recording_offers(publisher)
-    run_ticks(publisher, engine, clock, 3, between=lambda n: feed(dataplane, n))
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+    )
+    run_ticks(publisher, runtime, clock, 3, between=lambda n: feed(dataplane, n))
     assert publisher.stats.state == "stopped" and publisher.stats.points_written == len(sent)
 
     expected = [s for text in sent for s in parse_line(text)]
@@ -183,7 +182,9 @@ def test_points_read_back_field_by_field(
             upper_ns = round(float(dict(s.tags)["le"]) * 1e6)
             merged[LATENCY.bucket(upper_ns - 1)] += int(s.value)
     assert sum(merged) == 15
-    own = merge_latency([snap.slices["embb"].uplink.transit for snap in engine.history.between()])
+    own = merge_latency(
+        [snap.slices["embb"].uplink.transit for snap in runtime.engine.history.between()]
+    )
     assert merged == own.histogram().buckets
     for q in (0.5, 0.99):
         ours, theirs = (
@@ -215,9 +216,11 @@ def test_top_sessions_are_series_only_when_asked(
 
     clock = ManualClock(time.time() - 1800.0)
     start_ms = int(clock.t * 1000)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     publisher = Publisher(config_for(server, tmp_path, top_sessions=2), "node-a", server.token)
-    times = run_ticks(publisher, engine, clock, 3, between=send)
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+    )
+    times = run_ticks(publisher, runtime, clock, 3, between=send)
 
     sessions = [s for s in held(server, start_ms) if s.measurement == "sauron_session"]
     by_interval: dict[int, dict[str, dict[str, float]]] = {}
@@ -248,7 +251,6 @@ def test_outage_every_interval_arrives_exactly_once(
 ) -> None:
     clock = ManualClock(time.time() - 7200.0)
     start_ms = int(clock.t * 1000)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     publisher = Publisher(config_for(server, tmp_path), "node-b", server.token)
     states: list[str] = []
 
@@ -262,7 +264,10 @@ def test_outage_every_interval_arrives_exactly_once(
             assert publisher.spool.points > 0
             server.start()
 
-    times = run_ticks(publisher, engine, clock, 15, between=between)
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+    )
+    times = run_ticks(publisher, runtime, clock, 15, between=between)
     assert SPOOLING in states and states[-1] == PUBLISHING
     assert publisher.stats.points_replayed > 0 and publisher.spool.points == 0
     assert not publisher.stats.points_dropped
@@ -451,7 +456,6 @@ def test_the_clients_own_refusal_is_a_retry_with_its_cause(
     spooled, and every point reaches the server once."""
     clock = ManualClock(time.time() - 3600.0)
     start_ms = int(clock.t * 1000)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     config = config_for(server, tmp_path)
     refusals = [3]
 
@@ -476,7 +480,10 @@ def test_the_clients_own_refusal_is_a_retry_with_its_cause(
         seen.append((publisher.stats.state, publisher.stats.last_error))
         feed(dataplane, n % 4)
 
-    run_ticks(publisher, engine, clock, 6, between=between)
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+    )
+    run_ticks(publisher, runtime, clock, 6, between=between)
     s = publisher.stats
     assert refusals == [0]
     assert any(state == "spooling" and "ValueError" in error for state, error in seen), seen
@@ -498,7 +505,6 @@ def test_a_writer_that_raises_loses_no_batch(
     wait in the spool and reach the server once it takes them."""
     clock = ManualClock(time.time() - 3600.0)
     start_ms = int(clock.t * 1000)
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock)
     config = config_for(server, tmp_path)
     publisher = Publisher(
         config,
@@ -507,7 +513,10 @@ def test_a_writer_that_raises_loses_no_batch(
         writer_factory=lambda: FailingFirst(InfluxWriter(config, server.token), fails=3),
     )
     sent = recording_offers(publisher)
-    run_ticks(publisher, engine, clock, 6, between=lambda n: feed(dataplane, n % 4))
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+    )
+    run_ticks(publisher, runtime, clock, 6, between=lambda n: feed(dataplane, n % 4))
     s = publisher.stats
     assert s.points_dropped == {} and publisher.spool.points == 0
     assert s.points_spooled > 0 and s.points_written == s.points_offered == len(sent)

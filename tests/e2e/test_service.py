@@ -1,9 +1,11 @@
-"""The HTTP service over a KPI engine fed by the real programs: route shapes
-and values, problem details for bad input, readiness, the background tick."""
+"""The HTTP service over the agent's runtime, its engine fed by the real
+programs: route shapes and values, problem details for bad input,
+readiness, the background tick."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from fake_data_plane import FakeDataPlane
 from frames import gtpu, gtpu_raw, inner_v4, natted, outer, plain, ul_packet
 from manual_clock import ManualClock
 from scapy.layers.inet import IP, UDP
@@ -22,12 +25,11 @@ from yarl import URL
 from sauron.abi import layout
 from sauron.abi.histogram import GAP
 from sauron.abi.kpis import LATENCY_KPIS, TRAFFIC_KPIS
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.kpi.engine import KpiEngine
 from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.events import parse_events
@@ -46,41 +48,48 @@ TOKEN = "service-test-token-0123"
 
 
 def with_client(
-    engine: KpiEngine,
+    agent: AgentRuntime,
     body: Callable[[TestClient], Awaitable[Any]],
-    tick: bool = False,
-    interval: float = 1.0,
+    started: bool = False,
     options: ServiceOptions | None = None,
 ) -> Any:
-    """The service over the engine and a client of it; with no options,
-    the service has a token and the client sends it (the per-session routes
-    need one)."""
+    """The service over the runtime and a client of it; the runtime runs
+    while the client asks when `started`, else the test drives its engine.
+    With no options, the service has a token and the client sends it (the
+    per-session routes need one)."""
     headers = None
     if options is None:
         options, headers = ServiceOptions(token=TOKEN), {"Authorization": f"Bearer {TOKEN}"}
 
     async def run() -> Any:
-        app = create_app(engine, interval=interval, tick=tick, options=options)
-        async with TestClient(TestServer(app), headers=headers) as client:
+        app = create_app(agent, options=options)
+        async with contextlib.AsyncExitStack() as running:
+            if started:
+                await running.enter_async_context(agent)
+            client = await running.enter_async_context(TestClient(TestServer(app), headers=headers))
             return await body(client)
 
     return asyncio.run(run())
 
 
 @pytest.fixture()
-def engine(dataplane: DataPlane, catalog: Catalog) -> tuple[KpiEngine, ManualClock]:
+def runtime(dataplane: DataPlane, catalog: Catalog) -> tuple[AgentRuntime, ManualClock]:
+    """An agent's runtime over the real programs' maps, not started: the
+    tests tick its engine by hand."""
     clock = ManualClock(2_000_000.0)
-    return KpiEngine(catalog, lambda: read_counters(dataplane), clock=clock), clock
+    return AgentRuntime(catalog, ProgramMaps(dataplane, shortcut=False), clock=clock), clock
 
 
-def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]) -> None:
-    eng, clock = engine
+def test_slices_kpis_and_sla(
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
+) -> None:
+    agent, clock = runtime
     frame = outer(gtpu_raw(0x10001, payload=inner_v4(src="10.45.0.9")))
     for second in range(3):
         for _ in range(10 * (second + 1)):
             libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
         clock.t += 1
-        eng.tick()
+        agent.engine.tick()
 
     async def body(client: TestClient) -> None:
         r = await client.get("/api/v1/slices")
@@ -112,16 +121,16 @@ def test_slices_kpis_and_sla(dataplane: DataPlane, engine: tuple[KpiEngine, Manu
         assert s["status"]["embb"] == "violated"
         assert s["events"][0]["target"] == "min_throughput_mbps.downlink" and s["events"][0]["open"]
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 def test_a_slice_that_stops_sending_closes_its_violation_as_not_measured(
-    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
 ) -> None:
     """URLLC loses GTP-U sequence numbers for three intervals (a violation
     of its loss target), then carries nothing: after a window without a
     check (5 intervals) the violation closes, saying why."""
-    eng, clock = engine
+    agent, clock = runtime
     apply_settings(dataplane, MeasureSettings())
     for interval in range(3):
         for seq in range(interval * 10, interval * 10 + 10, 2):  # every other one lost
@@ -129,13 +138,13 @@ def test_a_slice_that_stops_sending_closes_its_violation_as_not_measured(
             frame = gtpu(packet, 0x20007, uplink=True, seq=seq)
             libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
         clock.t += 1
-        eng.tick()
+        agent.engine.tick()
     target = "max_loss_ratio.sequence.uplink"
-    (opened,) = [v for v in eng.sla.events if v.slice_name == "urllc"]
+    (opened,) = [v for v in agent.engine.sla.events if v.slice_name == "urllc"]
     assert opened.target == target and opened.open
     for _ in range(5):
         clock.t += 1
-        eng.tick()
+        agent.engine.tick()
 
     async def body(client: TestClient) -> None:
         r = await client.get("/api/v1/sla")
@@ -158,7 +167,7 @@ def test_a_slice_that_stops_sending_closes_its_violation_as_not_measured(
         (embb,) = [v for v in doc["events"] if v["slice"] == "embb"]
         assert embb["open"] and embb["end_reason"] is None
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 @pytest.mark.parametrize(
@@ -174,7 +183,7 @@ def test_a_slice_that_stops_sending_closes_its_violation_as_not_measured(
     ],
 )
 def test_bad_requests_get_problem_details(
-    engine: tuple[KpiEngine, ManualClock], path: str, status: int, param: str | None
+    runtime: tuple[AgentRuntime, ManualClock], path: str, status: int, param: str | None
 ) -> None:
     async def body(client: TestClient) -> None:
         r = await client.get(path)
@@ -185,11 +194,11 @@ def test_bad_requests_get_problem_details(
         assert doc.get("param") == param
         assert "Traceback" not in await r.text()
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)
 
 
-def test_readiness_follows_the_background_tick(dataplane: DataPlane, catalog: Catalog) -> None:
-    eng = KpiEngine(catalog, lambda: read_counters(dataplane))
+def test_readiness_follows_the_background_tick(catalog: Catalog) -> None:
+    agent = AgentRuntime(catalog, FakeDataPlane(catalog), interval_s=0.05)
 
     async def body(client: TestClient) -> None:
         assert (await client.get("/healthz")).status == 200
@@ -199,21 +208,21 @@ def test_readiness_follows_the_background_tick(dataplane: DataPlane, catalog: Ca
             if (await client.get("/readyz")).status == 200:
                 break
         assert (await client.get("/readyz")).status == 200
-        assert len(eng.history) >= 1
+        assert len(agent.engine.history) >= 1
 
-    with_client(eng, body, tick=True, interval=0.05)
+    with_client(agent, body, started=True)
 
 
 def test_metrics_exposes_the_counters(
-    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
 ) -> None:
-    eng, clock = engine
+    agent, clock = runtime
     frame = outer(gtpu_raw(0x20001, payload=inner_v4(src="10.46.0.3")))
     for _ in range(7):
         libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), frame)
     libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), MALFORMED_FRAME)
     clock.t += 1
-    eng.tick()
+    agent.engine.tick()
 
     async def body(client: TestClient) -> None:
         r = await client.get("/metrics")
@@ -243,30 +252,30 @@ def test_metrics_exposes_the_counters(
         for name in families:
             assert f"# HELP {name} " in text
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
-def test_openapi_lists_exactly_the_served_routes(engine: tuple[KpiEngine, ManualClock]) -> None:
-    app = create_app(engine[0], tick=False)
+def test_openapi_lists_exactly_the_served_routes(runtime: tuple[AgentRuntime, ManualClock]) -> None:
+    app = create_app(runtime[0])
     served = {
         (route.method, route.resource.canonical)
         for route in app.router.routes()
         if route.method != "HEAD" and route.resource is not None
     }
-    doc = openapi_document(tuple(s.name for s in engine[0].catalog.slices))
+    doc = openapi_document(tuple(s.name for s in runtime[0].engine.catalog.slices))
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     assert served == documented
 
     async def body(client: TestClient) -> None:
         assert (await (await client.get("/api/v1/openapi.json")).json()) == doc
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)
 
 
 def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
-    engine: tuple[KpiEngine, ManualClock],
+    runtime: tuple[AgentRuntime, ManualClock],
 ) -> None:
-    eng, clock = engine
+    agent, clock = runtime
 
     async def body(client: TestClient) -> None:
         readers = [await client.get("/api/v1/stream") for _ in range(3)]
@@ -287,7 +296,7 @@ def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
         tasks = [asyncio.create_task(read(i)) for i in range(len(readers))]
         for _ in range(ticks):
             clock.t += 1
-            eng.tick()
+            agent.engine.tick()
             await asyncio.sleep(0.01)
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
         expected = [2_000_000.0 + n for n in range(1, ticks + 1)]
@@ -295,7 +304,7 @@ def test_stream_reaches_every_client_and_a_slow_one_stalls_nobody(
         for r in (*readers, slow):
             r.close()
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 def test_a_full_client_queue_loses_its_oldest_events() -> None:
@@ -331,9 +340,9 @@ def prometheus_samples(text: str) -> dict[str, float]:
 
 
 def test_histograms_sessions_and_prometheus_histograms(
-    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
 ) -> None:
-    eng, clock = engine
+    agent, clock = runtime
     apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
     for seq in SENT_SEQS:
         packet = ul_packet(f"p{seq}".encode(), ip_id=seq)
@@ -344,7 +353,7 @@ def test_histograms_sessions_and_prometheus_histograms(
     reply = IP(src="198.51.100.9", dst="10.45.0.7") / UDP(sport=5000, dport=40000) / Raw(b"r")
     libbpf.test_run(dataplane.program_fd(layout.POINT_N6_INGRESS), plain(reply))
     clock.t += 1
-    eng.tick()
+    agent.engine.tick()
     sent = len(SENT_SEQS)
 
     async def body(client: TestClient) -> None:
@@ -405,7 +414,7 @@ def test_histograms_sessions_and_prometheus_histograms(
         assert samples[f"sauron_transit_matched_total{{{labels}}}"] == sent
         assert samples['sauron_ran_rtt_seconds_count{slice="embb"}'] == 0
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 #: a UE address and TEID no catalog slice claims: slice 0, unclassified
@@ -413,9 +422,9 @@ STRAY_UE, STRAY_TEID = "10.99.0.7", 0x00990007
 
 
 def test_unclassified_answers_its_kpi_routes(
-    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
 ) -> None:
-    eng, clock = engine
+    agent, clock = runtime
     apply_settings(dataplane, MeasureSettings(transit_one_in=((layout.UNCLASSIFIED_SLICE, 1),)))
     sent = 6
     for n in range(sent):
@@ -427,7 +436,7 @@ def test_unclassified_answers_its_kpi_routes(
         )
         libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
     clock.t += 1
-    eng.tick()
+    agent.engine.tick()
 
     async def body(client: TestClient) -> None:
         async def get(path: str) -> Any:
@@ -466,7 +475,7 @@ def test_unclassified_answers_its_kpi_routes(
         assert missing.status == 404
         assert "embb, urllc, mmtc, unclassified" in (await missing.json())["detail"]
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 @pytest.mark.parametrize(
@@ -482,28 +491,28 @@ def test_unclassified_answers_its_kpi_routes(
     ],
 )
 def test_bad_histogram_and_session_parameters(
-    engine: tuple[KpiEngine, ManualClock], path: str, param: str
+    runtime: tuple[AgentRuntime, ManualClock], path: str, param: str
 ) -> None:
     async def body(client: TestClient) -> None:
         r = await client.get(path)
         assert r.status == 400 and (await r.json())["param"] == param
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)
 
 
-def test_unknown_histogram_is_not_found(engine: tuple[KpiEngine, ManualClock]) -> None:
+def test_unknown_histogram_is_not_found(runtime: tuple[AgentRuntime, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         r = await client.get("/api/v1/slices/embb/histograms/jitter?direction=uplink")
         assert r.status == 404 and "transit" in (await r.json())["detail"]
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)
 
 
 # --- token and rate --------------------------------------------------------------
 
 
 def test_token_guards_everything_but_the_health_probes(
-    engine: tuple[KpiEngine, ManualClock],
+    runtime: tuple[AgentRuntime, ManualClock],
 ) -> None:
     token = "s3cret-token"
 
@@ -518,10 +527,10 @@ def test_token_guards_everything_but_the_health_probes(
         assert (await client.get("/healthz")).status == 200
         assert (await client.get("/readyz")).status == 503  # open, and not ready yet
 
-    with_client(engine[0], body, options=ServiceOptions(token=token))
+    with_client(runtime[0], body, options=ServiceOptions(token=token))
 
 
-def test_rate_limit_answers_429_with_retry_after(engine: tuple[KpiEngine, ManualClock]) -> None:
+def test_rate_limit_answers_429_with_retry_after(runtime: tuple[AgentRuntime, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         statuses = [(await client.get("/healthz")).status for _ in range(8)]
         assert statuses == [200] * 5 + [429] * 3
@@ -529,26 +538,26 @@ def test_rate_limit_answers_429_with_retry_after(engine: tuple[KpiEngine, Manual
         assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
         assert (await r.json())["status"] == 429
 
-    with_client(engine[0], body, options=ServiceOptions(rate_per_s=0.1, burst=5))
+    with_client(runtime[0], body, options=ServiceOptions(rate_per_s=0.1, burst=5))
 
 
-def test_request_bodies_are_bounded(engine: tuple[KpiEngine, ManualClock]) -> None:
+def test_request_bodies_are_bounded(runtime: tuple[AgentRuntime, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         r = await client.post("/api/v1/slices", data=b"x" * 100_000)
         assert r.status in (405, 413)  # no route takes a body; none is read
         assert r.content_type == "application/problem+json"
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)
 
 
 def test_buckets_on_request_add_up_to_the_histogram_route_and_the_geometry_bounds_them(
-    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
 ) -> None:
     """What the dashboard's heatmaps draw: with buckets=true each latency
     carries its raw counts by index, the same in the series and the stream,
     adding up to the samples; the geometry route bounds each index as the
     histogram route does."""
-    eng, clock = engine
+    agent, clock = runtime
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
     for n in range(6):
         packet = ul_packet(f"b{n}".encode(), ip_id=300 + n)
@@ -557,7 +566,7 @@ def test_buckets_on_request_add_up_to_the_histogram_route_and_the_geometry_bound
         )
         libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
     clock.t += 1
-    eng.tick()
+    agent.engine.tick()
 
     async def body(client: TestClient) -> None:
         plain_doc = await (await client.get("/api/v1/slices/embb/kpis")).json()
@@ -584,7 +593,7 @@ def test_buckets_on_request_add_up_to_the_histogram_route_and_the_geometry_bound
 
         stream = await client.get("/api/v1/stream?buckets=true")
         clock.t += 1
-        await asyncio.get_running_loop().run_in_executor(None, eng.tick)
+        await asyncio.get_running_loop().run_in_executor(None, agent.engine.tick)
         text = ""
         while "\n\n" not in text.partition("event: snapshot")[2]:  # one whole event
             text += (await asyncio.wait_for(stream.content.readany(), 10)).decode()
@@ -593,16 +602,16 @@ def test_buckets_on_request_add_up_to_the_histogram_route_and_the_geometry_bound
         assert event["slices"]["embb"]["uplink"]["transit"]["buckets"] == {}
         stream.close()
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 def test_the_kpi_table_route_and_a_histogram_for_each_latency_kpi(
-    dataplane: DataPlane, engine: tuple[KpiEngine, ManualClock]
+    dataplane: DataPlane, runtime: tuple[AgentRuntime, ManualClock]
 ) -> None:
     """/api/v1/kpis is the table the dashboard builds its figures from, and
     the histogram route serves each latency KPI it lists: with a direction
     when the KPI is per direction (and only then)."""
-    eng, clock = engine
+    agent, clock = runtime
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
     cpus = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cpus)})  # jitter pairs samples of one CPU
@@ -616,7 +625,7 @@ def test_the_kpi_table_route_and_a_histogram_for_each_latency_kpi(
     finally:
         os.sched_setaffinity(0, cpus)
     clock.t += 1
-    eng.tick()
+    agent.engine.tick()
 
     async def body(client: TestClient) -> None:
         table = await (await client.get("/api/v1/kpis")).json()
@@ -634,11 +643,11 @@ def test_the_kpi_table_route_and_a_histogram_for_each_latency_kpi(
         # three transit samples on one CPU: two differences between them
         assert counts["transit"] == 3 and counts["transit_jitter"] == 2
 
-    with_client(eng, body)
+    with_client(agent, body)
 
 
 def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
-    engine: tuple[KpiEngine, ManualClock],
+    runtime: tuple[AgentRuntime, ManualClock],
 ) -> None:
     async def body(client: TestClient) -> None:
         page = await client.get("/")
@@ -652,7 +661,7 @@ def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
             assert refused.status == 404, path
             assert refused.content_type == "application/problem+json"
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)
 
 
 # --- who reads per-UE data ------------------------------------------------------
@@ -664,17 +673,17 @@ AGGREGATES = ("/api/v1/slices", "/api/v1/slices/embb/kpis", "/api/v1/sla", "/met
 
 
 def test_per_ue_routes_need_the_token_or_the_unix_socket(
-    engine: tuple[KpiEngine, ManualClock], tmp_path: Path
+    runtime: tuple[AgentRuntime, ManualClock], tmp_path: Path
 ) -> None:
     """Without a token the aggregates stay open on loopback and the
     per-session routes answer 403 over TCP, saying how to ask; over the
     UNIX socket the agent's own user asks without a token."""
-    eng, clock = engine
+    agent, clock = runtime
     clock.t += 1
-    eng.tick()
+    agent.engine.tick()
 
     async def run() -> None:
-        app = create_app(eng, tick=False, options=ServiceOptions(rate_per_s=0))
+        app = create_app(agent, options=ServiceOptions(rate_per_s=0))
         runner = web.AppRunner(app)
         await runner.setup()
         path = tmp_path / "api.sock"
@@ -703,7 +712,7 @@ def test_per_ue_routes_need_the_token_or_the_unix_socket(
     asyncio.run(run())
 
 
-def test_with_a_token_per_ue_routes_take_it(engine: tuple[KpiEngine, ManualClock]) -> None:
+def test_with_a_token_per_ue_routes_take_it(runtime: tuple[AgentRuntime, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
         for route in PER_UE[:2]:
             assert (await client.get(URL(route, encoded=True))).status == 200
@@ -712,4 +721,4 @@ def test_with_a_token_per_ue_routes_take_it(engine: tuple[KpiEngine, ManualClock
             )
             assert refused.status == 401
 
-    with_client(engine[0], body)
+    with_client(runtime[0], body)

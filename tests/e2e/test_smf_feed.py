@@ -25,15 +25,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from learned_maps import teid_slice, ue_slice
 from served import serve_in_thread
 
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
 from sauron.control.plane import ControlPlane
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.control.settings import ControlPlaneConfig, SmfFeedConfig
 from sauron.control.smf_feed import SmfFeed
-from sauron.kpi.engine import KpiEngine
 from sauron.service import schemas
 from sauron.service.app import ServiceOptions, create_app
 
@@ -215,15 +214,14 @@ def test_a_password_in_the_smf_url_is_shown_nowhere(
 
 
 def test_the_api_lists_sessions_from_a_running_feed(dataplane: DataPlane, catalog: Catalog) -> None:
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane))
-
     async def body(smf: FakeSmf, url: str) -> None:
         smf.items = [pdu_item(n, ("embb", "urllc")[n % 2]) for n in range(4)]
         config = ControlPlaneConfig(open5gs_smf=[SmfFeedConfig(url=url, interval_s=0.05)])
         control = ControlPlane(catalog, dataplane, config)
         control.open()
-        app = create_app(engine, tick=False, control=control, options=ServiceOptions(token=TOKEN))
-        async with TestClient(TestServer(app), headers=AUTH) as client:
+        runtime = AgentRuntime(catalog, ProgramMaps(dataplane), control=control)
+        app = create_app(runtime, options=ServiceOptions(token=TOKEN))
+        async with runtime, TestClient(TestServer(app), headers=AUTH) as client:
             for _ in range(100):
                 if len(control.registry.sessions) == 4:
                     break
@@ -248,7 +246,7 @@ def test_the_api_lists_sessions_from_a_running_feed(dataplane: DataPlane, catalo
             assert [s["supi"] for s in by_teid["sessions"]] == ["imsi-001010000000002"]
             bad = await client.get("/api/v1/sessions", params={"teid": "12"})
             assert bad.status == 400 and (await bad.json())["param"] == "teid"
-        # the feed stops with the application
+        # the feed stops with the runtime
         polls = control.feeds[0].polls
         await asyncio.sleep(0.3)
         assert control.feeds[0].polls == polls
@@ -258,8 +256,6 @@ def test_the_api_lists_sessions_from_a_running_feed(dataplane: DataPlane, catalo
 
 
 def test_the_cli_lists_the_learned_sessions(dataplane: DataPlane, catalog: Catalog) -> None:
-    engine = KpiEngine(catalog, lambda: read_counters(dataplane))
-
     def sauron(*args: str, url: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "sauron", "sessions", *args, "--url", url],
@@ -275,10 +271,9 @@ def test_the_cli_lists_the_learned_sessions(dataplane: DataPlane, catalog: Catal
         control = ControlPlane(catalog, dataplane, config)
         control.open()
         try:
-            app = create_app(
-                engine, tick=False, control=control, options=ServiceOptions(token=TOKEN)
-            )
-            with serve_in_thread(app) as url:
+            runtime = AgentRuntime(catalog, ProgramMaps(dataplane), control=control)
+            app = create_app(runtime, options=ServiceOptions(token=TOKEN))
+            with serve_in_thread(app, runtime) as url:
                 deadline = time.monotonic() + 5
                 while len(control.registry.sessions) < 2 and time.monotonic() < deadline:
                     time.sleep(0.02)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from sauron.export.exporter import ExporterHealth
 from sauron.export.influx.points import session_points, snapshot_points, time_ns, violation_point
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.spool import Spool
@@ -87,6 +88,12 @@ class PublisherStats:
 
 
 class Publisher:
+    """An exporter (sauron.export.exporter): started with the engine whose
+    snapshots it publishes, it hears each one in the engine's thread."""
+
+    #: in /readyz, the logs and the listener failures
+    name = "publisher"
+
     def __init__(
         self,
         config: InfluxConfig,
@@ -104,6 +111,8 @@ class Publisher:
             lambda: InfluxWriter(config, token)
         )
         self._writer: Writer | None = None
+        #: the engine whose SLA changes and top sessions go with each snapshot
+        self._engine: KpiEngine | None = None
         self._pending: deque[str] = deque()
         self._failures = 0
         self._next_attempt = 0.0  # loop time
@@ -130,16 +139,14 @@ class Publisher:
                 lines += session_points(self.node, kpis, top[: self.config.top_sessions], t)
         return lines
 
-    def listener(self, engine: KpiEngine) -> Callable[[Snapshot], None]:
-        """An engine listener: runs in the engine's thread, hands the points
-        to the event loop."""
-
-        def hear(snap: Snapshot) -> None:
-            lines = self.points_of(snap, engine)
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self.offer, lines)
-
-        return hear
+    def on_snapshot(self, snap: Snapshot) -> None:
+        """Runs in the engine's thread, hands the points to the event loop;
+        a snapshot before start() is not published."""
+        loop, engine = self._loop, self._engine
+        if loop is None or engine is None:
+            return
+        lines = self.points_of(snap, engine)
+        loop.call_soon_threadsafe(self.offer, lines)
 
     def offer(self, lines: list[str]) -> None:
         """Queues points (on the event loop). Beyond the queue's bound the
@@ -154,7 +161,10 @@ class Publisher:
 
     # -- running --------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, engine: KpiEngine | None = None) -> None:
+        """Begins writing; with `engine`, its snapshots are published as
+        they come (without one, only what is offered)."""
+        self._engine = engine
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._writer = self._make_writer()
@@ -342,7 +352,19 @@ class Publisher:
 
     # -- health ---------------------------------------------------------
 
-    def health(self) -> dict[str, object]:
+    def health(self) -> ExporterHealth:
+        """Not ok while the server refuses who we are (a configuration to
+        fix); an unreachable server is an outage the spool rides out."""
+        rejected = self.stats.state == REJECTED
+        return ExporterHealth(
+            self.name,
+            ok=not rejected,
+            problem="the InfluxDB server refuses the writes" if rejected else "",
+            detail=self.summary(),
+        )
+
+    def summary(self) -> dict[str, object]:
+        """The publisher's state and counts, as /readyz shows them."""
         s = self.stats
         return {
             "state": s.state,

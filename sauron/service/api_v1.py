@@ -1,0 +1,298 @@
+"""The versioned REST routes, an aiohttp sub-application the service mounts
+at /api/v1 (sauron.service.app): slices and their KPIs, histograms and
+sessions, the session table, SLA, energy, the live stream, the OpenAPI
+document. The handlers read the agent through the view the root
+application holds (request.config_dict); the root's middlewares (problem
+details, rate, token) apply to every route here."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sauron.abi import layout
+from sauron.abi.histogram import GAP, LATENCY, Histogram
+from sauron.abi.kpis import DIRECTIONS, LATENCY_BY_NAME, LATENCY_KPIS, LOSS_BURST
+from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
+from sauron.control.record import ControlSession
+from sauron.kpi.engine import KpiEngine
+from sauron.kpi.quality import NS_PER_MS
+from sauron.kpi.records import Snapshot
+from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
+from sauron.service.documents import (
+    energy_doc,
+    geometry_doc,
+    histogram_doc,
+    kpi_table_doc,
+    point_doc,
+    session_doc,
+    slice_doc,
+    unclassified_doc,
+    violation_doc,
+)
+from sauron.service.openapi import TEID_PATTERN
+from sauron.service.openapi import document as openapi_document
+from sauron.service.parameters import bool_param, choice, float_param, int_param, since_until
+from sauron.service.problems import BadParameter, NotFound
+from sauron.service.stream import HUB
+from sauron.service.view import AGENT
+
+PREFIX = "/api/v1"
+MAX_PDU_SESSIONS = 10_000
+MAX_SERIES_POINTS = 3600
+#: metric -> (per direction, unit): every latency KPI, and the loss bursts
+HISTOGRAM_METRICS = {
+    **{k.name: (k.per_direction, k.unit) for k in LATENCY_KPIS},
+    LOSS_BURST: (True, "packets"),
+}
+
+
+def _engine(request: web.Request) -> KpiEngine:
+    return request.config_dict[AGENT].engine
+
+
+def _catalog(request: web.Request) -> Catalog:
+    return _engine(request).catalog
+
+
+@dataclass(frozen=True)
+class MeasuredSlice:
+    """What the per-slice routes answer for: a catalog slice, or
+    `unclassified` (slice 0, no catalog entry), whose KPIs the engine
+    measures like any slice's."""
+
+    name: str
+    id: int
+    #: None for unclassified
+    entry: Slice | None
+
+
+def _slice(request: web.Request) -> MeasuredSlice:
+    name = request.match_info["name"]
+    if name == UNCLASSIFIED_NAME:
+        return MeasuredSlice(name, layout.UNCLASSIFIED_SLICE, None)
+    found = _catalog(request).get(name)
+    if found is None:
+        known = [*(s.name for s in _catalog(request).slices), UNCLASSIFIED_NAME]
+        raise NotFound(f"no slice named {name!r}; there are {', '.join(known)}")
+    return MeasuredSlice(found.name, found.id, found)
+
+
+def _status(request: web.Request, name: str) -> str:
+    return _engine(request).sla.status(name)
+
+
+def _window(request: web.Request) -> list[Snapshot]:
+    """The snapshots between `since` and `until` (both optional)."""
+    return _engine(request).history.between(*since_until(request))
+
+
+async def list_slices(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    latest = engine.history.latest()
+    return web.json_response(
+        {"slices": [slice_doc(s, latest, _status(request, s.name)) for s in engine.catalog.slices]}
+    )
+
+
+async def get_slice(request: web.Request) -> web.Response:
+    s = _slice(request)
+    latest, status = _engine(request).history.latest(), _status(request, s.name)
+    if s.entry is None:
+        return web.json_response(unclassified_doc(latest, status))
+    return web.json_response(slice_doc(s.entry, latest, status))
+
+
+async def slice_kpis(request: web.Request) -> web.Response:
+    s = _slice(request)
+    snaps = _window(request)
+    step = float_param(request, "step", minimum=0)
+    buckets = bool_param(request, "buckets")
+    points = []
+    last_t = -math.inf
+    for snap in snaps:
+        if step and snap.time - last_t < step:
+            continue
+        last_t = snap.time
+        points.append(point_doc(snap, snap.slices[s.name], buckets))
+    return web.json_response({"slice": s.name, "points": points[-MAX_SERIES_POINTS:]})
+
+
+async def kpi_table(request: web.Request) -> web.Response:
+    return web.json_response(kpi_table_doc())
+
+
+async def geometry(request: web.Request) -> web.Response:
+    return web.json_response(
+        {
+            "latency": geometry_doc(LATENCY, NS_PER_MS, "ms"),
+            "loss_burst": geometry_doc(GAP, 1.0, "packets"),
+        }
+    )
+
+
+async def slice_histogram(request: web.Request) -> web.Response:
+    s = _slice(request)
+    metric = request.match_info["metric"]
+    if metric not in HISTOGRAM_METRICS:
+        raise NotFound(f"no histogram named {metric!r}; there are {', '.join(HISTOGRAM_METRICS)}")
+    per_direction, unit = HISTOGRAM_METRICS[metric]
+    direction = choice(request, "direction", DIRECTIONS, None) if per_direction else None
+    if not per_direction and "direction" in request.query:
+        raise BadParameter("direction", f"{metric} is a round trip: it has no direction")
+    if "since" in request.query or "until" in request.query:
+        snaps = _window(request)
+    else:
+        latest = _engine(request).history.latest()
+        snaps = [] if latest is None else [latest]
+    total = Histogram(GAP if metric == LOSS_BURST else LATENCY_BY_NAME[metric].geometry)
+    for snap in snaps:
+        k = snap.slices[s.name]
+        if metric == LOSS_BURST:
+            total.add(getattr(k, str(direction)).loss.bursts())
+        else:
+            kpis = k.latency_of(metric, str(direction))
+            if kpis.samples:
+                total.add(kpis.histogram())
+    doc = histogram_doc(total, NS_PER_MS if unit == "ms" else 1.0, exact_sum=metric != LOSS_BURST)
+    return web.json_response(
+        {
+            "slice": s.name,
+            "metric": metric,
+            "direction": direction,
+            "unit": unit,
+            "intervals": len(snaps),
+            "since": snaps[0].time - snaps[0].interval_s if snaps else None,
+            "until": snaps[-1].time if snaps else None,
+            **doc,
+        }
+    )
+
+
+async def slice_sessions(request: web.Request) -> web.Response:
+    s = _slice(request)
+    by = choice(request, "by", ("teid", "ue"), "teid")
+    limit = int_param(request, "limit", 10, 1, TOP_SESSIONS)
+    engine = _engine(request)
+    activity = engine.sessions.teids if by == "teid" else engine.sessions.ues
+    latest = engine.history.latest()
+    control = request.config_dict[AGENT].control
+    owners_by_teid = control.registry.by_teid() if control is not None else {}
+    owners_by_ue = control.registry.by_ue() if control is not None else {}
+
+    def owner(v: SessionVolume) -> ControlSession | None:
+        if v.teid is not None:
+            return owners_by_teid.get(v.teid)
+        return owners_by_ue.get(v.ue_address or "")
+
+    return web.json_response(
+        {
+            "slice": s.name,
+            "by": by,
+            "time": None if latest is None else latest.time,
+            "interval_s": None if latest is None else latest.interval_s,
+            "active": activity.active.get(s.id, 0),
+            "sessions": [session_doc(v, owner(v)) for v in activity.top.get(s.id, [])[:limit]],
+        }
+    )
+
+
+async def pdu_sessions(request: web.Request) -> web.Response:
+    """The session table: PDU sessions learned from PFCP or an SMF."""
+    state = choice(request, "state", ("active", "ended", "all"), "active")
+    source = choice(request, "source", ("pfcp", "smf", "any"), "any")
+    limit = int_param(request, "limit", 1000, 1, MAX_PDU_SESSIONS)
+    slice_name = request.query.get("slice")
+    if slice_name is not None and slice_name not in {
+        *(s.name for s in _catalog(request).slices),
+        "none",
+    }:
+        raise BadParameter("slice", f"no slice named {slice_name!r} in the catalog")
+    ue = request.query.get("ue")
+    supi = request.query.get("supi")
+    teid_text = request.query.get("teid")
+    teid = None
+    if teid_text is not None:
+        if not re.fullmatch(TEID_PATTERN, teid_text):
+            raise BadParameter("teid", f"teid must be hex with 0x (0x1f), not {teid_text!r}")
+        teid = int(teid_text, 16)
+    control = request.config_dict[AGENT].control
+    docs = control.registry.docs(ended=state != "active") if control is not None else []
+    if state == "ended":
+        docs = [d for d in docs if d["ended"] is not None]
+    selected = [
+        d
+        for d in docs
+        if (source == "any" or d["source"] == source)
+        and (slice_name is None or d["slice"] == (None if slice_name == "none" else slice_name))
+        and (ue is None or ue in d["ue_addresses"] or d["ue_ip"] == ue)
+        and (supi is None or d["supi"] == supi)
+        and (teid is None or f"0x{teid:08x}" in d["teids"])
+    ]
+    return web.json_response(
+        {
+            "total": len(selected),
+            "count": min(len(selected), limit),
+            "sessions": selected[:limit],
+            "sources": control.status() if control is not None else {},
+        }
+    )
+
+
+async def sla(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    return web.json_response(
+        {
+            "interval": engine.sla.interval,
+            "rule": {
+                "window": engine.sla.window,
+                "open_bad": engine.sla.open_bad,
+                "close_good": engine.sla.close_good,
+            },
+            "status": {s.name: engine.sla.status(s.name) for s in engine.catalog.slices},
+            "events": [violation_doc(v) for v in engine.sla.events],
+        }
+    )
+
+
+async def energy(request: web.Request) -> web.Response:
+    engine = _engine(request)
+    since, until = since_until(request)
+    if since is None and until is None:
+        latest = engine.history.latest()
+        snaps = [] if latest is None else [latest]
+    else:
+        snaps = engine.history.between(since, until)
+    reason = None if engine.energy is not None else engine.energy_off
+    return web.json_response(energy_doc(snaps, reason))
+
+
+async def openapi_route(request: web.Request) -> web.Response:
+    names = tuple(s.name for s in _catalog(request).slices)
+    return web.json_response(openapi_document(names))
+
+
+async def stream_route(request: web.Request) -> web.StreamResponse:
+    return await request.config_dict[HUB].serve(request, buckets=bool_param(request, "buckets"))
+
+
+def api_v1() -> web.Application:
+    """The sub-application of the versioned routes, paths relative to
+    PREFIX; no middleware of its own (the root's apply)."""
+    v1 = web.Application()
+    v1.router.add_get("/slices", list_slices)
+    v1.router.add_get("/slices/{name}", get_slice)
+    v1.router.add_get("/slices/{name}/kpis", slice_kpis)
+    v1.router.add_get("/slices/{name}/histograms/{metric}", slice_histogram)
+    v1.router.add_get("/slices/{name}/sessions", slice_sessions)
+    v1.router.add_get("/sessions", pdu_sessions)
+    v1.router.add_get("/kpis", kpi_table)
+    v1.router.add_get("/histograms/geometry", geometry)
+    v1.router.add_get("/sla", sla)
+    v1.router.add_get("/energy", energy)
+    v1.router.add_get("/stream", stream_route)
+    v1.router.add_get("/openapi.json", openapi_route)
+    return v1

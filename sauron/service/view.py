@@ -1,0 +1,46 @@
+"""What the service reads of the running agent. The service serves a view of
+the agent's runtime (sauron.agent.runtime.AgentRuntime is one) and only
+reads it: the KPI engine's history, SLA and sessions, the session table,
+the health of the tick and of the exporters, the exposition. It listens to
+the snapshots for its live stream, and never starts or stops anything."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from sauron.control.plane import ControlPlane
+    from sauron.export.exporter import ExporterHealth
+    from sauron.kpi.engine import KpiEngine
+    from sauron.kpi.records import Snapshot
+
+
+class AgentView(Protocol):
+    @property
+    def engine(self) -> KpiEngine:
+        """Read only: catalog, history, SLA tracker, sessions, energy."""
+
+    @property
+    def control(self) -> ControlPlane | None:
+        """The session table and its sources (None: none is running)."""
+
+    def problems(self) -> list[str]:
+        """Why the agent is not measuring (the tick or a listener failing
+        interval after interval, a tick that does not return); [] when it is."""
+
+    def exporter_health(self) -> list[ExporterHealth]: ...
+
+    def exposition(self) -> str:
+        """The Prometheus text of /metrics."""
+
+    def listen(self, part: str, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """`listener` hears every snapshot (in the engine's thread), its
+        failures reported as `part`; returns what ends it."""
+
+
+#: where the application keeps the view (handlers of the sub-application
+#: find it through request.config_dict)
+AGENT = web.AppKey[AgentView]("agent")
