@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.figures import machine
-from sauron.abi import layout
+from sauron.abi import energy_layout
 from sauron.bpf import libbpf
 from sauron.catalog import load_catalog
 from sauron.commands.client import SauronClient
@@ -365,7 +365,7 @@ class AgentCpuTime:
             fields = dict(re.findall(r"^(\w+):\s*(\S+)", info, re.M))
             if (
                 fields.get("map_type") != str(self.PERCPU_ARRAY)
-                or fields.get("value_size") != str(ctypes.sizeof(layout.CpuTime))
+                or fields.get("value_size") != str(ctypes.sizeof(energy_layout.CpuTime))
                 or fields.get("max_entries") != "1"
             ):
                 continue
@@ -388,7 +388,7 @@ class AgentCpuTime:
         return bytes(info[24:40]).split(b"\0")[0].decode(errors="replace")
 
     def read(self) -> list[dict[str, int]]:
-        per_cpu = read_per_cpu(self, layout.CpuTime)[0]
+        per_cpu = read_per_cpu(self, energy_layout.CpuTime)[0]
         return [{f: int(getattr(c, f)) for f in CPU_FIELDS} for c in per_cpu]
 
     def close(self) -> None:
