@@ -41,7 +41,7 @@ SHUTDOWN_TICK_WAIT_S = 10.0
 class DataPath(Protocol):
     """What the engine reads each interval: every counter of the data plane
     (monotonic since the programs loaded). The real one is `ProgramMaps`;
-    tests stand a fake in (tests/fake_data_plane.py)."""
+    tests stand a fake in (tests/support/fake_data_plane.py)."""
 
     def read(self) -> DataPlaneCounters: ...
 

@@ -1,6 +1,6 @@
 """The publisher against a real time-series server on loopback (Debian's
 victoria-metrics, InfluxDB v2 write API; or a real InfluxDB 2 named by
-SAURON_TEST_INFLUXDB_URL, see tests/timeseries.py). KPIs come from the real
+SAURON_TEST_INFLUXDB_URL, see tests/support/timeseries.py). KPIs come from the real
 programs fed by frames; what the server holds is read back through its own
 export API and compared field by field with what was sent, and with the
 frames. The server is stopped during an outage and the agent is killed

@@ -20,7 +20,7 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: axe-core, installed by setup-host from web/package-lock.json
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = Path(os.environ.get("SAURON_SCREENSHOTS", REPO / "build" / "screenshots"))

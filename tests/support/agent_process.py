@@ -22,7 +22,7 @@ import yaml
 
 from sauron.commands.client import SauronClient
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 #: a liveness bound, not a speed claim: start-up compiles the programs
