@@ -66,7 +66,7 @@ from sauron.testbed.paced import OtherTraffic, send_paced
 from sauron.testbed.sessions import SessionsFile, make_sessions
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 from agent_process import agent_config, next_interval, start_agent, stop_agent  # noqa: E402
 
 RESULTS = Path(__file__).with_name("energy_isolation_results.json")

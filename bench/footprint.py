@@ -24,7 +24,7 @@ from bench.n3_link import N3, n3_link, uplink_frames
 from sauron.host.netns import inside
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 from agent_process import start_agent  # noqa: E402
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")

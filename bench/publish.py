@@ -33,7 +33,7 @@ from sauron.export.influx.settings import InfluxConfig
 from sauron.kpi.quality import LatencyKpis, LossKpis
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 from timeseries import VictoriaMetrics
 
 SNAPSHOTS = 2_000
