@@ -1,8 +1,8 @@
 """The few libbpf calls the agent makes directly, through ctypes.
 
 bcc compiles and loads; libbpf (Debian's libbpf1) runs programs on crafted
-frames (BPF_PROG_TEST_RUN) and reads whole maps in one system call
-(BPF_MAP_LOOKUP_BATCH).
+frames (BPF_PROG_TEST_RUN), reads whole maps in one system call
+(BPF_MAP_LOOKUP_BATCH) and pins objects under bpffs or opens them again.
 """
 
 from __future__ import annotations
@@ -122,6 +122,10 @@ def library() -> ctypes.CDLL:
     lib.libbpf_num_possible_cpus.restype = ctypes.c_int
     lib.bpf_enable_stats.argtypes = [ctypes.c_int]
     lib.bpf_enable_stats.restype = ctypes.c_int
+    lib.bpf_obj_pin.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    lib.bpf_obj_pin.restype = ctypes.c_int
+    lib.bpf_obj_get.argtypes = [ctypes.c_char_p]
+    lib.bpf_obj_get.restype = ctypes.c_int
     return lib
 
 
@@ -146,6 +150,19 @@ def delete_elem(map_fd: int, key: bytes) -> bool:
             return False
         _check(-err, "BPF_MAP_DELETE_ELEM")
     return True
+
+
+def obj_pin(fd: int, path: str) -> None:
+    """Pins a program, map or link under bpffs: it lives on, whatever
+    happens to this process, until the pin is removed (unlink)."""
+    _check(library().bpf_obj_pin(fd, path.encode()), f"BPF_OBJ_PIN {path}")
+
+
+def obj_get(path: str) -> int:
+    """A new descriptor of the object pinned at `path` (the caller closes it)."""
+    fd = int(library().bpf_obj_get(path.encode()))
+    _check(fd, f"BPF_OBJ_GET {path}")
+    return fd
 
 
 @cache
