@@ -23,11 +23,12 @@ from bench.n3_link import N3, N3Link, n3_link, udp_delivered, uplink_frames
 from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import attach_interfaces, attach_on_hook
 from sauron.bpf import ingress_hooks
+from sauron.bpf.links import Links
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import load_catalog
-from sauron.host.netns import Attachments, inside
+from sauron.host.netns import inside
 
 #: every ingress hook the agent offers; egress is TC in all of them
 MODES = ingress_hooks.HOOKS
@@ -40,9 +41,9 @@ def _delivered_pps(link: N3Link, gen: FrameGenerator, seconds: float) -> tuple[f
     return (udp_delivered(link.upf) - before) / sent.seconds, sent.pps
 
 
-def _attach_empty(att: Attachments, ns: str, empty: BpfObject, mode: str) -> None:
-    attach_on_hook(att, ns, N3, mode, empty_program(empty, mode))
-    att.attach_tc_egress(ns, N3, empty.function("empty_tc", "tc"))
+def _attach_empty(att: Links, ns: str, empty: BpfObject, mode: str) -> None:
+    attach_on_hook(att, ns, N3, mode, int(empty_program(empty, mode).fd))
+    att.attach_tcx(ns, N3, int(empty.function("empty_tc", "tc").fd), "egress")
 
 
 def empty_program(empty: BpfObject, hook: str) -> Any:
@@ -68,7 +69,7 @@ def run(quick: bool = False) -> list[Figure]:
         gen.flood(seconds)  # warm-up: ARP-free path, caches, page faults
         for _ in range(rounds):
             for condition in CONDITIONS:
-                with Attachments() as att:
+                with Links() as att:
                     kind, _, mode = condition.partition(" ")
                     if kind == "empty":
                         _attach_empty(att, link.upf, empty, mode)
@@ -76,8 +77,9 @@ def run(quick: bool = False) -> list[Figure]:
                         itf = InterfaceConfig(name=N3, role="n3", netns=link.upf, ingress=mode)
                         attach_interfaces(dp, [itf], att)
                     pps[condition].append(_delivered_pps(link, gen, seconds)[0])
-            with Attachments() as att:
-                att.attach_xdp(link.upf, N3, empty.function("discard_xdp", "xdp"), generic=False)
+            with Links() as att:
+                discard = int(empty.function("discard_xdp", "xdp").fd)
+                att.attach_xdp(link.upf, N3, discard, generic=False)
                 ceiling.append(gen.flood(seconds).pps)
         gen.close()
     empty.close()

@@ -66,12 +66,13 @@ from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import attach_interfaces, attach_on_hook
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import ingress_hooks, libbpf
+from sauron.bpf.links import Links
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.maps import TransitExpiry
 from sauron.bpf.measurements import MeasureSettings, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
-from sauron.host.netns import Attachments, inside
+from sauron.host.netns import inside
 from sauron.kpi.engine import KpiEngine
 
 ETH_P_ALL = 0x0003
@@ -231,7 +232,7 @@ def _sauron_on_n3(sessions: int, measuring: bool) -> Iterator[_SauronOnN3]:
     stats_fd = libbpf.enable_run_time_stats()
     frames = uplink_frames(sessions)
     try:
-        with n3_link() as link, Attachments() as att:
+        with n3_link() as link, Links() as att:
             hooks = attach_interfaces(
                 dp, [InterfaceConfig(name=N3, role="n3", netns=link.upf)], att
             )
@@ -373,9 +374,9 @@ def empty_run(total: int, pps: float, sessions: int) -> float:
     stats_fd = libbpf.enable_run_time_stats()
     hook = ingress_hooks.candidates("auto", "veth")[0]
     try:
-        with n3_link() as link, Attachments() as att:
+        with n3_link() as link, Links() as att:
             program = empty_program(empty, hook)
-            attach_on_hook(att, link.upf, N3, hook, program)
+            attach_on_hook(att, link.upf, N3, hook, int(program.fd))
             with inside(link.gnb):
                 gen = FrameGenerator("gnb0", [f for _, _, f in uplink_frames(sessions)])
             before = libbpf.program_run_stats(int(program.fd))

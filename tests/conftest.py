@@ -4,13 +4,17 @@ all (there is no skip for a missing capability: a missing one is a failure)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sauron.bpf.links import Links
+from sauron.bpf.links import leftovers as program_leftovers
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.bpf.rules import program_catalog
@@ -23,6 +27,9 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 UNIT = Path(__file__).resolve().parent / "unit"
+#: pinned links of a test go in a folder of this prefix under bpffs (pin_dir)
+PIN_ROOT = Path("/sys/fs/bpf")
+PIN_PREFIX = "sauron-test-"
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -59,6 +66,11 @@ def leftovers() -> list[str]:
         )
         if "sauron" in filters:
             found.append(f"TC filter on {name}")
+        with contextlib.suppress(LookupError):  # gone since the listing
+            left = program_leftovers(None, name.split("@")[0])
+            found += [f"{item.hook} program {item.prog_name} on {name}" for item in left]
+    if PIN_ROOT.is_dir():
+        found += [f"pin folder {p}" for p in PIN_ROOT.glob(f"{PIN_PREFIX}*")]
     procs = subprocess.run(
         ["pgrep", "-a", "-f", "sauron.testbed|osmo-ggsn|sgsnemu"], capture_output=True, text=True
     ).stdout
@@ -118,3 +130,25 @@ def topology() -> Iterator[Topology]:
     finally:
         topo.teardown()
         assert not [n for n in leftover_namespaces(topo.prefix)], "namespaces left behind"
+
+
+@pytest.fixture()
+def links(topology: Topology) -> Iterator[Links]:
+    """Links made in the test's namespaces, detached before the namespaces go."""
+    with Links() as held:
+        yield held
+
+
+@pytest.fixture()
+def pin_dir() -> Iterator[Path]:
+    """A fresh folder under bpffs for a test's pinned links; whatever a test
+    leaves pinned there is removed after it (and reported as left behind)."""
+    folder = Path(tempfile.mkdtemp(prefix=PIN_PREFIX, dir=PIN_ROOT))
+    try:
+        yield folder
+    finally:
+        left = sorted(folder.iterdir())
+        for path in left:
+            path.unlink()
+        folder.rmdir()
+        assert not left, f"pins left behind: {left}"

@@ -52,17 +52,20 @@ class InterfaceConfig(BaseModel):
     #: the interface's network namespace: a name (ip netns), a namespace
     #: file's path, pid:N, process:NAME or container:NAME (none: the agent's)
     netns: NamespaceRef | None = None
-    #: the hook that sees what the link receives. "tc": a clsact ingress
-    #: filter, on every link, after the socket buffer exists. "xdp-generic":
-    #: XDP on every link, at the price of copying each frame's head.
-    #: "xdp-native": XDP in the driver, before any socket buffer on a NIC
-    #: that has it (on a veth it converts every frame and costs the most).
-    #: "auto": the cheapest measured for the link's kind (veth: tc), tc on
-    #: other virtual links, and on a physical NIC native XDP where the driver
-    #: takes it, else tc. The former `xdp_mode: generic|native` still reads
-    #: as xdp-generic|xdp-native
+    #: the hook that sees what the link receives. "tc": TC ingress (tcx,
+    #: first of the hook's programs, before other tools' clsact filters), on
+    #: every link, after the socket buffer exists. "xdp-generic": XDP on
+    #: every link, at the price of copying each frame's head. "xdp-native":
+    #: XDP in the driver, before any socket buffer on a NIC that has it (on
+    #: a veth it converts every frame and costs the most). An XDP program of
+    #: another tool is never replaced: XDP asked for by name is then an
+    #: error naming it. "auto": the cheapest measured for the link's kind
+    #: (veth: tc), tc on other virtual links, and on a physical NIC native
+    #: XDP where the driver takes it and no other program holds the hook,
+    #: else tc. The former `xdp_mode: generic|native` still reads as
+    #: xdp-generic|xdp-native
     ingress: IngressHook = "auto"
-    #: egress is seen with a TC clsact filter (both directions where the UPF sends)
+    #: egress is seen on TC egress (tcx; both directions where the UPF sends)
     tc_egress: bool = True
     #: what the link is. "ethernet": a NIC, veth or bridge; frames arrive from
     #: the network and leave to it. "upf_device": the UPF's own TUN or GTP

@@ -1,6 +1,7 @@
 """Attaching the data-plane programs to interfaces by their reference point:
 GTP-U sides (N3, N9) get the N3 programs, the data-network side (N6) the N6
-ones; XDP or a TC clsact filter on ingress, TC clsact on egress. The UPF's own TUN or GTP device
+ones; XDP or TC on ingress, TC on egress, each through a link the kernel
+manages (sauron.bpf.links: tcx for TC). The UPF's own TUN or GTP device
 is the N6 side seen from the UPF: what it receives the UPF sent, so its
 hooks take the opposite points, and its frames start at IP. The receiving
 side's hook is chosen per link (sauron.bpf.ingress_hooks)."""
@@ -9,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from sauron.abi import layout
 from sauron.agent.config import AgentConfig, ConfigError, InterfaceConfig
 from sauron.bpf import ingress_hooks
+from sauron.bpf.links import HookTaken, Links
 from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPlane
 from sauron.host.namespace_ref import namespace_identity
-from sauron.host.netns import Attachments, link_facts, link_index
+from sauron.host.netns import link_facts, link_index
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def resolve_links(config: AgentConfig, source: Path) -> AgentConfig:
 
 
 def attach_interfaces(
-    dp: DataPlane, interfaces: list[InterfaceConfig], into: Attachments
+    dp: DataPlane, interfaces: list[InterfaceConfig], into: Links
 ) -> dict[str, str]:
     """Attaches every configured interface, reading a link left at auto from
     the system; `into` records them so one detach_all() undoes everything,
@@ -98,7 +99,7 @@ def attach_interfaces(
         hook = attach_receiving_side(dp, itf, link, receive_point, into)
         hooks[itf.name] = hook
         if itf.tc_egress:
-            into.attach_tc_egress(itf.netns, itf.name, dp.program(send_point, link, TC))
+            into.attach_tcx(itf.netns, itf.name, dp.program_fd(send_point, link, TC), "egress")
         log.info(
             "attached",
             extra={
@@ -122,18 +123,33 @@ def receiving_links(interfaces: list[InterfaceConfig]) -> set[tuple[int, int]]:
 
 
 def attach_receiving_side(
-    dp: DataPlane, itf: InterfaceConfig, link: str, point: int, into: Attachments
+    dp: DataPlane, itf: InterfaceConfig, link: str, point: int, into: Links
 ) -> str:
     """The program for what the link receives, on the hook the interface
     asks for (under auto: the first of ingress_hooks.candidates the driver
-    takes); the hook it went on."""
+    takes, and not another tool's XDP program holds); the hook it went on.
+    An XDP hook another program holds is never taken from it: HookTaken
+    when XDP was asked for by name."""
     _, kind = link_facts(itf.netns, itf.name)
     tried = ingress_hooks.candidates(itf.ingress, kind)
     for hook in tried:
         try:
-            program = dp.program(point, link, ingress_hooks.program_type(hook))
-            attach_on_hook(into, itf.netns, itf.name, hook, program)
-        except Exception as exc:  # bcc and pyroute2 raise plain exceptions
+            prog_fd = dp.program_fd(point, link, ingress_hooks.program_type(hook))
+            attach_on_hook(into, itf.netns, itf.name, hook, prog_fd)
+        except HookTaken as exc:
+            if ingress_hooks.TC not in tried[tried.index(hook) + 1 :]:
+                raise
+            log.warning(
+                "XDP hook held by another program, using TC ingress",
+                extra={
+                    "interface": itf.name,
+                    "hook": hook,
+                    "program": exc.prog_name,
+                    "program_id": exc.prog_id,
+                },
+            )
+            continue
+        except Exception as exc:  # bcc, libbpf and pyroute2 raise plain exceptions
             if hook == tried[-1]:
                 raise RuntimeError(
                     f"interface {itf.name}: ingress {hook} could not attach: {exc}"
@@ -144,13 +160,13 @@ def attach_receiving_side(
             )
             continue
         return hook
-    raise AssertionError("candidates is never empty")
+    raise AssertionError("candidates is never empty, and ends with a hook that raises")
 
 
-def attach_on_hook(into: Attachments, ns: str | None, ifname: str, hook: str, program: Any) -> None:
-    """`program` (of ingress_hooks.program_type(hook)) on the receiving side
-    of a link, on `hook`."""
+def attach_on_hook(into: Links, ns: str | None, ifname: str, hook: str, prog_fd: int) -> None:
+    """A program (of ingress_hooks.program_type(hook), by descriptor) on the
+    receiving side of a link, on `hook`."""
     if hook == ingress_hooks.TC:
-        into.attach_tc_ingress(ns, ifname, program)
+        into.attach_tcx(ns, ifname, prog_fd, "ingress")
     else:
-        into.attach_xdp(ns, ifname, program, generic=hook == ingress_hooks.XDP_GENERIC)
+        into.attach_xdp(ns, ifname, prog_fd, generic=hook == ingress_hooks.XDP_GENERIC)

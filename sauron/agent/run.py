@@ -30,6 +30,7 @@ from sauron.agent.config import (
 )
 from sauron.agent.interfaces import attach_interfaces, receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.bpf.links import Links
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
@@ -46,7 +47,6 @@ from sauron.export.influx.settings import (
     with_environment,
 )
 from sauron.export.influx.spool import SpoolError
-from sauron.host.netns import Attachments
 from sauron.kpi.history import History
 from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app
@@ -251,7 +251,7 @@ def run_agent(
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
     publisher = open_publisher(config.influx, config.node, config_path or Path("(configuration)"))
-    attachments = Attachments()
+    attachments = Links()
     dp = DataPlane()
     meter: EnergyMeter | None = None
     control: ControlPlane | None = None

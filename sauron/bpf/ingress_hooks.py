@@ -2,7 +2,7 @@
 
 Generic XDP copies each frame's head into a new buffer; native XDP runs in
 the driver before any socket buffer exists on a NIC, but on a veth it turns
-every socket buffer into an XDP frame and back; a TC clsact ingress filter
+every socket buffer into an XDP frame and back; a TC ingress program (tcx)
 runs on the socket buffer the stack already built. Which is cheapest
 depends on the driver, so `auto` follows what `make bench` measured
 (bench/throughput.py runs every mode, empty and with Sauron, on a veth in

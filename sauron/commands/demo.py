@@ -176,7 +176,7 @@ def run_demo(
     expiry = TransitExpiry(dp)
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dp, bed.interfaces(), bed.topology)
+        attach_interfaces(dp, bed.interfaces(), bed.links)
 
     with dp, Testbed(catalog, sessions, workdir, before_nodes=attach) as bed:
         out(

@@ -33,7 +33,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "the energy probe's tracepoint programs, and the pointer arithmetic the "
         "verifier allows data-path programs only with it",
     ),
-    Capability("NET_ADMIN", 12, "attaching XDP programs and TC clsact filters; reading links"),
+    Capability("NET_ADMIN", 12, "attaching XDP and TC (tcx) programs; reading links"),
     Capability("NET_RAW", 13, "the N4 watch's packet socket (AF_PACKET), which sees PFCP"),
     Capability(
         "SYS_ADMIN",

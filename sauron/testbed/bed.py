@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sauron.agent.config import InterfaceConfig
+from sauron.bpf.links import Links
 from sauron.catalog import Catalog
 from sauron.host.netns import Topology, inside
 from sauron.testbed.sessions import Impairment, SessionsFile
@@ -64,6 +65,9 @@ class Testbed:
         self.workdir = workdir
         self.echo_interval = echo_interval
         self.topology = Topology()
+        #: the agent's programs attached in the testbed (before_nodes), detached
+        #: before the namespaces go
+        self.links = Links()
         self.processes: dict[str, subprocess.Popen[str]] = {}
         self.gnb = self.upf = self.dn = ""
 
@@ -342,6 +346,7 @@ class Testbed:
                 proc.kill()
                 proc.wait()
         self.processes.clear()
+        self.links.detach_all()
         self.topology.teardown()
 
     def __enter__(self) -> Testbed:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from hooks import tcx_programs
 
 from sauron.agent.config import AgentConfig, ConfigError, load_config
 from sauron.agent.interfaces import attach_interfaces, resolve_links
 from sauron.bpf import ingress_hooks
+from sauron.bpf.links import Links
 from sauron.bpf.loader import DataPlane
-from sauron.host.netns import Attachments, Topology
+from sauron.host.netns import Topology
 
 
 def test_example_config_loads() -> None:
@@ -70,6 +72,15 @@ def _link(ns: str, dev: str) -> str:
     ).stdout
 
 
+def _clsact(ns: str, dev: str) -> str:
+    return subprocess.run(
+        ["tc", "-n", ns, "qdisc", "show", "dev", dev, "clsact"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+
+
 def _filters(ns: str, dev: str, side: str) -> str:
     return subprocess.run(
         ["tc", "-n", ns, "filter", "show", "dev", dev, side],
@@ -104,25 +115,29 @@ def test_roles_attach_the_right_programs_and_detach_cleanly(
     )
     config = resolve_links(load_config(path), path)
     assert [i.ingress for i in config.interfaces] == ["auto", "xdp-generic", "auto"]
-    attached = Attachments()
-    with attached:
+    with Links() as attached:
         attach_interfaces(recording_dataplane, config.interfaces, attached)
-        # a veth under auto: TC ingress, the cheapest measured there
+        # a veth under auto: TC ingress (tcx), the cheapest measured there
         assert "xdp" not in _link(upf, "n3")
-        n3_ingress = _filters(upf, "n3", "ingress")
-        assert "sauron_n3_ingress_tc" in n3_ingress and "pref 7 " in n3_ingress
-        assert "pref 100 " in n3_ingress, "the other tool's filter runs after ours"
-        assert "sauron_n3_egress" in _filters(upf, "n3", "egress")
+        assert tcx_programs(upf, "n3", "ingress") == ["sauron_n3_ingre"]
+        assert tcx_programs(upf, "n3", "egress") == ["sauron_n3_egres"]
+        # the other tool's clsact and filter, untouched, run after ours
+        assert "clsact" in _clsact(upf, "n3")
+        assert "pref 100 " in _filters(upf, "n3", "ingress")
+        assert "sauron" not in _filters(upf, "n3", "ingress") + _filters(upf, "n3", "egress")
         # the former xdp_mode still chooses generic XDP
         assert "sauron_n6_ingr" in _link(upf, "n6") and "xdpgeneric" in _link(upf, "n6")
-        assert _filters(upf, "n6", "egress").strip() == ""
+        assert tcx_programs(upf, "n6", "egress") == []
         # the UPF's TUN: bare-IP programs, the sides swapped, TC under auto
-        assert "sauron_n6_tun_egress_tc" in _filters(upf, "ogstun", "ingress")
-        assert "sauron_n6_tun_ingress" in _filters(upf, "ogstun", "egress")
+        assert tcx_programs(upf, "ogstun", "ingress") == ["sauron_n6_tun_e"]
+        assert tcx_programs(upf, "ogstun", "egress") == ["sauron_n6_tun_i"]
+        # no qdisc of Sauron's: tcx needs none
+        assert _clsact(upf, "n6").strip() == "" and _clsact(upf, "ogstun").strip() == ""
     for link in ("n3", "n6", "ogstun"):
         assert "xdp" not in _link(upf, link)
-        assert "sauron" not in _filters(upf, link, "egress") + _filters(upf, link, "ingress")
+        assert tcx_programs(upf, link, "ingress") == tcx_programs(upf, link, "egress") == []
     assert "pref 100 " in _filters(upf, "n3", "ingress"), "not ours: left in place"
+    assert "clsact" in _clsact(upf, "n3"), "not ours: left in place"
     assert _filters(upf, "n6", "ingress").strip() == ""
 
 
@@ -200,15 +215,15 @@ def test_a_driver_without_native_xdp_is_named_or_falls_back_to_tc(
     native = AgentConfig(
         interfaces=[{"name": "n3", "role": "n3", "netns": upf, "ingress": "xdp-native"}]
     )
-    with Attachments() as attached, pytest.raises(RuntimeError, match="n3: ingress xdp-native"):
+    with Links() as attached, pytest.raises(RuntimeError, match="n3: ingress xdp-native"):
         attach_interfaces(recording_dataplane, native.interfaces, attached)
     assert "xdp" not in _link(upf, "n3")
     monkeypatch.setattr(
         ingress_hooks, "candidates", lambda requested, kind: (ingress_hooks.XDP_NATIVE, "tc")
     )
     auto = AgentConfig(interfaces=[{"name": "n3", "role": "n3", "netns": upf}])
-    with Attachments() as attached:
+    with Links() as attached:
         attach_interfaces(recording_dataplane, auto.interfaces, attached)
-        assert "sauron_n3_ingress_tc" in _filters(upf, "n3", "ingress")
+        assert tcx_programs(upf, "n3", "ingress") == ["sauron_n3_ingre"]
         assert "xdp" not in _link(upf, "n3")
-    assert "sauron" not in _filters(upf, "n3", "ingress")
+    assert tcx_programs(upf, "n3", "ingress") == []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import yaml
 from agent_process import REPO, start_agent
 from fake_data_plane import FakeDataPlane
 from holders import holder, ingress_attached, link_into
+from hooks import tcx_programs
 
 from sauron.agent.config import NODE_VARIABLE, load_config
 from sauron.agent.runtime import AgentRuntime
@@ -300,14 +300,8 @@ def test_the_agent_runs_as_the_daemonset_runs_it(
             energy = json.loads(get(f"{url}/api/v1/energy", auth)[1])
             assert energy["available"] is True, energy["reason"]
             assert ingress_attached(pid, "n3") and ingress_attached(pid, "ogstun")
-            with inside(f"/proc/{pid}/ns/net"):
-                tc = subprocess.run(
-                    shlex.split("tc filter show dev ogstun egress"),
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            assert "sauron_n6_tun_ingress" in tc
+            egress = tcx_programs(f"/proc/{pid}/ns/net", "ogstun", "egress")
+            assert egress == ["sauron_n6_tun_i"]
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -88,7 +88,7 @@ def test_transit_latency_loss_and_rtt_against_injected_truth(
     expiry = TransitExpiry(dataplane, timeout_s=0.5)
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+        attach_interfaces(dataplane, bed.interfaces(), bed.links)
 
     with Testbed(
         catalog, sessions, tmp_path / "bed", echo_interval=0.2, before_nodes=attach

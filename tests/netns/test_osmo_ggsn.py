@@ -17,6 +17,7 @@ from conftest import REPO
 from sauron.abi import layout
 from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import attach_interfaces
+from sauron.bpf.links import Links
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.host.netns import Topology
@@ -69,7 +70,7 @@ def _tshark_gpdus(pcap: Path) -> Counter[tuple[int, int]]:
 
 
 def test_sgsnemu_and_osmo_ggsn_per_teid_counts_match_tshark(
-    dataplane: DataPlane, topology: Topology, tmp_path: Path
+    dataplane: DataPlane, topology: Topology, links: Links, tmp_path: Path
 ) -> None:
     sgsn_ns, ggsn_ns = topology.namespace("sgsn"), topology.namespace("ggsn")
     for ns in (sgsn_ns, ggsn_ns):
@@ -87,7 +88,7 @@ def test_sgsnemu_and_osmo_ggsn_per_teid_counts_match_tshark(
             check=True,
         )
     topology.veth(sgsn_ns, "gn", f"{SGSN}/24", ggsn_ns, "gn", f"{GGSN}/24")
-    attach_interfaces(dataplane, [InterfaceConfig(name="gn", role="n3", netns=ggsn_ns)], topology)
+    attach_interfaces(dataplane, [InterfaceConfig(name="gn", role="n3", netns=ggsn_ns)], links)
 
     config = (REPO / "tests" / "data" / "osmo-ggsn.cfg").read_text()
     config = config.replace("STATE_DIR", str(tmp_path)).replace("GGSN_ADDRESS", GGSN)

@@ -26,6 +26,7 @@ from scapy.layers.inet import IP, UDP
 from sauron.abi import layout
 from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import attach_interfaces
+from sauron.bpf.links import Links
 from sauron.bpf.loader import SOCKET, BpfObject, DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
@@ -80,11 +81,11 @@ def test_maps_follow_an_smf_over_real_udp(dataplane: DataPlane, catalog: Catalog
     urllc = catalog.get("urllc")
     assert urllc is not None
     pfcp_filter = BpfObject(["pfcp_filter.c"])
-    with Topology() as topo:
+    with Topology() as topo, Links() as links:
         smf_ns, upf_ns, gnb_ns = (topo.namespace(r) for r in ("smf", "upf", "gnb"))
         topo.veth(smf_ns, "n4", f"{SMF_N4}/24", upf_ns, "n4", f"{UPF_N4}/24")
         topo.veth(gnb_ns, "n3", f"{GNB_N3}/24", upf_ns, "n3", f"{UPF_N3}/24")
-        attach_interfaces(dataplane, [InterfaceConfig(name="n3", role="n3", netns=upf_ns)], topo)
+        attach_interfaces(dataplane, [InterfaceConfig(name="n3", role="n3", netns=upf_ns)], links)
         upf_sock = udp_socket(upf_ns, UPF_N4)
         smf_sock = udp_socket(smf_ns, SMF_N4)
         gnb_sock = udp_socket(gnb_ns)

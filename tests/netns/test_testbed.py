@@ -65,7 +65,7 @@ def test_counts_equal_ground_truth(dataplane: DataPlane, catalog: Catalog, tmp_p
     )
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+        attach_interfaces(dataplane, bed.interfaces(), bed.links)
 
     with Testbed(
         catalog, sessions, tmp_path / "bed", echo_interval=0.2, before_nodes=attach
@@ -206,7 +206,7 @@ def test_impairments_are_the_ground_truth(
     )
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+        attach_interfaces(dataplane, bed.interfaces(), bed.links)
 
     ue = {s.slice: str(s.ue_ip) for s in sessions.sessions}
     with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach) as bed:
@@ -317,7 +317,7 @@ def test_load_of_tens_of_thousands_pps_is_counted_exactly(
     sessions = SessionsFile(sessions=make_sessions(catalog, {"embb": 5, "urllc": 5, "mmtc": 50}))
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+        attach_interfaces(dataplane, bed.interfaces(), bed.links)
 
     with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach) as bed:
         result = blast(bed, pps=30_000, seconds=2.0)
@@ -340,7 +340,7 @@ def test_radio_side_uplink_loss_never_reaches_n3(
     )
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+        attach_interfaces(dataplane, bed.interfaces(), bed.links)
 
     with Testbed(catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach) as bed:
         sock = bed.ue_udp_socket(str(sessions.sessions[0].ue_ip))
@@ -369,7 +369,7 @@ def test_n6_nat_hides_ue_addresses_from_n6_classification(
     sessions = SessionsFile(sessions=make_sessions(catalog, {"embb": 2, "urllc": 2}))
 
     def attach(bed: Testbed) -> None:
-        attach_interfaces(dataplane, bed.interfaces(), bed.topology)
+        attach_interfaces(dataplane, bed.interfaces(), bed.links)
 
     with Testbed(
         catalog, sessions, tmp_path / "bed", echo_interval=0, before_nodes=attach, nat=True

@@ -151,7 +151,7 @@ def test_n3_and_the_upf_tun_agree_and_transit_is_measured_through_it(
             Path("agent.yaml"),
         )
         assert agent.interfaces[1].link == UPF_DEVICE
-        attach_interfaces(dataplane, agent.interfaces, bed.topology)
+        attach_interfaces(dataplane, agent.interfaces, bed.links)
         before = read_counters(dataplane, expiry)
         udp_round_trips(bed, ues, rounds=60)
         time.sleep(0.6)  # beyond the stamp timeout: every stamp's fate is known

@@ -18,6 +18,7 @@ from scapy.packet import Raw
 from sauron.abi import layout
 from sauron.agent.config import AgentConfig
 from sauron.agent.interfaces import attach_interfaces
+from sauron.bpf.links import Links
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
@@ -108,7 +109,7 @@ def _receive(sock: socket.socket, wanted: set[bytes], expected: int) -> int:
 
 @pytest.mark.parametrize("ingress", ["tc", "xdp-generic", "xdp-native"])
 def test_three_slices_exact_counts(
-    dataplane: DataPlane, catalog: Catalog, topology: Topology, ingress: str
+    dataplane: DataPlane, catalog: Catalog, topology: Topology, links: Links, ingress: str
 ) -> None:
     gnb, upf, dn = topology.namespace("gnb"), topology.namespace("upf"), topology.namespace("dn")
     topology.veth(gnb, "n3", "192.0.2.1/24", upf, "n3", "192.0.2.2/24", GNB_MAC, UPF_N3_MAC)
@@ -119,7 +120,7 @@ def test_three_slices_exact_counts(
             {"name": "n6", "role": "n6", "netns": upf, "ingress": ingress},
         ]
     )
-    attach_interfaces(dataplane, config.interfaces, topology)
+    attach_interfaces(dataplane, config.interfaces, links)
     rx_n3, rx_n6 = _sock(upf, "n3"), _sock(upf, "n6")
     tx_gnb, tx_dn = _sock(gnb, "n3"), _sock(dn, "eth0")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hooks import tcx_program_ids
 
 from sauron.commands.client import SauronClient
 
@@ -77,7 +78,8 @@ def links_with_programs(ns: str) -> list[str]:
             ).stdout
             for side in ("ingress", "egress")
         )
-        if "xdp" in shown or filters.strip():
+        tcx = tcx_program_ids(ns, link, "ingress") + tcx_program_ids(ns, link, "egress")
+        if "xdp" in shown or filters.strip() or tcx:
             found.append(link)
     return found
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hooks import tcx_programs
 from pyroute2 import IPRoute
 
 from sauron.host.netns import Topology, inside
@@ -45,17 +46,13 @@ def link_into(topo: Topology, src: str, src_if: str, pid: int, name: str) -> Non
 
 def ingress_attached(pid: int, name: str) -> bool:
     """Whether a program sees what link `name` of process `pid`'s namespace
-    receives: an XDP program, or one of Sauron's TC ingress filters (the hook
+    receives: an XDP program, or one of Sauron's on tcx ingress (the hook
     `ingress: auto` takes on a veth)."""
     with inside(f"/proc/{pid}/ns/net"), IPRoute() as ipr:
         link = ipr.get_links(ipr.link_lookup(ifname=name)[0])[0]
     xdp = link.get_attr("IFLA_XDP")
     if xdp and xdp.get_attr("IFLA_XDP_ATTACHED"):
         return True
-    filters = subprocess.run(
-        ["nsenter", "-t", str(pid), "-n", "tc", "filter", "show", "dev", name, "ingress"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return "sauron" in filters
+    return any(
+        p.startswith("sauron_") for p in tcx_programs(f"/proc/{pid}/ns/net", name, "ingress")
+    )
