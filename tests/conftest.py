@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from sauron.bpf import pinned
 from sauron.bpf.links import Links
 from sauron.bpf.links import leftovers as program_leftovers
 from sauron.bpf.loader import DataPlane
@@ -30,6 +31,7 @@ UNIT = Path(__file__).resolve().parent / "unit"
 #: pinned links of a test go in a folder of this prefix under bpffs (pin_dir)
 PIN_ROOT = Path("/sys/fs/bpf")
 PIN_PREFIX = "sauron-test-"
+AGENT_PINS = pinned.PIN_ROOT
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -71,6 +73,9 @@ def leftovers() -> list[str]:
             found += [f"{item.hook} program {item.prog_name} on {name}" for item in left]
     if PIN_ROOT.is_dir():
         found += [f"pin folder {p}" for p in PIN_ROOT.glob(f"{PIN_PREFIX}*")]
+    # agents' data paths (sauron run, the build tests): SIGTERM or detach removes them
+    if AGENT_PINS.is_dir():
+        found += [f"agent data path {p}" for p in AGENT_PINS.iterdir()]
     procs = subprocess.run(
         ["pgrep", "-a", "-f", "sauron.testbed|osmo-ggsn|sgsnemu"], capture_output=True, text=True
     ).stdout

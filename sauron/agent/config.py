@@ -176,6 +176,23 @@ class HistoryConfig(BaseModel):
     folded: Annotated[int, Field(ge=0, le=100_000)] = 360
 
 
+class DataPathConfig(BaseModel):
+    """The data path's life beside the agent's: it is pinned under
+    /sys/fs/bpf/sauron/ (a folder per node and configuration) and counts on
+    while no agent runs, from a crash until the next start adopts it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: true: stopping (SIGTERM) leaves the programs attached and counting for
+    #: the next start or an upgrade (as `sauron run --keep-datapath`); false:
+    #: stopping detaches them and removes the pins
+    keep_on_stop: bool = False
+    #: where the agent keeps its last reading of the counters, so that the
+    #: first interval after a restart covers the time no agent ran (a tmpfs:
+    #: it need not outlive the pins, which a reboot removes)
+    state_dir: Path = Path("/run/sauron")
+
+
 class EnergyConfig(BaseModel):
     """The energy estimator: the network functions whose CPU time counts
     (the UPF, SMF, ...), how idle power is shared, and the power profile
@@ -218,6 +235,7 @@ class AgentConfig(BaseModel):
     influx: InfluxConfig = InfluxConfig()
     #: where PDU sessions are learned from (PFCP on N4, an SMF's session list)
     control_plane: ControlPlaneConfig = ControlPlaneConfig()
+    datapath: DataPathConfig = DataPathConfig()
     #: the container engine's API socket, asked for container:NAME namespaces
     container_socket: Path = DOCKER_SOCKET
 

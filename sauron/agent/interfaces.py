@@ -13,9 +13,9 @@ from pathlib import Path
 
 from sauron.abi import layout
 from sauron.agent.config import AgentConfig, ConfigError, InterfaceConfig
-from sauron.bpf import ingress_hooks
-from sauron.bpf.links import HookTaken, Links
-from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPlane
+from sauron.bpf import ingress_hooks, libbpf
+from sauron.bpf.links import TCX_EGRESS, TCX_INGRESS, XDP, HookTaken, Links
+from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPathControl
 from sauron.host.namespace_ref import namespace_identity
 from sauron.host.netns import link_facts, link_index
 
@@ -86,7 +86,7 @@ def resolve_links(config: AgentConfig, source: Path) -> AgentConfig:
 
 
 def attach_interfaces(
-    dp: DataPlane, interfaces: list[InterfaceConfig], into: Links
+    dp: DataPathControl, interfaces: list[InterfaceConfig], into: Links
 ) -> dict[str, str]:
     """Attaches every configured interface, reading a link left at auto from
     the system; `into` records them so one detach_all() undoes everything,
@@ -99,7 +99,9 @@ def attach_interfaces(
         hook = attach_receiving_side(dp, itf, link, receive_point, into)
         hooks[itf.name] = hook
         if itf.tc_egress:
-            into.attach_tcx(itf.netns, itf.name, dp.program_fd(send_point, link, TC), "egress")
+            prog_fd = dp.program_fd(send_point, link, TC)
+            if not keep_adopted(into, itf.netns, itf.name, TCX_EGRESS, prog_fd):
+                into.attach_tcx(itf.netns, itf.name, prog_fd, "egress")
         log.info(
             "attached",
             extra={
@@ -123,7 +125,7 @@ def receiving_links(interfaces: list[InterfaceConfig]) -> set[tuple[int, int]]:
 
 
 def attach_receiving_side(
-    dp: DataPlane, itf: InterfaceConfig, link: str, point: int, into: Links
+    dp: DataPathControl, itf: InterfaceConfig, link: str, point: int, into: Links
 ) -> str:
     """The program for what the link receives, on the hook the interface
     asks for (under auto: the first of ingress_hooks.candidates the driver
@@ -132,6 +134,10 @@ def attach_receiving_side(
     when XDP was asked for by name."""
     _, kind = link_facts(itf.netns, itf.name)
     tried = ingress_hooks.candidates(itf.ingress, kind)
+    # a hook an earlier agent's pinned link holds comes first: adopted, never
+    # doubled by a second program on another hook
+    held = [h for h in tried if into.find(itf.netns, itf.name, LINK_HOOKS[h]) is not None]
+    tried = (*held, *(h for h in tried if h not in held))
     for hook in tried:
         try:
             prog_fd = dp.program_fd(point, link, ingress_hooks.program_type(hook))
@@ -165,8 +171,35 @@ def attach_receiving_side(
 
 def attach_on_hook(into: Links, ns: str | None, ifname: str, hook: str, prog_fd: int) -> None:
     """A program (of ingress_hooks.program_type(hook), by descriptor) on the
-    receiving side of a link, on `hook`."""
+    receiving side of a link, on `hook`; a link adopted there is kept."""
+    if keep_adopted(into, ns, ifname, LINK_HOOKS[hook], prog_fd):
+        return
     if hook == ingress_hooks.TC:
         into.attach_tcx(ns, ifname, prog_fd, "ingress")
     else:
         into.attach_xdp(ns, ifname, prog_fd, generic=hook == ingress_hooks.XDP_GENERIC)
+
+
+#: the link hook each ingress hook is held by
+LINK_HOOKS = {
+    ingress_hooks.TC: TCX_INGRESS,
+    ingress_hooks.XDP_GENERIC: XDP,
+    ingress_hooks.XDP_NATIVE: XDP,
+}
+
+
+def keep_adopted(into: Links, ns: str | None, ifname: str, hook: str, prog_fd: int) -> bool:
+    """True when `into` holds a link (adopted from an earlier agent's pins)
+    on that hook: kept, its program replaced at once when it runs another
+    (an upgrade: no frame meets the hook without a program)."""
+    link = into.find(ns, ifname, hook)
+    if link is None:
+        return False
+    if link.info.prog_id != libbpf.program_id(prog_fd):
+        old = link.prog_name
+        into.update(link, prog_fd)
+        log.info(
+            "program replaced on an adopted link",
+            extra={"interface": ifname, "hook": hook, "old": old, "new": link.prog_name},
+        )
+    return True

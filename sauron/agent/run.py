@@ -28,11 +28,12 @@ from sauron.agent.config import (
     read_token,
     resolve_namespaces,
 )
-from sauron.agent.interfaces import attach_interfaces, receiving_links, resolve_links
+from sauron.agent.datapath import BUILT, AgentDataPath, extra_cflags
+from sauron.agent.interfaces import receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
-from sauron.bpf.links import Links
-from sauron.bpf.loader import DataPlane
+from sauron.bpf.loader import DataPathControl
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
+from sauron.bpf.pinned import pin_folder
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
 from sauron.control.plane import ControlPlane
@@ -154,7 +155,7 @@ async def start_unix_site(runner: web.AppRunner, path: Path, where: Path) -> int
 def open_energy(
     energy: EnergyConfig,
     catalog: Catalog,
-    dp: DataPlane,
+    dp: DataPathControl,
     config_path: Path | None = None,
     receiving: set[tuple[int, int]] | None = None,
 ) -> tuple[EnergyMeter | None, str]:
@@ -220,7 +221,7 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
 
 
 def open_control_plane(
-    config: AgentConfig, catalog: Catalog, dp: DataPlane, where: Path
+    config: AgentConfig, catalog: Catalog, dp: DataPathControl, where: Path
 ) -> ControlPlane:
     """The session table and its sources; an N4 interface that cannot be
     watched is a configuration error."""
@@ -245,56 +246,66 @@ def run_agent(
     config: AgentConfig, ready: Callable[[str], None] = print, config_path: Path | None = None
 ) -> None:
     """Blocks until SIGTERM/SIGINT; `ready` hears the API's base URL once it
-    listens (after every program is attached)."""
-    config = resolve_namespaces(config, config_path or Path("(configuration)"))
-    config = resolve_links(config, config_path or Path("(configuration)"))
+    listens (after every program is attached). The data path is adopted or
+    built (sauron.agent.datapath); stopping removes it, or leaves it
+    counting with datapath.keep_on_stop; a start that fails leaves a data
+    path it adopted counting, and removes one it built."""
+    where = config_path or Path("(configuration)")
+    config = resolve_namespaces(config, where)
+    config = resolve_links(config, where)
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
-    publisher = open_publisher(config.influx, config.node, config_path or Path("(configuration)"))
-    attachments = Links()
-    dp = DataPlane()
+    publisher = open_publisher(config.influx, config.node, where)
+    datapath = AgentDataPath(
+        pin_folder(config.node, config_path), config.datapath.state_dir, extra_cflags()
+    )
     meter: EnergyMeter | None = None
     control: ControlPlane | None = None
-    with dp:
-        try:
-            program_catalog(dp, catalog)
-            apply_settings(dp, settings_for(catalog))
-            attach_interfaces(dp, config.interfaces, attachments)
-            expiry = TransitExpiry(dp)
-            meter, energy_off = open_energy(
-                config.energy, catalog, dp, config_path, receiving_links(config.interfaces)
-            )
-            control = open_control_plane(
-                config, catalog, dp, config_path or Path("(configuration)")
-            )
-            runtime = AgentRuntime(
+    started = False
+    try:
+        dp = datapath.open()
+        program_catalog(dp, catalog)
+        apply_settings(dp, settings_for(catalog))
+        datapath.attach(config.interfaces)
+        expiry = TransitExpiry(dp)
+        meter, energy_off = open_energy(
+            config.energy, catalog, dp, config_path, receiving_links(config.interfaces)
+        )
+        control = open_control_plane(config, catalog, dp, where)
+        reading = datapath.baseline()
+        runtime = AgentRuntime(
+            catalog,
+            ProgramMaps(dp, expiry, catalog.slice_rows),
+            interval_s=config.interval_s,
+            history=History(config.history.recent, config.history.fold, config.history.folded),
+            sla=SlaTracker(
                 catalog,
-                ProgramMaps(dp, expiry, catalog.slice_rows),
-                interval_s=config.interval_s,
-                history=History(config.history.recent, config.history.fold, config.history.folded),
-                sla=SlaTracker(
-                    catalog,
-                    window=config.sla.window,
-                    open_bad=config.sla.open_bad,
-                    close_good=config.sla.close_good,
-                ),
-                energy=meter,
-                energy_off=energy_off,
-                control=control,
-                exporters=[publisher] if publisher is not None else [],
+                window=config.sla.window,
+                open_bad=config.sla.open_bad,
+                close_good=config.sla.close_good,
+            ),
+            energy=meter,
+            energy_off=energy_off,
+            control=control,
+            exporters=[publisher] if publisher is not None else [],
+            baseline=None if reading is None else (reading.counters, reading.at),
+        )
+        runtime.data_path = datapath.start.detail() if datapath.start else None
+        checkpoint = datapath.checkpoint
+        if checkpoint is not None:
+            runtime.listen(
+                "checkpoint", lambda snap: checkpoint.save(runtime.engine.counters, snap.time)
             )
-            release_freed_memory()
-            asyncio.run(
-                _serve_until_stopped(
-                    runtime, options, config, ready, config_path or Path("(configuration)")
-                )
-            )
-        finally:
-            if control is not None:
-                control.close()
-            if meter is not None:
-                meter.close()
-            attachments.detach_all()
+        started = True
+        release_freed_memory()
+        asyncio.run(_serve_until_stopped(runtime, options, config, ready, where))
+    finally:
+        if control is not None:
+            control.close()
+        if meter is not None:
+            meter.close()
+        adopted = datapath.start is not None and datapath.start.how != BUILT
+        datapath.stop(keep=config.datapath.keep_on_stop or (not started and adopted))
 
 
 def release_freed_memory() -> None:

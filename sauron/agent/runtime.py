@@ -91,14 +91,23 @@ class AgentRuntime:
         energy_off: str = "",
         control: ControlPlane | None = None,
         exporters: Iterable[Exporter] = (),
+        baseline: tuple[DataPlaneCounters, float] | None = None,
     ) -> None:
         self.interval_s = interval_s
         self.engine = KpiEngine(
-            catalog, data_path.read, clock, history=history, sla=sla, energy=energy
+            catalog,
+            data_path.read,
+            clock,
+            history=history,
+            sla=sla,
+            energy=energy,
+            baseline=baseline,
         )
         if energy_off:
             self.engine.energy_off = energy_off
         self.control = control
+        #: how the data path was come by, for /readyz (set by `sauron run`)
+        self.data_path: dict[str, object] | None = None
         self.liveness = Liveness()
         self.prometheus = PrometheusExporter(self.engine, self.liveness.failures)
         pushed = list(exporters)

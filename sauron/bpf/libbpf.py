@@ -94,6 +94,19 @@ class _ProgInfo(ctypes.Structure):
     ]
 
 
+class _MapInfo(ctypes.Structure):
+    # the head of struct bpf_map_info (uapi/linux/bpf.h)
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
 @cache
 def library() -> ctypes.CDLL:
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"
@@ -126,6 +139,16 @@ def library() -> ctypes.CDLL:
     lib.bpf_obj_pin.restype = ctypes.c_int
     lib.bpf_obj_get.argtypes = [ctypes.c_char_p]
     lib.bpf_obj_get.restype = ctypes.c_int
+    for name in ("bpf_map_lookup_elem", "bpf_map_get_next_key"):
+        getattr(lib, name).argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_int
+    lib.bpf_map_update_elem.argtypes = [
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_uint64,
+    ]
+    lib.bpf_map_update_elem.restype = ctypes.c_int
     return lib
 
 
@@ -133,6 +156,18 @@ def _check(ret: int, what: str) -> None:
     if ret < 0:
         code = -ret if ret != -1 else ctypes.get_errno()
         raise BpfError(code, f"{what}: {os.strerror(code)}")
+
+
+def _missing(ret: int, what: str) -> bool:
+    """True when a call on one map entry found no such entry (ENOENT);
+    raises on any other failure."""
+    if ret >= 0:
+        return False
+    err = ctypes.get_errno() if ret == -1 else -ret
+    if err == errno.ENOENT:
+        return True
+    _check(-err, what)
+    return False  # not reached: _check raised
 
 
 def percpu_stride(value_size: int) -> int:
@@ -143,13 +178,66 @@ def percpu_stride(value_size: int) -> int:
 def delete_elem(map_fd: int, key: bytes) -> bool:
     """Deletes one entry; False when it was not there (someone else took it)."""
     buf = ctypes.create_string_buffer(key, len(key))
-    ret = library().bpf_map_delete_elem(map_fd, buf)
-    if ret < 0:
-        err = ctypes.get_errno() if ret == -1 else -ret
-        if err == errno.ENOENT:
-            return False
-        _check(-err, "BPF_MAP_DELETE_ELEM")
-    return True
+    return not _missing(library().bpf_map_delete_elem(map_fd, buf), "BPF_MAP_DELETE_ELEM")
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """What the kernel says of a map."""
+
+    map_type: int
+    map_id: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    name: str
+
+
+#: map types whose values are one per possible CPU (uapi/linux/bpf.h)
+PERCPU_MAP_TYPES = frozenset({5, 6, 10})  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
+#: map types whose every index exists (deleting is writing zeroes)
+ARRAY_MAP_TYPES = frozenset({2, 6})  # ARRAY, PERCPU_ARRAY
+PROG_ARRAY_TYPE = 3
+
+
+def map_info(fd: int) -> MapInfo:
+    info = _MapInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    ret = library().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
+    _check(ret, "bpf_obj_get_info_by_fd")
+    return MapInfo(
+        map_type=int(info.type),
+        map_id=int(info.id),
+        key_size=int(info.key_size),
+        value_size=int(info.value_size),
+        max_entries=int(info.max_entries),
+        flags=int(info.map_flags),
+        name=info.name.decode(errors="replace"),
+    )
+
+
+def lookup_elem(map_fd: int, key: bytes, value_size: int) -> bytes | None:
+    """One entry's value (per-CPU maps: every CPU's, 8-byte strided);
+    None when the key is not there."""
+    key_buf = ctypes.create_string_buffer(key, len(key))
+    value = ctypes.create_string_buffer(value_size)
+    ret = library().bpf_map_lookup_elem(map_fd, key_buf, value)
+    return None if _missing(ret, "BPF_MAP_LOOKUP_ELEM") else value.raw
+
+
+def update_elem(map_fd: int, key: bytes, value: bytes) -> None:
+    key_buf = ctypes.create_string_buffer(key, len(key))
+    value_buf = ctypes.create_string_buffer(value, len(value))
+    _check(library().bpf_map_update_elem(map_fd, key_buf, value_buf, 0), "BPF_MAP_UPDATE_ELEM")
+
+
+def next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
+    """The key after `key` (None: the first); None past the last."""
+    key_buf = None if key is None else ctypes.create_string_buffer(key, len(key))
+    out = ctypes.create_string_buffer(key_size)
+    ret = library().bpf_map_get_next_key(map_fd, key_buf, out)
+    return None if _missing(ret, "BPF_MAP_GET_NEXT_KEY") else out.raw
 
 
 def obj_pin(fd: int, path: str) -> None:
@@ -286,6 +374,15 @@ def program_run_stats(prog_fd: int) -> ProgramRunStats:
         run_count=int(info.run_cnt),
         verified_instructions=int(info.verified_insns),
     )
+
+
+def program_id(prog_fd: int) -> int:
+    """The kernel's id of a loaded program (what a link reports it runs)."""
+    info = _ProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    ret = library().bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size))
+    _check(ret, "bpf_obj_get_info_by_fd")
+    return int(info.id)
 
 
 BPF_STATS_RUN_TIME = 0

@@ -174,28 +174,25 @@ def record_cflags(record_last: bool) -> tuple[str, ...]:
     return ("-DSAURON_RECORD_LAST=1",) if record_last else ()
 
 
-class DataPlane(BpfObject):
-    """The Sauron data-plane object: every entry point, shared maps.
+class DataPathControl:
+    """What the agent does with a data plane's maps and programs, whether
+    it compiled them itself (DataPlane) or opened them pinned
+    (sauron.bpf.pinned.PinnedDataPlane): a subclass gives `table`,
+    `function` and `record_last`."""
 
-    record_last=True builds the variant that stores each frame's parse result
-    for the differential tests; production never uses it.
-    """
+    record_last: bool
+    entry_points: dict[tuple[int, str, str | None], EntryPoint]
 
-    def __init__(self, record_last: bool = False) -> None:
-        super().__init__(data_path_sources(), record_cflags(record_last))
-        self.record_last = record_last
-        self.entry_points: dict[tuple[int, str, str | None], EntryPoint] = {}
-        for ep in ENTRY_POINTS:
-            self.entry_points[(ep.point, ep.link, ep.hook)] = ep
-            self.entry_points.setdefault((ep.point, ep.link, None), ep)
-        self._install_measurement()
+    def table(self, name: str) -> Any:
+        raise NotImplementedError
 
-    def _install_measurement(self) -> None:
-        """Loads the measurement programs into the program arrays the entry
-        points tail-call; whether they measure is up to sauron_config."""
-        for _, function, hook, array, point in MEASURE_PROGRAMS:
-            fd = int(self.function(function, hook).fd)
-            self.table(array)[ctypes.c_int(point)] = ctypes.c_int(fd)
+    def function(self, name: str, hook: str) -> Any:
+        raise NotImplementedError
+
+    def entry_program_fds(self) -> dict[int, list[int]]:
+        """Every attach point's loaded entry programs (the energy meter
+        reads their run time)."""
+        raise NotImplementedError
 
     def program(self, point: int, link: str = ETHERNET, hook: str | None = None) -> Any:
         """The loaded entry program of a point on a link: on the given hook,
@@ -219,28 +216,17 @@ class DataPlane(BpfObject):
                 f"no program {on}for {layout.POINT_NAMES[point]} on a link of kind {link}"
             ) from None
 
-    def entry_program_fds(self) -> dict[int, list[int]]:
-        """Every attach point's loaded programs: the default Ethernet ones
-        always, the others once an interface asked for them."""
-        fds: dict[int, list[int]] = {}
-        for ep in ENTRY_POINTS:
-            default = self.entry_points[(ep.point, ep.link, None)] is ep
-            if (ep.link == ETHERNET and default) or ep.function in self._functions:
-                fds.setdefault(ep.point, []).append(int(self.function(ep.function, ep.hook).fd))
-        return fds
+    def transit_expiry_fd(self) -> int:
+        """The program that frees overdue transit stamps (TransitExpiry)."""
+        _, function = TRANSIT_EXPIRY_PROGRAM
+        return int(self.function(function, XDP).fd)
 
     def _config(self) -> layout.Config:
         raw = self.table("config")[ctypes.c_uint32(0)]
         return layout.Config.from_buffer_copy(bytes(raw))
 
     def _write_config(self, cfg: layout.Config) -> None:
-        table = self.table("config")
-        table[ctypes.c_uint32(0)] = table.Leaf.from_buffer_copy(bytes(cfg))
-
-    def transit_expiry_fd(self) -> int:
-        """The program that frees overdue transit stamps (TransitExpiry)."""
-        _, function = TRANSIT_EXPIRY_PROGRAM
-        return int(self.function(function, XDP).fd)
+        self.table("config")[ctypes.c_uint32(0)] = cfg
 
     def set_transit_expiry(self, timeout_ns: int) -> None:
         """How old a transit stamp is lost, for the data path's takeover of
@@ -263,37 +249,16 @@ class DataPlane(BpfObject):
 
     def reset_counters(self) -> None:
         """Zeroes every counter map; classification rules stay."""
-        for name in (
-            "slice_stats",
-            "qfi_stats",
-            "events",
-            "teid_slots",
-            "ue_slots",
-            "measure_stats",
-            "latency_hist",
-            "transit_slots",
-            "transit_last",
-        ):
-            self.table(name).clear()  # on arrays, bcc writes zeroes
-        for name in (
-            "teid_stats",
-            "ue_stats",
-            "seq_state",
-            "rtt_stamps",
-            "tcp_flows",
-            "echo_stamps",
-            "peer_rtt",
-        ):
-            self.table(name).clear()
+        for name in COUNTER_MAPS:
+            self.table(name).clear()  # on arrays: zeroes written
         if self.record_last:
             self.table("last_result").clear()
 
     def reset_rules(self) -> None:
         """Removes every classification rule and direction override; the
         measurement settings stay."""
-        for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice"):
+        for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice", "qfi_slice"):
             self.table(name).clear()
-        self.table("qfi_slice").clear()
         cfg = self._config()
         for point in range(layout.POINTS):
             cfg.direction_mode[point] = layout.DIRMODE_POINT
@@ -305,3 +270,66 @@ class DataPlane(BpfObject):
             raise RuntimeError("last_result needs DataPlane(record_last=True)")
         raw = self.table("last_result")[ctypes.c_uint32(0)]
         return layout.ParseResult.from_buffer_copy(bytes(raw))
+
+
+#: the maps that count (what reset_counters zeroes)
+COUNTER_MAPS = (
+    "slice_stats",
+    "qfi_stats",
+    "events",
+    "teid_slots",
+    "ue_slots",
+    "measure_stats",
+    "latency_hist",
+    "transit_slots",
+    "transit_last",
+    "teid_stats",
+    "ue_stats",
+    "seq_state",
+    "rtt_stamps",
+    "tcp_flows",
+    "echo_stamps",
+    "peer_rtt",
+)
+
+
+def entry_point_table() -> dict[tuple[int, str, str | None], EntryPoint]:
+    """Entry points by (point, link, hook), hook None naming the default."""
+    table: dict[tuple[int, str, str | None], EntryPoint] = {}
+    for ep in ENTRY_POINTS:
+        table[(ep.point, ep.link, ep.hook)] = ep
+        table.setdefault((ep.point, ep.link, None), ep)
+    return table
+
+
+class DataPlane(BpfObject, DataPathControl):
+    """The Sauron data-plane object: every entry point, shared maps,
+    compiled by bcc in this process (tests, replay, the demo; the agent
+    opens a pinned one: sauron.bpf.pinned).
+
+    record_last=True builds the variant that stores each frame's parse result
+    for the differential tests; production never uses it.
+    """
+
+    def __init__(self, record_last: bool = False, cflags: tuple[str, ...] = ()) -> None:
+        super().__init__(data_path_sources(), (*record_cflags(record_last), *cflags))
+        self.record_last = record_last
+        self.entry_points = entry_point_table()
+        self._install_measurement()
+
+    def _install_measurement(self) -> None:
+        """Loads the measurement programs into the program arrays the entry
+        points tail-call; whether they measure is up to sauron_config."""
+        for _, function, hook, array, point in MEASURE_PROGRAMS:
+            fd = int(self.function(function, hook).fd)
+            self.table(array)[ctypes.c_int(point)] = ctypes.c_int(fd)
+
+    def entry_program_fds(self) -> dict[int, list[int]]:
+        """Every attach point's loaded programs: the default Ethernet ones
+        always, the others once an interface asked for them."""
+        fds: dict[int, list[int]] = {}
+        for ep in ENTRY_POINTS:
+            default = self.entry_points[(ep.point, ep.link, None)] is ep
+            if (ep.link == ETHERNET and default) or ep.function in self._functions:
+                fds.setdefault(ep.point, []).append(int(self.function(ep.function, ep.hook).fd))
+        return fds

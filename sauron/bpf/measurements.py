@@ -61,24 +61,25 @@ def settings_for(catalog: Any, unclassified_one_in: int = 0) -> MeasureSettings:
 
 
 def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
-    """Writes the per-slice sampling and the global switches."""
+    """Writes the per-slice sampling (in place: a slice already sampled
+    stays sampled while its entry is rewritten) and the global switches."""
     table = dataplane.table("slice_config")
-    table.clear()
-    masks = []
-    for slice_id, one_in in settings.transit_one_in:
-        mask = sample_mask(one_in)
-        masks.append(mask)
-        table[ctypes.c_uint32(slice_id)] = table.Leaf(
-            transit_sample_mask=mask, flags=layout.SLICE_TRANSIT
+    wanted = {slice_id: sample_mask(one_in) for slice_id, one_in in settings.transit_one_in}
+    for slice_id in range(int(table.max_entries)):
+        mask = wanted.get(slice_id)
+        table[ctypes.c_uint32(slice_id)] = (
+            layout.SliceConfig(transit_sample_mask=mask, flags=layout.SLICE_TRANSIT)
+            if mask is not None
+            else layout.SliceConfig()
         )
+    masks = list(wanted.values())
     raw = dataplane.table("config")[ctypes.c_uint32(0)]
     cfg = layout.Config.from_buffer_copy(bytes(raw))
     cfg.measure = settings.flags()
     # egress looks up whatever the most-sampled slice would have stamped
     cfg.transit_lookup_mask = min(masks) if masks else 0
     cfg.rtt_ts_mask = sample_mask(settings.rtt_timestamp_one_in)
-    config = dataplane.table("config")
-    config[ctypes.c_uint32(0)] = config.Leaf.from_buffer_copy(bytes(cfg))
+    dataplane.table("config")[ctypes.c_uint32(0)] = cfg
 
 
 def _percpu_rows(

@@ -123,6 +123,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         print(describe(config, args.config), flush=True)
+        if args.keep_datapath:
+            keep = config.datapath.model_copy(update={"keep_on_stop": True})
+            config = config.model_copy(update={"datapath": keep})
         run_agent(
             config,
             ready=lambda url: print(f"serving {url}/api/v1/slices", flush=True),
@@ -132,6 +135,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 2
     return 0
+
+
+def _cmd_detach(args: argparse.Namespace) -> int:
+    from sauron.agent.config import ConfigError, DataPathConfig, load_config
+    from sauron.bpf.pinned import PIN_ROOT, pin_folder
+    from sauron.commands.detach import detach, pinned_data_paths
+
+    state_dir = DataPathConfig().state_dir
+    if args.all:
+        folders = [found.folder for found in pinned_data_paths(state_dir)]
+    else:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        state_dir = config.datapath.state_dir
+        folders = [pin_folder(config.node, args.config)]
+    done = detach(folders, state_dir)
+    for found in done.removed:
+        print(f"detached and removed {found.describe()}")
+    for found in done.running:
+        print(f"left alone: {found.describe()} (stop that agent first)", file=sys.stderr)
+    if not done.removed and not done.running:
+        where = "" if args.all else f" for {args.config}"
+        print(f"no data path pinned{where} under {PIN_ROOT}")
+    return 1 if done.running else 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -347,7 +377,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the agent: attach, measure, serve (stops on SIGTERM/SIGINT)")
     run.add_argument("--config", type=Path, required=True, help="agent configuration (YAML)")
+    run.add_argument(
+        "--keep-datapath",
+        action="store_true",
+        help="on SIGTERM leave the programs attached and counting for the next start "
+        "(a restart or an upgrade adopts them); default: detach and remove them",
+    )
     run.set_defaults(func=_cmd_run)
+
+    detach = sub.add_parser(
+        "detach", help="remove a data path left counting by a stopped or killed agent"
+    )
+    which = detach.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", type=Path, help="the data path of this agent configuration")
+    which.add_argument("--all", action="store_true", help="every data path no agent runs")
+    detach.set_defaults(func=_cmd_detach)
 
     slices = sub.add_parser("slices", help="the agent's slices and their SLA status")
     _client_args(slices)

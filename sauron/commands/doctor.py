@@ -397,6 +397,28 @@ def bounded(
     )
 
 
+def check_pinned_data_paths() -> Check:
+    """Data paths pinned under bpffs: each run by an agent, or left counting
+    by one that stopped with --keep-datapath, crashed or was killed (the
+    next start with its configuration adopts it)."""
+    from sauron.agent.config import DataPathConfig
+    from sauron.commands.detach import pinned_data_paths
+
+    found = pinned_data_paths(DataPathConfig().state_dir)
+    left = [f for f in found if f.agent is None]
+    if not left:
+        running = f"{len(found)} run by an agent" if found else "none"
+        return Check("pinned_data_paths", PASS, False, f"data paths pinned: {running}")
+    return Check(
+        "pinned_data_paths",
+        FAIL,
+        False,
+        "left counting with no agent: " + "; ".join(f.describe() for f in left),
+        "start the agent with that configuration to adopt it, "
+        "or remove it: sauron detach --config FILE (or --all)",
+    )
+
+
 def run_checks(timeout_s: float = CHECK_TIMEOUT_S) -> list[Check]:
     def one(name: str, run: Callable[[], Check]) -> Check:
         return bounded(name, run, lambda c: c, timeout_s)
@@ -422,6 +444,7 @@ def run_checks(timeout_s: float = CHECK_TIMEOUT_S) -> list[Check]:
         ("rapl", check_rapl),
         ("energy_model", check_energy_model),
         ("dashboard", check_dashboard),
+        ("pinned_data_paths", check_pinned_data_paths),
     ]
     try:
         checks.extend(bounded("attach", lambda: check_attach(obj), lambda c: [c], timeout_s))

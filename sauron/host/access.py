@@ -58,9 +58,17 @@ HOST_PATHS: tuple[HostPath, ...] = (
     HostPath(
         "bpffs",
         "/sys/fs/bpf",
-        True,
-        "bpffs: where BPF objects are pinned and bpftool looks (the agent pins none)",
+        False,
+        "bpffs: the agent pins its data path there (sauron/ under it), so that it "
+        "counts on while the agent restarts or is upgraded",
         "bpf",
+    ),
+    HostPath(
+        "agent state",
+        "/run/sauron",
+        False,
+        "the agent's last reading of its pinned data path, so that the first interval "
+        "after a restart covers the time no agent ran",
         required=False,
     ),
     HostPath(

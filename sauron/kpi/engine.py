@@ -107,7 +107,10 @@ def snapshot_from(
 class KpiEngine:
     """tick() reads the maps (through `read`, a callable returning counters)
     and returns the new snapshot; listeners hear of each one. A packet
-    inside the UPF longer than `settle_s` is dropped (sauron.kpi.upf_drops)."""
+    inside the UPF longer than `settle_s` is dropped (sauron.kpi.upf_drops).
+    `baseline` (counters and the time they were read) is where the first
+    interval starts: an earlier agent's last reading of the same data path,
+    so that it covers the time no agent ran; by default, the first reading."""
 
     def __init__(
         self,
@@ -118,6 +121,7 @@ class KpiEngine:
         sla: SlaTracker | None = None,
         energy: EnergyMeter | None = None,
         settle_s: float = TRANSIT_EXPIRY_S,
+        baseline: tuple[DataPlaneCounters, float] | None = None,
     ) -> None:
         self.catalog = catalog
         self.settle_s = settle_s
@@ -133,8 +137,10 @@ class KpiEngine:
         self.listeners: list[Callable[[Snapshot], None]] = []
         #: the latest interval's session activity (not kept in the history)
         self.sessions = Sessions()
-        self._previous = read()
-        self._previous_t = clock()
+        if baseline is None:
+            self._previous, self._previous_t = read(), clock()
+        else:
+            self._previous, self._previous_t = baseline
 
     @property
     def counters(self) -> DataPlaneCounters:

@@ -57,6 +57,8 @@ async def readyz(request: web.Request) -> web.Response:
         reasons.insert(0, "waiting for the first interval")
     else:
         body["last_interval"] = latest.time
+    if agent.data_path is not None:
+        body["data_path"] = agent.data_path
     for health in agent.exporter_health():
         if health.detail is not None:
             body[health.name] = health.detail

@@ -432,9 +432,25 @@ class PublisherHealth(_Doc):
     last_error: str
 
 
+class DataPathHealth(_Doc):
+    """How the agent came by its data path: built (none was pinned),
+    adopted (a pinned one taken over, counting on; resumed_after_s is the
+    time no agent ran, which the first interval covers) or replaced (an
+    older build's programs replaced; note says what was not carried over)."""
+
+    how: str
+    build: str
+    folder: str
+    seconds: float
+    replaced: list[str] = []
+    resumed_after_s: float | None = None
+    note: str | None = None
+
+
 class Health(_Doc):
     status: str
     last_interval: float | None = None
+    data_path: DataPathHealth | None = None
     publisher: PublisherHealth | None = None
 
 

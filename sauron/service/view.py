@@ -27,6 +27,11 @@ class AgentView(Protocol):
     def control(self) -> ControlPlane | None:
         """The session table and its sources (None: none is running)."""
 
+    @property
+    def data_path(self) -> dict[str, object] | None:
+        """How the agent came by its data path (built, adopted, replaced;
+        sauron.agent.datapath), as /readyz shows it; None: not pinned."""
+
     def problems(self) -> list[str]:
         """Why the agent is not measuring (the tick or a listener failing
         interval after interval, a tick that does not return); [] when it is."""

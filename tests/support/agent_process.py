@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,16 +37,20 @@ def start_agent(
     within_s: float = STARTUP_BOUND_S,
     wrapper: Sequence[str] = (),
     seen: list[str] | None = None,
+    options: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """`sauron run --config CONFIG`, once it prints that it serves: (the
-    process, the API's base URL). `wrapper` runs before it and execs it (the
-    command follows its arguments); `seen` gets what it printed until then."""
+    """`sauron run --config CONFIG [OPTIONS]`, once it prints that it
+    serves: (the process, the API's base URL). `wrapper` runs before it and
+    execs it (the command follows its arguments); `seen` gets what it
+    printed until then; `environment` replaces the process's."""
     proc = subprocess.Popen(
-        [*wrapper, sys.executable, "-m", "sauron", "run", "--config", str(config)],
+        [*wrapper, sys.executable, "-m", "sauron", "run", "--config", str(config), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         cwd=REPO,
+        env=environment,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + within_s
@@ -114,6 +118,8 @@ def agent_config(path: Path, ns: str, **more: Any) -> Path:
         ],
         "service": {"port": 0},
         "energy": {"enabled": False},
+        # its saved reading beside the configuration, removed with it
+        "datapath": {"state_dir": str(path.parent / "agent-state")},
         **more,
     }
     path.write_text(yaml.safe_dump(config))

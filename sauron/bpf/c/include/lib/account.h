@@ -11,6 +11,7 @@
 
 #include "sauron_shared.h"
 #include "lib/point.h"
+#include "lib/kept.h"
 
 #ifndef SAURON_CPUS
 #error "SAURON_CPUS, the number of possible CPUs, is set by the loader"
@@ -29,7 +30,7 @@ _Static_assert(sizeof(struct sauron_ue_slot) == 64, "a UE slot is one cache line
 /* the formatter reads the product in bcc's macro as a pointer */
 /* clang-format off */
 #define CPU_ARRAY(name, type, rows) \
-	BPF_F_TABLE("array", __u32, type, name, SAURON_CPUS * (rows), BPF_F_MMAPABLE)
+	SAURON_KEPT_TABLE("array", __u32, type, name, SAURON_CPUS * (rows), BPF_F_MMAPABLE)
 /* clang-format on */
 
 CPU_ARRAY(slice_stats, struct sauron_slice_stats, SLICE_STATS_ROWS);
@@ -37,10 +38,11 @@ CPU_ARRAY(qfi_stats, struct sauron_traffic, QFI_STATS_ROWS);
 CPU_ARRAY(events, __u64, EVENT_ROWS);
 CPU_ARRAY(teid_slots, struct sauron_teid_slot, SAURON_TEID_SLOTS);
 CPU_ARRAY(ue_slots, struct sauron_ue_slot, SAURON_UE_SLOTS);
-BPF_TABLE("lru_hash", __u32, struct sauron_session_stats, teid_stats, SAURON_TEID_STATS_ENTRIES);
-BPF_TABLE("lru_hash", struct sauron_ue_key, struct sauron_session_stats, ue_stats,
-	  SAURON_UE_STATS_ENTRIES);
-BPF_ARRAY(config, struct sauron_config, 1);
+SAURON_KEPT_TABLE("lru_hash", __u32, struct sauron_session_stats, teid_stats,
+		  SAURON_TEID_STATS_ENTRIES, 0);
+SAURON_KEPT_TABLE("lru_hash", struct sauron_ue_key, struct sauron_session_stats, ue_stats,
+		  SAURON_UE_STATS_ENTRIES, 0);
+SAURON_KEPT_TABLE("array", int, struct sauron_config, config, 1, 0);
 
 /* This CPU's entry `row` of a CPU-major array of `rows` entries a CPU. */
 static __always_inline __u32 cpu_row(__u32 rows, __u32 row)

@@ -5,13 +5,17 @@
 #define SAURON_LIB_CLASSIFY_H
 
 #include "sauron_shared.h"
+#include "lib/kept.h"
 
-BPF_HASH(teid_slice, __u32, __u32, SAURON_MAX_TEIDS);
-BPF_LPM_TRIE(teid_range_slice, struct sauron_teid_range_key, __u32, SAURON_MAX_TEID_RANGES);
-BPF_LPM_TRIE(ue4_slice, struct sauron_ipv4_lpm_key, __u32, SAURON_MAX_UE_RULES);
-BPF_LPM_TRIE(ue6_slice, struct sauron_ipv6_lpm_key, __u32, SAURON_MAX_UE_RULES);
+SAURON_KEPT_TABLE("hash", __u32, __u32, teid_slice, SAURON_MAX_TEIDS, 0);
+SAURON_KEPT_TABLE("lpm_trie", struct sauron_teid_range_key, __u32, teid_range_slice,
+		  SAURON_MAX_TEID_RANGES, BPF_F_NO_PREALLOC);
+SAURON_KEPT_TABLE("lpm_trie", struct sauron_ipv4_lpm_key, __u32, ue4_slice, SAURON_MAX_UE_RULES,
+		  BPF_F_NO_PREALLOC);
+SAURON_KEPT_TABLE("lpm_trie", struct sauron_ipv6_lpm_key, __u32, ue6_slice, SAURON_MAX_UE_RULES,
+		  BPF_F_NO_PREALLOC);
 /* 0 means "no rule": slice 0 is where unmatched traffic goes anyway */
-BPF_ARRAY(qfi_slice, __u32, SAURON_MAX_QFI);
+SAURON_KEPT_TABLE("array", int, __u32, qfi_slice, SAURON_MAX_QFI, 0);
 
 static __always_inline __u32 bounded_slice(__u32 slice_id)
 {

@@ -7,9 +7,10 @@
 #include "lib/histogram.h"
 #include "lib/measure.h"
 
-BPF_TABLE("lru_hash", struct sauron_echo_key, struct sauron_stamp, echo_stamps, SAURON_ECHO_STAMPS);
-BPF_TABLE("lru_percpu_hash", struct sauron_peer_key, struct sauron_latency_hist, peer_rtt,
-	  SAURON_MAX_PEERS);
+SAURON_KEPT_TABLE("lru_hash", struct sauron_echo_key, struct sauron_stamp, echo_stamps,
+		  SAURON_ECHO_STAMPS, 0);
+SAURON_KEPT_TABLE("lru_percpu_hash", struct sauron_peer_key, struct sauron_latency_hist, peer_rtt,
+		  SAURON_MAX_PEERS, 0);
 /* never written: the initial value of a new peer's histogram, too large for
  * the stack */
 BPF_ARRAY(empty_hist, struct sauron_latency_hist, 1);

@@ -11,11 +11,13 @@
 #include "sauron_shared.h"
 #include "lib/histogram.h"
 #include "lib/parse.h"
+#include "lib/kept.h"
 
-BPF_PERCPU_ARRAY(measure_stats, struct sauron_measure_stats, SAURON_MAX_SLICES *SAURON_DIRS);
-BPF_PERCPU_ARRAY(latency_hist, struct sauron_latency_hist,
-		 SAURON_MAX_SLICES *SAURON_LAT_METRICS *SAURON_DIRS);
-BPF_ARRAY(slice_config, struct sauron_slice_config, SAURON_MAX_SLICES);
+SAURON_KEPT_TABLE("percpu_array", int, struct sauron_measure_stats, measure_stats,
+		  SAURON_MAX_SLICES *SAURON_DIRS, 0);
+SAURON_KEPT_TABLE("percpu_array", int, struct sauron_latency_hist, latency_hist,
+		  SAURON_MAX_SLICES *SAURON_LAT_METRICS *SAURON_DIRS, 0);
+SAURON_KEPT_TABLE("array", int, struct sauron_slice_config, slice_config, SAURON_MAX_SLICES, 0);
 
 struct measure_job {
 	__u32 pending; /* set by the counting program, cleared by the entry */
@@ -53,7 +55,7 @@ static __always_inline void record_latency(__u32 metric, __u32 slice_id, __u32 d
 
 /* The latest transit sample per slice and direction on this CPU, plus one
  * (0: none yet): jitter is the difference between consecutive samples. */
-BPF_PERCPU_ARRAY(transit_last, __u64, SAURON_MAX_SLICES *SAURON_DIRS);
+SAURON_KEPT_TABLE("percpu_array", int, __u64, transit_last, SAURON_MAX_SLICES *SAURON_DIRS, 0);
 
 /* A transit sample, and its difference from the one before it. */
 static __always_inline void record_transit(__u32 slice_id, __u32 dir, __u64 ns)

@@ -10,8 +10,8 @@
 #include "lib/l4.h"
 #include "lib/measure.h"
 
-BPF_TABLE("lru_hash", struct sauron_flow_key, struct sauron_flow_state, tcp_flows,
-	  SAURON_TCP_FLOWS);
+SAURON_KEPT_TABLE("lru_hash", struct sauron_flow_key, struct sauron_flow_state, tcp_flows,
+		  SAURON_TCP_FLOWS, 0);
 
 static __always_inline void track_retransmissions(const struct sauron_config *cfg,
 						  const struct ip_view *ip,

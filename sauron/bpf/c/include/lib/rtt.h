@@ -12,7 +12,8 @@
 #include "lib/l4.h"
 #include "lib/measure.h"
 
-BPF_TABLE("lru_hash", struct sauron_rtt_key, struct sauron_stamp, rtt_stamps, SAURON_RTT_STAMPS);
+SAURON_KEPT_TABLE("lru_hash", struct sauron_rtt_key, struct sauron_stamp, rtt_stamps,
+		  SAURON_RTT_STAMPS, 0);
 
 enum rtt_side {
 	RTT_SIDE_RAN = 0,

@@ -10,8 +10,8 @@
 #include "lib/histogram.h"
 #include "lib/measure.h"
 
-BPF_TABLE("lru_hash", struct sauron_seq_key, struct sauron_seq_state, seq_state,
-	  SAURON_SEQ_ENTRIES);
+SAURON_KEPT_TABLE("lru_hash", struct sauron_seq_key, struct sauron_seq_state, seq_state,
+		  SAURON_SEQ_ENTRIES, 0);
 
 static __always_inline void gap_add(struct sauron_measure_stats *m, __u32 gap, __s64 delta)
 {

@@ -16,8 +16,8 @@ _Static_assert(sizeof(struct sauron_transit_slot) == 64, "a transit slot is one 
 _Static_assert((SAURON_TRANSIT_STAMPS & (SAURON_TRANSIT_STAMPS - 1)) == 0,
 	       "transit slots are indexed by a mask");
 
-BPF_F_TABLE("array", __u32, struct sauron_transit_slot, transit_slots, SAURON_TRANSIT_STAMPS,
-	    BPF_F_MMAPABLE);
+SAURON_KEPT_TABLE("array", __u32, struct sauron_transit_slot, transit_slots, SAURON_TRANSIT_STAMPS,
+		  BPF_F_MMAPABLE);
 
 /* The far end is the uplink's destination and the downlink's source. */
 static __always_inline void build_fingerprint(const struct ip_view *ip, const struct l4_facts *t,
