@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from influxdb_client.rest import ApiException
 
 from sauron.export.influx.settings import InfluxConfig
 from sauron.host.redaction import url_password
@@ -56,7 +54,19 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _client_errors() -> tuple[type[BaseException], ...]:
+    """What a write may raise that classify() reads. The client library is
+    imported here, when a writer is made, not with the agent: it takes a
+    fifth of a second, which an agent that publishes nowhere, and every
+    restart's first answer, need not wait for."""
+    from influxdb_client.rest import ApiException
+
+    return (ApiException, aiohttp.ClientError, TimeoutError, OSError)
+
+
 def classify(exc: BaseException) -> WriteResult:
+    from influxdb_client.rest import ApiException
+
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
         message = str(getattr(exc, "message", "") or exc.reason or "")
@@ -80,6 +90,8 @@ class InfluxWriter:
     an exception that loses the batch."""
 
     def __init__(self, config: InfluxConfig, token: str | None) -> None:
+        from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+
         assert config.url is not None
         self.bucket, self.org = config.bucket, config.org
         self._secrets = [s for s in (token, url_password(config.url)) if s]
@@ -91,14 +103,16 @@ class InfluxWriter:
             verify_ssl=config.verify_tls,
         )
         self._api = self._client.write_api()
+        self._errors = _client_errors()
 
     async def write(self, lines: list[str]) -> WriteResult:
         body = "\n".join(lines).encode()
         try:
             await self._api.write(self.bucket, self.org, record=body)
-        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return self._redacted(classify(exc))
-        except Exception as exc:  # the client's own refusals (ValueError, ...)
+        except Exception as exc:
+            if isinstance(exc, self._errors):
+                return self._redacted(classify(exc))
+            # the client's own refusals (ValueError, ...)
             return self._redacted(WriteResult(Outcome.RETRY, None, f"{type(exc).__name__}: {exc}"))
         return WriteResult(Outcome.WRITTEN, 204)
 
