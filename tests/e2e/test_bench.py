@@ -40,6 +40,7 @@ STABLE_NAMES = {
     "agent_cpu_per_interval_ms",
     "per_slice_counts_agree",
     "agent_startup_s",
+    "agent_warm_startup_s",
     "agent_idle_cpu_percent",
     "agent_rss_mb",
     "agent_load_cpu_percent",
