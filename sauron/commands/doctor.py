@@ -131,37 +131,38 @@ def check_compile() -> tuple[Check, Any]:
 
 
 def check_attach(obj: Any) -> list[Check]:
-    """XDP (generic and native) and TC clsact on a veth in a scratch namespace."""
-    from sauron.host.netns import XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, Topology, inside
+    """XDP links (generic and native) and tcx links, as the agent attaches,
+    on a veth in a scratch namespace; and a pin under bpffs, where the
+    agent keeps its data path."""
+    from sauron.bpf.links import Links
+    from sauron.host.netns import Topology
 
     checks: list[Check] = []
     if obj is None:
         reason = "skipped: no program could be compiled"
         return [
             Check(n, FAIL, r, reason)
-            for n, r in (("xdp_generic", True), ("xdp_native_veth", False), ("tc_clsact", True))
+            for n, r in (("xdp_generic", True), ("xdp_native_veth", False), ("tcx", True))
         ]
-    import bcc
-
+    xdp_fd, tc_fd = int(obj.function("count_xdp", "xdp").fd), int(obj.function("count_tc", "tc").fd)
     with Topology(prefix="srdoc") as topo:
         a = topo.namespace("a")
         b = topo.namespace("b")
         topo.veth(a, "eth0", "192.0.2.1/30", b, "eth0", "192.0.2.2/30")
-        xdp = obj.function("count_xdp", "xdp")
-        for name, flags, required in (
-            ("xdp_generic", XDP_FLAGS_SKB_MODE, True),
-            ("xdp_native_veth", XDP_FLAGS_DRV_MODE, False),
+        for name, generic, required in (
+            ("xdp_generic", True, True),
+            ("xdp_native_veth", False, False),
         ):
             try:
-                with inside(b):
-                    bcc.BPF.attach_xdp(b"eth0", xdp, flags)
-                    bcc.BPF.remove_xdp(b"eth0", flags)
+                with Links() as links:
+                    links.attach_xdp(b, "eth0", xdp_fd, generic=generic)
+                mode = "generic" if generic else "native"
                 checks.append(
                     Check(
                         name,
                         PASS,
                         required,
-                        f"attached and detached XDP ({'generic' if flags == XDP_FLAGS_SKB_MODE else 'native'}) on a veth",
+                        f"attached and detached an XDP link ({mode}) on a veth",
                     )
                 )
             except Exception as exc:
@@ -175,27 +176,50 @@ def check_attach(obj: Any) -> list[Check]:
                     )
                 )
         try:
-            topo.attach_tc_egress(a, "eth0", obj.function("count_tc", "tc"))
-            topo.detach_all()
+            with Links() as links:
+                links.attach_tcx(a, "eth0", tc_fd, "ingress")
+                links.attach_tcx(a, "eth0", tc_fd, "egress")
             checks.append(
                 Check(
-                    "tc_clsact",
-                    PASS,
-                    True,
-                    "clsact qdisc with a direct-action BPF filter on a veth",
+                    "tcx", PASS, True, "attached and detached tcx links (ingress, egress) on a veth"
                 )
             )
         except Exception as exc:
             checks.append(
                 Check(
-                    "tc_clsact",
+                    "tcx",
                     FAIL,
                     True,
-                    f"TC attach failed: {exc}",
-                    "enable CONFIG_NET_CLS_BPF and CONFIG_NET_SCH_INGRESS",
+                    f"tcx attach failed: {exc}",
+                    "use a kernel of 6.6 or later (tcx: TC programs through links)",
                 )
             )
+    checks.append(check_pin(int(obj.map_fd("frame_counts"))))
     return checks
+
+
+def check_pin(map_fd: int) -> Check:
+    """A map pinned under /sys/fs/bpf/sauron and opened again, as the agent
+    keeps its data path."""
+    from sauron.bpf import libbpf
+    from sauron.bpf.pinned import PIN_ROOT
+
+    path = PIN_ROOT / f"doctor-{os.getpid()}"
+    try:
+        PIN_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+        libbpf.obj_pin(map_fd, str(path))
+        os.close(libbpf.obj_get(str(path)))
+    except OSError as exc:
+        return Check(
+            "bpf_pin",
+            FAIL,
+            True,
+            f"cannot pin under {PIN_ROOT}: {exc}",
+            "mount bpffs at /sys/fs/bpf, writable (make setup does; a container needs it mounted)",
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    return Check("bpf_pin", PASS, True, f"pinned a map under {PIN_ROOT} and opened it again")
 
 
 def check_tracepoints() -> Check:

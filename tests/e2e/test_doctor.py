@@ -40,7 +40,8 @@ def test_required_features_pass(doctor_json: dict) -> None:
         "bpf_syscall",
         "bcc_compile",
         "xdp_generic",
-        "tc_clsact",
+        "tcx",
+        "bpf_pin",  # the agent pins its data path
         "bpffs",
         "capabilities",
         "kernel",
