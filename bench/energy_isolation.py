@@ -59,6 +59,7 @@ from sauron.abi import energy_layout
 from sauron.bpf import libbpf
 from sauron.catalog import load_catalog
 from sauron.commands.client import SauronClient
+from sauron.energy.model import NODE_WORK_FIELDS
 from sauron.energy.probe import read_per_cpu
 from sauron.service.schemas import EnergyReport
 from sauron.testbed.bed import Testbed
@@ -83,18 +84,7 @@ LOADED_AT_LEAST = 0.8
 #: foreign packets a round may hold, as a share of the other traffic's rate
 FOREIGN_AT_MOST = 0.2
 #: the node's figures each round keeps, per second
-NODE_FIELDS = (
-    "busy_cycles",
-    "stolen_seconds",
-    "cycles_softirq",
-    "cycles_softirq_node",
-    "cycles_softirq_sauron_links",
-    "cycles_softirq_other_links",
-    "cycles_softirq_unowned",
-    "softirq_packets",
-    "softirq_packets_sauron",
-    "cycles_process",
-)
+NODE_FIELDS = NODE_WORK_FIELDS
 
 #: the probe's per-CPU totals each round keeps
 CPU_FIELDS = (

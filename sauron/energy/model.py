@@ -344,6 +344,32 @@ def merge_slice_energy(parts: list[SliceEnergy], seconds: float) -> SliceEnergy:
     return out
 
 
+#: the node's work over an interval, in the order the records show it: what
+#: adds up across intervals (merge_node_energy) beside the joules
+NODE_WORK_FIELDS = (
+    "busy_cycles",
+    "stolen_seconds",
+    "cycles_softirq",
+    "cycles_softirq_node",
+    "cycles_softirq_sauron_links",
+    "cycles_softirq_other_links",
+    "cycles_softirq_unowned",
+    "softirq_packets",
+    "softirq_packets_sauron",
+    "cycles_process",
+)
+#: the rest that adds up: the programs' and the observer's cycles, joules
+NODE_ENERGY_FIELDS = (
+    "cycles_bpf",
+    "cycles_observer",
+    "dynamic_joules",
+    "idle_joules",
+    "joules",
+    "attributed_joules",
+    "unattributed_joules",
+)
+
+
 def merge_node_energy(parts: list[NodeEnergy], seconds: float) -> NodeEnergy:
     last = parts[-1]
     out = NodeEnergy(
@@ -358,25 +384,7 @@ def merge_node_energy(parts: list[NodeEnergy], seconds: float) -> NodeEnergy:
         cumulative_joules=last.cumulative_joules,
     )
     for p in parts:
-        for name in (
-            "busy_cycles",
-            "stolen_seconds",
-            "cycles_softirq",
-            "cycles_softirq_node",
-            "cycles_softirq_sauron_links",
-            "cycles_softirq_other_links",
-            "cycles_softirq_unowned",
-            "softirq_packets",
-            "softirq_packets_sauron",
-            "cycles_process",
-            "cycles_bpf",
-            "cycles_observer",
-            "dynamic_joules",
-            "idle_joules",
-            "joules",
-            "attributed_joules",
-            "unattributed_joules",
-        ):
+        for name in NODE_WORK_FIELDS + NODE_ENERGY_FIELDS:
             setattr(out, name, getattr(out, name) + getattr(p, name))
         out.capped = out.capped or p.capped
     n = len(parts)
