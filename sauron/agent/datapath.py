@@ -140,6 +140,9 @@ class AgentDataPath:
         self.start: DataPathStart | None = None
         self.checkpoint: Checkpoint | None = None
         self._lock: int | None = None
+        #: a data path was pinned when this agent started (a failed start
+        #: leaves it counting)
+        self.found_existing = False
 
     def open(self) -> PinnedDataPlane:
         """Adopts or builds the data path, after taking its lock (one agent
@@ -147,6 +150,7 @@ class AgentDataPath:
         naming the first)."""
         started = time.monotonic()
         self._lock = claim_lock(self.state_dir)
+        self.found_existing = bool(builds_in(self.folder))
         for stale in self.folder.glob("staging-*") if self.folder.is_dir() else []:
             remove_tree(stale)  # a build that died half way
         present = builds_in(self.folder)
@@ -227,7 +231,10 @@ class AgentDataPath:
     def stop(self, keep: bool) -> None:
         """keep: the links and pins stay (the data path counts on, for the
         next start); otherwise every link is detached and the pin folder
-        and the saved reading removed."""
+        and the saved reading removed. An agent that never took the data
+        path's lock (another agent runs it) touches nothing."""
+        if self._lock is None:
+            return
         if keep:
             self.links.keep()
         else:

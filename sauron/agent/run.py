@@ -28,7 +28,7 @@ from sauron.agent.config import (
     read_token,
     resolve_namespaces,
 )
-from sauron.agent.datapath import BUILT, AgentDataPath, extra_cflags
+from sauron.agent.datapath import AgentDataPath, extra_cflags
 from sauron.agent.interfaces import receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPathControl
@@ -248,8 +248,8 @@ def run_agent(
     """Blocks until SIGTERM/SIGINT; `ready` hears the API's base URL once it
     listens (after every program is attached). The data path is adopted or
     built (sauron.agent.datapath); stopping removes it, or leaves it
-    counting with datapath.keep_on_stop; a start that fails leaves a data
-    path it adopted counting, and removes one it built."""
+    counting with datapath.keep_on_stop; a start that fails leaves counting
+    the data path it found, and removes one it built."""
     where = config_path or Path("(configuration)")
     config = resolve_namespaces(config, where)
     config = resolve_links(config, where)
@@ -304,8 +304,10 @@ def run_agent(
             control.close()
         if meter is not None:
             meter.close()
-        adopted = datapath.start is not None and datapath.start.how != BUILT
-        datapath.stop(keep=config.datapath.keep_on_stop or (not started and adopted))
+        # a start that failed leaves counting what it found
+        datapath.stop(
+            keep=config.datapath.keep_on_stop or (not started and datapath.found_existing)
+        )
 
 
 def release_freed_memory() -> None:

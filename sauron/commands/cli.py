@@ -117,7 +117,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from sauron.agent.config import ConfigError, load_config
+    from sauron.agent.datapath import DataPathBusy
     from sauron.agent.run import describe, run_agent
+    from sauron.bpf.build import BuildFailed
     from sauron.catalog import CatalogError
 
     try:
@@ -131,7 +133,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             ready=lambda url: print(f"serving {url}/api/v1/slices", flush=True),
             config_path=args.config,
         )
-    except (ConfigError, CatalogError) as exc:
+    except (ConfigError, CatalogError, DataPathBusy, BuildFailed) as exc:
         print(exc, file=sys.stderr)
         return 2
     return 0

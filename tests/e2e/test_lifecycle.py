@@ -271,6 +271,17 @@ def test_an_upgrade_under_traffic_counts_every_frame_and_detach_cleans_up_after_
     sender = Sender(peer)
     agent, url = start_agent(config, options=("--keep-datapath",))
     try:
+        # a second agent on the same data path is refused, and touches nothing
+        second = subprocess.run(
+            [sys.executable, "-m", "sauron", "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"an agent (pid {agent.pid}) runs this data path" in second.stderr
+        assert tcx_program_ids(upf, "n3", "ingress") and builds_in(folder)
         sender.send(400)
         assert _settled(url, sender.by_slice()) == sender.by_slice()
         at_stop = sender.by_slice()
