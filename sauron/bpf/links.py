@@ -16,6 +16,14 @@ everybody else's attachments:
   return TC_ACT_UNSPEC (TCX_NEXT), so whatever follows runs as if Sauron
   were not there. No qdisc is added, none is removed.
 
+A kernel before 6.6 has no tcx: there, TC programs go on as they used to,
+a direct-action filter at Sauron's priority on the link's clsact qdisc
+(added when missing, removed at detach only when this process added it and
+nothing else is left on it). A filter of Sauron's already there (an agent
+killed or stopped with keep) is replaced in one step, so counting goes on;
+the kernel holds a filter's program, so it counts on after the agent too,
+but no pin names it.
+
 With a pin folder, each link is pinned there as it is made
 (`n3@4026532:tcx-ingress`: interface, namespace inode, hook), and outlives
 the process: an agent that dies leaves its programs counting, and the next
@@ -35,7 +43,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute, NetlinkError
 
 from sauron.bpf import libbpf
 from sauron.host.namespace_ref import namespace_identity
@@ -64,6 +72,8 @@ BPF_LINK_TYPE_XDP = 6
 BPF_LINK_TYPE_TCX = 11
 ATTACH_TYPES = {XDP: BPF_XDP, TCX_INGRESS: BPF_TCX_INGRESS, TCX_EGRESS: BPF_TCX_EGRESS}
 TCX_HOOKS = {"ingress": TCX_INGRESS, "egress": TCX_EGRESS}
+#: where TC programs go on a kernel without tcx (before 6.6): clsact filters
+CLSACT_HOOKS = {"ingress": "tc-ingress", "egress": "tc-egress"}
 #: generic attach flags (uapi/linux/bpf.h): BPF_F_REPLACE on a link update
 #: replaces only the program expected; BPF_F_BEFORE with no relative
 #: program puts a tcx program at the head of the hook's list
@@ -327,6 +337,55 @@ def link_info(link_fd: int) -> LinkInfo:
     )
 
 
+@cache
+def tcx_available() -> bool:
+    """Whether the kernel has tcx (6.6 and later): it knows the attach type
+    when asked which programs the loopback's tcx ingress runs."""
+    try:
+        prog_query(link_index(None, "lo"), BPF_TCX_INGRESS)
+    except libbpf.BpfError as exc:
+        if exc.errno == errno.EINVAL:
+            return False
+        raise
+    return True
+
+
+def _filter_at_our_priority(ipr: IPRoute, ifindex: int, side: str) -> str | None:
+    """The name of the BPF filter at Sauron's priority on a clsact hook
+    ("" for one of no name); None when there is none."""
+    parent = int(TC_PARENTS[side].replace(":", ""), 16)
+    for msg in ipr.get_filters(index=ifindex, parent=parent):
+        options = msg.get_attr("TCA_OPTIONS")
+        if int(msg["info"]) >> 16 != TC_PRIORITY or options is None:
+            continue  # another priority, or the head of a filter chain
+        return str(options.get_attr("TCA_BPF_NAME") or "")
+    return None
+
+
+def _remove_clsact_filter(link: Link) -> None:
+    """Removes Sauron's filter (its priority) from the hook; the qdisc too
+    when this process added it and no other filter is left on it."""
+    side = link.hook.removeprefix("tc-")
+    try:
+        with inside(link.ns):
+            ipr = IPRoute()
+        with ipr:
+            ifindex = link_index(link.ns, link.ifname)
+            ipr.tc("del-filter", "bpf", ifindex, ":1", parent=TC_PARENTS[side], prio=TC_PRIORITY)
+            left = [
+                f
+                for parent in TC_PARENTS.values()
+                for f in ipr.get_filters(index=ifindex, parent=int(parent.replace(":", ""), 16))
+                if f.get_attr("TCA_KIND")
+            ]
+            if link.owns_qdisc and not left:
+                ipr.tc("del", "clsact", ifindex)
+    except (NetlinkError, OSError, LookupError) as exc:
+        log.warning(
+            "clsact filter removal failed", extra={"interface": link.ifname, "error": str(exc)}
+        )
+
+
 # ---- links held ------------------------------------------------------------
 
 
@@ -350,7 +409,8 @@ def parse_pin_name(name: str) -> tuple[str, int, str] | None:
 
 @dataclass
 class Link:
-    """One link held by its descriptor: where it is and what it runs."""
+    """One link held by its descriptor: where it is and what it runs (fd
+    -1: a clsact filter, on a kernel without tcx)."""
 
     fd: int
     ifname: str
@@ -361,6 +421,9 @@ class Link:
     pin: Path | None
     info: LinkInfo
     prog_name: str = ""
+    #: a clsact filter's namespace, and whether this process added its qdisc
+    ns: str | None = None
+    owns_qdisc: bool = False
 
 
 @dataclass(frozen=True)
@@ -444,8 +507,54 @@ class Links:
 
     def attach_tcx(self, ns: str | None, ifname: str, prog_fd: int, side: str) -> Link:
         """A TC program at the head of the interface's tcx ingress or egress
-        hook, before other tools' tcx programs and every clsact filter."""
+        hook, before other tools' tcx programs and every clsact filter; on a
+        kernel without tcx, a clsact filter at Sauron's priority."""
+        if not tcx_available():
+            return self._attach_clsact(ns, ifname, prog_fd, side)
         return self._attach(ns, ifname, prog_fd, TCX_HOOKS[side], BPF_F_BEFORE)
+
+    def _attach_clsact(self, ns: str | None, ifname: str, prog_fd: int, side: str) -> Link:
+        netns, ifindex = namespace_identity(ns)[1], link_index(ns, ifname)
+        prog_id = libbpf.program_id(prog_fd)
+        name = program_name(prog_id)
+        with inside(ns):
+            ipr = IPRoute()
+        added = False
+        with ipr:
+            try:
+                ipr.tc("add", "clsact", ifindex)
+                added = True
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+            held = _filter_at_our_priority(ipr, ifindex, side)
+            if held is not None and not held.startswith(PROGRAM_PREFIX):
+                raise RuntimeError(
+                    f"interface {ifname} in namespace {ns or '(host)'}: this kernel has no tcx, "
+                    f"and another tool's filter {held or '(no name)'} holds clsact {side} "
+                    f"priority {TC_PRIORITY}, which Sauron uses there; Sauron never replaces it"
+                )
+            ipr.tc(
+                "replace-filter" if held is not None else "add-filter",
+                "bpf",
+                ifindex,
+                ":1",
+                fd=prog_fd,
+                name=name,
+                parent=TC_PARENTS[side],
+                prio=TC_PRIORITY,
+                classid=1,
+                direct_action=True,
+            )
+        hook = CLSACT_HOOKS[side]
+        link = Link(-1, ifname, netns, hook, None, LinkInfo(0, 0, prog_id, ifindex, hook), name)
+        link.ns, link.owns_qdisc = ns, added
+        self.links.append(link)
+        log.info(
+            "no tcx on this kernel: a clsact filter",
+            extra={"interface": ifname, "hook": hook, "program": name},
+        )
+        return link
 
     def _attach(self, ns: str | None, ifname: str, prog_fd: int, hook: str, flags: int) -> Link:
         netns = namespace_identity(ns)[1]
@@ -525,9 +634,11 @@ class Links:
     def keep(self) -> None:
         """Lets go of every descriptor: pinned links stay attached (their
         programs keep counting with no process), the others are detached by
-        the kernel as their descriptor closes."""
+        the kernel as their descriptor closes; clsact filters stay."""
         while self.links:
             link = self.links.pop()
+            if link.fd < 0:
+                continue  # a clsact filter: the kernel holds it
             if link.pin is None:
                 log.warning(
                     "not pinned: detached as its descriptor closes",
@@ -541,6 +652,9 @@ class Links:
         while self.links:
             link = self.links.pop()
             extra = {"interface": link.ifname, "hook": link.hook, "link": link.info.link_id}
+            if link.fd < 0:
+                _remove_clsact_filter(link)
+                continue
             try:
                 if link.pin is not None:
                     link.pin.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from hooks import tcx_program_ids, tcx_programs, xdp_program_ids
+from pyroute2 import IPRoute
 
 from sauron.abi import layout
 from sauron.agent.config import AgentConfig
@@ -29,7 +30,14 @@ from sauron.bpf import ingress_hooks, libbpf, links
 from sauron.bpf.links import HookTaken, Leftover, Links, PinTaken, leftovers, pinned_links
 from sauron.bpf.loader import TC, XDP, BpfObject, DataPlane
 from sauron.host.namespace_ref import namespace_identity
-from sauron.host.netns import XDP_FLAGS_SKB_MODE, Attachments, Topology, inside, link_index
+from sauron.host.netns import (
+    TC_PARENTS,
+    XDP_FLAGS_SKB_MODE,
+    Attachments,
+    Topology,
+    inside,
+    link_index,
+)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
@@ -416,3 +424,58 @@ def test_leftovers_are_sauron_programs_no_pin_explains(
             ("tcx-egress", "sauron_n3_egres"),
         ]
     assert leftovers(upf, "n3") == []
+
+
+def test_a_kernel_without_tcx_gets_clsact_filters_replaced_in_place(
+    recording_dataplane: DataPlane,
+    counters: tuple[BpfObject, BpfObject],
+    topology: Topology,
+    run_stats: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before 6.6 there is no tcx (stood in for: this kernel has it, so the
+    probe is made to say no): Sauron's TC programs go on clsact at their
+    priority, ahead of another tool's filter, which counts on. A filter of
+    Sauron's left by a killed agent is replaced, never doubled, and
+    counting goes on; detaching removes Sauron's filters only."""
+    monkeypatch.setattr(links, "tcx_available", lambda: False)
+    on_ingress, _ = counters
+    peer, upf = quiet_pair(topology)
+    subprocess.run(["tc", "-n", upf, "qdisc", "add", "dev", "n3", "clsact"], check=True)
+    with inside(upf):
+        ipr = IPRoute()
+    with ipr:  # another tool's filter, behind Sauron's priority
+        ipr.tc(
+            "add-filter",
+            "bpf",
+            link_index(upf, "n3"),
+            ":1",
+            fd=on_ingress.function("count_tc", TC).fd,
+            name="count_tc",
+            parent=TC_PARENTS["ingress"],
+            prio=100,
+            classid=1,
+            direct_action=True,
+        )
+    ours_in = recording_dataplane.program_fd(layout.POINT_N3_INGRESS, hook=TC)
+    base = (frames_counted(on_ingress), runs(ours_in))
+    try:
+        killed = Links()
+        attach_interfaces(recording_dataplane, n3_config(upf, "tc").interfaces, killed)
+        assert tcx_program_ids(upf, "n3", "ingress") == []
+        assert "sauron_n3_ingre" in filters(upf, "ingress") and "pref 7 " in filters(upf, "ingress")
+        send(peer)
+        assert (frames_counted(on_ingress) - base[0], runs(ours_in) - base[1]) == (SENT, SENT)
+        killed.links.clear()  # the agent dies: its filters stay, counting
+        with Links() as held:
+            attach_interfaces(recording_dataplane, n3_config(upf, "tc").interfaces, held)
+            shown = filters(upf, "ingress")
+            assert shown.count("flowid :1 sauron_n3_ingre") == 1, "replaced, not doubled"
+            send(peer)
+            assert runs(ours_in) - base[1] == 2 * SENT
+        assert "sauron" not in filters(upf, "ingress") + filters(upf, "egress")
+        assert "count_tc" in filters(upf, "ingress") and "clsact" in clsact(upf)
+        send(peer)
+        assert frames_counted(on_ingress) - base[0] == 3 * SENT
+    finally:
+        subprocess.run(["tc", "-n", upf, "qdisc", "del", "dev", "n3", "clsact"], check=False)
