@@ -213,10 +213,7 @@ class AgentDataPath:
         for link in list(self.links.links):
             if (link.netns, link.ifname, link.hook) not in wanted:
                 log.info("detaching a link no interface asks for", extra={"pin": str(link.pin)})
-                self.links.links.remove(link)
-                single = Links()
-                single.links.append(link)
-                single.detach_all()
+                self.links.detach(link)
         for older in self.start.replaced if self.start else []:
             remove_tree(self.folder / f"{BUILD_PREFIX}{older}")
         return hooks

@@ -650,19 +650,24 @@ class Links:
         """Unpins and detaches every link held, last first; a failure is
         logged and the rest still go."""
         while self.links:
-            link = self.links.pop()
+            self.detach(self.links[-1])
+
+    def detach(self, link: Link) -> None:
+        """Unpins and detaches one link held here (a clsact filter: removed);
+        a failure is logged."""
+        self.links.remove(link)
+        if link.fd < 0:
+            _remove_clsact_filter(link)
+            return
+        try:
+            if link.pin is not None:
+                link.pin.unlink(missing_ok=True)
+            link_detach(link.fd)
+        except OSError as exc:
             extra = {"interface": link.ifname, "hook": link.hook, "link": link.info.link_id}
-            if link.fd < 0:
-                _remove_clsact_filter(link)
-                continue
-            try:
-                if link.pin is not None:
-                    link.pin.unlink(missing_ok=True)
-                link_detach(link.fd)
-            except OSError as exc:
-                log.warning("detach failed", extra={**extra, "error": str(exc)})
-            finally:
-                os.close(link.fd)
+            log.warning("detach failed", extra={**extra, "error": str(exc)})
+        finally:
+            os.close(link.fd)
 
     def __enter__(self) -> Links:
         return self
