@@ -23,6 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
+from sauron.bpf.build import pin_energy, remove_tree
 from sauron.energy.probe import EnergyProbe
 
 RESULTS = Path(__file__).with_name("energy_results.json")
@@ -86,22 +87,30 @@ def main() -> None:
     per_run: list[float] = []
     runtime_per_run: list[float] = []
     runtime_per_switch: list[float] = []
-    for _ in range(args.rounds):
-        without.append(ping_pong(args.round_trips))
-        with EnergyProbe() as probe:
-            before = probe.program_stats("sauron_sched_switch")
-            before_rt = probe.program_stats("sauron_sched_runtime")
-            with_probe.append(ping_pong(args.round_trips))
-            after = probe.program_stats("sauron_sched_switch")
-            after_rt = probe.program_stats("sauron_sched_runtime")
-            runs = after.run_count - before.run_count
-            per_run.append((after.run_time_ns - before.run_time_ns) / max(runs, 1))
-            rt_runs = after_rt.run_count - before_rt.run_count
-            runtime_per_run.append((after_rt.run_time_ns - before_rt.run_time_ns) / max(rt_runs, 1))
-            runtime_per_switch.append(rt_runs / max(runs, 1))
-            ns, per_datagram = receive_hook_ns(probe, args.datagrams)
-            receive_ns.append(ns)
-            receive_runs.append(per_datagram)
+    # compiled and pinned once, as the agent's build does; opened (attached) each round
+    pins = Path(f"/sys/fs/bpf/sauron-bench-energy-{os.getpid()}")
+    build = pin_energy(pins)
+    try:
+        for _ in range(args.rounds):
+            without.append(ping_pong(args.round_trips))
+            with EnergyProbe(build) as probe:
+                before = probe.program_stats("sauron_sched_switch")
+                before_rt = probe.program_stats("sauron_sched_runtime")
+                with_probe.append(ping_pong(args.round_trips))
+                after = probe.program_stats("sauron_sched_switch")
+                after_rt = probe.program_stats("sauron_sched_runtime")
+                runs = after.run_count - before.run_count
+                per_run.append((after.run_time_ns - before.run_time_ns) / max(runs, 1))
+                rt_runs = after_rt.run_count - before_rt.run_count
+                runtime_per_run.append(
+                    (after_rt.run_time_ns - before_rt.run_time_ns) / max(rt_runs, 1)
+                )
+                runtime_per_switch.append(rt_runs / max(runs, 1))
+                ns, per_datagram = receive_hook_ns(probe, args.datagrams)
+                receive_ns.append(ns)
+                receive_runs.append(per_datagram)
+    finally:
+        remove_tree(pins)
     base, hooked = statistics.median(without), statistics.median(with_probe)
     result = {
         "round_trip_ns_without_probe": round(base),

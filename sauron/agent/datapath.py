@@ -34,9 +34,10 @@ from pathlib import Path
 from sauron.agent.checkpoint import Checkpoint, Reading
 from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import LINK_HOOKS, attach_interfaces
-from sauron.bpf import libbpf
+from sauron.bpf import energy_programs, libbpf
 from sauron.bpf.build import build_in_subprocess, remove_tree
-from sauron.bpf.links import TCX_EGRESS, Links
+from sauron.bpf.link_calls import TCX_EGRESS
+from sauron.bpf.links import Links
 from sauron.bpf.pinned import (
     BUILD_PREFIX,
     PinnedDataPlane,
@@ -129,8 +130,21 @@ class AgentDataPath:
     puts it on the configured interfaces (keeping the links it adopted),
     `stop(keep)` leaves it counting or removes it."""
 
-    def __init__(self, folder: Path, state_dir: Path, cflags: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        state_dir: Path,
+        cflags: tuple[str, ...] = (),
+        energy: bool = False,
+    ) -> None:
         self.folder = folder
+        #: the energy probe is wanted: it is built (or adopted) with the data path
+        self.energy = energy
+        self.energy_identity = energy_programs.identity() if energy else ""
+        #: the pinned energy probe, once open() found or built it
+        self.energy_build: Path | None = None
+        #: why there is no energy probe although one is wanted
+        self.energy_failed = ""
         self.flags = build_flags(extra=cflags)
         self.cflags = cflags
         self.identity = build_identity(self.flags)
@@ -155,14 +169,24 @@ class AgentDataPath:
             remove_tree(stale)  # a build that died half way
         present = builds_in(self.folder)
         note = ""
-        if self.identity in present:
-            how = ADOPTED
-        else:
-            running = self.folder / f"{BUILD_PREFIX}{present[-1]}" if present else None
-            built = build_in_subprocess(self.folder, extra=self.cflags, keep_from=running)
-            how = REPLACED if present else BUILT
-            if present and not built.kept_maps:
+        energy = self._energy_folder()
+        energy_missing = self.energy and not energy.is_dir()
+        how = ADOPTED
+        if self.identity not in present or energy_missing:
+            adopting = self.identity in present
+            running = (
+                self.folder / f"{BUILD_PREFIX}{present[-1]}" if present and not adopting else None
+            )
+            built = build_in_subprocess(
+                self.folder, extra=self.cflags, keep_from=running, energy=energy_missing
+            )
+            self.energy_failed = built.energy_failed
+            if not adopting:
+                how = REPLACED if present else BUILT
+            if running is not None and not built.kept_maps:
                 note = f"replaced build {', '.join(present)}: {built.why_not}"
+        if self.energy and energy.is_dir():
+            self.energy_build = energy
         dp = PinnedDataPlane(self.folder / f"{BUILD_PREFIX}{self.identity}")
         self.dataplane = dp
         # a reading belongs to the maps it was read from (kept across an
@@ -180,6 +204,9 @@ class AgentDataPath:
         if note:
             log.warning("data path replaced", extra={"note": note})
         return dp
+
+    def _energy_folder(self) -> Path:
+        return self.folder / f"{energy_programs.PREFIX}{self.energy_identity}"
 
     def baseline(self) -> Reading | None:
         """The last agent's last reading of these maps, if it left one."""
@@ -216,6 +243,9 @@ class AgentDataPath:
                 self.links.detach(link)
         for older in self.start.replaced if self.start else []:
             remove_tree(self.folder / f"{BUILD_PREFIX}{older}")
+        for probe in self.folder.glob(f"{energy_programs.PREFIX}*"):
+            if probe != self.energy_build:  # another build's, or energy switched off
+                remove_tree(probe)
         return hooks
 
     @staticmethod

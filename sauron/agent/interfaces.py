@@ -14,7 +14,8 @@ from pathlib import Path
 from sauron.abi import layout
 from sauron.agent.config import AgentConfig, ConfigError, InterfaceConfig
 from sauron.bpf import ingress_hooks, libbpf
-from sauron.bpf.links import TCX_EGRESS, TCX_INGRESS, XDP, HookTaken, Links
+from sauron.bpf.link_calls import TCX_EGRESS, TCX_INGRESS, XDP
+from sauron.bpf.links import HookTaken, Links
 from sauron.bpf.loader import ETHERNET, TC, UPF_DEVICE, DataPathControl
 from sauron.host.namespace_ref import namespace_identity
 from sauron.host.netns import link_facts, link_index

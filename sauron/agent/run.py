@@ -156,14 +156,20 @@ def open_energy(
     energy: EnergyConfig,
     catalog: Catalog,
     dp: DataPathControl,
+    datapath: AgentDataPath,
     config_path: Path | None = None,
     receiving: set[tuple[int, int]] | None = None,
 ) -> tuple[EnergyMeter | None, str]:
-    """The energy estimator, or None and why: off in the configuration, or
-    the kernel cannot run it (logged; the rest of the agent runs). A
-    configuration it cannot use is an error."""
+    """The energy estimator over the probe the data path's build pinned, or
+    None and why: off in the configuration, or the kernel cannot run it
+    (logged; the rest of the agent runs). A configuration it cannot use is
+    an error."""
     if not energy.enabled:
         return None, "energy.enabled is false in the agent configuration"
+    if datapath.energy_build is None:
+        reason = datapath.energy_failed or "the energy probe was not built"
+        log.warning("energy estimator off", extra={"reason": reason})
+        return None, reason
     where = config_path or Path("(configuration)")
     try:
         setup = detect_setup(energy.profile, energy.profiles_dir)
@@ -173,8 +179,8 @@ def open_energy(
         log.warning("energy estimator off", extra={"reason": str(exc)})
         return None, str(exc)
     try:
-        probe = EnergyProbe(energy.tick_hz)
-    except Exception as exc:  # bcc raises plain Exceptions on attach failures
+        probe = EnergyProbe(datapath.energy_build, energy.tick_hz)
+    except OSError as exc:
         setup.frequency.close()
         log.warning("energy estimator off", extra={"reason": f"kernel probe: {exc}"})
         return None, f"the kernel probe could not start: {exc}"
@@ -257,7 +263,10 @@ def run_agent(
     options = service_options(config)  # a bad token file fails before anything is attached
     publisher = open_publisher(config.influx, config.node, where)
     datapath = AgentDataPath(
-        pin_folder(config.node, config_path), config.datapath.state_dir, extra_cflags()
+        pin_folder(config.node, config_path),
+        config.datapath.state_dir,
+        extra_cflags(),
+        energy=config.energy.enabled,
     )
     meter: EnergyMeter | None = None
     control: ControlPlane | None = None
@@ -269,7 +278,7 @@ def run_agent(
         datapath.attach(config.interfaces)
         expiry = TransitExpiry(dp)
         meter, energy_off = open_energy(
-            config.energy, catalog, dp, config_path, receiving_links(config.interfaces)
+            config.energy, catalog, dp, datapath, config_path, receiving_links(config.interfaces)
         )
         control = open_control_plane(config, catalog, dp, where)
         reading = datapath.baseline()

@@ -1,10 +1,12 @@
 """Compiling the data plane in a process of its own and pinning it.
 
-`python -m sauron.bpf.build FOLDER [--record-last] [--cflag F ...]` compiles
-the data plane with bcc, loads every program, fills the measurement
-program arrays, pins every map and program under FOLDER/build-<identity>,
-and exits: the agent that asked (`build_in_subprocess`) opens the pins
-(sauron.bpf.pinned) and never holds LLVM or clang (about 80 MB touched
+`python -m sauron.bpf.build FOLDER [--record-last] [--cflag F ...]
+[--energy]` compiles the data plane with bcc, loads every program, fills
+the measurement program arrays, pins every map and program under
+FOLDER/build-<identity>, and exits; with --energy it does the same for the
+energy probe, under FOLDER/energy-<identity>. The agent that asked
+(`build_in_subprocess`) opens the pins (sauron.bpf.pinned,
+sauron.energy.probe) and never holds LLVM or clang (about 80 MB touched
 while bcc compiles). The pins are published whole: written to a
 temporary folder, then renamed, so a build that died half way is never
 taken for a data path.
@@ -22,12 +24,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sauron.abi.source import shared_header
-from sauron.bpf import libbpf
-from sauron.bpf.loader import DataPlane
+from sauron.bpf import energy_programs, libbpf
+from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.pinned import (
     BUILD_PREFIX,
     MAPS,
@@ -48,7 +50,7 @@ class BuildFailed(RuntimeError):
     """The build process failed; its error output is in the message."""
 
 
-def _maps(dp: DataPlane) -> dict[str, int]:
+def _maps(dp: BpfObject) -> dict[str, int]:
     """Every map the compiled object holds (name, descriptor), as bcc's
     module lists them (bcc's own tables refuse some per-CPU layouts)."""
     import bcc
@@ -94,20 +96,51 @@ def geometry_of(build: Path) -> str | None:
 @dataclass(frozen=True)
 class Built:
     """What a build made: its folder, and whether it counts in the maps of
-    the build it replaces (and if not, why)."""
+    the build it replaces (and if not, why); the energy probe's folder when
+    one was asked for, or why it could not be built."""
 
     build: Path
     kept_maps: bool = False
     why_not: str = ""
+    energy: Path | None = None
+    energy_failed: str = ""
 
 
-def _pin(dp: DataPlane, staging: Path, maps: dict[str, int]) -> None:
+def _pin(programs: dict[str, int], staging: Path, maps: dict[str, int]) -> None:
     make_private_dir(staging / MAPS)
     make_private_dir(staging / PROGRAMS)
     for name, fd in maps.items():
         libbpf.obj_pin(fd, str(staging / MAPS / name))
-    for function, hook in every_function():
-        libbpf.obj_pin(int(dp.function(function, hook).fd), str(staging / PROGRAMS / function))
+    for function, fd in programs.items():
+        libbpf.obj_pin(fd, str(staging / PROGRAMS / function))
+
+
+def _staging(folder: Path) -> Path:
+    make_private_dir(folder)
+    staging = folder / f"staging-{os.getpid()}"  # bpffs allows no dot in a name
+    remove_tree(staging)
+    make_private_dir(staging)
+    return staging
+
+
+def pin_energy(folder: Path) -> Path:
+    """Compiles, loads and pins the energy probe under `folder` (not
+    attached: the agent attaches it, for as long as it runs)."""
+    final = folder / f"{energy_programs.PREFIX}{energy_programs.identity()}"
+    if final.exists():
+        return final
+    staging = _staging(folder)
+    try:
+        with BpfObject(energy_programs.SOURCES) as probe:
+            programs = {
+                f: int(probe.function(f, kind).fd) for f, kind in energy_programs.functions()
+            }
+            _pin(programs, staging, _maps(probe))
+        staging.rename(final)
+    except BaseException:
+        remove_tree(staging)
+        raise
+    return final
 
 
 def _compile(record_last: bool, extra: tuple[str, ...]) -> DataPlane:
@@ -132,10 +165,7 @@ def pin_build(
     final = folder / f"{BUILD_PREFIX}{build_identity(flags)}"
     if final.exists():
         return Built(final)
-    make_private_dir(folder)
-    staging = folder / f"staging-{os.getpid()}"  # bpffs allows no dot in a name
-    remove_tree(staging)
-    make_private_dir(staging)
+    staging = _staging(folder)
     try:
         dp = _compile(record_last, extra)
         maps = _maps(dp)
@@ -162,7 +192,8 @@ def pin_build(
                     "the new build counts in maps of its own, from zero"
                 )
         with dp:
-            _pin(dp, staging, maps)
+            programs = {f: int(dp.function(f, hook).fd) for f, hook in every_function()}
+            _pin(programs, staging, maps)
             make_private_dir(staging / f"{GEOMETRY_PREFIX}{shape}")
             remove_tree(staging / "kept")
             staging.rename(final)
@@ -177,12 +208,16 @@ def build_in_subprocess(
     record_last: bool = False,
     extra: tuple[str, ...] = (),
     keep_from: Path | None = None,
+    energy: bool = False,
 ) -> Built:
-    """Runs pin_build in a child process. A failed build raises BuildFailed
-    with what the child said."""
+    """Runs pin_build (and with `energy`, pin_energy) in a child process. A
+    failed build raises BuildFailed with what the child said; an energy
+    probe that cannot be built leaves the data plane built, and says why."""
     command = [sys.executable, "-m", "sauron.bpf.build", str(folder)]
     if record_last:
         command.append("--record-last")
+    if energy:
+        command.append("--energy")
     if keep_from is not None:
         command.append(f"--keep-from={keep_from}")
     command += [f"--cflag={flag}" for flag in extra]
@@ -193,12 +228,19 @@ def build_in_subprocess(
     if done.returncode != 0:
         raise BuildFailed(f"building the data path failed: {done.stderr.strip()[-2000:]}")
     said = json.loads(done.stdout.strip().splitlines()[-1])
-    built = Built(Path(said["build"]), said["kept_maps"], said["why_not"])
+    built = Built(
+        Path(said["build"]),
+        said["kept_maps"],
+        said["why_not"],
+        Path(said["energy"]) if said["energy"] else None,
+        said["energy_failed"],
+    )
     log.info(
         "data path built",
         extra={
             "build": built.build.name,
             "kept_maps": built.kept_maps,
+            "energy": built.energy.name if built.energy else built.energy_failed or "not asked",
             "seconds": round(time.monotonic() - started, 2),
         },
     )
@@ -210,13 +252,22 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m sauron.bpf.build",
         description="compile the data plane and pin it under FOLDER/build-<identity>",
     )
+    parser.add_argument(
+        "--energy", action="store_true", help="the energy probe too, under FOLDER/energy-<identity>"
+    )
     parser.add_argument("folder", type=Path)
     parser.add_argument("--record-last", action="store_true")
     parser.add_argument("--keep-from", type=Path, default=None)
     parser.add_argument("--cflag", action="append", default=[])
     args = parser.parse_args(argv)
     built = pin_build(args.folder, args.record_last, tuple(args.cflag), args.keep_from)
-    print(json.dumps({**asdict(built), "build": str(built.build)}))
+    if args.energy:
+        try:
+            built = replace(built, energy=pin_energy(args.folder))
+        except Exception as exc:  # bcc raises plain Exceptions when a load fails
+            built = replace(built, energy_failed=f"the energy probe could not be built: {exc}")
+    said = {**asdict(built), "build": str(built.build), "energy": str(built.energy or "")}
+    print(json.dumps(said))
     return 0
 
 

@@ -152,22 +152,29 @@ def library() -> ctypes.CDLL:
     return lib
 
 
-def _check(ret: int, what: str) -> None:
+def error_code(ret: int) -> int:
+    """The errno of a failed libbpf call: libbpf 1.x returns it negated;
+    a plain -1 leaves it in errno."""
+    return -ret if ret < -1 else ctypes.get_errno() or errno.EIO
+
+
+def check(ret: int, what: str) -> int:
+    """The call's result; BpfError naming the call when it failed."""
     if ret < 0:
-        code = -ret if ret != -1 else ctypes.get_errno()
+        code = error_code(ret)
         raise BpfError(code, f"{what}: {os.strerror(code)}")
+    return ret
 
 
-def _missing(ret: int, what: str) -> bool:
+def missing(ret: int, what: str) -> bool:
     """True when a call on one map entry found no such entry (ENOENT);
     raises on any other failure."""
     if ret >= 0:
         return False
-    err = ctypes.get_errno() if ret == -1 else -ret
-    if err == errno.ENOENT:
+    if error_code(ret) == errno.ENOENT:
         return True
-    _check(-err, what)
-    return False  # not reached: _check raised
+    check(ret, what)
+    return False  # not reached: check raised
 
 
 def percpu_stride(value_size: int) -> int:
@@ -178,7 +185,7 @@ def percpu_stride(value_size: int) -> int:
 def delete_elem(map_fd: int, key: bytes) -> bool:
     """Deletes one entry; False when it was not there (someone else took it)."""
     buf = ctypes.create_string_buffer(key, len(key))
-    return not _missing(library().bpf_map_delete_elem(map_fd, buf), "BPF_MAP_DELETE_ELEM")
+    return not missing(library().bpf_map_delete_elem(map_fd, buf), "BPF_MAP_DELETE_ELEM")
 
 
 @dataclass(frozen=True)
@@ -205,7 +212,7 @@ def map_info(fd: int) -> MapInfo:
     info = _MapInfo()
     size = ctypes.c_uint32(ctypes.sizeof(info))
     ret = library().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
-    _check(ret, "bpf_obj_get_info_by_fd")
+    check(ret, "bpf_obj_get_info_by_fd")
     return MapInfo(
         map_type=int(info.type),
         map_id=int(info.id),
@@ -223,13 +230,13 @@ def lookup_elem(map_fd: int, key: bytes, value_size: int) -> bytes | None:
     key_buf = ctypes.create_string_buffer(key, len(key))
     value = ctypes.create_string_buffer(value_size)
     ret = library().bpf_map_lookup_elem(map_fd, key_buf, value)
-    return None if _missing(ret, "BPF_MAP_LOOKUP_ELEM") else value.raw
+    return None if missing(ret, "BPF_MAP_LOOKUP_ELEM") else value.raw
 
 
 def update_elem(map_fd: int, key: bytes, value: bytes) -> None:
     key_buf = ctypes.create_string_buffer(key, len(key))
     value_buf = ctypes.create_string_buffer(value, len(value))
-    _check(library().bpf_map_update_elem(map_fd, key_buf, value_buf, 0), "BPF_MAP_UPDATE_ELEM")
+    check(library().bpf_map_update_elem(map_fd, key_buf, value_buf, 0), "BPF_MAP_UPDATE_ELEM")
 
 
 def next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
@@ -237,26 +244,26 @@ def next_key(map_fd: int, key: bytes | None, key_size: int) -> bytes | None:
     key_buf = None if key is None else ctypes.create_string_buffer(key, len(key))
     out = ctypes.create_string_buffer(key_size)
     ret = library().bpf_map_get_next_key(map_fd, key_buf, out)
-    return None if _missing(ret, "BPF_MAP_GET_NEXT_KEY") else out.raw
+    return None if missing(ret, "BPF_MAP_GET_NEXT_KEY") else out.raw
 
 
 def obj_pin(fd: int, path: str) -> None:
     """Pins a program, map or link under bpffs: it lives on, whatever
     happens to this process, until the pin is removed (unlink)."""
-    _check(library().bpf_obj_pin(fd, path.encode()), f"BPF_OBJ_PIN {path}")
+    check(library().bpf_obj_pin(fd, path.encode()), f"BPF_OBJ_PIN {path}")
 
 
 def obj_get(path: str) -> int:
     """A new descriptor of the object pinned at `path` (the caller closes it)."""
     fd = int(library().bpf_obj_get(path.encode()))
-    _check(fd, f"BPF_OBJ_GET {path}")
+    check(fd, f"BPF_OBJ_GET {path}")
     return fd
 
 
 @cache
 def possible_cpus() -> int:
     count = int(library().libbpf_num_possible_cpus())
-    _check(count, "libbpf_num_possible_cpus")
+    check(count, "libbpf_num_possible_cpus")
     return count
 
 
@@ -291,7 +298,7 @@ def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRun:
         repeat=repeat,
     )
     ret = library().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
-    _check(ret, "BPF_PROG_TEST_RUN")
+    check(ret, "BPF_PROG_TEST_RUN")
     return TestRun(
         retval=int(opts.retval),
         data_out=data_out.raw[: opts.data_size_out],
@@ -340,7 +347,7 @@ def lookup_batch_arrays(
         if ret < 0:
             if err == errno.ENOENT or -ret == errno.ENOENT:
                 break
-            _check(ret, "BPF_MAP_LOOKUP_BATCH")
+            check(ret, "BPF_MAP_LOOKUP_BATCH")
         in_batch = ctypes.c_void_p(ctypes.addressof(out_batch))
     return keys[: total * key_size], values[: total * value_size], total
 
@@ -367,7 +374,7 @@ def program_run_stats(prog_fd: int) -> ProgramRunStats:
     info = _ProgInfo()
     size = ctypes.c_uint32(ctypes.sizeof(info))
     ret = library().bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size))
-    _check(ret, "bpf_obj_get_info_by_fd")
+    check(ret, "bpf_obj_get_info_by_fd")
     return ProgramRunStats(
         name=info.name.decode(errors="replace"),
         run_time_ns=int(info.run_time_ns),
@@ -381,7 +388,7 @@ def program_id(prog_fd: int) -> int:
     info = _ProgInfo()
     size = ctypes.c_uint32(ctypes.sizeof(info))
     ret = library().bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size))
-    _check(ret, "bpf_obj_get_info_by_fd")
+    check(ret, "bpf_obj_get_info_by_fd")
     return int(info.id)
 
 
@@ -393,5 +400,5 @@ def enable_run_time_stats() -> int:
     returned descriptor stays open (BPF_ENABLE_STATS): closing it, or the
     process ending in any way, puts kernel.bpf_stats_enabled back."""
     fd = int(library().bpf_enable_stats(BPF_STATS_RUN_TIME))
-    _check(fd, "bpf_enable_stats")
+    check(fd, "bpf_enable_stats")
     return fd

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 XDP = "xdp"
 TC = "tc"
 SOCKET = "socket"  # a socket filter
+RAW_TRACEPOINT = "raw_tracepoint"
+PERF_EVENT = "perf_event"
 
 
 #: what precedes IP on the link a program is built for
@@ -109,7 +111,15 @@ def _bcc() -> Any:
 
 
 def _prog_type(bcc: Any, hook: str) -> int:
-    return int({XDP: bcc.BPF.XDP, TC: bcc.BPF.SCHED_CLS, SOCKET: bcc.BPF.SOCKET_FILTER}[hook])
+    return int(
+        {
+            XDP: bcc.BPF.XDP,
+            TC: bcc.BPF.SCHED_CLS,
+            SOCKET: bcc.BPF.SOCKET_FILTER,
+            RAW_TRACEPOINT: bcc.BPF.RAW_TRACEPOINT,
+            PERF_EVENT: bcc.BPF.PERF_EVENT,
+        }[hook]
+    )
 
 
 class BpfObject:

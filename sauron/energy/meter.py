@@ -33,25 +33,13 @@ from sauron.energy.profiles import PowerProfile, choose_profile, cpu_model_name,
 from sauron.energy.steal import StealClock, kept_share, without_steal
 from sauron.energy.units import Cycles, Seconds
 from sauron.energy.watch import WatchEntry, resolve
+from sauron.host.cpus import online_cpus
 
 log = logging.getLogger(__name__)
 
 
 class EnergyUnavailable(RuntimeError):
     """The estimator cannot run here; the reason says why."""
-
-
-def online_cpus(path: Path = Path("/sys/devices/system/cpu/online")) -> set[int] | None:
-    """The online CPUs ("0-3,6"), or None when the file cannot be read."""
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    cpus: set[int] = set()
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        cpus.update(range(int(first), int(last or first) + 1))
-    return cpus
 
 
 @dataclass

@@ -98,6 +98,9 @@ class NodeEnergy:
     unattributed_joules: float = 0.0
     capped: bool = False
     cumulative_joules: float = 0.0
+    #: of the interval, the time before this agent started (no agent ran):
+    #: no energy was measured for it, and every figure leaves it out
+    unmeasured_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
@@ -349,6 +352,7 @@ def merge_slice_energy(parts: list[SliceEnergy], seconds: float) -> SliceEnergy:
 NODE_WORK_FIELDS = (
     "busy_cycles",
     "stolen_seconds",
+    "unmeasured_seconds",
     "cycles_softirq",
     "cycles_softirq_node",
     "cycles_softirq_sauron_links",

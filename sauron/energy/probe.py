@@ -1,7 +1,14 @@
-"""The kernel side of the energy estimator: sauron/bpf/c/energy/energy.c attached to
-sched_switch, sched_stat_runtime, softirq_entry/exit, netif_receive_skb,
-napi_poll and a per-CPU clock tick, plus the kernel's BPF run-time statistics, switched on for as long as
-the probe is open."""
+"""The kernel side of the energy estimator: sauron/bpf/c/energy/energy.c
+attached to sched_switch, sched_stat_runtime, softirq_entry/exit,
+netif_receive_skb, napi_poll and a per-CPU clock tick, plus the kernel's
+BPF run-time statistics, switched on for as long as the probe is open.
+
+The probe is compiled and pinned by the build process (sauron.bpf.build
+--energy), like the data plane, so the agent never holds LLVM; the agent
+opens the pins and attaches the programs itself, through links only its
+process holds: when the agent ends in any way, the probe stops watching
+(it costs nothing while no agent reads it) and the next agent attaches it
+again. What no agent measured is not measured: the meter says so."""
 
 from __future__ import annotations
 
@@ -9,14 +16,20 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sauron.abi import energy_layout
 from sauron.bpf import libbpf
-from sauron.bpf.btf import VMLINUX, BtfError, read_kernel_types
-from sauron.bpf.loader import BpfObject
+from sauron.bpf.btf import VMLINUX
+from sauron.bpf.energy_programs import CLOCK_TICK, RAW_TRACEPOINTS, functions, receive_offsets
+from sauron.bpf.link_calls import perf_event_link, raw_tracepoint_open
+from sauron.bpf.pinned import MAPS, PROGRAMS, PinnedMap
+from sauron.host.cpus import online_cpus
+from sauron.host.perf_events import PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, perf_event_open
 
 log = logging.getLogger(__name__)
 
@@ -24,25 +37,18 @@ log = logging.getLogger(__name__)
 #: that never leaves its CPU is counted too (and the idle time is current)
 TICK_HZ = 100
 
-PERF_TYPE_SOFTWARE = 1
-PERF_COUNT_SW_CPU_CLOCK = 0
-
-RAW_TRACEPOINTS = (
-    ("sched_switch", "sauron_sched_switch"),
-    ("sched_stat_runtime", "sauron_sched_runtime"),
-    ("softirq_entry", "sauron_softirq_entry"),
-    ("softirq_exit", "sauron_softirq_exit"),
-    ("netif_receive_skb", "sauron_receive"),
-    ("napi_poll", "sauron_napi_poll"),
+#: the maps an earlier agent left holding its own state: its watches, the
+#: links it received on, and each CPU's running stretch (begun before the
+#: time no agent ran: closed now, it would be counted whole)
+_RESET_ON_OPEN = (
+    "cpu_time",
+    "watched_time",
+    "watched_tasks",
+    "watched_cgroups",
+    "watched_threads",
+    "energy_config",
+    "receiving_links",
 )
-#: the kernel fields the receive hook reads: (struct, field path)
-RECEIVE_FIELDS = {
-    "skb_dev": ("sk_buff", "dev"),
-    "napi_dev": ("napi_struct", "dev"),
-    "dev_ifindex": ("net_device", "ifindex"),
-    "dev_net": ("net_device", "nd_net.net"),
-    "net_inum": ("net", "ns.inum"),
-}
 
 
 @dataclass
@@ -89,24 +95,33 @@ def read_per_cpu(table: Any, ctype: type[ctypes.Structure]) -> list[list[ctypes.
     ]
 
 
-class EnergyProbe(BpfObject):
-    """with EnergyProbe() as probe: probe.watch_tgids({pid: 0}); probe.read()"""
+class EnergyProbe:
+    """with EnergyProbe(build) as probe: probe.watch_tgids({pid: 0}); probe.read()
 
-    def __init__(self, tick_hz: int = TICK_HZ, btf_path: Path = VMLINUX) -> None:
+    `build` is a pinned probe (sauron.bpf.build.pin_energy); opening it
+    forgets what an earlier agent left in its maps, then attaches every
+    program for as long as this probe stays open."""
+
+    def __init__(self, build: Path, tick_hz: int = TICK_HZ, btf_path: Path = VMLINUX) -> None:
+        if not (build / MAPS).is_dir():
+            raise FileNotFoundError(f"no pinned energy probe in {build}")
+        self.build = build
+        self._tables: dict[str, PinnedMap] = {}
+        self._programs: dict[str, int] = {}
+        #: the descriptors that hold the programs on their events
+        self._attached: list[int] = []
         # the run-time statistics first: they count from the moment they are on
         self._stats_fd = libbpf.enable_run_time_stats()
         try:
-            super().__init__(["energy.c"])
+            for function, _ in functions():
+                self._programs[function] = libbpf.obj_get(str(build / PROGRAMS / function))
+            for name in _RESET_ON_OPEN:
+                self.table(name).clear()
             for tracepoint, function in RAW_TRACEPOINTS:
-                self.bpf.attach_raw_tracepoint(tp=tracepoint.encode(), fn_name=function.encode())
-            self.bpf.attach_perf_event(
-                ev_type=PERF_TYPE_SOFTWARE,
-                ev_config=PERF_COUNT_SW_CPU_CLOCK,
-                fn_name=b"sauron_clock_tick",
-                sample_period=tick_period_ns(tick_hz),
-            )
+                self._attached.append(raw_tracepoint_open(tracepoint, self._programs[function]))
+            self._tick_every_cpu(tick_period_ns(tick_hz))
         except BaseException:
-            self._close_stats()
+            self.close()
             raise
         self._watched_tasks: dict[int, int] = {}
         self._watched_cgroups: dict[int, int] = {}
@@ -114,20 +129,45 @@ class EnergyProbe(BpfObject):
         self.receivers_unknown = self._set_receive_offsets(btf_path)
         self._receiving: set[tuple[int, int]] = set()
 
+    def _tick_every_cpu(self, period_ns: int) -> None:
+        """The clock tick on every online CPU: a sampling CPU-clock event
+        per CPU, the tick program linked to each."""
+        for cpu in sorted(online_cpus() or range(libbpf.possible_cpus())):
+            event = perf_event_open(
+                PERF_TYPE_SOFTWARE,
+                PERF_COUNT_SW_CPU_CLOCK,
+                cpu=cpu,
+                pid=-1,
+                sample_period=period_ns,
+            )
+            if event < 0:
+                raise OSError(-event, f"perf_event_open (CPU {cpu} clock): {os.strerror(-event)}")
+            self._attached.append(event)
+            self._attached.append(perf_event_link(self._programs[CLOCK_TICK], event))
+
+    def table(self, name: str) -> PinnedMap:
+        if name not in self._tables:
+            self._tables[name] = PinnedMap(self.build / MAPS / name)
+        return self._tables[name]
+
+    def __enter__(self) -> EnergyProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _set_receive_offsets(self, btf_path: Path) -> str:
-        """The offsets of the fields the receive hook reads, from the running
-        kernel's BTF; without them every received packet's owner is unknown
-        (the reason is returned)."""
-        offsets = energy_layout.ReceiveOffsets()
-        try:
-            types = read_kernel_types(btf_path)
-            for name, (struct_name, path) in RECEIVE_FIELDS.items():
-                setattr(offsets, name, types.offset(struct_name, path))
-        except BtfError as exc:
-            return str(exc)
-        offsets.known = 1
-        self.table("receive_offsets")[ctypes.c_uint32(0)] = offsets
-        return ""
+        """Why packets cannot be told by their link ("" when they can): the
+        build wrote the offsets of the fields the receive hook reads; only
+        when it could not is the kernel's BTF read here, for the reason."""
+        table = self.table("receive_offsets")
+        pinned = energy_layout.ReceiveOffsets.from_buffer_copy(bytes(table[ctypes.c_uint32(0)]))
+        if pinned.known:
+            return ""
+        offsets, why_not = receive_offsets(btf_path)
+        if not why_not:
+            table[ctypes.c_uint32(0)] = offsets
+        return why_not
 
     def receive_on(self, links: set[tuple[int, int]]) -> None:
         """Sets the links whose received packets are Sauron's: {(namespace
@@ -146,10 +186,17 @@ class EnergyProbe(BpfObject):
             self._stats_fd = -1
 
     def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._close_stats()
+        """Detaches every program (the pins stay, for the next agent)."""
+        for fd in reversed(self._attached):
+            os.close(fd)
+        self._attached.clear()
+        for table in self._tables.values():
+            table.close()
+        self._tables.clear()
+        for fd in self._programs.values():
+            os.close(fd)
+        self._programs.clear()
+        self._close_stats()
 
     # ---- what is watched -------------------------------------------------
     def watch_tgids(self, tgids: dict[int, int]) -> None:
@@ -206,11 +253,10 @@ class EnergyProbe(BpfObject):
 
     def own_programs(self) -> list[libbpf.ProgramRunStats]:
         """The kernel's accounting of the probe's own programs: its cost."""
-        names = [function for _, function in RAW_TRACEPOINTS] + ["sauron_clock_tick"]
-        return [self.program_stats(n) for n in names]
+        return [self.program_stats(function) for function, _ in functions()]
 
     def program_stats(self, function: str) -> libbpf.ProgramRunStats:
-        return libbpf.program_run_stats(int(self.bpf.funcs[function.encode()].fd))
+        return libbpf.program_run_stats(self._programs[function])
 
 
 def tick_period_ns(hz: int) -> int:
@@ -218,3 +264,17 @@ def tick_period_ns(hz: int) -> int:
     if hz <= 0:
         raise ValueError("the clock tick needs a positive rate")
     return 1_000_000_000 // hz
+
+
+@contextlib.contextmanager
+def probe_in(folder: Path, tick_hz: int = TICK_HZ) -> Iterator[EnergyProbe]:
+    """A probe built in this process (it loads bcc: for tests and
+    benchmarks, never the agent), pinned under `folder`, opened; its pins
+    removed after."""
+    from sauron.bpf.build import pin_energy
+
+    try:
+        with EnergyProbe(pin_energy(folder), tick_hz) as probe:
+            yield probe
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

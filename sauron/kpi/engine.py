@@ -141,6 +141,11 @@ class KpiEngine:
             self._previous, self._previous_t = read(), clock()
         else:
             self._previous, self._previous_t = baseline
+        #: where the energy meter's next interval starts: it measured nothing
+        #: while no agent ran, so after a baseline its first starts now
+        self._energy_from, self._energy_from_t = self._previous, self._previous_t
+        if baseline is not None and energy is not None:
+            self._energy_from, self._energy_from_t = read(), clock()
 
     @property
     def counters(self) -> DataPlaneCounters:
@@ -155,6 +160,33 @@ class KpiEngine:
                 k.upf_drops = ledger.settle(t, k.packets_in, k.packets_out)
                 k.upf_in_flight = ledger.in_flight
 
+    def _measure_energy(self, snap: Snapshot, now: DataPlaneCounters, t: float) -> None:
+        """The energy of the interval's slices, over the part of it the meter
+        measured (all of it, but for the first interval after a restart)."""
+        assert self.energy is not None
+        measured = snap
+        if self._energy_from is not self._previous:
+            seconds = max(t - self._energy_from_t, 1e-6)
+            measured = snapshot_from(
+                self.catalog,
+                now,
+                self._energy_from,
+                seconds,
+                t,
+                sessions_between(self._energy_from, now),
+            )
+        traffic = {name: k.entered() for name, k in measured.slices.items()}
+        snap.energy, per_slice = self.energy.measure(self._energy_from, now, traffic)
+        unmeasured = self._energy_from_t - self._previous_t
+        if unmeasured > 0:
+            snap.energy.unmeasured_seconds = unmeasured
+            snap.energy.notes.append(
+                f"not measured: the first {unmeasured:.1f} s of this interval, while no "
+                "agent ran; the energy figures cover the rest"
+            )
+        for name, e in per_slice.items():
+            snap.slices[name].energy = e
+
     def tick(self) -> Snapshot:
         now, t = self.read(), self.clock()
         seconds = max(t - self._previous_t, 1e-6)
@@ -162,16 +194,14 @@ class KpiEngine:
         snap = snapshot_from(self.catalog, now, self._previous, seconds, t, self.sessions)
         self._settle_drops(snap, t)
         if self.energy is not None:
-            traffic = {name: k.entered() for name, k in snap.slices.items()}
-            snap.energy, per_slice = self.energy.measure(self._previous, now, traffic)
-            for name, e in per_slice.items():
-                snap.slices[name].energy = e
+            self._measure_energy(snap, now, t)
         for check in self.sla.observe(snap.slices, t):
             snap.slices[check.slice_name].checks.append(check)
         for name, kpis in snap.slices.items():
             kpis.sla = self.sla.status(name)
         self.history.add(snap)
         self._previous, self._previous_t = now, t
+        self._energy_from, self._energy_from_t = now, t
         for listener in self.listeners:
             listener(snap)
         return snap

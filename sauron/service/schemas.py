@@ -148,6 +148,9 @@ class NodeEnergy(_Doc):
     unattributed_joules: float
     capped: bool
     cumulative_joules: float
+    #: of the interval, the time no agent ran (the first interval after a
+    #: restart covers it): no energy was measured for it
+    unmeasured_seconds: float
     notes: list[str]
 
 

@@ -113,12 +113,28 @@ def no_data_path_left(tmp_path: Path) -> Iterator[None]:
     detach([pin_folder("node-test", config)], tmp_path / "agent-state")
 
 
-def _config(tmp_path: Path, upf: str) -> Path:
+def _config(tmp_path: Path, upf: str, **more: object) -> Path:
     return agent_config(
         tmp_path / "agent.yaml",
         upf,
         interfaces=[{"name": "n3", "role": "n3", "netns": upf, "tc_egress": False}],
+        **more,
     )
+
+
+def _libraries(pid: int) -> set[str]:
+    """The shared libraries a process has mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {Path(line.split()[-1]).name for line in maps if ".so" in line.split()[-1]}
+
+
+def _energy_since_start(url: str) -> dict:
+    async def go() -> dict:
+        async with SauronClient(url) as api:
+            report = await api.energy(since=0.0)
+        return report.model_dump()
+
+    return asyncio.run(go())
 
 
 def _intervals_sum(url: str) -> Counter[str]:
@@ -209,7 +225,8 @@ def test_frames_before_a_kill_while_down_and_after_a_restart_are_all_counted(
     upf_link: tuple[str, str], tmp_path: Path
 ) -> None:
     peer, upf = upf_link
-    config = _config(tmp_path, upf)
+    # the energy estimator on: its probe is built, pinned and adopted too
+    config = _config(tmp_path, upf, energy={"enabled": True, "watch": []})
     folder = pin_folder("node-test", config)
     counter, other = _foreign(upf)
     sender = Sender(peer)
@@ -217,6 +234,8 @@ def test_frames_before_a_kill_while_down_and_after_a_restart_are_all_counted(
         agent, url = start_agent(config)  # cold: compiles in a child process
         try:
             assert _readyz(url)["data_path"]["how"] == "built"
+            # the agent never holds the compiler: bcc (and LLVM) stayed in the build
+            assert not {lib for lib in _libraries(agent.pid) if "bcc" in lib or "LLVM" in lib}
             foreign_before = _foreign_counts(counter)
             sender.send(1000)
             assert _settled(url, sender.by_slice()) == sender.by_slice()
@@ -245,6 +264,10 @@ def test_frames_before_a_kill_while_down_and_after_a_restart_are_all_counted(
             # agent's last one: the 1 000 sent while down and the 1 000 after
             _all_counted(url, folder, sender, since=at_kill)
             assert xdp_program_ids(upf, "n3"), "the other tool's XDP program stays"
+            energy = _energy_since_start(url)
+            # no agent measured energy while none ran, and the report says so
+            assert energy["available"], energy["reason"]
+            assert energy["node"]["unmeasured_seconds"] >= ready["data_path"]["resumed_after_s"]
         finally:
             out = stop_agent(agent)
         assert agent.returncode == 0, out

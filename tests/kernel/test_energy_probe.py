@@ -2,7 +2,9 @@
 sched_stat_runtime, the packet softirqs and the clock tick. Its per-process times are held
 against the scheduler's own account (/proc/PID/schedstat); processes are
 found by pid, by name and by cgroup; unwatched work is not counted; packet
-softirqs are timed; the probe's maps match the shared header."""
+softirqs are timed; the probe's maps match the shared header. The probe is
+the agent's: built and pinned apart, opened from its pins, attached for as
+long as it is open."""
 
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ from pathlib import Path
 import pytest
 
 from sauron.abi import energy_layout
-from sauron.energy.probe import EnergyProbe
+from sauron.bpf import libbpf
+from sauron.bpf.energy_programs import SOURCES
+from sauron.bpf.loader import BpfObject
+from sauron.bpf.pinned import PROGRAMS
+from sauron.energy.probe import EnergyProbe, probe_in
 from sauron.energy.steal import StealClock
 from sauron.energy.watch import WatchEntry, cgroup2_mounts, resolve
 
@@ -35,9 +41,17 @@ BURSTS = (
 )
 
 
+#: where the tests pin their probes (conftest checks none is left)
+PINS = Path("/sys/fs/bpf")
+
+
+def pin_folder(what: str) -> Path:
+    return PINS / f"sauron-test-{what}-{os.getpid()}"
+
+
 @pytest.fixture(scope="module")
 def probe() -> Iterator[EnergyProbe]:
-    with EnergyProbe() as p:
+    with probe_in(pin_folder("energy")) as p:
         yield p
 
 
@@ -168,13 +182,17 @@ def test_packet_softirqs_and_idle_are_timed(probe: EnergyProbe) -> None:
 
 
 def test_probe_maps_match_the_energy_header(probe: EnergyProbe) -> None:
-    for name, (key_type, value_type) in energy_layout.MAP_LAYOUTS.items():
-        table = probe.table(name)
-        leaf = getattr(table, "sLeaf", table.Leaf)
-        assert ctypes.sizeof(table.Key) == ctypes.sizeof(key_type), name
-        assert ctypes.sizeof(leaf) == ctypes.sizeof(value_type), name
-        if issubclass(value_type, ctypes.Structure):
-            assert [f[0] for f in leaf._fields_] == [f[0] for f in value_type._fields_]
+    """The pinned maps' sizes as the kernel holds them, and their fields as
+    the compiler laid them out, are the header's (sauron_energy.h)."""
+    with BpfObject(SOURCES) as compiled:
+        for name, (key_type, value_type) in energy_layout.MAP_LAYOUTS.items():
+            pinned = probe.table(name)
+            assert pinned.key_size == ctypes.sizeof(key_type), name
+            assert pinned.value_size == ctypes.sizeof(value_type), name
+            if issubclass(value_type, ctypes.Structure):
+                table = compiled.table(name)
+                leaf = getattr(table, "sLeaf", table.Leaf)
+                assert [f[0] for f in leaf._fields_] == [f[0] for f in value_type._fields_]
     assert probe.table("watched_time").max_entries == energy_layout.MAX_WATCHED
 
 
@@ -188,10 +206,48 @@ def test_run_time_statistics_are_on_while_the_probe_is_open(probe: EnergyProbe) 
     # which closing it, or the agent dying, always releases
     sysctl = Path("/proc/sys/kernel/bpf_stats_enabled")
     setting = sysctl.read_text()
-    with EnergyProbe() as second:
+    with probe_in(pin_folder("second")) as second:
         assert sysctl.read_text() == setting
         assert second.program_stats("sauron_sched_switch").run_count >= 0
     assert sysctl.read_text() == setting
+
+
+def test_a_closed_probe_stops_watching_and_the_next_forgets_the_last_agent() -> None:
+    """The agent's links die with it: a closed probe's programs stay pinned
+    but run no more (no cost while no agent reads them); the next agent's
+    probe starts from clean maps: no watches of the last agent, and no
+    running stretch begun before the gap (counted whole, it would give the
+    time no agent ran to whoever ran first)."""
+    folder = pin_folder("reopen")
+    busy = spawn()
+    try:
+        with probe_in(folder) as first:
+            first.watch_tgids({busy.pid: 3})
+            time.sleep(0.3)
+            assert sum(first.read().watched_ns[3]) > 0
+            build = first.build
+            switch = libbpf.obj_get(str(build / PROGRAMS / "sauron_sched_switch"))
+            stats = libbpf.enable_run_time_stats()  # the kernel counts runs meanwhile
+            try:
+                first.close()  # the agent ends
+                ran = libbpf.program_run_stats(switch).run_count
+                time.sleep(0.3)  # no agent runs
+                assert libbpf.program_run_stats(switch).run_count == ran  # detached
+                opened = time.monotonic_ns()
+                with EnergyProbe(build) as second:
+                    assert list(second.table("watched_tasks")) == []
+                    time.sleep(0.2)
+                    times = second.read()
+                    assert second.program_stats("sauron_sched_switch").run_count > ran
+                    assert sum(times.watched_ns[3]) == 0  # nobody watches it now
+                    # idle counted since the reopening only, none of the gap
+                    assert 0 < sum(times.idle_ns) <= (time.monotonic_ns() - opened) * times.cpus
+            finally:
+                os.close(stats)
+                os.close(switch)
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 @pytest.mark.netns

@@ -26,7 +26,7 @@ from pyroute2 import IPRoute
 from sauron.abi import layout
 from sauron.agent.config import AgentConfig
 from sauron.agent.interfaces import attach_interfaces
-from sauron.bpf import ingress_hooks, libbpf, links
+from sauron.bpf import ingress_hooks, libbpf, link_calls, links
 from sauron.bpf.links import HookTaken, Leftover, Links, PinTaken, leftovers, pinned_links
 from sauron.bpf.loader import TC, XDP, BpfObject, DataPlane
 from sauron.host.namespace_ref import namespace_identity
@@ -139,7 +139,7 @@ def test_a_foreign_xdp_program_is_named_never_replaced_and_auto_takes_tc(
     topology.attach_xdp(upf, "n3", counter.function("count_xdp", XDP))
     (foreign,) = xdp_program_ids(upf, "n3")
     with inside(upf):
-        assert links.xdp_query_id(link_index(upf, "n3"), XDP_FLAGS_SKB_MODE) == foreign
+        assert link_calls.xdp_query_id(link_index(upf, "n3"), XDP_FLAGS_SKB_MODE) == foreign
     for ingress in ("xdp-generic", "xdp-native"):
         with Links() as held, pytest.raises(HookTaken) as taken:
             attach_interfaces(recording_dataplane, n3_config(upf, ingress).interfaces, held)
@@ -218,8 +218,8 @@ def test_sauron_goes_ahead_of_a_foreign_tcx_program(
     peer, upf = quiet_pair(topology)
     ifindex = link_index(upf, "n3")
     with inside(upf):  # appended, as a tool that names no position does
-        foreign = links.link_create(
-            int(counter.function("count_tc", TC).fd), ifindex, links.BPF_TCX_INGRESS
+        foreign = link_calls.link_create(
+            int(counter.function("count_tc", TC).fd), ifindex, link_calls.BPF_TCX_INGRESS
         )
     ours = recording_dataplane.program_fd(layout.POINT_N3_INGRESS, hook=TC)
     try:
@@ -318,7 +318,7 @@ def test_a_killed_process_leaves_its_pinned_program_counting(
     (pinned,) = pinned_links(pin_dir)
     assert (pinned.hook, pinned.prog_name) == ("tcx-ingress", "count_tc")
     assert tcx_program_ids(upf, "n3", "ingress") == [pinned.info.prog_id]
-    prog = links.open_program(pinned.info.prog_id)
+    prog = link_calls.open_program(pinned.info.prog_id)
     try:
         before = runs(prog)
         send(peer)
@@ -391,7 +391,7 @@ def test_update_swaps_the_program_with_no_frame_missed(
         with pytest.raises(libbpf.BpfError) as refused:
             held.update(link, old_fd, expected_prog_fd=old_fd)
         assert refused.value.errno == errno.EPERM
-        assert link.info.prog_id == links.link_info(link.fd).prog_id
+        assert link.info.prog_id == link_calls.link_info(link.fd).prog_id
     assert xdp_program_ids(upf, "n3") == tcx_program_ids(upf, "n3", "ingress") == []
 
 

@@ -12,7 +12,9 @@ from fake_data_plane import FakeDataPlane
 
 from sauron.abi import layout
 from sauron.agent.checkpoint import Checkpoint
+from sauron.bpf.maps import DataPlaneCounters
 from sauron.catalog import load_catalog
+from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.kpi.engine import KpiEngine
 
 UL = layout.DIR_UPLINK
@@ -95,3 +97,58 @@ def test_saving_costs_one_small_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]
     reading = checkpoint.load()
     assert reading is not None and reading.counters.slice(N3_IN, 1, UL).packets == 3
+
+
+class RecordingMeter:
+    """The energy meter's seam (measure) recording what it was asked: the
+    real meter reads the kernel's CPU times, which a unit test has not."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, dict[str, tuple[int, int]]]] = []
+
+    def measure(
+        self, before: DataPlaneCounters, now: DataPlaneCounters, traffic: dict[str, tuple[int, int]]
+    ) -> tuple[NodeEnergy, dict[str, SliceEnergy]]:
+        packets = sum(
+            now.slice(N3_IN, s, UL).packets - before.slice(N3_IN, s, UL).packets
+            for s in range(1, 4)
+        )
+        self.asked.append((packets, traffic))
+        return NodeEnergy(joules=1.0), {}
+
+
+def test_the_energy_of_the_first_interval_after_a_restart_says_what_it_missed() -> None:
+    """No agent measured CPU time while none ran: the first interval after a
+    restart counts every frame since the last agent's reading, but its
+    energy covers only the time since the start, with the frames of that
+    time, and says how long it did not measure."""
+    catalog = load_catalog(None)
+    slice_id = catalog.slices[0].id
+    fake = FakeDataPlane(catalog)
+    fake.count(N3_IN, slice_id, UL, 1000, 100)
+    last_reading, last_at = fake.read(), 100.0
+    fake.count(N3_IN, slice_id, UL, 1000, 100)  # while no agent ran
+    now = [130.0]
+    meter = RecordingMeter()
+    engine = KpiEngine(
+        catalog,
+        fake.read,
+        clock=lambda: now[0],
+        energy=meter,  # type: ignore[arg-type]
+        baseline=(last_reading, last_at),
+    )
+    fake.count(N3_IN, slice_id, UL, 500, 100)  # after the start
+    now[0] = 140.0
+    first = engine.tick()
+    assert first.slices[catalog.slices[0].name].uplink.packets_in == 1500  # since the reading
+    assert first.energy is not None and first.energy.unmeasured_seconds == 30.0
+    assert any("not measured: the first 30.0 s" in n for n in first.energy.notes)
+    packets, traffic = meter.asked[0]
+    assert packets == 500  # the frames of the measured time only
+    assert traffic[catalog.slices[0].name] == (500, 50_000)
+    # the next interval is measured whole
+    fake.count(N3_IN, slice_id, UL, 10, 100)
+    now[0] = 150.0
+    second = engine.tick()
+    assert second.energy is not None and second.energy.unmeasured_seconds == 0.0
+    assert meter.asked[1][0] == 10
