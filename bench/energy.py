@@ -23,7 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
-from sauron.bpf.build import pin_energy, remove_tree
+from sauron.bpf.build import pin_companion, remove_tree
+from sauron.bpf.companions import ENERGY
 from sauron.energy.probe import EnergyProbe
 
 RESULTS = Path(__file__).with_name("energy_results.json")
@@ -89,7 +90,7 @@ def main() -> None:
     runtime_per_switch: list[float] = []
     # compiled and pinned once, as the agent's build does; opened (attached) each round
     pins = Path(f"/sys/fs/bpf/sauron-bench-energy-{os.getpid()}")
-    build = pin_energy(pins)
+    build = pin_companion(pins, ENERGY)
     try:
         for _ in range(args.rounds):
             without.append(ping_pong(args.round_trips))

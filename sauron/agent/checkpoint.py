@@ -9,19 +9,17 @@ read from; the next agent that adopts the same build starts its engine
 from it. A reading of another build, or one that cannot be read, is
 ignored, and the engine starts from its first reading (logged).
 
-The file holds the agent's own reading in Python's pickle format, in a
-folder only its owner may enter; it is never read from elsewhere.
+The file is the agent's own (sauron.agent.state_file).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sauron.agent.state_file import StateFile
 from sauron.bpf.maps import DataPlaneCounters
 
 log = logging.getLogger(__name__)
@@ -44,32 +42,20 @@ class Checkpoint:
 
     def __init__(self, path: Path, build: str) -> None:
         self.path = path
+        self.file = StateFile(path, FORMAT)
         self.build = build
         self.saved_at = 0.0
 
     def save(self, counters: DataPlaneCounters, at: float) -> None:
         """Keeps `counters` (read at `at`), in place of the last."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        staging = self.path.with_name(self.path.name + ".new")
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            pickle.dump((FORMAT, Reading(counters, at, self.build)), out, protocol=5)
-        os.replace(staging, self.path)
+        self.file.save(Reading(counters, at, self.build))
         self.saved_at = at
 
     def load(self) -> Reading | None:
         """The saved reading of this build; None (and why, logged) when
         there is none to start from."""
-        try:
-            with self.path.open("rb") as saved:
-                kind, reading = pickle.load(saved)
-        except FileNotFoundError:
-            return None
-        except Exception as exc:  # a torn or foreign file: start afresh
-            log.warning("checkpoint unreadable", extra={"path": str(self.path), "error": str(exc)})
-            return None
-        if kind != FORMAT or not isinstance(reading, Reading):
-            log.warning("checkpoint of another format", extra={"path": str(self.path)})
+        reading = self.file.load(Reading)
+        if reading is None:
             return None
         if reading.build != self.build:
             log.info(
@@ -83,5 +69,4 @@ class Checkpoint:
         return reading
 
     def remove(self) -> None:
-        for path in (self.path, self.path.with_name(self.path.name + ".new")):
-            path.unlink(missing_ok=True)
+        self.file.remove()

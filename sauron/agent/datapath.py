@@ -34,8 +34,10 @@ from pathlib import Path
 from sauron.agent.checkpoint import Checkpoint, Reading
 from sauron.agent.config import InterfaceConfig
 from sauron.agent.interfaces import LINK_HOOKS, attach_interfaces
-from sauron.bpf import energy_programs, libbpf
-from sauron.bpf.build import build_in_subprocess, remove_tree
+from sauron.agent.saved_sessions import SessionFile
+from sauron.bpf import libbpf
+from sauron.bpf.build import BuildFailed, build_in_subprocess, remove_tree
+from sauron.bpf.companions import COMPANIONS
 from sauron.bpf.link_calls import TCX_EGRESS
 from sauron.bpf.links import Links
 from sauron.bpf.pinned import (
@@ -135,16 +137,16 @@ class AgentDataPath:
         folder: Path,
         state_dir: Path,
         cflags: tuple[str, ...] = (),
-        energy: bool = False,
+        companions: tuple[str, ...] = (),
     ) -> None:
         self.folder = folder
-        #: the energy probe is wanted: it is built (or adopted) with the data path
-        self.energy = energy
-        self.energy_identity = energy_programs.identity() if energy else ""
-        #: the pinned energy probe, once open() found or built it
-        self.energy_build: Path | None = None
-        #: why there is no energy probe although one is wanted
-        self.energy_failed = ""
+        #: the companions wanted (sauron.bpf.companions): built (or adopted)
+        #: with the data path
+        self.companions = companions
+        #: each wanted companion's pinned folder, once open() found or built it
+        self.companion_builds: dict[str, Path] = {}
+        #: why a wanted companion is missing
+        self.companion_failed: dict[str, str] = {}
         self.flags = build_flags(extra=cflags)
         self.cflags = cflags
         self.identity = build_identity(self.flags)
@@ -153,6 +155,8 @@ class AgentDataPath:
         self.dataplane: PinnedDataPlane | None = None
         self.start: DataPathStart | None = None
         self.checkpoint: Checkpoint | None = None
+        #: the sessions this agent knew, for the next one
+        self.sessions = SessionFile(self.state_dir / "sessions")
         self._lock: int | None = None
         #: a data path was pinned when this agent started (a failed start
         #: leaves it counting)
@@ -169,24 +173,30 @@ class AgentDataPath:
             remove_tree(stale)  # a build that died half way
         present = builds_in(self.folder)
         note = ""
-        energy = self._energy_folder()
-        energy_missing = self.energy and not energy.is_dir()
+        wanted = {name: self.folder / COMPANIONS[name].folder_name() for name in self.companions}
+        missing = tuple(name for name, where in wanted.items() if not where.is_dir())
         how = ADOPTED
-        if self.identity not in present or energy_missing:
+        if self.identity not in present or missing:
             adopting = self.identity in present
             running = (
                 self.folder / f"{BUILD_PREFIX}{present[-1]}" if present and not adopting else None
             )
-            built = build_in_subprocess(
-                self.folder, extra=self.cflags, keep_from=running, energy=energy_missing
-            )
-            self.energy_failed = built.energy_failed
-            if not adopting:
-                how = REPLACED if present else BUILT
-            if running is not None and not built.kept_maps:
-                note = f"replaced build {', '.join(present)}: {built.why_not}"
-        if self.energy and energy.is_dir():
-            self.energy_build = energy
+            try:
+                built = build_in_subprocess(
+                    self.folder, extra=self.cflags, keep_from=running, companions=missing
+                )
+            except BuildFailed as exc:
+                if not adopting:
+                    raise
+                # the data path is there to adopt: only the companions are missing
+                self.companion_failed = {name: str(exc) for name in missing}
+            else:
+                self.companion_failed = built.failed
+                if not adopting:
+                    how = REPLACED if present else BUILT
+                if running is not None and not built.kept_maps:
+                    note = f"replaced build {', '.join(present)}: {built.why_not}"
+        self.companion_builds = {name: where for name, where in wanted.items() if where.is_dir()}
         dp = PinnedDataPlane(self.folder / f"{BUILD_PREFIX}{self.identity}")
         self.dataplane = dp
         # a reading belongs to the maps it was read from (kept across an
@@ -204,9 +214,6 @@ class AgentDataPath:
         if note:
             log.warning("data path replaced", extra={"note": note})
         return dp
-
-    def _energy_folder(self) -> Path:
-        return self.folder / f"{energy_programs.PREFIX}{self.energy_identity}"
 
     def baseline(self) -> Reading | None:
         """The last agent's last reading of these maps, if it left one."""
@@ -241,11 +248,13 @@ class AgentDataPath:
             if (link.netns, link.ifname, link.hook) not in wanted:
                 log.info("detaching a link no interface asks for", extra={"pin": str(link.pin)})
                 self.links.detach(link)
-        for older in self.start.replaced if self.start else []:
-            remove_tree(self.folder / f"{BUILD_PREFIX}{older}")
-        for probe in self.folder.glob(f"{energy_programs.PREFIX}*"):
-            if probe != self.energy_build:  # another build's, or energy switched off
-                remove_tree(probe)
+        for replaced in self.start.replaced if self.start else []:
+            remove_tree(self.folder / f"{BUILD_PREFIX}{replaced}")
+        kept = set(self.companion_builds.values())
+        for companion in COMPANIONS.values():
+            for pinned in self.folder.glob(f"{companion.prefix}*"):
+                if pinned not in kept:  # of other sources, or no longer asked for
+                    remove_tree(pinned)
         return hooks
 
     @staticmethod
@@ -257,9 +266,10 @@ class AgentDataPath:
 
     def stop(self, keep: bool) -> None:
         """keep: the links and pins stay (the data path counts on, for the
-        next start); otherwise every link is detached and the pin folder
-        and the saved reading removed. An agent that never took the data
-        path's lock (another agent runs it) touches nothing."""
+        next start); otherwise every link is detached and the pin folder,
+        the saved reading and the saved sessions removed. An agent that
+        never took the data path's lock (another agent runs it) touches
+        nothing."""
         if self._lock is None:
             return
         if keep:

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,9 +32,10 @@ from sauron.agent.config import (
 from sauron.agent.datapath import AgentDataPath, extra_cflags
 from sauron.agent.interfaces import receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.bpf.companions import ENERGY, N4_FILTER, PFCP_FILTER_FUNCTION
 from sauron.bpf.loader import DataPathControl
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
-from sauron.bpf.pinned import pin_folder
+from sauron.bpf.pinned import PROGRAMS, pin_folder
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
 from sauron.control.plane import ControlPlane
@@ -166,8 +168,9 @@ def open_energy(
     an error."""
     if not energy.enabled:
         return None, "energy.enabled is false in the agent configuration"
-    if datapath.energy_build is None:
-        reason = datapath.energy_failed or "the energy probe was not built"
+    build = datapath.companion_builds.get(ENERGY.name)
+    if build is None:
+        reason = datapath.companion_failed.get(ENERGY.name, "the energy probe was not built")
         log.warning("energy estimator off", extra={"reason": reason})
         return None, reason
     where = config_path or Path("(configuration)")
@@ -179,7 +182,7 @@ def open_energy(
         log.warning("energy estimator off", extra={"reason": str(exc)})
         return None, str(exc)
     try:
-        probe = EnergyProbe(datapath.energy_build, energy.tick_hz)
+        probe = EnergyProbe(build, energy.tick_hz)
     except OSError as exc:
         setup.frequency.close()
         log.warning("energy estimator off", extra={"reason": f"kernel probe: {exc}"})
@@ -226,12 +229,45 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
     return publisher
 
 
-def open_control_plane(
-    config: AgentConfig, catalog: Catalog, dp: DataPathControl, where: Path
+def resume_control_plane(
+    config: AgentConfig,
+    catalog: Catalog,
+    dp: DataPathControl,
+    datapath: AgentDataPath,
+    last_reading_at: float | None,
+    where: Path,
 ) -> ControlPlane:
-    """The session table and its sources; an N4 interface that cannot be
-    watched is a configuration error."""
-    control = ControlPlane(catalog, dp, config.control_plane)
+    """The session table, with the sessions the last agent knew (their rules
+    are in the data path: the catalog's rewrite keeps them); its sources
+    are not open yet. PFCP to watch without the N4 filter built is said
+    before any rule is written."""
+    pinned = datapath.companion_builds.get(N4_FILTER.name)
+    if config.control_plane.pfcp and pinned is None:
+        reason = datapath.companion_failed.get(
+            N4_FILTER.name, "the N4 watch's filter was not built"
+        )
+        raise ConfigError(where, [f"field control_plane.pfcp: cannot watch N4: {reason}"])
+    control = ControlPlane(
+        catalog,
+        dp,
+        config.control_plane,
+        filter_program=None if pinned is None else pinned / PROGRAMS / PFCP_FILTER_FUNCTION,
+        filter_missing=datapath.companion_failed.get(
+            N4_FILTER.name, "the N4 watch's filter was not built"
+        ),
+        keep=datapath.sessions.save,
+        keep_every_s=config.interval_s,
+    )
+    saved = datapath.sessions.load()
+    if saved is not None:
+        since = last_reading_at if last_reading_at is not None else saved.at
+        control.resume(saved, since, time.time())
+    return control
+
+
+def open_control_plane(control: ControlPlane, config: AgentConfig, where: Path) -> None:
+    """The session table's sources; an N4 interface that cannot be watched
+    is a configuration error."""
     try:
         control.open()
     except OSError as exc:
@@ -245,7 +281,14 @@ def open_control_plane(
                 f"{' in ' + watch.netns if watch.netns else ''}: {exc.strerror or exc}"
             ],
         ) from None
-    return control
+
+
+def companions_for(config: AgentConfig) -> tuple[str, ...]:
+    """The objects built beside the data path that this configuration uses."""
+    wanted = [ENERGY.name] if config.energy.enabled else []
+    if config.control_plane.pfcp:
+        wanted.append(N4_FILTER.name)
+    return tuple(wanted)
 
 
 def run_agent(
@@ -266,22 +309,25 @@ def run_agent(
         pin_folder(config.node, config_path),
         config.datapath.state_dir,
         extra_cflags(),
-        energy=config.energy.enabled,
+        companions=companions_for(config),
     )
     meter: EnergyMeter | None = None
     control: ControlPlane | None = None
     started = False
     try:
         dp = datapath.open()
-        program_catalog(dp, catalog)
+        reading = datapath.baseline()
+        control = resume_control_plane(
+            config, catalog, dp, datapath, None if reading is None else reading.at, where
+        )
+        program_catalog(dp, catalog, keep=control.learned_rules())
         apply_settings(dp, settings_for(catalog))
         datapath.attach(config.interfaces)
         expiry = TransitExpiry(dp)
         meter, energy_off = open_energy(
             config.energy, catalog, dp, datapath, config_path, receiving_links(config.interfaces)
         )
-        control = open_control_plane(config, catalog, dp, where)
-        reading = datapath.baseline()
+        open_control_plane(control, config, where)
         runtime = AgentRuntime(
             catalog,
             ProgramMaps(dp, expiry, catalog.slice_rows),

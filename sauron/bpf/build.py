@@ -1,13 +1,13 @@
 """Compiling the data plane in a process of its own and pinning it.
 
 `python -m sauron.bpf.build FOLDER [--record-last] [--cflag F ...]
-[--energy]` compiles the data plane with bcc, loads every program, fills
-the measurement program arrays, pins every map and program under
-FOLDER/build-<identity>, and exits; with --energy it does the same for the
-energy probe, under FOLDER/energy-<identity>. The agent that asked
-(`build_in_subprocess`) opens the pins (sauron.bpf.pinned,
-sauron.energy.probe) and never holds LLVM or clang (about 80 MB touched
-while bcc compiles). The pins are published whole: written to a
+[--with energy|n4 ...]` compiles the data plane with bcc, loads every
+program, fills the measurement program arrays, pins every map and program
+under FOLDER/build-<identity>, and exits; with --with it does the same for
+each companion named (sauron.bpf.companions: the energy probe, the N4
+filter), under FOLDER/<name>-<identity>. The agent that asked
+(`build_in_subprocess`) opens the pins and never holds LLVM or clang
+(about 80 MB touched while bcc compiles). The pins are published whole: written to a
 temporary folder, then renamed, so a build that died half way is never
 taken for a data path.
 """
@@ -24,11 +24,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sauron.abi.source import shared_header
-from sauron.bpf import energy_programs, libbpf
+from sauron.bpf import libbpf
+from sauron.bpf.companions import COMPANIONS, ENERGY, Companion
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.pinned import (
     BUILD_PREFIX,
@@ -39,6 +40,7 @@ from sauron.bpf.pinned import (
     every_function,
     make_private_dir,
 )
+from sauron.bpf.receive_offsets import kernel_receive_offsets
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +98,14 @@ def geometry_of(build: Path) -> str | None:
 @dataclass(frozen=True)
 class Built:
     """What a build made: its folder, and whether it counts in the maps of
-    the build it replaces (and if not, why); the energy probe's folder when
-    one was asked for, or why it could not be built."""
+    the build it replaces (and if not, why); the folder of each companion
+    asked for, or why it could not be built."""
 
     build: Path
     kept_maps: bool = False
     why_not: str = ""
-    energy: Path | None = None
-    energy_failed: str = ""
+    companions: dict[str, Path] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def _pin(programs: dict[str, int], staging: Path, maps: dict[str, int]) -> None:
@@ -123,19 +125,21 @@ def _staging(folder: Path) -> Path:
     return staging
 
 
-def pin_energy(folder: Path) -> Path:
-    """Compiles, loads and pins the energy probe under `folder` (not
-    attached: the agent attaches it, for as long as it runs)."""
-    final = folder / f"{energy_programs.PREFIX}{energy_programs.identity()}"
+def pin_companion(folder: Path, companion: Companion) -> Path:
+    """Compiles, loads and pins a companion under `folder`, unattached (the
+    agent attaches it, for as long as it runs). The energy probe gets the
+    offsets its receive hook reads from the running kernel's BTF."""
+    final = folder / companion.folder_name()
     if final.exists():
         return final
     staging = _staging(folder)
     try:
-        with BpfObject(energy_programs.SOURCES) as probe:
-            programs = {
-                f: int(probe.function(f, kind).fd) for f, kind in energy_programs.functions()
-            }
-            _pin(programs, staging, _maps(probe))
+        with BpfObject(list(companion.sources)) as built:
+            programs = {f: int(built.function(f, kind).fd) for f, kind in companion.functions}
+            if companion is ENERGY:
+                offsets, _ = kernel_receive_offsets()
+                built.table("receive_offsets")[ctypes.c_uint32(0)] = offsets
+            _pin(programs, staging, _maps(built))
         staging.rename(final)
     except BaseException:
         remove_tree(staging)
@@ -208,16 +212,16 @@ def build_in_subprocess(
     record_last: bool = False,
     extra: tuple[str, ...] = (),
     keep_from: Path | None = None,
-    energy: bool = False,
+    companions: tuple[str, ...] = (),
 ) -> Built:
-    """Runs pin_build (and with `energy`, pin_energy) in a child process. A
-    failed build raises BuildFailed with what the child said; an energy
-    probe that cannot be built leaves the data plane built, and says why."""
+    """Runs pin_build (and pin_companion for each companion named) in a
+    child process. A failed build raises BuildFailed with what the child
+    said; a companion that cannot be built leaves the data plane built, and
+    says why."""
     command = [sys.executable, "-m", "sauron.bpf.build", str(folder)]
     if record_last:
         command.append("--record-last")
-    if energy:
-        command.append("--energy")
+    command += [f"--with={name}" for name in companions]
     if keep_from is not None:
         command.append(f"--keep-from={keep_from}")
     command += [f"--cflag={flag}" for flag in extra]
@@ -232,15 +236,16 @@ def build_in_subprocess(
         Path(said["build"]),
         said["kept_maps"],
         said["why_not"],
-        Path(said["energy"]) if said["energy"] else None,
-        said["energy_failed"],
+        {name: Path(path) for name, path in said["companions"].items()},
+        said["failed"],
     )
     log.info(
         "data path built",
         extra={
             "build": built.build.name,
             "kept_maps": built.kept_maps,
-            "energy": built.energy.name if built.energy else built.energy_failed or "not asked",
+            "companions": sorted(built.companions),
+            "failed": built.failed,
             "seconds": round(time.monotonic() - started, 2),
         },
     )
@@ -253,7 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         description="compile the data plane and pin it under FOLDER/build-<identity>",
     )
     parser.add_argument(
-        "--energy", action="store_true", help="the energy probe too, under FOLDER/energy-<identity>"
+        "--with",
+        dest="companions",
+        action="append",
+        default=[],
+        choices=sorted(COMPANIONS),
+        help="a companion too, under FOLDER/<name>-<identity>",
     )
     parser.add_argument("folder", type=Path)
     parser.add_argument("--record-last", action="store_true")
@@ -261,12 +271,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cflag", action="append", default=[])
     args = parser.parse_args(argv)
     built = pin_build(args.folder, args.record_last, tuple(args.cflag), args.keep_from)
-    if args.energy:
+    for name in args.companions:
+        companion = COMPANIONS[name]
         try:
-            built = replace(built, energy=pin_energy(args.folder))
+            built.companions[name] = pin_companion(args.folder, companion)
         except Exception as exc:  # bcc raises plain Exceptions when a load fails
-            built = replace(built, energy_failed=f"the energy probe could not be built: {exc}")
-    said = {**asdict(built), "build": str(built.build), "energy": str(built.energy or "")}
+            built.failed[name] = f"{companion.what} could not be built: {exc}"
+    said = {
+        "build": str(built.build),
+        "kept_maps": built.kept_maps,
+        "why_not": built.why_not,
+        "companions": {name: str(path) for name, path in built.companions.items()},
+        "failed": built.failed,
+    }
     print(json.dumps(said))
     return 0
 

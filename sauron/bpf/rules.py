@@ -60,18 +60,23 @@ RULE_MAPS: dict[str, type[Any]] = {
 }
 
 
-def program_catalog(dataplane: Any, catalog: Catalog) -> None:
-    """Makes the catalog's rules the only ones, in place: each rule written
+def program_catalog(
+    dataplane: Any, catalog: Catalog, keep: dict[str, set[bytes]] | None = None
+) -> None:
+    """Makes the catalog's rules the only ones but those in `keep` (the
+    learned sessions' rules, by map name), in place: each rule written
     first, then every other removed (an array's entry zeroed), so a data
     path already counting never classifies by an empty table; then the
     rules generation is bumped so cached per-session slices are decided
     anew, and every point's direction is its own again."""
+    keep = keep or {}
     for name, wanted in catalog_rules(dataplane, catalog).items():
         table, key_type = dataplane.table(name), RULE_MAPS[name]
         for key, slice_id in wanted.items():
             table[key_type.from_buffer_copy(key)] = ctypes.c_uint32(slice_id)
+        kept = keep.get(name, set())
         for key in [bytes(k) for k in table]:
-            if key not in wanted:
+            if key not in wanted and key not in kept:
                 del table[key_type.from_buffer_copy(key)]
     for point in range(layout.POINTS):
         dataplane.set_direction_mode(point, layout.DIRMODE_POINT)

@@ -1,7 +1,7 @@
 """`sauron detach [--config FILE | --all]`: removes a data path that no agent
 runs any more (left counting by `--keep-datapath`, a crash or SIGKILL): its
 links, so the programs leave their hooks, its pins and the agent's saved
-reading. A data path an agent still runs is left alone and named."""
+reading and sessions. A data path an agent still runs is left alone and named."""
 
 from __future__ import annotations
 

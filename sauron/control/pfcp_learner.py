@@ -62,7 +62,10 @@ DELETED_KEPT_S = 30.0
 
 
 @dataclass
-class _PfcpSession:
+class LearnedSession:
+    """A session as the learner holds it: the row it reports, and the
+    rules the UPF holds, which later modifications merge into."""
+
     session: ControlSession
     rules: _Rules = field(default_factory=_Rules)
     sequence: int | None = None
@@ -120,9 +123,9 @@ class PfcpLearner:
         self.on_change = on_change or (lambda s: None)
         self.on_remove = on_remove or (lambda s: None)
         self.clock = clock
-        self.by_cp: dict[tuple[str, int], _PfcpSession] = {}
-        self.by_up: dict[tuple[str, int], _PfcpSession] = {}
-        self._deleted: deque[_PfcpSession] = deque()
+        self.by_cp: dict[tuple[str, int], LearnedSession] = {}
+        self.by_up: dict[tuple[str, int], LearnedSession] = {}
+        self._deleted: deque[LearnedSession] = deque()
         #: every message seen, by type name ("unknown_<n>" for others)
         self.messages: Counter[str] = Counter()
         #: session messages used, by type name
@@ -133,6 +136,21 @@ class PfcpLearner:
     @property
     def sessions(self) -> list[ControlSession]:
         return [p.session for p in self.by_cp.values() if p.deleted_at is None]
+
+    def live(self) -> list[LearnedSession]:
+        """The sessions not deleted, with their rules: what a later agent
+        needs to follow their modifications and deletions."""
+        return [p for p in self.by_cp.values() if p.deleted_at is None]
+
+    def restore(self, learned: list[LearnedSession]) -> None:
+        """Takes back the sessions an earlier learner held (live()), known
+        again by both SEIDs; the listeners are not told (the caller puts
+        the sessions back in its table)."""
+        for p in learned:
+            s = p.session
+            self.by_cp[(s.smf or "", s.seid or 0)] = p
+            if s.up_seid is not None:
+                self.by_up[(s.upf or "", s.up_seid)] = p
 
     def feed(self, payload: bytes, src: str, dst: str, at: float | None = None) -> None:
         """One UDP payload from `src` to `dst`. Never raises on bad input."""
@@ -224,12 +242,12 @@ class PfcpLearner:
             first_seen=now,
             last_seen=now,
         )
-        learned = _PfcpSession(session, sequence=msg.sequence)
+        learned = LearnedSession(session, sequence=msg.sequence)
         self.by_cp[key] = learned
         self._install(learned, msg)
         self._changed(learned)
 
-    def _install(self, learned: _PfcpSession, msg: m.SessionMessage) -> None:
+    def _install(self, learned: LearnedSession, msg: m.SessionMessage) -> None:
         r = learned.rules
         for pdr in [*msg.pdrs, *msg.created_pdrs]:
             r.pdrs[pdr.rule_id] = _merge(r.pdrs.get(pdr.rule_id), pdr)
@@ -247,16 +265,16 @@ class PfcpLearner:
         if msg.dnn is not None:
             learned.session.dnn = msg.dnn
 
-    def _changed(self, learned: _PfcpSession) -> None:
+    def _changed(self, learned: LearnedSession) -> None:
         learned.refresh()
         self.on_change(learned.session)
 
-    def _delete(self, learned: _PfcpSession, now: float) -> None:
+    def _delete(self, learned: LearnedSession, now: float) -> None:
         learned.deleted_at = now
         self._deleted.append(learned)
         self.on_remove(learned.session)
 
-    def _unindex(self, learned: _PfcpSession) -> None:
+    def _unindex(self, learned: LearnedSession) -> None:
         s = learned.session
         if self.by_cp.get(s.key) is learned:
             del self.by_cp[s.key]

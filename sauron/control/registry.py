@@ -3,6 +3,7 @@ its slice, and the data-path rules kept in step with it."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -12,6 +13,8 @@ from sauron.catalog import Catalog
 from sauron.control.record import ControlSession
 from sauron.control.rules import LearnedRules
 from sauron.control.slicing import resolve
+
+log = logging.getLogger(__name__)
 
 #: sessions kept after they ended, for `state=ended` queries and replays
 ENDED_KEPT = 1000
@@ -40,17 +43,39 @@ class SessionRegistry:
         #: (session, when it ended), newest last
         self.ended: deque[tuple[ControlSession, float]] = deque(maxlen=ENDED_KEPT)
         self.events: Counter[str] = Counter()
+        #: grows with every change of the table (what to save, and when)
+        self.version = 0
 
     @staticmethod
     def _key(session: ControlSession) -> tuple[Any, ...]:
         return (session.source, *session.key)
 
     def upsert(self, session: ControlSession) -> None:
+        key = self._key(session)
+        self.events["learned" if key not in self.sessions else "changed"] += 1
+        self._put(key, session)
+
+    def restore(self, sessions: list[ControlSession]) -> None:
+        """Takes the sessions a previous agent knew back into the table, each
+        with its slice decided anew by this catalog and its rules written
+        (those already in the data path are written again, unchanged)."""
+        for session in sessions:
+            try:
+                self._put(self._key(session), session)
+            except Exception:  # a row this code cannot take: left out, said
+                log.exception(
+                    "a saved session could not be restored", extra={"key": str(session.key)}
+                )
+                self.events["restore_failed"] += 1
+                continue
+            self.events["restored"] += 1
+
+    def _put(self, key: tuple[Any, ...], session: ControlSession) -> None:
+        """The session in the table, its slice decided, its rules written."""
         found, rule = resolve(self.catalog, session)
         session.slice_id = found.id if found else None
         session.slice_rule = rule
-        key = self._key(session)
-        self.events["learned" if key not in self.sessions else "changed"] += 1
+        self.version += 1
         self.sessions[key] = session
         if self.rules is not None:
             self.rules.apply(key, session)
@@ -58,6 +83,7 @@ class SessionRegistry:
     def remove(self, session: ControlSession) -> None:
         key = self._key(session)
         if self.sessions.pop(key, None) is not None:
+            self.version += 1
             self.events["removed"] += 1
             self.ended.append((session, self.clock()))
         if self.rules is not None:

@@ -83,6 +83,21 @@ class LearnedRules:
         self.dirty = False
         return True
 
+    def held(self) -> dict[str, set[bytes]]:
+        """The keys of the rules written, by map name: what rewriting the
+        catalog's rules must leave alone (sauron.bpf.rules.program_catalog)."""
+        keys: dict[str, set[bytes]] = {}
+        for rule in self.owned:
+            kind, value = rule
+            _, key = self._table_key(rule)
+            if kind == "teid":
+                name = "teid_slice"
+            else:
+                assert isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network)
+                name = "ue4_slice" if value.version == 4 else "ue6_slice"
+            keys.setdefault(name, set()).add(bytes(key))
+        return keys
+
     def _table_key(self, rule: RuleKey) -> tuple[Any, Any]:
         kind, value = rule
         if kind == "teid":

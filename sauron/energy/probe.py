@@ -4,7 +4,7 @@ netif_receive_skb, napi_poll and a per-CPU clock tick, plus the kernel's
 BPF run-time statistics, switched on for as long as the probe is open.
 
 The probe is compiled and pinned by the build process (sauron.bpf.build
---energy), like the data plane, so the agent never holds LLVM; the agent
+--with energy), like the data plane, so the agent never holds LLVM; the agent
 opens the pins and attaches the programs itself, through links only its
 process holds: when the agent ends in any way, the probe stops watching
 (it costs nothing while no agent reads it) and the next agent attaches it
@@ -25,9 +25,10 @@ from typing import Any
 from sauron.abi import energy_layout
 from sauron.bpf import libbpf
 from sauron.bpf.btf import VMLINUX
-from sauron.bpf.energy_programs import CLOCK_TICK, RAW_TRACEPOINTS, functions, receive_offsets
+from sauron.bpf.companions import CLOCK_TICK, ENERGY, RAW_TRACEPOINTS
 from sauron.bpf.link_calls import perf_event_link, raw_tracepoint_open
 from sauron.bpf.pinned import MAPS, PROGRAMS, PinnedMap
+from sauron.bpf.receive_offsets import kernel_receive_offsets
 from sauron.host.cpus import online_cpus
 from sauron.host.perf_events import PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, perf_event_open
 
@@ -98,7 +99,7 @@ def read_per_cpu(table: Any, ctype: type[ctypes.Structure]) -> list[list[ctypes.
 class EnergyProbe:
     """with EnergyProbe(build) as probe: probe.watch_tgids({pid: 0}); probe.read()
 
-    `build` is a pinned probe (sauron.bpf.build.pin_energy); opening it
+    `build` is a pinned probe (sauron.bpf.build.pin_companion); opening it
     forgets what an earlier agent left in its maps, then attaches every
     program for as long as this probe stays open."""
 
@@ -113,7 +114,7 @@ class EnergyProbe:
         # the run-time statistics first: they count from the moment they are on
         self._stats_fd = libbpf.enable_run_time_stats()
         try:
-            for function, _ in functions():
+            for function, _ in ENERGY.functions:
                 self._programs[function] = libbpf.obj_get(str(build / PROGRAMS / function))
             for name in _RESET_ON_OPEN:
                 self.table(name).clear()
@@ -164,7 +165,7 @@ class EnergyProbe:
         pinned = energy_layout.ReceiveOffsets.from_buffer_copy(bytes(table[ctypes.c_uint32(0)]))
         if pinned.known:
             return ""
-        offsets, why_not = receive_offsets(btf_path)
+        offsets, why_not = kernel_receive_offsets(btf_path)
         if not why_not:
             table[ctypes.c_uint32(0)] = offsets
         return why_not
@@ -253,7 +254,7 @@ class EnergyProbe:
 
     def own_programs(self) -> list[libbpf.ProgramRunStats]:
         """The kernel's accounting of the probe's own programs: its cost."""
-        return [self.program_stats(function) for function, _ in functions()]
+        return [self.program_stats(function) for function, _ in ENERGY.functions]
 
     def program_stats(self, function: str) -> libbpf.ProgramRunStats:
         return libbpf.program_run_stats(self._programs[function])
@@ -271,10 +272,10 @@ def probe_in(folder: Path, tick_hz: int = TICK_HZ) -> Iterator[EnergyProbe]:
     """A probe built in this process (it loads bcc: for tests and
     benchmarks, never the agent), pinned under `folder`, opened; its pins
     removed after."""
-    from sauron.bpf.build import pin_energy
+    from sauron.bpf.build import pin_companion
 
     try:
-        with EnergyProbe(pin_energy(folder), tick_hz) as probe:
+        with EnergyProbe(pin_companion(folder, ENERGY), tick_hz) as probe:
             yield probe
     finally:
         shutil.rmtree(folder, ignore_errors=True)

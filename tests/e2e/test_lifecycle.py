@@ -25,9 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_process import agent_config, start_agent, stop_agent
+from agent_process import agent_config, start_agent, stop_agent, unix_get_json
 from frames import gtpu
 from hooks import tcx_program_ids, xdp_program_ids
+from pfcp_sockets import udp_socket
 from scapy.layers.inet import IP, UDP
 
 from sauron.abi import layout
@@ -39,6 +40,8 @@ from sauron.catalog import load_catalog
 from sauron.commands.client import SauronClient
 from sauron.commands.detach import detach
 from sauron.host.netns import Attachments, Topology, inside
+from sauron.testbed import codec
+from sauron.testbed.pfcp_peers import PfcpSmf, PfcpUpf
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
@@ -352,3 +355,105 @@ def test_an_upgrade_under_traffic_counts_every_frame_and_detach_cleans_up_after_
     assert "detached and removed" in detached.stdout
     assert tcx_program_ids(upf, "n3", "ingress") == []
     assert not folder.exists()
+
+
+SMF_N4, UPF_N4 = "10.200.0.1", "10.200.0.2"
+#: in no catalog subnet, its TEID in no catalog range: only the session learned
+#: from PFCP classifies its traffic
+PFCP_UE = "10.99.0.5"
+URLLC_SNSSAI = (2, 0x000001)
+
+
+def _send_session_g_pdus(peer: str, teid: int, count: int) -> None:
+    """G-PDUs of the PFCP-learned session, from the peer to the UPF's n3."""
+    inner = bytes(IP(src=PFCP_UE, dst="198.51.100.1") / UDP(sport=4000, dport=53) / (b"x" * 60))
+    frame = codec.encapsulate(teid, inner, qfi=1, uplink=True)
+    sock = udp_socket(peer)
+    try:
+        for i in range(count):
+            sock.sendto(frame, ("192.0.2.2", codec.GTPU_PORT))
+            if i % 50 == 49:
+                time.sleep(0.002)
+    finally:
+        sock.close()
+    time.sleep(0.1)
+
+
+def _slice_packets(folder: Path, name: str) -> int:
+    catalog = load_catalog()
+    (build,) = builds_in(folder)
+    with PinnedDataPlane(folder / f"build-{build}") as dp:
+        counters = read_counters(dp, slices=catalog.slice_rows)
+    return int(counters.slice(N3_IN, catalog.get(name).id, UL).packets)  # type: ignore[union-attr]
+
+
+def _sessions(api_socket: Path, want: int, route: str = "/api/v1/sessions") -> dict:
+    """The sessions route once it lists `want` sessions (or after 2 s)."""
+    deadline = time.monotonic() + 2.0
+    listed = unix_get_json(api_socket, route)
+    while listed["total"] != want and time.monotonic() < deadline:
+        time.sleep(0.02)
+        listed = unix_get_json(api_socket, route)
+    return dict(listed)
+
+
+def test_a_session_learned_from_pfcp_classifies_across_a_restart_and_the_gap_is_said(
+    upf_link: tuple[str, str], topology: Topology, tmp_path: Path
+) -> None:
+    """An SMF establishes a session over real UDP; the agent learns it off
+    N4 and its traffic counts in the session's slice. The agent is killed,
+    the session's traffic goes on, the agent starts again: it still knows
+    the session (the catalog's rewrite keeps its rules: every frame before,
+    during and after counts in its slice), says how long N4 went unwatched,
+    and follows its release. The agent never loads the compiler, the N4
+    filter included."""
+    peer, upf = upf_link
+    topology.veth(peer, "n4", f"{SMF_N4}/24", upf, "n4", f"{UPF_N4}/24")
+    api_socket = tmp_path / "api.sock"
+    config = _config(
+        tmp_path,
+        upf,
+        control_plane={"pfcp": [{"name": "n4", "netns": upf}]},
+        service={"port": 0, "socket": str(api_socket)},
+    )
+    folder = pin_folder("node-test", config)
+    upf_sock, smf_sock = udp_socket(upf, UPF_N4), udp_socket(peer, SMF_N4)
+    pfcp_upf = PfcpUpf(upf_sock, UPF_N4)
+    smf = PfcpSmf(smf_sock, SMF_N4, UPF_N4)
+    try:
+        agent, _ = start_agent(config)
+        try:
+            assert not {lib for lib in _libraries(agent.pid) if "bcc" in lib or "LLVM" in lib}
+            session = smf.establish(0xC3, PFCP_UE, URLLC_SNSSAI, "urllc")
+            (doc,) = _sessions(api_socket, 1)["sessions"]
+            assert doc["slice"] == "urllc"
+            _send_session_g_pdus(peer, session.teid, 200)
+            assert _slice_packets(folder, "urllc") == 200
+            time.sleep(0.5)  # an interval or two: the agent keeps its session table
+        finally:
+            agent.kill()
+            agent.wait()
+        _send_session_g_pdus(peer, session.teid, 200)  # no agent runs
+        assert _slice_packets(folder, "urllc") == 400
+
+        agent, _ = start_agent(config)
+        try:
+            listed = _sessions(api_socket, 1)
+            (doc,) = listed["sessions"]
+            assert (doc["ue_ip"], doc["slice"]) == (PFCP_UE, "urllc")
+            assert listed["sources"]["events"]["restored"] == 1
+            unwatched = listed["sources"]["pfcp"]["unwatched"]
+            assert unwatched is not None and unwatched["seconds"] > 0
+            _send_session_g_pdus(peer, session.teid, 200)
+            assert _slice_packets(folder, "urllc") == 600  # its rule survived the start
+            smf.delete(session.up_seid)
+            ended = _sessions(api_socket, 1, "/api/v1/sessions?state=ended")
+            assert [d["ue_ip"] for d in ended["sessions"]] == [PFCP_UE]
+            _send_session_g_pdus(peer, session.teid, 100)
+            assert _slice_packets(folder, "urllc") == 600  # released: no longer urllc's
+        finally:
+            out = stop_agent(agent)
+        assert agent.returncode == 0, out
+    finally:
+        pfcp_upf.close()
+        smf_sock.close()

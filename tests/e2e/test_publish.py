@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -459,6 +462,54 @@ def test_shutdown_replays_until_its_deadline_and_the_next_start_does_the_rest(
     publisher = run_against(server, tmp_path, until_spool_empty)
     assert publisher.spool.points == 0
     assert server.accepted == points(0, 410), "every point once, oldest first"
+
+
+#: a publisher that queues what it is offered and is killed before it flushes
+KILLED_BEFORE_FLUSH = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from sauron.export.influx.publisher import Publisher
+from sauron.export.influx.settings import InfluxConfig
+
+async def main():
+    spool = Path(sys.argv[1])
+    cfg = InfluxConfig(url="http://127.0.0.1:9", spool_dir=spool, flush_interval_s=300)
+    publisher = Publisher(cfg, "node-a", "tok")
+    await publisher.start()
+    for n in range(4):  # four intervals' points, queued
+        publisher.offer([
+            f"sauron_traffic,node=a packets_in={i}i {1_700_000_000_000_000_000 + i}"
+            for i in range(n * 5, n * 5 + 5)
+        ])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+asyncio.run(main())
+"""
+
+
+def test_points_queued_when_the_agent_is_killed_are_written_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL between two flushes: the queue was journaled beside the
+    spool, and the next start writes every point, once, in order."""
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_BEFORE_FLUSH, str(tmp_path / "spool")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    server = FakeServer([])
+
+    async def until_spool_empty(p: Publisher) -> None:
+        deadline = time.monotonic() + 10
+        while p.spool.points and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    publisher = run_against(server, tmp_path, until_spool_empty)
+    assert server.accepted == points(0, 20)
+    assert publisher.stats.points_replayed == 20 and publisher.spool.points == 0
+    # and nothing is left to write a second time
+    again = run_against(FakeServer([]), tmp_path, until_spool_empty)
+    assert again.stats.points_written == 0
 
 
 def test_write_that_timed_out_is_resent_identical(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from sauron.abi import energy_layout
 from sauron.bpf import libbpf
-from sauron.bpf.energy_programs import SOURCES
+from sauron.bpf.companions import ENERGY
 from sauron.bpf.loader import BpfObject
 from sauron.bpf.pinned import PROGRAMS
 from sauron.energy.probe import EnergyProbe, probe_in
@@ -184,7 +184,7 @@ def test_packet_softirqs_and_idle_are_timed(probe: EnergyProbe) -> None:
 def test_probe_maps_match_the_energy_header(probe: EnergyProbe) -> None:
     """The pinned maps' sizes as the kernel holds them, and their fields as
     the compiler laid them out, are the header's (sauron_energy.h)."""
-    with BpfObject(SOURCES) as compiled:
+    with BpfObject(list(ENERGY.sources)) as compiled:
         for name, (key_type, value_type) in energy_layout.MAP_LAYOUTS.items():
             pinned = probe.table(name)
             assert pinned.key_size == ctypes.sizeof(key_type), name

@@ -7,6 +7,7 @@ already cached."""
 from __future__ import annotations
 
 import ipaddress
+import pickle
 
 import pytest
 from frames import gtpu
@@ -123,3 +124,31 @@ def test_two_sessions_claiming_one_teid(recording_dataplane: DataPlane) -> None:
     assert rules is not None
     assert rules.owned[("teid", 0x4242)] == (STATIC, ("pfcp", "10.0.0.1", 2))
     assert ("ue", ipaddress.ip_network("10.99.0.1/32")) not in rules.owned
+
+
+def test_a_restarted_agents_sessions_keep_their_rules_through_the_catalogs_rewrite(
+    recording_dataplane: DataPlane,
+) -> None:
+    """The agent dies with a learned session's rules in the maps; the next
+    one takes the saved session back before it rewrites the catalog's
+    rules, and the rewrite leaves the session's rules in place: its frames
+    never fall back to the catalog's range. A rewrite that is not told of
+    them removes them (as after `sauron detach`)."""
+    dp = recording_dataplane
+    program_catalog(dp, CATALOG)
+    first = SessionRegistry(CATALOG, LearnedRules(dp, CATALOG))
+    learned = session([0x10006], NEIGHBOUR)
+    first.upsert(learned)
+    first.flush()
+    assert slice_of(dp, uplink(0x10006, NEIGHBOUR)) == LEARNED
+    # the agent dies; the next one starts from the saved sessions
+    saved = pickle.loads(pickle.dumps([learned]))
+    second = SessionRegistry(CATALOG, LearnedRules(dp, CATALOG))
+    second.restore(saved)
+    assert second.events["restored"] == 1 and second.version == 1
+    assert second.rules is not None
+    program_catalog(dp, CATALOG, keep=second.rules.held())
+    assert slice_of(dp, uplink(0x10006, NEIGHBOUR)) == LEARNED
+    assert slice_of(dp, downlink(0x999, NEIGHBOUR), layout.POINT_N3_EGRESS) == LEARNED
+    program_catalog(dp, CATALOG)
+    assert slice_of(dp, uplink(0x10006, NEIGHBOUR)) == STATIC

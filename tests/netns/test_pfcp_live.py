@@ -21,6 +21,7 @@ import pytest
 import yaml
 from agent_process import REPO, start_agent, unix_get_json
 from learned_maps import teid_slice, ue_slice
+from pfcp_sockets import udp_socket
 from scapy.layers.inet import IP, UDP
 
 from sauron.abi import layout
@@ -34,8 +35,7 @@ from sauron.control.n4_watch import N4Watch
 from sauron.control.pfcp_learner import PfcpLearner
 from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
-from sauron.host.netns import Topology, inside
-from sauron.pfcp.wire import PFCP_PORT
+from sauron.host.netns import Topology
 from sauron.testbed import codec
 from sauron.testbed.pfcp_peers import PfcpSmf, PfcpUpf
 
@@ -46,15 +46,6 @@ GNB_N3, UPF_N3 = "10.100.0.1", "10.100.0.2"
 UE = "10.99.0.5"  # in no catalog subnet: only the learned session classifies it
 URLLC_SNSSAI = (2, 0x000001)
 G_PDUS = 40
-
-
-def udp_socket(ns: str, address: str | None = None) -> socket.socket:
-    """A UDP socket in namespace `ns`, bound to address:8805 when given."""
-    with inside(ns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    if address is not None:
-        sock.bind((address, PFCP_PORT))
-    return sock
 
 
 async def within(seconds: float, condition: Callable[[], bool]) -> float:

@@ -77,7 +77,7 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_the_running_kernels_fields_the_energy_probe_reads() -> None:
-    from sauron.bpf.energy_programs import RECEIVE_FIELDS
+    from sauron.bpf.receive_offsets import RECEIVE_FIELDS
 
     types = read_kernel_types()
     offsets = {name: types.offset(s, path) for name, (s, path) in RECEIVE_FIELDS.items()}

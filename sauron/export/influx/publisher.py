@@ -11,7 +11,9 @@ run is replayed the same way. A refusal of who we are (401, 403, 404) is
 logged once, clearly, and retried only every `rejected_retry_s` while the
 points wait in the spool; a refusal of what a batch holds (other 4xx) drops
 that batch, counted (413: the batch is split first). Points keep their
-snapshot's timestamp, so a replay overwrites rather than adds."""
+snapshot's timestamp, so a replay overwrites rather than adds. The queue
+is journaled beside the spool (sauron.export.influx.journal): an agent
+killed between two flushes loses no point; the next start spools them."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sauron.export.exporter import ExporterHealth
+from sauron.export.influx.journal import Journal
 from sauron.export.influx.points import session_points, snapshot_points, time_ns, violation_point
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.spool import Spool
@@ -107,6 +110,8 @@ class Publisher:
         self.clock, self.draw = clock, draw
         self.spool = Spool(config.spool_dir, config.spool_max_bytes)
         self.stats = PublisherStats()
+        #: the queue on disk (the spool's lock covers it)
+        self.journal = Journal(config.spool_dir)
         self._make_writer: Callable[[], Writer] = writer_factory or (
             lambda: InfluxWriter(config, token)
         )
@@ -121,6 +126,16 @@ class Publisher:
         self._stopping = False
         self._stop_by = float("inf")  # loop time the shutdown stops replaying
         self._task: asyncio.Task[None] | None = None
+        recovered = self.journal.recover()
+        if recovered:
+            log.warning(
+                "points the last agent queued and never wrote: spooled for replay",
+                extra={"points": len(recovered)},
+            )
+            size = config.batch_size
+            for first in range(0, len(recovered), size):
+                self._to_spool(recovered[first : first + size])
+        self.journal.rewrite([])
 
     # -- intake ---------------------------------------------------------
 
@@ -151,11 +166,13 @@ class Publisher:
     def offer(self, lines: list[str]) -> None:
         """Queues points (on the event loop). Beyond the queue's bound the
         oldest go to the spool rather than being lost."""
+        self.journal.append(lines)
         self._pending.extend(lines)
         self.stats.points_offered += len(lines)
         excess = len(self._pending) - self.config.queue_points
         if excess > 0:
             self._to_spool([self._pending.popleft() for _ in range(excess)])
+            self.journal.rewrite(list(self._pending))  # the spilled ones are on disk
         if self._wake is not None and len(self._pending) >= self.config.batch_size:
             self._wake.set()
 
@@ -190,6 +207,7 @@ class Publisher:
         # offered while the last round was under way: kept on disk
         self._to_spool(list(self._pending))
         self._pending.clear()
+        self.journal.rewrite([])
         if self._writer is not None:
             await self._writer.close()
         self.spool.close()
@@ -246,6 +264,8 @@ class Publisher:
                 waiting.popleft()  # written, or counted dropped by _send
         finally:
             self._spool_all(waiting)
+            # what was taken off the queue is written or spooled now
+            self.journal.rewrite(list(self._pending))
 
     def _spool_all(self, batches: deque[list[str]]) -> None:
         while batches:
