@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference bench bench-service bench-energy bench-energy-isolation bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference lock bench bench-service bench-energy bench-energy-isolation bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s  %s\n", $$1, $$2}'
@@ -36,6 +36,10 @@ lint: setup ## ruff on the Python, clang-format on the C (.clang-format; its com
 
 typecheck: setup ## mypy (strict on sauron/)
 	$(VENV)/bin/mypy
+
+lock: ## rewrite requirements.lock (the agent's) and requirements-dev.lock (with the dev tools) from pyproject.toml, with hashes
+	$(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --quiet --extra dev --generate-hashes --universal --python-version 3.11 -o requirements-dev.lock
 
 reference: setup ## rewrite docs/configuration.md's reference from the configuration's models
 	$(VENV)/bin/sauron config reference --readme docs/configuration.md

@@ -4,6 +4,7 @@ read from YAML in slices/. Errors name the file, the slice and the field."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +21,7 @@ from pydantic import (
 
 from sauron.abi.kpis import LATENCY_KPIS
 from sauron.abi.layout import MAX_QFI, MAX_SLICES
+from sauron.host.field_errors import Location, field_problems, yaml_lines_of
 from sauron.host.yamlfile import FileProblems, read_yaml
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -293,13 +295,17 @@ def _subnet_overlaps(slices: list[Slice]) -> tuple[list[str], list[str]]:
     return errors, warnings
 
 
-def parse_catalog(raw: Any, source: str) -> Catalog:
+def parse_catalog(
+    raw: Any, source: str, lines: Callable[[], Mapping[Location, int]] | None = None
+) -> Catalog:
+    """The catalog `raw` holds (read from `source`, whose YAML lines `lines`
+    gives when a field is in error)."""
     try:
         parsed = CatalogFile.model_validate(raw)
     except ValidationError as exc:
         raise CatalogError(
             source,
-            [f"{_describe_location(tuple(e['loc']), raw)}: {e['msg']}" for e in exc.errors()],
+            field_problems(exc, CatalogFile, lines, lambda loc: _describe_location(loc, raw)),
         ) from None
 
     problems: list[str] = []
@@ -346,7 +352,8 @@ def parse_catalog(raw: Any, source: str) -> Catalog:
 
 def load_catalog(path: Path | str | None = None) -> Catalog:
     path = Path(path) if path is not None else default_catalog_path()
-    return parse_catalog(read_yaml(path, CatalogError), str(path))
+    found = path
+    return parse_catalog(read_yaml(path, CatalogError), str(path), lambda: yaml_lines_of(found))
 
 
 def catalog_json_schema() -> dict[str, Any]:

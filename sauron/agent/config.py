@@ -17,6 +17,7 @@ from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
 from sauron.export.influx.settings import InfluxConfig
+from sauron.host.field_errors import field_problems, yaml_lines_of
 from sauron.host.namespace_ref import (
     DOCKER_SOCKET,
     NamespaceError,
@@ -25,7 +26,7 @@ from sauron.host.namespace_ref import (
     resolve,
 )
 from sauron.host.secretfile import read_secret_file
-from sauron.host.yamlfile import FileProblems, field_problems, read_yaml
+from sauron.host.yamlfile import FileProblems, read_yaml
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]
@@ -258,7 +259,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> Ag
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = field_problems(exc)
+        problems = field_problems(exc, AgentConfig, lambda: yaml_lines_of(path))
         raise ConfigError(path, problems) from None
     if config.catalog is not None and not config.catalog.is_absolute():
         config = config.model_copy(update={"catalog": (path.parent / config.catalog).resolve()})

@@ -56,19 +56,53 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from sauron.commands.capture import CaptureError
     from sauron.commands.replay import ReplayOptions, format_report, replay_capture
 
+    progress = _ReplayProgress(args.capture)
     try:
         catalog = load_catalog(args.catalog)
         options = ReplayOptions(
             point=POINT_CHOICES[args.point],
             hook=args.hook,
             direction_mode=DIRECTION_CHOICES[args.direction],
+            progress=progress,
         )
-        report = replay_capture(args.capture, catalog, options=options)
+        try:
+            report = replay_capture(args.capture, catalog, options=options)
+        finally:
+            progress.finish()
     except (CatalogError, CaptureError, NoSuchProgram) as exc:
         print(f"sauron replay: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+class _ReplayProgress:
+    """Progress on stderr, once a second after the first: on a terminal one
+    line rewritten in place, else a line each time (stdout stays the
+    report's)."""
+
+    def __init__(self, capture: Path) -> None:
+        import time
+
+        self.capture, self.clock = capture, time.monotonic
+        self.started = self.said = self.clock()
+        self.on_terminal = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, frames: int) -> None:
+        now = self.clock()
+        if now - self.said < 1.0:
+            return
+        self.said, self.shown = now, True
+        text = f"{self.capture}: {frames:,} frames run in {now - self.started:.0f} s"
+        if self.on_terminal:
+            print("\r" + text, end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.shown and self.on_terminal:
+            print(file=sys.stderr)
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
@@ -203,8 +237,18 @@ def _query(args: argparse.Namespace, work: Callable[[SauronClient], Awaitable[st
             return await work(api)
 
     try:
-        print(asyncio.run(go()))
-    except (ApiError, ConfigError) as exc:
+        said = asyncio.run(go())
+        if said:  # top prints as it goes
+            print(said)
+    except ApiError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps(exc.document(), indent=2))
+        else:
+            print(f"sauron {args.command}: {exc}", file=sys.stderr)
+            if exc.hint:
+                print(f"  {exc.hint}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
         print(f"sauron {args.command}: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -275,12 +319,14 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 def _cmd_top(args: argparse.Namespace) -> int:
     from sauron.commands.views import top_screen
 
-    clear = "" if args.no_clear else "\x1b[H\x1b[2J"
+    # the screen is cleared on a terminal only: piped, frames follow each other
+    clear = "" if args.no_clear or args.json or not sys.stdout.isatty() else "\x1b[H\x1b[2J"
 
     async def work(api: SauronClient) -> str:
         shown = 0
-        async for snap in api.stream():
-            print(clear + top_screen(snap, args.url), flush=True)
+        async for snap in api.stream(reconnect=True):  # an agent restarting: it goes on
+            frame = snap.model_dump_json() if args.json else clear + top_screen(snap, args.url)
+            print(frame, flush=True)
             shown += 1
             if args.count and shown >= args.count:
                 break
@@ -433,7 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     top = sub.add_parser("top", help="live view of every slice (Ctrl-C ends)")
     _client_args(top)
     top.add_argument("--count", type=int, default=0, help="stop after this many intervals")
-    top.add_argument("--no-clear", action="store_true", help="append frames, no screen clearing")
+    top.add_argument(
+        "--no-clear",
+        action="store_true",
+        help="append frames, no screen clearing (piped output never clears)",
+    )
+    top.add_argument(
+        "--json", action="store_true", help="one JSON document per interval, one per line"
+    )
     top.set_defaults(func=_cmd_top)
     return parser
 

@@ -9,6 +9,8 @@ details the agent sent.
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import json
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -19,19 +21,48 @@ import aiohttp
 from pydantic import BaseModel
 
 from sauron.service import schemas
-from sauron.service.events import parse_events
+from sauron.service.events import SNAPSHOT, EventStreamReader
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 Model = TypeVar("Model", bound=BaseModel)
 
 
+#: status of an ApiError when no agent answered at all
+UNREACHABLE = 0
+
+
 class ApiError(Exception):
-    """The agent said no (problem details), or could not be reached."""
+    """The agent said no (problem details), or could not be reached
+    (status UNREACHABLE); `hint` says what to do about it."""
 
     def __init__(self, status: int, title: str, detail: str, param: str | None = None) -> None:
         self.status, self.title, self.detail, self.param = status, title, detail, param
         where = f" (parameter {param})" if param else ""
-        super().__init__(f"{status} {title}: {detail}{where}")
+        said = f"{title}: {detail}" if status == UNREACHABLE else f"{status} {title}: {detail}"
+        super().__init__(said + where)
+
+    @property
+    def hint(self) -> str:
+        if self.status == UNREACHABLE:
+            return (
+                "no agent answers there: start one (sauron run --config FILE), "
+                "or name the one you mean with --url or SAURON_URL"
+            )
+        if self.status in (401, 403):
+            return "the agent asks for its token: --token-file FILE, or SAURON_TOKEN"
+        return ""
+
+    def document(self) -> dict[str, object]:
+        """The error as --json prints it."""
+        return {
+            "error": {
+                "status": self.status,
+                "title": self.title,
+                "detail": self.detail,
+                "param": self.param,
+                "hint": self.hint,
+            }
+        }
 
 
 #: seconds an idle connection is kept for reuse, below the agent's IDLE_S
@@ -92,7 +123,9 @@ class SauronClient:
                     raise _problem(r.status, r.reason or "", body)
                 return json.loads(body) if "json" in (r.content_type or "") else body
         except aiohttp.ClientError as exc:
-            raise ApiError(0, "Unreachable", f"{self.base_url}: {exc}") from None
+            raise ApiError(
+                UNREACHABLE, "cannot reach the agent", f"{self.base_url}: {exc}"
+            ) from None
 
     async def _model(
         self, model: type[Model], path: str, params: Mapping[str, Any] | None = None
@@ -136,7 +169,7 @@ class SauronClient:
         self,
         name: str,
         metric: str,
-        direction: str | None = None,
+        direction: schemas.DirectionName | None = None,
         since: float | None = None,
         until: float | None = None,
     ) -> schemas.HistogramDoc:
@@ -146,7 +179,10 @@ class SauronClient:
             {"direction": direction, "since": since, "until": until},
         )
 
-    async def sessions(self, name: str, by: str = "teid", limit: int = 10) -> schemas.Sessions:
+    async def sessions(
+        self, name: str, by: schemas.SessionsBy = "teid", limit: int = 10
+    ) -> schemas.Sessions:
+        """A slice's busiest sessions in the latest interval, by TEID or UE."""
         return await self._model(
             schemas.Sessions,
             f"/api/v1/slices/{_segment(name)}/sessions",
@@ -155,13 +191,14 @@ class SauronClient:
 
     async def pdu_sessions(
         self,
-        state: str = "active",
+        state: schemas.SessionState = "active",
         slice_name: str | None = None,
         ue: str | None = None,
         limit: int | None = None,
+        source: schemas.SessionSource = "any",
     ) -> schemas.PduSessions:
         """The session table: PDU sessions learned from PFCP or an SMF."""
-        params = {"state": state, "slice": slice_name, "ue": ue, "limit": limit}
+        params = {"state": state, "slice": slice_name, "ue": ue, "limit": limit, "source": source}
         return await self._model(schemas.PduSessions, "/api/v1/sessions", params)
 
     async def sla(self) -> schemas.SlaReport:
@@ -182,23 +219,43 @@ class SauronClient:
         doc: dict[str, Any] = await self._get("/api/v1/openapi.json")
         return doc
 
-    async def stream(self) -> AsyncIterator[schemas.SnapshotDoc]:
-        """Each new snapshot, as the agent publishes it, until closed."""
-        try:
-            async with self.session.get(
-                self.base_url + "/api/v1/stream",
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-            ) as r:
-                if r.status >= 400:
-                    raise _problem(r.status, r.reason or "", await r.text())
-                pending = ""
-                async for chunk in r.content.iter_any():
-                    pending += chunk.decode()
-                    *events, pending = pending.split("\n\n")
-                    for doc in parse_events("\n\n".join(events) + "\n\n"):
-                        yield schemas.SnapshotDoc.model_validate(doc)
-        except aiohttp.ClientError as exc:
-            raise ApiError(0, "Unreachable", f"{self.base_url}: {exc}") from None
+    async def stream(
+        self, reconnect: bool = False, retry_s: float = 1.0, max_retry_s: float = 30.0
+    ) -> AsyncIterator[schemas.SnapshotDoc]:
+        """Each new snapshot, as the agent publishes it, until closed. With
+        `reconnect`, a stream that ends or breaks after it was open is
+        opened again (after the server's `retry`, else `retry_s` doubling
+        up to `max_retry_s`, with the last event id it gave); a first
+        connection that fails raises as without."""
+        reader = EventStreamReader()
+        delay, opened = retry_s, False
+        while True:
+            headers = {"Last-Event-ID": reader.last_id} if reader.last_id else {}
+            try:
+                async with self.session.get(
+                    self.base_url + "/api/v1/stream",
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+                ) as r:
+                    if r.status >= 400:
+                        raise _problem(r.status, r.reason or "", await r.text())
+                    opened, delay = True, retry_s
+                    text = codecs.getincrementaldecoder("utf-8")()
+                    async for chunk in r.content.iter_any():
+                        for event in reader.feed(text.decode(chunk)):
+                            if event.type == SNAPSHOT:
+                                yield schemas.SnapshotDoc.model_validate_json(event.data)
+            except aiohttp.ClientError as exc:
+                if not (reconnect and opened):
+                    raise ApiError(
+                        UNREACHABLE, "cannot reach the agent", f"{self.base_url}: {exc}"
+                    ) from None
+            if not reconnect:
+                return
+            reader.restart()  # a half-received event is dropped, as the standard says
+            wait = reader.retry_ms / 1000 if reader.retry_ms is not None else delay
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, max_retry_s)
 
 
 def _segment(value: str) -> str:

@@ -29,7 +29,7 @@ from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
-from sauron.commands.views import kpis_table
+from sauron.commands.views import clock, kpis_table, with_unit
 from sauron.export.influx.publisher import Publisher
 from sauron.kpi.records import Snapshot
 from sauron.service.app import create_app
@@ -204,10 +204,10 @@ def run_demo(
         final = read_counters(dp)
     tracker = runtime.engine.sla
     for v in tracker.events:
-        end = f"ended at interval {v.ended_interval}" if v.ended_interval else "still open"
+        end = f"ended {clock(v.ended_at)} ({v.end_reason})" if not v.open else "still open"
         out(
-            f"SLA violation: {v.slice_name} {v.target} (limit {v.limit:g}) from interval "
-            f"{v.started_interval}, {end}, worst {v.worst:.2f}"
+            f"SLA violation: {v.slice_name} {v.target} (limit {with_unit(v.target, v.limit)}) "
+            f"from {clock(v.started_at)}, {end}, worst {with_unit(v.target, v.worst)}"
         )
     totals = {
         s.name: {

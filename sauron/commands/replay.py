@@ -15,6 +15,7 @@ would have classified it live.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,22 @@ class ReplayOptions:
     direction_mode: int = layout.DIRMODE_AUTO
     #: learn sessions from the capture's PFCP
     learn: bool = True
+    #: told the frames run so far, every PROGRESS_EVERY frames
+    progress: Callable[[int], None] | None = None
+
+
+#: how often a long replay reports its progress, in frames
+PROGRESS_EVERY = 4096
+
+#: each category of frame the program ran on, as the human table names it
+#: (the events of sauron_shared.h, SAURON_EV_*)
+FRAME_KINDS = {
+    "gtpu": "GTP-U",
+    "ip_not_gtpu": "IP but not GTP-U",
+    "ip": "plain IP (N6 side)",
+    "not_ip": "not IP",
+    "outer_fragment": "outer IP fragments (no UDP header)",
+}
 
 
 def replay_capture(
@@ -128,6 +145,8 @@ def replay_capture(
         frames = cut = too_short = 0
         for frame in read_frames(path):
             frames += 1
+            if options.progress is not None and frames % PROGRESS_EVERY == 0:
+                options.progress(frames)
             at = frame.time
             data = frame.data
             if options.learn:
@@ -292,6 +311,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"{report['capture']}: {report['frames']} frames, {report['gtpu_frames']} GTP-U "
         f"(through {report['point']})",
+        "",
+        "frames by kind: "
+        + "; ".join(
+            f"{label}: {report['events'].get(kind, 0)}" for kind, label in FRAME_KINDS.items()
+        ),
         "",
         f"{'slice':<14}{'dir':<10}{'packets':>10}{'bytes':>12}{'malformed':>11}",
     ]

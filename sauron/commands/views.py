@@ -3,6 +3,7 @@ from the API's models (no colours, so they pipe and log cleanly)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -58,7 +59,7 @@ def _p99_heading(kpi: LatencyKpi) -> str:
 #: the columns after the slice's name: heading, width, cell (latency ones
 #: from sauron.abi.kpis)
 COLUMNS: tuple[tuple[str, int, Callable[[Any], str]], ...] = (
-    ("SLA", -11, lambda k: k.sla),
+    ("SLA", -14, lambda k: k.sla),
     ("UL Mbit/s", 10, lambda k: f"{k.uplink.mbps:.2f}"),
     ("DL Mbit/s", 10, lambda k: f"{k.downlink.mbps:.2f}"),
     ("UL pkt/s", 10, lambda k: f"{k.uplink.pps:.0f}"),
@@ -79,12 +80,37 @@ def _cell(text: str, width: int) -> str:
 KPI_HEAD = f"{'slice':<{SLICE_COLUMN}}" + "".join(_cell(h, w) for h, w, _ in COLUMNS)
 
 
-def kpi_row(name: str, k: Any) -> str:
-    return f"{name:<{SLICE_COLUMN}}" + "".join(_cell(cell(k), w) for _, w, cell in COLUMNS)
+def kpi_row(name: str, k: Any, width: int = SLICE_COLUMN) -> str:
+    return f"{name:<{width}}" + "".join(_cell(cell(k), w) for _, w, cell in COLUMNS)
 
 
 def kpis_table(rows: Sequence[tuple[str, schemas.SliceKpis]]) -> str:
-    return "\n".join([KPI_HEAD, *(kpi_row(name, k) for name, k in rows)])
+    """One row per slice, in the order given; the name column as wide as
+    the longest name needs (a name never runs into the next column)."""
+    width = max([SLICE_COLUMN, *(len(name) + 2 for name, _ in rows)])
+    head = f"{'slice':<{width}}" + "".join(_cell(h, w) for h, w, _ in COLUMNS)
+    return "\n".join([head, *(kpi_row(name, k, width) for name, k in rows)])
+
+
+#: an SLA target's unit, from the suffix its name carries in the catalog
+#: (sauron.catalog.SlaTargets: transit_latency_ms.p99, max_loss_ratio, ...)
+TARGET_UNITS = (("_ms", "ms", 1.0), ("_mbps", "Mbit/s", 1.0), ("_j_per_gb", "J/GB", 1.0))
+
+
+def with_unit(target: str, value: float) -> str:
+    """A target's limit or measured value in its unit: 5 ms, 1 Mbit/s,
+    0.001 % (a ratio as a percentage), 500 J/GB."""
+    if "_ratio" in target:
+        return f"{value * 100:.4g} %"
+    for suffix, unit, scale in TARGET_UNITS:
+        if suffix in target:
+            return f"{value * scale:.4g} {unit}"
+    return f"{value:.4g}"
+
+
+def clock(at: float | None) -> str:
+    """A time as the dashboard shows it: the local clock, to the second."""
+    return "-" if at is None else time.strftime("%H:%M:%S", time.localtime(at))
 
 
 def sla_report(doc: schemas.SlaReport) -> str:
@@ -95,26 +121,32 @@ def sla_report(doc: schemas.SlaReport) -> str:
         f"or after {rule.window} intervals without a check (not measured)",
         "",
     ]
-    lines += [f"{name:<10}{status}" for name, status in doc.status.items()]
+    lines += [f"{name:<14}{status}" for name, status in doc.status.items()]
     if doc.events:
         lines += [
             "",
-            f"{'slice':<10}{'target':<36}{'limit':>10}{'worst':>12}  {'intervals':>9}  state",
+            f"{'slice':<14}{'target':<32}{'limit':>12}{'worst':>12}  {'from':<8}  {'to':<8}  state",
         ]
         for v in doc.events:
-            reason = f", {v.end_reason}" if v.end_reason else ""
-            state = "open" if v.open else f"closed at interval {v.ended_interval}{reason}"
+            reason = f" ({v.end_reason})" if v.end_reason else ""
+            state = "open" if v.open else f"closed{reason}"
             lines.append(
-                f"{v.slice:<10}{v.target:<36}{v.limit:>10.6g}{v.worst:>12.6g}  "
-                f"{v.intervals:>9}  {state} (from interval {v.started_interval})"
+                f"{v.slice:<14}{v.target:<32}{with_unit(v.target, v.limit):>12}"
+                f"{with_unit(v.target, v.worst):>12}  {clock(v.started_at):<8}  "
+                f"{clock(v.ended_at):<8}  {state}, {v.intervals} intervals"
             )
     return "\n".join(lines)
 
 
 def top_screen(snap: schemas.SnapshotDoc, url: str) -> str:
-    """One frame of `sauron top`: every slice of the newest interval."""
-    rows = sorted(snap.slices.items(), key=lambda kv: -(kv[1].uplink.mbps + kv[1].downlink.mbps))
-    return f"sauron top - {url} - interval {snap.interval_s:.2f} s\n\n" + kpis_table(rows)
+    """One frame of `sauron top`: every slice of the newest interval, in
+    the catalog's order (rows that moved every frame could not be
+    followed), the interval's end as a clock time."""
+    ended = time.strftime("%H:%M:%S", time.localtime(snap.time))
+    return (
+        f"sauron top - {url} - interval of {snap.interval_s:.2f} s ending {ended}\n\n"
+        + kpis_table(list(snap.slices.items()))
+    )
 
 
 IDLE_RULES = {

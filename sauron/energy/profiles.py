@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sauron.energy.units import Hertz, Watts
-from sauron.host.yamlfile import FileProblems, field_problems, read_yaml
+from sauron.host.field_errors import field_problems, yaml_lines_of
+from sauron.host.yamlfile import FileProblems, read_yaml
 
 
 class ProfileError(FileProblems):
@@ -79,7 +80,7 @@ def load_profile(path: Path) -> PowerProfile:
     try:
         return PowerProfile.model_validate(raw)
     except ValidationError as exc:
-        problems = field_problems(exc)
+        problems = field_problems(exc, PowerProfile, lambda: yaml_lines_of(path))
         raise ProfileError(path, problems) from None
 
 

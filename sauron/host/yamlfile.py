@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 
 class FileProblems(ValueError):
@@ -68,11 +67,3 @@ def read_yaml(path: Path, error: type[FileProblems]) -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
         raise error(path, [f"not valid YAML: {exc}"]) from None
-
-
-def field_problems(exc: ValidationError) -> list[str]:
-    """One line per validation error, naming the field ("field a.b: msg")."""
-    return [
-        f"field {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-        for e in exc.errors()
-    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import get_args
 
 from aiohttp import web
 
@@ -37,6 +38,7 @@ from sauron.service.openapi import TEID_PATTERN
 from sauron.service.openapi import document as openapi_document
 from sauron.service.parameters import bool_param, choice, float_param, int_param, since_until
 from sauron.service.problems import BadParameter, NotFound
+from sauron.service.schemas import SessionsBy, SessionSource, SessionState
 from sauron.service.stream import HUB
 from sauron.service.view import AGENT
 
@@ -174,7 +176,7 @@ async def slice_histogram(request: web.Request) -> web.Response:
 
 async def slice_sessions(request: web.Request) -> web.Response:
     s = _slice(request)
-    by = choice(request, "by", ("teid", "ue"), "teid")
+    by = choice(request, "by", get_args(SessionsBy), "teid")
     limit = int_param(request, "limit", 10, 1, TOP_SESSIONS)
     engine = _engine(request)
     activity = engine.sessions.teids if by == "teid" else engine.sessions.ues
@@ -202,8 +204,8 @@ async def slice_sessions(request: web.Request) -> web.Response:
 
 async def pdu_sessions(request: web.Request) -> web.Response:
     """The session table: PDU sessions learned from PFCP or an SMF."""
-    state = choice(request, "state", ("active", "ended", "all"), "active")
-    source = choice(request, "source", ("pfcp", "smf", "any"), "any")
+    state = choice(request, "state", get_args(SessionState), "active")
+    source = choice(request, "source", get_args(SessionSource), "any")
     limit = int_param(request, "limit", 1000, 1, MAX_PDU_SESSIONS)
     slice_name = request.query.get("slice")
     if slice_name is not None and slice_name not in {

@@ -20,6 +20,12 @@ from sauron.abi.kpis import (
 )
 
 SlaStatus = Literal["met", "at risk", "violated", "unmeasured"]
+#: the choices of the API's parameters (the routes check them, the client
+#: types them)
+DirectionName = Literal["uplink", "downlink"]
+SessionsBy = Literal["teid", "ue"]
+SessionState = Literal["active", "ended", "all"]
+SessionSource = Literal["pfcp", "smf", "any"]
 #: the histograms the histogram route serves: every latency KPI, the loss bursts
 HISTOGRAMS = (*(k.name for k in LATENCY_KPIS), LOSS_BURST)
 #: why a violation closed (sauron.kpi.sla's rule)

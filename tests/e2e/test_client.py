@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from frames import gtpu, plain, ul_packet
@@ -204,12 +207,37 @@ def test_cli_sla_says_why_a_violation_closed(agent: Agent, tmp_path: Path) -> No
     sla = sauron("sla", url=agent.url, token_file=token_file)
     assert sla.returncode == 0, sla.stderr
     assert "or after 5 intervals without a check (not measured)" in sla.stdout
+    doc = asyncio.run(_sla(agent.url))
+    closed = next(v for v in doc.events if v.target == "max_loss_ratio.sequence.uplink")
+    assert closed.ended_at is not None
     (row,) = [x for x in sla.stdout.splitlines() if "max_loss_ratio.sequence.uplink" in x]
-    assert row.startswith("embb") and row.endswith(
-        "closed at interval 9, not measured (from interval 2)"
+    # limit and worst in their unit, the times as clock times, as the dashboard shows them
+    began, ended = (
+        time.strftime("%H:%M:%S", time.localtime(t)) for t in (closed.started_at, closed.ended_at)
     )
+    worst = f"{closed.worst * 100:.4g}"
+    assert row.split() == [
+        "embb",
+        "max_loss_ratio.sequence.uplink",
+        "1",
+        "%",
+        worst,
+        "%",
+        began,
+        ended,
+        "closed",
+        "(not",
+        "measured),",
+        str(closed.intervals),
+        "intervals",
+    ]
     (still,) = [x for x in sla.stdout.splitlines() if "min_throughput_mbps.downlink" in x]
-    assert still.endswith("open (from interval 1)")
+    assert " 1 Mbit/s " in still and re.search(r"  -  +open, \d+ intervals$", still)
+
+
+async def _sla(url: str) -> Any:
+    async with SauronClient(url, token=TOKEN) as api:
+        return await api.sla()
 
 
 #: a UE address and TEID no catalog slice claims: slice 0, unclassified
@@ -263,11 +291,21 @@ def test_top_shows_each_interval(agent: Agent, tmp_path: Path) -> None:
     thread = threading.Thread(target=ticker, daemon=True)
     thread.start()
     try:
-        top = sauron("top", "--count", "2", "--no-clear", url=agent.url, token_file=token_file)
+        # piped: frames follow each other, the screen is never cleared
+        top = sauron("top", "--count", "2", url=agent.url, token_file=token_file)
+        as_json = sauron("top", "--count", "2", "--json", url=agent.url, token_file=token_file)
     finally:
         stop.set()
         thread.join()
     assert top.returncode == 0, top.stderr
+    assert "\x1b[" not in top.stdout
     frames = top.stdout.count("sauron top - ")
     assert frames == 2
     assert ul_pps(top.stdout) == [2, 2]
+    # rows keep the catalog's order, whatever moves
+    names = [line.split()[0] for line in top.stdout.splitlines() if line[:1].isalpha()]
+    order = [n for n in names if n not in ("sauron", "slice")]
+    assert order[: len(order) // 2] == order[len(order) // 2 :]
+    assert as_json.returncode == 0, as_json.stderr
+    docs = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert len(docs) == 2 and all(d["slices"]["embb"]["uplink"]["pps"] == 2 for d in docs)

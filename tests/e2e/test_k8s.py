@@ -179,7 +179,9 @@ def test_probes_ports_files_and_tokens_meet_the_agent(
     dockerfile = (REPO / "Dockerfile").read_text()
     # the package is installed, not run in place: its C, catalog and profiles are in it
     assert f"WORKDIR {IMAGE_ROOT}" in dockerfile and "COPY slices slices" in dockerfile
-    assert "pip install --no-cache-dir ." in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    # its dependencies from the lock file, checked by hash
+    assert "--require-hashes -r requirements.lock" in dockerfile
     # one image for every deployment, at the project's version
     compose = yaml.safe_load((REPO / "deploy" / "open5gs" / "compose.yaml").read_text())
     version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)

@@ -36,7 +36,7 @@ from sauron.export.influx.settings import (
 )
 from sauron.export.influx.spool import Spool, SpoolError
 from sauron.export.influx.writer import retry_after_seconds
-from sauron.host.yamlfile import field_problems
+from sauron.host.field_errors import field_problems
 from sauron.kpi.quality import LossKpis
 from sauron.kpi.records import SliceKpis
 from sauron.kpi.sla import SlaTracker

@@ -63,7 +63,13 @@ def test_an_installed_wheel_checks_its_catalog_and_replays_a_capture(tmp_path: P
     debian_bcc.mkdir()
     (debian_bcc / "bcc").symlink_to(Path(bcc.__file__).parent)
     (Path(purelib) / "debian-bcc.pth").write_text(f"{debian_bcc}\n")
-    subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True)
+    # as the image installs it: the locked dependencies, checked by hash, then the wheel
+    lock = REPO / "requirements.lock"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--require-hashes", "-r", str(lock)],
+        check=True,
+    )
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
 
     elsewhere.mkdir()
     sauron = venv / "bin" / "sauron"

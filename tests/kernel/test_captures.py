@@ -6,6 +6,7 @@ the others are read from ../shared/captures beside the clone."""
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from collections import Counter
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from conftest import DATA, SHARED_CAPTURES
+from frames import gtpu
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import ARP, Ether
 
 from sauron.bpf.loader import TC, XDP, DataPlane
 from sauron.catalog import Catalog
@@ -215,3 +219,33 @@ def test_replay_cli_rejects_a_missing_file(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 2 and "no such capture file" in out.stderr
+
+
+def test_replay_cli_tells_its_progress_and_every_kind_of_frame(tmp_path: Path) -> None:
+    """A capture that takes more than a second: progress lines on stderr
+    (piped: a line each second), the report on stdout alone, and the human
+    table counting every kind of frame, GTP-U or not."""
+    inner = IP(src="10.45.0.1", dst="198.51.100.1") / UDP(sport=4000, dport=53) / b"q"
+    g_pdu = gtpu(inner, 0x00010001, uplink=True)
+    arp = bytes(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP())
+    path = tmp_path / "large.pcap"
+    records = []
+    for n in range(60_000):  # two G-PDUs, then an ARP frame
+        frame = arp if n % 3 == 2 else g_pdu
+        records.append(struct.pack("<IIII", 1_700_000_000, n, len(frame), len(frame)) + frame)
+    # the classic pcap file header: Ethernet, microseconds
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(records))
+    out = subprocess.run(
+        [sys.executable, "-m", "sauron", "replay", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    progress = [line for line in out.stderr.splitlines() if "frames run in" in line]
+    assert progress and all(line.startswith(f"{path}: ") for line in progress), out.stderr
+    assert "frames run in" not in out.stdout
+    assert (
+        "frames by kind: GTP-U: 40000; IP but not GTP-U: 0; plain IP (N6 side): 0; " in out.stdout
+    )
+    assert "not IP: 20000;" in out.stdout

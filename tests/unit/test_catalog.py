@@ -77,7 +77,7 @@ def test_bad_sst_names_file_slice_and_field(tmp_path: Path) -> None:
         ("slices: [\n", "not valid YAML"),
         (
             "slices:\n  - name: a\n    snssai: {sst: 1}\n    transit_sample_one_in: 10\n",
-            "transit_sample_one_in: Value error, must be a power of two",
+            "transit_sample_one_in: must be a power of two",
         ),
     ],
 )

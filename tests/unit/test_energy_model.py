@@ -154,7 +154,7 @@ def test_a_bad_profile_names_the_file_and_the_field(tmp_path: Path) -> None:
         load_profile(bad)
     assert str(bad) in str(err.value) and "idle_w (200.0) must be below max_w" in str(err.value)
     bad.write_text("name: bad\nmodel_pattern: x\nidle_w: 1\nmax_w: 2\ncores: 4\n")
-    with pytest.raises(ProfileError, match=r"field threads: Field required"):
+    with pytest.raises(ProfileError, match=r"field threads: missing \(it is required\)"):
         load_profile(bad)
 
 

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from sauron.host.field_errors import field_problems
 from sauron.host.redaction import shown_url
 from sauron.host.secretfile import read_secret_file
-from sauron.host.yamlfile import FileProblems, field_problems
+from sauron.host.yamlfile import FileProblems
 
 ENVIRONMENT = {
     "SAURON_INFLUX_URL": "url",
