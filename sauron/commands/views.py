@@ -94,7 +94,7 @@ def kpis_table(rows: Sequence[tuple[str, schemas.SliceKpis]]) -> str:
 
 #: an SLA target's unit, from the suffix its name carries in the catalog
 #: (sauron.catalog.SlaTargets: transit_latency_ms.p99, max_loss_ratio, ...)
-TARGET_UNITS = (("_ms", "ms", 1.0), ("_mbps", "Mbit/s", 1.0), ("_j_per_gb", "J/GB", 1.0))
+TARGET_UNITS = (("_ms", "ms"), ("_mbps", "Mbit/s"), ("_j_per_gb", "J/GB"))
 
 
 def with_unit(target: str, value: float) -> str:
@@ -102,9 +102,9 @@ def with_unit(target: str, value: float) -> str:
     0.001 % (a ratio as a percentage), 500 J/GB."""
     if "_ratio" in target:
         return f"{value * 100:.4g} %"
-    for suffix, unit, scale in TARGET_UNITS:
+    for suffix, unit in TARGET_UNITS:
         if suffix in target:
-            return f"{value * scale:.4g} {unit}"
+            return f"{value:.4g} {unit}"
     return f"{value:.4g}"
 
 
@@ -142,9 +142,8 @@ def top_screen(snap: schemas.SnapshotDoc, url: str) -> str:
     """One frame of `sauron top`: every slice of the newest interval, in
     the catalog's order (rows that moved every frame could not be
     followed), the interval's end as a clock time."""
-    ended = time.strftime("%H:%M:%S", time.localtime(snap.time))
     return (
-        f"sauron top - {url} - interval of {snap.interval_s:.2f} s ending {ended}\n\n"
+        f"sauron top - {url} - interval of {snap.interval_s:.2f} s ending {clock(snap.time)}\n\n"
         + kpis_table(list(snap.slices.items()))
     )
 
