@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from sauron import __version__
 from sauron.abi import points
 from sauron.host.logs import setup_logging
+from sauron.host.nearest_word import nearest
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -143,9 +145,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return 2
     if publisher is not None:
         print(f"publishing to {publisher.config.shown_url}, bucket {publisher.config.bucket}")
-    result = run_demo(args.duration, catalog, host=args.host, port=args.port, publisher=publisher)
-    print("G-PDUs counted per slice:", json.dumps(result["slices"]))
-    print(f"ground truth and node logs: {result['workdir']}")
+    result = run_demo(
+        args.duration,
+        catalog,
+        workdir=args.workdir,
+        host=args.host,
+        port=args.port,
+        publisher=publisher,
+    )
+    print(f"summary, ground truth and node logs: {result['workdir']}")
     return 0
 
 
@@ -352,10 +360,21 @@ def _client_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, offering the nearest valid word for a mistyped command or
+    choice (its sub-commands' parsers are of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:
+            near = nearest(wrong.group(1), re.findall(r"'([^']*)'", wrong.group(2)))
+            if near:
+                message += f"; did you mean {near!r}?"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sauron", description="Per-slice telemetry for 5G core user planes"
-    )
+    parser = _Parser(prog="sauron", description="Per-slice telemetry for 5G core user planes")
     parser.add_argument("--version", action="version", version=f"sauron {__version__}")
     parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -421,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="where the API listens (default 127.0.0.1)"
     )
     demo.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where the summary (demo.json), ground truth and node logs go (default: a new temporary folder)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser("run", help="the agent: attach, measure, serve (stops on SIGTERM/SIGINT)")

@@ -1,138 +1,158 @@
-"""`sauron demo`: the agent on the UPF of the netns testbed, three slices of
-real traffic, a live per-slice table, and an SLA broken on purpose.
+"""`sauron demo`: the agent on the UPFs of the netns testbed, three slices of
+real traffic, the energy estimator on, and a story in three phases
+(sauron.commands.demo_story): healthy, eMBB's bulk load, and eMBB's UPF
+rate-limiting it under its SLA's minimum. Every violation is explained
+from what the agent measured, or said to be unexplained.
 
-eMBB UEs download over TCP, URLLC UEs send small periodic UDP, mMTC UEs
-(many) send sparse UDP. At 40 % of the run the reference UPF starts
-rate-limiting eMBB to 0.5 Mbit/s, under the catalog's 1 Mbit/s downlink
-minimum, and the SLA tracker opens a violation.
+One UPF process per slice, as Open5GS deployments run them: a slice's
+queue is its own, so eMBB's downloads do not fill URLLC's UPF; what they
+still share is the host's CPUs, and the demo says so when that shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from sauron.abi import layout
-from sauron.agent.interfaces import attach_interfaces
+from sauron.agent.interfaces import attach_interfaces, receiving_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
-from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
-from sauron.commands.views import clock, kpis_table, with_unit
+from sauron.commands.demo_story import (
+    BULK_SLICE,
+    LIMIT,
+    LIMIT_MBPS,
+    LOAD,
+    PHASES,
+    Explanation,
+    Timeline,
+    explain,
+)
+from sauron.commands.demo_view import DemoView, Frame, terminal_view
+from sauron.commands.views import clock, with_unit
+from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
+from sauron.energy.probe import probe_in
+from sauron.energy.profiles import ProfileError
+from sauron.energy.watch import WatchEntry
 from sauron.export.influx.publisher import Publisher
 from sauron.kpi.records import Snapshot
+from sauron.kpi.sla import Violation
 from sauron.service.app import create_app
 from sauron.service.documents import snapshot_doc
 from sauron.service.schemas import SnapshotDoc
 from sauron.service.serving import service_runner
-from sauron.testbed.bed import N6_DN, TCP_SOURCE_PORT, UDP_ECHO_PORT, Testbed
+from sauron.testbed.bed import Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
+from sauron.testbed.ue_apps import Traffic
 
 UES = {"embb": 2, "urllc": 4, "mmtc": 40}
-URLLC_PERIOD_S = 0.01
-MMTC_PERIOD_S = 1.0
-BREAK_AT = 0.4
-BROKEN = {"embb": Impairment(rate_mbps=0.5)}
+BROKEN = {BULK_SLICE: Impairment(rate_mbps=LIMIT_MBPS)}
+#: the summary and the figures of a run, beside the testbed's ground truth
+SUMMARY_FILE = "demo.json"
+
+
+def _open_energy(
+    stack: contextlib.ExitStack, catalog: Catalog, dp: DataPlane, bed: Testbed
+) -> EnergyMeter:
+    watch = [WatchEntry(name=name, slice=name.removeprefix("upf-")) for name in bed.upf_pids()]
+    watch += [WatchEntry(pid=bed.processes[node].pid) for node in ("gnb", "dn")]
+    probe = stack.enter_context(probe_in(Path(f"/sys/fs/bpf/sauron-demo-{os.getpid()}")))
+    setup = detect_setup()
+    stack.callback(setup.frequency.close)
+    if setup.counter is not None:
+        stack.callback(setup.counter.close)
+    return EnergyMeter(
+        catalog,
+        probe,
+        setup,
+        dp.entry_program_fds(),
+        watch,
+        receiving_links=receiving_links(bed.interfaces()),
+    )
+
+
+@contextlib.contextmanager
+def demo_energy(
+    catalog: Catalog, dp: DataPlane, bed: Testbed
+) -> Iterator[tuple[EnergyMeter | None, str]]:
+    """The energy estimator over the testbed: each slice's UPF bound to its
+    slice, the gNB and the DN shared by the packets Sauron saw; None and
+    why when this machine cannot run it (the demo runs on without)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            meter: EnergyMeter | None = _open_energy(stack, catalog, dp, bed)
+            reason = ""
+        except (OSError, RuntimeError, ProfileError, EnergyUnavailable) as exc:
+            stack.close()
+            meter, reason = None, f"the energy estimator could not start: {exc}"
+        yield meter, reason
 
 
 @dataclass
-class Traffic:
-    """The UEs' applications, each on a thread, all stopped by one event."""
+class Story:
+    """What the demo has seen so far: every snapshot, the phases begun,
+    the violations already told."""
 
-    bed: Testbed
-    sessions: SessionsFile
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
-    downloaded: int = 0
+    catalog: Catalog
+    view: DemoView
+    duration_s: float
+    started: float = field(default_factory=time.time)
+    timeline: Timeline = field(default_factory=lambda: Timeline([]))
+    snapshots: list[Snapshot] = field(default_factory=list)
+    told_open: set[int] = field(default_factory=set)
+    told_closed: set[int] = field(default_factory=set)
 
-    def ues(self, slice_name: str) -> list[str]:
-        return [str(s.ue_ip) for s in self.sessions.sessions if s.slice == slice_name]
+    def begin(self, name: str) -> None:
+        phase = next(p for p in PHASES if p.name == name)
+        now = time.time()
+        self.timeline.begun.append((phase, now))
+        self.view.say(f">>> {clock(now)} phase {phase.name}: {phase.announcement}")
 
-    def start(self) -> None:
-        for ue in self.ues("embb"):
-            self._spawn(self._download, ue)
-        self._spawn(self._periodic, self.ues("urllc"), URLLC_PERIOD_S, 64)
-        self._spawn(
-            self._periodic, self.ues("mmtc"), MMTC_PERIOD_S / len(self.ues("mmtc")), 40, True
+    def heard(self, snap: Snapshot, violations: list[Violation]) -> None:
+        """The engine's listener: the table, then what changed in the SLA."""
+        self.snapshots.append(snap)
+        phase = self.timeline.phase_at(snap.time)
+        doc = SnapshotDoc.model_validate(snapshot_doc(snap))
+        self.view.show(
+            Frame(doc, phase.name if phase else "-", snap.time - self.started, self.duration_s)
         )
+        for i, v in enumerate(violations):
+            if i not in self.told_open:
+                self.told_open.add(i)
+                self.view.say(
+                    f"!!! {clock(v.started_at)} {v.slice_name} violated {v.target}: "
+                    f"{with_unit(v.target, v.worst)} against {with_unit(v.target, v.limit)}"
+                    f" - {self.explain(v).words}"
+                )
+            if not v.open and i not in self.told_closed:
+                self.told_closed.add(i)
+                self.view.say(
+                    f"ok  {clock(v.ended_at)} {v.slice_name} {v.target} met again ({v.end_reason})"
+                )
 
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _download(self, ue: str) -> None:
-        while not self.stop.is_set():
-            try:
-                conn = self.bed.ue_tcp_connection(ue, TCP_SOURCE_PORT, timeout=1.0)
-            except OSError:
-                time.sleep(0.2)
-                continue
-            with conn:
-                while not self.stop.is_set():
-                    try:
-                        chunk = conn.recv(65536)
-                    except TimeoutError:
-                        continue
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    self.downloaded += len(chunk)
-
-    def _periodic(
-        self, ues: list[str], period: float, size: int, one_at_a_time: bool = False
-    ) -> None:
-        socks = [self.bed.ue_udp_socket(ue) for ue in ues]
-        for sock in socks:
-            sock.setblocking(False)
-        turn = 0
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            senders = [socks[turn % len(socks)]] if one_at_a_time else socks
-            turn += 1
-            for sock in senders:
-                with contextlib.suppress(OSError):
-                    sock.sendto(bytes(size), (N6_DN, UDP_ECHO_PORT))
-            for sock in socks:
-                with contextlib.suppress(OSError):
-                    while sock.recv(2048):
-                        pass
-            next_at += period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-        for sock in socks:
-            sock.close()
-
-    def join(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=3)
-
-
-def _table(snap: Snapshot, catalog: Catalog) -> str:
-    """The same table as `sauron kpis`, from the same documents."""
-    doc = SnapshotDoc.model_validate(snapshot_doc(snap))
-    return kpis_table([(s.name, doc.slices[s.name]) for s in catalog.slices])
+    def explain(self, v: Violation) -> Explanation:
+        return explain(v, self.snapshots, self.timeline)
 
 
 async def _serve(
     runtime: AgentRuntime,
     bed: Testbed,
-    duration: float,
+    traffic: Traffic,
+    story: Story,
     host: str,
     port: int,
-    out: Callable[[str], None],
 ) -> None:
     async with runtime:
         runner = service_runner(create_app(runtime))
@@ -142,31 +162,115 @@ async def _serve(
             await site.start()
             # port 0 asks the kernel for a free one; say which it gave
             bound = runner.addresses[0][1] if runner.addresses else port
-            out(
-                f"API: http://{host}:{bound}/api/v1/slices  (also /api/v1/slices/embb/kpis, /api/v1/sla, /readyz)"
+            story.view.say(
+                f"dashboard: http://{host}:{bound}/   API: http://{host}:{bound}/api/v1/slices"
             )
-            await asyncio.sleep(BREAK_AT * duration)
-            bed.set_impairments(BROKEN)
-            out(
-                ">>> the UPF now rate-limits eMBB to 0.5 Mbit/s (its SLA asks for 1 Mbit/s downlink)\n"
-            )
-            await asyncio.sleep((1 - BREAK_AT) * duration)
+            story.begin(PHASES[0].name)
+            for phase, after in zip(PHASES[1:], PHASES, strict=False):
+                await asyncio.sleep((phase.starts_at - after.starts_at) * story.duration_s)
+                if phase.name == LOAD:
+                    traffic.bulk.set()
+                elif phase.name == LIMIT:
+                    bed.set_impairments(BROKEN)
+                story.begin(phase.name)
+            await asyncio.sleep((1 - PHASES[-1].starts_at) * story.duration_s)
         finally:
             await runner.cleanup()
+
+
+def summary(story: Story, violations: list[Violation], energy_off: str) -> dict[str, Any]:
+    """Each slice's traffic and energy over the run, and every violation
+    with its explanation."""
+    last = story.snapshots[-1] if story.snapshots else None
+    slices: dict[str, Any] = {}
+    for s in story.catalog.slices:
+        kpis = [snap.slices[s.name] for snap in story.snapshots if s.name in snap.slices]
+        energy = last.slices[s.name].energy if last is not None else None
+        traffic_bytes = sum(k.energy.bytes for k in kpis if k.energy is not None)
+        slices[s.name] = {
+            "uplink_packets": sum(k.uplink.packets_in for k in kpis),
+            "downlink_packets": sum(k.downlink.packets_in for k in kpis),
+            "megabytes": sum(k.uplink.bytes_in + k.downlink.bytes_in for k in kpis) / 1e6,
+            "joules": energy.cumulative_joules if energy is not None else None,
+            "joules_per_gb": (
+                energy.cumulative_joules / (traffic_bytes / 1e9)
+                if energy is not None and traffic_bytes
+                else None
+            ),
+        }
+    measured_s = sum(snap.interval_s for snap in story.snapshots)
+    node = last.energy if last is not None else None
+    return {
+        "started": story.started,
+        "measured_s": measured_s,
+        "phases": [{"name": p.name, "began": at} for p, at in story.timeline.begun],
+        "energy": (
+            {"method": node.method, "profile": node.profile, "cycle_source": node.cycle_source}
+            if node is not None
+            else {"off": energy_off}
+        ),
+        "slices": slices,
+        "violations": [
+            {**vars(v), "open": v.open, "explanation": vars(story.explain(v))} for v in violations
+        ],
+    }
+
+
+def summary_lines(doc: dict[str, Any]) -> list[str]:
+    """The closing summary, in units and clock times."""
+    measured = doc["measured_s"]
+    lines = [
+        "",
+        f"summary of {measured:.0f} s measured from {clock(doc['started'])}:",
+        f"{'slice':<10}{'UL pkts':>10}{'DL pkts':>10}{'MB':>9}{'J':>9}{'mean W':>9}{'J/GB':>9}",
+    ]
+    for name, s in doc["slices"].items():
+        joules = s["joules"]
+        mean_w = f"{joules / measured:.2f}" if joules is not None and measured else "-"
+        lines.append(
+            f"{name:<10}{s['uplink_packets']:>10}{s['downlink_packets']:>10}"
+            f"{s['megabytes']:>9.1f}"
+            f"{'-' if joules is None else f'{joules:.1f}':>9}{mean_w:>9}"
+            f"{'-' if s['joules_per_gb'] is None else format(s['joules_per_gb'], '.0f'):>9}"
+        )
+    energy = doc["energy"]
+    lines.append(
+        f"energy: {energy['off']}"
+        if "off" in energy
+        else f"energy: power model {energy['method']} ({energy['profile']}), "
+        f"cycles from {energy['cycle_source']}; the gNB's and DN's CPU time is shared by packets"
+    )
+    violations = doc["violations"]
+    lines += ["", f"SLA violations: {len(violations)}"]
+    for v in violations:
+        until = "still open" if v["open"] else f"until {clock(v['ended_at'])} ({v['end_reason']})"
+        lines.append(
+            f"  {v['slice_name']} {v['target']}: limit {with_unit(v['target'], v['limit'])}, "
+            f"worst {with_unit(v['target'], v['worst'])}, from {clock(v['started_at'])} {until}"
+        )
+        lines.append(f"    {v['explanation']['kind']}: {v['explanation']['words']}")
+    unexplained = sum(v["explanation"]["kind"] == "unexplained" for v in violations)
+    lines.append(
+        f"{unexplained} violations have no explanation in the demo's phases"
+        if unexplained
+        else "every violation is explained above"
+    )
+    return lines
 
 
 def run_demo(
     duration: float,
     catalog: Catalog | None = None,
-    out: Callable[[str], None] = print,
+    view: DemoView | None = None,
     workdir: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
     publisher: Publisher | None = None,
 ) -> dict[str, Any]:
-    """Runs the demo; returns per-slice totals, the SLA events and the
-    testbed's ground truth."""
+    """Runs the demo; returns (and writes to workdir/demo.json) the summary,
+    with the testbed's ground truth."""
     catalog = catalog or load_catalog()
+    view = view or terminal_view()
     sessions = SessionsFile(sessions=make_sessions(catalog, UES, qfi={"urllc": 1, "mmtc": 5}))
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sauron-demo-"))
     dp = DataPlane()
@@ -178,53 +282,46 @@ def run_demo(
     def attach(bed: Testbed) -> None:
         attach_interfaces(dp, bed.interfaces(), bed.links)
 
-    with dp, Testbed(catalog, sessions, workdir, before_nodes=attach) as bed:
-        out(
-            f"testbed up: gNB {bed.gnb}, UPF {bed.upf}, DN {bed.dn}; agent on the UPF's n3 and n6; "
-            f"ground truth in {workdir}"
+    story = Story(catalog, view, duration)
+    with (
+        dp,
+        Testbed(catalog, sessions, workdir, before_nodes=attach, upf_per_slice=True) as bed,
+        demo_energy(catalog, dp, bed) as (meter, energy_off),
+    ):
+        view.say(
+            f"testbed up: gNB {bed.gnb}, UPFs {', '.join(bed.upf_pids())} in {bed.upf}, "
+            f"DN {bed.dn}; the agent on the UPFs' n3 and n6; ground truth in {workdir}"
         )
+        if energy_off:
+            view.say(f"energy not measured: {energy_off}")
         traffic = Traffic(bed, sessions)
-        traffic.start()
-        started = time.monotonic()
+        traffic.start(bulk=False)
         runtime = AgentRuntime(
             catalog,
             ProgramMaps(dp, expiry, catalog.slice_rows),
+            energy=meter,
+            energy_off=energy_off,
             exporters=[publisher] if publisher is not None else [],
         )
-        runtime.engine.listeners.append(
-            lambda snap: out(f"t={time.monotonic() - started:5.1f}s\n{_table(snap, catalog)}\n")
-        )
+        runtime.engine.listeners.append(lambda snap: story.heard(snap, runtime.engine.sla.events))
+        story.started = time.time()
         try:
-            asyncio.run(_serve(runtime, bed, duration, host, port, out))
+            with view:
+                asyncio.run(_serve(runtime, bed, traffic, story, host, port))
         except KeyboardInterrupt:
-            out("interrupted")
+            view.say("interrupted")
         finally:
             traffic.join()
         truth = bed.stop()
-        final = read_counters(dp)
-    tracker = runtime.engine.sla
-    for v in tracker.events:
-        end = f"ended {clock(v.ended_at)} ({v.end_reason})" if not v.open else "still open"
-        out(
-            f"SLA violation: {v.slice_name} {v.target} (limit {with_unit(v.target, v.limit)}) "
-            f"from {clock(v.started_at)}, {end}, worst {with_unit(v.target, v.worst)}"
-        )
-    totals = {
-        s.name: {
-            "uplink_packets": int(final.slice(layout.POINT_N3_INGRESS, s.id, 0).packets),
-            "downlink_packets": int(final.slice(layout.POINT_N3_EGRESS, s.id, 1).packets),
-        }
-        for s in catalog.slices
-    }
+    doc = summary(story, runtime.engine.sla.events, energy_off)
+    for line in summary_lines(doc):
+        view.say(line)
     if publisher is not None:
         h = publisher.summary()
-        out(
+        view.say(
             f"InfluxDB {h['url']} bucket {h['bucket']}: {h['points_written']} points written, "
             f"{h['spool_points']} waiting in the spool, {h['points_dropped']} dropped"
         )
-    return {
-        "slices": totals,
-        "violations": [{**vars(v), "open": v.open} for v in tracker.events],
-        "truth": truth,
-        "workdir": str(workdir),
-    }
+    result = {**doc, "truth": truth, "workdir": str(workdir)}
+    (workdir / SUMMARY_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+    return result

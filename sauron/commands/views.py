@@ -72,6 +72,26 @@ COLUMNS: tuple[tuple[str, int, Callable[[Any], str]], ...] = (
 )
 
 
+def _energy(k: Any, figure: Callable[[Any], str]) -> str:
+    return "-" if k.energy is None else figure(k.energy)
+
+
+#: a slice's energy: power over the interval, joules since the agent
+#: started, joules per GB of the interval's traffic
+ENERGY_COLUMNS: tuple[tuple[str, int, Callable[[Any], str]], ...] = (
+    ("W", 8, partial(_energy, figure=lambda e: f"{e.watts:.2f}")),
+    ("J", 9, partial(_energy, figure=lambda e: f"{e.cumulative_joules:.1f}")),
+    ("J/GB", 9, partial(_energy, figure=lambda e: _per_unit(e.joules_per_gb, ".0f"))),
+)
+
+
+def pick_columns(*headings: str) -> tuple[tuple[str, int, Callable[[Any], str]], ...]:
+    """The columns of COLUMNS and ENERGY_COLUMNS with these headings, in
+    the order given (a narrower table than `sauron kpis`)."""
+    known = {h: c for c in (*COLUMNS, *ENERGY_COLUMNS) for h in (c[0],)}
+    return tuple(known[h] for h in headings)
+
+
 def _cell(text: str, width: int) -> str:
     """Right-aligned in `width`, left-aligned in -`width`."""
     return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"

@@ -9,7 +9,6 @@ valid IPv4 network or not a valid IPv6 network")."""
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -18,6 +17,8 @@ from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
+from sauron.host.nearest_word import nearest
 
 Location = tuple[str | int, ...]
 
@@ -90,9 +91,9 @@ def _message(error: Any, path: Location, model: type[BaseModel] | None) -> str:
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
         known = _keys_at(model, path[:-1])
-        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        near = nearest(key, known)
         if near:
-            return f"unknown key {key!r}: did you mean {near[0]!r}?"
+            return f"unknown key {key!r}: did you mean {near!r}?"
         return f"unknown key {key!r}" + (f" (keys here: {', '.join(known)})" if known else "")
     if kind == "missing":
         return "missing (it is required)"

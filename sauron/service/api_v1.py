@@ -19,6 +19,7 @@ from sauron.abi.histogram import GAP, LATENCY, Histogram
 from sauron.abi.kpis import DIRECTIONS, LATENCY_BY_NAME, LATENCY_KPIS, LOSS_BURST
 from sauron.catalog import UNCLASSIFIED_NAME, Catalog, Slice
 from sauron.control.record import ControlSession
+from sauron.host.nearest_word import nearest
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
@@ -79,7 +80,9 @@ def _slice(request: web.Request) -> MeasuredSlice:
     found = _catalog(request).get(name)
     if found is None:
         known = [*(s.name for s in _catalog(request).slices), UNCLASSIFIED_NAME]
-        raise NotFound(f"no slice named {name!r}; there are {', '.join(known)}")
+        near = nearest(name, known)
+        guess = f"did you mean {near!r}? " if near else ""
+        raise NotFound(f"no slice named {name!r}; {guess}there are {', '.join(known)}")
     return MeasuredSlice(found.name, found.id, found)
 
 
@@ -212,7 +215,9 @@ async def pdu_sessions(request: web.Request) -> web.Response:
         *(s.name for s in _catalog(request).slices),
         "none",
     }:
-        raise BadParameter("slice", f"no slice named {slice_name!r} in the catalog")
+        near = nearest(slice_name, (s.name for s in _catalog(request).slices))
+        guess = f"; did you mean {near!r}?" if near else ""
+        raise BadParameter("slice", f"no slice named {slice_name!r} in the catalog{guess}")
     ue = request.query.get("ue")
     supi = request.query.get("supi")
     teid_text = request.query.get("teid")

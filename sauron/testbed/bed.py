@@ -295,13 +295,20 @@ class Testbed:
         return sock
 
     def ue_tcp_connection(
-        self, ue_ip: str, port: int = TCP_SINK_PORT, timeout: float = 10.0
+        self,
+        ue_ip: str,
+        port: int = TCP_SINK_PORT,
+        timeout: float = 10.0,
+        receive_buffer: int | None = None,
     ) -> socket.socket:
         """A UE's TCP connection to the DN: the sink (upload) or the source
-        (TCP_SOURCE_PORT, download)."""
+        (TCP_SOURCE_PORT, download). receive_buffer: set before connecting,
+        so that the window the UE offers stays that small."""
         with inside(self.gnb):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.settimeout(timeout)
+            if receive_buffer is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
             sock.bind((ue_ip, 0))
         sock.connect((N6_DN, port))
         return sock

@@ -33,11 +33,12 @@ from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
 from sauron.catalog import Catalog, load_catalog
-from sauron.commands.demo import BROKEN, UES, Traffic
+from sauron.commands.demo import BROKEN, UES
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.dashboard import routes
 from sauron.testbed.bed import Testbed
 from sauron.testbed.sessions import SessionsFile, make_sessions
+from sauron.testbed.ue_apps import Traffic
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 

@@ -5,14 +5,11 @@ attach point; the traffic itself arrived; nothing is left behind."""
 
 from __future__ import annotations
 
-import json
 import socket
 import statistics
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,7 +18,6 @@ from sauron.agent.interfaces import attach_interfaces
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.catalog import Catalog
-from sauron.commands.demo import run_demo
 from sauron.host.netns import leftover_namespaces
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed, TestbedError
 from sauron.testbed.load import blast
@@ -242,73 +238,6 @@ def test_impairments_are_the_ground_truth(
     embb = catalog.get("embb").id
     assert counters.slice(layout.POINT_N6_EGRESS, embb, UL).packets == upf["embb"]["ul_forwarded"]
     assert truth["upf"]["other"]["impairments_applied"] == 2
-
-
-DIRECTION_KEYS = {"uplink": "ul", "downlink": "dl"}
-
-
-def test_demo_shows_three_slices_serves_the_api_and_detects_the_sla_break(tmp_path: Path) -> None:
-    lines: list[str] = []
-    api: dict[str, object] = {}
-
-    def out(line: str) -> None:
-        lines.append(line)
-        if line.startswith("API: "):
-            api["url"] = line.split()[1]
-        elif line.startswith("t=") and "slices" not in api and "url" in api:
-            # asked while the demo runs, from the engine's listener thread
-            with urllib.request.urlopen(str(api["url"]), timeout=5) as response:
-                api["slices"] = json.load(response)["slices"]
-
-    result = run_demo(10, out=out, workdir=tmp_path / "demo", port=0)
-    slices = result["slices"]
-    for name in ("embb", "urllc", "mmtc"):
-        assert slices[name]["uplink_packets"] > 0 and slices[name]["downlink_packets"] > 0, name
-    # eMBB breaks only the target the rate limit aims at (GRO aggregates of
-    # its TCP downloads are not stamped, so no transit loss is invented)
-    embb = [v for v in result["violations"] if v["slice_name"] == "embb"]
-    (violation,) = [v for v in embb if v["target"] == "min_throughput_mbps.downlink"]
-    # any other eMBB violation is a start-up one, closed by the end, or an
-    # uplink loss the UPF really caused: its limiter works in both
-    # directions, and its N3 socket overflows when its loop falls behind
-    upf = result["truth"]["upf"]
-    ul_dropped = upf["slices"]["embb"].get("ul_rate_dropped", 0) + (
-        upf["kernel_drops"]["n3_socket"] or 0
-    )
-    for v in embb:
-        if v is violation or not v["open"]:
-            continue
-        assert v["target"].startswith("max_loss_ratio.") and v["target"].endswith(".uplink"), embb
-        assert ul_dropped > 0, json.dumps(
-            {
-                "violations": embb,
-                "upf": upf["slices"]["embb"],
-                "kernel_drops": upf["kernel_drops"],
-            }
-        )
-
-    # the reference UPF is slow in its first seconds (URLLC transit p50 of
-    # several ms while TCP ramps up): such violations must have closed,
-    # unless the UPF really held that slice's packets that long after the
-    # break (from the kernel's receive time: a loaded machine delays it)
-    def held_too_long(v: dict[str, Any]) -> bool:
-        metric, quantile, direction = v["target"].split(".")
-        hold = upf["holds"].get(f"{v['slice_name']}/{DIRECTION_KEYS[direction]}", {})
-        held = hold.get(f"{quantile}_ms")
-        return metric == "transit_latency_ms" and held is not None and held > v["limit"]
-
-    others = [v for v in result["violations"] if v["slice_name"] != "embb" and v["open"]]
-    assert all(held_too_long(v) for v in others), json.dumps({"open": others, "upf": upf})
-    assert violation["worst"] < 1.0
-    # the break came from the injected rate limit, which the UPF's ground truth records
-    assert result["truth"]["upf"]["slices"]["embb"]["dl_rate_dropped"] > 0
-    assert any("violated" in line for line in lines)
-    served = {s["name"]: s for s in api["slices"]}  # type: ignore[union-attr]
-    assert (
-        set(served) == {"embb", "urllc", "mmtc"}
-        and served["embb"]["kpis"]["downlink"]["packets_out"] > 0
-    )
-    assert leftover_namespaces() == []
 
 
 def test_load_of_tens_of_thousands_pps_is_counted_exactly(

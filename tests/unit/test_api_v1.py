@@ -122,3 +122,16 @@ def test_api_v1_is_rate_limited(catalog: Catalog) -> None:
         assert int(limited.headers["Retry-After"]) >= 1
 
     served(catalog, body, ServiceOptions(token=TOKEN, rate_per_s=0.1, burst=2))
+
+
+def test_a_mistyped_slice_name_is_answered_with_the_nearest_one(catalog: Catalog) -> None:
+    async def body(client: TestClient[Any, Any]) -> None:
+        r = await client.get("/api/v1/slices/urlc/kpis", headers=AUTH)
+        detail = (await r.json())["detail"]
+        assert r.status == 404 and "did you mean 'urllc'?" in detail, detail
+        far = await client.get("/api/v1/slices/zzzz", headers=AUTH)
+        assert "did you mean" not in (await far.json())["detail"]
+        r = await client.get("/api/v1/sessions?slice=mmct", headers=AUTH)
+        assert r.status == 400 and "did you mean 'mmtc'?" in (await r.json())["detail"]
+
+    served(catalog, body)

@@ -45,3 +45,12 @@ def test_no_agent_under_json_is_a_json_document() -> None:
     error = json.loads(done.stdout)["error"]
     assert error["status"] == 0 and error["title"] == "cannot reach the agent"
     assert url in error["detail"] and "sauron run" in error["hint"]
+
+
+def test_a_mistyped_command_or_choice_gets_the_nearest_one() -> None:
+    wrong = sauron("kpi")
+    assert wrong.returncode == 2 and "did you mean 'kpis'?" in wrong.stderr, wrong.stderr
+    wrong = sauron("sessions", "--state", "actve")
+    assert wrong.returncode == 2 and "did you mean 'active'?" in wrong.stderr, wrong.stderr
+    far = sauron("zzzzzz")
+    assert far.returncode == 2 and "did you mean" not in far.stderr, far.stderr
