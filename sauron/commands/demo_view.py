@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, TextIO
@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from sauron.commands.views import clock, pick_columns
+from sauron.commands.views import clock, fit_cell, pick_columns
 from sauron.service import schemas
 
 #: the demo's columns: narrower than `sauron kpis`, with the energy figures
@@ -76,17 +76,13 @@ class DemoView(Protocol):
 
 def plain_table(frame: Frame) -> str:
     width = max([14, *(len(name) + 2 for name, _ in frame.rows())])
-    head = f"{'slice':<{width}}" + "".join(_fit(h, w) for h, w, _ in DEMO_COLUMNS)
+    head = f"{'slice':<{width}}" + "".join(fit_cell(h, w) for h, w, _ in DEMO_COLUMNS)
     body = [
         f"{name:<{width}}"
-        + "".join(_fit(c, w) for c, (_, w, _) in zip(cells, DEMO_COLUMNS, strict=True))
+        + "".join(fit_cell(c, w) for c, (_, w, _) in zip(cells, DEMO_COLUMNS, strict=True))
         for name, cells in frame.rows()
     ]
     return "\n".join([frame.heading(), head, *body])
-
-
-def _fit(text: str, width: int) -> str:
-    return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"
 
 
 class PlainView:
@@ -157,6 +153,3 @@ def terminal_view(stream: TextIO | None = None) -> DemoView:
     if stream.isatty():
         return LiveView(Console(file=stream))
     return PlainView(lambda line: print(line, file=stream, flush=True))
-
-
-__all__: Sequence[str] = ("DemoView", "Frame", "LiveView", "PlainView", "terminal_view")

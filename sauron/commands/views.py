@@ -92,23 +92,23 @@ def pick_columns(*headings: str) -> tuple[tuple[str, int, Callable[[Any], str]],
     return tuple(known[h] for h in headings)
 
 
-def _cell(text: str, width: int) -> str:
+def fit_cell(text: str, width: int) -> str:
     """Right-aligned in `width`, left-aligned in -`width`."""
     return f"{text:<{-width}}" if width < 0 else f"{text:>{width}}"
 
 
-KPI_HEAD = f"{'slice':<{SLICE_COLUMN}}" + "".join(_cell(h, w) for h, w, _ in COLUMNS)
+KPI_HEAD = f"{'slice':<{SLICE_COLUMN}}" + "".join(fit_cell(h, w) for h, w, _ in COLUMNS)
 
 
 def kpi_row(name: str, k: Any, width: int = SLICE_COLUMN) -> str:
-    return f"{name:<{width}}" + "".join(_cell(cell(k), w) for _, w, cell in COLUMNS)
+    return f"{name:<{width}}" + "".join(fit_cell(cell(k), w) for _, w, cell in COLUMNS)
 
 
 def kpis_table(rows: Sequence[tuple[str, schemas.SliceKpis]]) -> str:
     """One row per slice, in the order given; the name column as wide as
     the longest name needs (a name never runs into the next column)."""
     width = max([SLICE_COLUMN, *(len(name) + 2 for name, _ in rows)])
-    head = f"{'slice':<{width}}" + "".join(_cell(h, w) for h, w, _ in COLUMNS)
+    head = f"{'slice':<{width}}" + "".join(fit_cell(h, w) for h, w, _ in COLUMNS)
     return "\n".join([head, *(kpi_row(name, k, width) for name, k in rows)])
 
 
