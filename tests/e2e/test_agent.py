@@ -16,6 +16,7 @@ import pytest
 import yaml
 from agent_process import REPO, links_with_programs, start_agent
 
+from sauron.abi.histogram import LATENCY
 from sauron.catalog import load_catalog
 from sauron.commands.client import SauronClient
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed
@@ -120,7 +121,10 @@ def test_run_serves_numbers_opens_and_closes_a_violation_and_detaches(tmp_path: 
 
     assert statuses[0] == "met" and statuses[1] == "violated", statuses
     assert event["target"] in ("transit_latency_ms.p99.uplink", "transit_latency_ms.p99.downlink")
-    assert event["limit"] == TARGET_P99_MS and event["worst"] >= DELAY_MS
+    # every packet was held at least DELAY_MS: the p99, estimated within the
+    # histogram bucket that holds the delay, is at least that bucket's floor
+    floor_ms = LATENCY.lower(LATENCY.bucket(int(DELAY_MS * 1e6))) / 1e6
+    assert event["limit"] == TARGET_P99_MS and event["worst"] >= floor_ms, event
     assert event["open"] is False and event["ended_at"] > event["started_at"]
     assert statuses[2] in ("met", "at risk")
     assert counted == truth["gnb"]["slices"]["urllc"]["ul_sent"]
