@@ -191,6 +191,7 @@ def summary(story: Story, violations: list[Violation], energy_off: str) -> dict[
             "uplink_packets": sum(k.uplink.packets_in for k in kpis),
             "downlink_packets": sum(k.downlink.packets_in for k in kpis),
             "megabytes": sum(k.uplink.bytes_in + k.downlink.bytes_in for k in kpis) / 1e6,
+            "peak_downlink_mbps": max((k.downlink.mbps for k in kpis), default=0.0),
             "joules": energy.cumulative_joules if energy is not None else None,
             "joules_per_gb": (
                 energy.cumulative_joules / (traffic_bytes / 1e9)
@@ -222,14 +223,15 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
     lines = [
         "",
         f"summary of {measured:.0f} s measured from {clock(doc['started'])}:",
-        f"{'slice':<10}{'UL pkts':>10}{'DL pkts':>10}{'MB':>9}{'J':>9}{'mean W':>9}{'J/GB':>9}",
+        f"{'slice':<10}{'UL pkts':>10}{'DL pkts':>10}{'MB':>9}{'peak DL Mbit/s':>16}"
+        f"{'J':>9}{'mean W':>9}{'J/GB':>9}",
     ]
     for name, s in doc["slices"].items():
         joules = s["joules"]
         mean_w = f"{joules / measured:.2f}" if joules is not None and measured else "-"
         lines.append(
             f"{name:<10}{s['uplink_packets']:>10}{s['downlink_packets']:>10}"
-            f"{s['megabytes']:>9.1f}"
+            f"{s['megabytes']:>9.1f}{s['peak_downlink_mbps']:>16.2f}"
             f"{'-' if joules is None else f'{joules:.1f}':>9}{mean_w:>9}"
             f"{'-' if s['joules_per_gb'] is None else format(s['joules_per_gb'], '.0f'):>9}"
         )

@@ -29,7 +29,7 @@ from agent_process import REPO
 from browser import browser_page
 from timeseries import free_port
 
-from sauron.commands.demo_story import PHASES
+from sauron.commands.demo_story import CROWDING_MBPS, PHASES
 from sauron.host.netns import leftover_namespaces
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
@@ -133,6 +133,12 @@ def test_the_demo_tells_its_story_in_a_terminal_and_in_the_browser(tmp_path: Pat
                 timeout=DURATION_S * 1000,
             ).json_value()
             watched.screenshot("demo.png", full_page=True)
+            chart_top = float(
+                page.get_attribute(
+                    'article[data-slice="embb"] [data-chart="throughput"]', "data-top"
+                )
+                or "nan"
+            )
             assert not watched.errors, watched.errors
         assert {c["slice"] for c in cards} == {"embb", "urllc", "mmtc"}
         for card in cards:
@@ -170,5 +176,11 @@ def test_the_demo_tells_its_story_in_a_terminal_and_in_the_browser(tmp_path: Pat
         closing = text[text.index("summary of") :].splitlines()
         row = next(line for line in closing if line.startswith(f"{name} "))
         assert f"{s['joules']:.1f}" in row, row
+    # the load phase is real: eMBB's bulk downloads crowd the host, and the
+    # dashboard's throughput axis reaches above their peak, labelled
+    peak = summary["slices"]["embb"]["peak_downlink_mbps"]
+    assert peak > CROWDING_MBPS, summary["slices"]["embb"]
+    assert chart_top >= peak, (chart_top, peak)
+    assert f"{peak:.2f}" in text
     assert summary["energy"]["method"] in ("profile", "rapl powercap", "rapl perf"), summary
     assert leftover_namespaces() == []

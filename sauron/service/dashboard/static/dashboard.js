@@ -236,6 +236,16 @@ function chartWidth(figure) {
   return Math.max(240, Math.floor(figure.getBoundingClientRect().width || 400));
 }
 
+// The y axis runs from zero to the next 1, 2 or 5 times a power of ten above
+// the peak, so its top tick is always drawn and labelled: a short chart
+// otherwise picks a step wider than its data and labels nothing but 0.
+function niceTop(peak) {
+  if (!(peak > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(peak));
+  const step = [1, 2, 5, 10].find((m) => m * power >= peak * (1 - 1e-9));
+  return step * power;
+}
+
 function lineChart(figure, title, unit, series, height = 150) {
   figure.replaceChildren();
   figure.append(el("figcaption", { text: title }));
@@ -244,10 +254,19 @@ function lineChart(figure, title, unit, series, height = 150) {
     height,
     legend: { live: false },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true } },
+    scales: {
+      x: { time: true },
+      y: { range: (u, lo, hi) => [Math.min(0, lo ?? 0), niceTop(hi)] },
+    },
     axes: [
       { stroke: "#333", grid: { stroke: "#e3e3e3" } },
-      { stroke: "#333", grid: { stroke: "#e3e3e3" }, label: unit, size: 56 },
+      {
+        stroke: "#333", grid: { stroke: "#e3e3e3" }, label: unit, size: 56,
+        splits: (u) => {
+          const top = u.scales.y.max;
+          return [0, top / 2, top];
+        },
+      },
     ],
     series: [{}, ...series],
   };
@@ -441,6 +460,9 @@ function renderCard(slice, status) {
   if (s) {
     view.charts.latency.setData([s.t, s.ulP50, s.ulP99, s.dlP50, s.dlP99]);
     view.charts.throughput.setData([s.t, s.ulMbps, s.dlMbps]);
+    for (const [name, plot] of Object.entries(view.charts)) {
+      node.querySelector(`[data-chart="${name}"]`).dataset.top = String(plot.scales.y.max);
+    }
     node.dataset.points = String(s.t.length);
   }
   drawHeatmap(view, slice.name);
