@@ -2,6 +2,9 @@
 # deploy/k8s/). bcc compiles the programs when the agent starts, against the
 # host's kernel headers: mount the host's /lib/modules and /usr/src
 # read-only, and bpffs and tracefs (docs/deployment.md).
+#
+# The base images are named by tag; `make pin-images` pins them by digest
+# (tag@sha256:...) from a machine that reaches the registry.
 
 # the dashboard's front-end libraries, pinned in web/package-lock.json
 FROM node:22-bookworm-slim AS web

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.sauron-installed
 
-.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference lock bench bench-service bench-energy bench-energy-isolation bench-publish bench-pfcp doctor clean
+.PHONY: help setup demo test unit test-kernel test-netns test-e2e lint typecheck reference lock pin-images bench bench-service bench-energy bench-energy-isolation bench-publish bench-pfcp doctor clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s  %s\n", $$1, $$2}'
@@ -30,8 +30,8 @@ test-e2e: setup ## the agent, its API, dashboard, exporters and wheel as a user 
 	$(PY) -m pytest -q tests/e2e
 
 lint: setup ## ruff on the Python, clang-format on the C (.clang-format; its compiler warnings are errors in tests/kernel/test_c_warnings.py)
-	$(VENV)/bin/ruff check sauron tests bench
-	$(VENV)/bin/ruff format --check sauron tests bench
+	$(VENV)/bin/ruff check sauron tests bench scripts
+	$(VENV)/bin/ruff format --check sauron tests bench scripts
 	clang-format --dry-run --Werror $$(git ls-files 'sauron/bpf/c/*.c' 'sauron/bpf/c/*.h')
 
 typecheck: setup ## mypy (strict on sauron/)
@@ -40,6 +40,9 @@ typecheck: setup ## mypy (strict on sauron/)
 lock: ## rewrite requirements.lock (the agent's) and requirements-dev.lock (with the dev tools) from pyproject.toml, with hashes
 	$(VENV)/bin/uv pip compile pyproject.toml --quiet --generate-hashes --universal --python-version 3.11 -o requirements.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --quiet --extra dev --generate-hashes --universal --python-version 3.11 -o requirements-dev.lock
+
+pin-images: setup ## pin the Dockerfile's base images to the digests their tags have today (needs the registry)
+	$(PY) scripts/pin_images.py Dockerfile
 
 reference: setup ## rewrite docs/configuration.md's reference from the configuration's models
 	$(VENV)/bin/sauron config reference --readme docs/configuration.md
