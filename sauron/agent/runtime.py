@@ -129,9 +129,9 @@ class AgentRuntime:
     def exporter_health(self) -> list[ExporterHealth]:
         return [exporter.health() for exporter in self.exporters]
 
-    def exposition(self) -> str:
-        """The Prometheus text of /metrics."""
-        return self.prometheus.render()
+    def exposition(self) -> tuple[str, ...]:
+        """The Prometheus text of /metrics, in parts (see AgentView)."""
+        return self.prometheus.parts()
 
     def listen(self, part: str, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
         """`listener` hears every snapshot from now, guarded and reported as

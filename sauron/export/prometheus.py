@@ -68,6 +68,12 @@ def render(
     """The exposition; `failures`: the tick's and each listener's failures
     since start (see liveness). The live stream's families are the
     service's (StreamHub.exposition)."""
+    return render_engine(engine) + render_runtime(publisher, failures)
+
+
+def render_engine(engine: KpiEngine) -> str:
+    """The families of what the engine measured: they move only when it
+    ticks."""
     c = engine.counters
     catalog = engine.catalog
     out: list[str] = []
@@ -193,11 +199,25 @@ def render(
         )
     if latest is not None and latest.energy is not None:
         _energy_lines(latest, out, family)
+    return "\n".join(out) + "\n"
+
+
+def render_runtime(
+    publisher: Publisher | None = None, failures: Mapping[str, int] | None = None
+) -> str:
+    """The families that move between ticks: the liveness' failures and
+    the InfluxDB publisher's."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+
     if failures is not None:
         _failure_lines(failures, out, family)
     if publisher is not None:
         _publisher_lines(publisher, out, family)
-    return "\n".join(out) + "\n"
+    return "".join(line + "\n" for line in out)
 
 
 def _failure_lines(failures: Mapping[str, int], out: list[str], family: Family) -> None:
@@ -327,6 +347,8 @@ class PrometheusExporter:
         self.engine = engine
         self.failures = failures
         self.exporters = exporters
+        #: the engine's families, rendered once per tick
+        self._engine_text = ("", -1)
 
     async def start(self, engine: KpiEngine) -> None:
         """Nothing to start."""
@@ -341,5 +363,17 @@ class PrometheusExporter:
         return ExporterHealth(self.name)
 
     def render(self) -> str:
+        return "".join(self.parts())
+
+    def parts(self) -> tuple[str, str]:
+        """The engine's families (one string per tick, rendered once), then
+        the liveness' and the publisher's."""
+        text, generation = self._engine_text
+        if generation != self.engine.generation:
+            generation = self.engine.generation
+            text = render_engine(self.engine)
+            # a tick that landed meanwhile makes it the next tick's text
+            if generation == self.engine.generation:
+                self._engine_text = (text, generation)
         publisher = next((e for e in self.exporters if isinstance(e, Publisher)), None)
-        return render(self.engine, publisher, None if self.failures is None else self.failures())
+        return text, render_runtime(publisher, None if self.failures is None else self.failures())

@@ -135,6 +135,10 @@ class KpiEngine:
         #: why there is no energy estimate, when there is none
         self.energy_off = "" if energy is not None else "the energy estimator is not running"
         self.listeners: list[Callable[[Snapshot], None]] = []
+        #: ticks completed: everything the engine shows (history, SLA,
+        #: sessions, counters) changes with it, so answers built from them
+        #: hold until it moves (sauron.service.answers)
+        self.generation = 0
         #: the latest interval's session activity (not kept in the history)
         self.sessions = Sessions()
         if baseline is None:
@@ -202,6 +206,7 @@ class KpiEngine:
         self.history.add(snap)
         self._previous, self._previous_t = now, t
         self._energy_from, self._energy_from_t = now, t
+        self.generation += 1
         for listener in self.listeners:
             listener(snap)
         return snap

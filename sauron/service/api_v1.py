@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import get_args
+from functools import partial
+from typing import Any, get_args
 
 from aiohttp import web
 
@@ -24,6 +25,7 @@ from sauron.kpi.engine import KpiEngine
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
+from sauron.service.answers import POINTS, encode, per_interval
 from sauron.service.documents import (
     energy_doc,
     geometry_doc,
@@ -95,51 +97,56 @@ def _window(request: web.Request) -> list[Snapshot]:
     return _engine(request).history.between(*since_until(request))
 
 
-async def list_slices(request: web.Request) -> web.Response:
+def list_slices(request: web.Request) -> dict[str, Any]:
     engine = _engine(request)
     latest = engine.history.latest()
-    return web.json_response(
-        {"slices": [slice_doc(s, latest, _status(request, s.name)) for s in engine.catalog.slices]}
-    )
+    return {
+        "slices": [slice_doc(s, latest, _status(request, s.name)) for s in engine.catalog.slices]
+    }
 
 
-async def get_slice(request: web.Request) -> web.Response:
+def get_slice(request: web.Request) -> dict[str, Any]:
     s = _slice(request)
     latest, status = _engine(request).history.latest(), _status(request, s.name)
     if s.entry is None:
-        return web.json_response(unclassified_doc(latest, status))
-    return web.json_response(slice_doc(s.entry, latest, status))
+        return unclassified_doc(latest, status)
+    return slice_doc(s.entry, latest, status)
 
 
-async def slice_kpis(request: web.Request) -> web.Response:
+def slice_kpis(request: web.Request) -> bytes:
+    """{"slice": name, "points": [point_doc, ...]}, encoded from each
+    snapshot's point as encoded once (EncodedPoints)."""
     s = _slice(request)
     snaps = _window(request)
     step = float_param(request, "step", minimum=0)
     buckets = bool_param(request, "buckets")
-    points = []
+    chosen = []
     last_t = -math.inf
     for snap in snaps:
         if step and snap.time - last_t < step:
             continue
         last_t = snap.time
-        points.append(point_doc(snap, snap.slices[s.name], buckets))
-    return web.json_response({"slice": s.name, "points": points[-MAX_SERIES_POINTS:]})
+        chosen.append(snap)
+    points = request.config_dict[POINTS]
+    encoded = [
+        points.get(snap, s.name, buckets, partial(point_doc, snap, snap.slices[s.name], buckets))
+        for snap in chosen[-MAX_SERIES_POINTS:]
+    ]
+    return b'{"slice":' + encode(s.name) + b',"points":[' + b",".join(encoded) + b"]}"
 
 
-async def kpi_table(request: web.Request) -> web.Response:
-    return web.json_response(kpi_table_doc())
+def kpi_table(request: web.Request) -> dict[str, Any]:
+    return kpi_table_doc()
 
 
-async def geometry(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "latency": geometry_doc(LATENCY, NS_PER_MS, "ms"),
-            "loss_burst": geometry_doc(GAP, 1.0, "packets"),
-        }
-    )
+def geometry(request: web.Request) -> dict[str, Any]:
+    return {
+        "latency": geometry_doc(LATENCY, NS_PER_MS, "ms"),
+        "loss_burst": geometry_doc(GAP, 1.0, "packets"),
+    }
 
 
-async def slice_histogram(request: web.Request) -> web.Response:
+def slice_histogram(request: web.Request) -> dict[str, Any]:
     s = _slice(request)
     metric = request.match_info["metric"]
     if metric not in HISTOGRAM_METRICS:
@@ -163,18 +170,16 @@ async def slice_histogram(request: web.Request) -> web.Response:
             if kpis.samples:
                 total.add(kpis.histogram())
     doc = histogram_doc(total, NS_PER_MS if unit == "ms" else 1.0, exact_sum=metric != LOSS_BURST)
-    return web.json_response(
-        {
-            "slice": s.name,
-            "metric": metric,
-            "direction": direction,
-            "unit": unit,
-            "intervals": len(snaps),
-            "since": snaps[0].time - snaps[0].interval_s if snaps else None,
-            "until": snaps[-1].time if snaps else None,
-            **doc,
-        }
-    )
+    return {
+        "slice": s.name,
+        "metric": metric,
+        "direction": direction,
+        "unit": unit,
+        "intervals": len(snaps),
+        "since": snaps[0].time - snaps[0].interval_s if snaps else None,
+        "until": snaps[-1].time if snaps else None,
+        **doc,
+    }
 
 
 async def slice_sessions(request: web.Request) -> web.Response:
@@ -249,23 +254,21 @@ async def pdu_sessions(request: web.Request) -> web.Response:
     )
 
 
-async def sla(request: web.Request) -> web.Response:
+def sla(request: web.Request) -> dict[str, Any]:
     engine = _engine(request)
-    return web.json_response(
-        {
-            "interval": engine.sla.interval,
-            "rule": {
-                "window": engine.sla.window,
-                "open_bad": engine.sla.open_bad,
-                "close_good": engine.sla.close_good,
-            },
-            "status": {s.name: engine.sla.status(s.name) for s in engine.catalog.slices},
-            "events": [violation_doc(v) for v in engine.sla.events],
-        }
-    )
+    return {
+        "interval": engine.sla.interval,
+        "rule": {
+            "window": engine.sla.window,
+            "open_bad": engine.sla.open_bad,
+            "close_good": engine.sla.close_good,
+        },
+        "status": {s.name: engine.sla.status(s.name) for s in engine.catalog.slices},
+        "events": [violation_doc(v) for v in engine.sla.events],
+    }
 
 
-async def energy(request: web.Request) -> web.Response:
+def energy(request: web.Request) -> dict[str, Any]:
     engine = _engine(request)
     since, until = since_until(request)
     if since is None and until is None:
@@ -274,32 +277,36 @@ async def energy(request: web.Request) -> web.Response:
     else:
         snaps = engine.history.between(since, until)
     reason = None if engine.energy is not None else engine.energy_off
-    return web.json_response(energy_doc(snaps, reason))
+    return energy_doc(snaps, reason)
 
 
-async def openapi_route(request: web.Request) -> web.Response:
+def openapi_route(request: web.Request) -> dict[str, Any]:
     names = tuple(s.name for s in _catalog(request).slices)
-    return web.json_response(openapi_document(names))
+    return openapi_document(names)
 
 
 async def stream_route(request: web.Request) -> web.StreamResponse:
     return await request.config_dict[HUB].serve(request, buckets=bool_param(request, "buckets"))
 
 
+#: the routes whose answers are built once per interval and query
+cached = per_interval(_engine)
+
+
 def api_v1() -> web.Application:
     """The sub-application of the versioned routes, paths relative to
     PREFIX; no middleware of its own (the root's apply)."""
     v1 = web.Application()
-    v1.router.add_get("/slices", list_slices)
-    v1.router.add_get("/slices/{name}", get_slice)
-    v1.router.add_get("/slices/{name}/kpis", slice_kpis)
-    v1.router.add_get("/slices/{name}/histograms/{metric}", slice_histogram)
+    v1.router.add_get("/slices", cached(list_slices))
+    v1.router.add_get("/slices/{name}", cached(get_slice))
+    v1.router.add_get("/slices/{name}/kpis", cached(slice_kpis))
+    v1.router.add_get("/slices/{name}/histograms/{metric}", cached(slice_histogram))
     v1.router.add_get("/slices/{name}/sessions", slice_sessions)
     v1.router.add_get("/sessions", pdu_sessions)
-    v1.router.add_get("/kpis", kpi_table)
-    v1.router.add_get("/histograms/geometry", geometry)
-    v1.router.add_get("/sla", sla)
-    v1.router.add_get("/energy", energy)
+    v1.router.add_get("/kpis", cached(kpi_table))
+    v1.router.add_get("/histograms/geometry", cached(geometry))
+    v1.router.add_get("/sla", cached(sla))
+    v1.router.add_get("/energy", cached(energy))
     v1.router.add_get("/stream", stream_route)
-    v1.router.add_get("/openapi.json", openapi_route)
+    v1.router.add_get("/openapi.json", cached(openapi_route))
     return v1

@@ -16,6 +16,14 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from sauron.export.prometheus import CONTENT_TYPE as METRICS_TYPE
+from sauron.service.answers import (
+    ANSWERS,
+    POINTS,
+    Answers,
+    ContentAnswers,
+    EncodedPoints,
+    respond,
+)
 from sauron.service.api_v1 import PREFIX, api_v1
 from sauron.service.dashboard.routes import add_dashboard
 from sauron.service.guard import RateLimiter, access_middleware, rate_middleware
@@ -68,13 +76,20 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": status, **body}, status=503 if reasons else 200)
 
 
+#: /metrics by its content: its exporter and stream families move between ticks
+METRICS = web.AppKey("metrics", ContentAnswers)
+
+
 async def metrics_route(request: web.Request) -> web.Response:
-    text = request.app[AGENT].exposition()
+    agent = request.app[AGENT]
     hub = request.app.get(HUB)
-    return web.Response(
-        text=text + (hub.exposition() if hub is not None else ""),
-        headers={"Content-Type": METRICS_TYPE},
-    )
+    parts = (*agent.exposition(), hub.exposition() if hub is not None else "")
+    answer = request.app[METRICS].get(parts, METRICS_TYPE)
+    # its exporter families may move before the next tick: revalidate each time
+    return respond(request, answer, 0)
+
+
+metrics_route.kept_per_interval = True  # type: ignore[attr-defined]
 
 
 async def stream_hub(app: web.Application) -> AsyncIterator[None]:
@@ -101,6 +116,9 @@ def create_app(agent: AgentView, options: ServiceOptions | None = None) -> web.A
     middlewares.append(access_middleware(options.token))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_REQUEST_BYTES)
     app[AGENT] = agent
+    app[ANSWERS] = Answers()
+    app[POINTS] = EncodedPoints()
+    app[METRICS] = ContentAnswers()
     add_dashboard(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -18,9 +18,9 @@ from typing import Any
 SNAPSHOT = "snapshot"
 
 
-def snapshot_event(data: str) -> bytes:
-    """One event carrying a snapshot document (JSON text, one line)."""
-    return f"event: {SNAPSHOT}\ndata: {data}\n\n".encode()
+def snapshot_event(data: bytes) -> bytes:
+    """One event carrying a snapshot document (JSON, one line)."""
+    return b"event: " + SNAPSHOT.encode() + b"\ndata: " + data + b"\n\n"
 
 
 @dataclass(frozen=True)

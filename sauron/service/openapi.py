@@ -37,6 +37,37 @@ PROBLEM = {
 GUARDED = {"401": PROBLEM, "429": PROBLEM}
 #: the per-session routes: 403 over TCP when the agent has no token
 PER_UE = {**GUARDED, "403": PROBLEM}
+#: the routes whose answers are built once per interval (sauron.service.answers)
+KEPT_PER_INTERVAL = (
+    "/metrics",
+    "/api/v1/openapi.json",
+    "/api/v1/slices",
+    "/api/v1/slices/{name}",
+    "/api/v1/slices/{name}/kpis",
+    "/api/v1/slices/{name}/histograms/{metric}",
+    "/api/v1/kpis",
+    "/api/v1/histograms/geometry",
+    "/api/v1/sla",
+    "/api/v1/energy",
+)
+_STRING = {"schema": {"type": "string"}}
+KEPT_HEADERS = {
+    "ETag": {"description": "a hash of the body; changes when a tick changes it", **_STRING},
+    "Cache-Control": {"description": "max-age: whole seconds to the next tick", **_STRING},
+}
+NOT_MODIFIED = {
+    "description": "not modified: If-None-Match holds the answer's ETag (no body)",
+    "headers": KEPT_HEADERS,
+}
+
+
+def _kept(paths: dict[str, Any]) -> dict[str, Any]:
+    """The cache headers and the 304 on the routes that keep their answers."""
+    for path in KEPT_PER_INTERVAL:
+        responses = paths[path]["get"]["responses"]
+        responses["200"] = {**responses["200"], "headers": KEPT_HEADERS}
+        responses["304"] = NOT_MODIFIED
+    return paths
 
 
 def _name(slice_names: tuple[str, ...]) -> dict[str, Any]:
@@ -135,191 +166,199 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}, {}],
-        "paths": {
-            "/": _get(
-                "the slice SLA dashboard (HTML; it asks for the token when the agent has one)",
-                {
-                    "200": {
-                        "description": "the page",
-                        "content": {"text/html": {"schema": {"type": "string"}}},
-                    },
-                    "503": PROBLEM,
-                    "429": PROBLEM,
-                },
-                security=[],
-            ),
-            "/static/{filename}": _get(
-                "the dashboard's scripts and styles",
-                {
-                    "200": {"description": "the file", "content": {"*/*": {"schema": {}}}},
-                    "403": PROBLEM,
-                    "404": PROBLEM,
-                    "429": PROBLEM,
-                },
-                security=[],
-                parameters=[
+        "paths": _kept(
+            {
+                "/": _get(
+                    "the slice SLA dashboard (HTML; it asks for the token when the agent has one)",
                     {
-                        "name": "filename",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                        "examples": {"script": {"value": "dashboard.js"}},
-                    }
-                ],
-            ),
-            "/healthz": _get("the process is alive", {"200": _json(schemas.Health)}, security=[]),
-            "/readyz": _get(
-                "a first interval has been measured",
-                {
-                    "200": _json(schemas.Health),
-                    "503": _json(
-                        schemas.Health, "not yet, or the InfluxDB server refuses the writes"
-                    ),
-                },
-                security=[],
-            ),
-            "/metrics": _get(
-                "Prometheus text exposition",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    **GUARDED,
-                },
-            ),
-            "/api/v1/openapi.json": _get(
-                "this document",
-                {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    **GUARDED,
-                },
-            ),
-            "/api/v1/slices": _get(
-                "catalog, SLA status and latest KPIs of every catalog slice "
-                f"({UNCLASSIFIED_NAME} is not listed: ask /api/v1/slices/{UNCLASSIFIED_NAME})",
-                {"200": _json(schemas.SliceList), **GUARDED},
-            ),
-            "/api/v1/slices/{name}": _get(
-                f"one slice, or {UNCLASSIFIED_NAME} (snssai null, no SLA targets, unmeasured)",
-                {"200": _json(schemas.SliceDoc), "404": PROBLEM, **GUARDED},
-                parameters=[name_param],
-            ),
-            "/api/v1/slices/{name}/kpis": _get(
-                "KPI time series of one slice (full resolution recently, averaged further back)",
-                {"200": _json(schemas.KpiSeries), "400": PROBLEM, "404": PROBLEM, **GUARDED},
-                parameters=[
-                    name_param,
-                    *WINDOW,
-                    _query("step", {"type": "number", "minimum": 0}, "seconds between points"),
-                    BUCKETS,
-                ],
-            ),
-            "/api/v1/slices/{name}/histograms/{metric}": _get(
-                "bucket counts and percentiles of one metric, merged over a window "
-                "(default: the latest interval)",
-                {"200": _json(schemas.HistogramDoc), "400": PROBLEM, "404": PROBLEM, **GUARDED},
-                parameters=[
-                    name_param,
-                    {
-                        "name": "metric",
-                        "in": "path",
-                        "required": True,
-                        "schema": {
-                            "type": "string",
-                            "enum": list(schemas.HISTOGRAMS),
+                        "200": {
+                            "description": "the page",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
                         },
+                        "503": PROBLEM,
+                        "429": PROBLEM,
                     },
-                    _query(
-                        "direction",
-                        {"type": "string", "enum": ["uplink", "downlink"]},
-                        "required for "
-                        + " and ".join((*(k.name for k in DIRECTION_LATENCY), LOSS_BURST))
-                        + ", refused for "
-                        + " and ".join(k.name for k in SLICE_LATENCY),
-                    ),
-                    *WINDOW,
-                ],
-            ),
-            "/api/v1/slices/{name}/sessions": _get(
-                "the TEIDs or UE addresses that carried the most bytes in the latest interval",
-                {"200": _json(schemas.Sessions), "400": PROBLEM, "404": PROBLEM, **PER_UE},
-                parameters=[
-                    name_param,
-                    _query("by", {"type": "string", "enum": ["teid", "ue"]}, "default teid"),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": TOP_SESSIONS},
-                        "default 10",
-                    ),
-                ],
-            ),
-            "/api/v1/sessions": _get(
-                "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "
-                "slice and the rule that chose it, and how the sources fare",
-                {"200": _json(schemas.PduSessions), "400": PROBLEM, **PER_UE},
-                parameters=[
-                    _query(
-                        "state",
-                        {"type": "string", "enum": ["active", "ended", "all"]},
-                        "default active; ended: the most recent ones that ended",
-                    ),
-                    _query(
-                        "source", {"type": "string", "enum": ["pfcp", "smf", "any"]}, "default any"
-                    ),
-                    _query(
-                        "slice",
-                        {"type": "string", "enum": [*slice_names, "none"]}
-                        if slice_names
-                        else {"type": "string"},
-                        "a catalog slice name, or none: sessions no slice claims",
-                    ),
-                    _query("ue", {"type": "string"}, "a UE address"),
-                    _query("supi", {"type": "string"}, "e.g. imsi-001010000000001"),
-                    _query(
-                        "teid",
-                        {"type": "string", "pattern": TEID_PATTERN},
-                        "a TEID of either end, in hex (0x1f)",
-                    ),
-                    _query(
-                        "limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "default 1000"
-                    ),
-                ],
-            ),
-            "/api/v1/kpis": _get(
-                "the KPIs this agent measures: names, units, directions, Prometheus "
-                "families, SLA target keys",
-                {"200": _json(schemas.KpiTable), **GUARDED},
-            ),
-            "/api/v1/histograms/geometry": _get(
-                "the bounds of every histogram bucket, by index",
-                {"200": _json(schemas.Geometries), **GUARDED},
-            ),
-            "/api/v1/sla": _get(
-                "SLA status per slice and violation events",
-                {"200": _json(schemas.SlaReport), **GUARDED},
-            ),
-            "/api/v1/energy": _get(
-                "energy per slice and of the node, summed over a window (default: the "
-                "latest interval), with the power model and cycle source behind it",
-                {"200": _json(schemas.EnergyReport), "400": PROBLEM, **GUARDED},
-                parameters=[*WINDOW],
-            ),
-            "/api/v1/stream": _get(
-                "each new snapshot as a server-sent event `snapshot` (data: SnapshotDoc)",
-                {
-                    "200": {
-                        "description": "event stream",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    security=[],
+                ),
+                "/static/{filename}": _get(
+                    "the dashboard's scripts and styles",
+                    {
+                        "200": {"description": "the file", "content": {"*/*": {"schema": {}}}},
+                        "403": PROBLEM,
+                        "404": PROBLEM,
+                        "429": PROBLEM,
                     },
-                    "400": PROBLEM,
-                    "503": PROBLEM,
-                    **GUARDED,
-                },
-                parameters=[BUCKETS],
-            ),
-        },
+                    security=[],
+                    parameters=[
+                        {
+                            "name": "filename",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "examples": {"script": {"value": "dashboard.js"}},
+                        }
+                    ],
+                ),
+                "/healthz": _get(
+                    "the process is alive", {"200": _json(schemas.Health)}, security=[]
+                ),
+                "/readyz": _get(
+                    "a first interval has been measured",
+                    {
+                        "200": _json(schemas.Health),
+                        "503": _json(
+                            schemas.Health, "not yet, or the InfluxDB server refuses the writes"
+                        ),
+                    },
+                    security=[],
+                ),
+                "/metrics": _get(
+                    "Prometheus text exposition",
+                    {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **GUARDED,
+                    },
+                ),
+                "/api/v1/openapi.json": _get(
+                    "this document",
+                    {
+                        "200": {
+                            "description": "OK",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **GUARDED,
+                    },
+                ),
+                "/api/v1/slices": _get(
+                    "catalog, SLA status and latest KPIs of every catalog slice "
+                    f"({UNCLASSIFIED_NAME} is not listed: ask /api/v1/slices/{UNCLASSIFIED_NAME})",
+                    {"200": _json(schemas.SliceList), **GUARDED},
+                ),
+                "/api/v1/slices/{name}": _get(
+                    f"one slice, or {UNCLASSIFIED_NAME} (snssai null, no SLA targets, unmeasured)",
+                    {"200": _json(schemas.SliceDoc), "404": PROBLEM, **GUARDED},
+                    parameters=[name_param],
+                ),
+                "/api/v1/slices/{name}/kpis": _get(
+                    "KPI time series of one slice (full resolution recently, averaged further back)",
+                    {"200": _json(schemas.KpiSeries), "400": PROBLEM, "404": PROBLEM, **GUARDED},
+                    parameters=[
+                        name_param,
+                        *WINDOW,
+                        _query("step", {"type": "number", "minimum": 0}, "seconds between points"),
+                        BUCKETS,
+                    ],
+                ),
+                "/api/v1/slices/{name}/histograms/{metric}": _get(
+                    "bucket counts and percentiles of one metric, merged over a window "
+                    "(default: the latest interval)",
+                    {"200": _json(schemas.HistogramDoc), "400": PROBLEM, "404": PROBLEM, **GUARDED},
+                    parameters=[
+                        name_param,
+                        {
+                            "name": "metric",
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": list(schemas.HISTOGRAMS),
+                            },
+                        },
+                        _query(
+                            "direction",
+                            {"type": "string", "enum": ["uplink", "downlink"]},
+                            "required for "
+                            + " and ".join((*(k.name for k in DIRECTION_LATENCY), LOSS_BURST))
+                            + ", refused for "
+                            + " and ".join(k.name for k in SLICE_LATENCY),
+                        ),
+                        *WINDOW,
+                    ],
+                ),
+                "/api/v1/slices/{name}/sessions": _get(
+                    "the TEIDs or UE addresses that carried the most bytes in the latest interval",
+                    {"200": _json(schemas.Sessions), "400": PROBLEM, "404": PROBLEM, **PER_UE},
+                    parameters=[
+                        name_param,
+                        _query("by", {"type": "string", "enum": ["teid", "ue"]}, "default teid"),
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": TOP_SESSIONS},
+                            "default 10",
+                        ),
+                    ],
+                ),
+                "/api/v1/sessions": _get(
+                    "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "
+                    "slice and the rule that chose it, and how the sources fare",
+                    {"200": _json(schemas.PduSessions), "400": PROBLEM, **PER_UE},
+                    parameters=[
+                        _query(
+                            "state",
+                            {"type": "string", "enum": ["active", "ended", "all"]},
+                            "default active; ended: the most recent ones that ended",
+                        ),
+                        _query(
+                            "source",
+                            {"type": "string", "enum": ["pfcp", "smf", "any"]},
+                            "default any",
+                        ),
+                        _query(
+                            "slice",
+                            {"type": "string", "enum": [*slice_names, "none"]}
+                            if slice_names
+                            else {"type": "string"},
+                            "a catalog slice name, or none: sessions no slice claims",
+                        ),
+                        _query("ue", {"type": "string"}, "a UE address"),
+                        _query("supi", {"type": "string"}, "e.g. imsi-001010000000001"),
+                        _query(
+                            "teid",
+                            {"type": "string", "pattern": TEID_PATTERN},
+                            "a TEID of either end, in hex (0x1f)",
+                        ),
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 10000},
+                            "default 1000",
+                        ),
+                    ],
+                ),
+                "/api/v1/kpis": _get(
+                    "the KPIs this agent measures: names, units, directions, Prometheus "
+                    "families, SLA target keys",
+                    {"200": _json(schemas.KpiTable), **GUARDED},
+                ),
+                "/api/v1/histograms/geometry": _get(
+                    "the bounds of every histogram bucket, by index",
+                    {"200": _json(schemas.Geometries), **GUARDED},
+                ),
+                "/api/v1/sla": _get(
+                    "SLA status per slice and violation events",
+                    {"200": _json(schemas.SlaReport), **GUARDED},
+                ),
+                "/api/v1/energy": _get(
+                    "energy per slice and of the node, summed over a window (default: the "
+                    "latest interval), with the power model and cycle source behind it",
+                    {"200": _json(schemas.EnergyReport), "400": PROBLEM, **GUARDED},
+                    parameters=[*WINDOW],
+                ),
+                "/api/v1/stream": _get(
+                    "each new snapshot as a server-sent event `snapshot` (data: SnapshotDoc)",
+                    {
+                        "200": {
+                            "description": "event stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        "400": PROBLEM,
+                        "503": PROBLEM,
+                        **GUARDED,
+                    },
+                    parameters=[BUCKETS],
+                ),
+            }
+        ),
     }

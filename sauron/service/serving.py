@@ -8,6 +8,7 @@ line, never a traceback per malformed request."""
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from aiohttp import web
@@ -43,7 +44,13 @@ http_log.addFilter(ClientErrors())
 
 
 def service_runner(app: web.Application) -> web.AppRunner:
-    """The runner every way of serving uses (`sauron run`, the demo)."""
+    """The runner every way of serving uses (`sauron run`, the demo). The
+    objects the process holds for good by now (its modules, the compiled
+    programs' metadata, the catalog) are frozen out of the garbage
+    collector's full collections, which otherwise walk them all and stop
+    every request for 30 to 70 ms (bench/service.py: the open loop's p99
+    went from 12-17 ms to 4-5 ms)."""
+    gc.freeze()
     return web.AppRunner(
         app,
         handle_signals=False,

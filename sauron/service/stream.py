@@ -16,7 +16,6 @@ write to it waits WRITE_TIMEOUT_S. Evictions are counted by reason."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from sauron.kpi.records import Snapshot
+from sauron.service.answers import encode
 from sauron.service.documents import snapshot_doc
 from sauron.service.events import snapshot_event
 
@@ -44,7 +44,7 @@ class StreamClient:
     address: str
     #: loop time it joined
     since: float
-    queue: asyncio.Queue[str | None] = field(
+    queue: asyncio.Queue[bytes | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_PER_CLIENT)
     )
     transport: asyncio.Transport | None = None
@@ -60,7 +60,7 @@ class StreamHub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         #: each client's queue and what it asked for
-        self.clients: dict[asyncio.Queue[str | None], StreamClient] = {}
+        self.clients: dict[asyncio.Queue[bytes | None], StreamClient] = {}
         self.bucket_clients = 0
         self.dropped = 0
         self.evicted: Counter[str] = Counter()
@@ -93,12 +93,15 @@ class StreamHub:
 
     def on_snapshot(self, snap: Snapshot) -> None:
         """Engine listener; called from the engine's thread."""
-        # the clients' dict belongs to the loop's thread: only a count is read here
+        # the clients' dict belongs to the loop's thread: only counts are read here
+        if not self.clients:
+            return  # a client joining now waits for the next snapshot
         forms = (False, True) if self.bucket_clients else (False,)
-        encoded = {b: json.dumps(snapshot_doc(snap, buckets=b)) for b in forms}
+        # one event per form, the same bytes for every client
+        encoded = {b: snapshot_event(encode(snapshot_doc(snap, buckets=b))) for b in forms}
         self.loop.call_soon_threadsafe(self._publish, encoded)
 
-    def _publish(self, encoded: dict[bool, str]) -> None:
+    def _publish(self, encoded: dict[bool, bytes]) -> None:
         for queue, client in self.clients.items():
             data = encoded.get(client.buckets)
             if data is None:  # joined after the snapshot was encoded
@@ -145,7 +148,7 @@ class StreamHub:
             await asyncio.wait_for(response.prepare(request), WRITE_TIMEOUT_S)
             await asyncio.wait_for(response.write(b"retry: 2000\n\n"), WRITE_TIMEOUT_S)
             while (data := await client.queue.get()) is not None:
-                await asyncio.wait_for(response.write(snapshot_event(data)), WRITE_TIMEOUT_S)
+                await asyncio.wait_for(response.write(data), WRITE_TIMEOUT_S)
         except TimeoutError:
             self._evict(client, "write_timeout")
         except (ConnectionResetError, asyncio.CancelledError):
@@ -159,7 +162,7 @@ class StreamHub:
 HUB = web.AppKey("hub", StreamHub)
 
 
-def _end(queue: asyncio.Queue[str | None]) -> None:
+def _end(queue: asyncio.Queue[bytes | None]) -> None:
     if queue.full():
         queue.get_nowait()
     queue.put_nowait(None)

@@ -38,8 +38,10 @@ class AgentView(Protocol):
 
     def exporter_health(self) -> list[ExporterHealth]: ...
 
-    def exposition(self) -> str:
-        """The Prometheus text of /metrics."""
+    def exposition(self) -> tuple[str, ...]:
+        """The Prometheus text of /metrics, in parts: the engine's families
+        (the same string until the next tick), then those that move between
+        ticks."""
 
     def listen(self, part: str, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
         """`listener` hears every snapshot (in the engine's thread), its

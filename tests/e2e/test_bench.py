@@ -46,6 +46,8 @@ STABLE_NAMES = {
     "agent_load_cpu_percent",
     "rest_p50_ms",
     "rest_p99_ms",
+    "rest_requests_per_s",
+    "rest_open_loop_p99_ms",
     "publisher_points_per_s",
     "scaling_teids_1k_per_packet_ns",
     "scaling_teids_1k_interval_ms",

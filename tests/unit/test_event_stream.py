@@ -50,5 +50,5 @@ def test_an_event_without_data_is_none_and_a_restart_drops_half_an_event() -> No
 
 
 def test_sauron_s_own_events_read_back() -> None:
-    text = snapshot_event('{"time": 1.0}').decode() + snapshot_event('{"time": 2.0}').decode()
+    text = snapshot_event(b'{"time": 1.0}').decode() + snapshot_event(b'{"time": 2.0}').decode()
     assert parse_events(text) == [{"time": 1.0}, {"time": 2.0}]

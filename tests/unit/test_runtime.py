@@ -215,7 +215,7 @@ def test_an_exporter_that_raises_is_counted_and_the_others_hear_the_snapshot(
     assert len(fine.snapshots) == 2
     failures = runtime.liveness.failures()
     assert failures["broken"] == 2 and failures["fine"] == 0 and "prometheus" not in failures
-    assert 'sauron_listener_failures_total{listener="broken"} 2' in runtime.exposition()
+    assert 'sauron_listener_failures_total{listener="broken"} 2' in "".join(runtime.exposition())
 
 
 class Written:
