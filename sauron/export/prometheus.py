@@ -5,11 +5,15 @@ and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Mapping, Sequence
 
+from sauron import __version__
 from sauron.abi import layout, points
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import LATENCY_KPIS
+from sauron.catalog import Catalog
+from sauron.export import process_metrics
 from sauron.export.exporter import ExporterHealth
 from sauron.export.influx.publisher import STATES, Publisher
 from sauron.kpi.engine import KpiEngine
@@ -60,6 +64,22 @@ def _histogram_lines(name: str, labels: dict[str, object], h: Histogram) -> list
     return lines
 
 
+def slice_labels(catalog: Catalog) -> dict[str, dict[str, str]]:
+    """The one label set of a slice on every family: its name, its S-NSSAI
+    as 3GPP writes it (SST-SD, TS 23.003) and both parts; empty for
+    unclassified, which has none."""
+    ids = {catalog.name_of(0): {"slice": catalog.name_of(0), "snssai": "", "sst": "", "sd": ""}}
+    for s in catalog.slices:
+        snssai = s.spec.snssai
+        ids[s.name] = {
+            "slice": s.name,
+            "snssai": str(snssai),
+            "sst": str(snssai.sst),
+            "sd": "" if snssai.sd is None else f"{snssai.sd:06x}",
+        }
+    return ids
+
+
 def render(
     engine: KpiEngine,
     publisher: Publisher | None = None,
@@ -82,15 +102,8 @@ def render_engine(engine: KpiEngine) -> str:
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
 
-    slices = [(0, catalog.name_of(0), "", "")] + [
-        (
-            s.id,
-            s.name,
-            s.spec.snssai.sst,
-            "" if s.spec.snssai.sd is None else f"{s.spec.snssai.sd:06x}",
-        )
-        for s in catalog.slices
-    ]
+    ids = slice_labels(catalog)
+    slices = [(0, catalog.name_of(0)), *((s.id, s.name) for s in catalog.slices)]
     stats = [
         ("sauron_packets_total", "packets", "Packets seen per slice, attach point and direction."),
         (
@@ -111,22 +124,22 @@ def render_engine(engine: KpiEngine) -> str:
     ]
     for name, field, help_text in stats:
         family(name, "counter", help_text)
-        for sid, sname, sst, sd in slices:
+        for sid, sname in slices:
             for point, pname in layout.POINT_NAMES.items():
                 for d, dname in layout.DIRECTION_NAMES.items():
                     value = getattr(c.slice(point, sid, d), field)
                     out.append(
-                        f"{name}{_labels(slice=sname, sst=sst, sd=sd, point=pname, direction=dname)} {value}"
+                        f"{name}{_labels(**ids[sname], point=pname, direction=dname)} {value}"
                     )
     family(
         "sauron_gtpu_messages_total", "counter", "GTP-U messages per slice, attach point and kind."
     )
-    for sid, sname, _sst, _sd in slices:
+    for sid, sname in slices:
         for point in (p.id for p in points.GTPU_POINTS):
             for kind, kname in layout.MSG_KIND_NAMES.items():
                 total = sum(int(c.slice(point, sid, d).msg[kind]) for d in layout.DIRECTION_NAMES)
                 out.append(
-                    f"sauron_gtpu_messages_total{_labels(slice=sname, point=layout.POINT_NAMES[point], kind=kname)} {total}"
+                    f"sauron_gtpu_messages_total{_labels(**ids[sname], point=layout.POINT_NAMES[point], kind=kname)} {total}"
                 )
     family(
         "sauron_anomalies_total",
@@ -141,7 +154,7 @@ def render_engine(engine: KpiEngine) -> str:
     zero = layout.MeasureStats()
     directed = [
         (sid, sname, d, dname)
-        for sid, sname, _sst, _sd in slices
+        for sid, sname in slices
         for d, dname in layout.DIRECTION_NAMES.items()
     ]
     family(
@@ -151,12 +164,12 @@ def render_engine(engine: KpiEngine) -> str:
     )
     for sid, sname, d, dname in directed:
         lost = c.transit_expired.get((sid, d), 0)
-        out.append(f"sauron_transit_lost_total{_labels(slice=sname, direction=dname)} {lost}")
+        out.append(f"sauron_transit_lost_total{_labels(**ids[sname], direction=dname)} {lost}")
     for name, field, help_text in LOSS_COUNTERS:
         family(name, "counter", help_text + " Per slice and direction.")
         for sid, sname, d, dname in directed:
             value = int(getattr(c.measure.get((sid, d), zero), field))
-            out.append(f"{name}{_labels(slice=sname, direction=dname)} {value}")
+            out.append(f"{name}{_labels(**ids[sname], direction=dname)} {value}")
     for kpi in LATENCY_KPIS:
         per = "per slice and direction" if kpi.per_direction else "per slice"
         family(kpi.prometheus, "histogram", f"{kpi.help[0].upper()}{kpi.help[1:]}; {per}.")
@@ -164,7 +177,7 @@ def render_engine(engine: KpiEngine) -> str:
             if dname not in kpi.directions:
                 continue
             h = c.latency.get((kpi.metric, sid, d)) or Histogram(kpi.geometry)
-            labels: dict[str, object] = {"slice": sname}
+            labels: dict[str, object] = {**ids[sname]}
             if kpi.per_direction:
                 labels["direction"] = dname
             out += _histogram_lines(kpi.prometheus, labels, h)
@@ -180,25 +193,33 @@ def render_engine(engine: KpiEngine) -> str:
     if latest is not None:
         family("sauron_active_teids", "gauge", "TEIDs that carried traffic in the last interval.")
         for kpis in latest.slices.values():
-            out.append(f"sauron_active_teids{_labels(slice=kpis.name)} {kpis.active_teids}")
+            out.append(f"sauron_active_teids{_labels(**ids[kpis.name])} {kpis.active_teids}")
         family(
             "sauron_active_ues", "gauge", "UE addresses that carried traffic in the last interval."
         )
         for kpis in latest.slices.values():
-            out.append(f"sauron_active_ues{_labels(slice=kpis.name)} {kpis.active_ues}")
+            out.append(f"sauron_active_ues{_labels(**ids[kpis.name])} {kpis.active_ues}")
         family("sauron_throughput_mbps", "gauge", "Delivered throughput in the last interval.")
         for kpis in latest.slices.values():
             for dname in ("uplink", "downlink"):
                 out.append(
-                    f"sauron_throughput_mbps{_labels(slice=kpis.name, direction=dname)} {getattr(kpis, dname).mbps:.6f}"
+                    f"sauron_throughput_mbps{_labels(**ids[kpis.name], direction=dname)} {getattr(kpis, dname).mbps:.6f}"
                 )
     family("sauron_sla_violated", "gauge", "1 while a violation of the slice's SLA is open.")
     for s in catalog.slices:
         out.append(
-            f"sauron_sla_violated{_labels(slice=s.name)} {int(engine.sla.status(s.name) == 'violated')}"
+            f"sauron_sla_violated{_labels(**ids[s.name])} {int(engine.sla.status(s.name) == 'violated')}"
         )
+    _sla_state_lines(engine, ids, out, family)
     if latest is not None and latest.energy is not None:
-        _energy_lines(latest, out, family)
+        _energy_lines(latest, ids, out, family)
+    family("sauron_build_info", "gauge", "The agent's version and Python, always 1.")
+    out.append(
+        f"sauron_build_info{_labels(version=__version__, python=platform.python_version())} 1"
+    )
+    # as of the tick (rendered once per tick): a scrape every 15 s reads them
+    # no more than a second old
+    out += process_metrics.lines(process_metrics.read())
     return "\n".join(out) + "\n"
 
 
@@ -237,9 +258,41 @@ def _failure_lines(failures: Mapping[str, int], out: list[str], family: Family) 
 
 
 Family = Callable[[str, str, str], None]
+SLA_STATES = ("met", "at risk", "violated")
 
 
-def _energy_lines(latest: Snapshot, out: list[str], family: Family) -> None:
+def _sla_state_lines(
+    engine: KpiEngine, ids: Mapping[str, Mapping[str, str]], out: list[str], family: Family
+) -> None:
+    """Each slice's SLA state and each of its targets', one series per
+    state (1 for the current one), as kube-state-metrics writes phases: an
+    alert can ask for `state="at risk"` as well as `violated`."""
+    family(
+        "sauron_sla_state",
+        "gauge",
+        "1 for the slice's SLA state (met, at risk, violated; none while unmeasured).",
+    )
+    for s in engine.catalog.slices:
+        status = engine.sla.status(s.name)
+        for state in SLA_STATES:
+            out.append(
+                f"sauron_sla_state{_labels(**ids[s.name], state=state)} {int(status == state)}"
+            )
+    family(
+        "sauron_sla_target_state",
+        "gauge",
+        "1 for the state of one SLA target of the slice (met, at risk, violated).",
+    )
+    for s in engine.catalog.slices:
+        for target, status in sorted(engine.sla.target_states(s.name).items()):
+            for state in SLA_STATES:
+                labels = _labels(**ids[s.name], target=target, state=state)
+                out.append(f"sauron_sla_target_state{labels} {int(status == state)}")
+
+
+def _energy_lines(
+    latest: Snapshot, ids: Mapping[str, Mapping[str, str]], out: list[str], family: Family
+) -> None:
     """Appends to `out`, where `family` writes each family's HELP and TYPE,
     so every sample follows its own family's header."""
     node = latest.energy
@@ -252,7 +305,7 @@ def _energy_lines(latest: Snapshot, out: list[str], family: Family) -> None:
     )
     for kpis in latest.slices.values():
         if kpis.energy is not None:
-            labels = _labels(slice=kpis.name, **method)
+            labels = _labels(**ids[kpis.name], **method)
             out.append(f"sauron_energy_joules_total{labels} {kpis.energy.cumulative_joules:.6f}")
     family(
         "sauron_energy_watts", "gauge", "Mean power attributed to the slice over the last interval."
@@ -260,7 +313,7 @@ def _energy_lines(latest: Snapshot, out: list[str], family: Family) -> None:
     for kpis in latest.slices.values():
         if kpis.energy is not None:
             out.append(
-                f"sauron_energy_watts{_labels(slice=kpis.name, **method)} {kpis.energy.watts:.6f}"
+                f"sauron_energy_watts{_labels(**ids[kpis.name], **method)} {kpis.energy.watts:.6f}"
             )
     family(
         "sauron_node_energy_joules_total",

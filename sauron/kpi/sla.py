@@ -263,5 +263,21 @@ class SlaTracker:
             return "at risk"
         return "met"
 
+    def target_states(self, slice_name: str) -> dict[str, str]:
+        """Each target of the slice checked within the last `window`
+        intervals: violated (a violation open), at risk (a failed check
+        lately) or met."""
+        states = {}
+        for (name, target), st in self._state.items():
+            if name != slice_name:
+                continue
+            if st.violation is not None:
+                states[target] = "violated"
+            elif any(not o.ok for o in st.recent):
+                states[target] = "at risk"
+            else:
+                states[target] = "met"
+        return states
+
     def open_violations(self, slice_name: str) -> list[Violation]:
         return [v for v in self.events if v.open and v.slice_name == slice_name]

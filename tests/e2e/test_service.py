@@ -233,20 +233,24 @@ def test_metrics_exposes_the_counters(
             if not line.startswith("#"):
                 key, value = line.rsplit(" ", 1)
                 samples[key] = float(value)
-        urllc_ul = 'sauron_packets_total{slice="urllc",sst="2",sd="000001",point="n3_ingress",direction="uplink"}'
+        urllc_ul = 'sauron_packets_total{slice="urllc",snssai="2-000001",sst="2",sd="000001",point="n3_ingress",direction="uplink"}'
         assert samples[urllc_ul] == 7
         assert samples[
-            'sauron_bytes_total{slice="urllc",sst="2",sd="000001",point="n3_ingress",direction="uplink"}'
+            'sauron_bytes_total{slice="urllc",snssai="2-000001",sst="2",sd="000001",point="n3_ingress",direction="uplink"}'
         ] == 7 * len(frame)
         assert (
             samples['sauron_anomalies_total{point="n3_ingress",reason="gtpu_ext_zero_length"}'] == 1
         )
         assert (
-            samples['sauron_gtpu_messages_total{slice="urllc",point="n3_ingress",kind="g_pdu"}']
+            samples[
+                'sauron_gtpu_messages_total{slice="urllc",snssai="2-000001",sst="2",sd="000001",point="n3_ingress",kind="g_pdu"}'
+            ]
             == 7
         )
-        assert samples['sauron_active_teids{slice="urllc"}'] == 1
-        assert 'sauron_sla_violated{slice="embb"}' in samples
+        assert (
+            samples['sauron_active_teids{slice="urllc",snssai="2-000001",sst="2",sd="000001"}'] == 1
+        )
+        assert 'sauron_sla_violated{slice="embb",snssai="1-000001",sst="1",sd="000001"}' in samples
         families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
         assert len(families) == len(set(families))
         for name in families:
@@ -404,7 +408,7 @@ def test_histograms_sessions_and_prometheus_histograms(
 
         samples = prometheus_samples(await (await client.get("/metrics")).text())
         name = "sauron_transit_latency_seconds"
-        labels = 'slice="embb",direction="uplink"'
+        labels = 'slice="embb",snssai="1-000001",sst="1",sd="000001",direction="uplink"'
         assert samples[f"{name}_count{{{labels}}}"] == sent
         assert samples[f'{name}_bucket{{{labels},le="+Inf"}}'] == sent
         cumulative = [v for k, v in samples.items() if k.startswith(f"{name}_bucket{{{labels},")]
@@ -412,7 +416,12 @@ def test_histograms_sessions_and_prometheus_histograms(
         assert 0 < samples[f"{name}_sum{{{labels}}}"] <= sent * h["max"] / 1e3
         assert samples[f"sauron_sequence_lost_total{{{labels}}}"] == 4
         assert samples[f"sauron_transit_matched_total{{{labels}}}"] == sent
-        assert samples['sauron_ran_rtt_seconds_count{slice="embb"}'] == 0
+        assert (
+            samples[
+                'sauron_ran_rtt_seconds_count{slice="embb",snssai="1-000001",sst="1",sd="000001"}'
+            ]
+            == 0
+        )
 
     with_client(agent, body)
 
