@@ -206,6 +206,9 @@ class KpiEngine:
         self.history.add(snap)
         self._previous, self._previous_t = now, t
         self._energy_from, self._energy_from_t = now, t
+        # last of all the state: an answer built at the old generation may
+        # already hold some of the new tick (never kept, see answers), but
+        # one built at the new generation holds all of it
         self.generation += 1
         for listener in self.listeners:
             listener(snap)

@@ -35,7 +35,7 @@ from aiohttp import web
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.records import Snapshot
 
-JSON = "application/json"
+JSON = "application/json; charset=utf-8"
 #: the distinct answers kept per interval (paths with their queries), and
 #: their bytes: a script asking for every window cannot grow the agent
 MAX_ANSWERS = 512
@@ -58,6 +58,8 @@ class Answer:
     body: bytes
     content_type: str = JSON
     etag: str = ""
+    #: kept for other requests (then worth compressing once)
+    kept: bool = False
     _gzipped: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,26 +83,34 @@ class Answers:
         self.generation = -1
         self.entries: dict[str, Answer] = {}
         self.bytes = 0
+        #: keys asked once this generation: a key is kept when asked again,
+        #: so one-off queries (a sliding `since`) never fill the budget
+        self.asked: set[str] = set()
 
     def get(self, generation: Callable[[], int], key: str, make: Callable[[], Answer]) -> Answer:
         """The answer for `key` at the engine's `generation()`, built by
         `make` unless this generation's is kept."""
         now = generation()
         if now > self.generation:
-            self.generation, self.entries, self.bytes = now, {}, 0
+            self.generation, self.entries, self.bytes, self.asked = now, {}, 0, set()
         answer = self.entries.get(key) if now == self.generation else None
         if answer is not None:
             return answer
         answer = make()
         # the engine ticks in a thread of its own: an answer built while a
         # tick landed may hold some of both, so it is kept for neither
+        asked_before = key in self.asked
+        if not asked_before and len(self.asked) < 4 * MAX_ANSWERS:
+            self.asked.add(key)
         if (
-            generation() == now == self.generation
+            asked_before
+            and generation() == now == self.generation
             and len(self.entries) < MAX_ANSWERS
             and self.bytes + len(answer.body) <= MAX_ANSWER_BYTES
         ):
             self.entries[key] = answer
             self.bytes += len(answer.body)
+            answer.kept = True
         return answer
 
 
@@ -144,7 +154,7 @@ class ContentAnswers:
     def get(self, parts: tuple[str, ...], content_type: str) -> Answer:
         answer = self.entries.get(parts)
         if answer is None:
-            answer = Answer("".join(parts).encode(), content_type)
+            answer = Answer("".join(parts).encode(), content_type, kept=True)
             self.entries[parts] = answer
             if len(self.entries) > self.keep:
                 self.entries.popitem(last=False)
@@ -154,36 +164,46 @@ class ContentAnswers:
 
 
 def _accepts_gzip(request: web.Request) -> bool:
+    """Accept-Encoding (RFC 9110 12.5.3): gzip by its name, else by `*`;
+    a weight of 0 refuses; a weight that does not parse refuses too."""
+    weights: dict[str, float] = {}
     for coding in request.headers.get("Accept-Encoding", "").split(","):
-        name, _, params = coding.strip().partition(";")
-        if name.strip().lower() not in ("gzip", "x-gzip", "*"):
+        name, *params = (part.strip() for part in coding.split(";"))
+        if not name:
             continue
-        q = params.strip()
-        if q.startswith("q="):
-            try:
-                return float(q[2:]) > 0
-            except ValueError:
-                return False
-        return True
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[name.lower()] = weight
+    for name in ("gzip", "x-gzip", "*"):
+        if name in weights:
+            return weights[name] > 0
     return False
 
 
-def _matches(request: web.Request, *etags: str) -> bool:
-    """If-None-Match, compared weakly (RFC 9110 13.1.2): a cache may hold
-    either representation's tag."""
+def _matches(request: web.Request, etag: str) -> bool:
+    """If-None-Match against the tag of the form being sent (its weak
+    form, W/, compares equal, RFC 9110 13.1.2)."""
     header = request.headers.get("If-None-Match")
     if header is None:
         return False
     given = {t.strip().removeprefix("W/") for t in header.split(",")}
-    return "*" in given or any(t in given for t in etags)
+    return "*" in given or etag in given
 
 
-def max_age(engine: KpiEngine) -> int:
-    """Whole seconds until the next tick is due: the answer holds that long."""
+def max_age(engine: KpiEngine, interval_s: float) -> int:
+    """Whole seconds until the next tick is due (the last tick's time and
+    the configured interval; never more than one interval, whatever the
+    last interval lasted, such as the first after a restart)."""
     latest = engine.history.latest()
     if latest is None:
         return 0
-    return max(0, int(latest.time + latest.interval_s - engine.clock()))
+    return max(0, min(int(interval_s), int(latest.time + interval_s - engine.clock())))
 
 
 def respond(request: web.Request, answer: Answer, max_age_s: int) -> web.Response:
@@ -193,9 +213,11 @@ def respond(request: web.Request, answer: Answer, max_age_s: int) -> web.Respons
     headers = {"Cache-Control": f"max-age={max_age_s}"}
     if compress:
         headers["Vary"] = "Accept-Encoding"
-    gz = compress and _accepts_gzip(request)
+    # an answer built for one request is not compressed: that would cost
+    # the event loop for each of them
+    gz = compress and answer.kept and _accepts_gzip(request)
     headers["ETag"] = answer.gzip_etag if gz else answer.etag
-    if _matches(request, answer.etag, answer.gzip_etag):
+    if _matches(request, headers["ETag"]):
         return web.Response(status=304, headers=headers)
     if gz:
         headers["Content-Encoding"] = "gzip"
@@ -222,7 +244,9 @@ ANSWERS = web.AppKey("answers", Answers)
 POINTS = web.AppKey("points", EncodedPoints)
 
 
-def per_interval(engine_of: Callable[[web.Request], KpiEngine]) -> Callable[[Document], Handler]:
+def per_interval(
+    engine_of: Callable[[web.Request], KpiEngine], interval_of: Callable[[web.Request], float]
+) -> Callable[[Document], Handler]:
     """A handler that builds its document at most once per interval and
     query: `document(request)` builds it (raising a problem for a bad
     query, which is never cached)."""
@@ -233,7 +257,7 @@ def per_interval(engine_of: Callable[[web.Request], KpiEngine]) -> Callable[[Doc
             answers = request.config_dict[ANSWERS]
             key = request.path_qs
             answer = answers.get(lambda: engine.generation, key, lambda: _answer(document(request)))
-            return respond(request, answer, max_age(engine))
+            return respond(request, answer, max_age(engine, interval_of(request)))
 
         handler.__name__ = getattr(document, "__name__", "handler")
         handler.__doc__ = document.__doc__

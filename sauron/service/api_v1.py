@@ -290,7 +290,7 @@ async def stream_route(request: web.Request) -> web.StreamResponse:
 
 
 #: the routes whose answers are built once per interval and query
-cached = per_interval(_engine)
+cached = per_interval(_engine, lambda request: request.config_dict[AGENT].interval_s)
 
 
 def api_v1() -> web.Application:

@@ -20,6 +20,8 @@ IDLE_S = 5.0
 MAX_LINE = 8190
 
 http_log = logging.getLogger("sauron.service.http")
+#: the process's startup objects are frozen once (service_runner)
+_frozen = False
 
 
 class ClientErrors(logging.Filter):
@@ -50,7 +52,11 @@ def service_runner(app: web.Application) -> web.AppRunner:
     collector's full collections, which otherwise walk them all and stop
     every request for 30 to 70 ms (bench/service.py: the open loop's p99
     went from 12-17 ms to 4-5 ms)."""
-    gc.freeze()
+    global _frozen
+    if not _frozen:
+        gc.collect()  # what is garbage now is freed, not frozen for good
+        gc.freeze()
+        _frozen = True
     return web.AppRunner(
         app,
         handle_signals=False,

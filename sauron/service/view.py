@@ -24,6 +24,10 @@ class AgentView(Protocol):
         """Read only: catalog, history, SLA tracker, sessions, energy."""
 
     @property
+    def interval_s(self) -> float:
+        """The configured interval between ticks (seconds)."""
+
+    @property
     def control(self) -> ControlPlane | None:
         """The session table and its sources (None: none is running)."""
 

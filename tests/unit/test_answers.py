@@ -154,8 +154,35 @@ def test_an_answer_says_how_long_it_holds_never_past_the_next_tick(catalog: Cata
             assert r.headers["Cache-Control"] == f"max-age={left}", elapsed
         # /metrics also shows what moves between ticks: always revalidated
         assert (await kept.get("/metrics")).headers["Cache-Control"] == "max-age=0"
+        # the first interval after a restart covers the downtime: the next
+        # tick is still one configured interval away
+        node.now += 600.0
+        node.runtime.engine.tick()
+        latest = node.runtime.engine.history.latest()
+        assert latest is not None and latest.interval_s > 500
+        r = await kept.get("/api/v1/slices")
+        assert r.headers["Cache-Control"] == f"max-age={int(node.runtime.interval_s)}"
 
     serve_twice(catalog, body)
+
+
+def test_the_tick_moves_the_generation_after_everything_it_shows() -> None:
+    """An answer kept at a generation must hold all of that tick: the
+    generation moves once the history, the SLA and the counters have."""
+    node = Node(load_catalog())
+    engine = node.runtime.engine
+    seen: list[int] = []
+    add = engine.history.add
+
+    def watched_add(snap: Any) -> None:
+        seen.append(engine.generation)
+        add(snap)
+
+    engine.history.add = watched_add  # type: ignore[method-assign]
+    for n in range(3):
+        node.traffic(1)
+        node.tick()
+        assert seen[-1] == n and engine.generation == n + 1
 
 
 def test_a_304_carries_no_body_and_the_answers_etag(catalog: Catalog) -> None:
@@ -180,6 +207,45 @@ def test_a_304_carries_no_body_and_the_answers_etag(catalog: Catalog) -> None:
         )
         assert after.status == 200 and after.headers["ETag"] != first.headers["ETag"]
         assert (await after.json())["kpis"]["time"] == node.now
+
+    serve_twice(catalog, body)
+
+
+@pytest.mark.parametrize(
+    ("accept", "gzip_sent"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("*", True),
+        ("br;q=1, x-gzip", True),
+        ("gzip;q=0", False),
+        ("gzip;Q=0", False),
+        ("gzip;x=1;q=0", False),
+        ("gzip;q=zero", False),
+        ("*;q=0", False),
+        ("*, gzip;q=0", False),
+        ("identity", False),
+        ("", False),
+    ],
+)
+def test_accept_encoding_is_read_as_the_rfc_says(
+    catalog: Catalog, accept: str, gzip_sent: bool
+) -> None:
+    async def body(node: Node, kept: TestClient[Any, Any], _: TestClient[Any, Any]) -> None:
+        for _ in range(2):  # the second is the kept answer
+            r = await kept.get("/metrics", headers={"Accept-Encoding": accept})
+        assert ("Content-Encoding" in r.headers) == gzip_sent, r.headers
+
+    serve_twice(catalog, body)
+
+
+def test_a_head_request_gets_the_headers_and_no_body(catalog: Catalog) -> None:
+    async def body(node: Node, kept: TestClient[Any, Any], _: TestClient[Any, Any]) -> None:
+        got = await kept.get("/api/v1/slices")
+        head = await kept.head("/api/v1/slices")
+        assert head.status == 200 and await head.read() == b""
+        assert head.headers["ETag"] == got.headers["ETag"]
+        assert int(head.headers["Content-Length"]) == len(await got.read())
 
     serve_twice(catalog, body)
 
@@ -211,6 +277,12 @@ def test_a_compressed_and_a_plain_answer_are_the_same_document(catalog: Catalog)
                 headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]},
             )
             assert again.status == 304 and again.headers["ETag"] == packed.headers["ETag"]
+            # the other form's tag is another representation: a full answer
+            other_form = await kept.get(
+                path,
+                headers={"Accept-Encoding": "gzip", "If-None-Match": plain.headers["ETag"]},
+            )
+            assert other_form.status == 200 and other_form.headers["ETag"] == packed.headers["ETag"]
         assert compressed_any
 
     serve_twice(catalog, body)
@@ -267,13 +339,20 @@ def test_the_openapi_document_says_which_routes_keep_their_answers(catalog: Cata
 
 def test_the_kept_answers_are_bounded_and_those_past_the_bound_still_right() -> None:
     answers = Answers()
-    for n in range(MAX_ANSWERS + 100):
-        got = answers.get(lambda: 1, f"/q?{n}", lambda n=n: Answer(str(n).encode()))
-        assert got.body == str(n).encode()
-    assert len(answers.entries) == MAX_ANSWERS
+    # asked once, a query is built for its request alone: one-off queries
+    # (a sliding window) never take the room of those asked again and again
+    for n in range(MAX_ANSWERS):
+        answers.get(lambda: 1, f"/once?{n}", lambda: Answer(b"x"))
+    assert not answers.entries
+    for _ in range(2):
+        for n in range(MAX_ANSWERS + 100):
+            got = answers.get(lambda: 1, f"/q?{n}", lambda n=n: Answer(str(n).encode()))
+            assert got.body == str(n).encode()
+    assert len(answers.entries) == MAX_ANSWERS and all(a.kept for a in answers.entries.values())
     big = b"x" * (MAX_ANSWER_BYTES // 2 + 1)
-    answers.get(lambda: 2, "/a", lambda: Answer(big))
-    answers.get(lambda: 2, "/b", lambda: Answer(big))
+    for _ in range(2):
+        answers.get(lambda: 2, "/a", lambda: Answer(big))
+        answers.get(lambda: 2, "/b", lambda: Answer(big))
     assert list(answers.entries) == ["/a"] and answers.bytes == len(big)
 
 
@@ -284,8 +363,10 @@ def test_an_answer_built_while_a_tick_landed_is_not_kept() -> None:
         generation[0] += 1  # the engine's thread completes a tick meanwhile
         return Answer(b"some of both")
 
+    answers.get(lambda: generation[0], "/x", lambda: Answer(b"asked once"))
     assert answers.get(lambda: generation[0], "/x", built_across_a_tick).body == b"some of both"
     assert "/x" not in answers.entries
+    answers.get(lambda: generation[0], "/x", lambda: Answer(b"asked once at the new tick"))
     fresh = answers.get(lambda: generation[0], "/x", lambda: Answer(b"the new tick's"))
     assert fresh.body == b"the new tick's" and answers.entries["/x"] is fresh
     # an older generation (a request that read it before the tick) keeps nothing
