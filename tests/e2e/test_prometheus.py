@@ -1,0 +1,185 @@
+"""Prometheus (Debian's, a real process on loopback) scrapes the agent's
+/metrics with its API token, and what an operator then reads through
+Prometheus's own query API is what the agent measured: the per-slice
+counts equal the agent's, with the slice's one label set, and
+`histogram_quantile` over the transit buckets lands in the bucket of the
+percentile the agent's API gives. The agent is its runtime over the real
+programs, fed G-PDUs through BPF_PROG_TEST_RUN and ticked by the test, so
+every scrape between two ticks reads the same numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from frames import gtpu, plain, ul_packet
+from manual_clock import ManualClock
+from served import serve_in_thread
+from timeseries import free_port
+
+from sauron.abi import layout
+from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.bpf import libbpf
+from sauron.bpf.loader import DataPlane
+from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.catalog import Catalog
+from sauron.export.prometheus import LE_SHIFTS
+from sauron.service.app import ServiceOptions, create_app
+
+pytestmark = [pytest.mark.kernel]
+
+TOKEN = "prometheus-scrapes-with-this-token"
+EMBB, UL_TEID = 1, 0x10007
+EMBB_LABELS = 'slice="embb",snssai="1-000001",sst="1",sd="000001"'
+
+
+class PrometheusServer:
+    """`prometheus` scraping `target` every second with the bearer token."""
+
+    def __init__(self, workdir: Path, target: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "token").write_text(TOKEN)
+        (workdir / "prometheus.yml").write_text(
+            json.dumps(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "sauron",
+                            "static_configs": [{"targets": [target]}],
+                            "authorization": {"credentials_file": str(workdir / "token")},
+                        }
+                    ],
+                }
+            )
+        )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            doc = json.load(r)
+        assert doc["status"] == "success", doc
+        return list(doc["data"]["result"])
+
+    def value_when(self, expr: str, wanted: float, timeout_s: float = 30) -> float:
+        """The query's one value, once it is `wanted` (a scrape after the
+        last tick); fails with what Prometheus had."""
+        deadline = time.monotonic() + timeout_s
+        got: Any = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "prometheus exited"
+            try:
+                got = self.query(expr)
+            except OSError:  # not listening yet
+                got = None
+            if got and float(got[0]["value"][1]) == wanted:
+                return wanted
+            time.sleep(0.3)
+        raise AssertionError(f"{expr}: {got!r}, not {wanted}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+
+@pytest.fixture()
+def served(dataplane: DataPlane, catalog: Catalog) -> Iterator[tuple[DataPlane, AgentRuntime, str]]:
+    apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=ManualClock(4_000_000.0)
+    )
+    with serve_in_thread(create_app(runtime, ServiceOptions(token=TOKEN))) as url:
+        yield dataplane, runtime, url
+
+
+def send(dataplane: DataPlane, count: int, first: int) -> None:
+    for n in range(first, first + count):
+        packet = ul_packet(f"p{n}".encode(), ip_id=n)
+        libbpf.test_run(
+            dataplane.program_fd(layout.POINT_N3_INGRESS), gtpu(packet, UL_TEID, uplink=True, seq=n)
+        )
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(packet))
+
+
+def api_get(url: str, route: str) -> Any:
+    request = urllib.request.Request(url + route, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as r:
+        return json.load(r)
+
+
+def test_prometheus_reads_the_agents_numbers(
+    served: tuple[DataPlane, AgentRuntime, str], tmp_path: Path
+) -> None:
+    dataplane, runtime, url = served
+    clock = runtime.engine.clock
+    assert isinstance(clock, ManualClock)
+    prometheus = PrometheusServer(tmp_path / "prometheus", url.removeprefix("http://"))
+    try:
+        sent = 0
+        for batch in (30, 45):
+            send(dataplane, batch, sent)
+            sent += batch
+            clock.t += 1
+            runtime.engine.tick()
+            # the counts: Prometheus's equal the agent's, with the slice's labels
+            expr = f'sauron_packets_total{{{EMBB_LABELS},point="n3_ingress",direction="uplink"}}'
+            assert prometheus.value_when(expr, sent) == sent
+        (series,) = prometheus.query(
+            f'sauron_bytes_total{{{EMBB_LABELS},point="n3_ingress",direction="uplink"}}'
+        )
+        agent_bytes = runtime.engine.counters.slice(
+            layout.POINT_N3_INGRESS, EMBB, layout.DIR_UPLINK
+        ).bytes
+        assert float(series["value"][1]) == agent_bytes
+        assert series["metric"]["job"] == "sauron"
+
+        # histogram_quantile lands in the power-of-two bucket of the API's p99
+        transit = f'sauron_transit_latency_seconds_bucket{{{EMBB_LABELS},direction="uplink"}}'
+        # (the exposition's buckets count since the programs loaded: the API's
+        # window is every interval)
+        count = transit.replace("_bucket", "_count")
+        prometheus.value_when(count, sent)
+        (p99,) = prometheus.query(f"histogram_quantile(0.99, {transit})")
+        from_prometheus_s = float(p99["value"][1])
+        doc = api_get(url, "/api/v1/slices/embb/histograms/transit?direction=uplink&since=0")
+        assert doc["count"] == sent
+        from_api_s = doc["percentiles"]["p99"]["value"] / 1e3
+        bounds = [0.0] + [(1 << shift) / 1e9 for shift in LE_SHIFTS] + [math.inf]
+        bucket = next(i for i in range(len(bounds) - 1) if from_api_s < bounds[i + 1])
+        assert bounds[bucket] <= from_prometheus_s <= bounds[bucket + 1], (
+            from_prometheus_s,
+            from_api_s,
+            bounds[bucket : bucket + 2],
+        )
+
+        # the SLA state Prometheus holds is the agent's
+        status = api_get(url, "/api/v1/sla")["status"]["embb"]
+        states = {
+            r["metric"]["state"]: float(r["value"][1])
+            for r in prometheus.query(f"sauron_sla_state{{{EMBB_LABELS}}}")
+        }
+        assert {s for s, v in states.items() if v == 1} == ({status} - {"unmeasured"})
+    finally:
+        prometheus.close()
