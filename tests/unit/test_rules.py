@@ -10,7 +10,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import yaml
+
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+K8S = RULES.parent / "k8s"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -41,3 +44,31 @@ def test_a_broken_rule_is_caught(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode != 0 and "SauronSliceSlaViolated" in done.stdout + done.stderr
+
+
+def test_the_service_monitor_scrapes_the_agents_service_with_its_token() -> None:
+    """The ServiceMonitor (a CRD the Kubernetes schemas do not hold) must
+    meet the DaemonSet's own manifests: it selects the agents' Service,
+    names a port that Service has, and reads the token from the Secret
+    and key the agents mount."""
+    monitor = yaml.safe_load((RULES / "servicemonitor.yaml").read_text())
+    manifests = list(yaml.safe_load_all((K8S / "daemonset.yaml").read_text()))
+    (service,) = [m for m in manifests if m["kind"] == "Service"]
+    (daemonset,) = [m for m in manifests if m["kind"] == "DaemonSet"]
+    assert monitor["kind"] == "ServiceMonitor"
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    assert service["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    secret = endpoint["authorization"]["credentials"]
+    volumes = daemonset["spec"]["template"]["spec"]["volumes"]
+    mounted = [
+        (v["secret"]["secretName"], item["key"])
+        for v in volumes
+        if "secret" in v
+        for item in v["secret"].get("items", [])
+    ]
+    assert (secret["name"], secret["key"]) in mounted
