@@ -5,6 +5,7 @@ and per-slice gauges from the latest interval."""
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from collections.abc import Callable, Mapping, Sequence
 
@@ -219,7 +220,9 @@ def render_engine(engine: KpiEngine) -> str:
     )
     # as of the tick (rendered once per tick): a scrape every 15 s reads them
     # no more than a second old
-    out += process_metrics.lines(process_metrics.read())
+    # with no descriptor left to read /proc with, the rest still serves
+    with contextlib.suppress(OSError):
+        out += process_metrics.lines(process_metrics.read())
     return "\n".join(out) + "\n"
 
 
