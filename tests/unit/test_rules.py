@@ -7,6 +7,7 @@ the bytes that leave the UPF). No root (promtool is Debian's, installed by
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -72,3 +73,17 @@ def test_the_service_monitor_scrapes_the_agents_service_with_its_token() -> None
         for item in v["secret"].get("items", [])
     ]
     assert (secret["name"], secret["key"]) in mounted
+
+
+def test_the_prometheus_rule_is_its_generators_output_and_holds_the_same_groups() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_prometheusrule", RULES / "make_prometheusrule.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (RULES / "prometheusrule.yaml").read_text() == module.render()
+    wrapped = yaml.safe_load((RULES / "prometheusrule.yaml").read_text())
+    rules = yaml.safe_load((RULES / "sauron-rules.yaml").read_text())
+    assert wrapped["kind"] == "PrometheusRule"
+    assert wrapped["spec"]["groups"] == rules["groups"]
