@@ -133,12 +133,9 @@ def test_the_demo_tells_its_story_in_a_terminal_and_in_the_browser(tmp_path: Pat
                 timeout=DURATION_S * 1000,
             ).json_value()
             watched.screenshot("demo.png", full_page=True)
-            chart_top = float(
-                page.get_attribute(
-                    'article[data-slice="embb"] [data-chart="throughput"]', "data-top"
-                )
-                or "nan"
-            )
+            chart = 'article[data-slice="embb"] [data-chart="throughput"]'
+            chart_top = float(page.get_attribute(chart, "data-top") or "nan")
+            chart_peak = float(page.get_attribute(chart, "data-peak") or "nan")
             assert not watched.errors, watched.errors
         assert {c["slice"] for c in cards} == {"embb", "urllc", "mmtc"}
         for card in cards:
@@ -158,12 +155,11 @@ def test_the_demo_tells_its_story_in_a_terminal_and_in_the_browser(tmp_path: Pat
     violations = summary["violations"]
     kinds = [v["explanation"]["kind"] for v in violations]
     assert "unexplained" not in kinds, json.dumps(violations, indent=1)
-    (on_purpose,) = [v for v in violations if v["explanation"]["kind"] == "on purpose"]
-    assert (on_purpose["slice_name"], on_purpose["target"]) == (
-        "embb",
-        "min_throughput_mbps.downlink",
-    )
-    assert on_purpose["worst"] < 1.0
+    on_purpose = [v for v in violations if v["explanation"]["kind"] == "on purpose"]
+    assert on_purpose, json.dumps(violations, indent=1)
+    for v in on_purpose:
+        assert (v["slice_name"], v["target"]) == ("embb", "min_throughput_mbps.downlink")
+        assert v["worst"] < 1.0
     for v in violations:
         assert v["explanation"]["words"] in text, v
     assert "every violation is explained above" in text
@@ -180,7 +176,9 @@ def test_the_demo_tells_its_story_in_a_terminal_and_in_the_browser(tmp_path: Pat
     # dashboard's throughput axis reaches above their peak, labelled
     peak = summary["slices"]["embb"]["peak_downlink_mbps"]
     assert peak > CROWDING_MBPS, summary["slices"]["embb"]
-    assert chart_top >= peak, (chart_top, peak)
+    # (the chart holds what the page saw since it opened: its own peak)
+    assert chart_peak > CROWDING_MBPS, (chart_peak, peak)
+    assert chart_top >= chart_peak, (chart_top, chart_peak)
     assert f"{peak:.2f}" in text
     assert summary["energy"]["method"] in ("profile", "rapl powercap", "rapl perf"), summary
     assert leftover_namespaces() == []

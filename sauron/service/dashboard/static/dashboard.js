@@ -461,7 +461,10 @@ function renderCard(slice, status) {
     view.charts.latency.setData([s.t, s.ulP50, s.ulP99, s.dlP50, s.dlP99]);
     view.charts.throughput.setData([s.t, s.ulMbps, s.dlMbps]);
     for (const [name, plot] of Object.entries(view.charts)) {
-      node.querySelector(`[data-chart="${name}"]`).dataset.top = String(plot.scales.y.max);
+      const figure = node.querySelector(`[data-chart="${name}"]`);
+      const values = plot.data.slice(1).flat().filter((v) => v !== null && v !== undefined);
+      figure.dataset.top = String(plot.scales.y.max);
+      figure.dataset.peak = String(values.length ? Math.max(...values) : 0);
     }
     node.dataset.points = String(s.t.length);
   }
