@@ -63,6 +63,15 @@ class Snssai(_Strict):
         return f"{self.sst}" if self.sd is None else f"{self.sst}-{self.sd:06x}"
 
 
+def snssai_parts(snssai: str) -> dict[str, str]:
+    """An S-NSSAI as written ("1-000001", "1", "") split into the `sst` and
+    `sd` an export labels it with: absent parts are absent keys."""
+    if not snssai:
+        return {}
+    sst, _, sd = snssai.partition("-")
+    return {"sst": sst, "sd": sd} if sd else {"sst": sst}
+
+
 class TeidRange(_Strict):
     first: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]
     last: Annotated[int, Field(ge=1, le=0xFFFFFFFF)]

@@ -9,9 +9,10 @@ every query names only what the publisher writes)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+import grafana_model
 
 from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
 
@@ -47,32 +48,11 @@ def histogram_quantiles(metric: str, by: str, quantiles: tuple[float, ...]) -> l
     return parts
 
 
-def target(query: str, ref: str) -> dict[str, Any]:
-    return {"refId": ref, "datasource": DATASOURCE, "query": query}
-
-
-def panel(
-    title: str,
-    kind: str,
-    queries: list[str],
-    x: int,
-    y: int,
-    w: int = 8,
-    h: int = 8,
-    unit: str = "none",
-    description: str = "",
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [target(q, chr(ord("A") + i)) for i, q in enumerate(queries)],
-        **extra,
-    }
+def panel(title: str, kind: str, queries: list[str], *at: int, **shape: Any) -> dict[str, Any]:
+    """A panel of Flux queries (grafana_model.panel)."""
+    return grafana_model.panel(
+        DATASOURCE, title, kind, [{"query": q} for q in queries], *at, **shape
+    )
 
 
 def slice_row(y: int) -> list[dict[str, Any]]:
@@ -232,55 +212,31 @@ def violations(y: int) -> dict[str, Any]:
 
 
 def variable(name: str, label: str, tag: str, measurement: str) -> dict[str, Any]:
+    """The values of a tag of a measurement in the bucket."""
     query = f"""import "influxdata/influxdb/schema"
 schema.tagValues(bucket: "${{bucket}}", tag: "{tag}", predicate: (r) => r._measurement == "{measurement}", start: -7d)"""
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": query,
-        "definition": query,
-        "refresh": 2,
-        "multi": True,
-        "includeAll": True,
-        "current": {"text": "All", "value": "$__all"},
-        "sort": 1,
-    }
+    return grafana_model.variable(DATASOURCE, name, label, query, query)
 
 
 def dashboard() -> dict[str, Any]:
-    return {
-        "uid": "sauron-slices",
-        "title": "Sauron: slice SLAs across nodes",
-        "description": "Per-slice KPIs of every node publishing to the bucket; built from "
+    bucket = {"name": "bucket", "label": "Bucket", "type": "constant", "query": "sauron", "hide": 0}
+    return grafana_model.dashboard(
+        "sauron-slices",
+        "Sauron: slice SLAs across nodes",
+        "Per-slice KPIs of every node publishing to the bucket; built from "
         "the schema in sauron/export/influx/points.py.",
-        "tags": ["sauron", "5g", "slices"],
-        "timezone": "browser",
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": False,
-        "refresh": "10s",
-        "time": {"from": "now-30m", "to": "now"},
-        "templating": {
-            "list": [
-                {
-                    "name": "bucket",
-                    "label": "Bucket",
-                    "type": "constant",
-                    "query": "sauron",
-                    "hide": 0,
-                },
-                variable("node", "Node", "node", "sauron_slice"),
-                variable("slice", "Slice", "slice", "sauron_slice"),
-            ]
-        },
-        "panels": [*slice_row(0), violations(26)],
-    }
+        ["sauron", "5g", "slices"],
+        [
+            bucket,
+            variable("node", "Node", "node", "sauron_slice"),
+            variable("slice", "Slice", "slice", "sauron_slice"),
+        ],
+        [*slice_row(0), violations(26)],
+    )
 
 
 def render() -> str:
-    return json.dumps(dashboard(), indent=2, sort_keys=True) + "\n"
+    return grafana_model.render(dashboard())
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ names is one the agent exposes)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+import grafana_model
 
 from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
 
@@ -37,35 +38,11 @@ def quantiles(family: str, by: str, qs: tuple[float, ...]) -> list[tuple[str, st
 
 
 def panel(
-    title: str,
-    kind: str,
-    queries: list[tuple[str, str]],
-    x: int,
-    y: int,
-    w: int = 8,
-    h: int = 8,
-    unit: str = "none",
-    description: str = "",
-    **extra: Any,
+    title: str, kind: str, queries: list[tuple[str, str]], *at: int, **shape: Any
 ) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "datasource": DATASOURCE,
-                "expr": expr,
-                "legendFormat": legend,
-            }
-            for i, (expr, legend) in enumerate(queries)
-        ],
-        **extra,
-    }
+    """A panel of (PromQL, legend) queries (grafana_model.panel)."""
+    targets = [{"expr": expr, "legendFormat": legend} for expr, legend in queries]
+    return grafana_model.panel(DATASOURCE, title, kind, targets, *at, **shape)
 
 
 def slice_row(y: int) -> list[dict[str, Any]]:
@@ -230,46 +207,27 @@ def targets_table(y: int) -> dict[str, Any]:
 
 
 def variable(name: str, label: str, query: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": name},
-        "definition": query,
-        "refresh": 2,
-        "multi": True,
-        "includeAll": True,
-        "current": {"text": "All", "value": "$__all"},
-        "sort": 1,
-    }
+    """The values a PromQL label_values() query lists."""
+    return grafana_model.variable(DATASOURCE, name, label, {"query": query, "refId": name}, query)
 
 
 def dashboard() -> dict[str, Any]:
-    return {
-        "uid": "sauron-slices-prometheus",
-        "title": "Sauron: slice SLAs across nodes (Prometheus)",
-        "description": "Per-slice KPIs of every agent the Prometheus data source scrapes; "
+    return grafana_model.dashboard(
+        "sauron-slices-prometheus",
+        "Sauron: slice SLAs across nodes (Prometheus)",
+        "Per-slice KPIs of every agent the Prometheus data source scrapes; "
         "built from the KPI table in sauron/abi/kpis.py.",
-        "tags": ["sauron", "5g", "slices", "prometheus"],
-        "timezone": "browser",
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": False,
-        "refresh": "10s",
-        "time": {"from": "now-30m", "to": "now"},
-        "templating": {
-            "list": [
-                variable("instance", "Agent", "label_values(sauron_build_info, instance)"),
-                variable("slice", "Slice", "label_values(sauron_sla_state, slice)"),
-            ]
-        },
-        "panels": [*slice_row(0), targets_table(26)],
-    }
+        ["sauron", "5g", "slices", "prometheus"],
+        [
+            variable("instance", "Agent", "label_values(sauron_build_info, instance)"),
+            variable("slice", "Slice", "label_values(sauron_sla_state, slice)"),
+        ],
+        [*slice_row(0), targets_table(26)],
+    )
 
 
 def render() -> str:
-    return json.dumps(dashboard(), indent=2, sort_keys=True) + "\n"
+    return grafana_model.render(dashboard())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from sauron import __version__
 from sauron.abi import layout, points
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import LATENCY_KPIS
-from sauron.catalog import Catalog
+from sauron.catalog import Catalog, snssai_parts
 from sauron.export import process_metrics
 from sauron.export.exporter import ExporterHealth
 from sauron.export.influx.publisher import STATES, Publisher
@@ -71,13 +71,9 @@ def slice_labels(catalog: Catalog) -> dict[str, dict[str, str]]:
     unclassified, which has none."""
     ids = {catalog.name_of(0): {"slice": catalog.name_of(0), "snssai": "", "sst": "", "sd": ""}}
     for s in catalog.slices:
-        snssai = s.spec.snssai
-        ids[s.name] = {
-            "slice": s.name,
-            "snssai": str(snssai),
-            "sst": str(snssai.sst),
-            "sd": "" if snssai.sd is None else f"{snssai.sd:06x}",
-        }
+        snssai = str(s.spec.snssai)
+        ids[s.name] = {"slice": s.name, "snssai": snssai, "sst": "", "sd": ""}
+        ids[s.name].update(snssai_parts(snssai))
     return ids
 
 

@@ -10,7 +10,6 @@ the queries are checked by name, not run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections import defaultdict
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from script_modules import load_script
 from timeseries import parse_line
 
 from sauron.abi.kpis import DIRECTION_LATENCY, LATENCY_KPIS, LOSS_BURST, SLICE_LATENCY
@@ -209,10 +209,7 @@ def test_percentiles_come_from_summed_histogram_buckets() -> None:
 
 
 def test_dashboard_file_is_the_generator_output_and_provisioning_points_at_it() -> None:
-    spec = importlib.util.spec_from_file_location("make_dashboards", GRAFANA / "make_dashboards.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(GRAFANA / "make_dashboards.py")
     assert DASHBOARD.read_text() == module.render()
     source: dict[str, Any] = yaml.safe_load(
         (GRAFANA / "provisioning" / "datasources" / "sauron-influxdb.yaml").read_text()

@@ -6,7 +6,6 @@ across agents before histogram_quantile. No root (promtool is Debian's)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -15,6 +14,7 @@ from typing import Any
 
 import yaml
 from fake_data_plane import FakeDataPlane
+from script_modules import load_script
 
 from sauron.abi.kpis import LATENCY_KPIS
 from sauron.agent.runtime import AgentRuntime
@@ -68,12 +68,7 @@ def unknown_names(queries: list[str], families: set[str]) -> list[str]:
 
 
 def test_dashboard_file_is_the_generator_output_and_its_data_source_is_provisioned() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "make_prometheus_dashboard", GRAFANA / "make_prometheus_dashboard.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(GRAFANA / "make_prometheus_dashboard.py")
     assert DASHBOARD.read_text() == module.render()
     source: dict[str, Any] = yaml.safe_load(
         (GRAFANA / "prometheus" / "datasource.yaml").read_text()

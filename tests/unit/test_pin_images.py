@@ -6,19 +6,16 @@ anonymous token, and the tag's manifest digest in a HEAD's headers."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("pin_images", REPO / "scripts" / "pin_images.py")
-assert _spec is not None and _spec.loader is not None
-pin_images = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pin_images)
+pin_images = load_script(REPO / "scripts" / "pin_images.py")
 
 DIGESTS = {
     "library/debian:12-slim": "sha256:" + "d" * 64,

@@ -7,11 +7,11 @@ the bytes that leave the UPF). No root (promtool is Debian's, installed by
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 
 import yaml
+from script_modules import load_script
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 K8S = RULES.parent / "k8s"
@@ -76,12 +76,7 @@ def test_the_service_monitor_scrapes_the_agents_service_with_its_token() -> None
 
 
 def test_the_prometheus_rule_is_its_generators_output_and_holds_the_same_groups() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "make_prometheusrule", RULES / "make_prometheusrule.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(RULES / "make_prometheusrule.py")
     assert (RULES / "prometheusrule.yaml").read_text() == module.render()
     wrapped = yaml.safe_load((RULES / "prometheusrule.yaml").read_text())
     rules = yaml.safe_load((RULES / "sauron-rules.yaml").read_text())

@@ -23,6 +23,7 @@ from sauron.abi.kpis import (
     TRAFFIC_KPIS,
     LatencyKpi,
 )
+from sauron.catalog import snssai_parts
 from sauron.export.influx.lineproto import FieldValue, line
 from sauron.kpi.quality import NS_PER_MS, LatencyKpis
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
@@ -87,15 +88,7 @@ def time_ns(unix_s: float) -> int:
 def slice_tags(node: str, kpis: SliceKpis) -> dict[str, str]:
     """node, slice, and the S-NSSAI as sst and sd (absent when the slice has
     none: the unclassified traffic, an S-NSSAI without SD)."""
-    return {"node": node, "slice": kpis.name, **snssai_tags(kpis.snssai)}
-
-
-def snssai_tags(snssai: str) -> dict[str, str]:
-    """ "1-000001" as sst and sd; "1" as sst alone; "" as no tags."""
-    if not snssai:
-        return {}
-    sst, _, sd = snssai.partition("-")
-    return {"sst": sst, "sd": sd} if sd else {"sst": sst}
+    return {"node": node, "slice": kpis.name, **snssai_parts(kpis.snssai)}
 
 
 def le_text(geometry: Geometry, index: int, scale: float) -> str:
@@ -215,7 +208,7 @@ def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
     ("recovered" or "not measured"): a string field, not a tag, so the
     reason adds no series."""
     tags = {"node": node, "slice": v.slice_name, "target": v.target, "change": change}
-    tags.update(snssai_tags(snssai))
+    tags.update(snssai_parts(snssai))
     at = v.started_at if change == "opened" else (v.ended_at or v.started_at)
     values: dict[str, FieldValue | None] = {
         "limit": v.limit,
