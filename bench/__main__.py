@@ -31,6 +31,7 @@ SECTIONS = (
     "service",
     "publish",
     "scaling",
+    "exposition",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
