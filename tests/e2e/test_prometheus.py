@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,8 +20,8 @@ from typing import Any
 import pytest
 from frames import gtpu, plain, ul_packet
 from manual_clock import ManualClock
+from prometheus_server import PrometheusServer
 from served import serve_in_thread
-from timeseries import free_port
 
 from sauron.abi import layout
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
@@ -39,69 +37,6 @@ pytestmark = [pytest.mark.kernel]
 TOKEN = "prometheus-scrapes-with-this-token"
 EMBB, UL_TEID = 1, 0x10007
 EMBB_LABELS = 'slice="embb",snssai="1-000001",sst="1",sd="000001"'
-
-
-class PrometheusServer:
-    """`prometheus` scraping `target` every second with the bearer token."""
-
-    def __init__(self, workdir: Path, target: str) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "token").write_text(TOKEN)
-        (workdir / "prometheus.yml").write_text(
-            json.dumps(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "sauron",
-                            "static_configs": [{"targets": [target]}],
-                            "authorization": {"credentials_file": str(workdir / "token")},
-                        }
-                    ],
-                }
-            )
-        )
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (workdir / "prometheus.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            doc = json.load(r)
-        assert doc["status"] == "success", doc
-        return list(doc["data"]["result"])
-
-    def value_when(self, expr: str, wanted: float, timeout_s: float = 30) -> float:
-        """The query's one value, once it is `wanted` (a scrape after the
-        last tick); fails with what Prometheus had."""
-        deadline = time.monotonic() + timeout_s
-        got: Any = None
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "prometheus exited"
-            try:
-                got = self.query(expr)
-            except OSError:  # not listening yet
-                got = None
-            if got and float(got[0]["value"][1]) == wanted:
-                return wanted
-            time.sleep(0.3)
-        raise AssertionError(f"{expr}: {got!r}, not {wanted}")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        self.log.close()
 
 
 @pytest.fixture()
@@ -135,7 +70,7 @@ def test_prometheus_reads_the_agents_numbers(
     dataplane, runtime, url = served
     clock = runtime.engine.clock
     assert isinstance(clock, ManualClock)
-    prometheus = PrometheusServer(tmp_path / "prometheus", url.removeprefix("http://"))
+    prometheus = PrometheusServer(tmp_path / "prometheus", url.removeprefix("http://"), TOKEN)
     try:
         sent = 0
         for batch in (30, 45):
