@@ -23,6 +23,12 @@ def init_detected(
 ) -> int:
     """Detects, writes both files, says on `err` what was found and what was
     not; the exit code says whether the configuration loads as written."""
+    if os.geteuid() != 0:
+        print(
+            "sauron config init: not root: other users' processes, namespaces and files "
+            "may not be readable",
+            file=err,
+        )
     found = detect()
     for line in found.found:
         print(f"found: {line}", file=err)

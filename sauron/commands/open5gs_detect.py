@@ -120,7 +120,7 @@ def _carrier(upf: _Upf, endpoint: Endpoint) -> tuple[Link | None, str]:
 
 
 def _read_upfs(found: Detection) -> list[_Upf]:
-    processes = find_processes(UPF_PROCESS, DEFAULT_UPF_FILE)
+    processes = find_processes(UPF_PROCESS, DEFAULT_UPF_FILE, found.missing)
     targets: list[tuple[NfProcess | None, Path, str | None, str]] = [
         (p, p.readable_config, p.netns, p.netns_said) for p in processes
     ]
@@ -234,7 +234,7 @@ def _detect_upf(upf: _Upf, found: Detection) -> None:
 
 
 def _read_smfs(found: Detection) -> list[tuple[NfProcess | None, SmfFile]]:
-    processes = find_processes(SMF_PROCESS, DEFAULT_SMF_FILE)
+    processes = find_processes(SMF_PROCESS, DEFAULT_SMF_FILE, found.missing)
     targets: list[tuple[NfProcess | None, Path]] = [(p, p.readable_config) for p in processes]
     if not processes:
         said = f"no {SMF_PROCESS} process runs"

@@ -87,8 +87,11 @@ def namespace_of(
     return f"pid:{pid}", f"the namespace of pid {pid} (it has no name; pid changes on restart)"
 
 
-def find_processes(name: str, default_config: Path, proc: Path = PROC) -> list[NfProcess]:
-    """Every process of that name, lowest pid first."""
+def find_processes(
+    name: str, default_config: Path, unread: list[str], proc: Path = PROC
+) -> list[NfProcess]:
+    """Every process of that name, lowest pid first; `unread` gets the ones
+    whose namespace could not be read (not root: another user's process)."""
     pids = sorted(
         int(entry.name) for entry in proc.iterdir() if entry.name.isdigit() and _named(entry, name)
     )
@@ -108,7 +111,9 @@ def find_processes(name: str, default_config: Path, proc: Path = PROC) -> list[N
         readable = through_root if through_root.exists() else config
         try:
             netns, netns_said = namespace_of(pid, name, len(pids) == 1, proc)
-        except OSError:
-            continue  # gone since the listing
+        except OSError as exc:  # gone since the listing, or not ours to read
+            if (pid_dir / "comm").exists():
+                unread.append(f"{name} (pid {pid}): its namespace: {exc.strerror} (run as root)")
+            continue
         found.append(NfProcess(pid, name, config, said, readable, netns, netns_said))
     return found

@@ -17,6 +17,7 @@ from sauron.agent.config import load_config
 from sauron.catalog import load_catalog
 from sauron.commands.detected_files import agent_text, catalog_text
 from sauron.commands.open5gs_detect import Detection, Entry, Gap, SliceFound
+from sauron.host.nf_processes import config_option
 from sauron.host.open5gs_files import Open5gsFileError, parse_smf_file, parse_upf_file
 
 UPF_27 = """\
@@ -220,3 +221,17 @@ def test_written_files_load_with_the_agents_loader(tmp_path: Path) -> None:
     ] == [("internet", "1-000080", ["10.45.0.0/16"])]
     # every line that is not a comment is the configuration's own
     assert yaml.safe_load(written)["interfaces"][1]["link"] == "upf_device"
+
+
+@pytest.mark.parametrize(
+    ("argv", "config"),
+    [
+        (["open5gs-upfd", "-c", "/etc/open5gs/upf-embb.yaml"], "/etc/open5gs/upf-embb.yaml"),
+        (["/usr/bin/open5gs-upfd", "-d", "-c/srv/upf.yaml"], "/srv/upf.yaml"),
+        (["open5gs-upfd", "-c", "a.yaml", "-c", "b.yaml"], "b.yaml"),
+        (["open5gs-upfd"], None),
+        (["open5gs-upfd", "--config", "x.yaml"], None),
+    ],
+)
+def test_the_file_a_network_function_was_started_with(argv: list[str], config: str | None) -> None:
+    assert config_option(argv) == config
