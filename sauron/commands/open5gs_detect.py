@@ -313,7 +313,7 @@ def _slice_name(sst: int, sd: str | None, dnns: list[str], taken: set[str]) -> s
     return name
 
 
-def _detect_slices(upfs: list[_Upf], smfs: list[SmfFile], found: Detection) -> None:
+def detect_slices(upfs: list[UpfFile], smfs: list[SmfFile], found: Detection) -> None:
     """One slice per S-NSSAI the SMFs serve, with the UE pools whose DNN is
     one of its DNNs (a pool without a DNN when the SMFs serve one S-NSSAI)."""
     snssais: dict[tuple[int, int | None], tuple[list[str], str]] = {}
@@ -322,7 +322,7 @@ def _detect_slices(upfs: list[_Upf], smfs: list[SmfFile], found: Detection) -> N
             dnns, why = snssais.setdefault((s.sst, s.sd), ([], f"{smf.path} {s.where}"))
             dnns.extend(d for d in s.dnns if d not in dnns)
     pools: dict[str, tuple[str | None, str]] = {}  # subnet -> (DNN, where)
-    for path, pool in [(u.file.path, p) for u in upfs for p in u.file.pools] + [
+    for path, pool in [(u.path, p) for u in upfs for p in u.pools] + [
         (s.path, p) for s in smfs for p in s.pools
     ]:
         dnn, where = pools.get(str(pool.subnet), (None, f"{path} {pool.where}"))
@@ -381,5 +381,5 @@ def detect() -> Detection:
     smfs = _read_smfs(found)
     for process, smf in smfs:
         _detect_smf(process, smf, found)
-    _detect_slices(upfs, [s for _, s in smfs], found)
+    detect_slices([u.file for u in upfs], [s for _, s in smfs], found)
     return found

@@ -16,8 +16,8 @@ import yaml
 from sauron.agent.config import load_config
 from sauron.catalog import load_catalog
 from sauron.commands.detected_files import agent_text, catalog_text
-from sauron.commands.open5gs_detect import Detection, Entry, Gap, SliceFound
-from sauron.host.nf_processes import config_option
+from sauron.commands.open5gs_detect import Detection, Entry, Gap, SliceFound, detect_slices
+from sauron.host.nf_processes import config_option, namespace_of
 from sauron.host.open5gs_files import Open5gsFileError, parse_smf_file, parse_upf_file
 
 UPF_27 = """\
@@ -235,3 +235,60 @@ def test_written_files_load_with_the_agents_loader(tmp_path: Path) -> None:
 )
 def test_the_file_a_network_function_was_started_with(argv: list[str], config: str | None) -> None:
     assert config_option(argv) == config
+
+
+def test_a_namespace_is_named_as_a_configuration_names_it(tmp_path: Path) -> None:
+    """Its ip-netns name when a file there is the same namespace (the same
+    inode, here a hard link standing in for the bind mount), else the one
+    process of its name, else its pid; none when it is the agent's own."""
+    proc, named = tmp_path / "proc", tmp_path / "netns"
+    for pid in ("self", "42", "43"):
+        (proc / pid / "ns").mkdir(parents=True)
+        (proc / pid / "ns" / "net").write_text(pid)
+    named.mkdir()
+    assert namespace_of(42, "open5gs-upfd", True, proc, named)[0] == "process:open5gs-upfd"
+    assert namespace_of(42, "open5gs-upfd", False, proc, named)[0] == "pid:42"
+    (named / "upf").hardlink_to(proc / "42" / "ns" / "net")
+    assert namespace_of(42, "open5gs-upfd", False, proc, named) == (
+        "upf",
+        f"namespace upf ({named / 'upf'})",
+    )
+    (proc / "43" / "ns" / "net").unlink()
+    (proc / "43" / "ns" / "net").hardlink_to(proc / "self" / "ns" / "net")
+    assert namespace_of(43, "open5gs-smfd", True, proc, named)[0] is None
+
+
+def test_a_ue_pool_goes_to_the_one_slice_that_serves_its_dnn(tmp_path: Path) -> None:
+    """One slice per S-NSSAI; a pool whose DNN two S-NSSAIs serve, or that
+    names none beside several S-NSSAIs, belongs to no slice and is said so:
+    the catalog written still loads."""
+    smf = parse_smf_file(
+        Path("smf.yaml"),
+        "smf:\n  info:\n    - s_nssai:\n"
+        '        - {sst: 1, sd: "000001", dnn: [internet]}\n'
+        "        - {sst: 2, dnn: [internet, ims]}\n"
+        "        - {sst: 3}\n",
+    )
+    upf = parse_upf_file(
+        Path("upf.yaml"),
+        "upf:\n  session:\n    - {subnet: 10.45.0.0/16, dnn: internet}\n"
+        "    - {subnet: 10.46.0.0/16, dnn: ims}\n    - {subnet: 10.47.0.0/16}\n",
+    )
+    found = Detection(node="x")
+    detect_slices([upf], [smf], found)
+    assert [(s.name, s.sst, s.sd, [n for n, _ in s.subnets]) for s in found.slices] == [
+        ("internet", 1, "000001", []),
+        ("ims", 2, None, ["10.46.0.0/16"]),
+        ("sst3", 3, None, []),
+    ]
+    assert found.missing == [
+        "slices: UE pool 10.45.0.0/16 belongs to no one slice: DNN internet is served by 2 S-NSSAIs",
+        "slices: UE pool 10.47.0.0/16 belongs to no one slice: it names no DNN and the SMF "
+        "serves several S-NSSAIs",
+    ]
+    (tmp_path / "slices.yaml").write_text(catalog_text(found))
+    assert [s.name for s in load_catalog(tmp_path / "slices.yaml").slices] == [
+        "internet",
+        "ims",
+        "sst3",
+    ]
