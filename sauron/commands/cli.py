@@ -209,6 +209,10 @@ def _cmd_detach(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "init":
+        return _config_init(args)
+    if args.action == "check":
+        return _config_check(args)
     from sauron.commands.config_reference import reference, with_reference
 
     if args.readme is None:
@@ -220,6 +224,41 @@ def _cmd_config(args: argparse.Namespace) -> int:
         print(f"{args.readme}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _config_init(args: argparse.Namespace) -> int:
+    from sauron.commands.config_init import NOT_WRITTEN, init_detected
+
+    if not args.detect:
+        print(
+            "sauron config init: only --detect is offered: it writes the configuration "
+            "of the Open5GS UPF running here (agent.example.yaml is the hand-written start)",
+            file=sys.stderr,
+        )
+        return NOT_WRITTEN
+    return init_detected(args.output, args.catalog_output, args.port, args.force)
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from sauron.commands.config_check import check_config
+
+    if args.file is None:
+        print(
+            "sauron config check: name the configuration: sauron config check FILE", file=sys.stderr
+        )
+        return 2
+    report = check_config(args.file)
+    for line in report.passed:
+        print(f"ok: {line}")
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    if report.ok:
+        print(f"{args.file}: ready for this host: sauron run --config {args.file}")
+        return 0
+    print(
+        f"{args.file}: {len(report.problems)} problem(s) to fix before sauron run", file=sys.stderr
+    )
+    return 1
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -418,14 +457,40 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="one JSON object")
     replay.set_defaults(func=_cmd_replay)
 
-    config = sub.add_parser("config", help="the agent configuration's reference")
-    config.add_argument("action", choices=["reference"])
+    config = sub.add_parser(
+        "config",
+        help="the agent configuration: its reference, written from this host (init --detect), "
+        "checked against this host (check FILE)",
+    )
+    config.add_argument("action", choices=["reference", "init", "check"])
+    config.add_argument("file", nargs="?", type=Path, default=None, help="check: the configuration")
     config.add_argument(
         "--readme",
         type=Path,
         default=None,
-        help="write it into this Markdown file, between its markers, instead of printing it",
+        help="reference: write it into this Markdown file, between its markers, instead of printing it",
     )
+    config.add_argument(
+        "--detect",
+        action="store_true",
+        help="init: find the Open5GS UPF (and SMF) running here: namespace, links, UE pools, S-NSSAIs",
+    )
+    config.add_argument(
+        "--output",
+        type=Path,
+        default=Path("agent.yaml"),
+        help="init: the agent configuration written (default agent.yaml)",
+    )
+    config.add_argument(
+        "--catalog-output",
+        type=Path,
+        default=Path("slices.yaml"),
+        help="init: the slice catalog written (default slices.yaml)",
+    )
+    config.add_argument(
+        "--port", type=int, default=8080, help="init: the API's port on loopback (default 8080)"
+    )
+    config.add_argument("--force", action="store_true", help="init: replace files that exist")
     config.set_defaults(func=_cmd_config)
 
     catalog = sub.add_parser("catalog", help="check a slice catalog or print its schema")
