@@ -1,8 +1,8 @@
 """The 3GPP names of what Sauron measures per slice: TS 28.552's UPF N3
 measurements per S-NSSAI (clause 5.4.1) and TS 28.554's energy efficiency
 of a network slice (clause 6.7.2.2). The one owner of those names, their
-clauses and units; the REST view (/api/v1/pm) and docs/3gpp.md read them
-here."""
+clauses and units: the REST view (/api/v1/pm) reads them here, and
+docs/3gpp.md lists them."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The versioned REST routes, an aiohttp sub-application the service mounts
 at /api/v1 (sauron.service.app): slices and their KPIs, histograms and
-sessions, the session table, SLA, energy, the live stream, the OpenAPI
-document. The handlers read the agent through the view the root
+sessions, the session table, SLA, energy, the 3GPP measurements, the live
+stream, the OpenAPI document. The handlers read the agent through the view the root
 application holds (request.config_dict); the root's middlewares (problem
 details, rate, token) apply to every route here."""
 
