@@ -133,6 +133,9 @@ class ServiceConfig(BaseModel):
     rate_per_s: Annotated[float, Field(ge=0)] = 100.0
     #: requests a client may send at once before the rate applies
     burst: Annotated[float, Field(ge=1)] = 200.0
+    #: /metrics also under the names Open5GS's UPF exposes (fivegs_ep_n3_gtp_*), per
+    #: slice, so dashboards made for an Open5GS UPF show Sauron's counts (docs/3gpp.md)
+    open5gs_metric_names: bool = False
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ServiceConfig:

@@ -346,6 +346,7 @@ def run_agent(
             baseline=None if reading is None else (reading.counters, reading.at),
         )
         runtime.data_path = datapath.start.detail() if datapath.start else None
+        runtime.prometheus.open5gs_names = config.service.open5gs_metric_names
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

@@ -363,6 +363,15 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     return _show(args, lambda api: api.energy(since=since), energy_table)
 
 
+def _cmd_pm(args: argparse.Namespace) -> int:
+    import time
+
+    from sauron.commands.views import pm_table
+
+    since = None if args.last is None else time.time() - args.last
+    return _show(args, lambda api: api.pm(since=since), pm_table)
+
+
 def _cmd_top(args: argparse.Namespace) -> int:
     from sauron.commands.views import top_screen
 
@@ -565,6 +574,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     energy.add_argument("--json", action="store_true")
     energy.set_defaults(func=_cmd_energy)
+
+    pm = sub.add_parser(
+        "pm", help="3GPP measurements per S-NSSAI: GTP-U packets and octets on N3, EE"
+    )
+    _client_args(pm)
+    pm.add_argument(
+        "--last", type=float, default=None, help="sum the last SECONDS (default: latest interval)"
+    )
+    pm.add_argument("--json", action="store_true")
+    pm.set_defaults(func=_cmd_pm)
 
     top = sub.add_parser("top", help="live view of every slice (Ctrl-C ends)")
     _client_args(top)

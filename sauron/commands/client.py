@@ -211,6 +211,10 @@ class SauronClient:
             schemas.EnergyReport, "/api/v1/energy", {"since": since, "until": until}
         )
 
+    async def pm(self, since: float | None = None, until: float | None = None) -> schemas.PmReport:
+        """3GPP performance measurements per S-NSSAI (TS 28.552, TS 28.554)."""
+        return await self._model(schemas.PmReport, "/api/v1/pm", {"since": since, "until": until})
+
     async def metrics(self) -> str:
         text: str = await self._get("/metrics")
         return text

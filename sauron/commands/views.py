@@ -199,14 +199,14 @@ def energy_table(doc: schemas.EnergyReport) -> str:
         f"{node.joules_per_gigacycle:.3f} J per 10^9 busy cycles",
         "",
         f"{'slice':<14}{'W':>9}{'J':>10}{'J/GB':>10}{'uJ/pkt':>9}"
-        f"{'Mcyc softirq':>14}{'process':>9}{'bpf':>8}{'total J':>11}",
+        f"{'Mcyc softirq':>14}{'process':>9}{'bpf':>8}{'total J':>11}{'J by volume':>13}",
     ]
     for name, e in doc.slices.items():
         lines.append(
             f"{name:<14}{e.watts:>9.4f}{e.joules:>10.4f}{_per_unit(e.joules_per_gb, '.2f'):>10}"
             f"{_per_unit(e.microjoules_per_packet, '.2f'):>9}"
             f"{e.cycles_softirq / 1e6:>14.2f}{e.cycles_process / 1e6:>9.2f}"
-            f"{e.cycles_bpf / 1e6:>8.3f}{e.cumulative_joules:>11.2f}"
+            f"{e.cycles_bpf / 1e6:>8.3f}{e.cumulative_joules:>11.2f}{e.volume_joules:>13.4f}"
         )
     lines.append(
         f"{'unattributed':<14}{node.unattributed_joules / doc.interval_s:>9.4f}"
@@ -217,9 +217,38 @@ def energy_table(doc: schemas.EnergyReport) -> str:
         f"received were Sauron's; {node.cycles_softirq_node / 1e6:.2f} of "
         f"{node.cycles_softirq / 1e6:.2f} Mcycles stay the node's (other traffic)"
     )
+    lines.append(
+        "J by volume: the attributed joules split by the slices' N3 data volume instead of "
+        "their CPU time (docs/3gpp.md)"
+    )
     if node.capped:
         lines.append("(slices' measured cycles exceeded the node's: scaled down to the node's)")
     lines += ["", *[f"note: {n}" for n in node.notes]]
+    return "\n".join(lines)
+
+
+def _pm_value(m: schemas.Measurement) -> str:
+    if m.value is None:
+        return "-"
+    return f"{m.value:.6g}" if m.unit == "bit/J" else f"{m.value:.0f}"
+
+
+def pm_table(doc: schemas.PmReport) -> str:
+    """`sauron pm`: each slice's 3GPP measurements over the granularity period."""
+    period = doc.granularity_period
+    if period is None:
+        return "no interval measured yet"
+    lines = [
+        f"granularity period {clock(period.begin)} - {clock(period.end)} "
+        f"({period.seconds:.1f} s, {period.intervals} interval(s))"
+    ]
+    for s in doc.slices:
+        lines += ["", f"{s.slice} (S-NSSAI {s.snssai})"]
+        for m in s.measurements:
+            name = m.name if m.energy_method is None else f"{m.name} [{m.energy_method}]"
+            lines.append(f"  {name:<56}{_pm_value(m):>14} {m.unit:<8}{m.clause}")
+    if not doc.energy_available:
+        lines += ["", "energy efficiency: no energy estimate (energy.enabled is off)"]
     return "\n".join(lines)
 
 

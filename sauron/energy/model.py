@@ -54,6 +54,12 @@ class SliceEnergy:
     joules_per_gb: float | None = None
     microjoules_per_packet: float | None = None
     cumulative_joules: float = 0.0
+    #: the second method (split_by_volume): the slices' energy as their
+    #: share of the N3 data volume, and the volume it was split by
+    n3_octets: int = 0
+    volume_share: float = 0.0
+    volume_joules: float = 0.0
+    cumulative_volume_joules: float = 0.0
 
 
 @dataclass
@@ -272,6 +278,22 @@ def attribute(
     return node, out
 
 
+def split_by_volume(
+    node: NodeEnergy, slices: dict[str, SliceEnergy], octets: dict[str, int]
+) -> None:
+    """The second attribution, beside CPU time: the same energy the slices
+    were given (node.attributed_joules) split by each slice's share of the
+    interval's N3 data volume (uplink and downlink octets), the way TS
+    23.501's example formulas derive a UPF's energy per S-NSSAI
+    (E_UPF x DV_S-NSSAI,UPF / DV_UPF). Without N3 volume there is nothing to
+    split by: every slice gets 0."""
+    total = sum(octets.get(name, 0) for name in slices)
+    for name, e in slices.items():
+        e.n3_octets = octets.get(name, 0)
+        e.volume_share = e.n3_octets / total if total else 0.0
+        e.volume_joules = node.attributed_joules * e.volume_share
+
+
 def _split_softirq(
     work: IntervalWork, frequencies: Frequencies, node: NodeEnergy, out: dict[str, SliceEnergy]
 ) -> None:
@@ -339,8 +361,11 @@ def merge_slice_energy(parts: list[SliceEnergy], seconds: float) -> SliceEnergy:
         out.joules += p.joules
         out.packets += p.packets
         out.bytes += p.bytes
+        out.n3_octets += p.n3_octets
+        out.volume_joules += p.volume_joules
     if parts:
         out.cumulative_joules = parts[-1].cumulative_joules
+        out.cumulative_volume_joules = parts[-1].cumulative_volume_joules
     out.watts = out.joules / seconds if seconds > 0 else 0.0
     out.joules_per_gb = out.joules / (out.bytes / 1e9) if out.bytes else None
     out.microjoules_per_packet = out.joules * 1e6 / out.packets if out.packets else None

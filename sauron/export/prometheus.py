@@ -14,7 +14,7 @@ from sauron.abi import layout, points
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import LATENCY_KPIS
 from sauron.catalog import Catalog, snssai_parts
-from sauron.export import process_metrics
+from sauron.export import open5gs_names, process_metrics
 from sauron.export.exporter import ExporterHealth
 from sauron.export.influx.publisher import STATES, Publisher
 from sauron.kpi.engine import KpiEngine
@@ -88,9 +88,9 @@ def render(
     return render_engine(engine) + render_runtime(publisher, failures)
 
 
-def render_engine(engine: KpiEngine) -> str:
+def render_engine(engine: KpiEngine, open5gs: bool = False) -> str:
     """The families of what the engine measured: they move only when it
-    ticks."""
+    ticks; with `open5gs`, Open5GS's UPF names too (sauron.export.open5gs_names)."""
     c = engine.counters
     catalog = engine.catalog
     out: list[str] = []
@@ -208,6 +208,8 @@ def render_engine(engine: KpiEngine) -> str:
             f"sauron_sla_violated{_labels(**ids[s.name])} {int(engine.sla.status(s.name) == 'violated')}"
         )
     _sla_state_lines(engine, ids, out, family)
+    if open5gs:
+        out += open5gs_names.lines(c, slices, {n: _labels(**labels) for n, labels in ids.items()})
     if latest is not None and latest.energy is not None:
         _energy_lines(latest, ids, out, family)
     family("sauron_build_info", "gauge", "The agent's version and Python, always 1.")
@@ -315,6 +317,17 @@ def _energy_lines(
                 f"sauron_energy_watts{_labels(**ids[kpis.name], **method)} {kpis.energy.watts:.6f}"
             )
     family(
+        "sauron_energy_by_volume_joules_total",
+        "counter",
+        "Energy attributed to the slice since the agent started, by its share of the N3 "
+        "data volume (the CPU-time figure is sauron_energy_joules_total).",
+    )
+    for kpis in latest.slices.values():
+        if kpis.energy is not None:
+            labels = _labels(**ids[kpis.name], **method)
+            joules = kpis.energy.cumulative_volume_joules
+            out.append(f"sauron_energy_by_volume_joules_total{labels} {joules:.6f}")
+    family(
         "sauron_node_energy_joules_total",
         "counter",
         "The node's estimated energy since the agent started.",
@@ -395,8 +408,11 @@ class PrometheusExporter:
         engine: KpiEngine,
         failures: Callable[[], Mapping[str, int]] | None = None,
         exporters: Sequence[object] = (),
+        open5gs_names: bool = False,
     ) -> None:
         self.engine = engine
+        #: the families under Open5GS's UPF names too (sauron.export.open5gs_names)
+        self.open5gs_names = open5gs_names
         self.failures = failures
         self.exporters = exporters
         #: the engine's families, rendered once per tick
@@ -423,7 +439,7 @@ class PrometheusExporter:
         text, generation = self._engine_text
         if generation != self.engine.generation:
             generation = self.engine.generation
-            text = render_engine(self.engine)
+            text = render_engine(self.engine, self.open5gs_names)
             # a tick that landed meanwhile makes it the next tick's text
             if generation == self.engine.generation:
                 self._engine_text = (text, generation)

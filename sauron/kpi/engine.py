@@ -15,9 +15,10 @@ from sauron.abi.points import entry_point, exit_point
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.bpf.measurements import TRANSIT_EXPIRY_S
 from sauron.catalog import Catalog
+from sauron.energy.model import NodeEnergy, SliceEnergy, split_by_volume
 from sauron.kpi.history import History
 from sauron.kpi.quality import latency_kpis, loss_kpis
-from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+from sauron.kpi.records import DirectionKpis, N3Volume, SliceKpis, Snapshot
 from sauron.kpi.sessions import SessionActivity, session_activity
 from sauron.kpi.sla import SlaTracker
 from sauron.kpi.upf_drops import DropLedger
@@ -55,6 +56,23 @@ def _direction(
         k.latency[kpi.name] = latency_kpis(now, before, kpi.metric, slice_id, d)
     k.loss = loss_kpis(now, before, slice_id, d)
     return k
+
+
+def _n3(now: DataPlaneCounters, before: DataPlaneCounters, slice_id: int) -> N3Volume:
+    """G-PDUs and their inner octets on N3: received (N3 ingress, uplink)
+    and sent (N3 egress, downlink). Only G-PDUs carry an inner packet, so
+    the inner octets are theirs alone."""
+    n_in = now.slice(layout.POINT_N3_INGRESS, slice_id, UL)
+    b_in = before.slice(layout.POINT_N3_INGRESS, slice_id, UL)
+    n_out = now.slice(layout.POINT_N3_EGRESS, slice_id, DL)
+    b_out = before.slice(layout.POINT_N3_EGRESS, slice_id, DL)
+    g_pdu = layout.MSG_G_PDU
+    return N3Volume(
+        g_pdus_in=delta(n_in.msg[g_pdu], b_in.msg[g_pdu]),
+        octets_in=delta(n_in.inner_bytes, b_in.inner_bytes),
+        g_pdus_out=delta(n_out.msg[g_pdu], b_out.msg[g_pdu]),
+        octets_out=delta(n_out.inner_bytes, b_out.inner_bytes),
+    )
 
 
 @dataclass
@@ -100,6 +118,7 @@ def snapshot_from(
                 )
                 for kpi in SLICE_LATENCY
             },
+            n3=_n3(now, before, sid),
         )
     return Snapshot(time=at, interval_s=seconds, slices=slices)
 
@@ -132,6 +151,8 @@ class KpiEngine:
         self.history = history or History()
         self.sla = sla or SlaTracker(catalog)
         self.energy = energy
+        #: slice -> joules by the data-volume split since start (_split_by_volume)
+        self._by_volume: dict[str, float] = {}
         #: why there is no energy estimate, when there is none
         self.energy_off = "" if energy is not None else "the energy estimator is not running"
         self.listeners: list[Callable[[Snapshot], None]] = []
@@ -181,6 +202,7 @@ class KpiEngine:
             )
         traffic = {name: k.entered() for name, k in measured.slices.items()}
         snap.energy, per_slice = self.energy.measure(self._energy_from, now, traffic)
+        self._split_by_volume(snap.energy, per_slice, measured)
         unmeasured = self._energy_from_t - self._previous_t
         if unmeasured > 0:
             snap.energy.unmeasured_seconds = unmeasured
@@ -190,6 +212,17 @@ class KpiEngine:
             )
         for name, e in per_slice.items():
             snap.slices[name].energy = e
+
+    def _split_by_volume(
+        self, node: NodeEnergy, per_slice: dict[str, SliceEnergy], measured: Snapshot
+    ) -> None:
+        """The second attribution beside the meter's CPU time: the same
+        energy by the slices' N3 data volume (split_by_volume), with its
+        running total per slice."""
+        split_by_volume(node, per_slice, {n: k.n3.octets for n, k in measured.slices.items()})
+        for name, e in per_slice.items():
+            total = self._by_volume.get(name, 0.0) + e.volume_joules
+            self._by_volume[name] = e.cumulative_volume_joules = total
 
     def tick(self) -> Snapshot:
         now, t = self.read(), self.clock()

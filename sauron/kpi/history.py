@@ -64,6 +64,8 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
             )
         out.active_teids = max(s.slices[name].active_teids for s in snaps)
         out.active_ues = max(s.slices[name].active_ues for s in snaps)
+        for snap in snaps:
+            out.n3.add(snap.slices[name].n3)
         energies = [e for s in snaps if (e := s.slices[name].energy) is not None]
         if energies:
             out.energy = merge_slice_energy(energies, span)

@@ -64,6 +64,32 @@ class DirectionKpis:
 
 
 @dataclass
+class N3Volume:
+    """A slice's user data on N3 over one interval, as TS 28.552 counts it
+    per S-NSSAI (clause 5.4.1): G-PDUs (GTP-U data PDUs, no echo, end marker
+    or error indication) received on N3 (uplink, N3 ingress) and sent on it
+    (downlink, N3 egress), and the octets of the inner IP packets they carry
+    (the T-PDUs: no Ethernet, outer IP, UDP or GTP-U header), as Open5GS's
+    UPF counts its N3 volumes."""
+
+    g_pdus_in: int = 0
+    octets_in: int = 0
+    g_pdus_out: int = 0
+    octets_out: int = 0
+
+    def add(self, other: N3Volume) -> None:
+        self.g_pdus_in += other.g_pdus_in
+        self.octets_in += other.octets_in
+        self.g_pdus_out += other.g_pdus_out
+        self.octets_out += other.octets_out
+
+    @property
+    def octets(self) -> int:
+        """Uplink and downlink: the data volume TS 28.554's energy efficiency divides."""
+        return self.octets_in + self.octets_out
+
+
+@dataclass
 class SliceKpis:
     name: str
     slice_id: int
@@ -83,6 +109,8 @@ class SliceKpis:
     checks: list[Check] = field(default_factory=list)
     #: None when the agent does not estimate energy
     energy: SliceEnergy | None = None
+    #: the G-PDUs and their octets on N3 (the 3GPP view, /api/v1/pm)
+    n3: N3Volume = field(default_factory=N3Volume)
 
     @property
     def ran_rtt(self) -> LatencyKpis:

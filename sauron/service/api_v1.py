@@ -1,7 +1,7 @@
 """The versioned REST routes, an aiohttp sub-application the service mounts
 at /api/v1 (sauron.service.app): slices and their KPIs, histograms and
-sessions, the session table, SLA, energy, the live stream, the OpenAPI
-document. The handlers read the agent through the view the root
+sessions, the session table, SLA, energy, the 3GPP measurements, the live
+stream, the OpenAPI document. The handlers read the agent through the view the root
 application holds (request.config_dict); the root's middlewares (problem
 details, rate, token) apply to every route here."""
 
@@ -31,6 +31,7 @@ from sauron.service.documents import (
     geometry_doc,
     histogram_doc,
     kpi_table_doc,
+    pm_doc,
     point_doc,
     session_doc,
     slice_doc,
@@ -268,16 +269,27 @@ def sla(request: web.Request) -> dict[str, Any]:
     }
 
 
-def energy(request: web.Request) -> dict[str, Any]:
+def _latest_or_window(request: web.Request) -> list[Snapshot]:
+    """The snapshots between `since` and `until`, or the latest one when
+    neither is given."""
     engine = _engine(request)
     since, until = since_until(request)
     if since is None and until is None:
         latest = engine.history.latest()
-        snaps = [] if latest is None else [latest]
-    else:
-        snaps = engine.history.between(since, until)
+        return [] if latest is None else [latest]
+    return engine.history.between(since, until)
+
+
+def energy(request: web.Request) -> dict[str, Any]:
+    engine = _engine(request)
     reason = None if engine.energy is not None else engine.energy_off
-    return energy_doc(snaps, reason)
+    return energy_doc(_latest_or_window(request), reason)
+
+
+def pm(request: web.Request) -> dict[str, Any]:
+    """The 3GPP performance-measurement view (TS 28.552, TS 28.554)."""
+    engine = _engine(request)
+    return pm_doc(_latest_or_window(request), engine.catalog.slices, engine.energy is not None)
 
 
 def openapi_route(request: web.Request) -> dict[str, Any]:
@@ -307,6 +319,7 @@ def api_v1() -> web.Application:
     v1.router.add_get("/histograms/geometry", cached(geometry))
     v1.router.add_get("/sla", cached(sla))
     v1.router.add_get("/energy", cached(energy))
+    v1.router.add_get("/pm", cached(pm))
     v1.router.add_get("/stream", stream_route)
     v1.router.add_get("/openapi.json", cached(openapi_route))
     return v1

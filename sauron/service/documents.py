@@ -19,8 +19,9 @@ from sauron.abi.kpis import (
 from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
 from sauron.energy.model import merge_node_energy, merge_slice_energy
+from sauron.kpi.pm import EE_CLAUSE, EE_NAME, EE_UNIT, N3_MEASUREMENTS, energy_efficiency
 from sauron.kpi.quality import LatencyKpis, LossKpis
-from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
+from sauron.kpi.records import DirectionKpis, N3Volume, SliceKpis, Snapshot
 from sauron.kpi.sessions import SessionVolume
 from sauron.kpi.sla import Violation
 
@@ -241,6 +242,56 @@ def energy_doc(snaps: list[Snapshot], reason: str | None) -> dict[str, Any]:
         parts = [e for s in measured if (e := s.slices[name].energy) is not None]
         if parts:
             doc["slices"][name] = asdict(merge_slice_energy(parts, span))
+    return doc
+
+
+def pm_doc(snaps: list[Snapshot], slices: tuple[Slice, ...], energy: bool) -> dict[str, Any]:
+    """The 3GPP view of each catalog slice over the snapshots given (one
+    granularity period): TS 28.552's N3 measurements per S-NSSAI, summed,
+    and TS 28.554's energy efficiency by each attribution method (null
+    without energy). `unclassified` has no S-NSSAI, so it is not listed."""
+    doc: dict[str, Any] = {"granularity_period": None, "energy_available": energy, "slices": []}
+    if not snaps:
+        return doc
+    doc["granularity_period"] = {
+        "begin": snaps[0].time - snaps[0].interval_s,
+        "end": snaps[-1].time,
+        "seconds": sum(s.interval_s for s in snaps),
+        "intervals": len(snaps),
+    }
+    for s in slices:
+        volume = N3Volume()
+        for snap in snaps:
+            volume.add(snap.slices[s.name].n3)
+        measurements: list[dict[str, Any]] = [
+            {"name": m.name, "clause": m.clause, "value": m.value(volume), "unit": m.unit}
+            for m in N3_MEASUREMENTS
+        ]
+        parts = [e for snap in snaps if (e := snap.slices[s.name].energy) is not None]
+        merged = merge_slice_energy(parts, doc["granularity_period"]["seconds"]) if parts else None
+        for method, joules in (
+            ("cpu_time", None if merged is None else merged.joules),
+            ("data_volume", None if merged is None else merged.volume_joules),
+        ):
+            measurements.append(
+                {
+                    "name": EE_NAME,
+                    "clause": EE_CLAUSE,
+                    "value": None if joules is None else energy_efficiency(volume, joules),
+                    "unit": EE_UNIT,
+                    "energy_method": method,
+                }
+            )
+        snssai = s.spec.snssai
+        doc["slices"].append(
+            {
+                "slice": s.name,
+                "snssai": str(snssai),
+                "sst": snssai.sst,
+                "sd": None if snssai.sd is None else f"{snssai.sd:06x}",
+                "measurements": measurements,
+            }
+        )
     return doc
 
 

@@ -49,6 +49,7 @@ KEPT_PER_INTERVAL = (
     "/api/v1/histograms/geometry",
     "/api/v1/sla",
     "/api/v1/energy",
+    "/api/v1/pm",
 )
 _STRING = {"schema": {"type": "string"}}
 KEPT_HEADERS = {
@@ -344,6 +345,13 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                     "energy per slice and of the node, summed over a window (default: the "
                     "latest interval), with the power model and cycle source behind it",
                     {"200": _json(schemas.EnergyReport), "400": PROBLEM, **GUARDED},
+                    parameters=[*WINDOW],
+                ),
+                "/api/v1/pm": _get(
+                    "3GPP performance measurements per S-NSSAI over a granularity period "
+                    "(default: the latest interval): TS 28.552 GTP-U data packets and octets "
+                    "on N3, TS 28.554 energy efficiency by each energy attribution method",
+                    {"200": _json(schemas.PmReport), "400": PROBLEM, **GUARDED},
                     parameters=[*WINDOW],
                 ),
                 "/api/v1/stream": _get(

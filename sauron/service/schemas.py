@@ -110,6 +110,16 @@ class SliceEnergy(_Doc):
     joules_per_gb: float | None
     microjoules_per_packet: float | None
     cumulative_joules: float
+    n3_octets: int = Field(
+        description="uplink and downlink octets of the slice's G-PDUs on N3 (inner IP "
+        "packets): the volume the data-volume method splits by"
+    )
+    volume_share: float = Field(description="the slice's share of every slice's n3_octets")
+    volume_joules: float = Field(
+        description="the second method: the node's attributed joules times volume_share "
+        "(TS 23.501's UPF energy per S-NSSAI by data volume), beside `joules` (CPU time)"
+    )
+    cumulative_volume_joules: float
 
 
 class NodeEnergy(_Doc):
@@ -480,6 +490,51 @@ class SnapshotDoc(_Doc):
     energy: NodeEnergy | None
 
 
+PmUnit = Literal["packets", "octets", "bit/J"]
+EnergyMethod = Literal["cpu_time", "data_volume"]
+
+
+class GranularityPeriod(_Doc):
+    """The span the measurements cover (unix seconds): the agent's latest
+    interval, or the intervals of the window asked for."""
+
+    begin: float
+    end: float
+    seconds: float
+    intervals: int
+
+
+class Measurement(_Doc):
+    """One measurement under its 3GPP name, with the clause that defines it."""
+
+    name: str = Field(description="the 3GPP name, e.g. GTP.InDataPktN3UPF.SNSSAI")
+    clause: str = Field(description="the specification and clause that define it")
+    value: float | None = Field(description="null when it cannot be computed (no energy)")
+    unit: PmUnit
+    #: for energy efficiency: the slice energy it divides by, by attribution method
+    energy_method: EnergyMethod | None = None
+
+
+class SlicePm(_Doc):
+    """A catalog slice's measurements, by S-NSSAI (SST-SD, as TS 23.003 writes it)."""
+
+    slice: str
+    snssai: str
+    sst: int
+    sd: str | None
+    measurements: list[Measurement]
+
+
+class PmReport(_Doc):
+    """A 3GPP performance-measurement view of each slice (TS 28.552 §5.4.1
+    per S-NSSAI, TS 28.554 §6.7.2.2 energy efficiency) over one
+    granularity period; null period before the first interval."""
+
+    granularity_period: GranularityPeriod | None
+    energy_available: bool
+    slices: list[SlicePm]
+
+
 #: every model the OpenAPI document names, by component name
 COMPONENTS: tuple[type[BaseModel], ...] = (
     SliceList,
@@ -492,6 +547,7 @@ COMPONENTS: tuple[type[BaseModel], ...] = (
     PduSessions,
     SlaReport,
     EnergyReport,
+    PmReport,
     Health,
     Problem,
     SnapshotDoc,

@@ -23,7 +23,14 @@ from sauron.energy.frequency import (
     FrequencySource,
 )
 from sauron.energy.kernel_config import kernel_option
-from sauron.energy.model import IntervalWork, attribute, profile_power, rapl_power
+from sauron.energy.model import (
+    IntervalWork,
+    attribute,
+    merge_slice_energy,
+    profile_power,
+    rapl_power,
+    split_by_volume,
+)
 from sauron.energy.profiles import (
     PowerProfile,
     ProfileError,
@@ -260,6 +267,40 @@ def test_rapl_attribution_calibrates_per_cycle_and_conserves() -> None:
     assert low.idle == 10.0 and low.dynamic == 0.0
     node, slices = attribute(w, GHZ2, low, SLICES)
     assert conserved(node.joules, slices, node.unattributed_joules)
+
+
+def test_the_data_volume_split_gives_the_attributed_energy_by_n3_octets() -> None:
+    """The second method splits what the CPU-time method attributed, by
+    each slice's share of the N3 octets: the shares are the volumes'
+    exactly, and the slices' joules add up to the node's attributed joules."""
+    w = work()
+    power = profile_power(PROFILE, Cycles(sum(w.busy_ns) * 2.0), cpus=2, seconds=w.seconds)
+    node, slices = attribute(w, GHZ2, power, SLICES, "proportional")
+    octets = {"unclassified": 0, "embb": 3_000_000, "urllc": 1_000_000}
+    split_by_volume(node, slices, octets)
+    assert {n: e.n3_octets for n, e in slices.items()} == octets
+    assert {n: e.volume_share for n, e in slices.items()} == {
+        "unclassified": 0.0,
+        "embb": 0.75,
+        "urllc": 0.25,
+    }
+    assert slices["embb"].volume_joules == node.attributed_joules * 0.75
+    assert slices["urllc"].volume_joules == node.attributed_joules * 0.25
+    total = sum(e.volume_joules for e in slices.values())
+    assert total == pytest.approx(node.attributed_joules, rel=1e-15)
+    # the CPU-time figures stay as they were
+    assert slices["embb"].joules != slices["embb"].volume_joules
+    # over two intervals the amounts add up
+    merged = merge_slice_energy([slices["embb"], slices["embb"]], 2.0)
+    assert (merged.n3_octets, merged.volume_joules) == (6_000_000, 2 * slices["embb"].volume_joules)
+
+
+def test_no_n3_volume_splits_nothing() -> None:
+    w = work()
+    power = profile_power(PROFILE, Cycles(sum(w.busy_ns) * 2.0), cpus=2, seconds=w.seconds)
+    node, slices = attribute(w, GHZ2, power, SLICES)
+    split_by_volume(node, slices, {})
+    assert all(e.volume_joules == 0 and e.volume_share == 0 for e in slices.values())
 
 
 def test_slices_never_get_more_than_the_node() -> None:

@@ -21,7 +21,7 @@ from sauron import __version__
 from sauron.abi import layout
 from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import load_catalog
-from sauron.export import process_metrics
+from sauron.export import open5gs_names, process_metrics
 from sauron.export.prometheus import SLA_STATES
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
@@ -80,6 +80,33 @@ def test_promtool_accepts_the_exposition(tmp_path: Path) -> None:
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_accepts_the_exposition_with_open5gs_names(tmp_path: Path) -> None:
+    """With `service.open5gs_metric_names`, Open5GS's UPF families are
+    there, one series per slice, and promtool still accepts the whole."""
+    runtime, _ = exposition_after_traffic()
+    runtime.prometheus.open5gs_names = True
+    runtime.engine.tick()  # the engine's families are rendered once per tick
+    text = "".join(runtime.exposition())
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = {n for n, _ in open5gs_names_in(text)}
+    assert names == {family[0] for family in open5gs_names.FAMILIES}
+    slices = {"unclassified", *(s.name for s in runtime.engine.catalog.slices)}
+    for family in names:
+        assert {labels["slice"] for n, labels in open5gs_names_in(text) if n == family} == slices
+
+
+def open5gs_names_in(text: str) -> list[tuple[str, dict[str, str]]]:
+    return [(n, labels) for n, labels, _ in samples(text) if n.startswith("fivegs_")]
+
+
+def test_open5gs_names_are_off_by_default() -> None:
+    _, text = exposition_after_traffic()
+    assert open5gs_names_in(text) == []
 
 
 def test_every_per_slice_series_carries_the_slices_one_label_set() -> None:
