@@ -27,7 +27,7 @@ def c_dir() -> Path:
 
 def source_path(name: str) -> Path:
     """A program's source by its file name, in whichever folder of c/ holds
-    it (datapath, energy, n4, probes)."""
+    it (datapath, diagnosis, energy, n4, probes)."""
     found = [p for p in c_dir().glob(f"*/{name}") if p.parent.name != "include"]
     if len(found) != 1:
         raise FileNotFoundError(f"{c_dir()}: {len(found)} sources named {name!r}")
@@ -44,6 +44,10 @@ def shared_header() -> Path:
 
 def energy_header() -> Path:
     return include_dir() / "sauron_energy.h"
+
+
+def diagnosis_header() -> Path:
+    return include_dir() / "sauron_diagnosis.h"
 
 
 def _expand(path: Path, seen: set[Path], out: list[str]) -> None:

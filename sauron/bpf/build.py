@@ -1,11 +1,11 @@
 """Compiling the data plane in a process of its own and pinning it.
 
 `python -m sauron.bpf.build FOLDER [--record-last] [--cflag F ...]
-[--with energy|n4 ...]` compiles the data plane with bcc, loads every
+[--with energy|diagnosis|n4 ...]` compiles the data plane with bcc, loads every
 program, fills the measurement program arrays, pins every map and program
 under FOLDER/build-<identity>, and exits; with --with it does the same for
-each companion named (sauron.bpf.companions: the energy probe, the N4
-filter), under FOLDER/<name>-<identity>. The agent that asked
+each companion named (sauron.bpf.companions: the energy probe, the
+diagnosis probe, the N4 filter), under FOLDER/<name>-<identity>. The agent that asked
 (`build_in_subprocess`) opens the pins and never holds LLVM or clang
 (about 80 MB touched while bcc compiles). The pins are published whole: written to a
 temporary folder, then renamed, so a build that died half way is never
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sauron.abi.source import shared_header
 from sauron.bpf import libbpf
-from sauron.bpf.companions import COMPANIONS, ENERGY, Companion
+from sauron.bpf.companions import COMPANIONS, DIAGNOSIS, ENERGY, Companion
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.pinned import (
     BUILD_PREFIX,
@@ -41,6 +41,7 @@ from sauron.bpf.pinned import (
     make_private_dir,
 )
 from sauron.bpf.receive_offsets import kernel_receive_offsets
+from sauron.bpf.task_offsets import diagnosis_config
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,9 @@ def pin_companion(folder: Path, companion: Companion) -> Path:
             if companion is ENERGY:
                 offsets, _ = kernel_receive_offsets()
                 built.table("receive_offsets")[ctypes.c_uint32(0)] = offsets
+            if companion is DIAGNOSIS:
+                config, _ = diagnosis_config()
+                built.table("diag_config")[ctypes.c_uint32(0)] = config
             _pin(programs, staging, _maps(built))
         staging.rename(final)
     except BaseException:

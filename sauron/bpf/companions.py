@@ -1,6 +1,6 @@
 """The objects built and pinned beside the data plane, each when the agent's
-configuration asks for it: the energy probe (energy.c) and the N4 watch's
-socket filter (pfcp_filter.c). Each is compiled by the build process
+configuration asks for it: the energy probe (energy.c), the diagnosis
+probe (diagnosis.c) and the N4 watch's socket filter (pfcp_filter.c). Each is compiled by the build process
 (sauron.bpf.build --with NAME), pinned unattached in a folder of its own
 (<prefix><identity>: a start finds it by its sources), and opened and
 attached by the agent for as long as the agent runs: the probe's links
@@ -65,4 +65,19 @@ PFCP_FILTER_FUNCTION = "sauron_pfcp_filter"
 N4_FILTER = Companion(
     "n4", ("pfcp_filter.c",), ((PFCP_FILTER_FUNCTION, SOCKET),), "the N4 watch's filter"
 )
-COMPANIONS = {c.name: c for c in (ENERGY, N4_FILTER)}
+#: (raw tracepoint, the diagnosis probe's function attached to it)
+DIAGNOSIS_TRACEPOINTS = (
+    ("sched_wakeup", "sauron_diag_wakeup"),
+    ("sched_wakeup_new", "sauron_diag_wakeup"),
+    ("sched_switch", "sauron_diag_switch"),
+    ("sys_enter", "sauron_diag_sys_enter"),
+    ("sys_exit", "sauron_diag_sys_exit"),
+    ("kfree_skb", "sauron_diag_drop"),
+)
+DIAGNOSIS = Companion(
+    "diagnosis",
+    ("diagnosis.c",),
+    tuple(dict.fromkeys((function, RAW_TRACEPOINT) for _, function in DIAGNOSIS_TRACEPOINTS)),
+    "the diagnosis probe",
+)
+COMPANIONS = {c.name: c for c in (ENERGY, N4_FILTER, DIAGNOSIS)}

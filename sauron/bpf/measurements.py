@@ -82,7 +82,7 @@ def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
     dataplane.table("config")[ctypes.c_uint32(0)] = cfg
 
 
-def _percpu_rows(
+def percpu_rows(
     table: Any, value_size: int, entries: int | None = None
 ) -> tuple[bytes, bytes, int, int]:
     """The first `entries` (default: every) entries of a per-CPU map."""
@@ -95,9 +95,7 @@ def _percpu_rows(
     return keys, values, count, ncpu
 
 
-def _nonzero_rows(
-    values: bytes, count: int, ncpu: int, words: int
-) -> tuple[np.ndarray, np.ndarray]:
+def nonzero_rows(values: bytes, count: int, ncpu: int, words: int) -> tuple[np.ndarray, np.ndarray]:
     """The per-CPU rows with any non-zero word: (their indices, their words
     as [row, cpu, word])."""
     block = libbpf.percpu_words(values, count, ncpu, words * 8)
@@ -108,7 +106,7 @@ def _nonzero_rows(
 LATENCY_WORDS = ctypes.sizeof(layout.LatencyHist) // 8
 
 
-def _histogram(rows: np.ndarray) -> Histogram:
+def histogram_of_rows(rows: np.ndarray) -> Histogram:
     """One struct sauron_latency_hist's per-CPU copies: counts and sums
     added (modulo 2^64, so a count taken back on another CPU comes out
     right), the maximum the largest of the CPUs'."""
@@ -121,15 +119,15 @@ def read_latency(
 ) -> dict[tuple[int, int, int], Histogram]:
     """Non-empty latency histograms by (metric, slice, direction), for slice
     ids below `slices`."""
-    _, values, count, ncpu = _percpu_rows(
+    _, values, count, ncpu = percpu_rows(
         dataplane.table("latency_hist"), LATENCY_WORDS * 8, slices * layout.LATENCY_ROWS
     )
     out: dict[tuple[int, int, int], Histogram] = {}
-    used, rows = _nonzero_rows(values, count, ncpu, LATENCY_WORDS)
+    used, rows = nonzero_rows(values, count, ncpu, LATENCY_WORDS)
     for index, per_cpu in zip(used.tolist(), rows, strict=True):
         slice_id, rest = divmod(index, layout.LATENCY_ROWS)
         metric, direction = divmod(rest, layout.DIRS)
-        out[(metric, slice_id, direction)] = _histogram(per_cpu)
+        out[(metric, slice_id, direction)] = histogram_of_rows(per_cpu)
     return out
 
 
@@ -139,11 +137,11 @@ def read_measure_stats(
     """Non-zero measurement counters by (slice, direction), for slice ids
     below `slices`."""
     words = ctypes.sizeof(layout.MeasureStats) // 8
-    _, values, count, ncpu = _percpu_rows(
+    _, values, count, ncpu = percpu_rows(
         dataplane.table("measure_stats"), words * 8, slices * layout.MEASURE_ROWS
     )
     out: dict[tuple[int, int], layout.MeasureStats] = {}
-    used, rows = _nonzero_rows(values, count, ncpu, words)
+    used, rows = nonzero_rows(values, count, ncpu, words)
     for index, per_cpu in zip(used.tolist(), rows, strict=True):
         summed = np.ascontiguousarray(per_cpu.sum(axis=0, dtype=np.uint64))
         out[divmod(index, layout.DIRS)] = layout.MeasureStats.from_buffer_copy(summed.tobytes())
@@ -158,13 +156,13 @@ def address_text(raw: bytes) -> str:
 
 def read_peer_rtt(dataplane: Any) -> dict[tuple[str, int], Histogram]:
     """GTP-U echo round trips by (peer address, initiator)."""
-    keys, values, count, ncpu = _percpu_rows(dataplane.table("peer_rtt"), LATENCY_WORDS * 8)
+    keys, values, count, ncpu = percpu_rows(dataplane.table("peer_rtt"), LATENCY_WORDS * 8)
     key_size = ctypes.sizeof(layout.PeerKey)
     out: dict[tuple[str, int], Histogram] = {}
-    used, rows = _nonzero_rows(values, count, ncpu, LATENCY_WORDS)
+    used, rows = nonzero_rows(values, count, ncpu, LATENCY_WORDS)
     for index, per_cpu in zip(used.tolist(), rows, strict=True):
         key = layout.PeerKey.from_buffer_copy(keys, index * key_size)
-        out[(address_text(bytes(key.peer)), int(key.initiator))] = _histogram(per_cpu)
+        out[(address_text(bytes(key.peer)), int(key.initiator))] = histogram_of_rows(per_cpu)
     return out
 
 

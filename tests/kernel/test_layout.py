@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from sauron.abi import energy_layout, layout, points
-from sauron.abi.source import energy_header, shared_header
+from sauron.abi import diagnosis_layout, energy_layout, layout, points
+from sauron.abi.source import diagnosis_header, energy_header, shared_header
 from sauron.bpf import libbpf
 from sauron.bpf.loader import XDP, BpfObject, DataPlane
 
@@ -99,6 +99,27 @@ def test_energy_map_types_match_clang() -> None:
             assert _fields(leaf) == _fields(value_type), name
         assert probe.table("watched_time").max_entries == energy_layout.MAX_WATCHED
         assert probe.table("watched_tasks").max_entries == energy_layout.WATCHED_TASKS
+
+
+def test_diagnosis_map_types_match_clang() -> None:
+    """The diagnosis probe's maps, from sauron_diagnosis.h, compiled but not
+    attached."""
+    with BpfObject(["diagnosis.c"]) as probe:
+        for name, (key_type, value_type) in diagnosis_layout.MAP_LAYOUTS.items():
+            table = probe.table(name)
+            leaf = getattr(table, "sLeaf", table.Leaf)
+            assert _fields(table.Key) == _fields(key_type), name
+            assert _fields(leaf) == _fields(value_type), name
+        assert probe.table("diag_watched").max_entries == diagnosis_layout.WATCHED_TASKS
+        assert probe.table("diag_culprits").max_entries == diagnosis_layout.CULPRITS
+        assert probe.table("diag_drops").max_entries == diagnosis_layout.DROP_REASONS
+
+
+def test_every_diagnosis_enumerator_is_read() -> None:
+    text = diagnosis_header().read_text()
+    declared = set(re.findall(r"^\s*(SAURON_\w+)\s*=", text, re.M))
+    assert declared and declared <= set(diagnosis_layout.constants())
+    assert not declared & set(layout.constants()), "one owner per value"
 
 
 def test_every_energy_enumerator_is_read() -> None:
