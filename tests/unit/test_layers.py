@@ -23,6 +23,7 @@ LAYERS = (
     ("pfcp",),
     ("control",),
     ("energy",),
+    ("diagnosis",),
     ("kpi",),
     ("export",),
     ("service",),
