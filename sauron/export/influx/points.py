@@ -67,6 +67,11 @@ ENERGY_FIELDS = (
     "joules_per_gb",
     "microjoules_per_packet",
     "cumulative_joules",
+    # the second method: the node's energy split by N3 data volume (TS 23.501)
+    "n3_octets",
+    "volume_share",
+    "volume_joules",
+    "cumulative_volume_joules",
 )
 #: node energy fields that are text (tags or left out) rather than numbers
 _NODE_ENERGY_TEXT = {
