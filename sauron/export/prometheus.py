@@ -3,7 +3,7 @@ families (sauron.export.families: the data plane's monotonic counters per
 slice, attach point and direction, GTP-U message kinds, anomalies by reason,
 loss counters, latency as Prometheus histograms, and per-slice gauges from
 the latest interval), the build and the process, and the families of the
-liveness and of the InfluxDB publisher."""
+liveness and of the exporters that push (InfluxDB, OTLP)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from sauron.export import process_metrics
 from sauron.export.exporter import ExporterHealth
 from sauron.export.families import NS_PER_S, engine_families
 from sauron.export.influx.publisher import STATES, Publisher
+from sauron.export.otlp.exporter import STATES as OTLP_STATES
+from sauron.export.otlp.exporter import OtlpExporter
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.liveness import TICK
 from sauron.kpi.records import Snapshot
@@ -95,10 +97,12 @@ def render_engine(engine: KpiEngine) -> str:
 
 
 def render_runtime(
-    publisher: Publisher | None = None, failures: Mapping[str, int] | None = None
+    publisher: Publisher | None = None,
+    failures: Mapping[str, int] | None = None,
+    otlp: OtlpExporter | None = None,
 ) -> str:
-    """The families that move between ticks: the liveness' failures and
-    the InfluxDB publisher's."""
+    """The families that move between ticks: the liveness' failures, the
+    InfluxDB publisher's and the OTLP exporter's."""
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -109,6 +113,8 @@ def render_runtime(
         _failure_lines(failures, out, family)
     if publisher is not None:
         _publisher_lines(publisher, out, family)
+    if otlp is not None:
+        _otlp_lines(otlp, out, family)
     return "".join(line + "\n" for line in out)
 
 
@@ -194,11 +200,38 @@ def _publisher_lines(publisher: Publisher, out: list[str], family: Family) -> No
         out.append(f"sauron_publisher_state{_labels(state=state)} {int(s.state == state)}")
 
 
+def _otlp_lines(otlp: OtlpExporter, out: list[str], family: Family) -> None:
+    s = otlp.stats
+    family(
+        "sauron_otlp_exports_total",
+        "counter",
+        "Intervals sent to the OTLP endpoint, by result (ok; failed after the exporter's retries).",
+    )
+    out.append(f"sauron_otlp_exports_total{_labels(result='ok')} {s.exports_ok}")
+    out.append(f"sauron_otlp_exports_total{_labels(result='failed')} {s.exports_failed}")
+    family(
+        "sauron_otlp_intervals_skipped_total",
+        "counter",
+        "Intervals replaced by a later one while an export was under way.",
+    )
+    out.append(f"sauron_otlp_intervals_skipped_total {s.intervals_skipped}")
+    family(
+        "sauron_otlp_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last export the endpoint took (0: none yet).",
+    )
+    out.append(f"sauron_otlp_last_success_timestamp_seconds {s.last_success or 0}")
+    family("sauron_otlp_state", "gauge", "1 for the OTLP exporter's current state.")
+    for state in OTLP_STATES:
+        out.append(f"sauron_otlp_state{_labels(state=state)} {int(s.state == state)}")
+
+
 class PrometheusExporter:
     """The exposition as an exporter (sauron.export.exporter): Prometheus
     asks, so there is nothing to start, stop or do per snapshot; /metrics
     renders from the engine's latest state, with `failures` (the liveness'
-    counts) and the families of the InfluxDB publisher among `exporters`."""
+    counts) and the families of the InfluxDB publisher and the OTLP
+    exporter among `exporters`."""
 
     name = "prometheus"
 
@@ -240,4 +273,6 @@ class PrometheusExporter:
             if generation == self.engine.generation:
                 self._engine_text = (text, generation)
         publisher = next((e for e in self.exporters if isinstance(e, Publisher)), None)
-        return text, render_runtime(publisher, None if self.failures is None else self.failures())
+        otlp = next((e for e in self.exporters if isinstance(e, OtlpExporter)), None)
+        failures = None if self.failures is None else self.failures()
+        return text, render_runtime(publisher, failures, otlp)
