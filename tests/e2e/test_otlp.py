@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
+import os
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_process import agent_config, start_agent, stop_agent, veth_namespace
 from aiohttp import web
 from frames import gtpu, plain, ul_packet
 from manual_clock import ManualClock
@@ -86,8 +91,6 @@ class CollectorStandIn:
 @pytest.fixture()
 def no_otel_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """The test's OTEL_* variables only, not the caller's."""
-    import os
-
     for name in [n for n in os.environ if n.startswith("OTEL_")]:
         monkeypatch.delenv(name)
     yield monkeypatch
@@ -317,3 +320,57 @@ def test_otlp_from_the_file_rides_out_a_collector_away(
             await collector.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.netns
+def test_sauron_run_exports_to_the_endpoint_in_its_environment(
+    tmp_path: Path, no_otel_environment: pytest.MonkeyPatch
+) -> None:
+    """`sauron run` as an operator starts it, on a veth pair in a namespace
+    of its own: the environment's endpoint gets the agent's intervals as
+    the resource of its node, /readyz and /metrics say the exports go
+    through, and SIGTERM ends it cleanly."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+
+    async def scenario() -> None:
+        collector = CollectorStandIn()
+        await collector.start(port)
+        loop = asyncio.get_running_loop()
+        with veth_namespace(f"otlp-run-{os.getpid()}") as ns:
+            config = agent_config(tmp_path / "agent.yaml", ns, node="upf-otlp-run")
+            agent, url = await loop.run_in_executor(
+                None, lambda: start_agent(config, environment=environment)
+            )
+            try:
+                for _ in range(2):
+                    _, message = await collector.next_request()
+                resource = {
+                    kv.key: kv.value.string_value
+                    for kv in message.resource_metrics[0].resource.attributes
+                }
+                assert resource["service.name"] == "sauron"
+                assert resource["service.instance.id"] == resource["host.name"] == "upf-otlp-run"
+                assert "sauron_packets" in metrics_of(message)
+                ready = await loop.run_in_executor(None, get_json, url + "/readyz")
+                assert ready["otlp"]["state"] == EXPORTING, ready
+                assert ready["otlp"]["endpoint"] == f"http://127.0.0.1:{port}/v1/metrics"
+                assert ready["otlp"]["exports_ok"] >= 1
+                text = await loop.run_in_executor(None, get_text, url + "/metrics")
+                assert 'sauron_otlp_state{state="exporting"} 1' in text
+            finally:
+                out = await loop.run_in_executor(None, stop_agent, agent)
+            assert agent.returncode == 0, out
+        await collector.close()
+
+    asyncio.run(scenario())
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return str(r.read().decode())
+
+
+def get_json(url: str) -> Any:
+    return json.loads(get_text(url))
