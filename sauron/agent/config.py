@@ -17,6 +17,7 @@ from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
 from sauron.export.influx.settings import InfluxConfig
+from sauron.export.otlp.settings import OtlpConfig
 from sauron.host.field_errors import field_problems, yaml_lines_of
 from sauron.host.namespace_ref import (
     DOCKER_SOCKET,
@@ -237,6 +238,9 @@ class AgentConfig(BaseModel):
     energy: EnergyConfig = EnergyConfig()
     #: the InfluxDB publisher (SAURON_INFLUX_* in the environment win over it)
     influx: InfluxConfig = InfluxConfig()
+    #: OTLP/HTTP metrics to an OpenTelemetry Collector (OTEL_EXPORTER_OTLP_*,
+    #: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES in the environment win)
+    otlp: OtlpConfig = OtlpConfig()
     #: where PDU sessions are learned from (PFCP on N4, an SMF's session list)
     control_plane: ControlPlaneConfig = ControlPlaneConfig()
     datapath: DataPathConfig = DataPathConfig()

@@ -50,6 +50,9 @@ from sauron.export.influx.settings import (
     with_environment,
 )
 from sauron.export.influx.spool import SpoolError
+from sauron.export.otlp.exporter import OtlpExporter
+from sauron.export.otlp.settings import OtlpConfig, OtlpSettingsError
+from sauron.export.otlp.settings import enabled as otlp_enabled
 from sauron.kpi.history import History
 from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app
@@ -229,6 +232,17 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
     return publisher
 
 
+def open_otlp(otlp: OtlpConfig, node: str) -> OtlpExporter | None:
+    """The OTLP exporter when an endpoint is configured (file or
+    environment); a variable it cannot use is an error naming it."""
+    if not otlp_enabled(otlp):
+        return None
+    try:
+        return OtlpExporter(otlp, node)
+    except OtlpSettingsError as exc:
+        raise ConfigError(exc.path, exc.problems) from None
+
+
 def resume_control_plane(
     config: AgentConfig,
     catalog: Catalog,
@@ -305,6 +319,7 @@ def run_agent(
     catalog = load_catalog(config.catalog)
     options = service_options(config)  # a bad token file fails before anything is attached
     publisher = open_publisher(config.influx, config.node, where)
+    otlp = open_otlp(config.otlp, config.node)
     datapath = AgentDataPath(
         pin_folder(config.node, config_path),
         config.datapath.state_dir,
@@ -342,7 +357,7 @@ def run_agent(
             energy=meter,
             energy_off=energy_off,
             control=control,
-            exporters=[publisher] if publisher is not None else [],
+            exporters=[e for e in (publisher, otlp) if e is not None],
             baseline=None if reading is None else (reading.counters, reading.at),
         )
         runtime.data_path = datapath.start.detail() if datapath.start else None

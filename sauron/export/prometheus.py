@@ -1,7 +1,9 @@
-"""/metrics in the Prometheus text format (version 0.0.4): the data plane's
-monotonic counters per slice, attach point and direction, GTP-U message
-kinds, anomalies by reason, loss counters, latency as Prometheus histograms,
-and per-slice gauges from the latest interval."""
+"""/metrics in the Prometheus text format (version 0.0.4): the engine's
+families (sauron.export.families: the data plane's monotonic counters per
+slice, attach point and direction, GTP-U message kinds, anomalies by reason,
+loss counters, latency as Prometheus histograms, and per-slice gauges from
+the latest interval), the build and the process, and the families of the
+liveness and of the exporters that push (InfluxDB, OTLP)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 
 from sauron import __version__
-from sauron.abi import layout, points
 from sauron.abi.histogram import LATENCY, Histogram
-from sauron.abi.kpis import LATENCY_KPIS
-from sauron.catalog import Catalog, snssai_parts
 from sauron.export import open5gs_names, process_metrics
 from sauron.export.exporter import ExporterHealth
+from sauron.export.families import NS_PER_S, engine_families, slice_labels
 from sauron.export.influx.publisher import STATES, Publisher
+from sauron.export.otlp.exporter import STATES as OTLP_STATES
+from sauron.export.otlp.exporter import OtlpExporter
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.liveness import TICK
 from sauron.kpi.records import Snapshot
@@ -35,15 +37,6 @@ def _labels(**labels: object) -> str:
 #: buckets split exactly there, so each cumulative count is exact (a value
 #: of exactly 2^k ns counts above its bound, not at it: [lower, upper) buckets)
 LE_SHIFTS = range(LATENCY.min_shift, LATENCY.max_shift + 1)
-NS_PER_S = 1e9
-LOSS_COUNTERS = (
-    ("sauron_transit_matched_total", "transit_matched", "Sampled packets seen leaving the UPF."),
-    ("sauron_sequence_received_total", "seq_received", "G-PDUs with a GTP-U sequence number."),
-    ("sauron_sequence_lost_total", "seq_lost", "GTP-U sequence numbers never received."),
-    ("sauron_sequence_reordered_total", "seq_reordered", "G-PDUs that arrived late."),
-    ("sauron_tcp_data_segments_total", "tcp_data_segments", "Inner TCP segments with data."),
-    ("sauron_tcp_retransmissions_total", "tcp_retransmissions", "Inner TCP segments sent again."),
-)
 
 
 def _cumulative(h: Histogram) -> list[tuple[str, int]]:
@@ -58,23 +51,11 @@ def _cumulative(h: Histogram) -> list[tuple[str, int]]:
     return out
 
 
-def _histogram_lines(name: str, labels: dict[str, object], h: Histogram) -> list[str]:
+def _histogram_lines(name: str, labels: Mapping[str, object], h: Histogram) -> list[str]:
     lines = [f"{name}_bucket{_labels(**labels, le=le)} {n}" for le, n in _cumulative(h)]
     lines.append(f"{name}_sum{_labels(**labels)} {h.total / NS_PER_S:.9g}")
     lines.append(f"{name}_count{_labels(**labels)} {sum(h.buckets)}")
     return lines
-
-
-def slice_labels(catalog: Catalog) -> dict[str, dict[str, str]]:
-    """The one label set of a slice on every family: its name, its S-NSSAI
-    as 3GPP writes it (SST-SD, TS 23.003) and both parts; empty for
-    unclassified, which has none."""
-    ids = {catalog.name_of(0): {"slice": catalog.name_of(0), "snssai": "", "sst": "", "sd": ""}}
-    for s in catalog.slices:
-        snssai = str(s.spec.snssai)
-        ids[s.name] = {"slice": s.name, "snssai": snssai, "sst": "", "sd": ""}
-        ids[s.name].update(snssai_parts(snssai))
-    return ids
 
 
 def render(
@@ -89,129 +70,26 @@ def render(
 
 
 def render_engine(engine: KpiEngine, open5gs: bool = False) -> str:
-    """The families of what the engine measured: they move only when it
-    ticks; with `open5gs`, Open5GS's UPF names too (sauron.export.open5gs_names)."""
-    c = engine.counters
-    catalog = engine.catalog
+    """The families of what the engine measured (sauron.export.families):
+    they move only when it ticks; with `open5gs`, Open5GS's UPF names too
+    (sauron.export.open5gs_names)."""
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
 
-    ids = slice_labels(catalog)
-    slices = [(0, catalog.name_of(0)), *((s.id, s.name) for s in catalog.slices)]
-    stats = [
-        ("sauron_packets_total", "packets", "Packets seen per slice, attach point and direction."),
-        (
-            "sauron_bytes_total",
-            "bytes",
-            "Frame bytes (L2 header included) per slice, attach point and direction.",
-        ),
-        (
-            "sauron_inner_bytes_total",
-            "inner_bytes",
-            "Inner IP bytes per slice, attach point and direction.",
-        ),
-        (
-            "sauron_malformed_total",
-            "malformed",
-            "Frames with an anomaly per slice, attach point and direction.",
-        ),
-    ]
-    for name, field, help_text in stats:
-        family(name, "counter", help_text)
-        for sid, sname in slices:
-            for point, pname in layout.POINT_NAMES.items():
-                for d, dname in layout.DIRECTION_NAMES.items():
-                    value = getattr(c.slice(point, sid, d), field)
-                    out.append(
-                        f"{name}{_labels(**ids[sname], point=pname, direction=dname)} {value}"
-                    )
-    family(
-        "sauron_gtpu_messages_total", "counter", "GTP-U messages per slice, attach point and kind."
-    )
-    for sid, sname in slices:
-        for point in (p.id for p in points.GTPU_POINTS):
-            for kind, kname in layout.MSG_KIND_NAMES.items():
-                total = sum(int(c.slice(point, sid, d).msg[kind]) for d in layout.DIRECTION_NAMES)
-                out.append(
-                    f"sauron_gtpu_messages_total{_labels(**ids[sname], point=layout.POINT_NAMES[point], kind=kname)} {total}"
-                )
-    family(
-        "sauron_anomalies_total",
-        "counter",
-        "Frames per anomaly reason (the first met) and attach point.",
-    )
-    for point, pname in layout.POINT_NAMES.items():
-        for ev, reason in layout.ANOMALY_NAMES.items():
-            out.append(
-                f"sauron_anomalies_total{_labels(point=pname, reason=reason)} {c.event(point, ev)}"
-            )
-    zero = layout.MeasureStats()
-    directed = [
-        (sid, sname, d, dname)
-        for sid, sname in slices
-        for d, dname in layout.DIRECTION_NAMES.items()
-    ]
-    family(
-        "sauron_transit_lost_total",
-        "counter",
-        "Sampled packets that entered the UPF and never left (stamp expired).",
-    )
-    for sid, sname, d, dname in directed:
-        lost = c.transit_expired.get((sid, d), 0)
-        out.append(f"sauron_transit_lost_total{_labels(**ids[sname], direction=dname)} {lost}")
-    for name, field, help_text in LOSS_COUNTERS:
-        family(name, "counter", help_text + " Per slice and direction.")
-        for sid, sname, d, dname in directed:
-            value = int(getattr(c.measure.get((sid, d), zero), field))
-            out.append(f"{name}{_labels(**ids[sname], direction=dname)} {value}")
-    for kpi in LATENCY_KPIS:
-        per = "per slice and direction" if kpi.per_direction else "per slice"
-        family(kpi.prometheus, "histogram", f"{kpi.help[0].upper()}{kpi.help[1:]}; {per}.")
-        for sid, sname, d, dname in directed:
-            if dname not in kpi.directions:
-                continue
-            h = c.latency.get((kpi.metric, sid, d)) or Histogram(kpi.geometry)
-            labels: dict[str, object] = {**ids[sname]}
-            if kpi.per_direction:
-                labels["direction"] = dname
-            out += _histogram_lines(kpi.prometheus, labels, h)
-    family(
-        "sauron_gtpu_echo_rtt_seconds",
-        "histogram",
-        "GTP-U echo round trips per peer; initiator local: this node asked (path RTT), peer: the peer asked (our answer time).",
-    )
-    for (peer, initiator), h in sorted(c.peers.items()):
-        labels = {"peer": peer, "initiator": "local" if initiator == layout.ECHO_LOCAL else "peer"}
-        out += _histogram_lines("sauron_gtpu_echo_rtt_seconds", labels, h)
-    latest = engine.history.latest()
-    if latest is not None:
-        family("sauron_active_teids", "gauge", "TEIDs that carried traffic in the last interval.")
-        for kpis in latest.slices.values():
-            out.append(f"sauron_active_teids{_labels(**ids[kpis.name])} {kpis.active_teids}")
-        family(
-            "sauron_active_ues", "gauge", "UE addresses that carried traffic in the last interval."
-        )
-        for kpis in latest.slices.values():
-            out.append(f"sauron_active_ues{_labels(**ids[kpis.name])} {kpis.active_ues}")
-        family("sauron_throughput_mbps", "gauge", "Delivered throughput in the last interval.")
-        for kpis in latest.slices.values():
-            for dname in ("uplink", "downlink"):
-                out.append(
-                    f"sauron_throughput_mbps{_labels(**ids[kpis.name], direction=dname)} {getattr(kpis, dname).mbps:.6f}"
-                )
-    family("sauron_sla_violated", "gauge", "1 while a violation of the slice's SLA is open.")
-    for s in catalog.slices:
-        out.append(
-            f"sauron_sla_violated{_labels(**ids[s.name])} {int(engine.sla.status(s.name) == 'violated')}"
-        )
-    _sla_state_lines(engine, ids, out, family)
+    for fam in engine_families(engine):
+        family(fam.name, fam.kind, fam.help)
+        for labels, value in fam.samples:
+            out.append(f"{fam.name}{_labels(**labels)} {_number(value)}")
+        for labels, h in fam.histograms:
+            out += _histogram_lines(fam.name, labels, h)
     if open5gs:
-        out += open5gs_names.lines(c, slices, {n: _labels(**labels) for n, labels in ids.items()})
-    if latest is not None and latest.energy is not None:
-        _energy_lines(latest, ids, out, family)
+        catalog = engine.catalog
+        slices = [(0, catalog.name_of(0)), *((s.id, s.name) for s in catalog.slices)]
+        labels_text = {n: _labels(**labels) for n, labels in slice_labels(catalog).items()}
+        out += open5gs_names.lines(engine.counters, slices, labels_text)
     family("sauron_build_info", "gauge", "The agent's version and Python, always 1.")
     out.append(
         f"sauron_build_info{_labels(version=__version__, python=platform.python_version())} 1"
@@ -225,10 +103,12 @@ def render_engine(engine: KpiEngine, open5gs: bool = False) -> str:
 
 
 def render_runtime(
-    publisher: Publisher | None = None, failures: Mapping[str, int] | None = None
+    publisher: Publisher | None = None,
+    failures: Mapping[str, int] | None = None,
+    otlp: OtlpExporter | None = None,
 ) -> str:
-    """The families that move between ticks: the liveness' failures and
-    the InfluxDB publisher's."""
+    """The families that move between ticks: the liveness' failures, the
+    InfluxDB publisher's and the OTLP exporter's."""
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -239,6 +119,8 @@ def render_runtime(
         _failure_lines(failures, out, family)
     if publisher is not None:
         _publisher_lines(publisher, out, family)
+    if otlp is not None:
+        _otlp_lines(otlp, out, family)
     return "".join(line + "\n" for line in out)
 
 
@@ -259,82 +141,11 @@ def _failure_lines(failures: Mapping[str, int], out: list[str], family: Family) 
 
 
 Family = Callable[[str, str, str], None]
-SLA_STATES = ("met", "at risk", "violated")
 
 
-def _sla_state_lines(
-    engine: KpiEngine, ids: Mapping[str, Mapping[str, str]], out: list[str], family: Family
-) -> None:
-    """Each slice's SLA state and each of its targets', one series per
-    state (1 for the current one), as kube-state-metrics writes phases: an
-    alert can ask for `state="at risk"` as well as `violated`."""
-    family(
-        "sauron_sla_state",
-        "gauge",
-        "1 for the slice's SLA state (met, at risk, violated; none while unmeasured).",
-    )
-    for s in engine.catalog.slices:
-        status = engine.sla.status(s.name)
-        for state in SLA_STATES:
-            out.append(
-                f"sauron_sla_state{_labels(**ids[s.name], state=state)} {int(status == state)}"
-            )
-    family(
-        "sauron_sla_target_state",
-        "gauge",
-        "1 for the state of one SLA target of the slice (met, at risk, violated).",
-    )
-    for s in engine.catalog.slices:
-        for target, status in sorted(engine.sla.target_states(s.name).items()):
-            for state in SLA_STATES:
-                labels = _labels(**ids[s.name], target=target, state=state)
-                out.append(f"sauron_sla_target_state{labels} {int(status == state)}")
-
-
-def _energy_lines(
-    latest: Snapshot, ids: Mapping[str, Mapping[str, str]], out: list[str], family: Family
-) -> None:
-    """Appends to `out`, where `family` writes each family's HELP and TYPE,
-    so every sample follows its own family's header."""
-    node = latest.energy
-    assert node is not None
-    method = {"method": node.method}
-    family(
-        "sauron_energy_joules_total",
-        "counter",
-        "Energy attributed to the slice since the agent started.",
-    )
-    for kpis in latest.slices.values():
-        if kpis.energy is not None:
-            labels = _labels(**ids[kpis.name], **method)
-            out.append(f"sauron_energy_joules_total{labels} {kpis.energy.cumulative_joules:.6f}")
-    family(
-        "sauron_energy_watts", "gauge", "Mean power attributed to the slice over the last interval."
-    )
-    for kpis in latest.slices.values():
-        if kpis.energy is not None:
-            out.append(
-                f"sauron_energy_watts{_labels(**ids[kpis.name], **method)} {kpis.energy.watts:.6f}"
-            )
-    family(
-        "sauron_energy_by_volume_joules_total",
-        "counter",
-        "Energy attributed to the slice since the agent started, by its share of the N3 "
-        "data volume (the CPU-time figure is sauron_energy_joules_total).",
-    )
-    for kpis in latest.slices.values():
-        if kpis.energy is not None:
-            labels = _labels(**ids[kpis.name], **method)
-            joules = kpis.energy.cumulative_volume_joules
-            out.append(f"sauron_energy_by_volume_joules_total{labels} {joules:.6f}")
-    family(
-        "sauron_node_energy_joules_total",
-        "counter",
-        "The node's estimated energy since the agent started.",
-    )
-    out.append(f"sauron_node_energy_joules_total{_labels(**method)} {node.cumulative_joules:.6f}")
-    family("sauron_node_energy_watts", "gauge", "The node's mean power over the last interval.")
-    out.append(f"sauron_node_energy_watts{_labels(**method)} {node.watts:.6f}")
+def _number(value: float) -> str:
+    """A count as it is, a measure with six decimals."""
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
 def _publisher_lines(publisher: Publisher, out: list[str], family: Family) -> None:
@@ -395,11 +206,38 @@ def _publisher_lines(publisher: Publisher, out: list[str], family: Family) -> No
         out.append(f"sauron_publisher_state{_labels(state=state)} {int(s.state == state)}")
 
 
+def _otlp_lines(otlp: OtlpExporter, out: list[str], family: Family) -> None:
+    s = otlp.stats
+    family(
+        "sauron_otlp_exports_total",
+        "counter",
+        "Intervals sent to the OTLP endpoint, by result (ok; failed after the exporter's retries).",
+    )
+    out.append(f"sauron_otlp_exports_total{_labels(result='ok')} {s.exports_ok}")
+    out.append(f"sauron_otlp_exports_total{_labels(result='failed')} {s.exports_failed}")
+    family(
+        "sauron_otlp_intervals_skipped_total",
+        "counter",
+        "Intervals replaced by a later one while an export was under way.",
+    )
+    out.append(f"sauron_otlp_intervals_skipped_total {s.intervals_skipped}")
+    family(
+        "sauron_otlp_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last export the endpoint took (0: none yet).",
+    )
+    out.append(f"sauron_otlp_last_success_timestamp_seconds {s.last_success or 0}")
+    family("sauron_otlp_state", "gauge", "1 for the OTLP exporter's current state.")
+    for state in OTLP_STATES:
+        out.append(f"sauron_otlp_state{_labels(state=state)} {int(s.state == state)}")
+
+
 class PrometheusExporter:
     """The exposition as an exporter (sauron.export.exporter): Prometheus
     asks, so there is nothing to start, stop or do per snapshot; /metrics
     renders from the engine's latest state, with `failures` (the liveness'
-    counts) and the families of the InfluxDB publisher among `exporters`."""
+    counts) and the families of the InfluxDB publisher and the OTLP
+    exporter among `exporters`."""
 
     name = "prometheus"
 
@@ -444,4 +282,6 @@ class PrometheusExporter:
             if generation == self.engine.generation:
                 self._engine_text = (text, generation)
         publisher = next((e for e in self.exporters if isinstance(e, Publisher)), None)
-        return text, render_runtime(publisher, None if self.failures is None else self.failures())
+        otlp = next((e for e in self.exporters if isinstance(e, OtlpExporter)), None)
+        failures = None if self.failures is None else self.failures()
+        return text, render_runtime(publisher, failures, otlp)

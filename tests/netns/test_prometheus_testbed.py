@@ -25,7 +25,8 @@ from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
-from sauron.export.prometheus import LE_SHIFTS, slice_labels
+from sauron.export.families import slice_labels
+from sauron.export.prometheus import LE_SHIFTS
 from sauron.service.app import ServiceOptions, create_app
 from sauron.testbed.bed import N6_DN, UDP_ECHO_PORT, Testbed
 from sauron.testbed.sessions import SessionsFile, make_sessions

@@ -22,7 +22,7 @@ from sauron.abi import layout
 from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import load_catalog
 from sauron.export import open5gs_names, process_metrics
-from sauron.export.prometheus import SLA_STATES
+from sauron.export.families import SLA_STATES
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

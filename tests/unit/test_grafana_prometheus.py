@@ -52,7 +52,7 @@ def exposed_families() -> set[str]:
     runtime.engine.tick()
     text = "".join(runtime.exposition())
     families = set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE))
-    source = (REPO / "sauron" / "export" / "prometheus.py").read_text()
+    source = (REPO / "sauron" / "export" / "families.py").read_text()
     families |= set(re.findall(r'"(sauron_energy_[a-z_]+)"', source))
     return families
 
