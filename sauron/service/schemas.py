@@ -451,6 +451,21 @@ class PublisherHealth(_Doc):
     last_error: str
 
 
+class OtlpHealth(_Doc):
+    """The OTLP exporter: starting, exporting, failing (the endpoint is
+    away or refuses; the next export that succeeds carries every count, as
+    counters and histograms are cumulative) or stopped."""
+
+    state: str
+    endpoint: str
+    exports_ok: int
+    exports_failed: int
+    #: intervals replaced by a newer one before they could be sent
+    intervals_skipped: int
+    last_success: float | None
+    last_error: str
+
+
 class DataPathHealth(_Doc):
     """How the agent came by its data path: built (none was pinned),
     adopted (a pinned one taken over, counting on; resumed_after_s is the
@@ -471,6 +486,7 @@ class Health(_Doc):
     last_interval: float | None = None
     data_path: DataPathHealth | None = None
     publisher: PublisherHealth | None = None
+    otlp: OtlpHealth | None = None
 
 
 class Problem(BaseModel):
