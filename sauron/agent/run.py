@@ -42,6 +42,7 @@ from sauron.control.plane import ControlPlane
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
+from sauron.export.delivery.spool import SpoolError
 from sauron.export.influx.publisher import Publisher
 from sauron.export.influx.settings import (
     InfluxConfig,
@@ -49,7 +50,6 @@ from sauron.export.influx.settings import (
     read_influx_token,
     with_environment,
 )
-from sauron.export.influx.spool import SpoolError
 from sauron.kpi.history import History
 from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app

@@ -32,11 +32,12 @@ from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
+from sauron.export.delivery.outcome import WriteResult
+from sauron.export.delivery.spool import Spool
 from sauron.export.influx.points import time_ns
 from sauron.export.influx.publisher import PUBLISHING, SPOOLING, Publisher
 from sauron.export.influx.settings import InfluxConfig
-from sauron.export.influx.spool import Spool
-from sauron.export.influx.writer import InfluxWriter, WriteResult
+from sauron.export.influx.writer import InfluxWriter
 from sauron.kpi.quality import merge_latency
 
 pytestmark = [pytest.mark.kernel]

@@ -1,5 +1,5 @@
-"""The on-disk spool: batches of line protocol the server could not take,
-kept in order until it can.
+"""The on-disk spool: batches of lines (an InfluxDB point or a remote-write
+sample each) the server could not take, kept in order until it can.
 
 One file per batch, named by a sequence number, written to a temporary
 name, fsync'd, then renamed (and the directory fsync'd), so a batch is
