@@ -136,13 +136,14 @@ class Spool:
         while self._index:
             seq = next(iter(self._index))
             try:
-                text = self._path(seq).read_text()
+                text = self._path(seq).read_bytes().decode()
             except OSError as exc:
                 points = self._index[seq][1]
                 self.remove(seq)
                 self._drop(points, f"spool file unreadable: {exc.strerror}")
                 continue
-            return Batch(seq, text.splitlines())
+            # "\n" alone ends a line: a value may hold any other line break
+            return Batch(seq, text.split("\n")[:-1])
         return None
 
     def remove(self, seq: int) -> None:
