@@ -17,6 +17,7 @@ from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
 from sauron.export.influx.settings import InfluxConfig
+from sauron.export.remote_write.settings import RemoteWriteConfig
 from sauron.host.field_errors import field_problems, yaml_lines_of
 from sauron.host.namespace_ref import (
     DOCKER_SOCKET,
@@ -234,6 +235,8 @@ class AgentConfig(BaseModel):
     energy: EnergyConfig = EnergyConfig()
     #: the InfluxDB publisher (SAURON_INFLUX_* in the environment win over it)
     influx: InfluxConfig = InfluxConfig()
+    #: Prometheus remote write (SAURON_REMOTE_WRITE_* in the environment win over it)
+    remote_write: RemoteWriteConfig = RemoteWriteConfig()
     #: where PDU sessions are learned from (PFCP on N4, an SMF's session list)
     control_plane: ControlPlaneConfig = ControlPlaneConfig()
     datapath: DataPathConfig = DataPathConfig()
@@ -267,6 +270,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> Ag
         ("service", ("token_file", "socket")),
         ("energy", ("profiles_dir",)),
         ("influx", ("spool_dir", "token_file")),
+        ("remote_write", ("spool_dir", "token_file", "password_file")),
     ):
         part = getattr(config, section)
         relative = {
