@@ -10,15 +10,20 @@ flushes: every interval arrives exactly once, at its own time."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from agent_process import agent_config, start_agent, stop_agent, veth_namespace
 from exporting import recording_offers, run_ticks
 from frames import gtpu, natted, plain, ul_packet
 from manual_clock import ManualClock
@@ -252,4 +257,55 @@ def test_samples_queued_when_killed_reach_the_server_once(
     stored = server.series(ENGINE_FAMILIES)
     assert {(labels, ms): v for labels, points in stored.items() for ms, v in points} == as_stored(
         lines
+    )
+
+
+@pytest.mark.netns
+def test_the_agent_remote_writes_beside_the_publisher(
+    server: VictoriaMetrics, tmp_path: Path
+) -> None:
+    """`sauron run` with the publisher in its file and the remote write from
+    the environment, both to victoria-metrics: each has its own entry in
+    /readyz and its own families in /metrics, and the receiver holds the
+    series /metrics shows, as of the node."""
+    ns = f"sauron-rw-{os.getpid()}"
+    influx = {"url": server.url, "org": "o", "bucket": "b", "spool_dir": str(tmp_path / "spool")}
+    remote_write = {"spool_dir": str(tmp_path / "spool" / "remote-write")}  # no url: not on
+    config = agent_config(tmp_path / "agent.yaml", ns, influx=influx, remote_write=remote_write)
+    environment = {**os.environ, "SAURON_REMOTE_WRITE_URL": f"{server.url}/api/v1/write"}
+    with veth_namespace(ns):
+        proc, base = start_agent(config, environment=environment)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+                        ready = json.load(r)
+                except urllib.error.HTTPError as waiting:  # 503 before the first interval
+                    ready = json.load(waiting)
+                if ready["remote_write"]["points_written"] and ready["publisher"]["points_written"]:
+                    break
+                time.sleep(0.2)
+            assert ready["remote_write"]["state"] == "publishing", ready
+            assert ready["remote_write"]["url"] == f"{server.url}/api/v1/write"
+            assert ready["publisher"]["state"] == "publishing", ready
+            with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+        finally:
+            stop_agent(proc)
+    assert 'sauron_remote_write_state{state="publishing"} 1' in metrics
+    assert 'sauron_publisher_state{state="publishing"} 1' in metrics
+    shown = {
+        tuple((k, v) for k, v in parse(text).labels if v)
+        for text in stamped(metrics, 0)
+        if text.startswith("sauron_packets_total{")
+    }
+    held_series = server.series('sauron_packets_total{instance="node-test",job="sauron"}')
+    assert (
+        len(shown) > 10
+        and {
+            tuple((k, v) for k, v in labels if k not in ("instance", "job"))
+            for labels in held_series
+        }
+        == shown
     )
