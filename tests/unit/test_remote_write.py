@@ -31,6 +31,7 @@ from sauron.agent.config import ConfigError, load_config
 from sauron.export.delivery.journal import Journal
 from sauron.export.delivery.lossless import REJECTED
 from sauron.export.delivery.spool import Spool
+from sauron.export.influx.settings import InfluxConfig
 from sauron.export.prometheus import _labels
 from sauron.export.remote_write.exporter import RemoteWriteExporter
 from sauron.export.remote_write.protobuf import write_request
@@ -484,3 +485,34 @@ def test_spool_and_journal_keep_a_line_whose_value_holds_other_line_breaks(
     journal = Journal(tmp_path / "spool")
     journal.append(lines)
     assert journal.recover() == lines
+
+
+def test_the_publishers_spool_is_refused_as_the_remote_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both exporters on one directory would share a journal: refused at
+    start, naming the field; their default directories differ."""
+    from sauron.agent.run import open_publisher, open_remote_write
+
+    for name in ("SAURON_REMOTE_WRITE_URL", "SAURON_INFLUX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    where = tmp_path / "agent.yaml"
+    publisher = open_publisher(
+        InfluxConfig(url="http://127.0.0.1:9", spool_dir=tmp_path / "spool"), "n", where
+    )
+    assert publisher is not None
+    try:
+        assert open_remote_write(RemoteWriteConfig(), "n", where, publisher) is None  # no url
+        same = RemoteWriteConfig(
+            url="http://127.0.0.1:9/api/v1/write", spool_dir=tmp_path / "spool"
+        )
+        with pytest.raises(ConfigError) as caught:
+            open_remote_write(same, "n", where, publisher)
+        assert "remote_write.spool_dir" in str(caught.value)
+        own = same.model_copy(update={"spool_dir": tmp_path / "spool" / "remote-write"})
+        exporter = open_remote_write(own, "n", where, publisher)
+        assert exporter is not None and exporter.name == "remote_write"
+        exporter.spool.close()
+    finally:
+        publisher.spool.close()
+    assert InfluxConfig().spool_dir != RemoteWriteConfig().spool_dir
