@@ -398,6 +398,7 @@ def run_agent(
         )
         runtime.data_path = datapath.start.detail() if datapath.start else None
         runtime.prometheus.open5gs_names = config.service.open5gs_metric_names
+        runtime.prometheus.attached = datapath.attached
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

@@ -108,6 +108,7 @@ def render_runtime(
     failures: Mapping[str, int] | None = None,
     pushing: Sequence[LosslessExporter[Any]] = (),
     otlp: OtlpExporter | None = None,
+    attached: Sequence[tuple[str, str, bool]] = (),
 ) -> str:
     """The families that move between ticks: the liveness' failures, those
     of the exporters that push (the InfluxDB publisher, `publisher` or among
@@ -124,6 +125,15 @@ def render_runtime(
         _delivery_lines(exporter, out, family)
     if otlp is not None:
         _otlp_lines(otlp, out, family)
+    if attached:
+        family(
+            "sauron_attached",
+            "gauge",
+            "1 while the agent's program is on the interface's hook; 0 once the kernel let go "
+            "of it (the interface was deleted or made anew: restart the agent).",
+        )
+        for interface, hook, on in attached:
+            out.append(f"sauron_attached{_labels(interface=interface, hook=hook)} {int(on)}")
     return "".join(line + "\n" for line in out)
 
 
@@ -254,6 +264,9 @@ class PrometheusExporter:
         open5gs_names: bool = False,
     ) -> None:
         self.engine = engine
+        #: (interface, hook, attached) of the agent's links, read at each
+        #: scrape (sauron.agent.datapath.AgentDataPath.attached)
+        self.attached: Callable[[], Sequence[tuple[str, str, bool]]] | None = None
         #: the families under Open5GS's UPF names too (sauron.export.open5gs_names)
         self.open5gs_names = open5gs_names
         self.failures = failures
@@ -293,4 +306,5 @@ class PrometheusExporter:
         ]
         otlp = next((e for e in self.exporters if isinstance(e, OtlpExporter)), None)
         failures = None if self.failures is None else self.failures()
-        return text, render_runtime(None, failures, pushing, otlp)
+        attached = () if self.attached is None else self.attached()
+        return text, render_runtime(None, failures, pushing, otlp, attached)
