@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
 import select
 import signal
 import socket
@@ -24,6 +25,9 @@ from hooks import tcx_program_ids
 from sauron.commands.client import SauronClient
 
 REPO = Path(__file__).resolve().parents[2]
+#: pid -> what an agent printed after "serving" in the same read: its output
+#: continues there (stop_agent puts it first)
+_UNREAD: dict[int, str] = {}
 
 
 #: a liveness bound, not a speed claim: start-up compiles the programs
@@ -53,16 +57,27 @@ def start_agent(
         env=environment,
     )
     assert proc.stdout is not None
+    # the descriptor itself, not the text wrapper: a wrapper that read two
+    # lines at once keeps the second where select() cannot see it
+    fd = proc.stdout.fileno()
     deadline = time.monotonic() + within_s
     seen = [] if seen is None else seen
+    pending = b""
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        ready, _, _ = select.select([fd], [], [], 0.5)
         if ready:
-            line = proc.stdout.readline()
-            seen.append(line)
-            if line.startswith("serving "):
-                return proc, line.split()[1].removesuffix("/api/v1/slices")
-        if proc.poll() is not None:
+            chunk = os.read(fd, 65536)
+            pending += chunk
+            while b"\n" in pending:
+                raw, pending = pending.split(b"\n", 1)
+                line = raw.decode(errors="replace") + "\n"
+                seen.append(line)
+                if line.startswith("serving "):
+                    _UNREAD[proc.pid] = pending.decode(errors="replace")
+                    return proc, line.split()[1].removesuffix("/api/v1/slices")
+            if not chunk:
+                break  # it closed its output: it ended
+        if proc.poll() is not None and not select.select([fd], [], [], 0)[0]:
             break
     proc.kill()
     raise AssertionError("the agent did not come up:\n" + "".join(seen))
@@ -152,7 +167,7 @@ def stop_agent(proc: subprocess.Popen[str], within_s: float = 20) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
-    return out
+    return _UNREAD.pop(proc.pid, "") + out
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
