@@ -101,8 +101,31 @@ def test_run_queue_wait_is_the_schedulers_and_names_the_hog(probe: DiagnosisProb
     top = seen.culprits[3][0]
     assert (top.tgid, top.comm, top.cpu) == (hog.pid, name, CPU)
     assert top.wait_ns > 0.8 * waited.total
-    preemptions, sleeps, wakeups = seen.tasks[3]
-    assert wakeups > 100 and sleeps > 100 and preemptions > 0
+    _, sleeps, wakeups = seen.tasks[3]
+    assert wakeups > 100 and sleeps > 100
+
+
+def test_two_spinning_processes_on_one_cpu_preempt_each_other(probe: DiagnosisProbe) -> None:
+    """Neither sleeps: each runs until the scheduler takes the CPU from it,
+    still runnable, and waits in the run queue from that moment."""
+    first = python(HOG, f"spin-{uuid.uuid4().hex[:8]}", str(CPU))
+    second = python(HOG, f"spin-{uuid.uuid4().hex[:8]}", str(CPU))
+    try:
+        time.sleep(0.3)
+        probe.watch({first.pid: 9})
+        probe.attach()
+        seen = over(probe, 0.5)
+    finally:
+        probe.detach()
+        probe.watch({})
+        for p in (first, second):
+            p.kill()
+            p.wait()
+    preemptions, sleeps, _ = seen.tasks[9]
+    assert preemptions > 10 and sleeps == 0
+    waited = seen.waits[(9, dl.WAIT_RUNQUEUE)]
+    assert waited.count >= preemptions - 2  # each preemption's wait ends when it runs again
+    assert seen.culprits[9][0].tgid == second.pid
 
 
 def test_futex_waits_are_timed(probe: DiagnosisProbe) -> None:
