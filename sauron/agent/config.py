@@ -18,6 +18,7 @@ from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.otlp.settings import OtlpConfig
+from sauron.export.remote_write.settings import RemoteWriteConfig
 from sauron.host.field_errors import field_problems, yaml_lines_of
 from sauron.host.namespace_ref import (
     DOCKER_SOCKET,
@@ -241,6 +242,8 @@ class AgentConfig(BaseModel):
     #: OTLP/HTTP metrics to an OpenTelemetry Collector (OTEL_EXPORTER_OTLP_*,
     #: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES in the environment win)
     otlp: OtlpConfig = OtlpConfig()
+    #: Prometheus remote write (SAURON_REMOTE_WRITE_* in the environment win over it)
+    remote_write: RemoteWriteConfig = RemoteWriteConfig()
     #: where PDU sessions are learned from (PFCP on N4, an SMF's session list)
     control_plane: ControlPlaneConfig = ControlPlaneConfig()
     datapath: DataPathConfig = DataPathConfig()
@@ -274,6 +277,7 @@ def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> Ag
         ("service", ("token_file", "socket")),
         ("energy", ("profiles_dir",)),
         ("influx", ("spool_dir", "token_file")),
+        ("remote_write", ("spool_dir", "token_file", "password_file")),
     ):
         part = getattr(config, section)
         relative = {

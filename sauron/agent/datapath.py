@@ -257,6 +257,14 @@ class AgentDataPath:
                     remove_tree(pinned)
         return hooks
 
+    def attached(self) -> list[tuple[str, str, bool]]:
+        """(interface, hook, still attached) of each link the agent holds,
+        for the exposition: a 0 says the kernel let go of a program (its
+        interface was deleted or made anew) and the agent needs a restart."""
+        return [
+            (link.ifname, link.hook, on) for link, on in self.links.attachments() if on is not None
+        ]
+
     @staticmethod
     def _link_hooks(itf: InterfaceConfig, ingress: str) -> list[str]:
         hooks = [LINK_HOOKS[ingress]]

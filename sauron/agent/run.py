@@ -42,6 +42,7 @@ from sauron.control.plane import ControlPlane
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
+from sauron.export.delivery.spool import SpoolError
 from sauron.export.influx.publisher import Publisher
 from sauron.export.influx.settings import (
     InfluxConfig,
@@ -49,10 +50,16 @@ from sauron.export.influx.settings import (
     read_influx_token,
     with_environment,
 )
-from sauron.export.influx.spool import SpoolError
 from sauron.export.otlp.exporter import OtlpExporter
 from sauron.export.otlp.settings import OtlpConfig, OtlpSettingsError
 from sauron.export.otlp.settings import enabled as otlp_enabled
+from sauron.export.remote_write.exporter import RemoteWriteExporter
+from sauron.export.remote_write.settings import (
+    RemoteWriteConfig,
+    RemoteWriteSettingsError,
+)
+from sauron.export.remote_write.settings import read_credentials as read_remote_write_credentials
+from sauron.export.remote_write.settings import with_environment as remote_write_environment
 from sauron.kpi.history import History
 from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app
@@ -243,6 +250,34 @@ def open_otlp(otlp: OtlpConfig, node: str) -> OtlpExporter | None:
         raise ConfigError(exc.path, exc.problems) from None
 
 
+def open_remote_write(
+    settings: RemoteWriteConfig, node: str, where: Path, publisher: Publisher | None
+) -> RemoteWriteExporter | None:
+    """The remote-write exporter when a receiver is configured (file or
+    environment); settings it cannot use, or a spool it cannot hold (the
+    publisher's included), are errors."""
+    try:
+        settings = remote_write_environment(settings)
+        if not settings.enabled:
+            return None
+        if publisher is not None and publisher.config.spool_dir == settings.spool_dir:
+            raise ConfigError(
+                where,
+                ["field remote_write.spool_dir: the InfluxDB publisher's spool; give each its own"],
+            )
+        token, password = read_remote_write_credentials(settings)
+        exporter = RemoteWriteExporter(settings, node, token, password)
+    except RemoteWriteSettingsError as exc:
+        raise ConfigError(exc.path, exc.problems) from None
+    except SpoolError as exc:
+        raise ConfigError(where, [f"field remote_write.spool_dir: {exc}"]) from None
+    log.info(
+        "remote writing",
+        extra={"url": settings.shown_url, "spool": str(settings.spool_dir)},
+    )
+    return exporter
+
+
 def resume_control_plane(
     config: AgentConfig,
     catalog: Catalog,
@@ -320,6 +355,7 @@ def run_agent(
     options = service_options(config)  # a bad token file fails before anything is attached
     publisher = open_publisher(config.influx, config.node, where)
     otlp = open_otlp(config.otlp, config.node)
+    remote_write = open_remote_write(config.remote_write, config.node, where, publisher)
     datapath = AgentDataPath(
         pin_folder(config.node, config_path),
         config.datapath.state_dir,
@@ -357,11 +393,12 @@ def run_agent(
             energy=meter,
             energy_off=energy_off,
             control=control,
-            exporters=[e for e in (publisher, otlp) if e is not None],
+            exporters=[e for e in (publisher, remote_write, otlp) if e is not None],
             baseline=None if reading is None else (reading.counters, reading.at),
         )
         runtime.data_path = datapath.start.detail() if datapath.start else None
         runtime.prometheus.open5gs_names = config.service.open5gs_metric_names
+        runtime.prometheus.attached = datapath.attached
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

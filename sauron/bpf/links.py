@@ -433,6 +433,23 @@ class Links:
         finally:
             os.close(link.fd)
 
+    def attachments(self) -> list[tuple[Link, bool | None]]:
+        """Each held link and whether the kernel still has it on its
+        interface: the link of an interface that was deleted (a UPF that
+        restarted and made its TUN device anew) is defunct, its ifindex 0,
+        and its program sees nothing any more. None for a clsact filter,
+        which no descriptor tells of."""
+        out: list[tuple[Link, bool | None]] = []
+        for link in self.links:
+            if link.fd < 0:
+                out.append((link, None))
+                continue
+            try:
+                out.append((link, link_info(link.fd).ifindex != 0))
+            except OSError:
+                out.append((link, False))
+        return out
+
     def __enter__(self) -> Links:
         return self
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import platform
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sauron import __version__
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.export import open5gs_names, process_metrics
+from sauron.export.delivery.lossless import STATES, LosslessExporter
 from sauron.export.exporter import ExporterHealth
 from sauron.export.families import NS_PER_S, engine_families, slice_labels
-from sauron.export.influx.publisher import STATES, Publisher
 from sauron.export.otlp.exporter import STATES as OTLP_STATES
 from sauron.export.otlp.exporter import OtlpExporter
 from sauron.kpi.engine import KpiEngine
@@ -60,7 +61,7 @@ def _histogram_lines(name: str, labels: Mapping[str, object], h: Histogram) -> l
 
 def render(
     engine: KpiEngine,
-    publisher: Publisher | None = None,
+    publisher: LosslessExporter[Any] | None = None,
     failures: Mapping[str, int] | None = None,
 ) -> str:
     """The exposition; `failures`: the tick's and each listener's failures
@@ -103,12 +104,15 @@ def render_engine(engine: KpiEngine, open5gs: bool = False) -> str:
 
 
 def render_runtime(
-    publisher: Publisher | None = None,
+    publisher: LosslessExporter[Any] | None = None,
     failures: Mapping[str, int] | None = None,
+    pushing: Sequence[LosslessExporter[Any]] = (),
     otlp: OtlpExporter | None = None,
+    attached: Sequence[tuple[str, str, bool]] = (),
 ) -> str:
-    """The families that move between ticks: the liveness' failures, the
-    InfluxDB publisher's and the OTLP exporter's."""
+    """The families that move between ticks: the liveness' failures, those
+    of the exporters that push (the InfluxDB publisher, `publisher` or among
+    `pushing`, and the remote write) and the OTLP exporter's."""
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -117,10 +121,19 @@ def render_runtime(
 
     if failures is not None:
         _failure_lines(failures, out, family)
-    if publisher is not None:
-        _publisher_lines(publisher, out, family)
+    for exporter in [publisher] if publisher is not None else pushing:
+        _delivery_lines(exporter, out, family)
     if otlp is not None:
         _otlp_lines(otlp, out, family)
+    if attached:
+        family(
+            "sauron_attached",
+            "gauge",
+            "1 while the agent's program is on the interface's hook; 0 once the kernel let go "
+            "of it (the interface was deleted or made anew: restart the agent).",
+        )
+        for interface, hook, on in attached:
+            out.append(f"sauron_attached{_labels(interface=interface, hook=hook)} {int(on)}")
     return "".join(line + "\n" for line in out)
 
 
@@ -148,62 +161,64 @@ def _number(value: float) -> str:
     return f"{value:.6f}" if isinstance(value, float) else str(value)
 
 
-def _publisher_lines(publisher: Publisher, out: list[str], family: Family) -> None:
-    s = publisher.stats
+#: the families of each pushing exporter, by its name: their prefix, and
+#: what a line is, the server it writes to and the exporter (in the HELP texts)
+DELIVERY_FAMILIES = {
+    "publisher": ("sauron_publisher", "points", "The InfluxDB server", "publisher"),
+    "remote_write": (
+        "sauron_remote_write",
+        "samples",
+        "The remote-write receiver",
+        "remote-write exporter",
+    ),
+}
+
+
+def _delivery_lines(exporter: LosslessExporter[Any], out: list[str], family: Family) -> None:
+    """The state and counts of a pushing exporter (the InfluxDB publisher's
+    sauron_publisher_*, the remote write's sauron_remote_write_*)."""
+    prefix, unit, server, noun = DELIVERY_FAMILIES[exporter.name]
+    Unit = unit.capitalize()
+    s = exporter.stats
 
     def one(name: str, kind: str, help_text: str, value: float) -> None:
-        family(name, kind, help_text)
-        out.append(f"{name} {value}")
+        family(f"{prefix}_{name}", kind, help_text)
+        out.append(f"{prefix}_{name} {value}")
 
     one(
-        "sauron_publisher_points_written_total",
+        f"{unit}_written_total",
         "counter",
-        "Points the InfluxDB server accepted (replays included).",
+        f"{Unit} {server[0].lower()}{server[1:]} accepted (replays included).",
         s.points_written,
     )
+    one(f"{unit}_replayed_total", "counter", f"{Unit} written from the spool.", s.points_replayed)
+    one(f"{unit}_spooled_total", "counter", f"{Unit} put in the disk spool.", s.points_spooled)
     one(
-        "sauron_publisher_points_replayed_total",
-        "counter",
-        "Points written from the spool.",
-        s.points_replayed,
-    )
-    one(
-        "sauron_publisher_points_spooled_total",
-        "counter",
-        "Points put in the disk spool.",
-        s.points_spooled,
-    )
-    one(
-        "sauron_publisher_retries_total",
+        "retries_total",
         "counter",
         "Write attempts that failed and will be tried again.",
         s.retries,
     )
     family(
-        "sauron_publisher_points_dropped_total",
+        f"{prefix}_{unit}_dropped_total",
         "counter",
-        "Points thrown away, by reason (spool_full, refused_<status>).",
+        f"{Unit} thrown away, by reason (spool_full, refused_<status>).",
     )
     for reason in ("spool_full", *sorted(r for r in s.points_dropped if r != "spool_full")):
         out.append(
-            f"sauron_publisher_points_dropped_total{_labels(reason=reason)} {s.points_dropped.get(reason, 0)}"
+            f"{prefix}_{unit}_dropped_total{_labels(reason=reason)} {s.points_dropped.get(reason, 0)}"
         )
+    one(f"spool_{unit}", "gauge", f"{Unit} waiting in the disk spool.", exporter.spool.points)
+    one("spool_bytes", "gauge", "Bytes in the disk spool.", exporter.spool.size)
     one(
-        "sauron_publisher_spool_points",
-        "gauge",
-        "Points waiting in the disk spool.",
-        publisher.spool.points,
-    )
-    one("sauron_publisher_spool_bytes", "gauge", "Bytes in the disk spool.", publisher.spool.size)
-    one(
-        "sauron_publisher_last_success_timestamp_seconds",
+        "last_success_timestamp_seconds",
         "gauge",
         "Unix time of the last accepted write (0: none yet).",
         s.last_success or 0,
     )
-    family("sauron_publisher_state", "gauge", "1 for the publisher's current state.")
+    family(f"{prefix}_state", "gauge", f"1 for the {noun}'s current state.")
     for state in STATES:
-        out.append(f"sauron_publisher_state{_labels(state=state)} {int(s.state == state)}")
+        out.append(f"{prefix}_state{_labels(state=state)} {int(s.state == state)}")
 
 
 def _otlp_lines(otlp: OtlpExporter, out: list[str], family: Family) -> None:
@@ -236,8 +251,8 @@ class PrometheusExporter:
     """The exposition as an exporter (sauron.export.exporter): Prometheus
     asks, so there is nothing to start, stop or do per snapshot; /metrics
     renders from the engine's latest state, with `failures` (the liveness'
-    counts) and the families of the InfluxDB publisher and the OTLP
-    exporter among `exporters`."""
+    counts), the families of the exporters that push among `exporters`
+    (the InfluxDB publisher, the remote write) and the OTLP exporter's."""
 
     name = "prometheus"
 
@@ -249,6 +264,9 @@ class PrometheusExporter:
         open5gs_names: bool = False,
     ) -> None:
         self.engine = engine
+        #: (interface, hook, attached) of the agent's links, read at each
+        #: scrape (sauron.agent.datapath.AgentDataPath.attached)
+        self.attached: Callable[[], Sequence[tuple[str, str, bool]]] | None = None
         #: the families under Open5GS's UPF names too (sauron.export.open5gs_names)
         self.open5gs_names = open5gs_names
         self.failures = failures
@@ -281,7 +299,12 @@ class PrometheusExporter:
             # a tick that landed meanwhile makes it the next tick's text
             if generation == self.engine.generation:
                 self._engine_text = (text, generation)
-        publisher = next((e for e in self.exporters if isinstance(e, Publisher)), None)
+        pushing = [
+            e
+            for e in self.exporters
+            if isinstance(e, LosslessExporter) and e.name in DELIVERY_FAMILIES
+        ]
         otlp = next((e for e in self.exporters if isinstance(e, OtlpExporter)), None)
         failures = None if self.failures is None else self.failures()
-        return text, render_runtime(publisher, failures, otlp)
+        attached = () if self.attached is None else self.attached()
+        return text, render_runtime(None, failures, pushing, otlp, attached)

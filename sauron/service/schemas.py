@@ -431,14 +431,14 @@ class SlaReport(_Doc):
     events: list[ViolationDoc]
 
 
-class PublisherHealth(_Doc):
-    """The InfluxDB publisher: starting, publishing, spooling (the server is
-    away; points wait on disk), rejected (the server refuses the token, org
-    or bucket) or stopped."""
+class DeliveryHealth(_Doc):
+    """An exporter that pushes losslessly: starting, publishing, spooling
+    (the server is away; what it sends waits on disk), rejected (the server
+    refuses who we are) or stopped. Its lines are InfluxDB points or
+    remote-write samples."""
 
     state: str
     url: str | None
-    bucket: str
     points_written: int
     points_queued: int
     points_spooled: int
@@ -449,6 +449,16 @@ class PublisherHealth(_Doc):
     spool_bytes: int
     last_success: float | None
     last_error: str
+
+
+class PublisherHealth(DeliveryHealth):
+    """The InfluxDB publisher."""
+
+    bucket: str
+
+
+class RemoteWriteHealth(DeliveryHealth):
+    """The Prometheus remote-write exporter."""
 
 
 class OtlpHealth(_Doc):
@@ -486,6 +496,7 @@ class Health(_Doc):
     last_interval: float | None = None
     data_path: DataPathHealth | None = None
     publisher: PublisherHealth | None = None
+    remote_write: RemoteWriteHealth | None = None
     otlp: OtlpHealth | None = None
 
 

@@ -23,6 +23,8 @@ def test_example_config_loads() -> None:
     assert [(i.name, i.role) for i in config.interfaces] == [("eth1", "n3"), ("eth0", "n6")]
     assert config.catalog == (REPO / "slices" / "default.yaml").resolve()
     assert config.influx.url == "http://127.0.0.1:8086" and config.influx.bucket == "slices"
+    assert config.remote_write.url == "http://127.0.0.1:8428/api/v1/write"
+    assert config.remote_write.headers == {"X-Scope-OrgID": "operator"}
     assert [w.name for w in config.control_plane.pfcp] == ["eth2"]
     assert config.control_plane.open5gs_smf[0].url == "http://127.0.0.4:9090"
 

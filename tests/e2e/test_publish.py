@@ -24,6 +24,8 @@ from influxdb_client import Point, WritePrecision
 from timeseries import Sample, flux_csv_samples, parse_line
 
 from sauron.catalog import parse_catalog
+from sauron.export.delivery.outcome import retry_after_seconds
+from sauron.export.delivery.spool import Spool, SpoolError
 from sauron.export.influx.checks import influx_checks
 from sauron.export.influx.lineproto import PointError, line
 from sauron.export.influx.points import violation_point
@@ -34,8 +36,6 @@ from sauron.export.influx.settings import (
     read_influx_token,
     with_environment,
 )
-from sauron.export.influx.spool import Spool, SpoolError
-from sauron.export.influx.writer import retry_after_seconds
 from sauron.host.field_errors import field_problems
 from sauron.kpi.quality import LossKpis
 from sauron.kpi.records import SliceKpis

@@ -8,19 +8,19 @@ with points in its spool: every interval's points arrive exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from agent_process import agent_config, start_agent
+from exporting import recording_offers, run_ticks
 from frames import UE, gtpu, natted, plain, ul_packet
 from manual_clock import ManualClock
 from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, server_for_tests
@@ -32,11 +32,12 @@ from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
+from sauron.export.delivery.outcome import WriteResult
+from sauron.export.delivery.spool import Spool
 from sauron.export.influx.points import time_ns
 from sauron.export.influx.publisher import PUBLISHING, SPOOLING, Publisher
 from sauron.export.influx.settings import InfluxConfig
-from sauron.export.influx.spool import Spool
-from sauron.export.influx.writer import InfluxWriter, WriteResult
+from sauron.export.influx.writer import InfluxWriter
 from sauron.kpi.quality import merge_latency
 
 pytestmark = [pytest.mark.kernel]
@@ -83,47 +84,6 @@ def feed(dataplane: DataPlane, round_: int) -> None:
             gtpu(packet, UL_TEID, uplink=True, seq=seq),
         )
         libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(natted(packet)))
-
-
-def run_ticks(
-    publisher: Publisher,
-    runtime: AgentRuntime,
-    clock: ManualClock,
-    ticks: int,
-    between: Callable[[int], None] = lambda n: None,
-    pause: float = 0.15,
-) -> list[float]:
-    """Ticks the engine of `runtime` (not started; `publisher` one of its
-    exporters) `ticks` times, a second apart on its clock, with the
-    publisher running, calling `between(n)` before tick n; returns the
-    snapshot times."""
-    times: list[float] = []
-
-    async def go() -> None:
-        await publisher.start(runtime.engine)
-        loop = asyncio.get_running_loop()
-        try:
-            for n in range(ticks):
-                await loop.run_in_executor(None, between, n)
-                clock.t += 1
-                snap = await loop.run_in_executor(None, runtime.engine.tick)
-                times.append(snap.time)
-                await asyncio.sleep(pause)
-            deadline = time.monotonic() + 60
-            while (
-                publisher.spool.points or publisher.stats.points_offered != _settled(publisher)
-            ) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-        finally:
-            await publisher.stop()
-
-    asyncio.run(go())
-    return times
-
-
-def _settled(p: Publisher) -> int:
-    """Points that have left the queue one way or the other."""
-    return p.stats.points_written + sum(p.stats.points_dropped.values()) + p.spool.points
 
 
 def held(srv: VictoriaMetrics | ExternalInflux, since_ms: int) -> list[Sample]:
@@ -295,19 +255,6 @@ def test_outage_every_interval_arrives_exactly_once(
         if s.measurement == "sauron_traffic" and s.tags == ul and s.field == "packets_in"
     )
     assert packets == 5 * 5  # fed before ticks 0, 3, 6, 9, 12
-
-
-def recording_offers(publisher: Publisher) -> list[str]:
-    """Every line offered to the publisher from now on, as it is offered."""
-    sent: list[str] = []
-    original = publisher.offer
-
-    def offer(lines: list[str]) -> None:
-        sent.extend(lines)
-        original(lines)
-
-    publisher.offer = offer  # type: ignore[method-assign]
-    return sent
 
 
 def _agent_config(tmp: Path, ns: str, url: str) -> Path:

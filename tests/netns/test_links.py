@@ -300,6 +300,27 @@ time.sleep(120)
 """
 
 
+def test_a_link_whose_interface_is_deleted_is_told_defunct(
+    counters: tuple[BpfObject, BpfObject], topology: Topology
+) -> None:
+    """A UPF that restarts makes its TUN device anew: the kernel lets go of
+    the programs on the old one, and the agent's links say so."""
+    on_ingress, on_egress = counters
+    _, upf = quiet_pair(topology)
+    made = Links()
+    try:
+        made.attach_xdp(upf, "n3", int(on_ingress.function("count_xdp", XDP).fd))
+        made.attach_tcx(upf, "n3", int(on_egress.function("count_tc", TC).fd), "egress")
+        assert [on for _, on in made.attachments()] == [True, True]
+        subprocess.run(["ip", "-n", upf, "link", "del", "n3"], check=True)
+        assert [(link.hook, on) for link, on in made.attachments()] == [
+            ("xdp", False),
+            ("tcx-egress", False),
+        ]
+    finally:
+        made.detach_all()
+
+
 def test_a_killed_process_leaves_its_pinned_program_counting(
     topology: Topology, pin_dir: Path, run_stats: None
 ) -> None:

@@ -1,6 +1,7 @@
-"""The time-series server the publisher tests write to: Debian's
-victoria-metrics on loopback (it takes the InfluxDB v2 write API), started,
-stopped and restarted on the same port and data by the tests; or, with
+"""The time-series server the publisher and remote-write tests write to:
+Debian's victoria-metrics on loopback (it takes the InfluxDB v2 write API
+and Prometheus remote write), started, stopped and restarted on the same
+port and data by the tests; or, with
 SAURON_TEST_INFLUXDB_URL (and _TOKEN, _ORG, _BUCKET), a real InfluxDB 2
 that the tests only read back from (they cannot stop it).
 
@@ -63,6 +64,7 @@ class VictoriaMetrics:
                 f"-storageDataPath={self.data}",
                 "-retentionPeriod=100y",
                 "-search.disableCache",
+                "-search.latencyOffset=0s",
                 "-loggerLevel=ERROR",
             ],
             stdout=log,
@@ -84,6 +86,21 @@ class VictoriaMetrics:
             self.proc.terminate()
             self.proc.wait(timeout=30)
         self.proc = None
+
+    def series(self, match: str) -> dict[tuple[tuple[str, str], ...], list[tuple[int, float]]]:
+        """Every series `match` selects, by its labels (`__name__` among them,
+        sorted), with its raw samples (time ms, value) as stored, duplicates
+        included, oldest first."""
+        urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).close()
+        query = urllib.parse.urlencode({"match[]": match})
+        out: dict[tuple[tuple[str, str], ...], list[tuple[int, float]]] = {}
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=30) as r:
+            for text in r.read().decode().splitlines():
+                series = json.loads(text)
+                labels = tuple(sorted(series["metric"].items()))
+                points = zip(series["timestamps"], series["values"], strict=True)
+                out.setdefault(labels, []).extend((int(t), float(v)) for t, v in points)
+        return {labels: sorted(points) for labels, points in out.items()}
 
     def samples(self) -> list[Sample]:
         urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10).close()

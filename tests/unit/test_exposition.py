@@ -104,6 +104,31 @@ def open5gs_names_in(text: str) -> list[tuple[str, dict[str, str]]]:
     return [(n, labels) for n, labels, _ in samples(text) if n.startswith("fivegs_")]
 
 
+def test_each_link_says_whether_the_kernel_still_holds_it() -> None:
+    """What the agent's data path says of its links (here a stand-in for
+    AgentDataPath.attached: the kernel side is tests/netns/test_links.py)
+    is one series per interface and hook, read at each scrape."""
+    runtime, _ = exposition_after_traffic()
+    held = [("n3", "xdp", True), ("ogstun", "tcx-ingress", True)]
+    runtime.prometheus.attached = lambda: held
+    first = {
+        (lb["interface"], lb["hook"]): v
+        for n, lb, v in samples("".join(runtime.exposition()))
+        if n == "sauron_attached"
+    }
+    assert first == {("n3", "xdp"): 1, ("ogstun", "tcx-ingress"): 1}
+    held[1] = ("ogstun", "tcx-ingress", False)  # no tick between: read at the scrape
+    text = "".join(runtime.exposition())
+    after = {
+        (lb["interface"], lb["hook"]): v for n, lb, v in samples(text) if n == "sauron_attached"
+    }
+    assert after == {("n3", "xdp"): 1, ("ogstun", "tcx-ingress"): 0}
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_open5gs_names_are_off_by_default() -> None:
     _, text = exposition_after_traffic()
     assert open5gs_names_in(text) == []

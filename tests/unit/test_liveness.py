@@ -18,9 +18,9 @@ from fake_data_plane import FakeDataPlane
 
 from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import Catalog
+from sauron.export.delivery.outcome import Outcome, WriteResult
 from sauron.export.influx.publisher import Publisher
 from sauron.export.influx.settings import InfluxConfig
-from sauron.export.influx.writer import Outcome, WriteResult
 from sauron.kpi.liveness import HUNG_AT_LEAST_S, UNREADY_AFTER, Liveness
 from sauron.service.app import create_app
 from sauron.service.events import parse_events

@@ -20,10 +20,10 @@ from sauron.abi import layout
 from sauron.agent import runtime as runtime_module
 from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import Catalog, load_catalog
+from sauron.export.delivery.outcome import Outcome, WriteResult
 from sauron.export.exporter import ExporterHealth
 from sauron.export.influx.publisher import STOPPED, Publisher
 from sauron.export.influx.settings import InfluxConfig
-from sauron.export.influx.writer import Outcome, WriteResult
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.liveness import TICK
 from sauron.kpi.records import Snapshot

@@ -1,2 +1,2 @@
-"""The InfluxDB exporter: points, the async writer, retry and the on-disk
-spool."""
+"""The InfluxDB exporter: points and the writer; their lossless delivery is
+sauron.export.delivery's."""

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import aiohttp
 
+from sauron.export.delivery.spool import SUFFIX
 from sauron.export.influx.settings import InfluxConfig, InfluxSettingsError, read_influx_token
-from sauron.export.influx.spool import SUFFIX
 from sauron.host.checks import FAIL, PASS, Check
 from sauron.host.redaction import shown_url, url_password
 

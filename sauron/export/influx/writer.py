@@ -1,57 +1,16 @@
 """One write request to the server through influxdb-client's async API, and
-what its answer means for the batch: written, worth retrying (no
-connection, timeout, 5xx, 429), refused for who we are (401, 403, 404: a
-bad token, an unknown org or bucket), or refused for what it holds (other
-4xx: retrying the same bytes cannot help)."""
+what its answer means for the batch (sauron.export.delivery.outcome): a
+refusal of who we are is a bad token, an unknown org or bucket."""
 
 from __future__ import annotations
 
-import dataclasses
-import email.utils
-import enum
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from sauron.export.delivery.outcome import Outcome, WriteResult, by_status, redacted
 from sauron.export.influx.settings import InfluxConfig
 from sauron.host.redaction import url_password
-
-
-class Outcome(enum.Enum):
-    WRITTEN = "written"
-    RETRY = "retry"
-    REJECTED = "rejected"
-    INVALID = "invalid"
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    outcome: Outcome
-    status: int | None = None
-    #: the server's message or the connection error, for the log (never the token)
-    message: str = ""
-    #: seconds the server asked us to wait (Retry-After)
-    retry_after: float | None = None
-
-
-REJECTED_STATUS = (401, 403, 404)
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date; None if absent
-    or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _client_errors() -> tuple[type[BaseException], ...]:
@@ -71,13 +30,7 @@ def classify(exc: BaseException) -> WriteResult:
         status = int(exc.status or 0)
         message = str(getattr(exc, "message", "") or exc.reason or "")
         headers: Any = exc.headers or {}
-        if status == 429 or status >= 500:
-            return WriteResult(
-                Outcome.RETRY, status, message, retry_after_seconds(headers.get("Retry-After"))
-            )
-        if status in REJECTED_STATUS:
-            return WriteResult(Outcome.REJECTED, status, message)
-        return WriteResult(Outcome.INVALID, status, message)
+        return by_status(status, message, headers.get("Retry-After"))
     if isinstance(exc, TimeoutError):
         return WriteResult(Outcome.RETRY, None, "timed out")
     return WriteResult(Outcome.RETRY, None, str(exc) or type(exc).__name__)
@@ -117,10 +70,7 @@ class InfluxWriter:
         return WriteResult(Outcome.WRITTEN, 204)
 
     def _redacted(self, result: WriteResult) -> WriteResult:
-        message = result.message
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return dataclasses.replace(result, message=message)
+        return redacted(result, self._secrets)
 
     async def close(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]

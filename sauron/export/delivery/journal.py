@@ -35,16 +35,15 @@ class Journal:
         """What the last agent queued and never wrote or spooled; the
         journal is emptied (the caller spools them)."""
         try:
-            text = self.path.read_text()
+            text = self.path.read_bytes().decode()
         except FileNotFoundError:
             return []
         except (OSError, UnicodeDecodeError) as exc:
             log.error("queue journal unreadable", extra={"path": str(self.path), "error": str(exc)})
             return []
-        lines = text.splitlines()
-        if text and not text.endswith("\n"):
-            lines = lines[:-1]  # a write cut short: its point was never whole
-        return lines
+        # "\n" alone ends a line: a value may hold any other line break
+        # the last piece is "" or a write cut short, whose point was never whole
+        return text.split("\n")[:-1]
 
     def append(self, lines: list[str]) -> None:
         self._write(lines, self.path, os.O_APPEND)

@@ -1,5 +1,5 @@
-"""The on-disk spool: batches of line protocol the server could not take,
-kept in order until it can.
+"""The on-disk spool: batches of lines (an InfluxDB point or a remote-write
+sample each) the server could not take, kept in order until it can.
 
 One file per batch, named by a sequence number, written to a temporary
 name, fsync'd, then renamed (and the directory fsync'd), so a batch is
@@ -136,13 +136,14 @@ class Spool:
         while self._index:
             seq = next(iter(self._index))
             try:
-                text = self._path(seq).read_text()
+                text = self._path(seq).read_bytes().decode()
             except OSError as exc:
                 points = self._index[seq][1]
                 self.remove(seq)
                 self._drop(points, f"spool file unreadable: {exc.strerror}")
                 continue
-            return Batch(seq, text.splitlines())
+            # "\n" alone ends a line: a value may hold any other line break
+            return Batch(seq, text.split("\n")[:-1])
         return None
 
     def remove(self, seq: int) -> None:
