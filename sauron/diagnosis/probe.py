@@ -65,13 +65,7 @@ class DiagnosisReading:
         out = DiagnosisReading()
         for key, h in self.waits.items():
             old = before.waits.get(key)
-            delta = Histogram(
-                h.geometry,
-                [a - b for a, b in zip(h.buckets, old.buckets, strict=True)] if old else h.buckets,
-                h.count - (old.count if old else 0),
-                h.total - (old.total if old else 0),
-                h.maximum,  # the maximum since opened: an upper bound of the window's
-            )
+            delta = h.minus(old) if old is not None else h
             if delta.count:
                 out.waits[key] = delta
         for watch, counts in self.tasks.items():

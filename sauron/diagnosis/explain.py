@@ -1,0 +1,270 @@
+"""A diagnosis: the delay or loss factors of a degraded slice, ranked by
+their measured contribution to the figure that failed, each with its
+evidence and the method that measured it.
+
+Latency (a percentile of transit, RAN or DN time over its limit): each wait
+the network functions' threads met is compared with the failing figure at
+the same percentile: the run-queue wait (woken, not yet running: the
+diagnosis probe, with the task that held the CPU) and the futex wait (their
+own locks); what is left of the figure once the longest wait is taken out
+is the time inside the UPF itself. A factor's share is its figure over the
+failing one, at most 1.
+
+Loss (a loss ratio over its limit): the packets lost are split by where:
+on the radio side (GTP-U sequence gaps at N3 ingress: they never reached
+the UPF), in the kernel before the UPF read them (its socket's receive
+buffer full, the receive backlog full, its TUN queue full), inside the UPF
+(stamped entering, never seen leaving). A factor's share is its count over
+all counted losses.
+
+A slice whose neighbour's load rose above its own baseline while it was
+degraded names that neighbour (the noisy neighbour), with its throughput
+then and before."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sauron.abi import diagnosis_layout as dl
+from sauron.abi.histogram import Histogram
+from sauron.diagnosis.host_counters import HostReading
+from sauron.diagnosis.probe import Culprit, DiagnosisReading
+
+NS_PER_MS = 1e6
+#: the percentile each latency target names, as the fraction it stands for
+QUANTILE_OF = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}
+#: a neighbour is named when its throughput rose at least this many times
+#: above its baseline and carries at least this share of the node's
+NEIGHBOUR_RISE = 2.0
+NEIGHBOUR_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Failing:
+    """The target that failed: "transit_latency_ms.p99.uplink",
+    "max_loss_ratio.sequence.downlink", ...; its limit and value."""
+
+    target: str
+    limit: float
+    value: float
+
+    @property
+    def kind(self) -> str:
+        return "loss" if self.target.startswith("max_loss_ratio") else "latency"
+
+    @property
+    def quantile(self) -> float:
+        """The fraction a latency target's percentile stands for."""
+        parts = self.target.split(".")
+        return QUANTILE_OF.get(parts[1], 0.99) if len(parts) > 1 else 0.99
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Packets lost over the degraded intervals, by where they were counted."""
+
+    #: GTP-U sequence numbers never received at N3 ingress
+    radio_side: int = 0
+    #: stamped entering the UPF, never seen leaving
+    inside_upf: int = 0
+
+
+@dataclass
+class Evidence:
+    """What was measured over the degraded intervals and, for the kernel's
+    counters and the neighbours, over as many healthy intervals before."""
+
+    #: watch index -> the network function's name and pid ("open5gs-upfd (pid 812)")
+    functions: dict[int, str] = field(default_factory=dict)
+    #: the diagnosis probe's counts over the degraded intervals; None: the
+    #: probe could not be attached, and why
+    probe: DiagnosisReading | None = None
+    probe_missing: str = ""
+    host: HostReading = field(default_factory=HostReading)
+    baseline_host: HostReading | None = None
+    losses: Losses = field(default_factory=Losses)
+    #: slice -> (Mbit/s while degraded, Mbit/s before), the diagnosed one included
+    throughput: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One cause, with its share of the failing figure (0-1), the figure
+    itself in words, the numbers it rests on and how they were measured."""
+
+    name: str
+    share: float
+    figure: str
+    evidence: dict[str, object]
+    method: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    slice_name: str
+    failing: Failing
+    factors: list[Factor]
+    #: the one sentence: the failing figure and its first factor
+    summary: str
+    #: the slice whose load rose meanwhile, and its Mbit/s then and before
+    neighbour: tuple[str, float, float] | None = None
+    #: what could not be measured, and why
+    unmeasured: list[str] = field(default_factory=list)
+
+
+def _ms(ns: float) -> float:
+    return ns / NS_PER_MS
+
+
+def _at(h: Histogram, q: float) -> float | None:
+    estimate = h.percentile(q)
+    return None if estimate is None else estimate.value
+
+
+def _top_culprit(culprits: list[Culprit], total_ns: int) -> dict[str, object] | None:
+    if not culprits or total_ns <= 0:
+        return None
+    top = culprits[0]
+    return {
+        "comm": top.comm or "(idle)",
+        "pid": top.tgid,
+        "cpu": top.cpu,
+        "share_of_wait": round(top.wait_ns / total_ns, 3),
+    }
+
+
+def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> list[Factor]:
+    factors: list[Factor] = []
+    q = failing.quantile
+    figure_ms = failing.value
+    longest_ms = 0.0
+    if ev.probe is None:
+        unmeasured.append(f"run-queue and futex waits: {ev.probe_missing or 'no probe'}")
+    else:
+        for (watch, kind), h in sorted(ev.probe.waits.items()):
+            at = _at(h, q)
+            if at is None:
+                continue
+            wait_ms = _ms(at)
+            who = ev.functions.get(watch, f"watch {watch}")
+            evidence: dict[str, object] = {
+                "function": who,
+                "waits": h.count,
+                "mean_ms": round(_ms(h.total / h.count), 3),
+                f"p{q * 100:g}_ms": round(wait_ms, 3),
+            }
+            if kind == dl.WAIT_RUNQUEUE:
+                name, what = "run_queue_wait", "run-queue wait"
+                culprit = _top_culprit(ev.probe.culprits.get(watch, []), h.total)
+                if culprit is not None:
+                    evidence["held_by"] = culprit
+                preemptions = ev.probe.tasks.get(watch, (0, 0, 0))[0]
+                evidence["preemptions"] = preemptions
+                method = "sched_wakeup/sched_switch: wakeup or preemption until running"
+            else:
+                name, what = "futex_wait", "futex wait"
+                method = "sys_enter/sys_exit of futex calls"
+            longest_ms = max(longest_ms, wait_ms)
+            factors.append(
+                Factor(
+                    name,
+                    min(1.0, wait_ms / figure_ms) if figure_ms > 0 else 0.0,
+                    f"{what} p{q * 100:g} {wait_ms:.2f} ms in {who}",
+                    evidence,
+                    method,
+                )
+            )
+    if ev.probe is not None and figure_ms > 0:
+        inside = max(0.0, figure_ms - longest_ms)
+        factors.append(
+            Factor(
+                "inside_upf",
+                inside / figure_ms,
+                f"{inside:.2f} ms inside the UPF once its longest wait is taken out",
+                {"figure_ms": figure_ms, "longest_wait_ms": round(longest_ms, 3)},
+                "the failing percentile minus the longest wait at the same percentile",
+            )
+        )
+    return factors
+
+
+def _loss_factors(ev: Evidence) -> list[Factor]:
+    rcvbuf = sum(u.rcvbuf_errors for u in ev.host.udp.values())
+    backlog = sum(s.dropped for s in ev.host.softnet)
+    tun = sum(d.tx_dropped for d in ev.host.links.values())
+    counts = {
+        "radio_side": (
+            ev.losses.radio_side,
+            "GTP-U sequence gaps at N3 ingress: lost before the UPF",
+            "sequence numbers never received, per tunnel",
+        ),
+        "socket_overflow": (
+            rcvbuf,
+            "datagrams refused by the UPF's full socket receive buffer",
+            "/proc/PID/net/snmp Udp RcvbufErrors in the UPF's namespace",
+        ),
+        "backlog_drops": (
+            backlog,
+            "packets dropped from a full receive backlog",
+            "/proc/net/softnet_stat dropped, per CPU",
+        ),
+        "tun_drops": (
+            tun,
+            "packets the kernel could not queue to the UPF's TUN device",
+            "/proc/PID/net/dev tx_dropped of the UPF's TUN devices",
+        ),
+        "inside_upf": (
+            ev.losses.inside_upf,
+            "packets that entered the UPF and never left",
+            "transit stamps expired unmatched",
+        ),
+    }
+    total = sum(n for n, _, _ in counts.values())
+    if total == 0:
+        return []
+    return [
+        Factor(name, n / total, f"{n} {what}", {"packets": n}, method)
+        for name, (n, what, method) in counts.items()
+        if n
+    ]
+
+
+def _neighbour(slice_name: str, ev: Evidence) -> tuple[str, float, float] | None:
+    node_now = sum(now for now, _ in ev.throughput.values())
+    best = None
+    for name, (now, before) in ev.throughput.items():
+        if name == slice_name or node_now <= 0:
+            continue
+        rose = now >= NEIGHBOUR_RISE * max(before, 1e-9)
+        if rose and now / node_now >= NEIGHBOUR_SHARE and (best is None or now > best[1]):
+            best = (name, now, before)
+    return best
+
+
+def diagnose(slice_name: str, failing: Failing, ev: Evidence) -> Diagnosis:
+    """The factors of one failing target, most contributing first."""
+    unmeasured: list[str] = []
+    if failing.kind == "latency":
+        factors = _latency_factors(failing, ev, unmeasured)
+        head = (
+            f"{failing.target.split('.')[0]} {failing.target.split('.')[1]} {failing.value:.2f} ms"
+        )
+    else:
+        factors = _loss_factors(ev)
+        head = f"loss {failing.value * 100:.2f} %"
+    factors.sort(key=lambda f: -f.share)
+    neighbour = _neighbour(slice_name, ev)
+    summary = f"{slice_name}: {head}"
+    if factors:
+        first = factors[0]
+        summary += f", of which {first.figure} ({first.share * 100:.0f} %)"
+        held = first.evidence.get("held_by")
+        if isinstance(held, dict):
+            summary += f": waited on CPU {held['cpu']} behind {held['comm']} (pid {held['pid']})"
+    else:
+        summary += ": no factor measured"
+    if neighbour is not None:
+        summary += (
+            f", while {neighbour[0]} carried {neighbour[1]:.0f} Mbit/s (before: {neighbour[2]:.0f})"
+        )
+    return Diagnosis(slice_name, failing, factors, summary, neighbour, unmeasured)

@@ -1,0 +1,107 @@
+"""The kernel counters a diagnosis reads beside its probe: from a folder
+shaped like /proc (the files as kernel 6.18 writes them), then from this
+machine's own /proc for this process. No root, no kernel programs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from sauron.diagnosis.host_counters import (
+    LinkDrops,
+    Softnet,
+    UdpCounters,
+    read_host,
+    read_link_drops,
+    read_run_delay,
+    read_softnet,
+    read_udp,
+)
+
+SOFTNET = (
+    "01f8a472 00000000 00000002 00000000 00000000 00000000 00000000 00000000 00000000 "
+    "00000000 00000000 00000000 00000000 00000000 00000000\n"
+    "0253cbb7 0000000a 00000005 00000000 00000000 00000000 00000000 00000000 00000000 "
+    "00000000 00000000 00000000 00000001 00000000 00000000\n"
+)
+SNMP = (
+    "Ip: Forwarding DefaultTTL\nIp: 1 64\n"
+    "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors "
+    "IgnoredMulti MemErrors\n"
+    "Udp: 145724 250 2716 148958 2716 0 0 0 0\n"
+    "UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors "
+    "InCsumErrors IgnoredMulti MemErrors\nUdpLite: 0 0 0 0 0 0 0 0 0\n"
+)
+DEV = (
+    "Inter-|   Receive                                                |  Transmit\n"
+    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets "
+    "errs drop fifo colls carrier compressed\n"
+    "    lo:    1000      10    0    0    0     0          0         0     1000      10    "
+    "0    0    0     0       0          0\n"
+    "ogstun: 5000000   4000    0    3    0     0          0         0  9000000   7000    "
+    "0   41    0     0       0          0\n"
+)
+
+
+def fake_proc(tmp_path: Path, pid: int, run_delays: list[int]) -> Path:
+    (tmp_path / "net").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "net" / "softnet_stat").write_text(SOFTNET)
+    net = tmp_path / str(pid) / "net"
+    net.mkdir(parents=True, exist_ok=True)
+    (net / "snmp").write_text(SNMP)
+    (net / "dev").write_text(DEV)
+    for n, delay in enumerate(run_delays):
+        task = tmp_path / str(pid) / "task" / str(pid + n)
+        task.mkdir(parents=True, exist_ok=True)
+        (task / "schedstat").write_text(f"123456 {delay} 42\n")
+    return tmp_path
+
+
+def test_each_file_is_read_as_the_kernel_writes_it(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, 4242, [1_000, 2_500])
+    assert read_softnet(root) == [Softnet(0x01F8A472, 0, 2), Softnet(0x0253CBB7, 10, 5)]
+    assert read_udp(4242, root) == UdpCounters(145724, 2716, 2716)
+    assert read_link_drops(4242, root)["ogstun"] == LinkDrops(3, 41)
+    assert read_run_delay(4242, root) == 3_500
+
+
+def test_an_interval_is_the_difference_and_what_vanished_is_left_out(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, 4242, [1_000])
+    before = read_host([4242, 77], {4242: ["ogstun", "nope"]}, root)
+    assert 77 not in before.udp and (4242, "nope") not in before.links
+    (root / "4242" / "net" / "dev").write_text(DEV.replace("   41 ", "   50 "))
+    (root / "4242" / "net" / "snmp").write_text(
+        SNMP.replace("2716 148958 2716", "2720 148958 2719")
+    )
+    (root / "4242" / "task" / "4242" / "schedstat").write_text("1 9000 3\n")
+    moved = read_host([4242], {4242: ["ogstun"]}, root).since(before)
+    assert moved.links[(4242, "ogstun")] == LinkDrops(0, 9)
+    assert moved.udp[4242] == UdpCounters(0, 4, 3)
+    assert moved.run_delay_ns[4242] == 8_000
+    assert moved.softnet == [Softnet(0, 0, 0), Softnet(0, 0, 0)]
+
+
+def test_a_process_that_is_gone_gives_no_figure(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path, 1, [5])
+    assert read_udp(999, root) is None and read_run_delay(999, root) is None
+    assert read_link_drops(999, root) == {}
+    assert read_softnet(tmp_path / "missing") == []
+
+
+def test_this_machines_proc_reads() -> None:
+    pid = os.getpid()
+    before = read_udp(pid)
+    assert before is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
+        rx.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for _ in range(5):
+                tx.sendto(b"x", rx.getsockname())
+        for _ in range(5):
+            rx.recv(16)
+    after = read_udp(pid)
+    assert after is not None and after.in_datagrams >= before.in_datagrams + 5
+    assert "lo" in read_link_drops(pid)
+    assert len(read_softnet()) >= 1
+    assert (read_run_delay(pid) or 0) >= 0
