@@ -1,0 +1,205 @@
+"""The agent's diagnoses: each interval, in the engine's thread right after
+its tick, the SLA tracker's target states feed the trigger
+(sauron.diagnosis.trigger); while an episode lasts the diagnosis probe is
+attached, and every degraded interval it was attached for becomes one
+diagnosis per failing latency or loss target (sauron.diagnosis.explain),
+with the kernel's counters of that interval and of the healthy interval
+before the episode as its baseline. Detached again a tail after the last
+failure: the probe costs nothing while every slice is healthy.
+
+The interval in which a degradation is first seen is not diagnosed with the
+probe (it was not attached during it); the kernel's counters, read every
+interval, cover it."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sauron.diagnosis.explain import Diagnosis, Evidence, Failing, Losses, diagnose
+from sauron.diagnosis.host_counters import HostReading
+from sauron.diagnosis.probe import DiagnosisReading
+from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, degraded_targets
+from sauron.kpi.records import SliceKpis, Snapshot
+
+log = logging.getLogger(__name__)
+
+FIRST_INTERVAL = "attached at the end of the interval the degradation was first seen in"
+
+
+class TargetStates(Protocol):
+    """What the orchestration needs of the SLA tracker (sauron.kpi.sla)."""
+
+    def target_states(self, slice_name: str) -> dict[str, str]: ...
+
+
+class Probe(Protocol):
+    """What the orchestration needs of sauron.diagnosis.probe.DiagnosisProbe."""
+
+    @property
+    def attached(self) -> bool: ...
+    def watch(self, tgids: Mapping[int, int]) -> None: ...
+    def attach(self) -> None: ...
+    def detach(self) -> None: ...
+    def read(self) -> DiagnosisReading: ...
+
+
+@dataclass(frozen=True)
+class Diagnosed:
+    """One diagnosis, at the end of the interval it explains (unix s)."""
+
+    time: float
+    diagnosis: Diagnosis
+
+
+def _mbps(kpis: SliceKpis) -> float:
+    return kpis.uplink.mbps + kpis.downlink.mbps
+
+
+def _losses(kpis: SliceKpis, target: str) -> Losses:
+    """The losses counted in the failing target's direction."""
+    direction = target.rsplit(".", 1)[-1]
+    k = kpis.downlink if direction == "downlink" else kpis.uplink
+    return Losses(radio_side=k.loss.sequence_lost, inside_upf=k.loss.transit_lost)
+
+
+class Diagnosing:
+    """diagnosing.on_snapshot(snapshot) each interval; `latest` and
+    `history(slice)` hold what it found.
+
+    `watched()` gives the network functions to diagnose, {tgid: name};
+    `read_host(tgids)` the kernel's counters for them; `probe` is None when
+    it could not be opened (`probe_missing` says why): diagnoses are then
+    made from the counters alone, and say what they could not measure."""
+
+    def __init__(
+        self,
+        sla: TargetStates,
+        probe: Probe | None,
+        watched: Callable[[], dict[int, str]],
+        read_host: Callable[[list[int]], HostReading],
+        probe_missing: str = "",
+        tail: int = 5,
+        keep: int = 100,
+    ) -> None:
+        self.sla, self.probe, self.probe_missing = sla, probe, probe_missing
+        self.watched, self.read_host = watched, read_host
+        self.trigger = DiagnosisTrigger(tail)
+        self.keep = keep
+        self._interval = 0
+        self._tgids: dict[int, int] = {}  # tgid -> watch index
+        self._names: dict[int, str] = {}  # watch index -> name
+        self._host: HostReading | None = None
+        #: the interval before the current one: its counters and throughput
+        self._before: tuple[HostReading, dict[str, float]] | None = None
+        #: per slice: the baseline of its episode (counters, throughput)
+        self._baselines: dict[str, tuple[HostReading | None, dict[str, float]]] = {}
+        self._probe_reading: DiagnosisReading | None = None
+        self._history: dict[str, deque[Diagnosed]] = {}
+
+    # -- results ----------------------------------------------------------
+
+    def history(self, slice_name: str) -> list[Diagnosed]:
+        """The slice's diagnoses, oldest first (at most `keep`)."""
+        return list(self._history.get(slice_name, ()))
+
+    def latest(self, slice_name: str) -> Diagnosed | None:
+        found = self._history.get(slice_name)
+        return found[-1] if found else None
+
+    # -- each interval ----------------------------------------------------
+
+    def _refresh_watch(self) -> None:
+        found = self.watched()
+        if set(found) == set(self._tgids):
+            return
+        self._tgids = {tgid: index for index, tgid in enumerate(sorted(found))}
+        self._names = {index: f"{found[tgid]} (pid {tgid})" for tgid, index in self._tgids.items()}
+        if self.probe is not None:
+            self.probe.watch(self._tgids)
+
+    def on_snapshot(self, snap: Snapshot) -> None:
+        self._interval += 1
+        self._refresh_watch()
+        host = self.read_host(sorted(self._tgids))
+        moved = host.since(self._host) if self._host is not None else None
+        self._host = host
+        throughput = {name: _mbps(k) for name, k in snap.slices.items()}
+
+        probe_moved: DiagnosisReading | None = None
+        was_attached = self.probe is not None and self.probe.attached
+        if self.probe is not None and was_attached:
+            reading = self.probe.read()
+            if self._probe_reading is not None:
+                probe_moved = reading.since(self._probe_reading)
+            self._probe_reading = reading
+
+        degraded = {name: degraded_targets(self.sla.target_states(name)) for name in snap.slices}
+        changes = self.trigger.observe(self._interval, degraded)
+        for episode in changes.began:
+            before = self._before
+            self._baselines[episode.slice_name] = (
+                (before[0], before[1]) if before is not None else (None, {})
+            )
+            log.warning(
+                "slice degraded: diagnosing",
+                extra={"slice": episode.slice_name, "targets": sorted(episode.targets)},
+            )
+        for episode in changes.ended:
+            self._baselines.pop(episode.slice_name, None)
+            log.info("slice recovered: diagnosis ended", extra={"slice": episode.slice_name})
+
+        if moved is not None:
+            for name in self.trigger.episodes:
+                kpis = snap.slices.get(name)
+                if kpis is None:
+                    continue
+                self._diagnose(snap.time, kpis, moved, probe_moved, was_attached, throughput)
+
+        if self.probe is not None:
+            if self.trigger.attached and not self.probe.attached:
+                self.probe.attach()
+                self._probe_reading = self.probe.read()
+            elif not self.trigger.attached and self.probe.attached:
+                self.probe.detach()
+                self._probe_reading = None
+        if moved is not None and not self.trigger.attached:
+            self._before = (moved, throughput)
+
+    def _diagnose(
+        self,
+        at: float,
+        kpis: SliceKpis,
+        moved: HostReading,
+        probe_moved: DiagnosisReading | None,
+        was_attached: bool,
+        throughput: dict[str, float],
+    ) -> None:
+        failing = [c for c in kpis.checks if not c.ok and c.target.split(".", 1)[0] in TRIGGERING]
+        if not failing:
+            return
+        baseline_host, baseline_mbps = self._baselines.get(kpis.name, (None, {}))
+        if self.probe is None:
+            missing = self.probe_missing or "no diagnosis probe"
+        elif not was_attached or probe_moved is None:
+            missing = FIRST_INTERVAL
+        else:
+            missing = ""
+        history = self._history.setdefault(kpis.name, deque(maxlen=self.keep))
+        for check in failing:
+            evidence = Evidence(
+                functions=dict(self._names),
+                probe=probe_moved if not missing else None,
+                probe_missing=missing,
+                host=moved,
+                baseline_host=baseline_host,
+                losses=_losses(kpis, check.target),
+                throughput={
+                    name: (now, baseline_mbps.get(name, now)) for name, now in throughput.items()
+                },
+            )
+            found = diagnose(kpis.name, Failing(check.target, check.limit, check.value), evidence)
+            history.append(Diagnosed(at, found))

@@ -1,0 +1,134 @@
+"""The agent's diagnosis loop, interval by interval: nothing is attached
+while every slice is healthy; a latency target at risk attaches the probe
+at the end of that interval (whose diagnosis says the probe was not yet
+there), the next degraded interval is diagnosed from the probe's waits, and
+a tail of healthy intervals later the probe is detached. The probe and the
+kernel's counters are stand-ins here that count what they are asked (the
+probe itself is tests/kernel/test_diagnosis_probe.py); the SLA states and
+the snapshots are shaped as the engine makes them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sauron.abi import diagnosis_layout as dl
+from sauron.abi.histogram import LATENCY, Histogram
+from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing
+from sauron.diagnosis.host_counters import HostReading, UdpCounters
+from sauron.diagnosis.probe import Culprit, DiagnosisReading
+from sauron.kpi.records import Check, SliceKpis, Snapshot
+
+MS = 1_000_000
+TARGET = "transit_latency_ms.p99.uplink"
+
+
+class CountingProbe:
+    """Keeps cumulative waits as the kernel would: each read adds one
+    interval's run-queue waits of 8 ms behind a hog while attached."""
+
+    def __init__(self) -> None:
+        self.attached = False
+        self.attaches = self.detaches = 0
+        self.watched: dict[int, int] = {}
+        self.total = Histogram(LATENCY)
+        self.held = 0
+
+    def watch(self, tgids: Mapping[int, int]) -> None:
+        self.watched = dict(tgids)
+
+    def attach(self) -> None:
+        self.attached, self.attaches = True, self.attaches + 1
+
+    def detach(self) -> None:
+        self.attached, self.detaches = False, self.detaches + 1
+
+    def read(self) -> DiagnosisReading:
+        if self.attached:
+            for _ in range(20):
+                self.total.record(8 * MS)
+            self.held += 20 * 8 * MS
+        total = Histogram(LATENCY, list(self.total.buckets), self.total.count, self.total.total)
+        return DiagnosisReading(
+            waits={(0, dl.WAIT_RUNQUEUE): total} if total.count else {},
+            culprits={0: [Culprit(4242, "stress-ng", 1, self.held, self.total.count)]},
+        )
+
+
+class States:
+    def __init__(self) -> None:
+        self.now: dict[str, dict[str, str]] = {}
+
+    def target_states(self, slice_name: str) -> dict[str, str]:
+        return self.now.get(slice_name, {})
+
+
+def snapshot(t: float, p99_ms: float | None) -> Snapshot:
+    urllc = SliceKpis(name="urllc", slice_id=2, snssai="2-000001")
+    if p99_ms is not None:
+        urllc.checks.append(Check("urllc", TARGET, 5.0, p99_ms, p99_ms <= 5.0))
+    return Snapshot(time=t, interval_s=1.0, slices={"urllc": urllc})
+
+
+def test_the_probe_is_attached_only_while_a_slice_is_degraded() -> None:
+    probe, states = CountingProbe(), States()
+    rcvbuf = [0]
+
+    def host(tgids: list[int]) -> HostReading:
+        rcvbuf[0] += 1
+        return HostReading(udp={t: UdpCounters(0, 0, rcvbuf[0]) for t in tgids})
+
+    loop = Diagnosing(states, probe, lambda: {812: "open5gs-upfd"}, host, tail=1)
+    for t in range(3):  # healthy
+        states.now = {"urllc": {TARGET: "met"}}
+        loop.on_snapshot(snapshot(t, 1.0))
+    assert probe.attaches == 0 and loop.history("urllc") == []
+    assert probe.watched == {812: 0}
+
+    states.now = {"urllc": {TARGET: "at risk"}}
+    loop.on_snapshot(snapshot(3, 9.1))
+    assert probe.attached
+    (first,) = loop.history("urllc")
+    assert first.time == 3 and first.diagnosis.unmeasured == [
+        f"run-queue and futex waits: {FIRST_INTERVAL}"
+    ]
+
+    loop.on_snapshot(snapshot(4, 9.1))
+    second = loop.latest("urllc")
+    assert second is not None and second.time == 4
+    top = second.diagnosis.factors[0]
+    assert top.name == "run_queue_wait" and top.evidence["function"] == "open5gs-upfd (pid 812)"
+    assert "behind stress-ng (pid 4242)" in second.diagnosis.summary
+
+    states.now = {"urllc": {TARGET: "met"}}
+    loop.on_snapshot(snapshot(5, 1.0))  # the tail
+    assert probe.attached
+    loop.on_snapshot(snapshot(6, 1.0))
+    assert not probe.attached and probe.detaches == 1
+    assert len(loop.history("urllc")) == 2  # healthy intervals are not diagnosed
+
+
+def test_without_a_probe_the_counters_still_diagnose_and_say_what_is_missing() -> None:
+    states = States()
+    loop = Diagnosing(
+        states,
+        None,
+        lambda: {812: "open5gs-upfd"},
+        lambda tgids: HostReading(),
+        probe_missing="no BTF on this kernel",
+    )
+    states.now = {"urllc": {TARGET: "met"}}
+    loop.on_snapshot(snapshot(0, 1.0))
+    states.now = {"urllc": {TARGET: "violated"}}
+    loop.on_snapshot(snapshot(1, 9.1))
+    found = loop.latest("urllc")
+    assert found is not None
+    assert found.diagnosis.unmeasured == ["run-queue and futex waits: no BTF on this kernel"]
+
+
+def test_the_history_is_bounded() -> None:
+    states = States()
+    loop = Diagnosing(states, None, dict, lambda tgids: HostReading(), keep=3)
+    states.now = {"urllc": {TARGET: "violated"}}
+    for t in range(10):
+        loop.on_snapshot(snapshot(t, 9.1))
+    assert [d.time for d in loop.history("urllc")] == [7, 8, 9]
