@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sauron.abi import energy_layout
+from sauron.abi import diagnosis_layout, energy_layout
 from sauron.control.settings import ControlPlaneConfig
 from sauron.energy.model import IdleRule
 from sauron.energy.watch import WatchEntry
@@ -221,6 +221,24 @@ class EnergyConfig(BaseModel):
     tick_hz: Annotated[int, Field(ge=10, le=1000)] = 100
 
 
+class DiagnosisConfig(BaseModel):
+    """Why a slice is late or lossy: a kernel probe attached only while a
+    slice's latency or loss target is at risk or violated, its factors
+    ranked per degraded interval (docs/diagnosis.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: false: the probe is not built and nothing is diagnosed
+    enabled: bool = True
+    #: healthy intervals after a slice's last failure before the probe is detached
+    tail_intervals: Annotated[int, Field(ge=0, le=3600)] = 5
+    #: diagnoses kept per slice (the API's history)
+    keep: Annotated[int, Field(ge=1, le=10_000)] = 100
+    #: the network functions whose waits are traced, by name or pid; none:
+    #: energy.watch's (cgroup entries are not traced)
+    watch: Annotated[list[WatchEntry], Field(max_length=diagnosis_layout.WATCHED)] | None = None
+
+
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -237,6 +255,7 @@ class AgentConfig(BaseModel):
     sla: SlaRule = SlaRule()
     history: HistoryConfig = HistoryConfig()
     energy: EnergyConfig = EnergyConfig()
+    diagnosis: DiagnosisConfig = DiagnosisConfig()
     #: the InfluxDB publisher (SAURON_INFLUX_* in the environment win over it)
     influx: InfluxConfig = InfluxConfig()
     #: OTLP/HTTP metrics to an OpenTelemetry Collector (OTEL_EXPORTER_OTLP_*,

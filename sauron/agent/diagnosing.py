@@ -16,13 +16,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from sauron.diagnosis.explain import Diagnosis, Evidence, Failing, Losses, diagnose
-from sauron.diagnosis.host_counters import HostReading
-from sauron.diagnosis.probe import DiagnosisReading
-from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, degraded_targets
+from sauron.agent.config import DiagnosisConfig
+from sauron.diagnosis.explain import Diagnosed, Evidence, Failing, Losses, diagnose
+from sauron.diagnosis.host_counters import HostReading, read_host
+from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading
+from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, Episode, degraded_targets
+from sauron.energy.watch import WatchEntry, resolve
 from sauron.kpi.records import SliceKpis, Snapshot
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,7 @@ class Probe(Protocol):
     def attach(self) -> None: ...
     def detach(self) -> None: ...
     def read(self) -> DiagnosisReading: ...
-
-
-@dataclass(frozen=True)
-class Diagnosed:
-    """One diagnosis, at the end of the interval it explains (unix s)."""
-
-    time: float
-    diagnosis: Diagnosis
+    def close(self) -> None: ...
 
 
 def _mbps(kpis: SliceKpis) -> float:
@@ -109,6 +104,26 @@ class Diagnosing:
     def latest(self, slice_name: str) -> Diagnosed | None:
         found = self._history.get(slice_name)
         return found[-1] if found else None
+
+    def episode(self, slice_name: str) -> Episode | None:
+        """The slice's degradation being diagnosed now (tail included)."""
+        return self.trigger.episodes.get(slice_name)
+
+    @property
+    def probe_attached(self) -> bool:
+        return self.probe is not None and self.probe.attached
+
+    @property
+    def probe_available(self) -> bool:
+        return self.probe is not None
+
+    def close(self) -> None:
+        """Detaches the probe and lets go of its pins (they stay, for the
+        next agent)."""
+        if self.probe is not None:
+            if self.probe.attached:
+                self.probe.detach()
+            self.probe.close()
 
     # -- each interval ----------------------------------------------------
 
@@ -203,3 +218,69 @@ class Diagnosing:
             )
             found = diagnose(kpis.name, Failing(check.target, check.limit, check.value), evidence)
             history.append(Diagnosed(at, found))
+
+
+#: intervals between two searches of /proc for the watched processes
+RESOLVE_EVERY = 10
+
+
+class WatchedProcesses:
+    """The watched network functions' processes by name or pid, found in
+    /proc every RESOLVE_EVERY calls (a UPF that restarts is found again),
+    as {tgid: its name}."""
+
+    def __init__(self, entries: list[WatchEntry], proc: Path = Path("/proc")) -> None:
+        self.entries = [e for e in entries if e.cgroup is None]
+        self.proc = proc
+        self._calls = 0
+        self._found: dict[int, str] = {}
+
+    def __call__(self) -> dict[int, str]:
+        if self._calls % RESOLVE_EVERY == 0 or any(
+            not (self.proc / str(tgid)).exists() for tgid in self._found
+        ):
+            resolved = resolve(self.entries, self.proc)
+            self._found = {
+                tgid: self.entries[index].name or f"pid {tgid}"
+                for tgid, index in resolved.tgids.items()
+            }
+        self._calls += 1
+        return dict(self._found)
+
+
+def open_diagnosing(
+    settings: DiagnosisConfig,
+    energy_watch: list[WatchEntry],
+    sla: TargetStates,
+    build: Path | None,
+    build_failed: str,
+    tun_links: list[str],
+) -> Diagnosing | None:
+    """The diagnosis loop over the probe the data path's build pinned (or
+    over the kernel's counters alone, and why, when the probe cannot be
+    had); None when diagnosis is off."""
+    if not settings.enabled:
+        return None
+    probe: DiagnosisProbe | None = None
+    missing = ""
+    if build is None:
+        missing = build_failed or "the diagnosis probe was not built"
+    else:
+        try:
+            probe = DiagnosisProbe(build)
+        except OSError as exc:
+            missing = f"the diagnosis probe could not open: {exc}"
+        else:
+            missing = probe.waits_unknown
+    if missing:
+        log.warning("diagnosis without the kernel probe", extra={"reason": missing})
+    entries = settings.watch if settings.watch is not None else energy_watch
+    return Diagnosing(
+        sla,
+        probe,
+        WatchedProcesses(entries),
+        lambda tgids: read_host(tgids, {tgid: tun_links for tgid in tgids}),
+        probe_missing=missing,
+        tail=settings.tail_intervals,
+        keep=settings.keep,
+    )

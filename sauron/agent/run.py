@@ -30,9 +30,10 @@ from sauron.agent.config import (
     resolve_namespaces,
 )
 from sauron.agent.datapath import AgentDataPath, extra_cflags
+from sauron.agent.diagnosing import Diagnosing, open_diagnosing
 from sauron.agent.interfaces import receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
-from sauron.bpf.companions import ENERGY, N4_FILTER, PFCP_FILTER_FUNCTION
+from sauron.bpf.companions import DIAGNOSIS, ENERGY, N4_FILTER, PFCP_FILTER_FUNCTION
 from sauron.bpf.loader import DataPathControl
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.pinned import PROGRAMS, pin_folder
@@ -335,6 +336,8 @@ def open_control_plane(control: ControlPlane, config: AgentConfig, where: Path) 
 def companions_for(config: AgentConfig) -> tuple[str, ...]:
     """The objects built beside the data path that this configuration uses."""
     wanted = [ENERGY.name] if config.energy.enabled else []
+    if config.diagnosis.enabled:
+        wanted.append(DIAGNOSIS.name)
     if config.control_plane.pfcp:
         wanted.append(N4_FILTER.name)
     return tuple(wanted)
@@ -363,6 +366,7 @@ def run_agent(
         companions=companions_for(config),
     )
     meter: EnergyMeter | None = None
+    diagnosing: Diagnosing | None = None
     control: ControlPlane | None = None
     started = False
     try:
@@ -399,6 +403,17 @@ def run_agent(
         runtime.data_path = datapath.start.detail() if datapath.start else None
         runtime.prometheus.open5gs_names = config.service.open5gs_metric_names
         runtime.prometheus.attached = datapath.attached
+        diagnosing = open_diagnosing(
+            config.diagnosis,
+            config.energy.watch,
+            runtime.engine.sla,
+            datapath.companion_builds.get(DIAGNOSIS.name),
+            datapath.companion_failed.get(DIAGNOSIS.name, ""),
+            [i.name for i in config.interfaces if i.link == "upf_device"],
+        )
+        if diagnosing is not None:
+            runtime.diagnosing = diagnosing
+            runtime.listen("diagnosis", diagnosing.on_snapshot)
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(
@@ -412,6 +427,8 @@ def run_agent(
             control.close()
         if meter is not None:
             meter.close()
+        if diagnosing is not None:
+            diagnosing.close()
         # a start that failed leaves counting what it found
         datapath.stop(
             keep=config.datapath.keep_on_stop or (not started and datapath.found_existing)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sauron.bpf.measurements import TransitExpiry
     from sauron.control.plane import ControlPlane
     from sauron.energy.meter import EnergyMeter
+    from sauron.service.view import DiagnosisLog
 
 #: how long stopping waits for a tick under way to end
 SHUTDOWN_TICK_WAIT_S = 10.0
@@ -108,6 +109,8 @@ class AgentRuntime:
         self.control = control
         #: how the data path was come by, for /readyz (set by `sauron run`)
         self.data_path: dict[str, object] | None = None
+        #: the diagnoses of degraded slices (sauron.agent.diagnosing); None: off
+        self.diagnosing: DiagnosisLog | None = None
         self.liveness = Liveness()
         self.prometheus = PrometheusExporter(self.engine, self.liveness.failures)
         pushed = list(exporters)

@@ -344,6 +344,12 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     return _show(args, lambda api: api.sla(), sla_report)
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from sauron.commands.views import diagnosis_report
+
+    return _show(args, lambda api: api.diagnosis(args.slice, args.limit), diagnosis_report)
+
+
 def _cmd_sessions(args: argparse.Namespace) -> int:
     from sauron.commands.views import pdu_sessions_table
 
@@ -555,6 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(sla)
     sla.add_argument("--json", action="store_true")
     sla.set_defaults(func=_cmd_sla)
+
+    diagnose = sub.add_parser(
+        "diagnose", help="why a slice is late or lossy: its latest diagnoses and their factors"
+    )
+    _client_args(diagnose)
+    diagnose.add_argument("slice", help="a slice name")
+    diagnose.add_argument("--limit", type=int, default=5, help="diagnoses shown (default 5)")
+    diagnose.add_argument("--json", action="store_true")
+    diagnose.set_defaults(func=_cmd_diagnose)
 
     sessions = sub.add_parser(
         "sessions", help="PDU sessions learned from PFCP or the SMF, with their slice"

@@ -201,6 +201,14 @@ class SauronClient:
         params = {"state": state, "slice": slice_name, "ue": ue, "limit": limit, "source": source}
         return await self._model(schemas.PduSessions, "/api/v1/sessions", params)
 
+    async def diagnosis(self, name: str, limit: int = 10) -> schemas.DiagnosisReport:
+        """Why a slice is late or lossy: its latest diagnoses, newest first."""
+        return await self._model(
+            schemas.DiagnosisReport,
+            f"/api/v1/slices/{_segment(name)}/diagnosis",
+            {"limit": limit},
+        )
+
     async def sla(self) -> schemas.SlaReport:
         return await self._model(schemas.SlaReport, "/api/v1/sla")
 

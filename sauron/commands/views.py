@@ -158,6 +158,44 @@ def sla_report(doc: schemas.SlaReport) -> str:
     return "\n".join(lines)
 
 
+def diagnosis_report(doc: schemas.DiagnosisReport) -> str:
+    """`sauron diagnose SLICE`: the probe's state, the episode, then each
+    diagnosis: its sentence and its factors with their shares."""
+    if not doc.enabled:
+        return f"{doc.slice}: diagnosis is off (diagnosis.enabled is false)"
+    probe = doc.probe
+    if probe is not None and not probe.available:
+        state = f"probe unavailable: {probe.missing}"
+    else:
+        state = "probe attached" if probe is not None and probe.attached else "probe detached"
+    episode = doc.episode
+    lines = [
+        f"{doc.slice}: "
+        + (
+            f"degraded since interval {episode.began_interval} ({', '.join(episode.targets)})"
+            if episode is not None
+            else "not degraded"
+        )
+        + f"; {state}"
+    ]
+    if not doc.diagnoses:
+        lines.append("no diagnosis yet")
+    for d in doc.diagnoses:
+        lines += ["", f"{clock(d.time)}  {d.summary}"]
+        for f in d.factors:
+            lines.append(f"  {f.share * 100:5.1f} %  {f.name:<16}{f.figure}  [{f.method}]")
+            held = f.evidence.get("held_by")
+            if isinstance(held, dict):
+                lines.append(
+                    f"{'':28}the CPU held by {held.get('comm')} (pid {held.get('pid')}) on "
+                    f"CPU {held.get('cpu')}, {float(held.get('share_of_wait', 0)) * 100:.0f} % "
+                    "of the wait"
+                )
+        for what in d.unmeasured:
+            lines.append(f"  not measured: {what}")
+    return "\n".join(lines)
+
+
 def top_screen(snap: schemas.SnapshotDoc, url: str) -> str:
     """One frame of `sauron top`: every slice of the newest interval, in
     the catalog's order (rows that moved every frame could not be

@@ -112,6 +112,14 @@ class Diagnosis:
     unmeasured: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Diagnosed:
+    """One diagnosis, at the end of the interval it explains (unix s)."""
+
+    time: float
+    diagnosis: Diagnosis
+
+
 def _ms(ns: float) -> float:
     return ns / NS_PER_MS
 

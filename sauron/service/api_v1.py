@@ -27,7 +27,9 @@ from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
 from sauron.service.answers import POINTS, encode, per_interval
 from sauron.service.documents import (
+    diagnosed_doc,
     energy_doc,
+    episode_doc,
     geometry_doc,
     histogram_doc,
     kpi_table_doc,
@@ -292,6 +294,31 @@ def pm(request: web.Request) -> dict[str, Any]:
     return pm_doc(_latest_or_window(request), engine.catalog.slices, engine.energy is not None)
 
 
+async def slice_diagnosis(request: web.Request) -> web.Response:
+    """Why the slice is late or lossy: its latest diagnoses, newest first.
+    Built on each request: the probe's state moves between ticks."""
+    s = _slice(request)
+    limit = int_param(request, "limit", 10, 1, 1000)
+    log = request.config_dict[AGENT].diagnosing
+    if log is None:
+        return web.json_response(
+            {"slice": s.name, "enabled": False, "probe": None, "episode": None, "diagnoses": []}
+        )
+    return web.json_response(
+        {
+            "slice": s.name,
+            "enabled": True,
+            "probe": {
+                "available": log.probe_available,
+                "attached": log.probe_attached,
+                "missing": log.probe_missing,
+            },
+            "episode": episode_doc(log.episode(s.name)),
+            "diagnoses": [diagnosed_doc(d) for d in reversed(log.history(s.name)[-limit:])],
+        }
+    )
+
+
 def openapi_route(request: web.Request) -> dict[str, Any]:
     names = tuple(s.name for s in _catalog(request).slices)
     return openapi_document(names)
@@ -314,6 +341,7 @@ def api_v1() -> web.Application:
     v1.router.add_get("/slices/{name}/kpis", cached(slice_kpis))
     v1.router.add_get("/slices/{name}/histograms/{metric}", cached(slice_histogram))
     v1.router.add_get("/slices/{name}/sessions", slice_sessions)
+    v1.router.add_get("/slices/{name}/diagnosis", slice_diagnosis)
     v1.router.add_get("/sessions", pdu_sessions)
     v1.router.add_get("/kpis", cached(kpi_table))
     v1.router.add_get("/histograms/geometry", cached(geometry))

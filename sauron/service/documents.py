@@ -18,6 +18,8 @@ from sauron.abi.kpis import (
 )
 from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
+from sauron.diagnosis.explain import Diagnosed
+from sauron.diagnosis.trigger import Episode
 from sauron.energy.model import merge_node_energy, merge_slice_energy
 from sauron.kpi.pm import EE_CLAUSE, EE_NAME, EE_UNIT, N3_MEASUREMENTS, energy_efficiency
 from sauron.kpi.quality import LatencyKpis, LossKpis
@@ -315,4 +317,40 @@ def kpi_table_doc() -> dict[str, Any]:
             }
             for k in LATENCY_KPIS
         ],
+    }
+
+
+def diagnosed_doc(d: Diagnosed) -> dict[str, Any]:
+    found = d.diagnosis
+    neighbour = found.neighbour
+    return {
+        "time": d.time,
+        "target": found.failing.target,
+        "limit": found.failing.limit,
+        "value": found.failing.value,
+        "summary": found.summary,
+        "factors": [
+            {
+                "name": f.name,
+                "share": f.share,
+                "figure": f.figure,
+                "evidence": f.evidence,
+                "method": f.method,
+            }
+            for f in found.factors
+        ],
+        "neighbour": None
+        if neighbour is None
+        else {"name": neighbour[0], "mbps": neighbour[1], "baseline_mbps": neighbour[2]},
+        "unmeasured": list(found.unmeasured),
+    }
+
+
+def episode_doc(e: Episode | None) -> dict[str, Any] | None:
+    if e is None:
+        return None
+    return {
+        "began_interval": e.began,
+        "last_degraded_interval": e.last_degraded,
+        "targets": sorted(e.targets),
     }

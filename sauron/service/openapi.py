@@ -292,6 +292,25 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                         ),
                     ],
                 ),
+                "/api/v1/slices/{name}/diagnosis": _get(
+                    "why the slice is late or lossy: the factors of each failing latency or "
+                    "loss target per degraded interval, newest first, measured by a kernel "
+                    "probe attached only while a slice is degraded",
+                    {
+                        "200": _json(schemas.DiagnosisReport),
+                        "400": PROBLEM,
+                        "404": PROBLEM,
+                        **GUARDED,
+                    },
+                    parameters=[
+                        name_param,
+                        _query(
+                            "limit",
+                            {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "default 10",
+                        ),
+                    ],
+                ),
                 "/api/v1/sessions": _get(
                     "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "
                     "slice and the rule that chose it, and how the sources fare",

@@ -500,6 +500,61 @@ class Health(_Doc):
     otlp: OtlpHealth | None = None
 
 
+class FactorDoc(_Doc):
+    """One cause of a failing figure: its share of it (0-1), the figure in
+    words, the numbers it rests on, and how they were measured."""
+
+    name: str = Field(
+        description="run_queue_wait, futex_wait, inside_upf, radio_side, socket_overflow, "
+        "backlog_drops, tun_drops"
+    )
+    share: float
+    figure: str
+    evidence: dict[str, Any]
+    method: str
+
+
+class DiagnosisDoc(_Doc):
+    """The factors of one failing target in one degraded interval, most
+    contributing first."""
+
+    time: float = Field(description="end of the interval it explains (unix s)")
+    target: str
+    limit: float
+    value: float
+    summary: str
+    factors: list[FactorDoc]
+    neighbour: dict[str, Any] | None = Field(
+        description="the slice whose load rose meanwhile: name, mbps, baseline_mbps"
+    )
+    unmeasured: list[str]
+
+
+class EpisodeDoc(_Doc):
+    """The degradation being diagnosed (its tail of healthy intervals included)."""
+
+    began_interval: int
+    last_degraded_interval: int
+    targets: list[str]
+
+
+class DiagnosisProbeDoc(_Doc):
+    """The kernel probe: available (built and opened), attached now (only
+    while some slice is degraded), and why it is not available."""
+
+    available: bool
+    attached: bool
+    missing: str
+
+
+class DiagnosisReport(_Doc):
+    slice: str
+    enabled: bool = Field(description="false: diagnosis.enabled is false in the configuration")
+    probe: DiagnosisProbeDoc | None
+    episode: EpisodeDoc | None
+    diagnoses: list[DiagnosisDoc] = Field(description="newest first")
+
+
 class Problem(BaseModel):
     type: str
     title: str

@@ -13,9 +13,25 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from sauron.control.plane import ControlPlane
+    from sauron.diagnosis.explain import Diagnosed
+    from sauron.diagnosis.trigger import Episode
     from sauron.export.exporter import ExporterHealth
     from sauron.kpi.engine import KpiEngine
     from sauron.kpi.records import Snapshot
+
+
+class DiagnosisLog(Protocol):
+    """What the service reads of the agent's diagnoses
+    (sauron.agent.diagnosing.Diagnosing)."""
+
+    @property
+    def probe_available(self) -> bool: ...
+    @property
+    def probe_attached(self) -> bool: ...
+    @property
+    def probe_missing(self) -> str: ...
+    def history(self, slice_name: str) -> list[Diagnosed]: ...
+    def episode(self, slice_name: str) -> Episode | None: ...
 
 
 class AgentView(Protocol):
@@ -35,6 +51,10 @@ class AgentView(Protocol):
     def data_path(self) -> dict[str, object] | None:
         """How the agent came by its data path (built, adopted, replaced;
         sauron.agent.datapath), as /readyz shows it; None: not pinned."""
+
+    @property
+    def diagnosing(self) -> DiagnosisLog | None:
+        """The diagnoses of degraded slices (None: diagnosis is off)."""
 
     def problems(self) -> list[str]:
         """Why the agent is not measuring (the tick or a listener failing

@@ -42,6 +42,9 @@ class CountingProbe:
     def detach(self) -> None:
         self.attached, self.detaches = False, self.detaches + 1
 
+    def close(self) -> None:
+        self.attached = False
+
     def read(self) -> DiagnosisReading:
         if self.attached:
             for _ in range(20):
