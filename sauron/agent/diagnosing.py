@@ -26,6 +26,7 @@ from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading
 from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, Episode, degraded_targets
 from sauron.energy.watch import WatchEntry, resolve
 from sauron.kpi.records import SliceKpis, Snapshot
+from sauron.kpi.sla import Violation
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class TargetStates(Protocol):
     """What the orchestration needs of the SLA tracker (sauron.kpi.sla)."""
 
     def target_states(self, slice_name: str) -> dict[str, str]: ...
+    def open_violations(self, slice_name: str) -> list[Violation]: ...
 
 
 class Probe(Protocol):
@@ -218,6 +220,9 @@ class Diagnosing:
             )
             found = diagnose(kpis.name, Failing(check.target, check.limit, check.value), evidence)
             history.append(Diagnosed(at, found))
+            for violation in self.sla.open_violations(kpis.name):
+                if violation.target == check.target:
+                    violation.diagnosis = found.summary
 
 
 #: intervals between two searches of /proc for the watched processes

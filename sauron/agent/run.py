@@ -413,7 +413,9 @@ def run_agent(
         )
         if diagnosing is not None:
             runtime.diagnosing = diagnosing
-            runtime.listen("diagnosis", diagnosing.on_snapshot)
+            # first: a violation opened this interval carries its diagnosis
+            # in the event the exporters write
+            runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

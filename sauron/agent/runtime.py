@@ -136,11 +136,18 @@ class AgentRuntime:
         """The Prometheus text of /metrics, in parts (see AgentView)."""
         return self.prometheus.parts()
 
-    def listen(self, part: str, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
+    def listen(
+        self, part: str, listener: Callable[[Snapshot], None], first: bool = False
+    ) -> Callable[[], None]:
         """`listener` hears every snapshot from now, guarded and reported as
-        `part`, like an exporter; returns what ends it."""
+        `part`, like an exporter; `first`: before every other listener (what
+        it adds to the engine's state, the exporters then write). Returns
+        what ends it."""
         guarded = self.liveness.guard(part, listener)
-        self.engine.listeners.append(guarded)
+        if first:
+            self.engine.listeners.insert(0, guarded)
+        else:
+            self.engine.listeners.append(guarded)
         return lambda: self.engine.listeners.remove(guarded)
 
     # -- start and stop ----------------------------------------------------

@@ -120,6 +120,9 @@ class Violation:
     bad_intervals: int = 0
     #: None while open
     end_reason: EndReason | None = None
+    #: the latest diagnosis of its target while it was open, in one sentence
+    #: (sauron.agent.diagnosing); None: none was made
+    diagnosis: str | None = None
 
     @property
     def open(self) -> bool:

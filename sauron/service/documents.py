@@ -151,6 +151,7 @@ def violation_doc(v: Violation) -> dict[str, Any]:
         "intervals": v.intervals,
         "bad_intervals": v.bad_intervals,
         "open": v.open,
+        "diagnosis": v.diagnosis,
     }
 
 

@@ -415,6 +415,11 @@ class ViolationDoc(_Doc):
     end_reason: EndReason | None = Field(description="why it closed; null while open")
     intervals: int
     bad_intervals: int
+    diagnosis: str | None = Field(
+        default=None,
+        description="the latest diagnosis of its target while it was open, in one sentence "
+        "(GET /api/v1/slices/{name}/diagnosis has its factors)",
+    )
     open: bool
 
 

@@ -166,6 +166,18 @@ def test_a_degraded_slice_is_diagnosed_and_the_api_names_the_hog(
             assert "run_queue_wait" in shown.stdout
             assert f"the CPU held by {hog_name} (pid {hog.pid}) on CPU {CPU}" in shown.stdout
 
+            # a third failed check opens the violation: its event carries the
+            # diagnosis of that interval, which the exporters write with it
+            send(dataplane, 50, 100)
+            clock.t += 1
+            runtime.engine.tick()
+            (event,) = schemas.SlaReport.model_validate(api_get(url, "/api/v1/sla")).events
+            assert event.target == "transit_latency_ms.p99.uplink" and event.end_reason is None
+            latest = loop.latest("embb")
+            assert latest is not None and event.diagnosis == latest.diagnosis.summary
+            (opened,) = [c for c in runtime.engine.sla.changes if c[0] == "opened"]
+            assert opened[1].diagnosis == latest.diagnosis.summary
+
             missing = urllib.request.Request(
                 url + "/api/v1/slices/embbb/diagnosis", headers={"Authorization": f"Bearer {TOKEN}"}
             )

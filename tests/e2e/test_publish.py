@@ -152,6 +152,14 @@ def test_violation_points_say_why_a_violation_closed() -> None:
     # at the time it closed: the third interval without a check
     assert parse_line(unmeasured)[0].time_ms == (1_800_000_000 + 8) * 1000
     assert "ended_at" in {sample.field for sample in parse_line(unmeasured)}
+    # no diagnosis made: no field; one made: its sentence, as a string field
+    assert "diagnosis" not in {sample.field for sample in parse_line(opened)}
+    v = tracker.events[0]
+    v.diagnosis = 'urllc: loss 5.00 %, of which 5 "radio side" gaps (100 %)'
+    written_line = violation_point("upf-1", v, "closed", "2-000001")
+    assert (
+        'diagnosis="urllc: loss 5.00 %, of which 5 \\"radio side\\" gaps (100 %)"' in written_line
+    )
 
 
 # -- spool -----------------------------------------------------------------

@@ -17,6 +17,7 @@ from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing
 from sauron.diagnosis.host_counters import HostReading, UdpCounters
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
 from sauron.kpi.records import Check, SliceKpis, Snapshot
+from sauron.kpi.sla import Violation
 
 MS = 1_000_000
 TARGET = "transit_latency_ms.p99.uplink"
@@ -60,9 +61,13 @@ class CountingProbe:
 class States:
     def __init__(self) -> None:
         self.now: dict[str, dict[str, str]] = {}
+        self.violations: list[Violation] = []
 
     def target_states(self, slice_name: str) -> dict[str, str]:
         return self.now.get(slice_name, {})
+
+    def open_violations(self, slice_name: str) -> list[Violation]:
+        return [v for v in self.violations if v.slice_name == slice_name and v.open]
 
 
 def snapshot(t: float, p99_ms: float | None) -> Snapshot:
@@ -95,12 +100,17 @@ def test_the_probe_is_attached_only_while_a_slice_is_degraded() -> None:
         f"run-queue and futex waits: {FIRST_INTERVAL}"
     ]
 
+    opened = Violation("urllc", TARGET, 5.0, started_interval=2, started_at=3, worst=9.1)
+    other = Violation("urllc", "max_loss_ratio.transit.uplink", 0.01, 2, 3, 0.2)
+    states.violations = [opened, other]
     loop.on_snapshot(snapshot(4, 9.1))
     second = loop.latest("urllc")
     assert second is not None and second.time == 4
     top = second.diagnosis.factors[0]
     assert top.name == "run_queue_wait" and top.evidence["function"] == "open5gs-upfd (pid 812)"
     assert "behind stress-ng (pid 4242)" in second.diagnosis.summary
+    # the open violation of that target carries it; another target's does not
+    assert opened.diagnosis == second.diagnosis.summary and other.diagnosis is None
 
     states.now = {"urllc": {TARGET: "met"}}
     loop.on_snapshot(snapshot(5, 1.0))  # the tail

@@ -223,6 +223,7 @@ def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
         "end_reason": v.end_reason,
         "intervals": v.intervals,
         "bad_intervals": v.bad_intervals,
+        "diagnosis": v.diagnosis,
     }
     return line(SLA_EVENT, tags, values, time_ns(at))
 
