@@ -25,6 +25,9 @@ from typing import Any
 
 import pytest
 import yaml
+from cpu_contention import CPU
+from cpu_contention import hog as start_hog
+from cpu_contention import worker as worker_on
 from frames import gtpu, plain, ul_packet
 from manual_clock import ManualClock
 from served import serve_in_thread
@@ -46,21 +49,6 @@ pytestmark = [pytest.mark.kernel]
 
 TOKEN = "diagnosis-reader"
 UL_TEID = 0x10007
-CPU = sorted(os.sched_getaffinity(0))[-1]
-HOG = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
-    "os.sched_setaffinity(0, {int(sys.argv[2])})\n"
-    "while True: pass\n"
-)
-WORKER = (
-    "import os, sys, time\n"
-    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
-    "while True:\n"
-    "    t = time.monotonic()\n"
-    "    while time.monotonic() - t < 0.001: pass\n"
-    "    time.sleep(0.002)\n"
-)
 
 
 def strict_catalog() -> Catalog:
@@ -105,8 +93,8 @@ def test_a_degraded_slice_is_diagnosed_and_the_api_names_the_hog(
     clock = ManualClock(5_000_000.0)
     runtime = AgentRuntime(catalog, ProgramMaps(dataplane, shortcut=False), clock=clock)
     hog_name = f"hog-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(CPU)])
-    hog = subprocess.Popen([sys.executable, "-c", HOG, hog_name, str(CPU)])
+    worker = worker_on()
+    hog = start_hog(hog_name)
     loop = Diagnosing(
         runtime.engine.sla,
         probe,

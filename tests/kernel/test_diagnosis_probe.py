@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cpu_contention import CPU
+from cpu_contention import hog as start_hog
+from cpu_contention import worker as worker_on
 
 from sauron.abi import diagnosis_layout as dl
 from sauron.diagnosis.drop_reasons import drop_reason_names
@@ -27,24 +30,6 @@ from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading, probe_in
 pytestmark = [pytest.mark.kernel]
 
 PINS = Path("/sys/fs/bpf")
-CPU = sorted(os.sched_getaffinity(0))[-1]
-
-#: named (prctl), pinned to CPU: spins all the time
-HOG = (
-    "import ctypes, os, sys\n"
-    "ctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\n"
-    "os.sched_setaffinity(0, {int(sys.argv[2])})\n"
-    "while True: pass\n"
-)
-#: pinned to CPU: works 1 ms, sleeps 2 ms, again and again (a packet loop)
-WORKER = (
-    "import os, sys, time\n"
-    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
-    "while True:\n"
-    "    t = time.monotonic()\n"
-    "    while time.monotonic() - t < 0.001: pass\n"
-    "    time.sleep(0.002)\n"
-)
 #: two threads: the main one waits on an event 20 ms at a time (a futex wait)
 WAITER = "import threading\nstop = threading.Event()\nwhile True: stop.wait(0.02)\n"
 
@@ -76,8 +61,8 @@ def over(probe: DiagnosisProbe, seconds: float) -> DiagnosisReading:
 
 def test_run_queue_wait_is_the_schedulers_and_names_the_hog(probe: DiagnosisProbe) -> None:
     name = f"hog-{uuid.uuid4().hex[:8]}"
-    worker = python(WORKER, str(CPU))
-    hog = python(HOG, name, str(CPU))
+    worker = worker_on()
+    hog = start_hog(name)
     try:
         time.sleep(0.5)  # both pinned and running
         probe.watch({worker.pid: 3})
@@ -108,8 +93,8 @@ def test_run_queue_wait_is_the_schedulers_and_names_the_hog(probe: DiagnosisProb
 def test_two_spinning_processes_on_one_cpu_preempt_each_other(probe: DiagnosisProbe) -> None:
     """Neither sleeps: each runs until the scheduler takes the CPU from it,
     still runnable, and waits in the run queue from that moment."""
-    first = python(HOG, f"spin-{uuid.uuid4().hex[:8]}", str(CPU))
-    second = python(HOG, f"spin-{uuid.uuid4().hex[:8]}", str(CPU))
+    first = start_hog(f"spin-{uuid.uuid4().hex[:8]}")
+    second = start_hog(f"spin-{uuid.uuid4().hex[:8]}")
     try:
         time.sleep(0.3)
         probe.watch({first.pid: 9})
@@ -167,8 +152,8 @@ def test_drops_are_counted_by_the_kernels_reason(probe: DiagnosisProbe) -> None:
 
 def test_a_detached_probe_counts_nothing(probe: DiagnosisProbe) -> None:
     name = f"hog-{uuid.uuid4().hex[:8]}"
-    worker = python(WORKER, str(CPU))
-    hog = python(HOG, name, str(CPU))
+    worker = worker_on()
+    hog = start_hog(name)
     try:
         time.sleep(0.3)
         probe.watch({worker.pid: 7})
