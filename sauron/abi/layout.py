@@ -76,7 +76,11 @@ MEASURE_TRANSIT = _C["SAURON_MEASURE_TRANSIT"]
 MEASURE_RTT = _C["SAURON_MEASURE_RTT"]
 MEASURE_SEQUENCE = _C["SAURON_MEASURE_SEQUENCE"]
 MEASURE_RETRANS = _C["SAURON_MEASURE_RETRANS"]
+MEASURE_EVIDENCE = _C["SAURON_MEASURE_EVIDENCE"]
 SLICE_TRANSIT = _C["SAURON_SLICE_TRANSIT"]
+SLICE_EVIDENCE = _C["SAURON_SLICE_EVIDENCE"]
+EVIDENCE_SNAPLEN = _C["SAURON_EVIDENCE_SNAPLEN"]
+EVIDENCE_RING_PAGES = _C["SAURON_EVIDENCE_RING_PAGES"]
 HIST_SUB_BITS = _C["SAURON_HIST_SUB_BITS"]
 HIST_SUB_BUCKETS = _C["SAURON_HIST_SUB_BUCKETS"]
 LATENCY_MIN_SHIFT = _C["SAURON_LATENCY_MIN_SHIFT"]
@@ -209,6 +213,21 @@ class Config(ctypes.Structure):
 
 class SliceConfig(ctypes.Structure):
     _fields_ = [("transit_sample_mask", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class Evidence(ctypes.Structure):
+    """One record of evidence_ring: a frame's first bytes and whose it is."""
+
+    _fields_ = [
+        ("time_ns", ctypes.c_uint64),
+        ("frame_len", ctypes.c_uint32),
+        ("slice_id", ctypes.c_uint32),
+        ("teid", ctypes.c_uint32),
+        ("captured", ctypes.c_uint16),
+        ("point", ctypes.c_uint8),
+        ("direction", ctypes.c_uint8),
+        ("data", ctypes.c_uint8 * EVIDENCE_SNAPLEN),
+    ]
 
 
 class LatencyHist(ctypes.Structure):

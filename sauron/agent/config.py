@@ -221,6 +221,24 @@ class EnergyConfig(BaseModel):
     tick_hz: Annotated[int, Field(ge=10, le=1000)] = 100
 
 
+class EvidenceConfig(BaseModel):
+    """The heads of a diagnosed slice's frames, written as a pcapng per
+    latency or loss violation (docs/diagnosis.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: false: no frame is copied and no file written
+    enabled: bool = True
+    #: where the files go (made readable by root only: they hold subscribers' addresses)
+    directory: Path = Path("/var/lib/sauron/evidence")
+    #: frames kept per diagnosed slice before its violation opens (the oldest go)
+    ring_frames: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    #: a violation's file stops growing at this size
+    max_file_mib: Annotated[float, Field(gt=0, le=4096)] = 16
+    #: the folder's size: the oldest files are removed beyond it
+    max_total_mib: Annotated[float, Field(gt=0, le=1_048_576)] = 256
+
+
 class DiagnosisConfig(BaseModel):
     """Why a slice is late or lossy: a kernel probe attached only while a
     slice's latency or loss target is at risk or violated, its factors
@@ -237,6 +255,8 @@ class DiagnosisConfig(BaseModel):
     #: the network functions whose waits are traced, by name or pid; none:
     #: energy.watch's (cgroup entries are not traced)
     watch: Annotated[list[WatchEntry], Field(max_length=diagnosis_layout.WATCHED)] | None = None
+    #: the frames' heads kept as a pcapng per violation
+    evidence: EvidenceConfig = EvidenceConfig()
 
 
 class AgentConfig(BaseModel):
@@ -306,6 +326,13 @@ def load_config(path: Path | str, environ: Mapping[str, str] = os.environ) -> Ag
         }
         if relative:
             config = config.model_copy(update={section: part.model_copy(update=relative)})
+    evidence = config.diagnosis.evidence
+    if not evidence.directory.is_absolute():
+        moved = evidence.model_copy(
+            update={"directory": (path.parent / evidence.directory).resolve()}
+        )
+        diagnosis = config.diagnosis.model_copy(update={"evidence": moved})
+        config = config.model_copy(update={"diagnosis": diagnosis})
     return config
 
 

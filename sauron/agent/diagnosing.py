@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from sauron.agent.config import DiagnosisConfig
+from sauron.bpf.evidence import EvidenceTap
+from sauron.diagnosis.evidence import EvidenceFile, EvidenceKeeper
 from sauron.diagnosis.explain import Diagnosed, Evidence, Failing, Losses, diagnose
 from sauron.diagnosis.host_counters import HostReading, read_host
 from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading
@@ -81,8 +83,12 @@ class Diagnosing:
         probe_missing: str = "",
         tail: int = 5,
         keep: int = 100,
+        evidence: EvidenceKeeper | None = None,
+        evidence_missing: str = "",
     ) -> None:
         self.sla, self.probe, self.probe_missing = sla, probe, probe_missing
+        #: the frames' heads of the slices diagnosed (None: not kept, and why)
+        self.evidence, self.evidence_missing = evidence, evidence_missing
         self.watched, self.read_host = watched, read_host
         self.trigger = DiagnosisTrigger(tail)
         self.keep = keep
@@ -111,6 +117,10 @@ class Diagnosing:
         """The slice's degradation being diagnosed now (tail included)."""
         return self.trigger.episodes.get(slice_name)
 
+    def evidence_files(self, slice_name: str) -> list[EvidenceFile]:
+        """The pcapng files of the slice's violations, newest first."""
+        return self.evidence.files(slice_name) if self.evidence is not None else []
+
     @property
     def probe_attached(self) -> bool:
         return self.probe is not None and self.probe.attached
@@ -120,8 +130,10 @@ class Diagnosing:
         return self.probe is not None
 
     def close(self) -> None:
-        """Detaches the probe and lets go of its pins (they stay, for the
-        next agent)."""
+        """Detaches the probe, stops the evidence capture, and lets go of
+        their pins (they stay, for the next agent)."""
+        if self.evidence is not None:
+            self.evidence.close()
         if self.probe is not None:
             if self.probe.attached:
                 self.probe.detach()
@@ -176,6 +188,9 @@ class Diagnosing:
                     continue
                 self._diagnose(snap.time, kpis, moved, probe_moved, was_attached, throughput)
 
+        if self.evidence is not None:
+            self._keep_evidence(self.evidence)
+
         if self.probe is not None:
             if self.trigger.attached and not self.probe.attached:
                 self.probe.attach()
@@ -185,6 +200,21 @@ class Diagnosing:
                 self._probe_reading = None
         if moved is not None and not self.trigger.attached:
             self._before = (moved, throughput)
+
+    def _keep_evidence(self, evidence: EvidenceKeeper) -> None:
+        """The frames the data path copied this interval to their slices'
+        rings, each open latency or loss violation's file grown by them;
+        then the capture follows the episodes (on from the end of the
+        interval a degradation is first seen in, off with its tail)."""
+        evidence.collect()
+        for name in self.trigger.episodes:
+            for violation in self.sla.open_violations(name):
+                if violation.target.split(".", 1)[0] not in TRIGGERING:
+                    continue
+                found = evidence.record(name, violation.target, violation.started_at)
+                if found is not None:
+                    violation.evidence = str(found.path)
+        evidence.watch(self.trigger.episodes)
 
     def _diagnose(
         self,
@@ -260,6 +290,8 @@ def open_diagnosing(
     build: Path | None,
     build_failed: str,
     tun_links: list[str],
+    dataplane: object | None = None,
+    slice_ids: Callable[[], Mapping[str, int]] = dict,
 ) -> Diagnosing | None:
     """The diagnosis loop over the probe the data path's build pinned (or
     over the kernel's counters alone, and why, when the probe cannot be
@@ -279,6 +311,7 @@ def open_diagnosing(
             missing = probe.waits_unknown
     if missing:
         log.warning("diagnosis without the kernel probe", extra={"reason": missing})
+    evidence, evidence_missing = _open_evidence(settings, dataplane, slice_ids)
     entries = settings.watch if settings.watch is not None else energy_watch
     return Diagnosing(
         sla,
@@ -288,4 +321,32 @@ def open_diagnosing(
         probe_missing=missing,
         tail=settings.tail_intervals,
         keep=settings.keep,
+        evidence=evidence,
+        evidence_missing=evidence_missing,
     )
+
+
+def _open_evidence(
+    settings: DiagnosisConfig, dataplane: object | None, slice_ids: Callable[[], Mapping[str, int]]
+) -> tuple[EvidenceKeeper | None, str]:
+    """The evidence keeper over the data path's ring, or why there is none."""
+    wanted = settings.evidence
+    if not wanted.enabled:
+        return None, "diagnosis.evidence.enabled is false"
+    if dataplane is None:
+        return None, "no data path"
+    try:
+        tap = EvidenceTap(dataplane)
+    except (OSError, KeyError) as exc:
+        # a data path adopted from a build without the ring
+        log.warning("no evidence capture", extra={"reason": str(exc)})
+        return None, f"the data path has no evidence ring: {exc}"
+    keeper = EvidenceKeeper(
+        tap,
+        slice_ids,
+        wanted.directory,
+        ring_frames=wanted.ring_frames,
+        max_file_bytes=int(wanted.max_file_mib * (1 << 20)),
+        max_total_bytes=int(wanted.max_total_mib * (1 << 20)),
+    )
+    return keeper, ""

@@ -410,6 +410,8 @@ def run_agent(
             datapath.companion_builds.get(DIAGNOSIS.name),
             datapath.companion_failed.get(DIAGNOSIS.name, ""),
             [i.name for i in config.interfaces if i.link == "upf_device"],
+            dp,
+            lambda: {s.name: s.id for s in runtime.engine.catalog.slices},
         )
         if diagnosing is not None:
             runtime.diagnosing = diagnosing

@@ -205,6 +205,7 @@ class MapInfo:
 PERCPU_MAP_TYPES = frozenset({5, 6, 10})  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 #: map types whose every index exists (deleting is writing zeroes)
 ARRAY_MAP_TYPES = frozenset({2, 6})  # ARRAY, PERCPU_ARRAY
+MAP_TYPE_RINGBUF = 27
 PROG_ARRAY_TYPE = 3
 
 

@@ -245,6 +245,17 @@ class DataPathControl:
         cfg.transit_expiry_ns = timeout_ns
         self._write_config(cfg)
 
+    def set_evidence(self, on: bool) -> None:
+        """Whether the counting programs hand their GTP-U frames to the
+        evidence tap (sauron.bpf.evidence), which keeps the flagged slices'."""
+        cfg = self._config()
+        cfg.measure = (
+            (cfg.measure | layout.MEASURE_EVIDENCE)
+            if on
+            else (cfg.measure & ~layout.MEASURE_EVIDENCE)
+        )
+        self._write_config(cfg)
+
     def set_direction_mode(self, point: int, mode: int) -> None:
         cfg = self._config()
         cfg.direction_mode[point] = mode

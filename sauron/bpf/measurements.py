@@ -66,16 +66,19 @@ def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
     table = dataplane.table("slice_config")
     wanted = {slice_id: sample_mask(one_in) for slice_id, one_in in settings.transit_one_in}
     for slice_id in range(int(table.max_entries)):
+        key = ctypes.c_uint32(slice_id)
+        # the evidence flag is the diagnosis's (sauron.bpf.evidence), kept as it is
+        kept = layout.SliceConfig.from_buffer_copy(bytes(table[key])).flags & layout.SLICE_EVIDENCE
         mask = wanted.get(slice_id)
-        table[ctypes.c_uint32(slice_id)] = (
-            layout.SliceConfig(transit_sample_mask=mask, flags=layout.SLICE_TRANSIT)
+        table[key] = (
+            layout.SliceConfig(transit_sample_mask=mask, flags=layout.SLICE_TRANSIT | kept)
             if mask is not None
-            else layout.SliceConfig()
+            else layout.SliceConfig(flags=kept)
         )
     masks = list(wanted.values())
     raw = dataplane.table("config")[ctypes.c_uint32(0)]
     cfg = layout.Config.from_buffer_copy(bytes(raw))
-    cfg.measure = settings.flags()
+    cfg.measure = settings.flags() | (cfg.measure & layout.MEASURE_EVIDENCE)
     # egress looks up whatever the most-sampled slice would have stamped
     cfg.transit_lookup_mask = min(masks) if masks else 0
     cfg.rtt_ts_mask = sample_mask(settings.rtt_timestamp_one_in)

@@ -193,6 +193,14 @@ def diagnosis_report(doc: schemas.DiagnosisReport) -> str:
                 )
         for what in d.unmeasured:
             lines.append(f"  not measured: {what}")
+    evidence = doc.evidence
+    if evidence is not None and not evidence.available:
+        lines += ["", f"no evidence kept: {evidence.missing}"]
+    elif evidence is not None and evidence.files:
+        lines += ["", "evidence (the frames' heads, pcapng):"]
+        for e in evidence.files:
+            size = f"{e.frames} frames, {e.bytes / 1e6:.1f} MB" + (", capped" if e.capped else "")
+            lines.append(f"  {clock(e.started_at)}  {e.target:<26}{e.path}  ({size})")
     return "\n".join(lines)
 
 

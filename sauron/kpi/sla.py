@@ -123,6 +123,9 @@ class Violation:
     #: the latest diagnosis of its target while it was open, in one sentence
     #: (sauron.agent.diagnosing); None: none was made
     diagnosis: str | None = None
+    #: the pcapng of its slice's frame heads while it was open
+    #: (sauron.diagnosis.evidence); None: none was written
+    evidence: str | None = None
 
     @property
     def open(self) -> bool:

@@ -30,6 +30,7 @@ from sauron.service.documents import (
     diagnosed_doc,
     energy_doc,
     episode_doc,
+    evidence_doc,
     geometry_doc,
     histogram_doc,
     kpi_table_doc,
@@ -315,6 +316,7 @@ async def slice_diagnosis(request: web.Request) -> web.Response:
             },
             "episode": episode_doc(log.episode(s.name)),
             "diagnoses": [diagnosed_doc(d) for d in reversed(log.history(s.name)[-limit:])],
+            "evidence": evidence_doc(log.evidence_files(s.name), log.evidence_missing),
         }
     )
 

@@ -18,6 +18,7 @@ from sauron.abi.kpis import (
 )
 from sauron.catalog import UNCLASSIFIED_NAME, Slice
 from sauron.control.record import ControlSession
+from sauron.diagnosis.evidence import EvidenceFile
 from sauron.diagnosis.explain import Diagnosed
 from sauron.diagnosis.trigger import Episode
 from sauron.energy.model import merge_node_energy, merge_slice_energy
@@ -152,6 +153,7 @@ def violation_doc(v: Violation) -> dict[str, Any]:
         "bad_intervals": v.bad_intervals,
         "open": v.open,
         "diagnosis": v.diagnosis,
+        "evidence": v.evidence,
     }
 
 
@@ -344,6 +346,24 @@ def diagnosed_doc(d: Diagnosed) -> dict[str, Any]:
         if neighbour is None
         else {"name": neighbour[0], "mbps": neighbour[1], "baseline_mbps": neighbour[2]},
         "unmeasured": list(found.unmeasured),
+    }
+
+
+def evidence_doc(files: list[EvidenceFile], missing: str) -> dict[str, Any]:
+    return {
+        "available": not missing,
+        "missing": missing,
+        "files": [
+            {
+                "path": str(f.path),
+                "target": f.target,
+                "started_at": f.started_at,
+                "frames": f.frames,
+                "bytes": f.bytes,
+                "capped": f.capped,
+            }
+            for f in files
+        ],
     }
 
 

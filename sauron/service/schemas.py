@@ -420,6 +420,11 @@ class ViolationDoc(_Doc):
         description="the latest diagnosis of its target while it was open, in one sentence "
         "(GET /api/v1/slices/{name}/diagnosis has its factors)",
     )
+    evidence: str | None = Field(
+        default=None,
+        description="the pcapng of its slice's frame heads (outer and inner headers) "
+        "while it was open, on the agent's host; null: none was written",
+    )
     open: bool
 
 
@@ -552,12 +557,30 @@ class DiagnosisProbeDoc(_Doc):
     missing: str
 
 
+class EvidenceFileDoc(_Doc):
+    """A violation's pcapng: the heads of its slice's frames while it was open."""
+
+    path: str = Field(description="on the agent's host")
+    target: str
+    started_at: float
+    frames: int
+    bytes: int
+    capped: bool = Field(description="diagnosis.evidence.max_file_mib reached: it grows no more")
+
+
+class EvidenceDoc(_Doc):
+    available: bool
+    missing: str = Field(description="why no frame is kept, when none is")
+    files: list[EvidenceFileDoc] = Field(description="newest first")
+
+
 class DiagnosisReport(_Doc):
     slice: str
     enabled: bool = Field(description="false: diagnosis.enabled is false in the configuration")
     probe: DiagnosisProbeDoc | None
     episode: EpisodeDoc | None
     diagnoses: list[DiagnosisDoc] = Field(description="newest first")
+    evidence: EvidenceDoc | None = Field(default=None, description="null: diagnosis is off")
 
 
 class Problem(BaseModel):

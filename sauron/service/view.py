@@ -13,6 +13,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from sauron.control.plane import ControlPlane
+    from sauron.diagnosis.evidence import EvidenceFile
     from sauron.diagnosis.explain import Diagnosed
     from sauron.diagnosis.trigger import Episode
     from sauron.export.exporter import ExporterHealth
@@ -30,8 +31,11 @@ class DiagnosisLog(Protocol):
     def probe_attached(self) -> bool: ...
     @property
     def probe_missing(self) -> str: ...
+    @property
+    def evidence_missing(self) -> str: ...
     def history(self, slice_name: str) -> list[Diagnosed]: ...
     def episode(self, slice_name: str) -> Episode | None: ...
+    def evidence_files(self, slice_name: str) -> list[EvidenceFile]: ...
 
 
 class AgentView(Protocol):

@@ -137,6 +137,9 @@ def agent_config(path: Path, ns: str, **more: Any) -> Path:
         "datapath": {"state_dir": str(path.parent / "agent-state")},
         **more,
     }
+    # a degraded slice's pcapng files beside it too, unless `more` says where
+    evidence = {"directory": str(path.parent / "evidence")}
+    config["diagnosis"] = {"evidence": evidence, **more.get("diagnosis", {})}
     path.write_text(yaml.safe_dump(config))
     return path
 

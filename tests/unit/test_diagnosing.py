@@ -10,10 +10,14 @@ the snapshots are shaped as the engine makes them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+
+from evidence_source import Frames
 
 from sauron.abi import diagnosis_layout as dl
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing
+from sauron.diagnosis.evidence import EvidenceKeeper
 from sauron.diagnosis.host_counters import HostReading, UdpCounters
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
 from sauron.kpi.records import Check, SliceKpis, Snapshot
@@ -145,3 +149,37 @@ def test_the_history_is_bounded() -> None:
     for t in range(10):
         loop.on_snapshot(snapshot(t, 9.1))
     assert [d.time for d in loop.history("urllc")] == [7, 8, 9]
+
+
+def test_a_violation_carries_its_evidence_file_and_the_capture_follows_the_episode(
+    tmp_path: Path,
+) -> None:
+    frames, states = Frames(), States()
+    keeper = EvidenceKeeper(frames, lambda: {"urllc": 2}, tmp_path)
+    host = lambda tgids: HostReading()  # noqa: E731
+    loop = Diagnosing(states, CountingProbe(), lambda: {}, host, tail=1, evidence=keeper)
+    states.now = {"urllc": {TARGET: "met"}}
+    loop.on_snapshot(snapshot(0, 1.0))
+    frames.send(2, 3)
+    assert frames.flagged == set() and frames.pending == []  # healthy: nothing copied
+
+    states.now = {"urllc": {TARGET: "at risk"}}
+    loop.on_snapshot(snapshot(1, 9.1))
+    assert frames.flagged == {2}  # from the end of the first degraded interval
+    frames.send(2, 4)
+    opened = Violation("urllc", TARGET, 5.0, started_interval=2, started_at=2.0, worst=9.1)
+    throughput = Violation("urllc", "min_throughput_mbps.uplink", 5.0, 2, 2.0, 0.1)
+    states.violations = [opened, throughput]
+    loop.on_snapshot(snapshot(2, 9.1))
+    (file,) = loop.evidence_files("urllc")
+    assert opened.evidence == str(file.path) and file.frames == 4
+    assert throughput.evidence is None  # not a latency or loss target
+
+    states.now = {"urllc": {TARGET: "met"}}
+    frames.send(2, 2, first=4)
+    loop.on_snapshot(snapshot(3, 1.0))  # the tail: still captured, the file grows
+    assert frames.flagged == {2} and file.frames == 6
+    loop.on_snapshot(snapshot(4, 1.0))
+    assert frames.flagged == set()
+    loop.close()
+    assert frames.closed

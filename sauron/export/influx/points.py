@@ -224,6 +224,7 @@ def violation_point(node: str, v: Violation, change: str, snssai: str) -> str:
         "intervals": v.intervals,
         "bad_intervals": v.bad_intervals,
         "diagnosis": v.diagnosis,
+        "evidence": v.evidence,
     }
     return line(SLA_EVENT, tags, values, time_ns(at))
 

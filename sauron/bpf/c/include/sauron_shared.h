@@ -294,6 +294,9 @@ struct sauron_config {
 #define SAURON_MEASURE_RTT 2
 #define SAURON_MEASURE_SEQUENCE 4
 #define SAURON_MEASURE_RETRANS 8
+/* Evidence: the headers of the frames of the slices flagged
+ * SAURON_SLICE_EVIDENCE go to evidence_ring (while a slice is diagnosed). */
+#define SAURON_MEASURE_EVIDENCE 16
 
 /* slice_config[slice]: per-slice measurement settings, written by the agent.
  * A packet is stamped when (fingerprint hash & transit_sample_mask) == 0,
@@ -305,6 +308,25 @@ struct sauron_slice_config {
 };
 
 #define SAURON_SLICE_TRANSIT 1
+#define SAURON_SLICE_EVIDENCE 2
+
+/* evidence_ring: one record per GTP-U frame of a slice being diagnosed, its
+ * first SNAPLEN bytes (outer and inner headers). The ring is a BPF ring
+ * buffer the agent drains each interval; a frame that finds it full is
+ * counted in evidence_missed, never waited for. */
+#define SAURON_EVIDENCE_SNAPLEN 128
+#define SAURON_EVIDENCE_RING_PAGES 512 /* 2 MiB of 4 KiB pages: ~13 000 frames */
+
+struct sauron_evidence {
+	__u64 time_ns;	 /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 frame_len; /* the frame's length */
+	__u32 slice_id;
+	__u32 teid;
+	__u16 captured; /* bytes of data that hold the frame's start */
+	__u8 point;
+	__u8 direction;
+	__u8 data[SAURON_EVIDENCE_SNAPLEN];
+};
 
 /* Histograms, log-linear. A value v at or above 2^MIN_SHIFT falls in octave
  * k = floor(log2 v) and sub-bucket s = the SUB_BITS bits after its leading

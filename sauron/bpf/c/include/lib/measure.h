@@ -31,6 +31,8 @@ struct measure_job {
 	__u32 has_ip;	    /* the user's IP packet parsed */
 	__u32 ip_offset;    /* where it starts (inner on N3; 0 on a bare IP link) */
 	__u32 outer_offset; /* the outer IP header of a GTP-U frame */
+	__u32 frame_len;
+	__u32 evidence; /* a GTP-U frame while some slice is diagnosed (lib/evidence.h) */
 };
 
 BPF_PERCPU_ARRAY(measure_jobs, struct measure_job, 1);

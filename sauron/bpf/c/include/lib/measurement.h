@@ -17,6 +17,7 @@
 #include "lib/sequence.h"
 #include "lib/retrans.h"
 #include "lib/echo.h"
+#include "lib/evidence.h"
 
 /* Transit, RAN-side RTT and retransmissions for a G-PDU's inner packet.
  * Downlink transit samples go to the slice the tunnel belongs to, which N6
@@ -108,6 +109,7 @@ static __always_inline void run_measurement(void *data, void *data_end, __u32 po
 	const struct sauron_config *cfg = agent_config();
 	if (!job || !cfg || job->point != point)
 		return;
+	keep_evidence(job, data, data_end);
 	__u32 dir = job->direction & 1;
 	__u32 slice_id = job->slice_id % SAURON_MAX_SLICES;
 	int has_seq = (job->gtp_flags & GTPU_FLAG_S) != 0;

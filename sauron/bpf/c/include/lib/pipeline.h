@@ -263,15 +263,15 @@ static __always_inline int measure_pending(void *data, void *data_end, __u32 poi
 		return 1;
 	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
 		return 1;
-	int sequence = (job->gtp_flags & GTPU_FLAG_S) != 0;
+	int more = (job->gtp_flags & GTPU_FLAG_S) != 0 || job->evidence;
 	struct ip_view ip = {};
 	struct hdr_cursor c;
 	if (reparse_ip(data, data_end, point, job->ip_offset, &ip, &c) < 0)
-		return sequence;
+		return more;
 	struct l4_facts l4 = {};
 	read_l4_words(&c, data_end, &ip, &l4);
 	transit_stamp(agent_config(), &ip, &l4, job->slice_id, job->direction & 1);
-	return sequence || ip.proto == IPPROTO_TCP;
+	return more || ip.proto == IPPROTO_TCP;
 }
 
 /* The packet's bounds read again from the context: the pointers the parsing
@@ -293,7 +293,7 @@ static __always_inline int measure_pending_tc(struct __sk_buff *skb, __u32 point
  * where every parsing path meets. */
 static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const struct gtpu_view *g,
 					     __u32 slice_id, __u32 dir, int has_ip, __u32 ip_offset,
-					     __u32 outer_offset)
+					     __u32 outer_offset, __u64 frame_len, __u32 evidence)
 {
 	__u32 zero = 0;
 	struct measure_job *job = measure_jobs.lookup(&zero);
@@ -309,6 +309,8 @@ static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const 
 	job->has_ip = has_ip;
 	job->ip_offset = ip_offset;
 	job->outer_offset = outer_offset;
+	job->frame_len = frame_len;
+	job->evidence = evidence;
 	job->pending = 1;
 }
 
@@ -406,7 +408,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	}
 	if (cfg && cfg->measure)
 		post_measure_job(point, f.msg_kind, &g, slice_id, dir, inner_ok, inner_offset,
-				 outer_offset);
+				 outer_offset, frame_len, cfg->measure & SAURON_MEASURE_EVIDENCE);
 out:
 	finish_frame(point, &f, &g);
 }
@@ -478,7 +480,8 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 				1, 0);
 	}
 	if (cfg && cfg->measure)
-		post_measure_job(point, f.msg_kind, &g, slice_id, dir, 1, ip_offset, 0);
+		post_measure_job(point, f.msg_kind, &g, slice_id, dir, 1, ip_offset, 0, frame_len,
+				 0);
 out:
 	finish_frame(point, &f, &g);
 }
