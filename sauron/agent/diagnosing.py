@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -85,11 +86,16 @@ class Diagnosing:
         keep: int = 100,
         evidence: EvidenceKeeper | None = None,
         evidence_missing: str = "",
+        bound: Callable[[], Mapping[int, str]] = dict,
     ) -> None:
         self.sla, self.probe, self.probe_missing = sla, probe, probe_missing
         #: the frames' heads of the slices diagnosed (None: not kept, and why)
         self.evidence, self.evidence_missing = evidence, evidence_missing
         self.watched, self.read_host = watched, read_host
+        #: {tgid: slice} of the watched processes bound to one slice: they
+        #: serve it alone (one UPF per slice); the others serve every slice
+        self.bound = bound
+        self._serves: dict[int, str] = {}  # watch index -> its one slice
         self.trigger = DiagnosisTrigger(tail)
         self.keep = keep
         self._interval = 0
@@ -147,6 +153,8 @@ class Diagnosing:
             return
         self._tgids = {tgid: index for index, tgid in enumerate(sorted(found))}
         self._names = {index: f"{found[tgid]} (pid {tgid})" for tgid, index in self._tgids.items()}
+        bound = self.bound()
+        self._serves = {i: bound[tgid] for tgid, i in self._tgids.items() if tgid in bound}
         if self.probe is not None:
             self.probe.watch(self._tgids)
 
@@ -236,10 +244,13 @@ class Diagnosing:
         else:
             missing = ""
         history = self._history.setdefault(kpis.name, deque(maxlen=self.keep))
+        # the functions that serve this slice: another slice's own UPF is
+        # not why this one is late
+        serving = {i for i in self._names if self._serves.get(i, kpis.name) == kpis.name}
         for check in failing:
             evidence = Evidence(
-                functions=dict(self._names),
-                probe=probe_moved if not missing else None,
+                functions={i: name for i, name in self._names.items() if i in serving},
+                probe=_serving(probe_moved, serving) if not missing else None,
                 probe_missing=missing,
                 host=moved,
                 baseline_host=baseline_host,
@@ -253,6 +264,18 @@ class Diagnosing:
             for violation in self.sla.open_violations(kpis.name):
                 if violation.target == check.target:
                     violation.diagnosis = found.summary
+
+
+def _serving(reading: DiagnosisReading | None, indexes: set[int]) -> DiagnosisReading | None:
+    """The probe's reading of the watched functions in `indexes` only."""
+    if reading is None:
+        return None
+    return replace(
+        reading,
+        waits={key: h for key, h in reading.waits.items() if key[0] in indexes},
+        tasks={i: t for i, t in reading.tasks.items() if i in indexes},
+        culprits={i: c for i, c in reading.culprits.items() if i in indexes},
+    )
 
 
 #: intervals between two searches of /proc for the watched processes
@@ -269,6 +292,7 @@ class WatchedProcesses:
         self.proc = proc
         self._calls = 0
         self._found: dict[int, str] = {}
+        self._bound: dict[int, str] = {}
 
     def __call__(self) -> dict[int, str]:
         if self._calls % RESOLVE_EVERY == 0 or any(
@@ -279,8 +303,17 @@ class WatchedProcesses:
                 tgid: self.entries[index].name or f"pid {tgid}"
                 for tgid, index in resolved.tgids.items()
             }
+            self._bound = {
+                tgid: bound
+                for tgid, index in resolved.tgids.items()
+                if (bound := self.entries[index].slice) is not None
+            }
         self._calls += 1
         return dict(self._found)
+
+    def bound(self) -> dict[int, str]:
+        """{tgid: slice} of the processes found whose entry names a slice."""
+        return dict(self._bound)
 
 
 def open_diagnosing(
@@ -313,16 +346,18 @@ def open_diagnosing(
         log.warning("diagnosis without the kernel probe", extra={"reason": missing})
     evidence, evidence_missing = _open_evidence(settings, dataplane, slice_ids)
     entries = settings.watch if settings.watch is not None else energy_watch
+    watched = WatchedProcesses(entries)
     return Diagnosing(
         sla,
         probe,
-        WatchedProcesses(entries),
+        watched,
         lambda tgids: read_host(tgids, {tgid: tun_links for tgid in tgids}),
         probe_missing=missing,
         tail=settings.tail_intervals,
         keep=settings.keep,
         evidence=evidence,
         evidence_missing=evidence_missing,
+        bound=watched.bound,
     )
 
 

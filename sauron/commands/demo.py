@@ -1,8 +1,12 @@
 """`sauron demo`: the agent on the UPFs of the netns testbed, three slices of
-real traffic, the energy estimator on, and a story in three phases
-(sauron.commands.demo_story): healthy, eMBB's bulk load, and eMBB's UPF
-rate-limiting it under its SLA's minimum. Every violation is explained
-from what the agent measured, or said to be unexplained.
+real traffic, the energy estimator on, and a story in four phases
+(sauron.commands.demo_story): healthy, eMBB's bulk load, eMBB's UPF
+rate-limiting it under its SLA's minimum, and URLLC's UPF delaying its
+packets beyond its transit target. Every violation is explained
+from what the agent measured, or said to be unexplained; each latency or
+loss violation carries the agent's own diagnosis (its delay and loss
+factors, traced while the slice was degraded) and the pcapng of the
+slice's frame heads meanwhile.
 
 One UPF process per slice, as Open5GS deployments run them: a slice's
 queue is its own, so eMBB's downloads do not fill URLLC's UPF; what they
@@ -24,14 +28,19 @@ from typing import Any
 
 from aiohttp import web
 
+from sauron.agent.diagnosing import Diagnosing
 from sauron.agent.interfaces import attach_interfaces, receiving_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.bpf.evidence import EvidenceTap
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
 from sauron.commands.demo_story import (
     BULK_SLICE,
+    DELAY,
+    DELAY_MS,
+    DELAYED_SLICE,
     LIMIT,
     LIMIT_MBPS,
     LOAD,
@@ -42,6 +51,10 @@ from sauron.commands.demo_story import (
 )
 from sauron.commands.demo_view import DemoView, Frame, terminal_view
 from sauron.commands.views import clock, with_unit
+from sauron.diagnosis.evidence import EvidenceKeeper
+from sauron.diagnosis.host_counters import read_host
+from sauron.diagnosis.probe import DiagnosisProbe
+from sauron.diagnosis.probe import probe_in as diagnosis_probe_in
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import probe_in
 from sauron.energy.profiles import ProfileError
@@ -59,8 +72,13 @@ from sauron.testbed.ue_apps import Traffic
 
 UES = {"embb": 2, "urllc": 4, "mmtc": 40}
 BROKEN = {BULK_SLICE: Impairment(rate_mbps=LIMIT_MBPS)}
+DELAYED = {**BROKEN, DELAYED_SLICE: Impairment(delay_ms=DELAY_MS)}
 #: the summary and the figures of a run, beside the testbed's ground truth
 SUMMARY_FILE = "demo.json"
+#: where each violation's pcapng goes, in the demo's folder
+EVIDENCE_DIR = "evidence"
+#: healthy intervals a diagnosis outlasts its slice's last failure
+DIAGNOSIS_TAIL = 3
 
 
 def _open_energy(
@@ -100,6 +118,42 @@ def demo_energy(
         yield meter, reason
 
 
+@contextlib.contextmanager
+def demo_diagnosing(
+    catalog: Catalog, dp: DataPlane, bed: Testbed, sla: Any, workdir: Path
+) -> Iterator[Diagnosing]:
+    """The agent's diagnosis loop over the slices' UPFs: the kernel probe
+    built here (without it, diagnoses come from the kernel's counters and
+    say so), and the evidence tap of the demo's own data path."""
+    with contextlib.ExitStack() as stack:
+        probe: DiagnosisProbe | None = None
+        missing = ""
+        try:
+            folder = Path(f"/sys/fs/bpf/sauron-demo-diagnosis-{os.getpid()}")
+            probe = stack.enter_context(diagnosis_probe_in(folder))
+            missing = probe.waits_unknown
+        except (OSError, RuntimeError) as exc:
+            missing = f"the diagnosis probe could not start: {exc}"
+        upfs = {pid: name for name, pid in bed.upf_pids().items()}
+        # one UPF per slice: each serves the slice it is named after
+        bound = {pid: name.removeprefix("upf-") for pid, name in upfs.items()}
+        evidence = EvidenceKeeper(
+            EvidenceTap(dp), lambda: {s.name: s.id for s in catalog.slices}, workdir / EVIDENCE_DIR
+        )
+        loop = Diagnosing(
+            sla,
+            probe,
+            lambda: dict(upfs),
+            lambda tgids: read_host(tgids, {}),
+            probe_missing=missing,
+            tail=DIAGNOSIS_TAIL,
+            evidence=evidence,
+            bound=lambda: bound,
+        )
+        stack.callback(loop.close)  # the probe detached, the capture stopped
+        yield loop
+
+
 @dataclass
 class Story:
     """What the demo has seen so far: every snapshot, the phases begun,
@@ -136,6 +190,10 @@ class Story:
                     f"{with_unit(v.target, v.worst)} against {with_unit(v.target, v.limit)}"
                     f" - {self.explain(v).words}"
                 )
+                if v.diagnosis:
+                    self.view.say(f"    diagnosis: {v.diagnosis}")
+                if v.evidence:
+                    self.view.say(f"    its frames' heads: {v.evidence}")
             if not v.open and i not in self.told_closed:
                 self.told_closed.add(i)
                 self.view.say(
@@ -172,6 +230,8 @@ async def _serve(
                     traffic.bulk.set()
                 elif phase.name == LIMIT:
                     bed.set_impairments(BROKEN)
+                elif phase.name == DELAY:
+                    bed.set_impairments(DELAYED)
                 story.begin(phase.name)
             await asyncio.sleep((1 - PHASES[-1].starts_at) * story.duration_s)
         finally:
@@ -251,6 +311,10 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
             f"worst {with_unit(v['target'], v['worst'])}, from {clock(v['started_at'])} {until}"
         )
         lines.append(f"    {v['explanation']['kind']}: {v['explanation']['words']}")
+        if v.get("diagnosis"):
+            lines.append(f"    diagnosis: {v['diagnosis']}")
+        if v.get("evidence"):
+            lines.append(f"    evidence: {v['evidence']} (tshark -r, sauron replay)")
     unexplained = sum(v["explanation"]["kind"] == "unexplained" for v in violations)
     lines.append(
         f"{unexplained} violations have no explanation in the demo's phases"
@@ -289,6 +353,7 @@ def run_demo(
         dp,
         Testbed(catalog, sessions, workdir, before_nodes=attach, upf_per_slice=True) as bed,
         demo_energy(catalog, dp, bed) as (meter, energy_off),
+        contextlib.ExitStack() as stack,
     ):
         view.say(
             f"testbed up: gNB {bed.gnb}, UPFs {', '.join(bed.upf_pids())} in {bed.upf}, "
@@ -305,6 +370,12 @@ def run_demo(
             energy_off=energy_off,
             exporters=[publisher] if publisher is not None else [],
         )
+        diagnosing = stack.enter_context(
+            demo_diagnosing(catalog, dp, bed, runtime.engine.sla, workdir)
+        )
+        runtime.diagnosing = diagnosing
+        # first: a violation the story tells already carries its diagnosis
+        runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
         runtime.engine.listeners.append(lambda snap: story.heard(snap, runtime.engine.sla.events))
         story.started = time.time()
         try:
@@ -314,6 +385,7 @@ def run_demo(
             view.say("interrupted")
         finally:
             traffic.join()
+            stack.close()
         truth = bed.stop()
     doc = summary(story, runtime.engine.sla.events, energy_off)
     for line in summary_lines(doc):

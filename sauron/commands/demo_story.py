@@ -34,7 +34,11 @@ BEGINNING = 2
 #: grows when few bytes carry it
 ENERGY_TARGET = "max_energy_j_per_gb"
 
-HEALTHY, LOAD, LIMIT = "healthy", "eMBB load", "rate limit"
+HEALTHY, LOAD, LIMIT, DELAY = "healthy", "eMBB load", "rate limit", "URLLC delay"
+#: the slice whose UPF the last phase slows down, and by how much: above
+#: its SLA's 5 ms transit p99
+DELAYED_SLICE = "urllc"
+DELAY_MS = 8.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ PHASES = (
         0.4,
         f"eMBB's UPF now rate-limits eMBB to {LIMIT_MBPS:g} Mbit/s, under the 1 Mbit/s "
         "downlink its SLA asks for: a violation on purpose",
+    ),
+    Phase(
+        DELAY,
+        0.65,
+        f"URLLC's UPF now holds each packet {DELAY_MS:g} ms before it forwards it, beyond "
+        "the 5 ms transit p99 its SLA asks for: a violation on purpose, which the agent "
+        "diagnoses as time inside the UPF and records as a pcapng",
     ),
 )
 
@@ -161,6 +172,19 @@ def explain(violation: Violation, snapshots: Sequence[Snapshot], timeline: Timel
                     f"{direction} packets (they entered the UPF and never left) to hold it to "
                     f"{LIMIT_MBPS:g} Mbit/s; loss {figure}",
                 )
+    delayed_from = timeline.began(DELAY)
+    if (
+        violation.slice_name == DELAYED_SLICE
+        and violation.target.startswith("transit_latency_ms.")
+        and delayed_from is not None
+        and violation.started_at >= delayed_from
+    ):
+        return Explanation(
+            "on purpose",
+            f"URLLC's UPF holds each packet {DELAY_MS:g} ms since {clock(delayed_from)}: "
+            f"its transit time reached {figure}, over the SLA's "
+            f"{with_unit(violation.target, violation.limit)}",
+        )
     if violation.slice_name == BULK_SLICE and limited and violation.target == ENERGY_TARGET:
         measured = [s.slices[BULK_SLICE] for s in intervals if s.slices[BULK_SLICE].energy]
         if measured:

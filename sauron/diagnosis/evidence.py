@@ -63,6 +63,12 @@ def file_name(slice_name: str, target: str, started_at: float) -> str:
     return f"{slice_name}_{target.replace('.', '-')}_{stamp}{SUFFIX}"
 
 
+def direction_of(target: str) -> int | None:
+    """The direction a target is checked in (None: both)."""
+    last = target.rsplit(".", 1)[-1]
+    return {"uplink": layout.DIR_UPLINK, "downlink": layout.DIR_DOWNLINK}.get(last)
+
+
 def _comment(frame: EvidenceFrame, slice_name: str) -> str:
     direction = "downlink" if frame.direction == layout.DIR_DOWNLINK else "uplink"
     return f"slice {slice_name} {direction} teid 0x{frame.teid:08x}"
@@ -111,8 +117,9 @@ class EvidenceKeeper:
 
     def record(self, slice_name: str, target: str, started_at: float) -> EvidenceFile | None:
         """The violation's file, written or grown by the frames of the
-        slice's ring it does not hold yet; None when the slice is not
-        watched or nothing was ever captured for it."""
+        slice's ring it does not hold yet, in the target's direction when
+        it has one; None when the slice is not watched or nothing was ever
+        captured for it."""
         ring = self._rings.get(slice_name)
         name = file_name(slice_name, target, started_at)
         found = self._files.get(name)
@@ -133,8 +140,11 @@ class EvidenceKeeper:
             return found
         blocks: list[bytes] = []
         room = self.max_file_bytes - found.bytes
+        direction = direction_of(target)
         for frame in ring:
             if frame.time_ns <= found.last_ns:
+                continue
+            if direction is not None and frame.direction != direction:
                 continue
             block = pcapng.packet(
                 pcapng.Packet(

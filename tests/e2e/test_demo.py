@@ -1,10 +1,11 @@
 """`sauron demo` as a newcomer meets it: the real command in a
 pseudo-terminal (so it draws its live table in place) while a headless
-Chromium watches its dashboard. The terminal must announce the three
-phases in order, explain every violation from measured figures (the one
+Chromium watches its dashboard. The terminal must announce the four
+phases in order, explain every violation from measured figures (the ones
 on purpose included) and close with each slice's joules; the browser must
 show every slice's watts and joules per GB and eMBB violated once its UPF
-rate-limits it. The summary the demo writes must agree with the testbed's
+rate-limits it. URLLC's delayed UPF must be diagnosed as time inside the
+UPF, with a pcapng of URLLC's frames that tshark and `sauron replay` read. The summary the demo writes must agree with the testbed's
 ground truth. The page is saved as build/screenshots/demo.png, the
 README's picture."""
 
@@ -29,12 +30,12 @@ from agent_process import REPO
 from browser import browser_page
 from timeseries import free_port
 
-from sauron.commands.demo_story import CROWDING_MBPS, PHASES
+from sauron.commands.demo_story import CROWDING_MBPS, DELAY_MS, PHASES
 from sauron.host.netns import leftover_namespaces
 
 pytestmark = [pytest.mark.kernel, pytest.mark.netns]
 
-DURATION_S = 18
+DURATION_S = 20
 DASH = "\N{EN DASH}"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: every card's energy and status, read in one go
@@ -157,9 +158,40 @@ def test_the_demo_tells_its_story_in_a_terminal_and_in_the_browser(tmp_path: Pat
     assert "unexplained" not in kinds, json.dumps(violations, indent=1)
     on_purpose = [v for v in violations if v["explanation"]["kind"] == "on purpose"]
     assert on_purpose, json.dumps(violations, indent=1)
-    for v in on_purpose:
-        assert (v["slice_name"], v["target"]) == ("embb", "min_throughput_mbps.downlink")
-        assert v["worst"] < 1.0
+    limited = [v for v in on_purpose if v["slice_name"] == "embb"]
+    delayed = [v for v in on_purpose if v["slice_name"] == "urllc"]
+    assert limited and delayed and len(limited) + len(delayed) == len(on_purpose), on_purpose
+    for v in limited:
+        assert v["target"] == "min_throughput_mbps.downlink" and v["worst"] < 1.0
+    for v in delayed:
+        assert v["target"].startswith("transit_latency_ms.") and v["worst"] > DELAY_MS
+    # the delay is diagnosed as time inside URLLC's UPF, told with its pcapng
+    diagnosed = [v for v in delayed if v["diagnosis"] and "inside the UPF" in v["diagnosis"]]
+    assert diagnosed, json.dumps(delayed, indent=1)
+    for v in delayed:
+        assert v["evidence"] and f"diagnosis: {v['diagnosis']}" in text, v
+    evidence = Path(diagnosed[0]["evidence"])
+    assert evidence.parent == workdir / "evidence"
+    assert f"evidence: {evidence}" in text
+    teids = subprocess.run(
+        ["tshark", "-r", str(evidence), "-T", "fields", "-e", "gtp.teid"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    assert teids and all(0x20000 <= int(t, 16) <= 0x2FFFF for t in teids)  # URLLC's range
+    replayed = subprocess.run(
+        [sys.executable, "-m", "sauron", "replay", str(evidence), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+    urllc = json.loads(replayed.stdout)["slices"]["urllc"]
+    # replayed at N3 ingress, whose direction is uplink, whatever the file's
+    assert urllc["uplink"]["packets"] + urllc["downlink"]["packets"] == len(teids)
     for v in violations:
         assert v["explanation"]["words"] in text, v
     assert "every violation is explained above" in text

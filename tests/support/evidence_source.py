@@ -22,14 +22,18 @@ class Frames:
     def capture(self, slice_ids: Iterable[int]) -> None:
         self.flagged = set(slice_ids)
 
-    def send(self, slice_id: int, count: int, first: int = 0, size: int = 128) -> None:
+    def send(
+        self, slice_id: int, count: int, first: int = 0, size: int = 128, direction: int = 0
+    ) -> None:
+        """`count` frames, the n-th's bytes all n; uplink unless told."""
         for n in range(first, first + count):
             if slice_id in self.flagged:
-                self.pending.append(
-                    EvidenceFrame(
-                        T0 + n * 1000, 1400, slice_id, 0x20000 + n, 0, 0, bytes([n % 256]) * size
-                    )
+                data = bytes([n % 256]) * size
+                point = 1 if direction else 0  # N3 egress carries the downlink
+                frame = EvidenceFrame(
+                    T0 + n * 1000, 1400, slice_id, 0x20000 + n, point, direction, data
                 )
+                self.pending.append(frame)
 
     def frames(self) -> list[EvidenceFrame]:
         found, self.pending = self.pending, []

@@ -183,3 +183,28 @@ def test_a_violation_carries_its_evidence_file_and_the_capture_follows_the_episo
     assert frames.flagged == set()
     loop.close()
     assert frames.closed
+
+
+def test_a_slice_is_diagnosed_from_the_functions_that_serve_it() -> None:
+    """One UPF per slice: eMBB's UPF waiting behind a hog is not why URLLC
+    is late; an unbound function serves every slice."""
+    probe, states = CountingProbe(), States()  # its waits are watch index 0's
+    host = lambda tgids: HostReading()  # noqa: E731
+    bound = {812: "embb", 813: "urllc"}
+    names = {812: "upf-embb", 813: "upf-urllc"}
+    loop = Diagnosing(states, probe, lambda: dict(names), host, tail=1, bound=lambda: bound)
+    for t, state, p99 in ((0, "met", 1.0), (1, "at risk", 9.1), (2, "violated", 9.1)):
+        states.now = {"urllc": {TARGET: state}}
+        loop.on_snapshot(snapshot(t, p99))
+    found = loop.latest("urllc")
+    assert found is not None and found.time == 2
+    assert "run_queue_wait" not in [f.name for f in found.diagnosis.factors]
+    assert "upf-embb" not in found.diagnosis.summary
+
+    bound.clear()  # the same UPF now serves both slices
+    names[814] = "upf-shared"  # a new process: the watch is looked up again
+    loop.on_snapshot(snapshot(3, 9.1))
+    latest = loop.latest("urllc")
+    assert latest is not None and latest.time == 3
+    top = latest.diagnosis.factors[0]
+    assert top.name == "run_queue_wait" and top.evidence["function"] == "upf-embb (pid 812)"

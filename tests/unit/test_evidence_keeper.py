@@ -43,6 +43,7 @@ def test_a_violation_file_starts_from_the_ring_and_grows(tmp_path: Path) -> None
     assert [d[0][0] for d in read_back(file.path)] == [3, 4, 5, 6, 7]
 
     source.send(2, 2, first=8)
+    source.send(2, 3, first=20, direction=layout.DIR_DOWNLINK)  # not the target's direction
     keeper.collect()
     again = keeper.record("urllc", TARGET, T0_S)
     assert again is file and file.frames == 7
@@ -56,6 +57,9 @@ def test_a_violation_file_starts_from_the_ring_and_grows(tmp_path: Path) -> None
     assert stat.S_IMODE(os.stat(file.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(tmp_path / "ev").st_mode) == 0o700
     assert keeper.files("urllc") == [file] and keeper.files("embb") == []
+    # a target without a direction: both, as many as the ring still holds
+    both = keeper.record("urllc", "max_loss_ratio.transit", T0_S)
+    assert both is not None and [d[0][0] for d in read_back(both.path)] == [8, 9, 20, 21, 22]
 
     # the degradation is over: the capture stops and the ring is let go
     keeper.watch(())
