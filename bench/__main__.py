@@ -7,6 +7,7 @@ table is printed at the end and written to bench/results.json.
     python -m bench            # everything (about 15 minutes on 2 CPUs)
     python -m bench --quick    # every section with tiny sizes: does it run?
     python -m bench --only throughput,scaling
+    python -m bench --only diagnosis   # what the diagnosis probe costs, on and off
     python -m bench --markdown # docs/performance.md's table from bench/results.json
 """
 
@@ -32,6 +33,7 @@ SECTIONS = (
     "publish",
     "scaling",
     "exposition",
+    "diagnosis",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

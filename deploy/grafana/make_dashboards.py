@@ -211,6 +211,19 @@ def violations(y: int) -> dict[str, Any]:
     return panel("SLA violations opened and closed", "table", [query], 0, y, w=24, h=9)
 
 
+def diagnoses(y: int) -> dict[str, Any]:
+    """Why a slice was late or lossy: each diagnosis's one sentence, newest first."""
+    query = """from(bucket: "${bucket}")
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "sauron_diagnosis" and r._field == "summary")
+  |> filter(fn: (r) => contains(value: r.slice, set: ${slice:json}) and contains(value: r.node, set: ${node:json}))
+  |> group()
+  |> keep(columns: ["_time", "node", "slice", "target", "_value"])
+  |> rename(columns: {_value: "diagnosis"})
+  |> sort(columns: ["_time"], desc: true)"""
+    return panel("Diagnoses: why a slice was late or lossy", "table", [query], 0, y, w=24, h=9)
+
+
 def variable(name: str, label: str, tag: str, measurement: str) -> dict[str, Any]:
     """The values of a tag of a measurement in the bucket."""
     query = f"""import "influxdata/influxdb/schema"
@@ -231,7 +244,7 @@ def dashboard() -> dict[str, Any]:
             variable("node", "Node", "node", "sauron_slice"),
             variable("slice", "Slice", "slice", "sauron_slice"),
         ],
-        [*slice_row(0), violations(26)],
+        [*slice_row(0), violations(26), diagnoses(35)],
     )
 
 

@@ -40,6 +40,7 @@ from sauron.bpf.pinned import PROGRAMS, pin_folder
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
 from sauron.control.plane import ControlPlane
+from sauron.diagnosis.cursor import DiagnosisCursor
 from sauron.energy.meter import EnergyMeter, EnergyUnavailable, detect_setup
 from sauron.energy.probe import EnergyProbe
 from sauron.energy.profiles import ProfileError
@@ -240,6 +241,13 @@ def open_publisher(influx: InfluxConfig, node: str, where: Path) -> Publisher | 
     return publisher
 
 
+def publish_diagnoses(publisher: Publisher | None, diagnosing: Diagnosing) -> None:
+    """The publisher writes each new diagnosis once (`sauron_diagnosis`),
+    with the snapshot of the interval it explains."""
+    if publisher is not None:
+        publisher.diagnoses = DiagnosisCursor(diagnosing.history)
+
+
 def open_otlp(otlp: OtlpConfig, node: str) -> OtlpExporter | None:
     """The OTLP exporter when an endpoint is configured (file or
     environment); a variable it cannot use is an error naming it."""
@@ -418,6 +426,7 @@ def run_agent(
             # first: a violation opened this interval carries its diagnosis
             # in the event the exporters write
             runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
+            publish_diagnoses(publisher, diagnosing)
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

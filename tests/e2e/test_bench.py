@@ -53,6 +53,10 @@ STABLE_NAMES = {
     "scaling_teids_1k_interval_ms",
     "scaling_slices_3_interval_ms",
     "datapath_map_memory_mb",
+    "diagnosis_pipe_added_ns_per_switch",
+    "diagnosis_futex_added_ns_per_switch",
+    "diagnosis_pipe_detached_program_runs",
+    "diagnosis_probe_read_us",
 }
 
 

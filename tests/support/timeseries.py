@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -211,8 +212,9 @@ def parse_line(text: str) -> list[Sample]:
     measurement, *tag_parts = split(head, ",")
     tags = tuple(sorted(tuple(split(t, "=")) for t in tag_parts))  # type: ignore[misc]
     out = []
-    for f in split(fields, ","):
+    for f in _field_parts(fields):
         key, value = f.split("=", 1)
+        key = key.replace("\\", "")
         if value.startswith('"'):
             number = float("nan")
         elif value in ("true", "false"):
@@ -220,6 +222,39 @@ def parse_line(text: str) -> list[Sample]:
         else:
             number = float(value.rstrip("i"))
         out.append(Sample(measurement, tags, key, int(stamp) // 1_000_000, number))
+    return out
+
+
+def _field_parts(fields: str) -> list[str]:
+    """The fields of a line, split at the commas outside string values."""
+    parts, cur, i, quoted = [], "", 0, False
+    while i < len(fields):
+        c = fields[i]
+        if c == "\\" and i + 1 < len(fields):
+            cur += fields[i : i + 2]
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        if c == "," and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    parts.append(cur)
+    return parts
+
+
+def string_fields(text: str) -> dict[str, str]:
+    """The string fields of one line of our line protocol, unescaped: what
+    a server that keeps no text (victoria-metrics) cannot be asked for."""
+    _, fields, _ = _split_unescaped_spaces(text)
+    out = {}
+    for f in _field_parts(fields):
+        key, value = f.split("=", 1)
+        if value.startswith('"'):
+            out[key.replace("\\", "")] = re.sub(r"\\(.)", r"\1", value[1:-1])
     return out
 
 

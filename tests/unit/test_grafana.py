@@ -3,7 +3,7 @@ query names only measurements, tags and fields that the publisher writes.
 What the publisher writes is read from its own output: line protocol made
 by sauron/export/influx/points.py from a snapshot with every KPI present
 (every latency KPI of the table, loss of every source, bursts, energy), an
-SLA event and top sessions.
+SLA event, top sessions and a diagnosis.
 
 No InfluxDB 2 server can be installed here (Debian and PyPI ship none), so
 the queries are checked by name, not run."""
@@ -20,7 +20,11 @@ import yaml
 from script_modules import load_script
 from timeseries import parse_line
 
+from sauron.abi import diagnosis_layout as dl
+from sauron.abi.histogram import LATENCY, Histogram
 from sauron.abi.kpis import DIRECTION_LATENCY, LATENCY_KPIS, LOSS_BURST, SLICE_LATENCY
+from sauron.diagnosis.explain import Diagnosed, Evidence, Failing, diagnose
+from sauron.diagnosis.probe import Culprit, DiagnosisReading
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.export.influx import points
 from sauron.kpi.quality import LatencyKpis, LossKpis
@@ -89,6 +93,18 @@ def published_lines() -> list[str]:
         downlink_bytes=100,
     )
     lines += points.session_points("upf-1", kpis, [session], points.time_ns(snap.time))
+    waited = Histogram(LATENCY)
+    waited.record(7_000_000)
+    reading = DiagnosisReading(
+        waits={(0, dl.WAIT_RUNQUEUE): waited},
+        culprits={0: [Culprit(4242, "stress-ng", 1, 7_000_000, 1)]},
+    )
+    found = diagnose(
+        "embb",
+        Failing("transit_latency_ms.p99.uplink", 5.0, 9.0),
+        Evidence(functions={0: "open5gs-upfd (pid 812)"}, probe=reading),
+    )
+    lines += points.diagnosis_points("upf-1", Diagnosed(snap.time, found), "1-000001")
     return lines
 
 

@@ -24,6 +24,7 @@ from sauron.abi.kpis import (
     LatencyKpi,
 )
 from sauron.catalog import snssai_parts
+from sauron.diagnosis.explain import Diagnosed
 from sauron.export.influx.lineproto import FieldValue, line
 from sauron.kpi.quality import NS_PER_MS, LatencyKpis
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
@@ -39,6 +40,7 @@ SLICE_ENERGY = "sauron_energy"
 NODE_ENERGY = "sauron_node_energy"
 SLA_EVENT = "sauron_sla_event"
 SESSION = "sauron_session"
+DIAGNOSIS = "sauron_diagnosis"
 
 MEASUREMENTS = (
     TRAFFIC,
@@ -50,6 +52,7 @@ MEASUREMENTS = (
     NODE_ENERGY,
     SLA_EVENT,
     SESSION,
+    DIAGNOSIS,
 )
 
 TRAFFIC_FIELDS = tuple(k.name for k in TRAFFIC_KPIS)
@@ -249,4 +252,74 @@ def session_points(
             "qfi": s.qfi,
         }
         out.append(line(SESSION, {**tags, **key}, values, t))
+    return out
+
+
+#: the fields of a diagnosis's points that are not its evidence
+_DIAGNOSIS_FIELDS = {"share", "figure", "method", "limit", "value", "summary"}
+
+
+def _evidence_fields(evidence: Mapping[str, object], prefix: str = "") -> dict[str, FieldValue]:
+    """A factor's evidence as fields: numbers stay numbers, a nested
+    mapping (the task that held the CPU) is flattened with its key as
+    prefix ("held_by_pid"), anything else is its text. A key that would
+    shadow a field of the point itself is prefixed "evidence_"."""
+    out: dict[str, FieldValue] = {}
+    for key, value in evidence.items():
+        name = f"{prefix}{key}"
+        if not prefix and name in _DIAGNOSIS_FIELDS:
+            name = f"evidence_{name}"
+        if isinstance(value, Mapping):
+            out.update(_evidence_fields(value, f"{name}_"))
+        elif isinstance(value, bool | int | float | str):
+            out[name] = value
+        else:
+            out[name] = str(value)
+    return out
+
+
+def diagnosis_points(node: str, diagnosed: Diagnosed, snssai: str) -> list[str]:
+    """One diagnosis, at the end of the interval it explains: one point
+    without `factor` and `rank` tags holding the diagnosis itself (its
+    summary, what could not be measured, the neighbour named), then one
+    point per factor, `rank` 1 the most contributing, with its share, its
+    figure in words, its method and its evidence. Every point carries the
+    failing target's limit and value, so a factor's part of the figure is
+    share x value without a join. The target and rank tags keep two
+    diagnoses of one interval, and two factors of one name (two network
+    functions' waits), apart."""
+    d = diagnosed.diagnosis
+    tags = {"node": node, "slice": d.slice_name, "target": d.failing.target}
+    tags.update(snssai_parts(snssai))
+    t = time_ns(diagnosed.time)
+    failing: dict[str, FieldValue | None] = {
+        "limit": float(d.failing.limit),
+        "value": float(d.failing.value),
+    }
+    head: dict[str, FieldValue | None] = {
+        "summary": d.summary,
+        **failing,
+        "factors": len(d.factors),
+        "unmeasured": "; ".join(d.unmeasured) or None,
+    }
+    if d.neighbour is not None:
+        name, mbps, baseline_mbps = d.neighbour
+        head.update(
+            {
+                "neighbour": name,
+                "neighbour_mbps": float(mbps),
+                "neighbour_baseline_mbps": float(baseline_mbps),
+            }
+        )
+    out = [line(DIAGNOSIS, tags, head, t)]
+    for rank, factor in enumerate(d.factors, start=1):
+        values: dict[str, FieldValue | None] = {
+            "share": float(factor.share),
+            "figure": factor.figure,
+            "method": factor.method,
+            **failing,
+            **_evidence_fields(factor.evidence),
+        }
+        at = {**tags, "factor": factor.name, "rank": str(rank)}
+        out.append(line(DIAGNOSIS, at, values, t))
     return out

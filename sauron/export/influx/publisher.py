@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sauron.export.delivery.lossless import (
@@ -22,11 +22,18 @@ from sauron.export.delivery.lossless import (
     retry_delay,
 )
 from sauron.export.delivery.outcome import Writer
-from sauron.export.influx.points import session_points, snapshot_points, time_ns, violation_point
+from sauron.export.influx.points import (
+    diagnosis_points,
+    session_points,
+    snapshot_points,
+    time_ns,
+    violation_point,
+)
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.writer import InfluxWriter
 
 if TYPE_CHECKING:
+    from sauron.diagnosis.explain import Diagnosed
     from sauron.kpi.engine import KpiEngine
     from sauron.kpi.records import Snapshot
 
@@ -44,7 +51,12 @@ __all__ = [
 
 class Publisher(LosslessExporter[InfluxConfig]):
     """An exporter (sauron.export.exporter): started with the engine whose
-    snapshots it publishes, it hears each one in the engine's thread."""
+    snapshots it publishes, it hears each one in the engine's thread.
+
+    `diagnoses(slice)`, when the agent diagnoses, gives a slice's diagnoses
+    made since it was last asked (sauron.diagnosis.cursor over the agent's
+    history): each is written once, as `sauron_diagnosis` points, with the
+    snapshot it came in."""
 
     #: in /readyz, the logs and the listener failures
     name = "publisher"
@@ -60,6 +72,7 @@ class Publisher(LosslessExporter[InfluxConfig]):
         writer_factory: Callable[[], Writer] | None = None,
     ) -> None:
         self.node = node
+        self.diagnoses: Callable[[str], Sequence[Diagnosed]] | None = None
         super().__init__(
             config, writer_factory or (lambda: InfluxWriter(config, token)), clock, draw
         )
@@ -68,8 +81,8 @@ class Publisher(LosslessExporter[InfluxConfig]):
         return self.points_of(snap, engine)
 
     def points_of(self, snap: Snapshot, engine: KpiEngine) -> list[str]:
-        """The points of one snapshot, with the SLA changes and top sessions
-        of the engine's latest interval."""
+        """The points of one snapshot, with the SLA changes, top sessions
+        and new diagnoses of the engine's latest interval."""
         opened = {name: len(engine.sla.open_violations(name)) for name in snap.slices}
         lines = snapshot_points(self.node, snap, opened)
         for change, v in engine.sla.changes:
@@ -80,6 +93,10 @@ class Publisher(LosslessExporter[InfluxConfig]):
             for kpis in snap.slices.values():
                 top = engine.sessions.teids.top.get(kpis.slice_id, [])
                 lines += session_points(self.node, kpis, top[: self.config.top_sessions], t)
+        if self.diagnoses is not None:
+            for name, kpis in snap.slices.items():
+                for diagnosed in self.diagnoses(name):
+                    lines += diagnosis_points(self.node, diagnosed, kpis.snssai)
         return lines
 
     def refusal(self) -> tuple[str, dict[str, object]]:
