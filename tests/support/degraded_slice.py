@@ -79,15 +79,16 @@ class DegradedSlice:
 
 @contextmanager
 def degraded_embb(
-    dataplane: DataPlane, probe: DiagnosisProbe, hog_name: str
+    dataplane: DataPlane, probe: DiagnosisProbe, hog_name: str, start: float = 5_000_000.0
 ) -> Iterator[DegradedSlice]:
-    """The runtime (not started: ticked by the test) with the diagnosis
-    loop over `probe`, a worker and a hog named `hog_name` on one CPU.
-    Detaches the probe and ends both processes on exit."""
+    """The runtime (not started: ticked by the test, its clock from
+    `start`) with the diagnosis loop over `probe`, a worker and a hog named
+    `hog_name` on one CPU. Detaches the probe and ends both processes on
+    exit."""
     catalog = strict_catalog()
     program_catalog(dataplane, catalog)
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
-    clock = ManualClock(5_000_000.0)
+    clock = ManualClock(start)
     runtime = AgentRuntime(catalog, ProgramMaps(dataplane, shortcut=False), clock=clock)
     worker = worker_on()
     hog = start_hog(hog_name)
