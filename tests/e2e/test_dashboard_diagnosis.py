@@ -39,6 +39,8 @@ TOKEN = "dashboard-diagnosis-reader"
 #: the token in the page's storage before it loads, as the token dialog leaves it
 GIVE_TOKEN = f"sessionStorage.setItem('sauron-token', '{TOKEN}')"
 TARGET = "transit_latency_ms.p99.uplink"
+#: the watched function's name (diagnosis.watch), markup in it too
+WORKER_NAME = "upf <i>worker</i> &amp;"
 
 #: what the drill-down's diagnosis shows, read in one go
 READ_DIAGNOSIS = """() => {
@@ -48,6 +50,7 @@ READ_DIAGNOSIS = """() => {
         failing: box.querySelector('[data-field=failing]').textContent,
         factors: [...box.querySelectorAll('tr[data-factor]')].map(r => ({
             name: r.dataset.factor, share: r.querySelector('[data-field=share]').textContent,
+            figure: r.querySelector('[data-field=figure]').textContent,
             held: r.querySelector('[data-field=held-by]')?.textContent ?? null,
             comm: r.querySelector('[data-field=held-by]')?.dataset.comm ?? null})),
         unmeasured: [...box.querySelectorAll('ul.unmeasured li')].map(li => li.textContent),
@@ -64,7 +67,7 @@ READ_DIAGNOSIS = """() => {
         past: [...section.querySelectorAll('[data-part=diagnosis-past] details')].map(d => ({
             summary: d.querySelector('summary').textContent, time: Number(d.dataset.time)})),
         open: [...section.querySelectorAll('.open-violation')].map(p => p.textContent),
-        injected: section.querySelectorAll('b').length,
+        injected: section.querySelectorAll('b, i').length,
     };
 }"""
 
@@ -106,7 +109,9 @@ def test_the_drill_down_shows_a_slice_s_diagnoses_live(
     # TASK_COMM_LEN: 15 characters at most, markup and an ampersand among them
     hog_name = f"<b>{uuid.uuid4().hex[:4]}</b>&"
     with (
-        degraded_embb(dataplane, probe, hog_name, start=time.time()) as degraded,
+        degraded_embb(
+            dataplane, probe, hog_name, start=time.time(), worker_name=WORKER_NAME
+        ) as degraded,
         serve_in_thread(create_app(degraded.runtime, ServiceOptions(token=TOKEN))) as url,
         browser_page() as watched,
     ):
@@ -170,19 +175,21 @@ def test_the_drill_down_shows_a_slice_s_diagnoses_live(
         shown = page.evaluate(READ_DIAGNOSIS)
         latest = shown["latest"]
         assert latest["summary"] == newest.summary
-        assert "0.0001 ms" in latest["failing"]  # the limit, with its digits
+        assert "limit 0.000100 ms" in latest["failing"]  # three figures, not a false zero
         # the factors in the API's order (by share), each with its share
         assert [f["name"] for f in latest["factors"]] == [f.name for f in newest.factors]
         assert [f["share"] for f in latest["factors"]] == [
             f"{f.share * 100:.1f} %" for f in newest.factors
         ]
+        assert [f["figure"] for f in latest["factors"]] == [f.figure for f in newest.factors]
+        assert any(WORKER_NAME in f["figure"] for f in latest["factors"])
         wait = next(f for f in newest.factors if f.name == "run_queue_wait")
         held = wait.evidence["held_by"]
         assert (held["comm"], held["pid"], held["cpu"]) == (hog_name, degraded.hog.pid, CPU)
         (row,) = [f for f in latest["factors"] if f["name"] == "run_queue_wait"]
         assert row["comm"] == hog_name
         assert f"{hog_name} (pid {degraded.hog.pid}) on CPU {CPU}" in row["held"]
-        assert shown["injected"] == 0, "the hog's name was read as markup"
+        assert shown["injected"] == 0, "a name from the API was read as markup"
         # the earlier diagnosis below it
         (earlier,) = shown["past"]
         assert earlier["time"] == first.time and earlier["summary"].endswith(f": {first.summary}")

@@ -79,12 +79,17 @@ class DegradedSlice:
 
 @contextmanager
 def degraded_embb(
-    dataplane: DataPlane, probe: DiagnosisProbe, hog_name: str, start: float = 5_000_000.0
+    dataplane: DataPlane,
+    probe: DiagnosisProbe,
+    hog_name: str,
+    start: float = 5_000_000.0,
+    worker_name: str = WORKER_NAME,
 ) -> Iterator[DegradedSlice]:
     """The runtime (not started: ticked by the test, its clock from
-    `start`) with the diagnosis loop over `probe`, a worker and a hog named
-    `hog_name` on one CPU. Detaches the probe and ends both processes on
-    exit."""
+    `start`) with the diagnosis loop over `probe`, a worker watched as
+    `worker_name` and a hog named `hog_name` on one CPU. Detaches the probe
+    and ends both processes on exit. The hog is the worker's culprit only
+    while no other task spins on that CPU (another test's hog)."""
     catalog = strict_catalog()
     program_catalog(dataplane, catalog)
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
@@ -96,7 +101,7 @@ def degraded_embb(
         loop = Diagnosing(
             runtime.engine.sla,
             probe,
-            lambda: {worker.pid: WORKER_NAME},
+            lambda: {worker.pid: worker_name},
             lambda tgids: read_host(tgids, {}),
             tail=1,
         )

@@ -64,7 +64,9 @@ async function api(path) {
 function fixed(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return DASH;
   const a = Math.abs(value);
-  const digits = a === 0 ? 0 : a < 1 ? 3 : a < 10 ? 2 : a < 100 ? 1 : 0;
+  // below 0.001 (a limit of 0.0001 ms), as many places as three figures need
+  const digits = a === 0 ? 0 : a < 0.001 ? Math.min(20, 2 - Math.floor(Math.log10(a)))
+    : a < 1 ? 3 : a < 10 ? 2 : a < 100 ? 1 : 0;
   return value.toFixed(digits);
 }
 

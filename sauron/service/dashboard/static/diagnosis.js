@@ -11,12 +11,8 @@ const diagnosisView = {
   report: null,
 };
 
-// A limit such as 0.0001 ms keeps its digits (fixed() would show 0.000).
 function figureText(value, unit, percent) {
-  const v = percent ? value * 100 : value;
-  const a = Math.abs(v);
-  const text = a === 0 || a >= 0.001 ? fixed(v) : String(Number(v.toPrecision(3)));
-  return `${text} ${unit}`;
+  return `${fixed(percent ? value * 100 : value)} ${unit}`;
 }
 
 function heldText(held) {
@@ -36,7 +32,7 @@ function factorsTable(d) {
     body.append(el("tr", { "data-factor": f.name, "data-share": String(f.share) },
       el("th", { scope: "row" }, el("code", { text: f.name })),
       el("td", { "data-field": "share", text: `${(f.share * 100).toFixed(1)} %` }),
-      el("td", { text: f.figure }),
+      el("td", { "data-field": "figure", text: f.figure }),
       el("td", held && typeof held === "object" ? {
         "data-field": "held-by", "data-comm": String(held.comm), "data-pid": String(held.pid), "data-cpu": String(held.cpu),
         text: heldText(held),
