@@ -175,7 +175,7 @@ class Diagnosing:
             self._probe_reading = reading
 
         degraded = {name: degraded_targets(self.sla.target_states(name)) for name in snap.slices}
-        changes = self.trigger.observe(self._interval, degraded)
+        changes = self.trigger.observe(self._interval, degraded, snap.time)
         for episode in changes.began:
             before = self._before
             self._baselines[episode.slice_name] = (

@@ -172,7 +172,8 @@ def diagnosis_report(doc: schemas.DiagnosisReport) -> str:
     lines = [
         f"{doc.slice}: "
         + (
-            f"degraded since interval {episode.began_interval} ({', '.join(episode.targets)})"
+            f"degraded since interval {episode.began_interval}, {clock(episode.began_at)} "
+            f"({', '.join(episode.targets)})"
             if episode is not None
             else "not degraded"
         )

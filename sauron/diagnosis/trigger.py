@@ -35,6 +35,8 @@ class Episode:
     slice_name: str
     began: int
     last_degraded: int
+    #: the end of the interval it began in (unix s): when, for an operator
+    began_at: float
     #: every triggering target that failed during it
     targets: set[str] = field(default_factory=set)
 
@@ -46,7 +48,8 @@ class Changes:
 
 
 class DiagnosisTrigger:
-    """trigger.observe(interval, {slice: degraded targets}) each interval;
+    """trigger.observe(interval, {slice: degraded targets}, at) each
+    interval (`at`: the interval's end, unix s);
     `attached` says whether the probe should be on now."""
 
     def __init__(self, tail: int = 5) -> None:
@@ -59,14 +62,14 @@ class DiagnosisTrigger:
     def attached(self) -> bool:
         return bool(self.episodes)
 
-    def observe(self, interval: int, degraded: Mapping[str, set[str]]) -> Changes:
+    def observe(self, interval: int, degraded: Mapping[str, set[str]], at: float) -> Changes:
         changes = Changes()
         for name, targets in degraded.items():
             if not targets:
                 continue
             episode = self.episodes.get(name)
             if episode is None:
-                episode = self.episodes[name] = Episode(name, interval, interval)
+                episode = self.episodes[name] = Episode(name, interval, interval, at)
                 changes.began.append(episode)
             episode.last_degraded = interval
             episode.targets |= targets

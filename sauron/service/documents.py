@@ -372,6 +372,7 @@ def episode_doc(e: Episode | None) -> dict[str, Any] | None:
         return None
     return {
         "began_interval": e.began,
+        "began_at": e.began_at,
         "last_degraded_interval": e.last_degraded,
         "targets": sorted(e.targets),
     }

@@ -544,6 +544,7 @@ class EpisodeDoc(_Doc):
     """The degradation being diagnosed (its tail of healthy intervals included)."""
 
     began_interval: int
+    began_at: float = Field(description="end of the interval it began in (unix s)")
     last_degraded_interval: int
     targets: list[str]
 

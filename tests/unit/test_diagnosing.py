@@ -99,6 +99,8 @@ def test_the_probe_is_attached_only_while_a_slice_is_degraded() -> None:
     states.now = {"urllc": {TARGET: "at risk"}}
     loop.on_snapshot(snapshot(3, 9.1))
     assert probe.attached
+    episode = loop.episode("urllc")  # since the end of the interval first seen degraded
+    assert episode is not None and (episode.began_at, episode.targets) == (3, {TARGET})
     (first,) = loop.history("urllc")
     assert first.time == 3 and first.diagnosis.unmeasured == [
         f"run-queue and futex waits: {FIRST_INTERVAL}"

@@ -27,20 +27,24 @@ def test_an_episode_lasts_through_flapping_and_ends_after_the_tail() -> None:
     trigger = DiagnosisTrigger(tail=2)
     late = {"urllc": {"transit_latency_ms.p99.uplink"}}
     healthy: dict[str, set[str]] = {"urllc": set()}
-    assert not trigger.observe(0, healthy).began and not trigger.attached
-    began = trigger.observe(1, late).began
+    assert not trigger.observe(0, healthy, 0.0).began and not trigger.attached
+    began = trigger.observe(1, late, 100.0).began
     assert [e.slice_name for e in began] == ["urllc"] and trigger.attached
-    assert trigger.observe(2, healthy).ended == []
-    assert trigger.observe(3, late).began == []  # the same episode, flapping
-    assert trigger.observe(4, healthy).ended == [] and trigger.observe(5, healthy).ended == []
-    (ended,) = trigger.observe(6, healthy).ended
-    assert (ended.began, ended.last_degraded) == (1, 3) and not trigger.attached
+    assert trigger.observe(2, healthy, 200.0).ended == []
+    assert trigger.observe(3, late, 300.0).began == []  # the same episode, flapping
+    assert (
+        trigger.observe(4, healthy, 400.0).ended == []
+        and trigger.observe(5, healthy, 500.0).ended == []
+    )
+    (ended,) = trigger.observe(6, healthy, 600.0).ended
+    assert (ended.began, ended.last_degraded, ended.began_at) == (1, 3, 100.0)
+    assert not trigger.attached
 
 
 def test_each_slice_has_its_own_episode() -> None:
     trigger = DiagnosisTrigger(tail=0)
-    trigger.observe(0, {"urllc": {"max_loss_ratio.transit.uplink"}})
-    trigger.observe(1, {"embb": {"transit_latency_ms.p50.downlink"}, "urllc": set()})
+    trigger.observe(0, {"urllc": {"max_loss_ratio.transit.uplink"}}, 0.0)
+    trigger.observe(1, {"embb": {"transit_latency_ms.p50.downlink"}, "urllc": set()}, 100.0)
     assert set(trigger.episodes) == {"embb"}
     assert trigger.episodes["embb"].targets == {"transit_latency_ms.p50.downlink"}
 

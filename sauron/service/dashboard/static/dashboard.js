@@ -1,8 +1,9 @@
 // The slice SLA dashboard. Everything shown comes from the agent's API: the
 // catalog and latest KPIs (/api/v1/slices), each new interval from the live
 // stream (/api/v1/stream?buckets=true), the history after a reconnect
-// (/kpis?since=), the violations (/api/v1/sla), the top sessions, and the
-// histogram bucket bounds (/api/v1/histograms/geometry). No number is
+// (/kpis?since=), the violations (/api/v1/sla), the top sessions, the
+// histogram bucket bounds (/api/v1/histograms/geometry) and the drill-down's
+// diagnosis (diagnosis.js). No number is
 // computed here that the agent does not send: the page formats and draws.
 "use strict";
 
@@ -63,7 +64,9 @@ async function api(path) {
 function fixed(value) {
   if (value === null || value === undefined || Number.isNaN(value)) return DASH;
   const a = Math.abs(value);
-  const digits = a === 0 ? 0 : a < 1 ? 3 : a < 10 ? 2 : a < 100 ? 1 : 0;
+  // below 0.001 (a limit of 0.0001 ms), as many places as three figures need
+  const digits = a === 0 ? 0 : a < 0.001 ? Math.min(20, 2 - Math.floor(Math.log10(a)))
+    : a < 1 ? 3 : a < 10 ? 2 : a < 100 ? 1 : 0;
   return value.toFixed(digits);
 }
 
@@ -581,7 +584,7 @@ function renderTimeline() {
   const table = el("table", { class: "violations" });
   table.append(el("caption", { text: `Violations (${events.length}), newest first` }));
   table.append(el("thead", {}, el("tr", {},
-    ...["Slice", "Target", "Limit", "Worst", "Started", "Ended", "Intervals bad / open"].map(
+    ...["Slice", "Target", "Limit", "Worst", "Started", "Ended", "Intervals bad / open", "Latest diagnosis"].map(
       (h) => el("th", { scope: "col", text: h })))));
   const body = el("tbody");
   for (const v of events.slice().reverse()) {
@@ -598,11 +601,13 @@ function renderTimeline() {
       el("td", { text: `${fixed(v.worst * scale)} ${d.unit}` }),
       el("td", { text: clock(v.started_at) }),
       el("td", { class: v.open ? "bad" : "", text: ended }),
-      el("td", { text: `${v.bad_intervals} / ${v.intervals}` })));
+      el("td", { text: `${v.bad_intervals} / ${v.intervals}` }),
+      el("td", { class: "diagnosis-text", "data-field": "diagnosis", text: v.diagnosis || DASH })));
   }
-  if (!events.length) body.append(el("tr", {}, el("td", { colspan: "7", text: "No violation so far." })));
+  if (!events.length) body.append(el("tr", {}, el("td", { colspan: "8", text: "No violation so far." })));
   table.append(body);
   document.getElementById("violations").replaceChildren(table);
+  if (state.detail && !document.getElementById("diagnosis").hidden) renderOpenViolations(state.detail);
 }
 
 // ---------- drill-down ----------
@@ -708,6 +713,7 @@ function renderDetail() {
   }
   const s = state.series.get(name);
   if (s) detailChart.setData([s.t, ...onceKpis().map((k) => s[`p99:${k.name}`])]);
+  renderDiagnosis(name);
   renderSessions(name);
 }
 
