@@ -67,6 +67,7 @@ READ_DIAGNOSIS = """() => {
         past: [...section.querySelectorAll('[data-part=diagnosis-past] details')].map(d => ({
             summary: d.querySelector('summary').textContent, time: Number(d.dataset.time)})),
         open: [...section.querySelectorAll('.open-violation')].map(p => p.textContent),
+        evidence: [...section.querySelectorAll('ul.evidence li')].map(li => li.dataset.path),
         injected: section.querySelectorAll('b, i').length,
     };
 }"""
@@ -104,13 +105,18 @@ def snapshots(page: Page) -> int:
 
 
 def test_the_drill_down_shows_a_slice_s_diagnoses_live(
-    dataplane: DataPlane, probe: DiagnosisProbe
+    dataplane: DataPlane, probe: DiagnosisProbe, tmp_path: Path
 ) -> None:
     # TASK_COMM_LEN: 15 characters at most, markup and an ampersand among them
     hog_name = f"<b>{uuid.uuid4().hex[:4]}</b>&"
     with (
         degraded_embb(
-            dataplane, probe, hog_name, start=time.time(), worker_name=WORKER_NAME
+            dataplane,
+            probe,
+            hog_name,
+            start=time.time(),
+            worker_name=WORKER_NAME,
+            evidence_dir=tmp_path / "evidence",
         ) as degraded,
         serve_in_thread(create_app(degraded.runtime, ServiceOptions(token=TOKEN))) as url,
         browser_page() as watched,
@@ -211,6 +217,15 @@ def test_the_drill_down_shows_a_slice_s_diagnoses_live(
             timeout=10_000,
         )
         assert cell.inner_text() == event.diagnosis
+        # and its pcapng, named for tshark
+        assert event.evidence is not None
+        page.wait_for_function(
+            "p => [...document.querySelectorAll('#diagnosis ul.evidence li')]"
+            ".some(li => li.dataset.path === p)",
+            arg=event.evidence,
+            timeout=10_000,
+        )
+        assert page.evaluate(READ_DIAGNOSIS)["evidence"] == [event.evidence]
         watched.screenshot("dashboard-diagnosis.png", full_page=True)
 
         assert axe_violations(page) == []

@@ -5,7 +5,8 @@ set below what any packet takes), the real diagnosis probe watching a
 "UPF" process that shares its CPU with a named hog. Healthy, nothing is
 attached; the interval the target first fails attaches the probe; the next
 one is diagnosed, and `GET /api/v1/slices/embb/diagnosis` and `sauron
-diagnose embb` name the hog that held the CPU. What makes the figure fail
+diagnose embb` name the hog that held the CPU; the violation that opens
+carries the diagnosis and the pcapng of eMBB's frames since. What makes the figure fail
 is set by the test (a target no packet can meet); the cause injected into a
 real UPF is the testbed's part of the issue, not this test's."""
 
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 from cpu_contention import CPU
-from degraded_slice import degraded_embb, send
+from degraded_slice import UL_TEID, degraded_embb, send
 from served import serve_in_thread
 
 from sauron.bpf.loader import DataPlane
@@ -55,7 +56,7 @@ def test_a_degraded_slice_is_diagnosed_and_the_api_names_the_hog(
 ) -> None:
     hog_name = f"hog-{uuid.uuid4().hex[:8]}"
     with (
-        degraded_embb(dataplane, probe, hog_name) as degraded,
+        degraded_embb(dataplane, probe, hog_name, evidence_dir=tmp_path / "evidence") as degraded,
         serve_in_thread(create_app(degraded.runtime, ServiceOptions(token=TOKEN))) as url,
     ):
         runtime, loop, hog = degraded.runtime, degraded.loop, degraded.hog
@@ -111,6 +112,27 @@ def test_a_degraded_slice_is_diagnosed_and_the_api_names_the_hog(
         assert latest is not None and event.diagnosis == latest.diagnosis.summary
         (opened,) = [c for c in runtime.engine.sla.changes if c[0] == "opened"]
         assert opened[1].diagnosis == latest.diagnosis.summary
+
+        # and its pcapng: the heads of every eMBB G-PDU since the capture
+        # began (the end of the first failed interval), which tshark reads
+        assert event.evidence is not None
+        assert Path(event.evidence).parent == tmp_path / "evidence"
+        teids = subprocess.run(
+            ["tshark", "-r", event.evidence, "-T", "fields", "-e", "gtp.teid"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.split()  # fmt: skip
+        assert teids == [f"0x{UL_TEID:08x}"] * 100
+        files = schemas.DiagnosisReport.model_validate(
+            api_get(url, "/api/v1/slices/embb/diagnosis")
+        ).evidence
+        assert files is not None and files.available
+        assert [(f.path, f.frames) for f in files.files] == [(event.evidence, 100)]
+        shown = subprocess.run(
+            [sys.executable, "-m", "sauron", "diagnose", "embb", "--url", url,
+             "--token-file", str(token)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert f"{event.evidence}  (100 frames" in shown.stdout, shown.stdout
 
         missing = urllib.request.Request(
             url + "/api/v1/slices/embbb/diagnosis", headers={"Authorization": f"Bearer {TOKEN}"}

@@ -27,10 +27,12 @@ from sauron.abi import layout
 from sauron.agent.diagnosing import Diagnosing
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
+from sauron.bpf.evidence import EvidenceTap
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, parse_catalog
+from sauron.diagnosis.evidence import EvidenceKeeper
 from sauron.diagnosis.host_counters import read_host
 from sauron.diagnosis.probe import DiagnosisProbe
 
@@ -84,12 +86,15 @@ def degraded_embb(
     hog_name: str,
     start: float = 5_000_000.0,
     worker_name: str = WORKER_NAME,
+    evidence_dir: Path | None = None,
 ) -> Iterator[DegradedSlice]:
     """The runtime (not started: ticked by the test, its clock from
     `start`) with the diagnosis loop over `probe`, a worker watched as
     `worker_name` and a hog named `hog_name` on one CPU. Detaches the probe
     and ends both processes on exit. The hog is the worker's culprit only
-    while no other task spins on that CPU (another test's hog)."""
+    while no other task spins on that CPU (another test's hog). With
+    `evidence_dir`, the degraded slice's frame heads are kept there, a
+    pcapng per violation."""
     catalog = strict_catalog()
     program_catalog(dataplane, catalog)
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
@@ -104,12 +109,23 @@ def degraded_embb(
             lambda: {worker.pid: worker_name},
             lambda tgids: read_host(tgids, {}),
             tail=1,
+            evidence=(
+                EvidenceKeeper(
+                    EvidenceTap(dataplane),
+                    lambda: {s.name: s.id for s in catalog.slices},
+                    evidence_dir,
+                )
+                if evidence_dir is not None
+                else None
+            ),
         )
         runtime.diagnosing = loop
         runtime.listen("diagnosis", loop.on_snapshot, first=True)
         time.sleep(0.3)  # both processes named and pinned before the first interval
         yield DegradedSlice(runtime, clock, loop, hog, worker)
     finally:
+        if loop.evidence is not None:
+            loop.evidence.close()  # the capture stopped, the ring let go
         probe.detach()  # the probe itself is closed by whoever opened it
         probe.watch({})
         for p in (hog, worker):

@@ -10,6 +10,7 @@ import io
 from rich.console import Console
 
 from sauron.commands.demo_story import (
+    DELAY,
     HEALTHY,
     LIMIT,
     LOAD,
@@ -25,8 +26,8 @@ from sauron.service.documents import snapshot_doc
 from sauron.service.schemas import SnapshotDoc
 
 T0 = 1_800_000_000.0
-#: the demo's phases, begun at T0, T0 + 3 and T0 + 8
-TIMELINE = Timeline([(p, T0 + at) for p, at in zip(PHASES, (0.0, 3.0, 8.0), strict=True)])
+#: the demo's phases, begun at T0, T0 + 3, T0 + 8 and T0 + 11
+TIMELINE = Timeline([(p, T0 + at) for p, at in zip(PHASES, (0.0, 3.0, 8.0, 11.0), strict=True)])
 
 
 def snapshot(at: float, embb_mbps: float, busy: float = 0.9, drops: int = 0) -> Snapshot:
@@ -69,6 +70,17 @@ def test_embb_loss_under_the_limit_is_its_upfs_drops_only_when_drops_were_measur
     assert explain(v, RUN, TIMELINE).kind == "unexplained"
 
 
+def test_urllcs_transit_under_its_upfs_delay_is_on_purpose() -> None:
+    v = violation("urllc", "transit_latency_ms.p99.uplink", 11, 9.4, 5.0)
+    e = explain(v, RUN, TIMELINE)
+    assert e.kind == "on purpose" and "8 ms" in e.words and "9.4 ms" in e.words, e
+    # another target of URLLC's, or the same one before the delay: not on purpose
+    assert explain(violation("urllc", "max_loss_ratio", 11, 0.1, 0.01), RUN, TIMELINE).kind != (
+        "on purpose"
+    )
+    assert explain(violation("urllc", v.target, 10, 9.4, 5.0), RUN, TIMELINE).kind != "on purpose"
+
+
 def test_another_slice_late_under_embbs_bulk_load_names_the_load_and_the_cpus() -> None:
     v = violation("urllc", "transit_latency_ms.p99.downlink", 4, 7.2, 5.0)
     e = explain(v, RUN, TIMELINE)
@@ -89,7 +101,8 @@ def test_a_violation_the_phases_do_not_explain_is_said_to_be_unexplained() -> No
 
 def test_the_timeline_knows_the_phase_of_any_moment() -> None:
     assert TIMELINE.phase_at(T0 - 1) is None
-    assert [TIMELINE.phase_at(T0 + t).name for t in (0, 4, 20)] == [HEALTHY, LOAD, LIMIT]  # type: ignore[union-attr]
+    phases = [TIMELINE.phase_at(T0 + t) for t in (0, 4, 9, 20)]
+    assert [p.name for p in phases if p is not None] == [HEALTHY, LOAD, LIMIT, DELAY]
 
 
 def frame() -> Frame:

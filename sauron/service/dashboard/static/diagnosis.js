@@ -102,6 +102,20 @@ function renderOpenViolations(name) {
     v.diagnosis || "no diagnosis of it yet.")));
 }
 
+// Each violation's pcapng of the slice's frame heads: a file on the agent's
+// host, named here for tshark or `sauron replay`.
+function evidenceList(report) {
+  const e = report.evidence;
+  if (!e) return [];
+  if (!e.available) return [el("p", { class: "evidence-missing", text: `No frame heads kept: ${e.missing}` })];
+  if (!e.files.length) return [];
+  return [el("h4", { text: "Evidence: the frames' heads (pcapng, on the agent's host)" }),
+    el("ul", { class: "evidence" }, ...e.files.map((f) => el("li", { "data-path": f.path },
+      el("code", { text: f.path }),
+      ` ${describeTarget(f.target).text}, since ${clock(f.started_at)}: ${f.frames} frames, `
+        + `${(f.bytes / 1e6).toFixed(2)} MB${f.capped ? " (size cap reached)" : ""}`)))];
+}
+
 function showDiagnosis(name, report) {
   const section = document.getElementById("diagnosis");
   // diagnosis turned off: said only where the operator would look for one
@@ -112,6 +126,7 @@ function showDiagnosis(name, report) {
   if (!shown) return;
   section.querySelector('[data-part="diagnosis-state"]').replaceWith(stateLine(report));
   renderOpenViolations(name);
+  section.querySelector('[data-part="diagnosis-evidence"]').replaceChildren(...evidenceList(report));
   const [latest, ...past] = report.diagnoses;
   const latestPart = section.querySelector('[data-part="diagnosis-latest"]');
   latestPart.replaceChildren(...(latest
