@@ -3,7 +3,9 @@ from BPF_PROG_TEST_RUN with many repeats, minus an empty program of the same
 type measured in the same run (interleaved, median of several rounds).
 
 Each kind runs with measuring off, then on with the packet sampled and on
-with it not sampled. A repeat runs the same frame again. Sampled at
+with it not sampled, and the N3 kinds with the evidence tap on (their
+slice diagnosed: the copy into the ring; another slice diagnosed: the
+hand-over alone). A repeat runs the same frame again. Sampled at
 ingress, the stamps expire after 1 ns: every run finds the last run's stamp
 overdue in its slot, counts it lost and takes the slot, so the figure is of
 a stamp really taken (the clock read, the compare-and-swap, the slot
@@ -27,6 +29,7 @@ from scapy.packet import Raw
 from bench.figures import Figure, figure
 from sauron.abi import layout
 from sauron.bpf import libbpf
+from sauron.bpf.evidence import EvidenceTap
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.bpf.rules import program_catalog
@@ -124,6 +127,7 @@ def measure(repeat: int = REPEAT, rounds: int = ROUNDS) -> dict[str, list[float]
             )
         )
         added[name] = samples
+    added.update(measure_evidence(dp, baseline, repeat, rounds))
     probe = frames()["xdp_n3_ul_gpdu"][2]
     reads = [
         (
@@ -136,6 +140,44 @@ def measure(repeat: int = REPEAT, rounds: int = ROUNDS) -> dict[str, list[float]
     added["clock_read"] = [*reads, 0.0]
     empty.close()
     dp.close()
+    return added
+
+
+#: the N3 kinds whose frames the evidence tap copies while their slice is diagnosed
+EVIDENCE_KINDS = ("xdp_n3_ul_gpdu", "tc_n3_dl_gpdu")
+#: the frames' slice (TEID 0x10001: eMBB) and another one
+FRAME_SLICE, OTHER_SLICE = 1, 2
+
+
+def measure_evidence(
+    dp: DataPlane, baseline: dict[str, int], repeat: int, rounds: int
+) -> dict[str, list[float]]:
+    """The evidence tap on (measuring off, so that only the tap is added):
+    the frame's own slice diagnosed, each frame copied into the ring (the
+    ring drained before each round, and a round no longer than it holds);
+    or another slice diagnosed, the hand-over every frame then pays."""
+    tap = EvidenceTap(dp)
+    apply_settings(dp, MeasureSettings.off())
+    runs = min(repeat, tap.ring.size // 2 // 160)
+    added: dict[str, list[float]] = {}
+    try:
+        for kind in EVIDENCE_KINDS:
+            point, hook, frame = frames()[kind]
+            fd = dp.program_fd(point)
+            for suffix, flagged in (("_evidence", FRAME_SLICE), ("_evidence_other", OTHER_SLICE)):
+                tap.capture({flagged})
+                samples = []
+                for _ in range(rounds):
+                    tap.ring.records()
+                    e = libbpf.test_run(baseline[hook], frame, runs).duration_ns
+                    t = libbpf.test_run(fd, frame, runs).duration_ns
+                    samples.append(t - e)
+                empty_ns = statistics.median(
+                    libbpf.test_run(baseline[hook], frame, runs).duration_ns for _ in range(3)
+                )
+                added[kind + suffix] = [*samples, -1.0 * empty_ns]
+    finally:
+        tap.close()
     return added
 
 
@@ -169,6 +211,11 @@ def run(quick: bool = False) -> list[Figure]:
                     "bpf_ktime_get_ns() nine times minus once, over eight"
                     if name == "clock_read"
                     else "minus an empty program"
+                    + (
+                        ", runs of at most half the evidence ring"
+                        if name.endswith(("_evidence", "_evidence_other"))
+                        else ""
+                    )
                 )
             ),
             goal=GOALS.get(name),
