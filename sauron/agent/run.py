@@ -19,6 +19,7 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -52,7 +53,6 @@ from sauron.export.influx.settings import (
     read_influx_token,
     with_environment,
 )
-from sauron.export.otlp.exporter import OtlpExporter
 from sauron.export.otlp.settings import OtlpConfig, OtlpSettingsError
 from sauron.export.otlp.settings import enabled as otlp_enabled
 from sauron.export.remote_write.exporter import RemoteWriteExporter
@@ -66,6 +66,9 @@ from sauron.kpi.history import History
 from sauron.kpi.sla import SlaTracker
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.serving import service_runner
+
+if TYPE_CHECKING:
+    from sauron.export.otlp.exporter import OtlpExporter
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +253,12 @@ def publish_diagnoses(publisher: Publisher | None, diagnosing: Diagnosing) -> No
 
 def open_otlp(otlp: OtlpConfig, node: str) -> OtlpExporter | None:
     """The OTLP exporter when an endpoint is configured (file or
-    environment); a variable it cannot use is an error naming it."""
+    environment); a variable it cannot use is an error naming it. The
+    OpenTelemetry SDK is loaded only then."""
     if not otlp_enabled(otlp):
         return None
+    from sauron.export.otlp.exporter import OtlpExporter
+
     try:
         return OtlpExporter(otlp, node)
     except OtlpSettingsError as exc:

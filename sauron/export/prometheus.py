@@ -18,8 +18,9 @@ from sauron.export import open5gs_names, process_metrics
 from sauron.export.delivery.lossless import STATES, LosslessExporter
 from sauron.export.exporter import ExporterHealth
 from sauron.export.families import NS_PER_S, engine_families, slice_labels
-from sauron.export.otlp.exporter import STATES as OTLP_STATES
-from sauron.export.otlp.exporter import OtlpExporter
+from sauron.export.otlp.stats import NAME as OTLP_NAME
+from sauron.export.otlp.stats import STATES as OTLP_STATES
+from sauron.export.otlp.stats import OtlpStats
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.liveness import TICK
 from sauron.kpi.records import Snapshot
@@ -107,7 +108,7 @@ def render_runtime(
     publisher: LosslessExporter[Any] | None = None,
     failures: Mapping[str, int] | None = None,
     pushing: Sequence[LosslessExporter[Any]] = (),
-    otlp: OtlpExporter | None = None,
+    otlp: OtlpStats | None = None,
     attached: Sequence[tuple[str, str, bool]] = (),
 ) -> str:
     """The families that move between ticks: the liveness' failures, those
@@ -221,8 +222,7 @@ def _delivery_lines(exporter: LosslessExporter[Any], out: list[str], family: Fam
         out.append(f"{prefix}_state{_labels(state=state)} {int(s.state == state)}")
 
 
-def _otlp_lines(otlp: OtlpExporter, out: list[str], family: Family) -> None:
-    s = otlp.stats
+def _otlp_lines(s: OtlpStats, out: list[str], family: Family) -> None:
     family(
         "sauron_otlp_exports_total",
         "counter",
@@ -304,7 +304,15 @@ class PrometheusExporter:
             for e in self.exporters
             if isinstance(e, LosslessExporter) and e.name in DELIVERY_FAMILIES
         ]
-        otlp = next((e for e in self.exporters if isinstance(e, OtlpExporter)), None)
+        otlp = next(
+            (
+                stats
+                for e in self.exporters
+                if getattr(e, "name", None) == OTLP_NAME
+                and isinstance(stats := getattr(e, "stats", None), OtlpStats)
+            ),
+            None,
+        )
         failures = None if self.failures is None else self.failures()
         attached = () if self.attached is None else self.attached()
         return text, render_runtime(None, failures, pushing, otlp, attached)

@@ -7,6 +7,8 @@ a function is still a cycle a reader has to untangle. No root, no kernel."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -114,3 +116,17 @@ def test_no_import_cycle() -> None:
     for module in sorted(known):
         if module not in state:
             visit(module)
+
+
+def test_an_agent_without_otlp_loads_no_opentelemetry_sdk() -> None:
+    """The SDK and protobuf are about 10 MB of an idle agent's memory: only
+    an agent that exports OTLP may load them (sauron.agent.run.open_otlp)."""
+    probe = (
+        "import sys, sauron.agent.run, sauron.export.prometheus, sauron.service.app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith"
+        "(('opentelemetry', 'google.protobuf'))}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"

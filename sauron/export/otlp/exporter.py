@@ -21,7 +21,6 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -32,6 +31,13 @@ from sauron.export.exporter import ExporterHealth
 from sauron.export.families import Family, engine_families
 from sauron.export.otlp.metrics import metrics_data, resource
 from sauron.export.otlp.settings import OtlpConfig, endpoint_url, exporter_arguments
+from sauron.export.otlp.stats import (
+    EXPORTING,
+    FAILING,
+    NAME,
+    STOPPED,
+    OtlpStats,
+)
 
 if TYPE_CHECKING:
     from sauron.kpi.engine import KpiEngine
@@ -41,19 +47,6 @@ log = logging.getLogger(__name__)
 
 #: the official exporter logs why an export failed; its health shows it
 EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.metric_exporter"
-STARTING, EXPORTING, FAILING, STOPPED = "starting", "exporting", "failing", "stopped"
-STATES = (STARTING, EXPORTING, FAILING, STOPPED)
-
-
-@dataclass
-class OtlpStats:
-    state: str = STARTING
-    exports_ok: int = 0
-    exports_failed: int = 0
-    #: intervals replaced by a later one while an export was under way
-    intervals_skipped: int = 0
-    last_success: float | None = None
-    last_error: str = ""
 
 
 class _LastError(logging.Handler):
@@ -71,7 +64,7 @@ class OtlpExporter:
     """The agent's metrics to `config`'s endpoint (or the environment's),
     as the resource of `node`."""
 
-    name = "otlp"
+    name = NAME
 
     def __init__(self, config: OtlpConfig, node: str) -> None:
         args = exporter_arguments(config)
