@@ -19,6 +19,7 @@ from sauron.bpf.links import leftovers as program_leftovers
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.bpf.rules import program_catalog
+from sauron.bpf.security import set_checks
 from sauron.catalog import Catalog, load_catalog
 from sauron.host.netns import Topology, leftover_namespaces
 
@@ -122,6 +123,7 @@ def dataplane(recording_dataplane: DataPlane, catalog: Catalog) -> DataPlane:
     """The session's data plane with zeroed counters and the default catalog."""
     recording_dataplane.reset_counters()
     program_catalog(recording_dataplane, catalog)
+    set_checks(recording_dataplane, False)
     apply_settings(recording_dataplane, MeasureSettings.off())
     return recording_dataplane
 

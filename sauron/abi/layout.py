@@ -128,6 +128,22 @@ ANOMALY_NAMES = _named("SAURON_AN_")
 LATENCY_METRIC_NAMES = _named("SAURON_LAT_", stop="SAURON_LAT_METRICS")
 #: RTT stamp kind -> "ran_timestamp", ...
 RTT_KIND_NAMES = _named("SAURON_RTT_")
+#: security check kind -> "ue_source_spoofed", "unknown_teid", ...
+SECURITY_KIND_NAMES = _named("SAURON_SEC_", stop="SAURON_SEC_KINDS")
+SEC_KINDS = _C["SAURON_SEC_KINDS"]
+SEC_UE_SOURCE_SPOOFED = _C["SAURON_SEC_UE_SOURCE_SPOOFED"]
+SEC_UNKNOWN_TEID = _C["SAURON_SEC_UNKNOWN_TEID"]
+SEC_GTP_IN_GTP = _C["SAURON_SEC_GTP_IN_GTP"]
+SEC_INNER_TO_CORE = _C["SAURON_SEC_INNER_TO_CORE"]
+SEC_UNKNOWN_PEER = _C["SAURON_SEC_UNKNOWN_PEER"]
+MEASURE_SECURITY = _C["SAURON_MEASURE_SECURITY"]
+MEASURE_PEERS = _C["SAURON_MEASURE_PEERS"]
+MEASURE_PROTECTED = _C["SAURON_MEASURE_PROTECTED"]
+TEID_SESSION_V4 = _C["SAURON_TEID_SESSION_V4"]
+TEID_SESSION_V6 = _C["SAURON_TEID_SESSION_V6"]
+MAX_KNOWN_PEERS = _C["SAURON_MAX_KNOWN_PEERS"]
+MAX_PROTECTED = _C["SAURON_MAX_PROTECTED"]
+SECURITY_SEEN_ENTRIES = _C["SAURON_SECURITY_SEEN_ENTRIES"]
 
 
 class SliceStats(ctypes.Structure):
@@ -164,7 +180,7 @@ class TeidSlot(ctypes.Structure):
         ("slice_id", ctypes.c_uint8),
         ("qfi", ctypes.c_uint8),
         ("flags", ctypes.c_uint16),
-        ("reserved", ctypes.c_uint32),
+        ("peer4", ctypes.c_uint32),
         ("packets", ctypes.c_uint64 * DIRS),
         ("bytes", ctypes.c_uint64 * DIRS),
         ("ue_addr", ctypes.c_uint8 * 16),
@@ -372,6 +388,36 @@ class ParseResult(ctypes.Structure):
         ("gtp_seq", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
         ("ue_addr", ctypes.c_uint8 * 16),
+        ("security", ctypes.c_uint32),
+        ("peer", ctypes.c_uint8 * 16),
+    ]
+
+
+class TeidSession(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint32),
+        ("ue6_prefixlen", ctypes.c_uint32),
+        ("ue4", ctypes.c_uint8 * 4),
+        ("ue6", ctypes.c_uint8 * 16),
+    ]
+
+
+class SecuritySeenKey(ctypes.Structure):
+    _fields_ = [
+        ("kind", ctypes.c_uint32),
+        ("teid", ctypes.c_uint32),
+        ("addr", ctypes.c_uint8 * 16),
+    ]
+
+
+class SecuritySeen(ctypes.Structure):
+    _fields_ = [
+        ("first_ns", ctypes.c_uint64),
+        ("last_ns", ctypes.c_uint64),
+        ("count", ctypes.c_uint64),
+        ("slice_id", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("peer", ctypes.c_uint8 * 16),
     ]
 
 
@@ -399,6 +445,12 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "tcp_flows": (FlowKey, FlowState),
     "echo_stamps": (EchoKey, Stamp),
     "peer_rtt": (PeerKey, LatencyHist),
+    "security_stats": (ctypes.c_uint32, ctypes.c_uint64),
+    "teid_session": (ctypes.c_uint32, TeidSession),
+    "known_peers": (UeKey, ctypes.c_uint32),
+    "protected4": (Ipv4LpmKey, ctypes.c_uint32),
+    "protected6": (Ipv6LpmKey, ctypes.c_uint32),
+    "security_seen": (SecuritySeenKey, SecuritySeen),
 }
 
 

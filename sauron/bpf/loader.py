@@ -76,10 +76,24 @@ def _measure_program(hook: str, point: int) -> tuple[str, str, str, str, int]:
     )
 
 
+def _security_program(hook: str, point: int) -> tuple[str, str, str, str, int]:
+    name = layout.POINT_NAMES[point]
+    return (
+        f"security_{hook}.c",
+        f"sauron_security_{hook}_{name}",
+        hook,
+        f"security_{hook}_prog",
+        point,
+    )
+
+
 #: measurement programs, reached by tail call from the entry points of their
-#: hook, one per point (verified apart, each with its own side's paths):
+#: hook, one per point (verified apart, each with its own side's paths), and
+#: the security checks, reached by tail call from N3 ingress's:
 #: (source, function, hook, program array, index = point)
 MEASURE_PROGRAMS: tuple[tuple[str, str, str, str, int], ...] = (
+    _security_program(XDP, layout.POINT_N3_INGRESS),
+    _security_program(TC, layout.POINT_N3_INGRESS),
     _measure_program(XDP, layout.POINT_N3_INGRESS),
     _measure_program(XDP, layout.POINT_N6_INGRESS),
     _measure_program(XDP, layout.POINT_N6_EGRESS),
@@ -278,7 +292,8 @@ class DataPathControl:
     def reset_rules(self) -> None:
         """Removes every classification rule and direction override; the
         measurement settings stay."""
-        for name in ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice", "qfi_slice"):
+        rules = ("teid_slice", "teid_range_slice", "ue4_slice", "ue6_slice", "qfi_slice")
+        for name in (*rules, "teid_session"):
             self.table(name).clear()
         cfg = self._config()
         for point in range(layout.POINTS):
@@ -311,6 +326,8 @@ COUNTER_MAPS = (
     "tcp_flows",
     "echo_stamps",
     "peer_rtt",
+    "security_stats",
+    "security_seen",
 )
 
 

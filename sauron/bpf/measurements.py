@@ -78,7 +78,9 @@ def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
     masks = list(wanted.values())
     raw = dataplane.table("config")[ctypes.c_uint32(0)]
     cfg = layout.Config.from_buffer_copy(bytes(raw))
-    cfg.measure = settings.flags() | (cfg.measure & layout.MEASURE_EVIDENCE)
+    # the evidence tap's bit and the security checks' are theirs (sauron.bpf.evidence, .security)
+    kept = layout.MEASURE_EVIDENCE | layout.MEASURE_SECURITY | layout.MEASURE_PEERS
+    cfg.measure = settings.flags() | (cfg.measure & (kept | layout.MEASURE_PROTECTED))
     # egress looks up whatever the most-sampled slice would have stamped
     cfg.transit_lookup_mask = min(masks) if masks else 0
     cfg.rtt_ts_mask = sample_mask(settings.rtt_timestamp_one_in)

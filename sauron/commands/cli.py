@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import re
 import sys
@@ -14,6 +15,7 @@ from sauron import __version__
 from sauron.abi import points
 from sauron.host.logs import setup_logging
 from sauron.host.nearest_word import nearest
+from sauron.security.thresholds import SCAN_THRESHOLD, SPOOF_THRESHOLD
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -66,6 +68,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             hook=args.hook,
             direction_mode=DIRECTION_CHOICES[args.direction],
             progress=progress,
+            security=not args.no_security,
+            peers=tuple(args.peer),
+            protected=tuple(args.protected),
+            scan_threshold=args.scan_threshold,
+            spoof_threshold=args.spoof_threshold,
         )
         try:
             report = replay_capture(args.capture, catalog, options=options)
@@ -470,6 +477,40 @@ def build_parser() -> argparse.ArgumentParser:
         "uplink, downlink (default: auto)",
     )
     replay.add_argument("--json", action="store_true", help="one JSON object")
+    replay.add_argument(
+        "--no-security", action="store_true", help="without the security checks and detections"
+    )
+    replay.add_argument(
+        "--peer",
+        action="append",
+        type=ipaddress.ip_address,
+        default=[],
+        metavar="ADDRESS",
+        help="a known gNB or peer UPF (repeat it); with none, and no far tunnel end in the "
+        "capture's PFCP, no outer source counts as unknown",
+    )
+    replay.add_argument(
+        "--protected",
+        action="append",
+        type=ipaddress.ip_network,
+        default=[],
+        metavar="PREFIX",
+        help="a prefix of the core's own networks (repeat it): uplink traffic into it counts",
+    )
+    replay.add_argument(
+        "--scan-threshold",
+        type=int,
+        default=SCAN_THRESHOLD,
+        help="distinct unknown TEIDs one source probes within a second that make a TEID scan "
+        "(default: %(default)s)",
+    )
+    replay.add_argument(
+        "--spoof-threshold",
+        type=int,
+        default=SPOOF_THRESHOLD,
+        help="sources not its own one session sends from within a second that make a spoofing "
+        "UE (default: %(default)s)",
+    )
     replay.set_defaults(func=_cmd_replay)
 
     config = sub.add_parser(

@@ -14,6 +14,8 @@ would have classified it live.
 
 from __future__ import annotations
 
+import ctypes
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequences
 from sauron.bpf.rules import program_catalog
+from sauron.bpf.security import IpAddress, IpNetwork, Seen, drain_seen, read_counts, set_checks
 from sauron.catalog import Catalog
 from sauron.commands.capture import read_frames
 from sauron.commands.replay_direction import (
@@ -47,6 +50,9 @@ from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.kpi.sessions import ue_address_text
 from sauron.pfcp.datagrams import NotPfcp, from_ethernet
+from sauron.security.detect import Observation, detect
+from sauron.security.report import event_doc, security_doc
+from sauron.security.thresholds import SCAN_THRESHOLD, SPOOF_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,15 @@ class ReplayOptions:
     learn: bool = True
     #: told the frames run so far, every PROGRESS_EVERY frames
     progress: Callable[[int], None] | None = None
+    #: the security checks (sauron.bpf.security) and their detections
+    security: bool = True
+    #: the gNBs and peer UPFs known besides the far tunnel ends the capture's
+    #: PFCP names; with neither, no outer source is counted as unknown
+    peers: tuple[IpAddress, ...] = ()
+    #: the core's own prefixes: uplink traffic into them is counted
+    protected: tuple[IpNetwork, ...] = ()
+    scan_threshold: int = SCAN_THRESHOLD
+    spoof_threshold: int = SPOOF_THRESHOLD
 
 
 #: how often a long replay reports its progress, in frames
@@ -115,10 +130,26 @@ def replay_capture(
         passes = dp.pass_verdict(options.point, hook=options.hook)
         registry = SessionRegistry(catalog, LearnedRules(dp, catalog), clock=lambda: at)
         tunnel_ends = PfcpTunnelEnds()
+        far_ends: set[IpAddress] = set()
+
+        def check_peers() -> None:
+            if options.security:
+                known = {*options.peers, *far_ends}
+                set_checks(dp, True, known if known else None, options.protected)
+
+        check_peers()
 
         def changed(session: ControlSession) -> None:
             registry.upsert(session)
             tunnel_ends.upsert(session)
+            ends = {
+                ipaddress.ip_address(t.address)
+                for t in session.tunnels
+                if not t.local and t.address
+            }
+            if not ends <= far_ends:
+                far_ends.update(ends)
+                check_peers()
 
         def removed(session: ControlSession) -> None:
             registry.remove(session)
@@ -141,6 +172,8 @@ def replay_capture(
         tally = DirectionTally(DECIDING_METHODS if per_frame else [given.method])
         mode = options.direction_mode
         counted = _CountedPerDirection(dp, options.point, catalog.slice_rows)
+        checked = _SecurityPerFrame(dp, catalog.slice_rows) if options.security else None
+        observations: list[Observation] = []
         at = 0.0
         frames = cut = too_short = 0
         for frame in read_frames(path):
@@ -168,11 +201,22 @@ def replay_capture(
             direction = counted.direction_of_last_frame()
             if direction is not None:
                 tally.count(frame.number, direction, decision.method)
+            if checked is not None and checked.grew():
+                observations += (_observed(seen, at) for seen in drain_seen(dp))
         if mode != options.direction_mode:
             dp.set_direction_mode(options.point, options.direction_mode)
+        if checked is not None:
+            counts = read_counts(dp, catalog.slice_rows)
+            set_checks(dp, False)
         counters = read_counters(dp)
         report = _report(str(path), catalog, options.point, counters, frames, cut, too_short)
         report["direction"] = tally.doc()
+        if checked is not None:
+            report["security"] = security_doc(counts, catalog)
+            report["security_events"] = [
+                event_doc(e, catalog)
+                for e in detect(observations, options.scan_threshold, options.spoof_threshold)
+            ]
         report["sessions"] = registry.docs(ended=True)
         report["pfcp"] = {
             "messages": dict(sorted(learner.messages.items())),
@@ -196,6 +240,40 @@ def replay_capture(
     finally:
         if own:
             dp.close()
+
+
+class _SecurityPerFrame:
+    """Whether the last frame failed a security check, read from the mapped
+    security counters (the entries a detection needs are then drained)."""
+
+    def __init__(self, dp: DataPlane, slice_rows: int) -> None:
+        self.array = dp.mapped("security_stats", ctypes.c_uint64)
+        self.rows = slice_rows * layout.SEC_KINDS
+        self.last = self._read()
+
+    def _read(self) -> np.ndarray:
+        summed: np.ndarray = self.array.words(self.rows)[:, :, 0].sum(axis=0, dtype=np.uint64)
+        return summed
+
+    def grew(self) -> bool:
+        now = self._read()
+        grown = bool((now != self.last).any())
+        self.last = now
+        return grown
+
+
+def _observed(seen: Seen, at: float) -> Observation:
+    """A drained entry at the capture's time of the frame that made it."""
+    return Observation(
+        kind=seen.kind,
+        teid=seen.teid,
+        address=str(seen.address),
+        peer=str(seen.peer),
+        slice_id=seen.slice_id,
+        first_s=at,
+        last_s=at,
+        count=seen.count,
+    )
 
 
 class _CountedPerDirection:
@@ -306,6 +384,20 @@ def _report(
     }
 
 
+def _security_lines(counts: dict[str, dict[str, int]], events: list[dict[str, Any]]) -> list[str]:
+    if not counts:
+        return ["security: no uplink G-PDU failed a check"]
+    lines = ["security (uplink G-PDUs that failed a check):"]
+    for name, kinds in counts.items():
+        lines.append(f"  {name:<14}" + ", ".join(f"{k}={n}" for k, n in kinds.items()))
+    for e in events:
+        lines.append(
+            f"  {e['kind']} from {e['peer']} ({e['slice']}): {e['count']} frames, "
+            f"{e['distinct']} distinct, TEIDs {' '.join(e['teids'])}"
+        )
+    return lines
+
+
 def format_report(report: dict[str, Any]) -> str:
     """The human view of a replay report."""
     lines = [
@@ -369,6 +461,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("PFCP not used: " + ", ".join(f"{k}={v}" for k, v in pfcp["rejects"].items()))
     if report["anomalies"]:
         lines.append("anomalies: " + ", ".join(f"{k}={v}" for k, v in report["anomalies"].items()))
+    if "security" in report:
+        lines += _security_lines(report["security"], report["security_events"])
     notes = report["replay"]
     if notes["frames_cut_to_test_run_limit"]:
         lines.append(

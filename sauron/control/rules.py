@@ -20,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from sauron.bpf.rules import ue_rule
+from sauron.bpf.security import remove_session, write_session
 from sauron.catalog import Catalog, IpNetwork
 from sauron.control.record import ControlSession
 
@@ -39,6 +40,9 @@ class LearnedRules:
         self.counts: Counter[str] = Counter()
         #: learned rules not written because a catalog rule has the key
         self.kept_by_catalog: set[RuleKey] = set()
+        #: per session: the TEIDs whose addresses teid_session holds (the
+        #: spoofing check's, sauron.bpf.security)
+        self.addressed: dict[tuple[Any, ...], set[int]] = {}
         self.dirty = False
 
     def wanted(self, session: ControlSession) -> dict[RuleKey, int]:
@@ -73,6 +77,21 @@ class LearnedRules:
                 self.owned[rule] = (slice_id, owner)
         if wanted:
             self.by_session[owner] = set(wanted)
+        self._addresses(owner, session)
+
+    def _addresses(self, owner: tuple[Any, ...], session: ControlSession | None) -> None:
+        """Each of the session's TEIDs with the session's UE addresses, for
+        the security checks: a known TEID, even when no slice took the
+        session (a catalog TEID too: the session says whose it is)."""
+        teids = set(session.local_teids) if session is not None else set()
+        networks = session.ue_networks if session is not None else []
+        for gone in self.addressed.pop(owner, set()) - teids:
+            remove_session(self.dataplane, gone)
+        written = {t for t in teids if write_session(self.dataplane, t, networks)}
+        if written:
+            self.addressed[owner] = written
+        if len(written) < len(teids):
+            self.counts["session_teids_not_written"] += len(teids) - len(written)
 
     def flush(self) -> bool:
         """Makes cached per-session slices be decided anew when rules

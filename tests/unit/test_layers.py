@@ -26,6 +26,7 @@ LAYERS = (
     ("control",),
     ("energy",),
     ("diagnosis",),
+    ("security",),
     ("kpi",),
     ("export",),
     ("service",),

@@ -8,6 +8,8 @@ int sauron_measure_tc_n3_ingress(struct __sk_buff *skb)
 {
 	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
 			SAURON_POINT_N3_INGRESS);
+	if (security_pending(SAURON_POINT_N3_INGRESS))
+		security_tc_prog.call(skb, SAURON_POINT_N3_INGRESS);
 	return SAURON_TC_PASS;
 }
 

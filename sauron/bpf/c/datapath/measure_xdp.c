@@ -6,6 +6,8 @@ int sauron_measure_xdp_n3_ingress(struct xdp_md *ctx)
 {
 	run_measurement((void *)(long)ctx->data, (void *)(long)ctx->data_end,
 			SAURON_POINT_N3_INGRESS);
+	if (security_pending(SAURON_POINT_N3_INGRESS))
+		security_xdp_prog.call(ctx, SAURON_POINT_N3_INGRESS);
 	return XDP_PASS;
 }
 

@@ -217,6 +217,12 @@ struct sauron_session_stats {
 
 #define SAURON_SESSION_HAS_UE 1
 #define SAURON_SESSION_VALID 2
+/* teid_slots only, for the security checks (lib/security.h): the TEID had a
+ * rule when the slot was filled; its uplink source (ue_addr) passed the
+ * spoofing check; its outer IPv4 source (peer4) is a known peer */
+#define SAURON_SESSION_TEID_KNOWN 4
+#define SAURON_SESSION_SRC_OK 8
+#define SAURON_SESSION_PEER_OK 16
 
 /* teid_slots[cpu][hash(teid)]: a direct-mapped cache of the sessions each
  * CPU saw most recently, so that a G-PDU of a known tunnel touches one
@@ -230,8 +236,8 @@ struct sauron_teid_slot {
 	__u32 rules_generation;
 	__u8 slice_id;
 	__u8 qfi;    /* last QFI seen, SAURON_NO_QFI when none */
-	__u16 flags; /* SAURON_SESSION_VALID | SAURON_SESSION_HAS_UE */
-	__u32 reserved;
+	__u16 flags; /* SAURON_SESSION_* */
+	__u32 peer4; /* the outer IPv4 source SAURON_SESSION_PEER_OK vouches for */
 	__u64 packets[SAURON_DIRS];
 	__u64 bytes[SAURON_DIRS];
 	__u8 ue_addr[16];
@@ -297,6 +303,12 @@ struct sauron_config {
 /* Evidence: the headers of the frames of the slices flagged
  * SAURON_SLICE_EVIDENCE go to evidence_ring (while a slice is diagnosed). */
 #define SAURON_MEASURE_EVIDENCE 16
+/* The security checks on uplink G-PDUs at N3/N9 ingress (lib/security.h);
+ * PEERS: known_peers lists the gNBs and peer UPFs, so an outer source not in
+ * it is counted; PROTECTED: protected4/6 hold the core's own prefixes. */
+#define SAURON_MEASURE_SECURITY 32
+#define SAURON_MEASURE_PEERS 64
+#define SAURON_MEASURE_PROTECTED 128
 
 /* slice_config[slice]: per-slice measurement settings, written by the agent.
  * A packet is stamped when (fingerprint hash & transit_sample_mask) == 0,
@@ -309,6 +321,62 @@ struct sauron_slice_config {
 
 #define SAURON_SLICE_TRANSIT 1
 #define SAURON_SLICE_EVIDENCE 2
+
+/* security_stats[cpu][slice * SAURON_SEC_KINDS + kind]: uplink G-PDUs at
+ * N3/N9 ingress that failed a check, per slice (the one the frame was
+ * classified into) and kind. A frame can fail several. */
+enum sauron_security_kind {
+	/* the inner source is no address of the TEID's session (or, the
+	 * session's addresses unknown, outside its slice's UE subnets) */
+	SAURON_SEC_UE_SOURCE_SPOOFED = 0,
+	/* the TEID matched no session and no catalog TEID rule */
+	SAURON_SEC_UNKNOWN_TEID = 1,
+	/* the inner packet is UDP to or from 2152 or 2123 carrying a GTP header */
+	SAURON_SEC_GTP_IN_GTP = 2,
+	/* the inner destination is in a protected prefix (the core's networks) */
+	SAURON_SEC_INNER_TO_CORE = 3,
+	/* the outer source is no known gNB or peer UPF */
+	SAURON_SEC_UNKNOWN_PEER = 4,
+	SAURON_SEC_KINDS = 5,
+};
+
+/* teid_session[TEID]: every UPF TEID of a learned session (PFCP, SMF feed),
+ * with the session's UE addresses when known (flags 0: none), for the
+ * checks: the TEID is known, and the inner source must be the session's.
+ * IPv6 is a prefix: a UE forms its own interface identifiers (privacy
+ * addresses) inside the one it was given. */
+struct sauron_teid_session {
+	__u32 flags; /* SAURON_TEID_SESSION_* */
+	__u32 ue6_prefixlen;
+	__u8 ue4[4];
+	__u8 ue6[16];
+};
+
+#define SAURON_TEID_SESSION_V4 1
+#define SAURON_TEID_SESSION_V6 2
+#define SAURON_MAX_KNOWN_PEERS 4096
+#define SAURON_MAX_PROTECTED 1024
+
+/* security_seen: what the agent's detections read (teid_scan, spoofing_ue),
+ * one entry per kind, TEID and address: the outer source for
+ * SAURON_SEC_UNKNOWN_TEID and SAURON_SEC_UNKNOWN_PEER, the inner source for
+ * SAURON_SEC_UE_SOURCE_SPOOFED. LRU: a flood cannot fill it for good. */
+struct sauron_security_seen_key {
+	__u32 kind;
+	__u32 teid;
+	__u8 addr[16];
+};
+
+struct sauron_security_seen {
+	__u64 first_ns;
+	__u64 last_ns;
+	__u64 count;
+	__u32 slice_id;
+	__u32 reserved;
+	__u8 peer[16]; /* the outer source of the last one */
+};
+
+#define SAURON_SECURITY_SEEN_ENTRIES 8192
 
 /* evidence_ring: one record per GTP-U frame of a slice being diagnosed, its
  * first SNAPLEN bytes (outer and inner headers). The ring is a BPF ring
@@ -538,6 +606,8 @@ struct sauron_parse_result {
 	__u32 gtp_seq;	   /* sequence number when the S flag is set */
 	__u32 flags;	   /* SAURON_RES_* */
 	__u8 ue_addr[16];
+	__u32 security; /* a bit per failed check (1 << SAURON_SEC_*) */
+	__u8 peer[16];	/* the outer source, when the checks ran */
 };
 
 #define SAURON_RES_HAS_SEQ 1

@@ -187,12 +187,14 @@ static __always_inline void flush_teid_slot(struct sauron_teid_slot *slot)
 
 static __always_inline void fill_teid_slot(struct sauron_teid_slot *slot, __u32 teid,
 					   __u32 slice_id, __u32 generation, const __u8 ue_addr[16],
-					   int has_ue)
+					   int has_ue, int teid_known)
 {
 	slot->teid = teid;
 	slot->slice_id = slice_id;
 	slot->rules_generation = generation;
-	slot->flags = SAURON_SESSION_VALID | (has_ue ? SAURON_SESSION_HAS_UE : 0);
+	slot->flags = SAURON_SESSION_VALID | (has_ue ? SAURON_SESSION_HAS_UE : 0) |
+		      (teid_known ? SAURON_SESSION_TEID_KNOWN : 0);
+	slot->peer4 = 0;
 	slot->packets[0] = 0;
 	slot->packets[1] = 0;
 	slot->bytes[0] = 0;

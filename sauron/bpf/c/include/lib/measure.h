@@ -33,6 +33,8 @@ struct measure_job {
 	__u32 outer_offset; /* the outer IP header of a GTP-U frame */
 	__u32 frame_len;
 	__u32 evidence; /* a GTP-U frame while some slice is diagnosed (lib/evidence.h) */
+	__u32 security; /* an uplink G-PDU the checks must see (lib/security.h) */
+	__u32 teid_known;
 };
 
 BPF_PERCPU_ARRAY(measure_jobs, struct measure_job, 1);

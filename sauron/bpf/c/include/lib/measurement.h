@@ -78,6 +78,40 @@ static __always_inline void measure_echo(const __u8 src[16], const __u8 dst[16],
 		echo_response(peer, seq, outgoing);
 }
 
+/* The security checks of an uplink G-PDU at N3/N9 ingress (lib/security.h),
+ * in a program of their own (security_xdp.c, security_tc.c) reached by tail
+ * call from the measurement program: verified apart, as measuring is from
+ * counting. The inner packet and the outer source are read again. */
+static __always_inline void run_security(void *data, void *data_end, __u32 point)
+{
+	__u32 zero = 0;
+	struct measure_job *job = measure_jobs.lookup(&zero);
+	const struct sauron_config *cfg = agent_config();
+	if (!job || !cfg || job->point != point || !job->security || !job->has_ip)
+		return;
+	struct ip_view inner = {};
+	struct hdr_cursor c;
+	if (reparse_ip(data, data_end, point, job->ip_offset, &inner, &c) < 0)
+		return;
+	const __u8 *l4_start = c.pos;
+	__u8 src[16], dst[16];
+	void *outer_ip = data + (job->outer_offset & SAURON_CURSOR_MASK);
+	if (outer_addresses(outer_ip, data_end, src, dst) < 0)
+		return;
+	__u32 version = is_ipv4_mapped(src) ? 4 : 6;
+	__u32 failed = check_security(cfg->measure, job->teid, job->slice_id % SAURON_MAX_SLICES,
+				      job->teid_known, &inner, src, version, l4_start, data_end);
+#ifdef SAURON_RECORD_LAST
+	struct sauron_parse_result *r = last_result.lookup(&zero);
+	if (r) {
+		r->security = failed;
+		__builtin_memcpy(r->peer, src, 16);
+	}
+#else
+	(void)failed;
+#endif
+}
+
 /* Transit and DN-side RTT for a packet on N6. Uplink transit samples and
  * DN-side RTT stamps take the slice the packet was stamped under on N3,
  * which NAT has hidden from N6. */
@@ -142,6 +176,14 @@ static __always_inline void run_measurement(void *data, void *data_end, __u32 po
 		measure_gtpu_side(cfg, point, &ip, &l4, slice_id, dir);
 	else
 		measure_n6_side(cfg, point, &ip, &l4, slice_id, dir);
+}
+
+/* Whether the frame the measurement program saw still needs the checks. */
+static __always_inline int security_pending(__u32 point)
+{
+	__u32 zero = 0;
+	struct measure_job *job = measure_jobs.lookup(&zero);
+	return job && job->point == point && job->security;
 }
 
 #endif /* SAURON_LIB_MEASUREMENT_H */

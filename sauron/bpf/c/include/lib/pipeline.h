@@ -14,6 +14,7 @@
 #include "lib/measure.h"
 #include "lib/l4.h"
 #include "lib/transit.h"
+#include "lib/security.h"
 
 #ifdef SAURON_RECORD_LAST
 BPF_ARRAY(last_result, struct sauron_parse_result, 1);
@@ -35,6 +36,7 @@ struct frame_facts {
 	struct l4_ports ports;
 	__u8 ue_addr[16];
 	__u8 has_ue;
+	__u8 teid_known; /* the TEID matched a session or catalog TEID rule */
 };
 
 static __always_inline void record_result(const struct frame_facts *f, const struct gtpu_view *g)
@@ -60,6 +62,9 @@ static __always_inline void record_result(const struct frame_facts *f, const str
 	r->flags = ((g->flags & GTPU_FLAG_S) ? SAURON_RES_HAS_SEQ : 0) |
 		   (f->has_ue ? SAURON_RES_HAS_UE : 0);
 	__builtin_memcpy(r->ue_addr, f->ue_addr, 16);
+	/* the measurement program sets them when it checks the frame */
+	r->security = 0;
+	__builtin_memset(r->peer, 0, 16);
 #endif
 }
 
@@ -212,8 +217,10 @@ static __always_inline void classify_gtpu(__u32 mode, const struct gtpu_view *g,
 	else
 		fixed_direction(mode, inner, f);
 
-	if (g->teid != 0 && slice_of_teid(g->teid, &f->slice_id))
+	if (g->teid != 0 && slice_of_teid(g->teid, &f->slice_id)) {
+		f->teid_known = 1;
 		return;
+	}
 	if (ue_hit ||
 	    (f->has_ue && mode != SAURON_DIRMODE_AUTO && slice_of_ue(f->ue_addr, &ue_slice))) {
 		f->slice_id = ue_slice;
@@ -270,8 +277,13 @@ static __always_inline int measure_pending(void *data, void *data_end, __u32 poi
 		return more;
 	struct l4_facts l4 = {};
 	read_l4_words(&c, data_end, &ip, &l4);
-	transit_stamp(agent_config(), &ip, &l4, job->slice_id, job->direction & 1);
-	return more || ip.proto == IPPROTO_TCP;
+	const struct sauron_config *cfg = agent_config();
+	transit_stamp(cfg, &ip, &l4, job->slice_id, job->direction & 1);
+	if (point_sees_gtpu(point))
+		job->security = security_wanted(
+			cfg, job->teid, job->msg_kind, job->direction, &ip, l4.sport, l4.dport,
+			data + (job->outer_offset & SAURON_CURSOR_MASK), data_end);
+	return more || job->security || ip.proto == IPPROTO_TCP;
 }
 
 /* The packet's bounds read again from the context: the pointers the parsing
@@ -293,7 +305,8 @@ static __always_inline int measure_pending_tc(struct __sk_buff *skb, __u32 point
  * where every parsing path meets. */
 static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const struct gtpu_view *g,
 					     __u32 slice_id, __u32 dir, int has_ip, __u32 ip_offset,
-					     __u32 outer_offset, __u64 frame_len, __u32 evidence)
+					     __u32 outer_offset, __u64 frame_len, __u32 evidence,
+					     __u32 teid_known)
 {
 	__u32 zero = 0;
 	struct measure_job *job = measure_jobs.lookup(&zero);
@@ -311,6 +324,8 @@ static __always_inline void post_measure_job(__u32 point, __u32 msg_kind, const 
 	job->outer_offset = outer_offset;
 	job->frame_len = frame_len;
 	job->evidence = evidence;
+	job->security = 0; /* measure_pending decides */
+	job->teid_known = teid_known;
 	job->pending = 1;
 }
 
@@ -380,6 +395,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 		f.direction =
 			mode == SAURON_DIRMODE_DOWNLINK ? SAURON_DIR_DOWNLINK : SAURON_DIR_UPLINK;
 		f.has_ue = slot->flags & SAURON_SESSION_HAS_UE;
+		f.teid_known = (slot->flags & SAURON_SESSION_TEID_KNOWN) != 0;
 		__builtin_memcpy(f.ue_addr, slot->ue_addr, 16);
 	} else {
 		classify_gtpu(mode, &g, &inner, inner_ok, &f);
@@ -396,7 +412,7 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 				if (slot->flags & SAURON_SESSION_VALID)
 					flush_teid_slot(slot);
 				fill_teid_slot(slot, g.teid, slice_id, generation, f.ue_addr,
-					       f.has_ue);
+					       f.has_ue, f.teid_known);
 			}
 			slot->packets[dir] += 1;
 			slot->bytes[dir] += frame_len;
@@ -408,7 +424,8 @@ static __always_inline void sauron_gtpu_frame(void *data, void *data_end, __u64 
 	}
 	if (cfg && cfg->measure)
 		post_measure_job(point, f.msg_kind, &g, slice_id, dir, inner_ok, inner_offset,
-				 outer_offset, frame_len, cfg->measure & SAURON_MEASURE_EVIDENCE);
+				 outer_offset, frame_len, cfg->measure & SAURON_MEASURE_EVIDENCE,
+				 f.teid_known);
 out:
 	finish_frame(point, &f, &g);
 }
@@ -481,7 +498,7 @@ static __always_inline void sauron_ip_frame(void *data, void *data_end, __u64 fr
 	}
 	if (cfg && cfg->measure)
 		post_measure_job(point, f.msg_kind, &g, slice_id, dir, 1, ip_offset, 0, frame_len,
-				 0);
+				 0, 0);
 out:
 	finish_frame(point, &f, &g);
 }
