@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import DATA, SHARED_CAPTURES
+from conftest import CAPTURES, SHARED_CAPTURES, capture_path
 from frames import gtpu
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
@@ -35,32 +35,6 @@ MESSAGE_NAMES = {
     254: "end_marker",
     255: "g_pdu",
 }
-
-CAPTURES = [
-    "arkime_gtpu_seqnum.pcap",
-    "arkime_vlan_ipv6_outer.pcap",
-    "ndpi_qinq_gtpu_mixed.pcapng",
-    "ndpi_seqnum_truncated.pcapng",
-    "oai_multiple_ue_n3_n4.pcap",
-    "oai_vpp_bench_n3_qfi5.pcap",
-    "open5gs_n3_gtpu_qfi1.pcap",
-    "open5gs_n4_pfcp_snssai.pcap",
-    "pfcp_fuzz_2000.pcap",
-    "sa5g_reg_pdu_est_n2_n3_n4.pcap",
-    "zeek_gtp10_echo_errind.pcap",
-    "zeek_gtp1_outer_ip_fragments.pcap",
-    "zeek_gtp3_false_gtp_dns.pcap",
-    "zeek_gtp9_malformed.pcap",
-]
-
-
-def capture_path(name: str) -> Path:
-    local = DATA / name
-    if local.exists():
-        return local
-    shared = SHARED_CAPTURES / name
-    assert shared.exists(), f"{name}: neither in tests/data nor in {SHARED_CAPTURES}"
-    return shared
 
 
 def tshark_counts(path: Path) -> dict[str, Counter]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pfcp_frames
 import pytest
 from conftest import DATA
 from frames import gtpu_raw, outer, pdu_session_container
@@ -16,7 +17,6 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
-from scapy.utils import wrpcap
 
 from sauron.abi import layout
 from sauron.bpf.loader import DataPlane
@@ -24,17 +24,14 @@ from sauron.catalog import Catalog, parse_catalog
 from sauron.commands.replay import ReplayOptions, format_report, replay_capture
 from sauron.commands.replay_direction import PfcpTunnelEnds, read_gtpu_outer
 from sauron.control.record import ControlSession, Tunnel
-from sauron.pfcp import build, ies
-from sauron.pfcp import messages as m
-from sauron.pfcp.wire import PFCP_PORT
 
-SMF, UPF_N4 = "10.10.4.1", "10.10.4.7"
-UPF_N3, GNB = "10.10.3.7", "10.10.3.100"
+SMF, UPF_N4, UPF_N3, GNB = pfcp_frames.SMF, pfcp_frames.UPF_N4, pfcp_frames.UPF_N3, pfcp_frames.GNB
+write_capture = pfcp_frames.write_capture
 #: in none of the default catalog's UE subnets: the kernel alone would call
 #: a downlink G-PDU without a container uplink
 UE = "10.60.0.5"
 SERVER = "198.51.100.9"
-CP_SEID, UP_SEID = 0x11, 0x22
+CP_SEID, UP_SEID = pfcp_frames.CP_SEID, pfcp_frames.UP_SEID
 #: the UPF's uplink TEID and the gNB's downlink TEID, outside the catalog's
 #: TEID ranges
 UPF_TEID, GNB_TEID = 0x2A, 0x01
@@ -43,51 +40,8 @@ QFI = 1
 UP, DOWN = "uplink", "downlink"
 
 
-def pfcp(src: str, dst: str, payload: bytes) -> bytes:
-    return bytes(
-        Ether() / IP(src=src, dst=dst) / UDP(sport=PFCP_PORT, dport=PFCP_PORT) / Raw(payload)
-    )
-
-
 def open5gs_session(snssai: tuple[int, int | None], dnn: str) -> list[bytes]:
-    """Establishment (the UPF chooses its N3 F-TEID and says it in the
-    Created PDR), then the modification giving the gNB's downlink TEID and
-    address (Outer Header Creation), each answered."""
-    request = build.message(
-        m.SESSION_ESTABLISHMENT_REQUEST,
-        0,
-        1,
-        build.node_id(SMF),
-        build.f_seid(CP_SEID, SMF),
-        build.create_pdr(1, ies.INTERFACE_ACCESS, choose=True, ue=UE, qfi=QFI, far_id=1),
-        build.create_pdr(2, ies.INTERFACE_CORE, ue=UE, far_id=2),
-        build.create_far(1, ies.INTERFACE_CORE),
-        build.create_far(2, ies.INTERFACE_ACCESS),
-        build.ie(ies.APN_DNN, build.dns_labels(dnn)),
-        build.snssai(*snssai),
-    )
-    response = build.message(
-        m.SESSION_ESTABLISHMENT_RESPONSE,
-        CP_SEID,
-        1,
-        build.node_id(UPF_N4),
-        build.cause(),
-        build.f_seid(UP_SEID, UPF_N4),
-        build.created_pdr(1, UPF_TEID, UPF_N3),
-    )
-    modify = build.message(
-        m.SESSION_MODIFICATION_REQUEST,
-        UP_SEID,
-        2,
-        build.create_far(2, ies.INTERFACE_ACCESS, GNB_TEID, GNB, update=True),
-    )
-    modified = build.message(m.SESSION_MODIFICATION_RESPONSE, CP_SEID, 2, build.cause())
-    return [
-        pfcp(SMF, UPF_N4, request),
-        pfcp(UPF_N4, SMF, response),
-        pfcp(SMF, UPF_N4, modify),
-        pfcp(UPF_N4, SMF, modified),
-    ]
+    return pfcp_frames.open5gs_session(snssai, dnn, UE, UPF_TEID, GNB_TEID, QFI)
 
 
 def uplink_g_pdu(n: int, container: bool = True) -> bytes:
@@ -107,16 +61,6 @@ def echo(request: bool) -> bytes:
     """Path management: the gNB asks, the UPF answers (TEID 0, no payload)."""
     src, dst = (GNB, UPF_N3) if request else (UPF_N3, GNB)
     return outer(gtpu_raw(0, msg_type=1 if request else 2), src=src, dst=dst)
-
-
-def write_capture(path: Path, frames: list[bytes]) -> Path:
-    packets = []
-    for i, frame in enumerate(frames):
-        packet = Ether(frame)
-        packet.time = 1_700_000_000 + i / 1000
-        packets.append(packet)
-    wrpcap(str(path), packets)
-    return path
 
 
 def decided(report: dict[str, Any]) -> dict[int, tuple[str, str]]:
