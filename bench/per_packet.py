@@ -5,7 +5,9 @@ type measured in the same run (interleaved, median of several rounds).
 Each kind runs with measuring off, then on with the packet sampled and on
 with it not sampled, and the N3 kinds with the evidence tap on (their
 slice diagnosed: the copy into the ring; another slice diagnosed: the
-hand-over alone). A repeat runs the same frame again. Sampled at
+hand-over alone), and an eMBB uplink G-PDU with the security checks on
+(its source vouched for, spoofed, or a prefix protected). A repeat runs the
+same frame again. Sampled at
 ingress, the stamps expire after 1 ns: every run finds the last run's stamp
 overdue in its slot, counts it lost and takes the slot, so the figure is of
 a stamp really taken (the clock read, the compare-and-swap, the slot
@@ -16,6 +18,7 @@ the lookup. The clock read a stamp cannot do without is measured apart
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import statistics
@@ -33,6 +36,7 @@ from sauron.bpf.evidence import EvidenceTap
 from sauron.bpf.loader import BpfObject, DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.bpf.rules import program_catalog
+from sauron.bpf.security import set_checks
 from sauron.catalog import load_catalog
 from sauron.testbed.gtpu_frames import gtpu_frame
 
@@ -128,6 +132,7 @@ def measure(repeat: int = REPEAT, rounds: int = ROUNDS) -> dict[str, list[float]
         )
         added[name] = samples
     added.update(measure_evidence(dp, baseline, repeat, rounds))
+    added.update(measure_security(dp, baseline, repeat, rounds))
     probe = frames()["xdp_n3_ul_gpdu"][2]
     reads = [
         (
@@ -181,7 +186,59 @@ def measure_evidence(
     return added
 
 
-GOALS = {"xdp_n3_ul_gpdu": 60.0, "xdp_n3_ul_gpdu_stamped": 120.0}
+def security_frames() -> dict[str, bytes]:
+    """Uplink G-PDUs of eMBB's TEID range: from an eMBB address (vouched
+    for after its first run), from URLLC's (spoofed: checked every time)."""
+    frames_by_source = {}
+    for name, source in (("vouched", "10.45.0.7"), ("spoofed", "10.46.0.7")):
+        inner = IP(src=source, dst="198.51.100.2") / UDP(sport=40000, dport=9000) / Raw(bytes(64))
+        frames_by_source[name] = gtpu_frame(inner, teid=0x10001, qfi=9, uplink=True)
+    return frames_by_source
+
+
+#: the security checks' cases: (frame, protected prefixes)
+SECURITY_CASES = {
+    # on, the source vouched for by the TEID's slot: no lookup
+    "xdp_n3_ul_gpdu_security": ("vouched", ()),
+    # a spoofed source: every frame checked (session, UE subnet, noted)
+    "xdp_n3_ul_gpdu_security_spoofed": ("spoofed", ()),
+    # a protected prefix configured: every frame's destination looked up
+    "xdp_n3_ul_gpdu_security_protected": ("vouched", ("203.0.113.0/24",)),
+}
+
+
+def measure_security(
+    dp: DataPlane, baseline: dict[str, int], repeat: int, rounds: int
+) -> dict[str, list[float]]:
+    """The checks on (measuring off, so that only they are added)."""
+    apply_settings(dp, MeasureSettings.off())
+    fd = dp.program_fd(layout.POINT_N3_INGRESS)
+    by_source = security_frames()
+    added: dict[str, list[float]] = {}
+    try:
+        for name, (source, protected) in SECURITY_CASES.items():
+            set_checks(dp, True, protected=[ipaddress.ip_network(p) for p in protected])
+            frame = by_source[source]
+            samples = []
+            for _ in range(rounds):
+                e = libbpf.test_run(baseline["xdp"], frame, repeat).duration_ns
+                t = libbpf.test_run(fd, frame, repeat).duration_ns
+                samples.append(t - e)
+            empty_ns = statistics.median(
+                libbpf.test_run(baseline["xdp"], frame, repeat).duration_ns for _ in range(3)
+            )
+            added[name] = [*samples, -1.0 * empty_ns]
+    finally:
+        set_checks(dp, False)
+    return added
+
+
+GOALS = {
+    "xdp_n3_ul_gpdu": 60.0,
+    "xdp_n3_ul_gpdu_stamped": 120.0,
+    # the checks on cost a vouched frame no lookup: within the counting budget
+    "xdp_n3_ul_gpdu_security": 60.0,
+}
 
 
 def run(quick: bool = False) -> list[Figure]:
