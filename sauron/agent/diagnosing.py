@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Protocol
 
 from sauron.agent.config import DiagnosisConfig
-from sauron.diagnosis.explain import Diagnosed, Evidence, Failing, Losses, diagnose
-from sauron.diagnosis.host_counters import HostReading, read_host
+from sauron.diagnosis.explain import (
+    Diagnosed,
+    Evidence,
+    Failing,
+    Losses,
+    diagnose,
+    loss_lookback_s,
+)
+from sauron.diagnosis.host_counters import HostHistory, HostReading, read_host
 from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading
 from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, Episode, degraded_targets
 from sauron.energy.watch import WatchEntry, resolve
@@ -90,6 +97,8 @@ class Diagnosing:
         self._tgids: dict[int, int] = {}  # tgid -> watch index
         self._names: dict[int, str] = {}  # watch index -> name
         self._host: HostReading | None = None
+        self._host_history = HostHistory()
+        self._loss_host: HostReading | None = None
         #: the interval before the current one: its counters and throughput
         self._before: tuple[HostReading, dict[str, float]] | None = None
         #: per slice: the baseline of its episode (counters, throughput)
@@ -144,6 +153,8 @@ class Diagnosing:
         host = self.read_host(sorted(self._tgids))
         moved = host.since(self._host) if self._host is not None else None
         self._host = host
+        self._host_history.add(snap.time, host)
+        self._loss_host = self._host_history.moved_over(loss_lookback_s(snap.interval_s))
         throughput = {name: _mbps(k) for name, k in snap.slices.items()}
 
         probe_moved: DiagnosisReading | None = None
@@ -212,6 +223,7 @@ class Diagnosing:
                 probe=probe_moved if not missing else None,
                 probe_missing=missing,
                 host=moved,
+                loss_host=self._loss_host,
                 baseline_host=baseline_host,
                 losses=_losses(kpis, check.target),
                 throughput={

@@ -21,6 +21,7 @@ error: a diagnosis says what it could not measure."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,32 @@ class HostReading:
             if (was_ns := before.run_delay_ns.get(pid)) is not None:
                 out.run_delay_ns[pid] = ns - was_ns
         return out
+
+
+class HostHistory:
+    """The readings at the end of the last intervals, with their times:
+    what moved over a span longer than one interval (a loss diagnosis looks
+    back over the time its losses could have happened in)."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self._readings: deque[tuple[float, HostReading]] = deque(maxlen=keep)
+
+    def add(self, at: float, reading: HostReading) -> None:
+        self._readings.append((at, reading))
+
+    def moved_over(self, seconds: float) -> HostReading | None:
+        """What moved from the newest reading at least `seconds` before the
+        newest one (the oldest kept, when none is that old) to the newest;
+        None before two readings."""
+        if len(self._readings) < 2:
+            return None
+        newest_at, newest = self._readings[-1]
+        start = self._readings[0][1]
+        for at, reading in reversed(self._readings):
+            if at <= newest_at - seconds:
+                start = reading
+                break
+        return newest.since(start)
 
 
 def read_softnet(root: Path = PROC) -> list[Softnet]:

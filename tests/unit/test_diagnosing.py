@@ -145,3 +145,33 @@ def test_the_history_is_bounded() -> None:
     for t in range(10):
         loop.on_snapshot(snapshot(t, 9.1))
     assert [d.time for d in loop.history("urllc")] == [7, 8, 9]
+
+
+def test_a_loss_seen_late_is_explained_by_the_drops_before_it() -> None:
+    """Datagrams the UPF's socket refused at interval 2 count as lost when
+    their transit stamps expire (2 s later, interval 4 here): the loss's
+    diagnosis reads the kernel's drops over that look-back and names the
+    socket, with every datagram it refused."""
+    states = States()
+    refused = {0: 0, 1: 0, 2: 3007}
+    reads = [0]
+
+    def host(tgids: list[int]) -> HostReading:
+        count = refused.get(reads[0], 3007)
+        reads[0] += 1
+        return HostReading(udp={t: UdpCounters(0, count, count) for t in tgids})
+
+    loop = Diagnosing(states, None, lambda: {812: "upf"}, host, tail=1)
+    loss = "max_loss_ratio.transit.uplink"
+    for t in range(5):
+        urllc = SliceKpis(name="urllc", slice_id=2, snssai="2-000001")
+        if t == 4:
+            urllc.uplink.loss.transit_lost = 2990
+            urllc.checks.append(Check("urllc", loss, 0.01, 0.75, False))
+        states.now = {"urllc": {loss: "at risk" if t == 4 else "met"}}
+        loop.on_snapshot(Snapshot(time=t, interval_s=1.0, slices={"urllc": urllc}))
+    found = loop.latest("urllc")
+    assert found is not None
+    assert [(f.name, f.evidence) for f in found.diagnosis.factors] == [
+        ("socket_overflow", {"packets": 3007})
+    ]

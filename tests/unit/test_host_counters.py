@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 
 from sauron.diagnosis.host_counters import (
+    HostHistory,
+    HostReading,
     LinkDrops,
     Softnet,
     UdpCounters,
@@ -105,3 +107,17 @@ def test_this_machines_proc_reads() -> None:
     assert "lo" in read_link_drops(pid)
     assert len(read_softnet()) >= 1
     assert (read_run_delay(pid) or 0) >= 0
+
+
+def test_the_history_gives_what_moved_over_a_span_of_intervals() -> None:
+    """Readings at each interval's end: what moved since the newest one at
+    least the span before the latest (the oldest kept when none is)."""
+    history = HostHistory(keep=4)
+    assert history.moved_over(2.0) is None
+    for t, refused in ((0.0, 0), (0.5, 10), (1.0, 30), (1.5, 30), (2.0, 31)):
+        history.add(t, HostReading(udp={812: UdpCounters(0, refused, refused)}))
+    moved = history.moved_over(1.0)
+    assert moved is not None and moved.udp[812].rcvbuf_errors == 31 - 30
+    # 0.0 fell out of the four kept: from 0.5 on
+    longest = history.moved_over(5.0)
+    assert longest is not None and longest.udp[812].rcvbuf_errors == 31 - 10
