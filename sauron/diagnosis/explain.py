@@ -5,8 +5,10 @@ evidence and the method that measured it.
 Latency (a percentile of transit, RAN or DN time over its limit): each wait
 the network functions' threads met is compared with the failing figure at
 the same percentile: the run-queue wait (woken, not yet running: the
-diagnosis probe, with the task that held the CPU) and the futex wait (their
-own locks); what is left of the figure once the longest wait is taken out
+diagnosis probe, with the task that held the CPU; summed over each
+activation, from a wakeup to the next sleep, since a thread preempted while
+it works through its packets makes the later ones wait once per
+preemption) and the futex wait (their own locks); what is left of the figure once the longest wait is taken out
 is the time inside the UPF itself. A factor's share is its figure over the
 failing one, at most 1.
 
@@ -169,7 +171,14 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
         unmeasured.append(f"run-queue and futex waits: {ev.probe_missing or 'no probe'}")
     else:
         for (watch, kind), h in sorted(ev.probe.waits.items()):
-            at = _at(h, q)
+            if kind == dl.WAIT_ACTIVATION:
+                continue  # the run-queue wait's own figure, below
+            # a packet handled late in an activation waited for every
+            # preemption before it too: the run-queue wait at the
+            # percentile is that of whole activations, when measured
+            summed = ev.probe.waits.get((watch, dl.WAIT_ACTIVATION))
+            per = summed if kind == dl.WAIT_RUNQUEUE and summed is not None else h
+            at = _at(per, q)
             if at is None:
                 continue
             wait_ms = _ms(at)
@@ -189,6 +198,10 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
                 preemptions = ev.probe.tasks.get(watch, (0, 0, 0))[0]
                 evidence["preemptions"] = preemptions
                 method = "sched_wakeup/sched_switch: wakeup or preemption until running"
+                if per is summed:
+                    evidence["activations"] = summed.count
+                    what = "run-queue wait per activation"
+                    method += ", summed from each wakeup to the next sleep"
             else:
                 name, what = "futex_wait", "futex wait"
                 method = "sys_enter/sys_exit of futex calls"
