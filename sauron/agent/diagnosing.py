@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from sauron.abi import diagnosis_layout as dl
 from sauron.agent.config import DiagnosisConfig
 from sauron.diagnosis.explain import (
     Diagnosed,
@@ -30,6 +31,7 @@ from sauron.diagnosis.explain import (
 )
 from sauron.diagnosis.host_counters import HostHistory, HostReading, read_host
 from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading
+from sauron.diagnosis.softirq_threads import softirq_threads
 from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, Episode, degraded_targets
 from sauron.energy.watch import WatchEntry, resolve
 from sauron.kpi.records import SliceKpis, Snapshot
@@ -244,7 +246,7 @@ RESOLVE_EVERY = 10
 class WatchedProcesses:
     """The watched network functions' processes by name or pid, found in
     /proc every RESOLVE_EVERY calls (a UPF that restarts is found again),
-    as {tgid: its name}."""
+    as {tgid: its name}, with the kernel's softirq threads."""
 
     def __init__(self, entries: list[WatchEntry], proc: Path = Path("/proc")) -> None:
         self.entries = [e for e in entries if e.cgroup is None]
@@ -261,6 +263,8 @@ class WatchedProcesses:
                 tgid: self.entries[index].name or f"pid {tgid}"
                 for tgid, index in resolved.tgids.items()
             }
+            room = dl.WATCHED - len(self._found)
+            self._found |= softirq_threads(room, self.proc)
         self._calls += 1
         return dict(self._found)
 

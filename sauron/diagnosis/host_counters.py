@@ -181,13 +181,36 @@ def read_run_delay(pid: int, root: Path = PROC) -> int | None:
     return total
 
 
+def _net_namespace(pid: int, root: Path) -> int | None:
+    """The network namespace's inode of process `pid`; None: unknown."""
+    try:
+        return os.stat(root / str(pid) / "ns" / "net").st_ino
+    except OSError:
+        return None
+
+
+def _kernel_thread(pid: int, root: Path) -> bool:
+    """A kernel thread has no command line."""
+    try:
+        return (root / str(pid) / "cmdline").read_bytes() == b""
+    except OSError:
+        return False
+
+
 def read_host(pids: list[int], links: dict[int, list[str]], root: Path = PROC) -> HostReading:
     """Every counter for the watched processes `pids`, and for `links`
     (pid -> link names in its namespace, such as its TUN devices)."""
     reading = HostReading(softnet=read_softnet(root))
+    namespaces: set[int] = set()
     for pid in pids:
-        if (udp := read_udp(pid, root)) is not None:
-            reading.udp[pid] = udp
+        # a namespace's UDP counters once, and never through a kernel
+        # thread (it lives in the host's namespace, not a function's)
+        namespace = _net_namespace(pid, root)
+        if namespace not in namespaces and not _kernel_thread(pid, root):
+            if namespace is not None:
+                namespaces.add(namespace)
+            if (udp := read_udp(pid, root)) is not None:
+                reading.udp[pid] = udp
         if (delay := read_run_delay(pid, root)) is not None:
             reading.run_delay_ns[pid] = delay
         wanted = links.get(pid, [])
