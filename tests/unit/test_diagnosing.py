@@ -10,12 +10,14 @@ the snapshots are shaped as the engine makes them."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from sauron.abi import diagnosis_layout as dl
 from sauron.abi.histogram import LATENCY, Histogram
-from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing
+from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing, WatchedProcesses
 from sauron.diagnosis.host_counters import HostReading, UdpCounters
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
+from sauron.energy.watch import WatchEntry
 from sauron.kpi.records import Check, SliceKpis, Snapshot
 from sauron.kpi.sla import Violation
 
@@ -175,3 +177,19 @@ def test_a_loss_seen_late_is_explained_by_the_drops_before_it() -> None:
     assert [(f.name, f.evidence) for f in found.diagnosis.factors] == [
         ("socket_overflow", {"packets": 3007})
     ]
+
+
+def test_the_watched_functions_come_with_the_kernels_softirq_threads(tmp_path: Path) -> None:
+    """The UPF found by its name, and every CPU's ksoftirqd beside it: the
+    packet work the kernel defers to them waits on the same run queues."""
+    for pid, comm, cmdline in (
+        (812, "open5gs-upfd", b"/usr/bin/open5gs-upfd\0-c\0"),
+        (10, "ksoftirqd/0", b""),
+        (18, "ksoftirqd/1", b""),
+        (77, "sshd", b"sshd\0"),
+    ):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+        (tmp_path / str(pid) / "cmdline").write_bytes(cmdline)
+    watched = WatchedProcesses([WatchEntry(name="open5gs-upfd")], tmp_path)
+    assert watched() == {812: "open5gs-upfd", 10: "ksoftirqd/0", 18: "ksoftirqd/1"}
