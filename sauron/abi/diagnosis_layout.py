@@ -32,8 +32,13 @@ DROP_REASONS = _D["SAURON_DIAG_DROP_REASONS"]
 COMM = _D["SAURON_DIAG_COMM"]
 WAIT_RUNQUEUE = _D["SAURON_WAIT_RUNQUEUE"]
 WAIT_FUTEX = _D["SAURON_WAIT_FUTEX"]
+WAIT_ACTIVATION = _D["SAURON_WAIT_RUNQUEUE_ACTIVATION"]
 WAITS = _D["SAURON_WAITS"]
-WAIT_NAMES = {WAIT_RUNQUEUE: "run_queue", WAIT_FUTEX: "futex"}
+WAIT_NAMES = {
+    WAIT_RUNQUEUE: "run_queue",
+    WAIT_FUTEX: "futex",
+    WAIT_ACTIVATION: "run_queue_activation",
+}
 
 
 class Config(ctypes.Structure):
@@ -78,6 +83,7 @@ MAP_LAYOUTS: dict[str, tuple[type[Any], type[Any]]] = {
     "diag_watched": (ctypes.c_uint32, ctypes.c_uint32),
     "diag_runnable": (ctypes.c_uint32, ctypes.c_uint64),
     "diag_in_futex": (ctypes.c_uint32, ctypes.c_uint64),
+    "diag_activation": (ctypes.c_uint32, ctypes.c_uint64),
     "diag_waits": (ctypes.c_uint32, layout.LatencyHist),
     "diag_task": (ctypes.c_uint32, TaskCounts),
     "diag_culprits": (CulpritKey, Culprit),

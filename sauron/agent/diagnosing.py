@@ -20,12 +20,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from sauron.abi import diagnosis_layout as dl
 from sauron.agent.config import DiagnosisConfig
 from sauron.bpf.evidence import EvidenceTap
 from sauron.diagnosis.evidence import EvidenceFile, EvidenceKeeper
-from sauron.diagnosis.explain import Diagnosed, Evidence, Failing, Losses, diagnose
-from sauron.diagnosis.host_counters import HostReading, read_host
+from sauron.diagnosis.explain import (
+    Diagnosed,
+    Evidence,
+    Failing,
+    Losses,
+    diagnose,
+    loss_lookback_s,
+)
+from sauron.diagnosis.host_counters import HostHistory, HostReading, read_host
 from sauron.diagnosis.probe import DiagnosisProbe, DiagnosisReading
+from sauron.diagnosis.softirq_threads import softirq_threads
 from sauron.diagnosis.trigger import TRIGGERING, DiagnosisTrigger, Episode, degraded_targets
 from sauron.energy.watch import WatchEntry, resolve
 from sauron.kpi.records import SliceKpis, Snapshot
@@ -102,6 +111,8 @@ class Diagnosing:
         self._tgids: dict[int, int] = {}  # tgid -> watch index
         self._names: dict[int, str] = {}  # watch index -> name
         self._host: HostReading | None = None
+        self._host_history = HostHistory()
+        self._loss_host: HostReading | None = None
         #: the interval before the current one: its counters and throughput
         self._before: tuple[HostReading, dict[str, float]] | None = None
         #: per slice: the baseline of its episode (counters, throughput)
@@ -164,6 +175,8 @@ class Diagnosing:
         host = self.read_host(sorted(self._tgids))
         moved = host.since(self._host) if self._host is not None else None
         self._host = host
+        self._host_history.add(snap.time, host)
+        self._loss_host = self._host_history.moved_over(loss_lookback_s(snap.interval_s))
         throughput = {name: _mbps(k) for name, k in snap.slices.items()}
 
         probe_moved: DiagnosisReading | None = None
@@ -253,6 +266,7 @@ class Diagnosing:
                 probe=_serving(probe_moved, serving) if not missing else None,
                 probe_missing=missing,
                 host=moved,
+                loss_host=self._loss_host,
                 baseline_host=baseline_host,
                 losses=_losses(kpis, check.target),
                 throughput={
@@ -285,7 +299,7 @@ RESOLVE_EVERY = 10
 class WatchedProcesses:
     """The watched network functions' processes by name or pid, found in
     /proc every RESOLVE_EVERY calls (a UPF that restarts is found again),
-    as {tgid: its name}."""
+    as {tgid: its name}, with the kernel's softirq threads."""
 
     def __init__(self, entries: list[WatchEntry], proc: Path = Path("/proc")) -> None:
         self.entries = [e for e in entries if e.cgroup is None]
@@ -308,6 +322,8 @@ class WatchedProcesses:
                 for tgid, index in resolved.tgids.items()
                 if (bound := self.entries[index].slice) is not None
             }
+            room = dl.WATCHED - len(self._found)
+            self._found |= softirq_threads(room, self.proc)
         self._calls += 1
         return dict(self._found)
 

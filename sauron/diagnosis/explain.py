@@ -5,8 +5,10 @@ evidence and the method that measured it.
 Latency (a percentile of transit, RAN or DN time over its limit): each wait
 the network functions' threads met is compared with the failing figure at
 the same percentile: the run-queue wait (woken, not yet running: the
-diagnosis probe, with the task that held the CPU) and the futex wait (their
-own locks); what is left of the figure once the longest wait is taken out
+diagnosis probe, with the task that held the CPU; summed over each
+activation, from a wakeup to the next sleep, since a thread preempted while
+it works through its packets makes the later ones wait once per
+preemption) and the futex wait (their own locks); what is left of the figure once the longest wait is taken out
 is the time inside the UPF itself. A factor's share is its figure over the
 failing one, at most 1.
 
@@ -16,6 +18,13 @@ the UPF), in the kernel before the UPF read them (its socket's receive
 buffer full, the receive backlog full, its TUN queue full), inside the UPF
 (stamped entering, never seen leaving). A factor's share is its count over
 all counted losses.
+
+A packet stamped at the UPF's door and dropped in the kernel on its way in
+is counted lost only when its stamp expires, TRANSIT_EXPIRY_S later: the
+kernel's counters of a loss diagnosis are read over that look-back
+(`Evidence.loss_host`), and the drops on the failing direction's way in
+(socket overflows uplink, TUN queue drops downlink) are taken out of the
+expired stamps before what is left is charged to the UPF itself.
 
 A slice whose neighbour's load rose above its own baseline while it was
 degraded names that neighbour (the noisy neighbour), with its throughput
@@ -27,6 +36,7 @@ from dataclasses import dataclass, field
 
 from sauron.abi import diagnosis_layout as dl
 from sauron.abi.histogram import Histogram
+from sauron.bpf.measurements import TRANSIT_EXPIRY_S
 from sauron.diagnosis.host_counters import HostReading
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
 
@@ -37,6 +47,14 @@ QUANTILE_OF = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}
 #: above its baseline and carries at least this share of the node's
 NEIGHBOUR_RISE = 2.0
 NEIGHBOUR_SHARE = 0.5
+
+
+def loss_lookback_s(interval_s: float) -> float:
+    """How far back a loss diagnosis reads the kernel's drops: a stamped
+    packet dropped on its way in counts lost once its stamp expired, at the
+    first expiry scan after (an interval), in the interval that scan ends,
+    and the readings are an interval apart."""
+    return TRANSIT_EXPIRY_S + 3 * interval_s
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,9 @@ class Evidence:
     probe: DiagnosisReading | None = None
     probe_missing: str = ""
     host: HostReading = field(default_factory=HostReading)
+    #: the kernel's counters over loss_lookback_s(), for a loss target
+    #: (None: `host`)
+    loss_host: HostReading | None = None
     baseline_host: HostReading | None = None
     losses: Losses = field(default_factory=Losses)
     #: slice -> (Mbit/s while degraded, Mbit/s before), the diagnosed one included
@@ -150,7 +171,14 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
         unmeasured.append(f"run-queue and futex waits: {ev.probe_missing or 'no probe'}")
     else:
         for (watch, kind), h in sorted(ev.probe.waits.items()):
-            at = _at(h, q)
+            if kind == dl.WAIT_ACTIVATION:
+                continue  # the run-queue wait's own figure, below
+            # a packet handled late in an activation waited for every
+            # preemption before it too: the run-queue wait at the
+            # percentile is that of whole activations, when measured
+            summed = ev.probe.waits.get((watch, dl.WAIT_ACTIVATION))
+            per = summed if kind == dl.WAIT_RUNQUEUE and summed is not None else h
+            at = _at(per, q)
             if at is None:
                 continue
             wait_ms = _ms(at)
@@ -159,6 +187,7 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
                 "function": who,
                 "waits": h.count,
                 "mean_ms": round(_ms(h.total / h.count), 3),
+                "total_ms": round(_ms(h.total), 3),
                 f"p{q * 100:g}_ms": round(wait_ms, 3),
             }
             if kind == dl.WAIT_RUNQUEUE:
@@ -169,6 +198,10 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
                 preemptions = ev.probe.tasks.get(watch, (0, 0, 0))[0]
                 evidence["preemptions"] = preemptions
                 method = "sched_wakeup/sched_switch: wakeup or preemption until running"
+                if per is summed:
+                    evidence["activations"] = summed.count
+                    what = "run-queue wait per activation"
+                    method += ", summed from each wakeup to the next sleep"
             else:
                 name, what = "futex_wait", "futex wait"
                 method = "sys_enter/sys_exit of futex calls"
@@ -196,10 +229,15 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
     return factors
 
 
-def _loss_factors(ev: Evidence) -> list[Factor]:
-    rcvbuf = sum(u.rcvbuf_errors for u in ev.host.udp.values())
-    backlog = sum(s.dropped for s in ev.host.softnet)
-    tun = sum(d.tx_dropped for d in ev.host.links.values())
+def _loss_factors(failing: Failing, ev: Evidence) -> list[Factor]:
+    host = ev.loss_host if ev.loss_host is not None else ev.host
+    rcvbuf = sum(u.rcvbuf_errors for u in host.udp.values())
+    backlog = sum(s.dropped for s in host.softnet)
+    tun = sum(d.tx_dropped for d in host.links.values())
+    # the kernel's drops after the door's stamp, in the failing direction:
+    # their stamps expired too, and they are not the UPF's own
+    on_the_way_in = tun if failing.target.endswith(".downlink") else rcvbuf
+    inside = max(0, ev.losses.inside_upf - on_the_way_in)
     counts = {
         "radio_side": (
             ev.losses.radio_side,
@@ -222,9 +260,9 @@ def _loss_factors(ev: Evidence) -> list[Factor]:
             "/proc/PID/net/dev tx_dropped of the UPF's TUN devices",
         ),
         "inside_upf": (
-            ev.losses.inside_upf,
+            inside,
             "packets that entered the UPF and never left",
-            "transit stamps expired unmatched",
+            "transit stamps expired unmatched, less the kernel's drops on the way in",
         ),
     }
     total = sum(n for n, _, _ in counts.values())
@@ -258,7 +296,7 @@ def diagnose(slice_name: str, failing: Failing, ev: Evidence) -> Diagnosis:
             f"{failing.target.split('.')[0]} {failing.target.split('.')[1]} {failing.value:.2f} ms"
         )
     else:
-        factors = _loss_factors(ev)
+        factors = _loss_factors(failing, ev)
         head = f"loss {failing.value * 100:.2f} %"
     factors.sort(key=lambda f: -f.share)
     neighbour = _neighbour(slice_name, ev)

@@ -21,6 +21,7 @@ error: a diagnosis says what it could not measure."""
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,32 @@ class HostReading:
             if (was_ns := before.run_delay_ns.get(pid)) is not None:
                 out.run_delay_ns[pid] = ns - was_ns
         return out
+
+
+class HostHistory:
+    """The readings at the end of the last intervals, with their times:
+    what moved over a span longer than one interval (a loss diagnosis looks
+    back over the time its losses could have happened in)."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self._readings: deque[tuple[float, HostReading]] = deque(maxlen=keep)
+
+    def add(self, at: float, reading: HostReading) -> None:
+        self._readings.append((at, reading))
+
+    def moved_over(self, seconds: float) -> HostReading | None:
+        """What moved from the newest reading at least `seconds` before the
+        newest one (the oldest kept, when none is that old) to the newest;
+        None before two readings."""
+        if len(self._readings) < 2:
+            return None
+        newest_at, newest = self._readings[-1]
+        start = self._readings[0][1]
+        for at, reading in reversed(self._readings):
+            if at <= newest_at - seconds:
+                start = reading
+                break
+        return newest.since(start)
 
 
 def read_softnet(root: Path = PROC) -> list[Softnet]:
@@ -154,13 +181,36 @@ def read_run_delay(pid: int, root: Path = PROC) -> int | None:
     return total
 
 
+def _net_namespace(pid: int, root: Path) -> int | None:
+    """The network namespace's inode of process `pid`; None: unknown."""
+    try:
+        return os.stat(root / str(pid) / "ns" / "net").st_ino
+    except OSError:
+        return None
+
+
+def _kernel_thread(pid: int, root: Path) -> bool:
+    """A kernel thread has no command line."""
+    try:
+        return (root / str(pid) / "cmdline").read_bytes() == b""
+    except OSError:
+        return False
+
+
 def read_host(pids: list[int], links: dict[int, list[str]], root: Path = PROC) -> HostReading:
     """Every counter for the watched processes `pids`, and for `links`
     (pid -> link names in its namespace, such as its TUN devices)."""
     reading = HostReading(softnet=read_softnet(root))
+    namespaces: set[int] = set()
     for pid in pids:
-        if (udp := read_udp(pid, root)) is not None:
-            reading.udp[pid] = udp
+        # a namespace's UDP counters once, and never through a kernel
+        # thread (it lives in the host's namespace, not a function's)
+        namespace = _net_namespace(pid, root)
+        if namespace not in namespaces and not _kernel_thread(pid, root):
+            if namespace is not None:
+                namespaces.add(namespace)
+            if (udp := read_udp(pid, root)) is not None:
+                reading.udp[pid] = udp
         if (delay := read_run_delay(pid, root)) is not None:
             reading.run_delay_ns[pid] = delay
         wanted = links.get(pid, [])

@@ -32,7 +32,7 @@ from sauron.bpf.pinned import MAPS, PROGRAMS, PinnedMap
 
 #: the maps a probe starts from empty when opened: an earlier agent's
 #: watches, and the waits it saw begin (their ends would be counted whole)
-_RESET_ON_OPEN = ("diag_watched", "diag_runnable", "diag_in_futex")
+_RESET_ON_OPEN = ("diag_watched", "diag_runnable", "diag_in_futex", "diag_activation")
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class DiagnosisProbe:
         for fd in reversed(self._links):
             os.close(fd)
         self._links.clear()
-        for name in ("diag_runnable", "diag_in_futex"):
+        for name in ("diag_runnable", "diag_in_futex", "diag_activation"):
             self.table(name).clear()
 
     def read(self) -> DiagnosisReading:

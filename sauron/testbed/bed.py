@@ -325,6 +325,29 @@ class Testbed:
             if name == "upf" or name.startswith("upf-"):
                 proc.send_signal(signal.SIGHUP)
 
+    def set_n3_receive_buffer(self, nbytes: int | None) -> None:
+        """Changes the UPF's N3 socket receive buffer while it runs (None:
+        back to the default, 4 MiB)."""
+        self.sessions = self.sessions.model_copy(update={"n3_receive_buffer": nbytes})
+        self.sessions.write(self.workdir / "sessions.json")
+        for name, proc in self.processes.items():
+            if name == "upf" or name.startswith("upf-"):
+                proc.send_signal(signal.SIGHUP)
+
+    def truth_so_far(self, name: str, within_s: float = 5.0) -> dict[str, Any]:
+        """The ground truth node `name` ("upf", "gnb", ...) has kept so far,
+        while it runs on (it writes it on SIGUSR1)."""
+        path = self.workdir / f"{name}.truth.json"
+        path.unlink(missing_ok=True)
+        self.processes[name].send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            try:
+                return dict(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                time.sleep(0.01)  # not written yet, or half written
+        raise TestbedError(f"{name} wrote no ground truth within {within_s} s")
+
     # ---- stopping -----------------------------------------------------------
     def stop(self) -> dict[str, Any]:
         """Stops the nodes; returns (and writes) the combined ground truth."""

@@ -220,17 +220,23 @@ async def serve_node(
     loop.add_reader(tun_fd, drain_tun, tun_fd, node.tun_packet)
     on_stop = on_start(node) if on_start else None
 
-    def stop() -> None:
-        if on_stop is not None:
-            on_stop()
-        loop.remove_reader(tun_fd)
-        loop.remove_reader(n3_socket.fileno())
+    def write_truth() -> None:
         drops = {
             "n3_socket": socket_drops(n3_socket),
             "n3_send_errors": transport.send_errors,
             "tun": interface_drops(tun_name),
         }
-        transport.close()
         node.truth.write(truth_path, {"node": name, "kernel_drops": drops, **node.truth.extra()})
+
+    # SIGUSR1: the ground truth so far, while the node runs on
+    loop.add_signal_handler(signal.SIGUSR1, write_truth)
+
+    def stop() -> None:
+        if on_stop is not None:
+            on_stop()
+        loop.remove_reader(tun_fd)
+        loop.remove_reader(n3_socket.fileno())
+        write_truth()
+        transport.close()
 
     await serve_until_terminated(stop)

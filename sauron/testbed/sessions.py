@@ -54,6 +54,9 @@ class SessionsFile(_Strict):
     uplink_radio_loss: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
     #: delay the gNB adds on the radio leg, both directions, per slice
     radio_delay_ms: dict[str, Annotated[float, Field(ge=0)]] = {}
+    #: the UPF's N3 socket receive buffer in bytes (SO_RCVBUFFORCE: the
+    #: kernel doubles it for its bookkeeping); None: 4 MiB, room for bursts
+    n3_receive_buffer: Annotated[int, Field(ge=1)] | None = None
     seed: int = 1
 
     def write(self, path: Path) -> None:

@@ -14,6 +14,7 @@ import ctypes
 import ipaddress
 import random
 import signal
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from pathlib import Path
 from sauron.testbed import codec
 from sauron.testbed.impair import SliceImpairment
 from sauron.testbed.node import (
+    N3_RECEIVE_BUFFER,
+    SO_RCVBUFFORCE,
     TunnelNode,
     every,
     handle_echo,
@@ -49,10 +52,11 @@ class ReferenceUpf(asyncio.DatagramProtocol):
         # transit latency Sauron reports
         self.holds_ms: dict[str, list[float]] = {}
         self.holds_before: dict[str, dict[str, float]] = {}
+        self.transport: asyncio.DatagramTransport | None = None
+        self.receive_buffer = N3_RECEIVE_BUFFER
         self.set_impairments(sessions)
         self.dl_seq: dict[int, int] = {}
         self.echo_seq = 0
-        self.transport: asyncio.DatagramTransport | None = None
         self.loop = asyncio.get_event_loop()
         #: monotonic time the datagram being handled reached the N3 socket
         self.n3_arrival: float | None = None
@@ -92,10 +96,20 @@ class ReferenceUpf(asyncio.DatagramProtocol):
             for name in slices
             for d in ("ul", "dl")
         }
+        self.receive_buffer = sessions.n3_receive_buffer or N3_RECEIVE_BUFFER
+        self._apply_receive_buffer()
         self.truth.note("impairments_applied")
+
+    def _apply_receive_buffer(self) -> None:
+        """The N3 socket's receive buffer as the sessions file says: a small
+        one overflows on bursts, as a UPF's left at the system default does."""
+        if self.transport is not None:
+            sock: socket.socket = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.receive_buffer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._apply_receive_buffer()
 
     # uplink: N3 -> N6
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:

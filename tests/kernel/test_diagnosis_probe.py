@@ -88,6 +88,11 @@ def test_run_queue_wait_is_the_schedulers_and_names_the_hog(probe: DiagnosisProb
     assert top.wait_ns > 0.8 * waited.total
     _, sleeps, wakeups = seen.tasks[3]
     assert wakeups > 100 and sleeps > 100
+    # summed per activation (wakeup to sleep): the same waits, one sum for
+    # each sleep (an activation still going at either reading excepted)
+    summed = seen.waits[(3, dl.WAIT_ACTIVATION)]
+    assert abs(summed.count - sleeps) <= 2
+    assert abs(summed.total - waited.total) <= 2 * summed.maximum
 
 
 def test_two_spinning_processes_on_one_cpu_preempt_each_other(probe: DiagnosisProbe) -> None:

@@ -16,10 +16,11 @@ from evidence_source import Frames
 
 from sauron.abi import diagnosis_layout as dl
 from sauron.abi.histogram import LATENCY, Histogram
-from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing
+from sauron.agent.diagnosing import FIRST_INTERVAL, Diagnosing, WatchedProcesses
 from sauron.diagnosis.evidence import EvidenceKeeper
 from sauron.diagnosis.host_counters import HostReading, UdpCounters
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
+from sauron.energy.watch import WatchEntry
 from sauron.kpi.records import Check, SliceKpis, Snapshot
 from sauron.kpi.sla import Violation
 
@@ -210,3 +211,49 @@ def test_a_slice_is_diagnosed_from_the_functions_that_serve_it() -> None:
     assert latest is not None and latest.time == 3
     top = latest.diagnosis.factors[0]
     assert top.name == "run_queue_wait" and top.evidence["function"] == "upf-embb (pid 812)"
+
+
+def test_a_loss_seen_late_is_explained_by_the_drops_before_it() -> None:
+    """Datagrams the UPF's socket refused at interval 2 count as lost when
+    their transit stamps expire (2 s later, interval 4 here): the loss's
+    diagnosis reads the kernel's drops over that look-back and names the
+    socket, with every datagram it refused."""
+    states = States()
+    refused = {0: 0, 1: 0, 2: 3007}
+    reads = [0]
+
+    def host(tgids: list[int]) -> HostReading:
+        count = refused.get(reads[0], 3007)
+        reads[0] += 1
+        return HostReading(udp={t: UdpCounters(0, count, count) for t in tgids})
+
+    loop = Diagnosing(states, None, lambda: {812: "upf"}, host, tail=1)
+    loss = "max_loss_ratio.transit.uplink"
+    for t in range(5):
+        urllc = SliceKpis(name="urllc", slice_id=2, snssai="2-000001")
+        if t == 4:
+            urllc.uplink.loss.transit_lost = 2990
+            urllc.checks.append(Check("urllc", loss, 0.01, 0.75, False))
+        states.now = {"urllc": {loss: "at risk" if t == 4 else "met"}}
+        loop.on_snapshot(Snapshot(time=t, interval_s=1.0, slices={"urllc": urllc}))
+    found = loop.latest("urllc")
+    assert found is not None
+    assert [(f.name, f.evidence) for f in found.diagnosis.factors] == [
+        ("socket_overflow", {"packets": 3007})
+    ]
+
+
+def test_the_watched_functions_come_with_the_kernels_softirq_threads(tmp_path: Path) -> None:
+    """The UPF found by its name, and every CPU's ksoftirqd beside it: the
+    packet work the kernel defers to them waits on the same run queues."""
+    for pid, comm, cmdline in (
+        (812, "open5gs-upfd", b"/usr/bin/open5gs-upfd\0-c\0"),
+        (10, "ksoftirqd/0", b""),
+        (18, "ksoftirqd/1", b""),
+        (77, "sshd", b"sshd\0"),
+    ):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+        (tmp_path / str(pid) / "cmdline").write_bytes(cmdline)
+    watched = WatchedProcesses([WatchEntry(name="open5gs-upfd")], tmp_path)
+    assert watched() == {812: "open5gs-upfd", 10: "ksoftirqd/0", 18: "ksoftirqd/1"}

@@ -97,3 +97,68 @@ def test_a_neighbour_whose_load_rose_is_named() -> None:
         diagnose("urllc", Failing("max_loss_ratio.sequence.uplink", 0.1, 0.2), steady).neighbour
         is None
     )
+
+
+def test_a_loss_is_charged_to_the_socket_that_dropped_it_earlier() -> None:
+    """Datagrams refused by the full socket were stamped at the UPF's door:
+    their stamps expire seconds later, when the interval's own counters
+    have nothing left. The kernel's drops over the look-back explain them,
+    and they are not charged to the UPF a second time."""
+    ev = Evidence(
+        host=HostReading(udp={812: UdpCounters(0, 0, 0)}),
+        loss_host=HostReading(udp={812: UdpCounters(900, 3007, 3007)}),
+        losses=Losses(radio_side=0, inside_upf=2990),
+    )
+    d = diagnose("urllc", Failing("max_loss_ratio.transit.uplink", 0.01, 0.75), ev)
+    assert [(f.name, f.share, f.evidence) for f in d.factors] == [
+        ("socket_overflow", 1.0, {"packets": 3007})
+    ]
+    # downlink, the socket's drops are not on the way in: the UPF keeps its own
+    down = diagnose("urllc", Failing("max_loss_ratio.transit.downlink", 0.01, 0.75), ev)
+    assert [(f.name, f.evidence["packets"]) for f in down.factors] == [
+        ("socket_overflow", 3007),
+        ("inside_upf", 2990),
+    ]
+
+
+def test_a_waits_total_is_in_its_evidence() -> None:
+    probe = DiagnosisReading(waits={(0, dl.WAIT_RUNQUEUE): waits(*[4.0] * 10, *[0.1] * 90)})
+    d = diagnose(
+        "urllc",
+        Failing("transit_latency_ms.p99.uplink", 3.0, 4.0),
+        Evidence(functions={0: "upf"}, probe=probe),
+    )
+    wait = next(f for f in d.factors if f.name == "run_queue_wait")
+    assert wait.evidence["total_ms"] == 49.0 and wait.evidence["waits"] == 100
+
+
+def test_the_run_queue_wait_is_summed_over_each_activation() -> None:
+    """A UPF preempted again and again while it works through its packets
+    waits once per preemption: a late packet waited for all of them. Each
+    wait is 3 ms, the packets' p99 is 9 ms: three waits in one activation
+    make it, and the run-queue wait, summed per activation, comes first."""
+    probe = DiagnosisReading(
+        waits={
+            (0, dl.WAIT_RUNQUEUE): waits(*[3.0] * 30, *[0.02] * 70),
+            (0, dl.WAIT_ACTIVATION): waits(*[9.0] * 10, *[0.02] * 70),
+        },
+        tasks={0: (20, 80, 80)},
+    )
+    d = diagnose(
+        "urllc",
+        Failing("transit_latency_ms.p99.uplink", 3.0, 9.2),
+        Evidence(functions={0: "upf"}, probe=probe),
+    )
+    top = d.factors[0]
+    assert top.name == "run_queue_wait" and top.share > 0.9
+    assert top.evidence["activations"] == 80 and top.evidence["waits"] == 100
+    assert top.evidence["total_ms"] == 30 * 3.0 + 70 * 0.02
+    assert top.figure.startswith("run-queue wait per activation p99 8.69 ms")  # its bucket
+    # without the activation sums, one wait at the percentile is compared
+    single = DiagnosisReading(waits={(0, dl.WAIT_RUNQUEUE): probe.waits[(0, dl.WAIT_RUNQUEUE)]})
+    alone = diagnose(
+        "urllc",
+        Failing("transit_latency_ms.p99.uplink", 3.0, 9.2),
+        Evidence(functions={0: "upf"}, probe=single),
+    )
+    assert alone.factors[0].name == "inside_upf"

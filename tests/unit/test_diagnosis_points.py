@@ -112,6 +112,7 @@ def test_a_latency_diagnosis_is_a_head_point_and_one_point_per_factor_in_rank_or
         "waits": wait.evidence["waits"],
         "mean_ms": wait.evidence["mean_ms"],
         "p99_ms": wait.evidence["p99_ms"],
+        "total_ms": wait.evidence["total_ms"],
         "preemptions": 120,
         "held_by_pid": 4242,
         "held_by_cpu": 1,

@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 
 from sauron.diagnosis.host_counters import (
+    HostHistory,
+    HostReading,
     LinkDrops,
     Softnet,
     UdpCounters,
@@ -105,3 +107,35 @@ def test_this_machines_proc_reads() -> None:
     assert "lo" in read_link_drops(pid)
     assert len(read_softnet()) >= 1
     assert (read_run_delay(pid) or 0) >= 0
+
+
+def test_the_history_gives_what_moved_over_a_span_of_intervals() -> None:
+    """Readings at each interval's end: what moved since the newest one at
+    least the span before the latest (the oldest kept when none is)."""
+    history = HostHistory(keep=4)
+    assert history.moved_over(2.0) is None
+    for t, refused in ((0.0, 0), (0.5, 10), (1.0, 30), (1.5, 30), (2.0, 31)):
+        history.add(t, HostReading(udp={812: UdpCounters(0, refused, refused)}))
+    moved = history.moved_over(1.0)
+    assert moved is not None and moved.udp[812].rcvbuf_errors == 31 - 30
+    # 0.0 fell out of the four kept: from 0.5 on
+    longest = history.moved_over(5.0)
+    assert longest is not None and longest.udp[812].rcvbuf_errors == 31 - 10
+
+
+def test_a_namespace_is_counted_once_and_never_through_a_kernel_thread(tmp_path: Path) -> None:
+    """Two processes of one namespace give its UDP counters once; a kernel
+    thread (a softirq thread watched beside them: empty command line) gives
+    none, as it lives in the host's namespace."""
+    root = fake_proc(tmp_path, 4242, [1_000])
+    fake_proc(tmp_path, 4243, [1_000])
+    fake_proc(tmp_path, 24, [500])
+    for pid, cmdline in ((4242, b"upf\0"), (4243, b"upf\0"), (24, b"")):
+        (root / str(pid) / "cmdline").write_bytes(cmdline)
+    (root / "4242" / "ns").mkdir()
+    (root / "4242" / "ns" / "net").write_text("")
+    (root / "4243" / "ns").mkdir()
+    os.link(root / "4242" / "ns" / "net", root / "4243" / "ns" / "net")  # the same inode
+    reading = read_host([24, 4242, 4243], {}, root)
+    assert list(reading.udp) == [4242]
+    assert reading.run_delay_ns == {24: 500, 4242: 1_000, 4243: 1_000}

@@ -6,8 +6,9 @@
  * sched_wakeup and sched_switch time each watched thread's run-queue wait,
  * from its wakeup (or its preemption) until it runs, into a histogram of
  * the data path's latency geometry, and charge the wait to the task that
- * held the CPU when it ended, with its name; sched_switch counts the
- * preemptions and sleeps. sys_enter and sys_exit time the futex calls of
+ * held the CPU when it ended, with its name; the waits of one activation
+ * (wakeup to sleep, preemptions between) are summed into a histogram of
+ * their own; sched_switch counts the preemptions and sleeps. sys_enter and sys_exit time the futex calls of
  * watched threads (the waits on their own locks and conditions). kfree_skb
  * counts the kernel's packet drops by reason, on the whole node.
  *
@@ -23,6 +24,8 @@ BPF_ARRAY(diag_config, struct sauron_diag_config, 1);
 BPF_HASH(diag_watched, __u32, __u32, SAURON_DIAG_WATCHED_TASKS);
 /* thread id -> when it became runnable without running */
 BPF_TABLE("lru_hash", __u32, __u64, diag_runnable, SAURON_DIAG_THREADS);
+/* thread id -> its run-queue waits so far in its current activation */
+BPF_TABLE("lru_hash", __u32, __u64, diag_activation, SAURON_DIAG_THREADS);
 /* thread id -> when it entered a futex call */
 BPF_TABLE("lru_hash", __u32, __u64, diag_in_futex, SAURON_DIAG_THREADS);
 BPF_PERCPU_ARRAY(diag_waits, struct sauron_latency_hist, SAURON_DIAG_WATCHED *SAURON_WAITS);
@@ -86,13 +89,20 @@ int sauron_diag_switch(struct bpf_raw_tracepoint_args *ctx)
 		/* still runnable (prev_state TASK_RUNNING): preempted, by the
 		 * kernel or on its way back to user space; it waits in the run
 		 * queue from now */
+		__u32 prev_tid = (__u32)prev_ids;
 		if (ctx->args[3] == 0) {
-			__u32 tid = (__u32)prev_ids;
-			diag_runnable.update(&tid, &now);
+			diag_runnable.update(&prev_tid, &now);
 			if (t)
 				t->preemptions += 1;
-		} else if (t) {
-			t->sleeps += 1;
+		} else {
+			if (t)
+				t->sleeps += 1;
+			/* it sleeps: its activation's waits are summed up */
+			__u64 *waited = diag_activation.lookup(&prev_tid);
+			if (waited) {
+				record_wait(*prev_watch, SAURON_WAIT_RUNQUEUE_ACTIVATION, *waited);
+				diag_activation.delete(&prev_tid);
+			}
 		}
 	}
 	void *next = (void *)ctx->args[2];
@@ -107,6 +117,12 @@ int sauron_diag_switch(struct bpf_raw_tracepoint_args *ctx)
 	__u64 wait = now > *since ? now - *since : 0;
 	diag_runnable.delete(&tid);
 	record_wait(*watch, SAURON_WAIT_RUNQUEUE, wait);
+	/* one thread runs on one CPU at a time: no other update races this */
+	__u64 *so_far = diag_activation.lookup(&tid);
+	if (so_far)
+		*so_far += wait;
+	else
+		diag_activation.update(&tid, &wait);
 
 	struct sauron_culprit_key key = {};
 	key.watch = *watch;

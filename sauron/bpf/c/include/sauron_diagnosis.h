@@ -31,7 +31,11 @@ enum sauron_diag_wait {
 	SAURON_WAIT_RUNQUEUE = 0,
 	/* inside a futex call: a lock or condition of its own process */
 	SAURON_WAIT_FUTEX = 1,
-	SAURON_WAITS = 2,
+	/* the run-queue waits of one activation, summed: from its wakeup until
+	 * it sleeps again, each preemption in between adding its wait (what a
+	 * packet handled in that activation may have waited in all) */
+	SAURON_WAIT_RUNQUEUE_ACTIVATION = 2,
+	SAURON_WAITS = 3,
 };
 
 /* diag_config[0]: where the fields the probe reads lie in the running
