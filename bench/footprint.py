@@ -75,6 +75,8 @@ def run(quick: bool = False) -> list[Figure]:
                     "interfaces": [{"name": N3, "role": "n3", "netns": link.upf}],
                     "service": {"host": "127.0.0.1", "port": 0},
                     "datapath": {"state_dir": str(Path(tmp) / "state")},
+                    # a slice degraded under the load is diagnosed: its pcapng here
+                    "diagnosis": {"evidence": {"directory": str(Path(tmp) / "evidence")}},
                 }
             )
         )
