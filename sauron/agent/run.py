@@ -18,6 +18,7 @@ import socket
 import stat
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from sauron.agent.config import (
     AgentConfig,
     ConfigError,
     EnergyConfig,
+    InterfaceConfig,
     read_token,
     resolve_namespaces,
 )
@@ -36,7 +38,12 @@ from sauron.agent.interfaces import receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf.companions import DIAGNOSIS, ENERGY, N4_FILTER, PFCP_FILTER_FUNCTION
 from sauron.bpf.loader import DataPathControl
-from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
+from sauron.bpf.measurements import (
+    MeasureSettings,
+    TransitExpiry,
+    apply_settings,
+    settings_for,
+)
 from sauron.bpf.pinned import PROGRAMS, pin_folder
 from sauron.bpf.rules import program_catalog
 from sauron.catalog import Catalog, load_catalog
@@ -251,6 +258,17 @@ def publish_diagnoses(publisher: Publisher | None, diagnosing: Diagnosing) -> No
         publisher.diagnoses = DiagnosisCursor(diagnosing.history)
 
 
+def measure_settings(catalog: Catalog, interfaces: list[InterfaceConfig]) -> MeasureSettings:
+    """Everything the catalog asks, transit stamps only when both sides of
+    the UPF are watched: stamped at N3 and never seen at N6, every one
+    would expire as loss inside the UPF."""
+    settings = settings_for(catalog)
+    roles = {i.role for i in interfaces}
+    if not (roles & {"n3", "n9"} and "n6" in roles):
+        return replace(settings, transit=False)
+    return settings
+
+
 def open_otlp(otlp: OtlpConfig, node: str) -> OtlpExporter | None:
     """The OTLP exporter when an endpoint is configured (file or
     environment); a variable it cannot use is an error naming it. The
@@ -390,7 +408,7 @@ def run_agent(
             config, catalog, dp, datapath, None if reading is None else reading.at, where
         )
         program_catalog(dp, catalog, keep=control.learned_rules())
-        apply_settings(dp, settings_for(catalog))
+        apply_settings(dp, measure_settings(catalog, config.interfaces))
         datapath.attach(config.interfaces)
         expiry = TransitExpiry(dp)
         meter, energy_off = open_energy(
