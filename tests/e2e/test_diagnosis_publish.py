@@ -23,12 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from cpu_contention import CPU
 from cpu_contention import hog as start_hog
 from cpu_contention import worker as worker_on
+from degraded_slice import send, strict_catalog
 from exporting import recording_offers, run_ticks
-from frames import gtpu, plain, ul_packet
 from manual_clock import ManualClock
 from timeseries import (
     ExternalInflux,
@@ -39,15 +38,12 @@ from timeseries import (
     string_fields,
 )
 
-from sauron.abi import layout
 from sauron.agent.diagnosing import Diagnosing
 from sauron.agent.run import publish_diagnoses
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
-from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.bpf.rules import program_catalog
-from sauron.catalog import Catalog, parse_catalog
 from sauron.diagnosis.explain import Diagnosed
 from sauron.diagnosis.host_counters import read_host
 from sauron.diagnosis.probe import DiagnosisProbe, probe_in
@@ -57,23 +53,10 @@ from sauron.export.influx.settings import InfluxConfig
 
 pytestmark = [pytest.mark.kernel]
 
-UL_TEID = 0x10007
 TARGET = "transit_latency_ms.p99.uplink"
 EMBB_TAGS = {"node": "node-d", "slice": "embb", "sst": "1", "sd": "000001", "target": TARGET}
 #: ticks 0-1 healthy; from tick 2 every packet misses the target
 HEALTHY, TICKS, AWAY = 2, 6, 3
-
-
-def strict_catalog() -> Catalog:
-    """The default catalog, eMBB's transit p99 limit set at 0.1 us."""
-    raw = yaml.safe_load(
-        (Path(__file__).resolve().parents[2] / "slices" / "default.yaml").read_text()
-    )
-    for s in raw["slices"]:
-        if s["name"] == "embb":
-            s["sla"] = {"transit_latency_ms": {"p99": 0.0001}}
-            s["transit_sample_one_in"] = 1
-    return parse_catalog(raw, "the default catalog, eMBB strict")
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +73,6 @@ def server(tmp_path: Path) -> Iterator[VictoriaMetrics | ExternalInflux]:
         yield srv
     finally:
         srv.stop()
-
-
-def send(dataplane: DataPlane, count: int, first: int) -> None:
-    for n in range(first, first + count):
-        packet = ul_packet(f"p{n}".encode(), ip_id=n)
-        libbpf.test_run(
-            dataplane.program_fd(layout.POINT_N3_INGRESS), gtpu(packet, UL_TEID, uplink=True, seq=n)
-        )
-        libbpf.test_run(dataplane.program_fd(layout.POINT_N6_EGRESS), plain(packet))
 
 
 def flattened(evidence: dict[str, object], prefix: str = "") -> dict[str, object]:

@@ -225,18 +225,19 @@ def parse_line(text: str) -> list[Sample]:
     return out
 
 
-def _field_parts(fields: str) -> list[str]:
-    """The fields of a line, split at the commas outside string values."""
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    """`text` split at each `separator` outside a string value (a
+    backslash escapes the character after it)."""
     parts, cur, i, quoted = [], "", 0, False
-    while i < len(fields):
-        c = fields[i]
-        if c == "\\" and i + 1 < len(fields):
-            cur += fields[i : i + 2]
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            cur += text[i : i + 2]
             i += 2
             continue
         if c == '"':
             quoted = not quoted
-        if c == "," and not quoted:
+        if c == separator and not quoted:
             parts.append(cur)
             cur = ""
         else:
@@ -244,6 +245,11 @@ def _field_parts(fields: str) -> list[str]:
         i += 1
     parts.append(cur)
     return parts
+
+
+def _field_parts(fields: str) -> list[str]:
+    """The fields of a line, split at the commas outside string values."""
+    return _split_outside_quotes(fields, ",")
 
 
 def string_fields(text: str) -> dict[str, str]:
@@ -259,23 +265,7 @@ def string_fields(text: str) -> dict[str, str]:
 
 
 def _split_unescaped_spaces(text: str) -> tuple[str, str, str]:
-    parts, cur, i, quoted = [], "", 0, False
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            cur += text[i : i + 2]
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        if c == " " and not quoted:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += c
-        i += 1
-    parts.append(cur)
-    head, fields, stamp = parts
+    head, fields, stamp = _split_outside_quotes(text, " ")
     return head, fields, stamp
 
 
