@@ -6,6 +6,7 @@
 
 int sauron_measure_tc_n3_ingress(struct __sk_buff *skb)
 {
+	keep_evidence_tc(skb, SAURON_POINT_N3_INGRESS);
 	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
 			SAURON_POINT_N3_INGRESS);
 	if (security_pending(SAURON_POINT_N3_INGRESS))
@@ -15,6 +16,7 @@ int sauron_measure_tc_n3_ingress(struct __sk_buff *skb)
 
 int sauron_measure_tc_n3_egress(struct __sk_buff *skb)
 {
+	keep_evidence_tc(skb, SAURON_POINT_N3_EGRESS);
 	run_measurement((void *)(long)skb->data, (void *)(long)skb->data_end,
 			SAURON_POINT_N3_EGRESS);
 	return SAURON_TC_PASS;

@@ -4,6 +4,7 @@
 
 int sauron_measure_xdp_n3_ingress(struct xdp_md *ctx)
 {
+	keep_evidence_xdp(ctx, SAURON_POINT_N3_INGRESS);
 	run_measurement((void *)(long)ctx->data, (void *)(long)ctx->data_end,
 			SAURON_POINT_N3_INGRESS);
 	if (security_pending(SAURON_POINT_N3_INGRESS))

@@ -143,7 +143,6 @@ static __always_inline void run_measurement(void *data, void *data_end, __u32 po
 	const struct sauron_config *cfg = agent_config();
 	if (!job || !cfg || job->point != point)
 		return;
-	keep_evidence(job, data, data_end);
 	__u32 dir = job->direction & 1;
 	__u32 slice_id = job->slice_id % SAURON_MAX_SLICES;
 	int has_seq = (job->gtp_flags & GTPU_FLAG_S) != 0;
