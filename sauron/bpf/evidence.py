@@ -80,11 +80,15 @@ class EvidenceTap:
     def __init__(self, dataplane: Any) -> None:
         self.dataplane = dataplane
         self.ring = RingBuffer(dataplane.map_fd(RING))
-        self._missed_fd = dataplane.map_fd(MISSED)
-        # what an agent that died left flagged (a pinned data path counts
-        # on without one) is cleared: nothing would drain it
-        self.flagged: frozenset[int] = frozenset(range(layout.MAX_SLICES))
-        self.capture(())
+        try:
+            self._missed_fd = dataplane.map_fd(MISSED)
+            # what an agent that died left flagged (a pinned data path
+            # counts on without one) is cleared: nothing would drain it
+            self.flagged: frozenset[int] = frozenset(range(layout.MAX_SLICES))
+            self.capture(())
+        except BaseException:
+            self.ring.close()
+            raise
 
     def capture(self, slice_ids: Iterable[int]) -> None:
         wanted = frozenset(slice_ids)

@@ -41,8 +41,9 @@ class LearnedRules:
         #: learned rules not written because a catalog rule has the key
         self.kept_by_catalog: set[RuleKey] = set()
         #: per session: the TEIDs whose addresses teid_session holds (the
-        #: spoofing check's, sauron.bpf.security)
+        #: security checks', sauron.bpf.security), and each TEID's owner
         self.addressed: dict[tuple[Any, ...], set[int]] = {}
+        self.address_owner: dict[int, tuple[Any, ...]] = {}
         self.dirty = False
 
     def wanted(self, session: ControlSession) -> dict[RuleKey, int]:
@@ -86,10 +87,18 @@ class LearnedRules:
         teids = set(session.local_teids) if session is not None else set()
         networks = session.ue_networks if session is not None else []
         for gone in self.addressed.pop(owner, set()) - teids:
-            remove_session(self.dataplane, gone)
+            # a TEID another session took since is that session's now
+            if self.address_owner.get(gone) == owner:
+                del self.address_owner[gone]
+                remove_session(self.dataplane, gone)
+                self.dirty = True
         written = {t for t in teids if write_session(self.dataplane, t, networks)}
+        for teid in written:
+            self.address_owner[teid] = owner
         if written:
             self.addressed[owner] = written
+            # the slots that vouched under the old addresses decide anew
+            self.dirty = True
         if len(written) < len(teids):
             self.counts["session_teids_not_written"] += len(teids) - len(written)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -52,10 +53,16 @@ class EvidenceFile:
     started_at: float
     frames: int = 0
     bytes: int = 0
-    #: the newest frame written (unix ns)
-    last_ns: int = -1
+    #: the newest frame written, by the order the keeper collected them in
+    #: (a frame's time cannot tell: the monotonic clock's distance to the
+    #: unix one is read anew at each collection, and CPUs stamp out of order)
+    last_seq: int = -1
     #: the size cap was reached: later frames are not written
     capped: bool = False
+
+
+#: the names file_name gives (slice names are the catalog's: [a-z][a-z0-9_-]*)
+NAMED = re.compile(r"^[a-z][a-z0-9_-]*_[a-z0-9_-]+_\d{8}T\d{6}Z\.pcapng$")
 
 
 def file_name(slice_name: str, target: str, started_at: float) -> str:
@@ -93,7 +100,9 @@ class EvidenceKeeper:
         self.slice_ids = slice_ids
         self.ring_frames = ring_frames
         self.max_file_bytes, self.max_total_bytes = max_file_bytes, max_total_bytes
-        self._rings: dict[str, deque[EvidenceFrame]] = {}
+        #: per slice: (sequence number, frame), the oldest first
+        self._rings: dict[str, deque[tuple[int, EvidenceFrame]]] = {}
+        self._collected = 0
         self._files: dict[str, EvidenceFile] = {}
         #: frames the data path's ring had no room for, since the start
         self.missed = 0
@@ -112,7 +121,8 @@ class EvidenceKeeper:
         for frame in self.source.frames():
             ring = self._rings.get(names.get(frame.slice_id, ""))
             if ring is not None:
-                ring.append(frame)
+                ring.append((self._collected, frame))
+                self._collected += 1
         self.missed = self.source.missed()
 
     def record(self, slice_name: str, target: str, started_at: float) -> EvidenceFile | None:
@@ -141,8 +151,8 @@ class EvidenceKeeper:
         blocks: list[bytes] = []
         room = self.max_file_bytes - found.bytes
         direction = direction_of(target)
-        for frame in ring:
-            if frame.time_ns <= found.last_ns:
+        for seq, frame in ring:
+            if seq <= found.last_seq:
                 continue
             if direction is not None and frame.direction != direction:
                 continue
@@ -161,7 +171,7 @@ class EvidenceKeeper:
             room -= len(block)
             blocks.append(block)
             found.frames += 1
-            found.last_ns = frame.time_ns
+            found.last_seq = seq
         if blocks:
             self._write(found, b"".join(blocks))
             self._prune(keep=found.path)
@@ -177,15 +187,25 @@ class EvidenceKeeper:
         file.bytes += len(raw)
 
     def _prune(self, keep: Path) -> None:
-        """Removes the oldest files until the folder is within its cap."""
-        files = sorted(self.directory.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
-        total = sum(p.stat().st_size for p in files)
-        for path in files:
+        """Removes the oldest evidence files (this agent's or an earlier
+        one's, by their names; nothing else in the folder) until the folder
+        is within its cap."""
+        sized: list[tuple[float, int, Path]] = []
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            if not NAMED.match(path.name):
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            sized.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in sized)
+        for _, size, path in sorted(sized):
             if total <= self.max_total_bytes:
                 break
             if path == keep:
                 continue
-            total -= path.stat().st_size
+            total -= size
             path.unlink(missing_ok=True)
             self._files.pop(path.name, None)
             log.info("evidence removed: the folder is full", extra={"file": str(path)})

@@ -214,3 +214,51 @@ def test_a_vouched_source_costs_no_lookup(recording_dataplane: DataPlane, catalo
     finally:
         set_checks(dp, False)
         forget(registry)
+
+
+def test_the_sessions_own_their_teids_and_a_change_is_seen_at_once(
+    recording_dataplane: DataPlane, catalog: Catalog
+) -> None:
+    """A TEID a new session took stays known when the old session goes; a
+    session no slice took (its TEID in no catalog range) still makes its
+    TEID known, and when its address changes, the slot that vouched for the
+    old one does not any more."""
+    dp = recording_dataplane
+    dp.reset_counters()
+    program_catalog(dp, catalog)
+    apply_settings(dp, MeasureSettings.off())
+    registry = SessionRegistry(catalog, LearnedRules(dp, catalog))
+    teid = 0x00500100  # in no catalog range
+
+    def session(seid: int, ue: str) -> ControlSession:
+        return ControlSession(
+            source="pfcp",
+            key=("10.0.0.1", seid),
+            snssai=(9, 9),  # no slice of the catalog, nor is its address
+            tunnels=[Tunnel(teid, UPF, "access", True)],
+            ue_addresses=[ue],
+        )
+
+    set_checks(dp, True)
+    fd = dp.program_fd(layout.POINT_N3_INGRESS)
+
+    def failed(source: str) -> int:
+        libbpf.test_run(fd, uplink(teid, udp(source)))
+        return int(dp.last_result().security)
+
+    try:
+        old, new = session(1, "10.60.2.1"), session(2, "10.60.2.2")
+        registry.upsert(old)
+        registry.flush()
+        assert old.slice_id is None
+        assert failed("10.60.2.1") == 0 and failed("10.60.2.1") == 0  # vouched
+        registry.upsert(new)  # the UPF gave the TEID to another session
+        registry.flush()
+        assert failed("10.60.2.1") == 1 << SPOOFED
+        registry.remove(old)
+        registry.flush()
+        assert failed("10.60.2.2") == 0
+        assert failed("10.60.9.9") == 1 << SPOOFED
+    finally:
+        set_checks(dp, False)
+        forget(registry)

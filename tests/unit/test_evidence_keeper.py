@@ -100,3 +100,37 @@ def test_a_file_stops_at_its_cap_and_the_folder_drops_its_oldest(tmp_path: Path)
     assert capped.path.name not in on_disk  # the oldest went first
     assert later[-1].path.name in on_disk
     assert keeper.files("urllc")[0] is later[-1]
+
+
+def test_frames_out_of_time_order_are_all_written_once(tmp_path: Path) -> None:
+    """CPUs stamp their frames out of order, and the unix time of a frame
+    moves with the clock: the keeper's own order decides what is new."""
+    source = Frames()
+    keeper = EvidenceKeeper(source, lambda: IDS, tmp_path)
+    keeper.watch({"urllc"})
+    source.send(2, 3)
+    keeper.collect()
+    file = keeper.record("urllc", TARGET, T0_S)
+    assert file is not None and file.frames == 3
+    source.send(2, 3)  # the same times again (a clock stepped back)
+    keeper.collect()
+    keeper.record("urllc", TARGET, T0_S)
+    assert file.frames == 6 and len(read_back(file.path)) == 6
+    keeper.record("urllc", TARGET, T0_S)
+    assert file.frames == 6  # nothing new: nothing written twice
+
+
+def test_pruning_leaves_files_it_did_not_write(tmp_path: Path) -> None:
+    source = Frames()
+    keeper = EvidenceKeeper(source, lambda: IDS, tmp_path, max_total_bytes=1)
+    mine = tmp_path / "urllc_max_loss_ratio_20000101T000000Z.pcapng"
+    theirs = tmp_path / "capture-of-the-night.pcapng"
+    for path in (mine, theirs):
+        path.write_bytes(bytes(100))
+        os.utime(path, (1, 1))
+    keeper.watch({"urllc"})
+    source.send(2, 2)
+    keeper.collect()
+    found = keeper.record("urllc", TARGET, T0_S)
+    assert found is not None and found.path.exists()
+    assert not mine.exists() and theirs.exists()

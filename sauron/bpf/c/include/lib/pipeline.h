@@ -251,6 +251,17 @@ static __always_inline int reparse_ip(void *data, void *data_end, __u32 point, _
 	return 0;
 }
 
+/* While some slice is diagnosed: is this frame that slice's? (Only its
+ * frames go on to the measurement program for their heads.) */
+static __always_inline int evidence_wanted(const struct measure_job *job)
+{
+	if (!job->evidence)
+		return 0;
+	__u32 index = job->slice_id % SAURON_MAX_SLICES;
+	struct sauron_slice_config *sc = slice_config.lookup(&index);
+	return sc && (sc->flags & SAURON_SLICE_EVIDENCE);
+}
+
 /* In the entry program, after counting: takes the transit stamp where the
  * packet enters the UPF (no tail call for it), and says whether the
  * measurement program has work left: TCP (round trips, retransmissions),
@@ -270,7 +281,7 @@ static __always_inline int measure_pending(void *data, void *data_end, __u32 poi
 		return 1;
 	if (job->msg_kind != SAURON_MSG_G_PDU && job->msg_kind != SAURON_MSG_NOT_GTPU)
 		return 1;
-	int more = (job->gtp_flags & GTPU_FLAG_S) != 0 || job->evidence;
+	int more = (job->gtp_flags & GTPU_FLAG_S) != 0 || evidence_wanted(job);
 	struct ip_view ip = {};
 	struct hdr_cursor c;
 	if (reparse_ip(data, data_end, point, job->ip_offset, &ip, &c) < 0)
