@@ -229,6 +229,74 @@ def _latency_factors(failing: Failing, ev: Evidence, unmeasured: list[str]) -> l
     return factors
 
 
+#: a CPU-wide factor below this share of the interval's time is not named
+CPU_FACTOR_FLOOR = 0.01
+
+
+def _fraction(host: HostReading | None, part: str) -> float | None:
+    if host is None or not host.cpu:
+        return None
+    total = sum(c.total for c in host.cpu)
+    return sum(getattr(c, part) for c in host.cpu) / total if total > 0 else None
+
+
+def _cpu_factors(ev: Evidence) -> list[Factor]:
+    """What slowed every CPU down in the degraded interval: time the
+    hypervisor stole, time in packet softirqs above the baseline's, a clock
+    below the baseline's. Each one's share is the part of the CPUs' time it
+    took (or, for the clock, how much slower it ran): the part of a
+    network function's time it could have cost."""
+    factors: list[Factor] = []
+    steal, steal_before = _fraction(ev.host, "steal"), _fraction(ev.baseline_host, "steal")
+    if steal is not None and steal >= CPU_FACTOR_FLOOR:
+        factors.append(
+            Factor(
+                "hypervisor_steal",
+                min(1.0, steal),
+                f"{steal * 100:.1f} % of the CPUs' time stolen by the hypervisor"
+                + (f" (before: {steal_before * 100:.1f} %)" if steal_before is not None else ""),
+                {"steal_ratio": round(steal, 4), "baseline_ratio": steal_before},
+                "/proc/stat steal, every CPU",
+            )
+        )
+    softirq, softirq_before = _fraction(ev.host, "softirq"), _fraction(ev.baseline_host, "softirq")
+    if softirq is not None:
+        above = softirq - (softirq_before or 0.0)
+        if above >= CPU_FACTOR_FLOOR:
+            squeezed = sum(s.squeezed for s in ev.host.softnet)
+            factors.append(
+                Factor(
+                    "softirq_time",
+                    min(1.0, above),
+                    f"{softirq * 100:.1f} % of the CPUs' time in softirqs, "
+                    f"{above * 100:.1f} points above before; {squeezed} squeezes",
+                    {
+                        "softirq_ratio": round(softirq, 4),
+                        "baseline_ratio": softirq_before,
+                        "squeezes": squeezed,
+                    },
+                    "/proc/stat softirq, every CPU; /proc/net/softnet_stat time squeezed",
+                )
+            )
+    now = ev.host.mhz
+    before = ev.baseline_host.mhz if ev.baseline_host is not None else []
+    if now and before:
+        mean_now, mean_before = sum(now) / len(now), sum(before) / len(before)
+        slower = 1 - mean_now / mean_before if mean_before > 0 else 0.0
+        if slower >= CPU_FACTOR_FLOOR:
+            factors.append(
+                Factor(
+                    "cpu_frequency",
+                    min(1.0, slower),
+                    f"the CPUs at {mean_now:.0f} MHz, {slower * 100:.0f} % slower than "
+                    f"{mean_before:.0f} MHz before",
+                    {"mhz": round(mean_now, 1), "baseline_mhz": round(mean_before, 1)},
+                    "/proc/cpuinfo cpu MHz, every CPU",
+                )
+            )
+    return factors
+
+
 def _loss_factors(failing: Failing, ev: Evidence) -> list[Factor]:
     host = ev.loss_host if ev.loss_host is not None else ev.host
     rcvbuf = sum(u.rcvbuf_errors for u in host.udp.values())
@@ -291,7 +359,7 @@ def diagnose(slice_name: str, failing: Failing, ev: Evidence) -> Diagnosis:
     """The factors of one failing target, most contributing first."""
     unmeasured: list[str] = []
     if failing.kind == "latency":
-        factors = _latency_factors(failing, ev, unmeasured)
+        factors = _latency_factors(failing, ev, unmeasured) + _cpu_factors(ev)
         head = (
             f"{failing.target.split('.')[0]} {failing.target.split('.')[1]} {failing.value:.2f} ms"
         )

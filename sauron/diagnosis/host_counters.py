@@ -12,7 +12,9 @@ baseline before it even though the probe was not attached then:
   process reading it);
 - per process, /proc/PID/task/*/schedstat: the time its threads waited on
   a run queue, the scheduler's own account (the probe's run-queue wait
-  when attached, with who held the CPU).
+  when attached, with who held the CPU);
+- per CPU, /proc/stat: the time spent in packet softirqs and the time the
+  hypervisor stole; /proc/cpuinfo: each CPU's clock now.
 
 `root` is /proc, or a folder shaped like it for tests. A file that cannot
 be read (the process ended, an older kernel) gives no figure, never an
@@ -24,6 +26,8 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sauron.energy.frequency import cpuinfo_frequencies
 
 PROC = Path("/proc")
 
@@ -50,6 +54,16 @@ class LinkDrops:
     tx_dropped: int
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """One CPU's row of /proc/stat, in clock ticks: all of its time, and of
+    it the softirqs' and the hypervisor's steal."""
+
+    total: int
+    softirq: int
+    steal: int
+
+
 @dataclass
 class HostReading:
     """One reading of every counter; `since` gives the interval's share."""
@@ -61,11 +75,19 @@ class HostReading:
     links: dict[tuple[int, str], LinkDrops] = field(default_factory=dict)
     #: pid -> nanoseconds its threads waited on a run queue
     run_delay_ns: dict[int, int] = field(default_factory=dict)
+    cpu: list[CpuTimes] = field(default_factory=list)
+    #: each CPU's clock in MHz when read (a level, not a counter)
+    mhz: list[float] = field(default_factory=list)
 
     def since(self, before: HostReading) -> HostReading:
         """What moved after `before`; a figure missing from either side
         (a process that started or ended between them) is left out."""
-        out = HostReading()
+        out = HostReading(mhz=list(self.mhz))
+        if len(before.cpu) == len(self.cpu):
+            out.cpu = [
+                CpuTimes(a.total - b.total, a.softirq - b.softirq, a.steal - b.steal)
+                for a, b in zip(self.cpu, before.cpu, strict=True)
+            ]
         if len(before.softnet) == len(self.softnet):
             out.softnet = [
                 Softnet(a.processed - b.processed, a.dropped - b.dropped, a.squeezed - b.squeezed)
@@ -128,6 +150,35 @@ def read_softnet(root: Path = PROC) -> list[Softnet]:
         if len(cols) >= 3:
             rows.append(Softnet(int(cols[0], 16), int(cols[1], 16), int(cols[2], 16)))
     return rows
+
+
+def read_cpu_times(root: Path = PROC) -> list[CpuTimes]:
+    """Each CPU's row of /proc/stat, in CPU order (user nice system idle
+    iowait irq softirq steal ...; guest time is inside user's)."""
+    try:
+        text = (root / "stat").read_text()
+    except OSError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        cols = [int(v) for v in rest.split()]
+        if len(cols) >= 8:
+            rows.append(CpuTimes(sum(cols[:8]), cols[6], cols[7]))
+    return rows
+
+
+def read_mhz(root: Path = PROC) -> list[float]:
+    """Each CPU's clock from /proc/cpuinfo, in CPU order (none when the
+    file gives none)."""
+    try:
+        text = (root / "cpuinfo").read_text()
+    except OSError:
+        return []
+    found = cpuinfo_frequencies(text)
+    return [found[cpu] / 1e6 for cpu in sorted(found)]
 
 
 def read_udp(pid: int, root: Path = PROC) -> UdpCounters | None:
@@ -200,7 +251,7 @@ def _kernel_thread(pid: int, root: Path) -> bool:
 def read_host(pids: list[int], links: dict[int, list[str]], root: Path = PROC) -> HostReading:
     """Every counter for the watched processes `pids`, and for `links`
     (pid -> link names in its namespace, such as its TUN devices)."""
-    reading = HostReading(softnet=read_softnet(root))
+    reading = HostReading(softnet=read_softnet(root), cpu=read_cpu_times(root), mhz=read_mhz(root))
     namespaces: set[int] = set()
     for pid in pids:
         # a namespace's UDP counters once, and never through a kernel

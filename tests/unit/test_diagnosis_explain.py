@@ -9,7 +9,7 @@ from __future__ import annotations
 from sauron.abi import diagnosis_layout as dl
 from sauron.abi.histogram import LATENCY, Histogram
 from sauron.diagnosis.explain import Evidence, Failing, Losses, diagnose
-from sauron.diagnosis.host_counters import HostReading, LinkDrops, Softnet, UdpCounters
+from sauron.diagnosis.host_counters import CpuTimes, HostReading, LinkDrops, Softnet, UdpCounters
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
 
 MS = 1_000_000
@@ -162,3 +162,30 @@ def test_the_run_queue_wait_is_summed_over_each_activation() -> None:
         Evidence(functions={0: "upf"}, probe=single),
     )
     assert alone.factors[0].name == "inside_upf"
+
+
+def test_the_cpus_stolen_time_softirq_time_and_clock_are_factors() -> None:
+    """Every CPU slowed down: a fifth of their time stolen by the
+    hypervisor, softirqs up from 2 % to 32 %, the clock down a quarter.
+    Each is ranked by the part of the CPUs' time it took; under 1 %, it is
+    not named."""
+    now = HostReading(
+        cpu=[CpuTimes(100, 30, 20), CpuTimes(100, 34, 20)],
+        softnet=[Softnet(1000, 0, 7), Softnet(500, 0, 2)],
+        mhz=[1500.0, 1500.0],
+    )
+    before = HostReading(cpu=[CpuTimes(100, 2, 0), CpuTimes(100, 2, 0)], mhz=[2000.0, 2000.0])
+    probe = DiagnosisReading(waits={(0, dl.WAIT_RUNQUEUE): waits(*[0.02] * 100)})
+    ev = Evidence(functions={0: "upf"}, probe=probe, host=now, baseline_host=before)
+    d = diagnose("urllc", Failing("transit_latency_ms.p99.uplink", 5.0, 9.1), ev)
+    shares = {f.name: f.share for f in d.factors}
+    assert shares["hypervisor_steal"] == 0.2
+    assert abs(shares["softirq_time"] - 0.30) < 1e-9
+    assert shares["cpu_frequency"] == 0.25
+    softirq = next(f for f in d.factors if f.name == "softirq_time")
+    assert softirq.evidence["squeezes"] == 9
+    # a healthy host: none of them
+    calm = HostReading(cpu=[CpuTimes(100, 2, 0)], mhz=[2000.0])
+    ev = Evidence(functions={0: "upf"}, probe=probe, host=calm, baseline_host=calm)
+    d = diagnose("urllc", Failing("transit_latency_ms.p99.uplink", 5.0, 9.1), ev)
+    assert {f.name for f in d.factors} == {"run_queue_wait", "inside_upf"}

@@ -9,13 +9,16 @@ import socket
 from pathlib import Path
 
 from sauron.diagnosis.host_counters import (
+    CpuTimes,
     HostHistory,
     HostReading,
     LinkDrops,
     Softnet,
     UdpCounters,
+    read_cpu_times,
     read_host,
     read_link_drops,
+    read_mhz,
     read_run_delay,
     read_softnet,
     read_udp,
@@ -139,3 +142,21 @@ def test_a_namespace_is_counted_once_and_never_through_a_kernel_thread(tmp_path:
     reading = read_host([24, 4242, 4243], {}, root)
     assert list(reading.udp) == [4242]
     assert reading.run_delay_ns == {24: 500, 4242: 1_000, 4243: 1_000}
+
+
+def test_cpu_times_and_clocks_are_read_per_cpu(tmp_path: Path) -> None:
+    (tmp_path / "stat").write_text(
+        "cpu  10 0 5 80 1 0 3 1 0 0\n"
+        "cpu0 5 0 2 40 1 0 2 0 0 0\n"
+        "cpu1 5 0 3 40 0 0 1 1 0 0\n"
+        "intr 12345\n"
+    )
+    (tmp_path / "cpuinfo").write_text(
+        "processor\t: 0\ncpu MHz\t\t: 2994.374\n\nprocessor\t: 1\ncpu MHz\t\t: 1500.000\n"
+    )
+    assert read_cpu_times(tmp_path) == [CpuTimes(50, 2, 0), CpuTimes(50, 1, 1)]
+    assert read_mhz(tmp_path) == [2994.374, 1500.0]
+    later = HostReading(cpu=[CpuTimes(150, 12, 0), CpuTimes(150, 1, 51)], mhz=[1000.0])
+    moved = later.since(HostReading(cpu=read_cpu_times(tmp_path), mhz=read_mhz(tmp_path)))
+    assert moved.cpu == [CpuTimes(100, 10, 0), CpuTimes(100, 0, 50)] and moved.mhz == [1000.0]
+    assert read_cpu_times(tmp_path / "nowhere") == [] and read_mhz(tmp_path / "nowhere") == []
