@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from sauron.abi.kpis import LATENCY_KPIS
+from sauron.abi.kpis import LATENCY_KPIS, SECURITY_KPIS, SECURITY_SLA_KEY
 from sauron.abi.layout import MAX_QFI, MAX_SLICES
 from sauron.host.field_errors import Location, field_problems, yaml_lines_of
 from sauron.host.yamlfile import FileProblems, read_yaml
@@ -97,6 +97,26 @@ class DirectionalRate(_Strict):
     downlink: Annotated[float, Field(ge=0)] | None = None
 
 
+#: A limit per security check (sauron.abi.kpis SECURITY_KPIS), in frames per
+#: second of the slice's uplink G-PDUs that failed it; a type checker sees a
+#: model with no field, code reads a kind's limit by its name
+if TYPE_CHECKING:
+    SecurityLimits = _Strict
+else:
+    SecurityLimits = create_model(
+        "SecurityLimits",
+        __base__=_Strict,
+        __doc__="Most frames per second failing each security check.",
+        **{
+            kpi.name: (
+                Annotated[float, Field(ge=0)] | None,
+                Field(None, description=f"{kpi.help}: most frames per second"),
+            )
+            for kpi in SECURITY_KPIS
+        },
+    )
+
+
 class _OtherTargets(_Strict):
     """What a slice promises beyond its latency KPIs."""
 
@@ -104,6 +124,13 @@ class _OtherTargets(_Strict):
     min_throughput_mbps: DirectionalRate | None = None
     max_throughput_mbps: DirectionalRate | None = None
     max_energy_j_per_gb: Annotated[float, Field(gt=0)] | None = None
+    max_security_events_per_s: Annotated[
+        SecurityLimits | None,
+        Field(description="a limit per security check; a violation when one is exceeded"),
+    ] = None
+
+
+assert SECURITY_SLA_KEY in _OtherTargets.model_fields, "the security limits' key is the table's"
 
 
 #: What a slice promises; evaluated by the KPI engine. A latency target per

@@ -176,3 +176,58 @@ assert {k.name for k in LATENCY_KPIS} == set(_METRIC_IDS), (
     "one LATENCY_KPIS row per SAURON_LAT_* id of sauron_shared.h: "
     f"rows {sorted(k.name for k in LATENCY_KPIS)}, ids {sorted(_METRIC_IDS)}"
 )
+
+
+@dataclass(frozen=True)
+class SecurityKpi:
+    """A security check's count per slice and interval: uplink G-PDUs at
+    N3/N9 that failed it (sauron.bpf.security). One name everywhere: the
+    REST key, the `kind` label of SECURITY_FAMILY, the InfluxDB field of
+    SECURITY_MEASUREMENT, the catalog's per-kind limit under SECURITY_SLA_KEY."""
+
+    #: the data path's kind, `SAURON_SEC_<NAME>` in sauron_shared.h
+    name: str
+    title: str
+    help: str
+    unit: str = "frames"
+
+
+SECURITY_KPIS: tuple[SecurityKpi, ...] = (
+    SecurityKpi(
+        "ue_source_spoofed",
+        "spoofed UE source",
+        "inner source not an address of the TEID's session (or, for a TEID of no"
+        " known session, outside its slice's UE subnets)",
+    ),
+    SecurityKpi(
+        "unknown_teid",
+        "unknown TEID",
+        "TEID of no learned session and no catalog TEID rule",
+    ),
+    SecurityKpi(
+        "gtp_in_gtp",
+        "GTP in GTP",
+        "inner UDP to or from port 2152 or 2123 carrying a GTP header",
+    ),
+    SecurityKpi(
+        "inner_to_core",
+        "to the core",
+        "inner destination in a protected prefix (the core's own networks)",
+    ),
+    SecurityKpi(
+        "unknown_peer",
+        "unknown peer",
+        "outer source not a known gNB or peer UPF (counted only when a list exists)",
+    ),
+)
+SECURITY_BY_NAME = {k.name: k for k in SECURITY_KPIS}
+#: the Prometheus counter of SECURITY_KPIS, labelled by `kind`
+SECURITY_FAMILY = "sauron_security_events_total"
+#: the InfluxDB measurement of the per-interval counts, a field per kind
+SECURITY_MEASUREMENT = "sauron_security"
+#: the catalog's SLA key: a limit per kind, in frames per second
+SECURITY_SLA_KEY = "max_security_events_per_s"
+
+assert [k.name for k in SECURITY_KPIS] == [
+    layout.SECURITY_KIND_NAMES[i] for i in range(layout.SEC_KINDS)
+], "one SECURITY_KPIS row per SAURON_SEC_* kind of sauron_shared.h, in the kinds' order"

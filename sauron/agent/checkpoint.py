@@ -25,7 +25,7 @@ from sauron.bpf.maps import DataPlaneCounters
 log = logging.getLogger(__name__)
 
 #: what the file starts with; a change of the reading's shape changes it
-FORMAT = "sauron-checkpoint-1"
+FORMAT = "sauron-checkpoint-2"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from sauron.host.namespace_ref import (
 )
 from sauron.host.secretfile import read_secret_file
 from sauron.host.yamlfile import FileProblems, read_yaml
+from sauron.security.settings import SecurityConfig
 
 #: N3 (gNB side) and N9 (peer UPF) carry GTP-U; N6 carries plain IP.
 Role = Literal["n3", "n9", "n6"]
@@ -276,6 +277,8 @@ class AgentConfig(BaseModel):
     history: HistoryConfig = HistoryConfig()
     energy: EnergyConfig = EnergyConfig()
     diagnosis: DiagnosisConfig = DiagnosisConfig()
+    #: the security checks on uplink G-PDUs and their detections
+    security: SecurityConfig = SecurityConfig()
     #: the InfluxDB publisher (SAURON_INFLUX_* in the environment win over it)
     influx: InfluxConfig = InfluxConfig()
     #: OTLP/HTTP metrics to an OpenTelemetry Collector (OTEL_EXPORTER_OTLP_*,

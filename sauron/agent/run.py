@@ -36,6 +36,9 @@ from sauron.agent.datapath import AgentDataPath, extra_cflags
 from sauron.agent.diagnosing import Diagnosing, open_diagnosing
 from sauron.agent.interfaces import receiving_links, resolve_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.agent.securing import FORMAT as SECURITY_STATE
+from sauron.agent.securing import Securing
+from sauron.agent.state_file import StateFile
 from sauron.bpf.companions import DIAGNOSIS, ENERGY, N4_FILTER, PFCP_FILTER_FUNCTION
 from sauron.bpf.loader import DataPathControl
 from sauron.bpf.measurements import (
@@ -46,6 +49,7 @@ from sauron.bpf.measurements import (
 )
 from sauron.bpf.pinned import PROGRAMS, pin_folder
 from sauron.bpf.rules import program_catalog
+from sauron.bpf.security import set_checks
 from sauron.catalog import Catalog, load_catalog
 from sauron.control.plane import ControlPlane
 from sauron.diagnosis.cursor import DiagnosisCursor
@@ -258,6 +262,26 @@ def publish_diagnoses(publisher: Publisher | None, diagnosing: Diagnosing) -> No
         publisher.diagnoses = DiagnosisCursor(diagnosing.history)
 
 
+def open_securing(
+    config: AgentConfig, dp: DataPathControl, datapath: AgentDataPath, control: ControlPlane
+) -> Securing | None:
+    """The security checks as configured, going on from the detections of
+    the agent before (its state file); None when they are off (and set off
+    in the data path, whatever an earlier agent set)."""
+    if not config.security.enabled:
+        set_checks(dp, False)
+        return None
+    registry = control.registry
+    return Securing(
+        config.security,
+        dp,
+        config.interval_s,
+        sessions=lambda: list(registry.sessions.values()),
+        version=lambda: registry.version,
+        keep=StateFile(datapath.state_dir / "security", SECURITY_STATE),
+    )
+
+
 def measure_settings(catalog: Catalog, interfaces: list[InterfaceConfig]) -> MeasureSettings:
     """Everything the catalog asks, transit stamps only when both sides of
     the UPF are watched: stamped at N3 and never seen at N6, every one
@@ -451,6 +475,9 @@ def run_agent(
             # in the event the exporters write
             runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
             publish_diagnoses(publisher, diagnosing)
+        runtime.security = open_securing(config, dp, datapath, control)
+        if runtime.security is not None:
+            runtime.listen("security", runtime.security.on_snapshot, first=True)
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

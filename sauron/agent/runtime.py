@@ -30,6 +30,7 @@ from sauron.kpi.records import Snapshot
 from sauron.kpi.sla import SlaTracker
 
 if TYPE_CHECKING:
+    from sauron.agent.securing import Securing
     from sauron.bpf.measurements import TransitExpiry
     from sauron.control.plane import ControlPlane
     from sauron.energy.meter import EnergyMeter
@@ -111,6 +112,8 @@ class AgentRuntime:
         self.data_path: dict[str, object] | None = None
         #: the diagnoses of degraded slices (sauron.agent.diagnosing); None: off
         self.diagnosing: DiagnosisLog | None = None
+        #: the security checks' detections (sauron.agent.securing); None: off
+        self.security: Securing | None = None
         self.liveness = Liveness()
         self.prometheus = PrometheusExporter(self.engine, self.liveness.failures)
         pushed = list(exporters)

@@ -259,16 +259,22 @@ class DataPathControl:
         cfg.transit_expiry_ns = timeout_ns
         self._write_config(cfg)
 
+    def measure_bits(self) -> int:
+        """sauron_config.measure: what the programs measure and check."""
+        return int(self._config().measure)
+
+    def set_measure_bits(self, owned: int, bits: int) -> None:
+        """Sets the bits of sauron_config.measure that `owned` covers to
+        `bits`, the others as they are: each part owns its own bits (the
+        measurements, the evidence tap, the security checks)."""
+        cfg = self._config()
+        cfg.measure = (cfg.measure & ~owned) | (bits & owned)
+        self._write_config(cfg)
+
     def set_evidence(self, on: bool) -> None:
         """Whether the counting programs hand their GTP-U frames to the
         evidence tap (sauron.bpf.evidence), which keeps the flagged slices'."""
-        cfg = self._config()
-        cfg.measure = (
-            (cfg.measure | layout.MEASURE_EVIDENCE)
-            if on
-            else (cfg.measure & ~layout.MEASURE_EVIDENCE)
-        )
-        self._write_config(cfg)
+        self.set_measure_bits(layout.MEASURE_EVIDENCE, layout.MEASURE_EVIDENCE if on else 0)
 
     def set_direction_mode(self, point: int, mode: int) -> None:
         cfg = self._config()

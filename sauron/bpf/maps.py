@@ -19,6 +19,7 @@ from sauron.bpf.measurements import (
     read_measure_stats,
     read_peer_rtt,
 )
+from sauron.bpf.security import checks_on, read_counts
 from sauron.bpf.session_table import Session, SessionTable, read_sessions
 
 
@@ -177,6 +178,11 @@ class DataPlaneCounters:
     peers: dict[tuple[str, int], Histogram] = field(default_factory=dict)
     #: packets the receiving points accounted, [cpu, slice id]
     received_per_cpu: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint64))
+    #: uplink G-PDUs that failed each security check, [slice id, kind]
+    #: (counted while the checks were on, kept while off)
+    security: np.ndarray = field(default_factory=lambda: np.zeros((0, layout.SEC_KINDS), np.uint64))
+    #: whether the checks were on at the reading
+    security_on: bool = False
 
     def slice(self, point: int, slice_id: int, direction: int) -> layout.SliceStats:
         return self.slice_stats[layout.slice_stats_index(point, slice_id, direction)]
@@ -229,6 +235,8 @@ def read_counters(
         transit_expired=transit_losses(measure),
         peers=read_peer_rtt(dataplane),
         received_per_cpu=read_received_per_cpu(dataplane, slices),
+        security=read_counts(dataplane, slices),
+        security_on=checks_on(dataplane),
     )
 
 

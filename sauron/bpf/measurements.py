@@ -51,6 +51,13 @@ class MeasureSettings:
         )
 
 
+#: the bits of sauron_config.measure these settings own (the evidence tap's
+#: and the security checks' are theirs: sauron.bpf.evidence, .security)
+OWNED_BITS = (
+    layout.MEASURE_TRANSIT | layout.MEASURE_RTT | layout.MEASURE_SEQUENCE | layout.MEASURE_RETRANS
+)
+
+
 def settings_for(catalog: Any, unclassified_one_in: int = 0) -> MeasureSettings:
     """Everything on, each catalog slice sampled at its own rate; traffic no
     slice claims on N6 (a NATed downlink) only when unclassified_one_in > 0."""
@@ -76,11 +83,9 @@ def apply_settings(dataplane: Any, settings: MeasureSettings) -> None:
             else layout.SliceConfig(flags=kept)
         )
     masks = list(wanted.values())
+    dataplane.set_measure_bits(OWNED_BITS, settings.flags())
     raw = dataplane.table("config")[ctypes.c_uint32(0)]
     cfg = layout.Config.from_buffer_copy(bytes(raw))
-    # the evidence tap's bit and the security checks' are theirs (sauron.bpf.evidence, .security)
-    kept = layout.MEASURE_EVIDENCE | layout.MEASURE_SECURITY | layout.MEASURE_PEERS
-    cfg.measure = settings.flags() | (cfg.measure & (kept | layout.MEASURE_PROTECTED))
     # egress looks up whatever the most-sampled slice would have stamped
     cfg.transit_lookup_mask = min(masks) if masks else 0
     cfg.rtt_ts_mask = sample_mask(settings.rtt_timestamp_one_in)

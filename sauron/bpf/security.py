@@ -36,6 +36,30 @@ def address_of(raw: bytes) -> IpAddress:
     return v6.ipv4_mapped or v6
 
 
+def _write_set(table: Any, wanted: dict[bytes, Any]) -> None:
+    """Makes `table` hold the keys of `wanted` (raw key bytes -> key):
+    the new ones added before the gone ones are removed, so a key in both
+    the old and the new lists is never missing, even for a moment."""
+    key_size = ctypes.sizeof(table.Key)
+    present = {bytes(k)[:key_size] for k in list(table)}
+    for raw, key in wanted.items():
+        if raw not in present:
+            table[key] = ctypes.c_uint32(1)
+    for raw in present - wanted.keys():
+        with contextlib.suppress(KeyError):
+            del table[table.Key.from_buffer_copy(raw)]
+
+
+def _lpm_key(net: IpNetwork) -> ctypes.Structure:
+    if net.version == 4:
+        key4 = layout.Ipv4LpmKey(prefixlen=net.prefixlen)
+        key4.addr = int.from_bytes(net.network_address.packed, "little")
+        return key4
+    key6 = layout.Ipv6LpmKey(prefixlen=net.prefixlen)
+    ctypes.memmove(key6.addr, net.network_address.packed, 16)
+    return key6
+
+
 def set_checks(
     dataplane: Any,
     on: bool,
@@ -44,35 +68,26 @@ def set_checks(
 ) -> None:
     """Turns the checks on or off; `peers` None: no list, so no frame is
     counted for its outer source; an empty list counts every one. The lists
-    are written whole (the previous ones removed)."""
-    known = dataplane.table("known_peers")
-    known.clear()
-    for address in peers or ():
-        known[layout.UeKey.from_buffer_copy(mapped16(address))] = ctypes.c_uint32(1)
-    tables = {4: dataplane.table("protected4"), 6: dataplane.table("protected6")}
-    for table in tables.values():
-        table.clear()
+    replace the previous ones, entries in both staying throughout."""
+    peer_keys = [layout.UeKey.from_buffer_copy(mapped16(a)) for a in peers or ()]
+    _write_set(dataplane.table("known_peers"), {bytes(k): k for k in peer_keys})
     nets = list(protected)
-    for net in nets:
-        if net.version == 4:
-            key4 = layout.Ipv4LpmKey(prefixlen=net.prefixlen)
-            key4.addr = int.from_bytes(net.network_address.packed, "little")
-            tables[4][key4] = ctypes.c_uint32(1)
-        else:
-            key6 = layout.Ipv6LpmKey(prefixlen=net.prefixlen)
-            ctypes.memmove(key6.addr, net.network_address.packed, 16)
-            tables[6][key6] = ctypes.c_uint32(1)
+    for version, name in ((4, "protected4"), (6, "protected6")):
+        keys = [_lpm_key(n) for n in nets if n.version == version]
+        _write_set(dataplane.table(name), {bytes(k): k for k in keys})
     bits = 0
     if on:
         bits = layout.MEASURE_SECURITY
         bits |= layout.MEASURE_PEERS if peers is not None else 0
         bits |= layout.MEASURE_PROTECTED if nets else 0
-    raw = dataplane.table("config")[ctypes.c_uint32(0)]
-    cfg = layout.Config.from_buffer_copy(bytes(raw))
-    cfg.measure = (cfg.measure & ~BITS) | bits
-    dataplane.table("config")[ctypes.c_uint32(0)] = cfg
+    dataplane.set_measure_bits(BITS, bits)
     # slots vouch for what passed under the old lists: decided anew
     dataplane.bump_rules_generation()
+
+
+def checks_on(dataplane: Any) -> bool:
+    """Whether the data path runs the checks now."""
+    return bool(dataplane.measure_bits() & layout.MEASURE_SECURITY)
 
 
 def session_value(networks: Iterable[IpNetwork]) -> layout.TeidSession:

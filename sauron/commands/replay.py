@@ -30,7 +30,7 @@ from sauron.bpf.loader import DataPlane
 from sauron.bpf.maps import read_counters
 from sauron.bpf.measurements import MeasureSettings, apply_settings, read_sequences
 from sauron.bpf.rules import program_catalog
-from sauron.bpf.security import IpAddress, IpNetwork, Seen, drain_seen, read_counts, set_checks
+from sauron.bpf.security import IpAddress, IpNetwork, drain_seen, read_counts, set_checks
 from sauron.catalog import Catalog
 from sauron.commands.capture import read_frames
 from sauron.commands.replay_direction import (
@@ -50,7 +50,7 @@ from sauron.control.registry import SessionRegistry
 from sauron.control.rules import LearnedRules
 from sauron.kpi.sessions import ue_address_text
 from sauron.pfcp.datagrams import NotPfcp, from_ethernet
-from sauron.security.detect import Observation, detect
+from sauron.security.detect import Observation, detect, observation
 from sauron.security.report import event_doc, security_doc
 from sauron.security.thresholds import SCAN_THRESHOLD, SPOOF_THRESHOLD
 
@@ -202,7 +202,7 @@ def replay_capture(
             if direction is not None:
                 tally.count(frame.number, direction, decision.method)
             if checked is not None and checked.grew():
-                observations += (_observed(seen, at) for seen in drain_seen(dp))
+                observations += (observation(seen, at, at) for seen in drain_seen(dp))
         if mode != options.direction_mode:
             dp.set_direction_mode(options.point, options.direction_mode)
         if checked is not None:
@@ -260,20 +260,6 @@ class _SecurityPerFrame:
         grown = bool((now != self.last).any())
         self.last = now
         return grown
-
-
-def _observed(seen: Seen, at: float) -> Observation:
-    """A drained entry at the capture's time of the frame that made it."""
-    return Observation(
-        kind=seen.kind,
-        teid=seen.teid,
-        address=str(seen.address),
-        peer=str(seen.peer),
-        slice_id=seen.slice_id,
-        first_s=at,
-        last_s=at,
-        count=seen.count,
-    )
 
 
 class _CountedPerDirection:

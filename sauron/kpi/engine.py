@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sauron.abi import layout
-from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY, TRAFFIC_KPIS, Aggregate
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    SECURITY_KPIS,
+    SLICE_LATENCY,
+    TRAFFIC_KPIS,
+    Aggregate,
+)
 from sauron.abi.points import entry_point, exit_point
 from sauron.bpf.maps import DataPlaneCounters, delta
 from sauron.bpf.measurements import TRANSIT_EXPIRY_S
@@ -75,6 +81,25 @@ def _n3(now: DataPlaneCounters, before: DataPlaneCounters, slice_id: int) -> N3V
     )
 
 
+def _security(
+    now: DataPlaneCounters, before: DataPlaneCounters, slice_id: int
+) -> dict[str, int] | None:
+    """The slice's frames that failed each check in the interval; None when
+    the checks are off and found nothing."""
+    counts = [
+        delta(_security_count(now, slice_id, k), _security_count(before, slice_id, k))
+        for k in range(layout.SEC_KINDS)
+    ]
+    if not now.security_on and not any(counts):
+        return None
+    return {kpi.name: count for kpi, count in zip(SECURITY_KPIS, counts, strict=True)}
+
+
+def _security_count(counters: DataPlaneCounters, slice_id: int, kind: int) -> int:
+    rows = counters.security
+    return int(rows[slice_id, kind]) if slice_id < rows.shape[0] else 0
+
+
 @dataclass
 class Sessions:
     """Session activity of one interval, by TEID (N3 side) and by UE address."""
@@ -119,6 +144,7 @@ def snapshot_from(
                 for kpi in SLICE_LATENCY
             },
             n3=_n3(now, before, sid),
+            security=_security(now, before, sid),
         )
     return Snapshot(time=at, interval_s=seconds, slices=slices)
 
@@ -148,7 +174,8 @@ class KpiEngine:
         self.ledgers: dict[tuple[int, int], DropLedger] = {}
         self.read = read
         self.clock = clock
-        self.history = history or History()
+        # not `history or`: an empty History is falsy, and a configured one is empty at first
+        self.history = history if history is not None else History()
         self.sla = sla or SlaTracker(catalog)
         self.energy = energy
         #: slice -> joules by the data-volume split since start (_split_by_volume)
@@ -232,7 +259,7 @@ class KpiEngine:
         self._settle_drops(snap, t)
         if self.energy is not None:
             self._measure_energy(snap, now, t)
-        for check in self.sla.observe(snap.slices, t):
+        for check in self.sla.observe(snap.slices, t, seconds):
             snap.slices[check.slice_name].checks.append(check)
         for name, kpis in snap.slices.items():
             kpis.sla = self.sla.status(name)

@@ -10,6 +10,7 @@ from collections import deque
 from sauron.abi.kpis import (
     DIRECTION_LATENCY,
     DIRECTIONS,
+    SECURITY_KPIS,
     SLICE_LATENCY,
     TRAFFIC_KPIS,
     Aggregate,
@@ -36,10 +37,25 @@ def _aggregate(
     return value
 
 
+def add_security(parts: list[dict[str, int] | None]) -> dict[str, int] | None:
+    """Security counts of many intervals: each kind's summed; None when the
+    checks were off in every one."""
+    counted = [p for p in parts if p is not None]
+    if not counted:
+        return None
+    return {kpi.name: sum(p.get(kpi.name, 0) for p in counted) for kpi in SECURITY_KPIS}
+
+
 def _average(snaps: list[Snapshot]) -> Snapshot:
     """Many snapshots as one: counts summed, rates over the whole span."""
     span = sum(s.interval_s for s in snaps)
-    merged = Snapshot(time=snaps[-1].time, interval_s=span, slices={})
+    merged = Snapshot(
+        time=snaps[-1].time,
+        interval_s=span,
+        slices={},
+        # an event that grew over several intervals, as it stood last
+        security_events=list({e.id: e for s in snaps for e in s.security_events}.values()),
+    )
     for name, first in snaps[0].slices.items():
         out = SliceKpis(
             name=name,
@@ -66,6 +82,7 @@ def _average(snaps: list[Snapshot]) -> Snapshot:
         out.active_ues = max(s.slices[name].active_ues for s in snaps)
         for snap in snaps:
             out.n3.add(snap.slices[name].n3)
+        out.security = add_security([s.slices[name].security for s in snaps])
         energies = [e for s in snaps if (e := s.slices[name].energy) is not None]
         if energies:
             out.energy = merge_slice_energy(energies, span)

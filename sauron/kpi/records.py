@@ -10,6 +10,7 @@ from typing import Any
 from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
 from sauron.energy.model import NodeEnergy, SliceEnergy
 from sauron.kpi.quality import LatencyKpis, LossKpis
+from sauron.security.detect import SecurityEvent
 
 
 def _latencies(names: tuple[str, ...]) -> dict[str, LatencyKpis]:
@@ -111,6 +112,9 @@ class SliceKpis:
     energy: SliceEnergy | None = None
     #: the G-PDUs and their octets on N3 (the 3GPP view, /api/v1/pm)
     n3: N3Volume = field(default_factory=N3Volume)
+    #: uplink G-PDUs that failed each security check (sauron.abi.kpis
+    #: SECURITY_KPIS, every kind, by name); None: the checks are off
+    security: dict[str, int] | None = None
 
     @property
     def ran_rtt(self) -> LatencyKpis:
@@ -150,6 +154,9 @@ class Snapshot:
     interval_s: float
     slices: dict[str, SliceKpis]
     energy: NodeEnergy | None = None
+    #: the security detections that opened, grew or ended in the interval
+    #: (sauron.security.detect), as they stand at its end
+    security_events: list[SecurityEvent] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

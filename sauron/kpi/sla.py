@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from sauron.abi.histogram import QUANTILES
-from sauron.abi.kpis import DIRECTION_LATENCY, DIRECTIONS, SLICE_LATENCY
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    DIRECTIONS,
+    SECURITY_KPIS,
+    SECURITY_SLA_KEY,
+    SLICE_LATENCY,
+)
 from sauron.catalog import Catalog, LatencyTarget, SlaTargets
 from sauron.kpi.records import Check, DirectionKpis, SliceKpis
 
@@ -79,8 +85,25 @@ def _direction_checks(
     return checks
 
 
-def evaluate(targets: SlaTargets, kpis: SliceKpis) -> list[Check]:
-    """Every target of a slice that this interval measured."""
+def _security_checks(targets: SlaTargets, kpis: SliceKpis, seconds: float) -> list[Check]:
+    """Each check's frames per second against its limit, while the checks run."""
+    limits = targets.max_security_events_per_s
+    if limits is None or kpis.security is None:
+        return []
+    checks = []
+    for kpi in SECURITY_KPIS:
+        limit = getattr(limits, kpi.name)
+        if limit is None:
+            continue
+        value = kpis.security.get(kpi.name, 0) / seconds
+        checks.append(
+            Check(kpis.name, f"{SECURITY_SLA_KEY}.{kpi.name}", limit, value, value <= limit)
+        )
+    return checks
+
+
+def evaluate(targets: SlaTargets, kpis: SliceKpis, seconds: float = 1.0) -> list[Check]:
+    """Every target of a slice that this interval (of `seconds`) measured."""
     checks: list[Check] = []
     for direction in DIRECTIONS:
         checks += _direction_checks(kpis.name, targets, direction, getattr(kpis, direction))
@@ -93,7 +116,7 @@ def evaluate(targets: SlaTargets, kpis: SliceKpis) -> list[Check]:
     if limit is not None and energy is not None and energy.joules_per_gb is not None:
         value = energy.joules_per_gb
         checks.append(Check(kpis.name, "max_energy_j_per_gb", limit, value, value <= limit))
-    return checks
+    return checks + _security_checks(targets, kpis, seconds)
 
 
 #: why a violation closed: `close_good` passed checks in a row, or no check
@@ -172,8 +195,8 @@ class SlaTracker:
         if not 1 <= self.open_bad <= self.window or self.close_good < 1:
             raise ValueError("need 1 <= open_bad <= window and close_good >= 1")
 
-    def observe(self, slices: dict[str, SliceKpis], at: float) -> list[Check]:
-        """One interval's KPIs, per slice name; returns its checks."""
+    def observe(self, slices: dict[str, SliceKpis], at: float, seconds: float = 1.0) -> list[Check]:
+        """One interval's KPIs (over `seconds`), per slice name; returns its checks."""
         self.interval += 1
         self.changes = []
         all_checks: list[Check] = []
@@ -181,7 +204,7 @@ class SlaTracker:
             kpis = slices.get(s.name)
             if kpis is None:
                 continue
-            for check in evaluate(s.spec.sla, kpis):
+            for check in evaluate(s.spec.sla, kpis, seconds):
                 all_checks.append(check)
                 self._track(check, at)
         measured = {(c.slice_name, c.target) for c in all_checks}

@@ -6,3 +6,5 @@ SCAN_THRESHOLD = 16
 #: distinct sources not its own that one session sends from within WINDOW_S
 SPOOF_THRESHOLD = 4
 WINDOW_S = 1.0
+#: an event with no new observation for this long has ended
+QUIET_S = 10.0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import threading
 
+import numpy as np
+
 from sauron.abi import layout
 from sauron.bpf.maps import DataPlaneCounters
 from sauron.bpf.session_table import SessionTable
@@ -28,6 +30,10 @@ class FakeDataPlane:
         self.released = threading.Event()
         self.released.set()
         self.readings = 0
+        #: uplink G-PDUs that failed each security check, [slice id, kind], monotonic
+        self.security = np.zeros((self.slices, layout.SEC_KINDS), np.uint64)
+        #: whether the checks run
+        self.security_on = False
         #: the test counts on its thread, the engine reads on its own
         self._lock = threading.Lock()
 
@@ -38,6 +44,11 @@ class FakeDataPlane:
             row[0] += packets
             row[1] += packets * size
 
+    def failed_check(self, slice_id: int, kind: int, frames: int) -> None:
+        """`frames` G-PDUs of the slice that failed the check `kind` (layout.SEC_*)."""
+        with self._lock:
+            self.security[slice_id, kind] += np.uint64(frames)
+
     def read(self) -> DataPlaneCounters:
         self.released.wait()
         if self.failure is not None:
@@ -46,6 +57,7 @@ class FakeDataPlane:
         slice_stats = [layout.SliceStats() for _ in range(self.slices * layout.SLICE_STATS_ROWS)]
         with self._lock:
             traffic = {key: tuple(row) for key, row in self.traffic.items()}
+            security = self.security.copy()
         for (point, slice_id, direction), (packets, octets) in traffic.items():
             stats = slice_stats[layout.slice_stats_index(point, slice_id, direction)]
             stats.packets, stats.bytes = packets, octets
@@ -55,4 +67,6 @@ class FakeDataPlane:
             events=[0] * (layout.POINTS * layout.EVENTS),
             teids=SessionTable.empty(TEID_KEY),
             ues=SessionTable.empty(UE_KEY),
+            security=security,
+            security_on=self.security_on,
         )
