@@ -262,3 +262,45 @@ def test_the_sessions_own_their_teids_and_a_change_is_seen_at_once(
     finally:
         set_checks(dp, False)
         forget(registry)
+
+
+def test_lists_are_replaced_and_the_agent_reads_counts_and_switch(
+    recording_dataplane: DataPlane, catalog: Catalog
+) -> None:
+    """A new peer list or protected list replaces the old one (what both
+    hold stays); the agent's every-interval reading carries the counts per
+    slice and kind and whether the checks run."""
+    from sauron.bpf.maps import read_counters
+
+    dp = recording_dataplane
+    dp.reset_counters()
+    program_catalog(dp, catalog)
+    apply_settings(dp, MeasureSettings.off())
+    a, b, c = (ipaddress.ip_address(x) for x in ("192.0.2.1", "192.0.2.5", "2001:db8::5"))
+    nets = [ipaddress.ip_network("10.100.0.0/16"), ipaddress.ip_network("2001:db8:c0::/48")]
+
+    def peers() -> set[str]:
+        return {str(address_of(bytes(k))) for k in dp.table("known_peers")}
+
+    def entries(name: str) -> int:
+        return sum(1 for _ in dp.table(name))  # an LPM trie has no len()
+
+    try:
+        set_checks(dp, True, peers=[a, b], protected=nets)
+        assert peers() == {"192.0.2.1", "192.0.2.5"}
+        assert entries("protected4") == 1 and entries("protected6") == 1
+        set_checks(dp, True, peers=[b, c], protected=nets[:1])
+        assert peers() == {"192.0.2.5", "2001:db8::5"}
+        assert entries("protected4") == 1 and entries("protected6") == 0
+        assert read_counters(dp, slices=catalog.slice_rows).security_on
+        libbpf.test_run(
+            dp.program_fd(layout.POINT_N3_INGRESS), uplink(UNKNOWN_TEID, udp("10.45.0.1"))
+        )
+        reading = read_counters(dp, slices=catalog.slice_rows)
+        assert reading.security.shape == (catalog.slice_rows, layout.SEC_KINDS)
+        # from 192.0.2.1, no longer a peer
+        assert int(reading.security[:, PEER].sum()) == 1
+        assert int(reading.security[:, UNKNOWN].sum()) == 1
+    finally:
+        set_checks(dp, False)
+    assert not read_counters(dp, slices=catalog.slice_rows).security_on
