@@ -65,24 +65,14 @@ ENTRY_POINTS: tuple[EntryPoint, ...] = (
 )
 
 
-def _measure_program(hook: str, point: int) -> tuple[str, str, str, str, int]:
-    name = layout.POINT_NAMES[point]
+def _tail_program(part: str, hook: str, point: int) -> tuple[str, str, str, str, int]:
+    """A program reached by tail call: `part`_`hook`.c's function for the
+    point, at the point's index of the `part`_`hook`_prog program array."""
     return (
-        f"measure_{hook}.c",
-        f"sauron_measure_{hook}_{name}",
+        f"{part}_{hook}.c",
+        f"sauron_{part}_{hook}_{layout.POINT_NAMES[point]}",
         hook,
-        f"measure_{hook}_prog",
-        point,
-    )
-
-
-def _security_program(hook: str, point: int) -> tuple[str, str, str, str, int]:
-    name = layout.POINT_NAMES[point]
-    return (
-        f"security_{hook}.c",
-        f"sauron_security_{hook}_{name}",
-        hook,
-        f"security_{hook}_prog",
+        f"{part}_{hook}_prog",
         point,
     )
 
@@ -92,15 +82,15 @@ def _security_program(hook: str, point: int) -> tuple[str, str, str, str, int]:
 #: the security checks, reached by tail call from N3 ingress's:
 #: (source, function, hook, program array, index = point)
 MEASURE_PROGRAMS: tuple[tuple[str, str, str, str, int], ...] = (
-    _security_program(XDP, layout.POINT_N3_INGRESS),
-    _security_program(TC, layout.POINT_N3_INGRESS),
-    _measure_program(XDP, layout.POINT_N3_INGRESS),
-    _measure_program(XDP, layout.POINT_N6_INGRESS),
-    _measure_program(XDP, layout.POINT_N6_EGRESS),
-    _measure_program(TC, layout.POINT_N3_INGRESS),
-    _measure_program(TC, layout.POINT_N3_EGRESS),
-    _measure_program(TC, layout.POINT_N6_INGRESS),
-    _measure_program(TC, layout.POINT_N6_EGRESS),
+    _tail_program("security", XDP, layout.POINT_N3_INGRESS),
+    _tail_program("security", TC, layout.POINT_N3_INGRESS),
+    _tail_program("measure", XDP, layout.POINT_N3_INGRESS),
+    _tail_program("measure", XDP, layout.POINT_N6_INGRESS),
+    _tail_program("measure", XDP, layout.POINT_N6_EGRESS),
+    _tail_program("measure", TC, layout.POINT_N3_INGRESS),
+    _tail_program("measure", TC, layout.POINT_N3_EGRESS),
+    _tail_program("measure", TC, layout.POINT_N6_INGRESS),
+    _tail_program("measure", TC, layout.POINT_N6_EGRESS),
 )
 
 #: the expiry of transit stamps nobody matched (source, function), run by

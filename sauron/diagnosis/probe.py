@@ -28,7 +28,8 @@ from sauron.bpf import libbpf
 from sauron.bpf.companions import DIAGNOSIS, DIAGNOSIS_TRACEPOINTS
 from sauron.bpf.link_calls import raw_tracepoint_open
 from sauron.bpf.measurements import LATENCY_WORDS, histogram_of_rows, nonzero_rows, percpu_rows
-from sauron.bpf.pinned import MAPS, PROGRAMS, PinnedMap
+from sauron.bpf.pinned import PinnedMap
+from sauron.bpf.pinned_companion import PinnedCompanion
 
 #: the maps a probe starts from empty when opened: an earlier agent's
 #: watches, and the waits it saw begin (their ends would be counted whole)
@@ -95,30 +96,20 @@ class DiagnosisProbe:
     attaches nothing; `attach()` and `detach()` bracket a degradation."""
 
     def __init__(self, build: Path) -> None:
-        if not (build / MAPS).is_dir():
-            raise FileNotFoundError(f"no pinned diagnosis probe in {build}")
         self.build = build
-        self._tables: dict[str, PinnedMap] = {}
-        self._programs: dict[str, int] = {}
+        self.pins = PinnedCompanion(
+            build, "diagnosis probe", (f for _, f in DIAGNOSIS_TRACEPOINTS), _RESET_ON_OPEN
+        )
+        self._programs = self.pins.programs
         self._links: list[int] = []
         self._watched: dict[int, int] = {}
-        try:
-            for function, _ in dict.fromkeys(f for _, f in DIAGNOSIS_TRACEPOINTS).items():
-                self._programs[function] = libbpf.obj_get(str(build / PROGRAMS / function))
-            for name in _RESET_ON_OPEN:
-                self.table(name).clear()
-        except BaseException:
-            self.close()
-            raise
         config = dl.Config.from_buffer_copy(bytes(self.table("diag_config")[ctypes.c_uint32(0)]))
         #: why waits cannot be timed ("" when they can): the build found no
         #: task_struct offsets or futex numbers for this kernel
         self.waits_unknown = "" if config.known else "the build could not read task_struct's layout"
 
     def table(self, name: str) -> PinnedMap:
-        if name not in self._tables:
-            self._tables[name] = PinnedMap(self.build / MAPS / name)
-        return self._tables[name]
+        return self.pins.table(name)
 
     def __enter__(self) -> DiagnosisProbe:
         return self
@@ -203,12 +194,7 @@ class DiagnosisProbe:
         for fd in reversed(self._links):
             os.close(fd)
         self._links.clear()
-        for table in self._tables.values():
-            table.close()
-        self._tables.clear()
-        for fd in self._programs.values():
-            os.close(fd)
-        self._programs.clear()
+        self.pins.close()
 
 
 @contextlib.contextmanager

@@ -27,7 +27,8 @@ from sauron.bpf import libbpf
 from sauron.bpf.btf import VMLINUX
 from sauron.bpf.companions import CLOCK_TICK, ENERGY, RAW_TRACEPOINTS
 from sauron.bpf.link_calls import perf_event_link, raw_tracepoint_open
-from sauron.bpf.pinned import MAPS, PROGRAMS, PinnedMap
+from sauron.bpf.pinned import PinnedMap
+from sauron.bpf.pinned_companion import PinnedCompanion
 from sauron.bpf.receive_offsets import kernel_receive_offsets
 from sauron.host.cpus import online_cpus
 from sauron.host.perf_events import PERF_COUNT_SW_CPU_CLOCK, PERF_TYPE_SOFTWARE, perf_event_open
@@ -104,20 +105,16 @@ class EnergyProbe:
     program for as long as this probe stays open."""
 
     def __init__(self, build: Path, tick_hz: int = TICK_HZ, btf_path: Path = VMLINUX) -> None:
-        if not (build / MAPS).is_dir():
-            raise FileNotFoundError(f"no pinned energy probe in {build}")
         self.build = build
-        self._tables: dict[str, PinnedMap] = {}
-        self._programs: dict[str, int] = {}
         #: the descriptors that hold the programs on their events
         self._attached: list[int] = []
         # the run-time statistics first: they count from the moment they are on
         self._stats_fd = libbpf.enable_run_time_stats()
         try:
-            for function, _ in ENERGY.functions:
-                self._programs[function] = libbpf.obj_get(str(build / PROGRAMS / function))
-            for name in _RESET_ON_OPEN:
-                self.table(name).clear()
+            self.pins = PinnedCompanion(
+                build, "energy probe", (f for f, _ in ENERGY.functions), _RESET_ON_OPEN
+            )
+            self._programs = self.pins.programs
             for tracepoint, function in RAW_TRACEPOINTS:
                 self._attached.append(raw_tracepoint_open(tracepoint, self._programs[function]))
             self._tick_every_cpu(tick_period_ns(tick_hz))
@@ -147,9 +144,7 @@ class EnergyProbe:
             self._attached.append(perf_event_link(self._programs[CLOCK_TICK], event))
 
     def table(self, name: str) -> PinnedMap:
-        if name not in self._tables:
-            self._tables[name] = PinnedMap(self.build / MAPS / name)
-        return self._tables[name]
+        return self.pins.table(name)
 
     def __enter__(self) -> EnergyProbe:
         return self
@@ -191,12 +186,8 @@ class EnergyProbe:
         for fd in reversed(self._attached):
             os.close(fd)
         self._attached.clear()
-        for table in self._tables.values():
-            table.close()
-        self._tables.clear()
-        for fd in self._programs.values():
-            os.close(fd)
-        self._programs.clear()
+        if hasattr(self, "pins"):
+            self.pins.close()
         self._close_stats()
 
     # ---- what is watched -------------------------------------------------
