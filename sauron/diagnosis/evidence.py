@@ -151,10 +151,15 @@ class EvidenceKeeper:
         blocks: list[bytes] = []
         room = self.max_file_bytes - found.bytes
         direction = direction_of(target)
-        for seq, frame in ring:
+        # the ring is in collection order: only its tail is new to the file
+        fresh: list[tuple[int, EvidenceFrame]] = []
+        for seq, frame in reversed(ring):
             if seq <= found.last_seq:
-                continue
+                break
+            fresh.append((seq, frame))
+        for seq, frame in reversed(fresh):
             if direction is not None and frame.direction != direction:
+                found.last_seq = seq
                 continue
             block = pcapng.packet(
                 pcapng.Packet(
