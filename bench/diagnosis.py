@@ -25,7 +25,6 @@ of the probe, as the agent makes each interval while attached.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import mmap
@@ -34,10 +33,11 @@ import platform
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import ping_pong
 from bench.figures import Figure, figure, machine
 from sauron.bpf import libbpf
 from sauron.bpf.build import pin_companion
@@ -58,38 +58,9 @@ WATCH = 0
 Workload = Callable[[int, Callable[[int], None]], float]
 
 
-@contextlib.contextmanager
-def pinned(cpu: int) -> Iterator[None]:
-    was = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, was)
-
-
 def pipe_ping_pong(round_trips: int, watch: Callable[[int], None]) -> float:
-    """Nanoseconds per round trip between this process and a forked worker
-    on one CPU; `watch(pid)` hears the worker before the first byte."""
-    to_worker, from_parent = os.pipe()
-    to_parent, from_worker = os.pipe()
-    with pinned(CPU):
-        pid = os.fork()
-        if pid == 0:
-            for _ in range(round_trips):
-                os.read(to_worker, 1)
-                os.write(from_worker, b"x")
-            os._exit(0)
-        watch(pid)
-        started = time.perf_counter_ns()
-        for _ in range(round_trips):
-            os.write(from_parent, b"x")
-            os.read(to_parent, 1)
-        elapsed = time.perf_counter_ns() - started
-        os.waitpid(pid, 0)
-    for fd in (to_worker, from_parent, to_parent, from_worker):
-        os.close(fd)
-    return elapsed / round_trips
+    """Nanoseconds per round trip over pipes on CPU (bench.ping_pong)."""
+    return ping_pong.pipe_ping_pong(round_trips, CPU, watch)
 
 
 def futex_ping_pong(round_trips: int, watch: Callable[[int], None]) -> float:
@@ -102,7 +73,7 @@ def futex_ping_pong(round_trips: int, watch: Callable[[int], None]) -> float:
     addr = ctypes.c_void_p(ctypes.addressof(turn))
     wait, wake = ctypes.c_int(FUTEX_WAIT), ctypes.c_int(FUTEX_WAKE)
     zero, one = ctypes.c_int(0), ctypes.c_int(1)
-    with pinned(CPU):
+    with ping_pong.pinned(CPU):
         pid = os.fork()
         if pid == 0:
             for _ in range(round_trips):

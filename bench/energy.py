@@ -20,9 +20,9 @@ import json
 import os
 import socket
 import statistics
-import time
 from pathlib import Path
 
+from bench.ping_pong import pipe_ping_pong
 from sauron.bpf.build import pin_companion, remove_tree
 from sauron.bpf.companions import ENERGY
 from sauron.energy.probe import EnergyProbe
@@ -32,26 +32,7 @@ RESULTS = Path(__file__).with_name("energy_results.json")
 
 def ping_pong(round_trips: int, cpu: int = 0) -> float:
     """Nanoseconds per round trip (two switches) between two processes on one CPU."""
-    to_child, from_parent = os.pipe()
-    to_parent, from_child = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.sched_setaffinity(0, {cpu})
-        for _ in range(round_trips):
-            os.read(to_child, 1)
-            os.write(from_child, b"x")
-        os._exit(0)
-    os.sched_setaffinity(0, {cpu})
-    started = time.perf_counter_ns()
-    for _ in range(round_trips):
-        os.write(from_parent, b"x")
-        os.read(to_parent, 1)
-    elapsed = time.perf_counter_ns() - started
-    os.waitpid(pid, 0)
-    for fd in (to_child, from_parent, to_parent, from_child):
-        os.close(fd)
-    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    return elapsed / round_trips
+    return pipe_ping_pong(round_trips, cpu)
 
 
 def loopback_datagrams(count: int) -> None:
