@@ -6,7 +6,8 @@ Each kind runs with measuring off, then on with the packet sampled and on
 with it not sampled, and the N3 kinds with the evidence tap on (their
 slice diagnosed: the copy into the ring; another slice diagnosed: the
 hand-over alone), and an eMBB uplink G-PDU with the security checks on
-(its source vouched for, spoofed, or a prefix protected). A repeat runs the
+(its source vouched for, with or without peers listed; failing each check;
+or a prefix protected). A repeat runs the
 same frame again. Sampled at
 ingress, the stamps expire after 1 ns: every run finds the last run's stamp
 overdue in its slot, counts it lost and takes the slot, so the figure is of
@@ -187,23 +188,41 @@ def measure_evidence(
 
 
 def security_frames() -> dict[str, bytes]:
-    """Uplink G-PDUs of eMBB's TEID range: from an eMBB address (vouched
-    for after its first run), from URLLC's (spoofed: checked every time)."""
-    frames_by_source = {}
-    for name, source in (("vouched", "10.45.0.7"), ("spoofed", "10.46.0.7")):
-        inner = IP(src=source, dst="198.51.100.2") / UDP(sport=40000, dport=9000) / Raw(bytes(64))
-        frames_by_source[name] = gtpu_frame(inner, teid=0x10001, qfi=9, uplink=True)
-    return frames_by_source
+    """Uplink G-PDUs from gNB 192.0.2.1: of eMBB's TEID range from an eMBB
+    address (vouched for after its first run), from URLLC's (spoofed:
+    checked every time); of a TEID no rule knows; carrying a GTP-U packet."""
+
+    def gpdu(
+        source: str, teid: int = 0x10001, dport: int = 9000, payload: bytes = bytes(64)
+    ) -> bytes:
+        inner = IP(src=source, dst="198.51.100.2") / UDP(sport=40000, dport=dport) / Raw(payload)
+        return gtpu_frame(inner, teid=teid, qfi=9, uplink=True)
+
+    inner_gtp = bytes([0x30, 0xFF, 0, 8]) + (0x10002).to_bytes(4, "big") + bytes(8)
+    return {
+        "vouched": gpdu("10.45.0.7"),
+        "spoofed": gpdu("10.46.0.7"),
+        "unknown_teid": gpdu("10.45.0.7", teid=0x00500001),
+        "gtp_in_gtp": gpdu("10.45.0.7", dport=2152, payload=inner_gtp),
+    }
 
 
-#: the security checks' cases: (frame, protected prefixes)
-SECURITY_CASES = {
+#: the security checks' cases: (frame, protected prefixes, peers listed)
+SECURITY_CASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...] | None]] = {
     # on, the source vouched for by the TEID's slot: no lookup
-    "xdp_n3_ul_gpdu_security": ("vouched", ()),
+    "xdp_n3_ul_gpdu_security": ("vouched", (), None),
+    # peers listed, the frame's gNB among them: still vouched, no lookup
+    "xdp_n3_ul_gpdu_security_peers": ("vouched", (), ("192.0.2.1",)),
     # a spoofed source: every frame checked (session, UE subnet, noted)
-    "xdp_n3_ul_gpdu_security_spoofed": ("spoofed", ()),
+    "xdp_n3_ul_gpdu_security_spoofed": ("spoofed", (), None),
+    # a TEID of no session and no rule: checked and noted for the scan detection
+    "xdp_n3_ul_gpdu_security_unknown_teid": ("unknown_teid", (), None),
+    # a G-PDU carrying GTP-U: every frame's inner payload read
+    "xdp_n3_ul_gpdu_security_gtp_in_gtp": ("gtp_in_gtp", (), None),
+    # an outer source not among the peers: checked and noted
+    "xdp_n3_ul_gpdu_security_unknown_peer": ("vouched", (), ("192.0.2.99",)),
     # a protected prefix configured: every frame's destination looked up
-    "xdp_n3_ul_gpdu_security_protected": ("vouched", ("203.0.113.0/24",)),
+    "xdp_n3_ul_gpdu_security_protected": ("vouched", ("203.0.113.0/24",), None),
 }
 
 
@@ -216,8 +235,13 @@ def measure_security(
     by_source = security_frames()
     added: dict[str, list[float]] = {}
     try:
-        for name, (source, protected) in SECURITY_CASES.items():
-            set_checks(dp, True, protected=[ipaddress.ip_network(p) for p in protected])
+        for name, (source, protected, peers) in SECURITY_CASES.items():
+            set_checks(
+                dp,
+                True,
+                peers=None if peers is None else [ipaddress.ip_address(p) for p in peers],
+                protected=[ipaddress.ip_network(p) for p in protected],
+            )
             frame = by_source[source]
             samples = []
             for _ in range(rounds):

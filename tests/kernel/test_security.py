@@ -304,3 +304,49 @@ def test_lists_are_replaced_and_the_agent_reads_counts_and_switch(
     finally:
         set_checks(dp, False)
     assert not read_counters(dp, slices=catalog.slice_rows).security_on
+
+
+def test_the_benchmarks_frames_take_the_path_their_names_say(
+    recording_dataplane: DataPlane, catalog: Catalog
+) -> None:
+    """Each security case of bench/per_packet.py measures what it is named
+    for: a vouched frame never reaches the checks, and each failing one
+    fails exactly its own check (a figure of the wrong path would be a
+    wrong figure)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is the checkout's
+    from bench.per_packet import SECURITY_CASES, security_frames
+
+    dp = recording_dataplane
+    dp.reset_counters()
+    program_catalog(dp, catalog)
+    apply_settings(dp, MeasureSettings.off())
+    fd = dp.program_fd(layout.POINT_N3_INGRESS)
+    frames = security_frames()
+    expected = {
+        "xdp_n3_ul_gpdu_security": (0, False),
+        "xdp_n3_ul_gpdu_security_peers": (0, False),
+        "xdp_n3_ul_gpdu_security_spoofed": (1 << SPOOFED, True),
+        "xdp_n3_ul_gpdu_security_unknown_teid": (1 << UNKNOWN, True),
+        "xdp_n3_ul_gpdu_security_gtp_in_gtp": (1 << IN_GTP, True),
+        "xdp_n3_ul_gpdu_security_unknown_peer": (1 << PEER, True),
+        "xdp_n3_ul_gpdu_security_protected": (0, True),
+    }
+    assert expected.keys() == SECURITY_CASES.keys()
+    try:
+        for name, (source, protected, peers) in SECURITY_CASES.items():
+            set_checks(
+                dp,
+                True,
+                peers=None if peers is None else [ipaddress.ip_address(p) for p in peers],
+                protected=[ipaddress.ip_network(p) for p in protected],
+            )
+            libbpf.test_run(fd, frames[source])  # the first may be checked to vouch
+            libbpf.test_run(fd, frames[source])
+            result = dp.last_result()
+            checked = bytes(result.peer) != bytes(16)
+            assert (int(result.security), checked) == expected[name], name
+    finally:
+        set_checks(dp, False)
