@@ -475,9 +475,9 @@ def run_agent(
             # in the event the exporters write
             runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
             publish_diagnoses(publisher, diagnosing)
-        runtime.security = open_securing(config, dp, datapath, control)
-        if runtime.security is not None:
-            runtime.listen("security", runtime.security.on_snapshot, first=True)
+        security = open_securing(config, dp, datapath, control)
+        if security is not None:
+            runtime.secure(security)
         checkpoint = datapath.checkpoint
         if checkpoint is not None:
             runtime.listen(

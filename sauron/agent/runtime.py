@@ -153,6 +153,13 @@ class AgentRuntime:
             self.engine.listeners.append(guarded)
         return lambda: self.engine.listeners.remove(guarded)
 
+    def secure(self, security: Securing) -> None:
+        """The security checks' detections: in each snapshot before any
+        exporter hears it, and their counts on /metrics."""
+        self.security = security
+        self.listen("security", security.on_snapshot, first=True)
+        self.prometheus.detections = security.opened
+
     # -- start and stop ----------------------------------------------------
 
     async def start(self) -> None:

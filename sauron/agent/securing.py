@@ -141,6 +141,12 @@ class Securing:
             except OSError:
                 log.exception("cannot keep the security detections for the next agent")
 
+    def opened(self) -> dict[tuple[int, str], int]:
+        """Detections opened since the detector began (kept across restarts
+        with it), by (slice id, detection kind), from the service's thread."""
+        with self._lock:
+            return dict(self.detector.opened)
+
     def events(self) -> list[SecurityEvent]:
         """Every detection kept, oldest first (from the service's thread)."""
         with self._lock:

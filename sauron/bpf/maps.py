@@ -196,6 +196,12 @@ class DataPlaneCounters:
     def event(self, point: int, event: int) -> int:
         return self.events[layout.event_index(point, event)]
 
+    def security_count(self, slice_id: int, kind: int) -> int:
+        """Frames of the slice that failed the check `kind` (layout.SEC_*);
+        zero for a slice beyond the rows read."""
+        rows = self.security
+        return int(rows[slice_id, kind]) if slice_id < rows.shape[0] else 0
+
     def teid_of(self, session: Session) -> int:
         return int.from_bytes(session.key, "little")
 

@@ -13,10 +13,12 @@ from typing import Literal
 
 from sauron.abi import layout, points
 from sauron.abi.histogram import Histogram
-from sauron.abi.kpis import LATENCY_KPIS
+from sauron.abi.kpis import LATENCY_KPIS, SECURITY_FAMILY, SECURITY_KPIS
+from sauron.bpf.maps import DataPlaneCounters
 from sauron.catalog import Catalog, snssai_parts
 from sauron.kpi.engine import KpiEngine
 from sauron.kpi.records import Snapshot
+from sauron.security.detect import SPOOFING_UE, TEID_SCAN
 
 Kind = Literal["counter", "gauge", "histogram"]
 Labels = dict[str, str]
@@ -50,6 +52,9 @@ TRAFFIC_COUNTERS = (
     ),
 )
 SLA_STATES = ("met", "at risk", "violated")
+#: the counter of the security detections opened (sauron.security.detect)
+DETECTIONS_FAMILY = "sauron_security_detections_total"
+DETECTION_KINDS = (TEID_SCAN, SPOOFING_UE)
 
 
 @dataclass
@@ -156,6 +161,8 @@ def engine_families(engine: KpiEngine) -> list[Family]:
         labels = {"peer": peer, "initiator": "local" if initiator == layout.ECHO_LOCAL else "peer"}
         fam.histograms.append((labels, h))
     out.append(fam)
+    if c.security_on or c.security.any():
+        out.append(_security_family(c, slices, ids))
     latest = engine.history.latest()
     if latest is not None:
         out += _interval_families(latest, ids)
@@ -167,6 +174,47 @@ def engine_families(engine: KpiEngine) -> list[Family]:
     if latest is not None and latest.energy is not None:
         out += _energy_families(latest, ids)
     return out
+
+
+def _security_family(
+    c: DataPlaneCounters, slices: list[tuple[int, str]], ids: Mapping[str, Labels]
+) -> Family:
+    """Every kind of every slice, zeros included, once the checks are on
+    (and after, the counts kept): a series exists before its first frame,
+    so rate() and increase() see that frame."""
+    kinds = "; ".join(f"{k.name}: {k.help}" for k in SECURITY_KPIS)
+    fam = Family(
+        SECURITY_FAMILY,
+        "counter",
+        f"Uplink G-PDUs at N3/N9 that failed a security check, per slice and kind ({kinds}).",
+    )
+    for sid, sname in slices:
+        for kind, kpi in enumerate(SECURITY_KPIS):
+            fam.samples.append(({**ids[sname], "kind": kpi.name}, c.security_count(sid, kind)))
+    return fam
+
+
+def detection_family(catalog: Catalog, opened: Mapping[tuple[int, str], int]) -> Family:
+    """The security detections opened since the detector began, by (slice
+    id, detection kind) as sauron.security.detect's Detector.opened counts
+    them: every kind of every slice, zeros included, and any slice the
+    catalog no longer has."""
+    ids = slice_labels(catalog)
+    fam = Family(
+        DETECTIONS_FAMILY,
+        "counter",
+        "Security detections opened per slice and kind (teid_scan: one outer source "
+        "sending to many unknown TEIDs; spoofing_ue: one session sending from many "
+        "sources it does not own).",
+    )
+    slice_ids = [0, *(s.id for s in catalog.slices)]
+    slice_ids += sorted({sid for sid, _ in opened} - set(slice_ids))
+    for sid in slice_ids:
+        name = catalog.name_of(sid)
+        labels = ids.get(name, {"slice": name, "snssai": "", "sst": "", "sd": ""})
+        for kind in DETECTION_KINDS:
+            fam.samples.append(({**labels, "kind": kind}, opened.get((sid, kind), 0)))
+    return fam
 
 
 def _interval_families(latest: Snapshot, ids: Mapping[str, Labels]) -> list[Family]:

@@ -3,7 +3,8 @@ families (sauron.export.families: the data plane's monotonic counters per
 slice, attach point and direction, GTP-U message kinds, anomalies by reason,
 loss counters, latency as Prometheus histograms, and per-slice gauges from
 the latest interval), the build and the process, and the families of the
-liveness and of the exporters that push (InfluxDB, OTLP)."""
+liveness, of the security detections and of the exporters that push
+(InfluxDB, OTLP)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from sauron.abi.histogram import LATENCY, Histogram
 from sauron.export import open5gs_names, process_metrics
 from sauron.export.delivery.lossless import STATES, LosslessExporter
 from sauron.export.exporter import ExporterHealth
-from sauron.export.families import NS_PER_S, engine_families, slice_labels
+from sauron.export.families import (
+    NS_PER_S,
+    detection_family,
+    engine_families,
+    slice_labels,
+)
+from sauron.export.families import Family as MetricFamily
 from sauron.export.otlp.stats import NAME as OTLP_NAME
 from sauron.export.otlp.stats import STATES as OTLP_STATES
 from sauron.export.otlp.stats import OtlpStats
@@ -71,6 +78,15 @@ def render(
     return render_engine(engine) + render_runtime(publisher, failures)
 
 
+def _family_lines(fam: MetricFamily) -> list[str]:
+    out = [f"# HELP {fam.name} {fam.help}", f"# TYPE {fam.name} {fam.kind}"]
+    for labels, value in fam.samples:
+        out.append(f"{fam.name}{_labels(**labels)} {_number(value)}")
+    for labels, h in fam.histograms:
+        out += _histogram_lines(fam.name, labels, h)
+    return out
+
+
 def render_engine(engine: KpiEngine, open5gs: bool = False) -> str:
     """The families of what the engine measured (sauron.export.families):
     they move only when it ticks; with `open5gs`, Open5GS's UPF names too
@@ -82,11 +98,7 @@ def render_engine(engine: KpiEngine, open5gs: bool = False) -> str:
         out.append(f"# TYPE {name} {kind}")
 
     for fam in engine_families(engine):
-        family(fam.name, fam.kind, fam.help)
-        for labels, value in fam.samples:
-            out.append(f"{fam.name}{_labels(**labels)} {_number(value)}")
-        for labels, h in fam.histograms:
-            out += _histogram_lines(fam.name, labels, h)
+        out += _family_lines(fam)
     if open5gs:
         catalog = engine.catalog
         slices = [(0, catalog.name_of(0)), *((s.id, s.name) for s in catalog.slices)]
@@ -110,10 +122,12 @@ def render_runtime(
     pushing: Sequence[LosslessExporter[Any]] = (),
     otlp: OtlpStats | None = None,
     attached: Sequence[tuple[str, str, bool]] = (),
+    families: Sequence[MetricFamily] = (),
 ) -> str:
-    """The families that move between ticks: the liveness' failures, those
-    of the exporters that push (the InfluxDB publisher, `publisher` or among
-    `pushing`, and the remote write) and the OTLP exporter's."""
+    """The families that move between ticks: the liveness' failures,
+    `families` (the security detections), those of the exporters that push
+    (the InfluxDB publisher, `publisher` or among `pushing`, and the remote
+    write) and the OTLP exporter's."""
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
@@ -122,6 +136,8 @@ def render_runtime(
 
     if failures is not None:
         _failure_lines(failures, out, family)
+    for fam in families:
+        out += _family_lines(fam)
     for exporter in [publisher] if publisher is not None else pushing:
         _delivery_lines(exporter, out, family)
     if otlp is not None:
@@ -269,6 +285,11 @@ class PrometheusExporter:
         self.attached: Callable[[], Sequence[tuple[str, str, bool]]] | None = None
         #: the families under Open5GS's UPF names too (sauron.export.open5gs_names)
         self.open5gs_names = open5gs_names
+        #: the security detections opened, by (slice id, detection kind), read
+        #: at each scrape (sauron.agent.securing.Securing.opened); None: the
+        #: checks are off. Not among the engine's families: the detector
+        #: hears the snapshot after the engine's generation moved on
+        self.detections: Callable[[], Mapping[tuple[int, str], int]] | None = None
         self.failures = failures
         self.exporters = exporters
         #: the engine's families, rendered once per tick
@@ -315,4 +336,7 @@ class PrometheusExporter:
         )
         failures = None if self.failures is None else self.failures()
         attached = () if self.attached is None else self.attached()
-        return text, render_runtime(None, failures, pushing, otlp, attached)
+        families = []
+        if self.detections is not None:
+            families.append(detection_family(self.engine.catalog, self.detections()))
+        return text, render_runtime(None, failures, pushing, otlp, attached, families)

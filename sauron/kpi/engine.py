@@ -87,17 +87,12 @@ def _security(
     """The slice's frames that failed each check in the interval; None when
     the checks are off and found nothing."""
     counts = [
-        delta(_security_count(now, slice_id, k), _security_count(before, slice_id, k))
+        delta(now.security_count(slice_id, k), before.security_count(slice_id, k))
         for k in range(layout.SEC_KINDS)
     ]
     if not now.security_on and not any(counts):
         return None
     return {kpi.name: count for kpi, count in zip(SECURITY_KPIS, counts, strict=True)}
-
-
-def _security_count(counters: DataPlaneCounters, slice_id: int, kind: int) -> int:
-    rows = counters.security
-    return int(rows[slice_id, kind]) if slice_id < rows.shape[0] else 0
 
 
 @dataclass

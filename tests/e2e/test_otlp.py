@@ -5,7 +5,7 @@ for the Collector (none is installable here): an aiohttp server answering
 `opentelemetry-proto` message ExportMetricsServiceRequest (gunzipped when
 the exporter compresses). The agent is its runtime over the real programs,
 fed G-PDUs through BPF_PROG_TEST_RUN and ticked by the test: every counter
-received equals the engine's, the transit histogram has the data path's
+received (the traffic's, the security checks') equals the engine's, the transit histogram has the data path's
 bounds and the agent's count in every bucket, the resource and the headers
 are the configured ones, and OpenTelemetry's variables win over the file."""
 
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from agent_process import agent_config, start_agent, stop_agent, veth_namespace
 from aiohttp import web
-from frames import gtpu, plain, ul_packet
+from frames import gtpu, plain, stray, ul_packet
 from manual_clock import ManualClock
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -34,11 +34,12 @@ from timeseries import free_port
 from sauron import __version__
 from sauron.abi import layout
 from sauron.abi.histogram import LATENCY
-from sauron.abi.kpis import LATENCY_BY_NAME
+from sauron.abi.kpis import LATENCY_BY_NAME, SECURITY_KPIS
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.bpf.security import set_checks
 from sauron.catalog import Catalog
 from sauron.export.otlp.exporter import EXPORTING, FAILING, OtlpExporter
 from sauron.export.otlp.settings import OtlpConfig
@@ -170,6 +171,28 @@ def check_counters_are_the_engines(
     assert metrics["sauron_bytes"].unit == "By"
 
 
+def check_security_counts_are_the_engines(
+    message: ExportMetricsServiceRequest, runtime: AgentRuntime
+) -> None:
+    """Every slice's count of every security check, a cumulative monotonic
+    Sum equal to the data path's counter."""
+    c = runtime.engine.counters
+    catalog = runtime.engine.catalog
+    ids = {catalog.name_of(0): 0, **{s.name: s.id for s in catalog.slices}}
+    kinds = {k.name: kind for kind, k in enumerate(SECURITY_KPIS)}
+    metric = metrics_of(message)["sauron_security_events"]
+    assert metric.sum.is_monotonic and metric.sum.aggregation_temporality == 2
+    got = {
+        (attributes(p)["slice"], attributes(p)["kind"]): p.as_int for p in metric.sum.data_points
+    }
+    assert got == {
+        (name, kind): c.security_count(sid, k)
+        for name, sid in ids.items()
+        for kind, k in kinds.items()
+    }
+    assert got[("urllc", "unknown_teid")] > 0
+
+
 def check_transit_histogram(
     message: ExportMetricsServiceRequest, runtime: AgentRuntime, sent: int
 ) -> None:
@@ -220,6 +243,7 @@ def test_otlp_environment_wins_and_the_collector_gets_the_agents_numbers(
     )
     exporter = OtlpExporter(config, NODE)
     runtime = runtime_over(dataplane, catalog, exporter)
+    set_checks(dataplane, True)
 
     async def scenario() -> None:
         collector = CollectorStandIn()
@@ -231,6 +255,8 @@ def test_otlp_environment_wins_and_the_collector_gets_the_agents_numbers(
             for batch in (20, 35):
                 send(dataplane, batch, sent)
                 sent += batch
+                for _ in range(batch // 5):  # of an unknown TEID, from a UE of URLLC
+                    libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), stray())
                 await tick(runtime)
                 headers, message = await collector.next_request()
                 assert headers["x-scope-orgid"] == "slices-lab"
@@ -238,6 +264,7 @@ def test_otlp_environment_wins_and_the_collector_gets_the_agents_numbers(
                 assert headers["content-type"] == "application/x-protobuf"
                 check_counters_are_the_engines(message, runtime)
                 check_transit_histogram(message, runtime, sent)
+                check_security_counts_are_the_engines(message, runtime)
                 (point,) = [
                     p
                     for p in metrics_of(message)["sauron_packets"].sum.data_points

@@ -3,8 +3,9 @@
 Prometheus's own query API is what the agent measured: the per-slice
 counts equal the agent's, with the slice's one label set, and
 `histogram_quantile` over the transit buckets lands in the bucket of the
-percentile the agent's API gives. The agent is its runtime over the real
-programs, fed G-PDUs through BPF_PROG_TEST_RUN and ticked by the test, so
+percentile the agent's API gives; the security checks' counts and the
+detections opened are the data path's and the detector's. The agent is its
+runtime over the real programs, fed G-PDUs through BPF_PROG_TEST_RUN and ticked by the test, so
 every scrape between two ticks reads the same numbers."""
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frames import gtpu, plain, ul_packet
+from frames import STRAY_TEID, gtpu, plain, stray, ul_packet
 from manual_clock import ManualClock
 from prometheus_server import PrometheusServer
 from served import serve_in_thread
 
 from sauron.abi import layout
+from sauron.abi.kpis import SECURITY_KPIS
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.agent.securing import Securing
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
 from sauron.export.prometheus import LE_SHIFTS
+from sauron.security.detect import SPOOFING_UE, TEID_SCAN
+from sauron.security.settings import SecurityConfig
 from sauron.service.app import ServiceOptions, create_app
 
 pytestmark = [pytest.mark.kernel]
@@ -116,5 +121,62 @@ def test_prometheus_reads_the_agents_numbers(
             for r in prometheus.query(f"sauron_sla_state{{{EMBB_LABELS}}}")
         }
         assert {s for s, v in states.items() if v == 1} == ({status} - {"unmeasured"})
+    finally:
+        prometheus.close()
+
+
+def test_prometheus_reads_the_security_counts_and_detections(
+    served: tuple[DataPlane, AgentRuntime, str], tmp_path: Path
+) -> None:
+    """The agent's security checks as `sauron run` wires them (a scan
+    threshold of 3): four unknown TEIDs from the gNB within a second
+    (URLLC's UE: four unknown_teid frames and one teid_scan) and one
+    eMBB TEID from a public source (ue_source_spoofed, no detection)."""
+    dataplane, runtime, url = served
+    clock = runtime.engine.clock
+    assert isinstance(clock, ManualClock)
+    catalog = runtime.engine.catalog
+    urllc = catalog.get("urllc")
+    assert urllc is not None
+    security = Securing(SecurityConfig(scan_threshold=3), dataplane, 1.0, wall=clock)
+    runtime.secure(security)
+    prometheus = PrometheusServer(tmp_path / "prometheus", url.removeprefix("http://"), TOKEN)
+    try:
+        clock.t += 1
+        runtime.engine.tick()
+        zero = 'sauron_security_events_total{slice="urllc",kind="unknown_teid"}'
+        assert prometheus.value_when(zero, 0) == 0  # there before the first frame
+        for teid in range(STRAY_TEID, STRAY_TEID + 4):
+            libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), stray(teid=teid))
+        libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), stray("8.8.8.8", UL_TEID))
+        clock.t += 1
+        runtime.engine.tick()
+        counters = runtime.engine.counters
+        assert counters.security_count(urllc.id, layout.SEC_UNKNOWN_TEID) == 4
+        assert counters.security_count(EMBB, layout.SEC_UE_SOURCE_SPOOFED) == 1
+        prometheus.value_when(zero, 4)
+        held = {
+            (r["metric"]["slice"], r["metric"]["kind"]): float(r["value"][1])
+            for r in prometheus.query("sauron_security_events_total")
+        }
+        assert held == {
+            (catalog.name_of(sid), kpi.name): counters.security_count(sid, kind)
+            for sid in (0, *(s.id for s in catalog.slices))
+            for kind, kpi in enumerate(SECURITY_KPIS)
+        }
+        scans = f'sauron_security_detections_total{{slice="urllc",kind="{TEID_SCAN}"}}'
+        assert prometheus.value_when(scans, 1) == 1
+        opened = {
+            (r["metric"]["slice"], r["metric"]["kind"]): float(r["value"][1])
+            for r in prometheus.query("sauron_security_detections_total")
+        }
+        assert opened == {
+            (catalog.name_of(sid), kind): security.opened().get((sid, kind), 0)
+            for sid in (0, *(s.id for s in catalog.slices))
+            for kind in (TEID_SCAN, SPOOFING_UE)
+        }
+        assert sum(opened.values()) == 1
+        (series,) = prometheus.query(scans)
+        assert series["metric"]["snssai"] == str(urllc.spec.snssai)
     finally:
         prometheus.close()

@@ -1,5 +1,5 @@
 """The publisher's parts that need no time-series server: line protocol
-(checked against influxdb-client's own encoder), the disk spool, the
+(checked against influxdb-client's own encoder), the security points, the disk spool, the
 settings and their environment, the retry policy, and how the publisher
 answers a server that refuses (a small aiohttp server plays it: 401, 503
 with Retry-After, 400, 413)."""
@@ -23,12 +23,14 @@ from hypothesis import strategies as st
 from influxdb_client import Point, WritePrecision
 from timeseries import Sample, flux_csv_samples, parse_line
 
+from sauron.abi import layout
+from sauron.abi.kpis import SECURITY_KPIS
 from sauron.catalog import parse_catalog
 from sauron.export.delivery.outcome import retry_after_seconds
 from sauron.export.delivery.spool import Spool, SpoolError
 from sauron.export.influx.checks import influx_checks
 from sauron.export.influx.lineproto import PointError, line
-from sauron.export.influx.points import violation_point
+from sauron.export.influx.points import snapshot_points, time_ns, violation_point
 from sauron.export.influx.publisher import PUBLISHING, REJECTED, SPOOLING, Publisher, retry_delay
 from sauron.export.influx.settings import (
     InfluxConfig,
@@ -38,8 +40,9 @@ from sauron.export.influx.settings import (
 )
 from sauron.host.field_errors import field_problems
 from sauron.kpi.quality import LossKpis
-from sauron.kpi.records import SliceKpis
+from sauron.kpi.records import SliceKpis, Snapshot
 from sauron.kpi.sla import SlaTracker
+from sauron.security.detect import TEID_SCAN, Detector, Observation
 
 TOKEN = "tok-3f9c2a7e-never-in-a-log"
 
@@ -160,6 +163,62 @@ def test_violation_points_say_why_a_violation_closed() -> None:
     assert (
         'diagnosis="urllc: loss 5.00 %, of which 5 \\"radio side\\" gaps (100 %)"' in written_line
     )
+
+
+# -- security ----------------------------------------------------------------
+
+
+def test_security_counts_are_one_point_per_slice_with_the_checks_on() -> None:
+    """An integer field per kind in the table's order, the slice's tags;
+    no point for a slice whose checks are off (None)."""
+    embb = SliceKpis(name="embb", slice_id=1, snssai="1-000001")
+    embb.security = {k.name: n for n, k in enumerate(SECURITY_KPIS, start=1)}
+    off = SliceKpis(name="urllc", slice_id=2, snssai="2")
+    snap = Snapshot(time=1_800_000_000.5, interval_s=1.0, slices={"embb": embb, "urllc": off})
+    found = [t for t in snapshot_points("upf-1", snap) if t.startswith("sauron_security")]
+    assert found == [
+        "sauron_security,node=upf-1,sd=000001,slice=embb,sst=1 "
+        "ue_source_spoofed=1i,unknown_teid=2i,gtp_in_gtp=3i,inner_to_core=4i,unknown_peer=5i "
+        f"{time_ns(snap.time)}"
+    ]
+
+
+def scan_at(detector: Detector, at: float, teids: range) -> None:
+    detector.feed(
+        [
+            Observation(layout.SEC_UNKNOWN_TEID, teid, "192.0.2.9", "192.0.2.9", 1, at, at, 2)
+            for teid in teids
+        ],
+        at,
+    )
+
+
+def test_a_growing_detection_overwrites_its_one_point() -> None:
+    """A scan as it opens, grows and ends: one series (its tags, the event
+    id among them) at one time (first seen), the fields of the latest."""
+    embb = SliceKpis(name="embb", slice_id=1, snssai="1-000001")
+    detector = Detector(scan_threshold=3, quiet_s=5.0)
+    t0 = 1_800_000_000.25
+    written = []
+    for at, teids in ((t0, range(0x500001, 0x500004)), (t0 + 2, range(0x500004, 0x500006))):
+        scan_at(detector, at, teids)
+        (event,) = detector.events()
+        snap = Snapshot(at, 1.0, {"embb": embb}, security_events=[event])
+        written += [t for t in snapshot_points("upf-1", snap) if t.startswith("sauron_security")]
+    ended = detector.feed([], t0 + 10)
+    snap = Snapshot(t0 + 10, 1.0, {"embb": embb}, security_events=ended)
+    written += [t for t in snapshot_points("upf-1", snap) if t.startswith("sauron_security")]
+    assert written == [
+        "sauron_security_event,event=1,kind=teid_scan,node=upf-1,peer=192.0.2.9,sd=000001,"
+        f'slice=embb,sst=1 count={2 * n}i,distinct={n}i,teids="{teids}",'
+        f"last_seen={last!r},ongoing={ongoing} {time_ns(t0)}"
+        for n, teids, last, ongoing in (
+            (3, "0x00500001,0x00500002,0x00500003", t0, "true"),
+            (5, "0x00500001,0x00500002,0x00500003,0x00500004,0x00500005", t0 + 2, "true"),
+            (5, "0x00500001,0x00500002,0x00500003,0x00500004,0x00500005", t0 + 2, "false"),
+        )
+    ]
+    assert detector.opened == {(1, TEID_SCAN): 1}
 
 
 # -- spool -----------------------------------------------------------------

@@ -4,7 +4,9 @@ SAURON_TEST_INFLUXDB_URL, see tests/support/timeseries.py). KPIs come from the r
 programs fed by frames; what the server holds is read back through its own
 export API and compared field by field with what was sent, and with the
 frames. The server is stopped during an outage and the agent is killed
-with points in its spool: every interval's points arrive exactly once."""
+with points in its spool: every interval's points arrive exactly once. The
+security checks' counts per interval are the engine's, and a detection
+growing over intervals is one series at the time it was first seen."""
 
 from __future__ import annotations
 
@@ -21,13 +23,15 @@ import pytest
 import yaml
 from agent_process import agent_config, start_agent
 from exporting import recording_offers, run_ticks
-from frames import UE, gtpu, natted, plain, ul_packet
+from frames import STRAY_TEID, UE, gtpu, natted, plain, stray, ul_packet
 from manual_clock import ManualClock
 from timeseries import ExternalInflux, Sample, VictoriaMetrics, parse_line, server_for_tests
 
 from sauron.abi import layout
 from sauron.abi.histogram import LATENCY, percentile
+from sauron.abi.kpis import SECURITY_KPIS
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.agent.securing import Securing
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
@@ -39,6 +43,8 @@ from sauron.export.influx.publisher import PUBLISHING, SPOOLING, Publisher
 from sauron.export.influx.settings import InfluxConfig
 from sauron.export.influx.writer import InfluxWriter
 from sauron.kpi.quality import merge_latency
+from sauron.security.detect import TEID_SCAN
+from sauron.security.settings import SecurityConfig
 
 pytestmark = [pytest.mark.kernel]
 
@@ -200,6 +206,104 @@ def test_top_sessions_are_series_only_when_asked(
             }
             for teid in (0x10001, 0x10002)
         }
+
+
+def test_security_counts_and_a_growing_detection_read_back(
+    server: VictoriaMetrics | ExternalInflux,
+    dataplane: DataPlane,
+    catalog: Catalog,
+    tmp_path: Path,
+) -> None:
+    """The agent's security checks as `sauron run` wires them (a scan
+    threshold of 3, quiet after 2 s): unknown TEIDs from the gNB, three
+    then two more an interval later (one scan, in URLLC, growing), and
+    spoofed eMBB frames; every interval's count per slice and kind stored is
+    the engine's, and the scan is one series at its first-seen time whose
+    last write is how it ended."""
+    clock = ManualClock(time.time() - 5400.0)
+    start_ms = int(clock.t * 1000)
+    publisher = Publisher(config_for(server, tmp_path), "node-s", server.token)
+    sent = recording_offers(publisher)
+    runtime = AgentRuntime(
+        catalog, ProgramMaps(dataplane, shortcut=False), clock=clock, exporters=[publisher]
+    )
+    security = Securing(SecurityConfig(scan_threshold=3, quiet_s=2.0), dataplane, 1.0, wall=clock)
+    runtime.secure(security)
+    n3 = dataplane.program_fd(layout.POINT_N3_INGRESS)
+
+    def between(n: int) -> None:
+        for teid in {0: range(0, 3), 1: range(3, 5)}.get(n, range(0)):
+            libbpf.test_run(n3, stray(teid=STRAY_TEID + teid))
+        for _ in range(n % 3):
+            libbpf.test_run(n3, stray("8.8.8.8", UL_TEID))
+
+    run_ticks(publisher, runtime, clock, 6, between=between)
+    assert publisher.stats.points_written == len(sent) and not publisher.stats.points_dropped
+    got = held(server, start_ms)
+
+    # every interval's count per slice and kind, as the engine made it
+    stored = {
+        (dict(s.tags)["slice"], s.field, s.time_ms): s.value
+        for s in got
+        if s.measurement == "sauron_security"
+    }
+    snaps = runtime.engine.history.between()
+    assert len(snaps) == 6
+    assert stored == {
+        (kpis.name, kind.name, time_ns(snap.time) // 1_000_000): kpis.security[kind.name]
+        for snap in snaps
+        for kpis in snap.slices.values()
+        if kpis.security is not None
+        for kind in SECURITY_KPIS
+    }
+    assert sum(v for (_, kind, _), v in stored.items() if kind == "unknown_teid") == 5
+    assert sum(v for (_, kind, _), v in stored.items() if kind == "ue_source_spoofed") == 6
+
+    # the scan: opened, grown, ended; one series per field at its first-seen time
+    (event,) = security.events()
+    assert (event.kind, event.count, event.distinct, event.ongoing) == (TEID_SCAN, 5, 5, False)
+    updates = [e for snap in snaps for e in snap.security_events]
+    assert [(e.id, e.count, e.ongoing) for e in updates] == [
+        (event.id, 3, True),
+        (event.id, 5, True),
+        (event.id, 5, False),
+    ]
+    points = [s for s in got if s.measurement == "sauron_security_event"]
+    tags = {
+        ("event", str(event.id)),
+        ("kind", TEID_SCAN),
+        ("node", "node-s"),
+        ("peer", event.peer),
+        ("slice", "urllc"),
+        ("sst", "2"),
+        ("sd", "000001"),
+    }
+    assert {(set(s.tags) == tags, s.time_ms) for s in points} == {
+        (True, time_ns(event.first_seen) // 1_000_000)
+    }
+    # victoria-metrics keeps every write at the time, InfluxDB the last one:
+    # each value stored is one written, and the last write's are stored
+    writes = [
+        {s.field: s.value for s in parse_line(text) if s.value == s.value}  # strings: NaN
+        for text in sent
+        if text.startswith("sauron_security_event,")
+    ]
+    assert len(writes) == 3
+    assert writes[-1] == {
+        "count": 5,
+        "distinct": 5,
+        "last_seen": pytest.approx(event.last_seen, rel=1e-12),
+        "ongoing": 0.0,
+    }
+    stored_values: dict[str, list[float]] = {}
+    for s in points:
+        if s.field in writes[-1]:  # not the TEIDs' text
+            stored_values.setdefault(s.field, []).append(s.value)
+    assert set(stored_values) == set(writes[-1])
+    for field, values in stored_values.items():
+        for value in values:
+            assert any(value == pytest.approx(w[field], rel=1e-12) for w in writes), field
+        assert any(writes[-1][field] == pytest.approx(v, rel=1e-12) for v in values), field
 
 
 @pytest.mark.skipif(

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from agent_process import agent_config, start_agent, stop_agent, veth_namespace
 from exporting import recording_offers, run_ticks
-from frames import gtpu, natted, plain, ul_packet
+from frames import gtpu, natted, plain, stray, ul_packet
 from manual_clock import ManualClock
 from timeseries import VictoriaMetrics
 
@@ -34,6 +34,7 @@ from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
+from sauron.bpf.security import set_checks
 from sauron.catalog import Catalog
 from sauron.export.delivery.lossless import PUBLISHING, SPOOLING
 from sauron.export.prometheus import render_engine
@@ -107,6 +108,7 @@ def test_every_series_reads_back_as_metrics_renders_it(
     server: VictoriaMetrics, dataplane: DataPlane, catalog: Catalog, tmp_path: Path
 ) -> None:
     apply_settings(dataplane, MeasureSettings(transit_one_in=((EMBB, 1),)))
+    set_checks(dataplane, True)
     clock = ManualClock(time.time() - 3600.0)
     exporter = exporter_for(server, tmp_path)
     sent = recording_offers(exporter)
@@ -121,6 +123,8 @@ def test_every_series_reads_back_as_metrics_renders_it(
         if latest is not None:
             rendered[time_ms(latest.time)] = render_engine(runtime.engine)
         feed(dataplane, n)
+        for _ in range(n + 1):  # of an unknown TEID, from a UE of URLLC
+            libbpf.test_run(dataplane.program_fd(layout.POINT_N3_INGRESS), stray())
 
     times = run_ticks(exporter, runtime, clock, 4, between=between)
     latest = runtime.engine.history.latest()
@@ -162,6 +166,12 @@ def test_every_series_reads_back_as_metrics_renders_it(
     assert value(last, "sauron_transit_latency_seconds_count", **ul) == 14
     assert value(last, "sauron_transit_latency_seconds_bucket", le="+Inf", **ul) == 14
     assert value(time_ms(times[0]), "sauron_transit_latency_seconds_count", **ul) == 2
+    # 1 + 2 + 3 + 4 frames of an unknown TEID: the security counter is the data path's
+    urllc = catalog.get("urllc")
+    assert urllc is not None
+    counted = runtime.engine.counters.security_count(urllc.id, layout.SEC_UNKNOWN_TEID)
+    security = {"slice": "urllc", "kind": "unknown_teid"}
+    assert value(last, "sauron_security_events_total", **security) == counted == 10
 
 
 def test_outage_every_interval_arrives_exactly_once(

@@ -124,6 +124,21 @@ def ul_packet(payload: bytes = b"uplink-1", sport: int = 40000, ip_id: int = 7) 
     return IP(src=UE, dst=SERVER, id=ip_id) / UDP(sport=sport, dport=5000) / Raw(payload)
 
 
+#: a TEID of no catalog range (the default catalog's are 0x1xxxx to 0x3xxxx)
+STRAY_TEID = 0x00500001
+#: a UE of URLLC's pool
+URLLC_UE = "10.46.0.9"
+
+
+def stray(source: str = URLLC_UE, teid: int = STRAY_TEID) -> bytes:
+    """An uplink G-PDU from the gNB that fails the security checks as the
+    test picks: a TEID of no catalog range and no session (unknown_teid, in
+    the slice of `source`'s pool), or a slice's TEID with a `source` outside
+    its pools (ue_source_spoofed)."""
+    inner = IP(src=source, dst=SERVER) / UDP(sport=40000, dport=5000) / Raw(b"stray")
+    return gtpu(inner, teid, uplink=True)
+
+
 def natted(packet: Packet) -> Packet:
     """What N6 NAT and routing make of an uplink packet: new source address
     and port, TTL one less, checksums recomputed."""

@@ -114,7 +114,8 @@ class VictoriaMetrics:
                 labels = dict(series["metric"])
                 name = labels.pop("__name__")
                 labels.pop("db", None)
-                measurement = next(m for m in MEASUREMENTS if name.startswith(m + "_"))
+                # the longest: sauron_security_event_count is not sauron_security's
+                measurement = max((m for m in MEASUREMENTS if name.startswith(m + "_")), key=len)
                 field = name[len(measurement) + 1 :]
                 tags = tuple(sorted(labels.items()))
                 for ts, value in zip(series["timestamps"], series["values"], strict=True):

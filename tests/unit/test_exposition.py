@@ -1,6 +1,8 @@
 """/metrics as Prometheus and its users read it: `promtool check metrics`
 accepts it; every per-slice family carries the one label set of a slice
-(slice, snssai, sst, sd); each slice's SLA state and each target's are one
+(slice, snssai, sst, sd); the security checks' counts are the data path's
+and the detections opened the detector's, a series for every slice and kind
+from the start; each slice's SLA state and each target's are one
 series per state with exactly one at 1, the tracker's; the build and the
 process are there under the names every exporter uses. Over the agent's
 runtime reading a data plane the test feeds. No kernel, no root (promtool
@@ -19,10 +21,12 @@ from fake_data_plane import FakeDataPlane
 
 from sauron import __version__
 from sauron.abi import layout
+from sauron.abi.kpis import SECURITY_FAMILY, SECURITY_KPIS
 from sauron.agent.runtime import AgentRuntime
 from sauron.catalog import load_catalog
 from sauron.export import open5gs_names, process_metrics
-from sauron.export.families import SLA_STATES
+from sauron.export.families import DETECTIONS_FAMILY, SLA_STATES
+from sauron.security.detect import SPOOFING_UE, TEID_SCAN, Detector, Observation
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -43,18 +47,37 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 Tracked = dict[str, tuple[str, dict[str, str]]]
 
 
+def scan(detector: Detector, source: str, slice_id: int, at: float) -> None:
+    """Three unknown TEIDs from `source` within a second: a scan for a
+    detector whose threshold is 3."""
+    detector.feed(
+        [
+            Observation(layout.SEC_UNKNOWN_TEID, teid, source, source, slice_id, at, at, 1)
+            for teid in (0x500001, 0x500002, 0x500003)
+        ],
+        at + 1,
+    )
+
+
 def expositions() -> list[tuple[AgentRuntime, str, Tracked]]:
     """The exposition after each of 12 intervals: eMBB's downlink far
     under its 1 Mbit/s minimum for five (a violation opens), then well
-    above it (it closes); the uplink of every slice throughout."""
+    above it (it closes); the uplink of every slice throughout; with the
+    security checks on, n frames of eMBB with an unknown TEID in interval
+    n, and one scan detected."""
     catalog = load_catalog()
     data = FakeDataPlane(catalog)
+    data.security_on = True
     now = [1_800_000_000.0]
     runtime = AgentRuntime(catalog, data, clock=lambda: now[0])
     embb = catalog.get("embb")
     assert embb is not None
+    detector = Detector(scan_threshold=3)
+    scan(detector, "192.0.2.9", embb.id, now[0])
+    runtime.prometheus.detections = lambda: detector.opened
     texts = []
     for n in range(12):
+        data.failed_check(embb.id, layout.SEC_UNKNOWN_TEID, n)
         for s in catalog.slices:
             for point in (layout.POINT_N3_INGRESS, layout.POINT_N6_EGRESS):
                 data.count(point, s.id, layout.DIR_UPLINK, 10 + n, 200)
@@ -145,6 +168,8 @@ def test_every_per_slice_series_carries_the_slices_one_label_set() -> None:
         "sauron_packets_total",
         "sauron_transit_latency_seconds",
         "sauron_sla_state",
+        SECURITY_FAMILY,
+        DETECTIONS_FAMILY,
     } <= families
     for name, labels in per_slice:
         s = catalog.get(labels["slice"])
@@ -219,3 +244,67 @@ def test_process_figures_from_a_proc_tree_shaped_like_the_kernels(tmp_path: Path
     assert got.resident_bytes == 2048 * os.sysconf("SC_PAGE_SIZE")
     assert got.start_time_s == 1700000000 + 1000 / ticks
     assert (got.open_fds, got.max_fds) == (5, 1024)
+
+
+def by_slice_and_kind(text: str, family: str) -> dict[tuple[str, str], float]:
+    return {(lb["slice"], lb["kind"]): v for n, lb, v in samples(text) if n == family}
+
+
+def test_security_counts_are_the_data_paths_per_slice_and_kind() -> None:
+    """Every kind of every slice, each the engine's latest reading of the
+    data path's counter (0+1+...+11 unknown TEIDs for eMBB), the HELP
+    telling each kind."""
+    runtime, text = exposition_after_traffic()
+    catalog = runtime.engine.catalog
+    counters = runtime.engine.counters
+    expected = {
+        (catalog.name_of(sid), kpi.name): counters.security_count(sid, kind)
+        for sid in (0, *(s.id for s in catalog.slices))
+        for kind, kpi in enumerate(SECURITY_KPIS)
+    }
+    assert by_slice_and_kind(text, SECURITY_FAMILY) == expected
+    assert expected[("embb", "unknown_teid")] == sum(range(12))
+    (help_line,) = [x for x in text.splitlines() if x.startswith(f"# HELP {SECURITY_FAMILY} ")]
+    assert all(f"{k.name}: {k.help}" in help_line for k in SECURITY_KPIS)
+    assert f"# TYPE {SECURITY_FAMILY} counter" in text
+
+
+def test_security_series_exist_from_zero_once_the_checks_are_on() -> None:
+    """Checks never on: no family. On: a zero series for every slice and
+    kind before any frame failed, so the first one is an increase."""
+    catalog = load_catalog()
+    data = FakeDataPlane(catalog)
+    now = [1_800_000_000.0]
+    runtime = AgentRuntime(catalog, data, clock=lambda: now[0])
+    now[0] += 1
+    runtime.engine.tick()
+    text = "".join(runtime.exposition())
+    assert SECURITY_FAMILY not in text and DETECTIONS_FAMILY not in text
+    data.security_on = True
+    now[0] += 1
+    runtime.engine.tick()
+    got = by_slice_and_kind("".join(runtime.exposition()), SECURITY_FAMILY)
+    slices = {"unclassified", *(s.name for s in catalog.slices)}
+    assert got == {(name, k.name): 0 for name in slices for k in SECURITY_KPIS}
+
+
+def test_detections_opened_are_the_detectors_read_at_each_scrape(tmp_path: Path) -> None:
+    runtime, text = exposition_after_traffic()
+    catalog = runtime.engine.catalog
+    embb = catalog.get("embb")
+    assert embb is not None
+    slices = {"unclassified", *(s.name for s in catalog.slices)}
+    zeros = {(name, kind): 0 for name in slices for kind in (TEID_SCAN, SPOOFING_UE)}
+    assert by_slice_and_kind(text, DETECTIONS_FAMILY) == {**zeros, ("embb", TEID_SCAN): 1}
+    # a second scan, no tick between: the next scrape has it
+    detector = Detector(scan_threshold=3)
+    scan(detector, "192.0.2.9", embb.id, 1_800_000_000.0)
+    scan(detector, "192.0.2.10", embb.id, 1_800_000_000.0)
+    runtime.prometheus.detections = lambda: detector.opened
+    text = "".join(runtime.exposition())
+    assert by_slice_and_kind(text, DETECTIONS_FAMILY) == {**zeros, ("embb", TEID_SCAN): 2}
+    assert dict(detector.opened) == {(embb.id, TEID_SCAN): 2}
+    done = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

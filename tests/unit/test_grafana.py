@@ -2,8 +2,9 @@
 query names only measurements, tags and fields that the publisher writes.
 What the publisher writes is read from its own output: line protocol made
 by sauron/export/influx/points.py from a snapshot with every KPI present
-(every latency KPI of the table, loss of every source, bursts, energy), an
-SLA event, top sessions and a diagnosis.
+(every latency KPI of the table, loss of every source, bursts, energy,
+security counts and a detection), an SLA event, top sessions and a
+diagnosis.
 
 No InfluxDB 2 server can be installed here (Debian and PyPI ship none), so
 the queries are checked by name, not run."""
@@ -22,7 +23,13 @@ from timeseries import parse_line
 
 from sauron.abi import diagnosis_layout as dl
 from sauron.abi.histogram import LATENCY, Histogram
-from sauron.abi.kpis import DIRECTION_LATENCY, LATENCY_KPIS, LOSS_BURST, SLICE_LATENCY
+from sauron.abi.kpis import (
+    DIRECTION_LATENCY,
+    LATENCY_KPIS,
+    LOSS_BURST,
+    SECURITY_KPIS,
+    SLICE_LATENCY,
+)
 from sauron.diagnosis.explain import Diagnosed, Evidence, Failing, diagnose
 from sauron.diagnosis.probe import Culprit, DiagnosisReading
 from sauron.energy.model import NodeEnergy, SliceEnergy
@@ -31,6 +38,7 @@ from sauron.kpi.quality import LatencyKpis, LossKpis
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
 from sauron.kpi.sessions import SessionVolume
 from sauron.kpi.sla import Violation
+from sauron.security.detect import TEID_SCAN, SecurityEvent
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "deploy" / "grafana"
@@ -72,11 +80,15 @@ def published_lines() -> list[str]:
         kpis.latency[kpi.name] = latency(5)
     kpis.active_teids, kpis.active_ues = 2, 1
     kpis.energy = SliceEnergy(joules=1.0, watts=1.0, packets=10, bytes=1000, joules_per_gb=1e3)
+    kpis.security = {k.name: 1 for k in SECURITY_KPIS}
     snap = Snapshot(
         time=1_800_000_000.0,
         interval_s=1.0,
         slices={"embb": kpis},
         energy=NodeEnergy(method="profile", profile="generic", joules=2.0, watts=2.0),
+        security_events=[
+            SecurityEvent(TEID_SCAN, 1, "192.0.2.9", (0x500001,), 1.8e9, 1.8e9, 10, 10, 1, True)
+        ],
     )
     lines = points.snapshot_points("upf-1", snap, {"embb": 1})
     violation = Violation("embb", "transit_latency_ms.p99.uplink", 5.0, 1, 1.8e9, 9.0)

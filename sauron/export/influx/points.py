@@ -2,7 +2,9 @@
 measurements, tags and fields (docs/exporters.md's table is this module in prose).
 
 Every point carries the snapshot's own time, so a point written twice (a
-replay after an outage) lands on itself instead of counting twice. Counts
+replay after an outage) lands on itself instead of counting twice; a
+security detection carries the time it was first seen, so each update of a
+growing one lands on the point of the one before. Counts
 are the interval's deltas; histogram buckets are the interval's counts per
 bucket (not cumulative), so buckets of many nodes and intervals add up and
 a percentile can be taken from the merged histogram. Series stay bounded:
@@ -19,6 +21,8 @@ from sauron.abi.kpis import (
     DIRECTION_LATENCY,
     DIRECTIONS,
     LOSS_BURST,
+    SECURITY_KPIS,
+    SECURITY_MEASUREMENT,
     SLICE_LATENCY,
     TRAFFIC_KPIS,
     LatencyKpi,
@@ -30,6 +34,7 @@ from sauron.kpi.quality import NS_PER_MS, LatencyKpis
 from sauron.kpi.records import DirectionKpis, SliceKpis, Snapshot
 from sauron.kpi.sessions import SessionVolume
 from sauron.kpi.sla import Violation
+from sauron.security.detect import SecurityEvent
 
 TRAFFIC = "sauron_traffic"
 SLICE = "sauron_slice"
@@ -41,6 +46,8 @@ NODE_ENERGY = "sauron_node_energy"
 SLA_EVENT = "sauron_sla_event"
 SESSION = "sauron_session"
 DIAGNOSIS = "sauron_diagnosis"
+SECURITY = SECURITY_MEASUREMENT
+SECURITY_EVENT = "sauron_security_event"
 
 MEASUREMENTS = (
     TRAFFIC,
@@ -53,6 +60,8 @@ MEASUREMENTS = (
     SLA_EVENT,
     SESSION,
     DIAGNOSIS,
+    SECURITY,
+    SECURITY_EVENT,
 )
 
 TRAFFIC_FIELDS = tuple(k.name for k in TRAFFIC_KPIS)
@@ -180,7 +189,29 @@ def slice_points(node: str, kpis: SliceKpis, t: int, open_violations: int) -> li
         out += _direction_points(tags, direction, getattr(kpis, direction), t)
     for kpi in SLICE_LATENCY:
         out += _latency_points(tags, kpi, kpi.directions[0], kpis.latency[kpi.name], t)
+    if kpis.security is not None:
+        counts = {k.name: kpis.security[k.name] for k in SECURITY_KPIS}
+        out.append(line(SECURITY, tags, counts, t))
     return out
+
+
+def security_event_point(node: str, event: SecurityEvent, slice_name: str, snssai: str) -> str:
+    """A detection as it stands, at the time it was first seen: each
+    update of a growing one (same tags, same time) overwrites the point
+    before, and the last one written says how it ended. `slice_name`: the
+    slice most of its frames were counted in."""
+    tags = {"node": node, "slice": slice_name, "kind": event.kind, "event": str(event.id)}
+    tags.update(snssai_parts(snssai))
+    if event.peer:
+        tags["peer"] = event.peer
+    values: dict[str, FieldValue | None] = {
+        "count": event.count,
+        "distinct": event.distinct,
+        "teids": ",".join(f"0x{teid:08x}" for teid in event.teids) or None,
+        "last_seen": float(event.last_seen),
+        "ongoing": event.ongoing,
+    }
+    return line(SECURITY_EVENT, tags, values, time_ns(event.first_seen))
 
 
 def snapshot_points(
@@ -192,6 +223,11 @@ def snapshot_points(
     out: list[str] = []
     for name, kpis in snap.slices.items():
         out += slice_points(node, kpis, t, opened.get(name, 0))
+    by_id = {kpis.slice_id: kpis for kpis in snap.slices.values()}
+    for event in snap.security_events:
+        found = by_id.get(event.slice_id)
+        name, snssai = (found.name, found.snssai) if found else (f"slice-{event.slice_id}", "")
+        out.append(security_event_point(node, event, name, snssai))
     node_energy = snap.energy
     if node_energy is None:
         return out
