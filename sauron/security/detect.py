@@ -116,6 +116,9 @@ class _Tracked:
     teids: list[int] = field(default_factory=list)
     values: set[object] = field(default_factory=set)
     frames_by_slice: Counter[int] = field(default_factory=Counter)
+    #: the slice most of its frames were in when it opened: kept while it
+    #: grows, so the event stays one series in the exports
+    slice_id: int | None = None
 
     def add(self, o: Observation) -> None:
         self.count += o.count
@@ -131,7 +134,11 @@ class _Tracked:
     def event(self, ongoing: bool) -> SecurityEvent:
         return SecurityEvent(
             kind=self.kind,
-            slice_id=max(self.frames_by_slice, key=lambda s: self.frames_by_slice[s]),
+            slice_id=(
+                self.slice_id
+                if self.slice_id is not None
+                else max(self.frames_by_slice, key=lambda s: self.frames_by_slice[s])
+            ),
             peer=self.peer,
             teids=tuple(self.teids),
             first_seen=self.first_seen,
@@ -209,7 +216,8 @@ class Detector:
         tracked = _Tracked(self._last_id, kind, distinct_of, rows[0].first_s)
         for row in rows:
             tracked.add(row)
-        self.opened[(tracked.event(ongoing=True).slice_id, kind)] += 1
+        tracked.slice_id = tracked.event(ongoing=True).slice_id
+        self.opened[(tracked.slice_id, kind)] += 1
         return tracked
 
     def _end(self, identity: tuple[str, object]) -> SecurityEvent:
