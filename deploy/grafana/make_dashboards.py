@@ -14,7 +14,8 @@ from typing import Any
 
 import grafana_model
 
-from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
+from sauron.abi.kpis import DIRECTION_LATENCY, SECURITY_MEASUREMENT, SLICE_LATENCY
+from sauron.export.influx.points import SECURITY_EVENT as SECURITY_EVENT_MEASUREMENT
 
 OUT = Path(__file__).resolve().parent / "dashboards" / "sauron-slices.json"
 DATASOURCE = {"type": "influxdb", "uid": "sauron-influxdb"}
@@ -125,6 +126,12 @@ def slice_row(y: int) -> list[dict[str, Any]]:
   |> group(columns: ["_field"])
   |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)"""
     )
+    security = (
+        BASE % SECURITY_MEASUREMENT
+        + """
+  |> group(columns: ["_field"])
+  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)"""
+    )
     per_direction = " and ".join(k.title.capitalize() for k in DIRECTION_LATENCY)
     per_slice = " and ".join(k.title for k in SLICE_LATENCY)
     heat = (
@@ -195,6 +202,16 @@ def slice_row(y: int) -> list[dict[str, Any]]:
         ),
         panel("Energy", "timeseries", [watts, energy], 8, y + 16, unit="none"),
         panel("Active UEs and TEIDs", "timeseries", [active], 16, y + 16),
+        panel(
+            "Security checks failed (frames, summed across nodes)",
+            "timeseries",
+            [security],
+            0,
+            y + 24,
+            w=24,
+            description="Uplink G-PDUs that failed each security check per interval "
+            "(docs/security.md).",
+        ),
     ]
     return [row, *panels]
 
@@ -224,6 +241,19 @@ def diagnoses(y: int) -> dict[str, Any]:
     return panel("Diagnoses: why a slice was late or lossy", "table", [query], 0, y, w=24, h=9)
 
 
+def detections(y: int) -> dict[str, Any]:
+    """The TEID scans and spoofing UEs, each as it stood last, newest first."""
+    query = f"""from(bucket: "${{bucket}}")
+  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
+  |> filter(fn: (r) => r._measurement == "{SECURITY_EVENT_MEASUREMENT}")
+  |> filter(fn: (r) => contains(value: r.slice, set: ${{slice:json}}) and contains(value: r.node, set: ${{node:json}}))
+  |> pivot(rowKey: ["_time", "node", "slice", "kind", "peer", "event"], columnKey: ["_field"], valueColumn: "_value")
+  |> group()
+  |> keep(columns: ["_time", "node", "slice", "kind", "peer", "count", "distinct", "teids", "last_seen", "ongoing"])
+  |> sort(columns: ["_time"], desc: true)"""
+    return panel("Security detections: TEID scans, spoofing UEs", "table", [query], 0, y, w=24, h=9)
+
+
 def variable(name: str, label: str, tag: str, measurement: str) -> dict[str, Any]:
     """The values of a tag of a measurement in the bucket."""
     query = f"""import "influxdata/influxdb/schema"
@@ -244,7 +274,7 @@ def dashboard() -> dict[str, Any]:
             variable("node", "Node", "node", "sauron_slice"),
             variable("slice", "Slice", "slice", "sauron_slice"),
         ],
-        [*slice_row(0), violations(26), diagnoses(35)],
+        [*slice_row(0), violations(34), diagnoses(43), detections(52)],
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import grafana_model
 
-from sauron.abi.kpis import DIRECTION_LATENCY, SLICE_LATENCY
+from sauron.abi.kpis import DIRECTION_LATENCY, SECURITY_FAMILY, SLICE_LATENCY
 
 OUT = Path(__file__).resolve().parent / "prometheus" / "sauron-slices.json"
 DATASOURCE = {"type": "prometheus", "uid": "sauron-prometheus"}
@@ -177,6 +177,35 @@ def slice_row(y: int) -> list[dict[str, Any]]:
             16,
             y + 16,
         ),
+        panel(
+            "Security checks failed (frames/s)",
+            "timeseries",
+            [
+                (
+                    f"sum by (kind) (rate({SECURITY_FAMILY}{{{PICK}}}[$__rate_interval]))",
+                    "{{kind}}",
+                )
+            ],
+            0,
+            y + 24,
+            w=12,
+            description="Uplink G-PDUs that failed each security check (docs/security.md).",
+        ),
+        panel(
+            "Security detections opened",
+            "timeseries",
+            [
+                (
+                    "sum by (kind) (increase(sauron_security_detections_total"
+                    f"{{{PICK}}}[$__rate_interval]))",
+                    "{{kind}}",
+                )
+            ],
+            12,
+            y + 24,
+            w=12,
+            description="TEID scans and spoofing UEs; the agents' /api/v1/security lists them.",
+        ),
     ]
     for p in panels:
         fmt = p.pop("targets_format", None)
@@ -222,7 +251,7 @@ def dashboard() -> dict[str, Any]:
             variable("instance", "Agent", "label_values(sauron_build_info, instance)"),
             variable("slice", "Slice", "label_values(sauron_sla_state, slice)"),
         ],
-        [*slice_row(0), targets_table(26)],
+        [*slice_row(0), targets_table(34)],
     )
 
 

@@ -45,10 +45,14 @@ def filled(expr: str) -> str:
 
 
 def exposed_families() -> set[str]:
-    """Every family the agent's exposition declares, the energy ones (only
-    there when the estimator runs) from the module that writes them."""
+    """Every family the agent's exposition declares (the security checks
+    on), the energy ones (only there when the estimator runs) from the
+    module that writes them."""
     catalog = load_catalog()
-    runtime = AgentRuntime(catalog, FakeDataPlane(catalog))
+    fake = FakeDataPlane(catalog)
+    fake.security_on = True  # the security families are there while the checks run
+    runtime = AgentRuntime(catalog, fake)
+    runtime.prometheus.detections = dict  # no detection yet: the family, every series at 0
     runtime.engine.tick()
     text = "".join(runtime.exposition())
     families = set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE))
