@@ -41,7 +41,7 @@ def _write_set(table: Any, wanted: dict[bytes, Any]) -> None:
     the new ones added before the gone ones are removed, so a key in both
     the old and the new lists is never missing, even for a moment."""
     key_size = ctypes.sizeof(table.Key)
-    present = {bytes(k)[:key_size] for k in list(table)}
+    present = {bytes(k)[:key_size] for k in iter(table)}  # an LPM trie has no len()
     for raw, key in wanted.items():
         if raw not in present:
             table[key] = ctypes.c_uint32(1)
