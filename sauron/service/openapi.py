@@ -311,6 +311,27 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                         ),
                     ],
                 ),
+                "/api/v1/slices/{name}/security": _get(
+                    "the slice's uplink G-PDUs that failed each security check, summed over a "
+                    "window (default: every interval the agent keeps) with their rate, and its "
+                    "detections (TEID scans, spoofing UEs) overlapping the window; built on "
+                    "each request",
+                    {
+                        "200": _json(schemas.SliceSecurityReport),
+                        "400": PROBLEM,
+                        "404": PROBLEM,
+                        **GUARDED,
+                    },
+                    parameters=[name_param, *WINDOW],
+                ),
+                "/api/v1/security": _get(
+                    "every slice's uplink G-PDUs that failed each security check, summed over "
+                    "a window (default: every interval the agent keeps) with their rate, the "
+                    "detections overlapping the window, and what the checks run with; built "
+                    "on each request",
+                    {"200": _json(schemas.SecurityReport), "400": PROBLEM, **GUARDED},
+                    parameters=[*WINDOW],
+                ),
                 "/api/v1/sessions": _get(
                     "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "
                     "slice and the rule that chose it, and how the sources fare",

@@ -24,7 +24,7 @@ from yarl import URL
 
 from sauron.abi import layout
 from sauron.abi.histogram import GAP
-from sauron.abi.kpis import LATENCY_KPIS, TRAFFIC_KPIS
+from sauron.abi.kpis import LATENCY_KPIS, SECURITY_KPIS, TRAFFIC_KPIS
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
@@ -641,6 +641,9 @@ def test_the_kpi_table_route_and_a_histogram_for_each_latency_kpi(
         schemas.KpiTable.model_validate(table)
         assert [k["name"] for k in table["latency"]] == [k.name for k in LATENCY_KPIS]
         assert [k["name"] for k in table["traffic"]] == [k.name for k in TRAFFIC_KPIS]
+        assert [(k["name"], k["sla_key"]) for k in table["security"]] == [
+            (k.name, f"max_security_events_per_s.{k.name}") for k in SECURITY_KPIS
+        ]
         counts = {}
         for kpi in table["latency"]:
             query = "?direction=uplink" if kpi["per_direction"] else ""
