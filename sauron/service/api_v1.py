@@ -26,6 +26,7 @@ from sauron.kpi.engine import KpiEngine
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
+from sauron.security.detect import SecurityEvent
 from sauron.service.answers import POINTS, encode, per_interval
 from sauron.service.documents import (
     diagnosed_doc,
@@ -49,7 +50,7 @@ from sauron.service.problems import BadParameter, NotFound
 from sauron.service.schemas import SessionsBy, SessionSource, SessionState
 from sauron.service.security_docs import overlapping, security_report_doc, slice_security_doc
 from sauron.service.stream import HUB
-from sauron.service.view import AGENT
+from sauron.service.view import AGENT, SecurityLog
 
 PREFIX = "/api/v1"
 MAX_PDU_SESSIONS = 10_000
@@ -329,28 +330,31 @@ async def slice_diagnosis(request: web.Request) -> web.Response:
 # the interval's detections until the next tick.
 
 
-async def security(request: web.Request) -> web.Response:
-    """Every slice's failed security checks over the window, and the
-    detections overlapping it."""
+def _security_window(
+    request: web.Request, slice_id: int | None = None
+) -> tuple[list[Snapshot], list[SecurityEvent], SecurityLog | None]:
+    """The snapshots of the window asked for, the detections overlapping it
+    (of the slice, when one is named), and the checks' log (None: off)."""
     since, until = since_until(request)
     log = request.config_dict[AGENT].security
     events = overlapping([] if log is None else log.events(), since, until)
-    doc = security_report_doc(_window(request), events, log, _catalog(request))
-    return web.json_response(doc)
+    if slice_id is not None:
+        events = [e for e in events if e.slice_id == slice_id]
+    return _engine(request).history.between(since, until), events, log
+
+
+async def security(request: web.Request) -> web.Response:
+    """Every slice's failed security checks over the window, and the
+    detections overlapping it."""
+    snaps, events, log = _security_window(request)
+    return web.json_response(security_report_doc(snaps, events, log, _catalog(request)))
 
 
 async def slice_security(request: web.Request) -> web.Response:
     """One slice's failed security checks over the window, and its detections."""
     s = _slice(request)
-    since, until = since_until(request)
-    log = request.config_dict[AGENT].security
-    events = [
-        e
-        for e in overlapping([] if log is None else log.events(), since, until)
-        if e.slice_id == s.id
-    ]
-    doc = slice_security_doc(s.name, _window(request), events, log, _catalog(request))
-    return web.json_response(doc)
+    snaps, events, log = _security_window(request, s.id)
+    return web.json_response(slice_security_doc(s.name, snaps, events, log, _catalog(request)))
 
 
 def openapi_route(request: web.Request) -> dict[str, Any]:

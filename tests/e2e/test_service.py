@@ -680,7 +680,13 @@ def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
 
 #: the last, a path the router matches to a per-session route though it does
 #: not read like one once decoded: the route decides, not the spelling
-PER_UE = ("/api/v1/sessions", "/api/v1/slices/embb/sessions", "/api/v1/slices/a%2Fb/sessions")
+PER_UE = (
+    "/api/v1/sessions",
+    "/api/v1/slices/embb/sessions",
+    "/api/v1/security",
+    "/api/v1/slices/embb/security",
+    "/api/v1/slices/a%2Fb/sessions",
+)
 AGGREGATES = ("/api/v1/slices", "/api/v1/slices/embb/kpis", "/api/v1/sla", "/metrics")
 
 
@@ -715,7 +721,7 @@ def test_per_ue_routes_need_the_token_or_the_unix_socket(
                         assert "service.token_file" in doc["detail"]
                         assert "service.socket" in doc["detail"]
             async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(str(path))) as unix:
-                for route in (*AGGREGATES, *PER_UE[:2]):
+                for route in (*AGGREGATES, *PER_UE[:-1]):
                     async with unix.get(URL(f"http://localhost{route}", encoded=True)) as r:
                         assert r.status == 200, route
         finally:
@@ -726,7 +732,7 @@ def test_per_ue_routes_need_the_token_or_the_unix_socket(
 
 def test_with_a_token_per_ue_routes_take_it(runtime: tuple[AgentRuntime, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
-        for route in PER_UE[:2]:
+        for route in PER_UE[:-1]:
             assert (await client.get(URL(route, encoded=True))).status == 200
             refused = await client.get(
                 URL(route, encoded=True), headers={"Authorization": "Bearer no"}

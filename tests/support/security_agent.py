@@ -78,6 +78,7 @@ class DetectorLog:
 
 
 CATALOG = load_catalog()
+TOKEN = "security-reader-0123"
 EMBB, URLLC = 1, 2
 START = 1_000_000.0
 KINDS = [k.name for k in SECURITY_KPIS]
@@ -118,9 +119,13 @@ class Agent:
         self.runtime.engine.tick()
 
     def ask(self, body: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
+        """`body` asks the service with the token (the detections name TEIDs:
+        the routes are per-session ones)."""
+
         async def run() -> None:
-            app = create_app(self.runtime, ServiceOptions(rate_per_s=0))
-            async with TestClient(TestServer(app)) as client:
+            app = create_app(self.runtime, ServiceOptions(token=TOKEN, rate_per_s=0))
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            async with TestClient(TestServer(app), headers=auth) as client:
                 await body(client)
 
         asyncio.run(run())
