@@ -357,6 +357,19 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return _show(args, lambda api: api.diagnosis(args.slice, args.limit), diagnosis_report)
 
 
+def _cmd_security(args: argparse.Namespace) -> int:
+    import time
+
+    from sauron.commands.views import security_report
+
+    since = args.since if args.last is None else time.time() - args.last
+    if args.slice is not None:
+        return _show(
+            args, lambda api: api.slice_security(args.slice, since, args.until), security_report
+        )
+    return _show(args, lambda api: api.security(since, args.until), security_report)
+
+
 def _cmd_sessions(args: argparse.Namespace) -> int:
     from sauron.commands.views import pdu_sessions_table
 
@@ -611,6 +624,30 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--limit", type=int, default=5, help="diagnoses shown (default 5)")
     diagnose.add_argument("--json", action="store_true")
     diagnose.set_defaults(func=_cmd_diagnose)
+
+    security = sub.add_parser(
+        "security",
+        help="frames that failed each security check per slice, and the TEID scans and "
+        "spoofing UEs detected",
+    )
+    _client_args(security)
+    security.add_argument("--slice", default=None, help="one slice (default: every slice)")
+    window = security.add_mutually_exclusive_group()
+    window.add_argument(
+        "--last",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="sum the last SECONDS (default: every interval the agent keeps)",
+    )
+    window.add_argument(
+        "--since", type=float, default=None, metavar="UNIX_S", help="from this time (unix seconds)"
+    )
+    security.add_argument(
+        "--until", type=float, default=None, metavar="UNIX_S", help="up to this time (unix seconds)"
+    )
+    security.add_argument("--json", action="store_true")
+    security.set_defaults(func=_cmd_security)
 
     sessions = sub.add_parser(
         "sessions", help="PDU sessions learned from PFCP or the SMF, with their slice"

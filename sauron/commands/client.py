@@ -209,6 +209,25 @@ class SauronClient:
             {"limit": limit},
         )
 
+    async def security(
+        self, since: float | None = None, until: float | None = None
+    ) -> schemas.SecurityReport:
+        """Every slice's failed security checks over a window (default:
+        every interval the agent keeps), and the detections overlapping it."""
+        return await self._model(
+            schemas.SecurityReport, "/api/v1/security", {"since": since, "until": until}
+        )
+
+    async def slice_security(
+        self, name: str, since: float | None = None, until: float | None = None
+    ) -> schemas.SliceSecurityReport:
+        """One slice's failed security checks over a window, and its detections."""
+        return await self._model(
+            schemas.SliceSecurityReport,
+            f"/api/v1/slices/{_segment(name)}/security",
+            {"since": since, "until": until},
+        )
+
     async def sla(self) -> schemas.SlaReport:
         return await self._model(schemas.SlaReport, "/api/v1/sla")
 

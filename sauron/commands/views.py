@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from sauron.abi.kpis import DIRECTIONS, LATENCY_KPIS, LatencyKpi
+from sauron.abi.kpis import DIRECTIONS, LATENCY_KPIS, SECURITY_KPIS, LatencyKpi
 from sauron.service import schemas
 
 
@@ -114,7 +114,12 @@ def kpis_table(rows: Sequence[tuple[str, schemas.SliceKpis]]) -> str:
 
 #: an SLA target's unit, from the suffix its name carries in the catalog
 #: (sauron.catalog.SlaTargets: transit_latency_ms.p99, max_loss_ratio, ...)
-TARGET_UNITS = (("_ms", "ms"), ("_mbps", "Mbit/s"), ("_j_per_gb", "J/GB"))
+TARGET_UNITS = (
+    ("_ms", "ms"),
+    ("_mbps", "Mbit/s"),
+    ("_j_per_gb", "J/GB"),
+    ("_events_per_s", "frames/s"),
+)
 
 
 def with_unit(target: str, value: float) -> str:
@@ -203,6 +208,90 @@ def diagnosis_report(doc: schemas.DiagnosisReport) -> str:
             size = f"{e.frames} frames, {e.bytes / 1e6:.1f} MB" + (", capped" if e.capped else "")
             lines.append(f"  {clock(e.started_at)}  {e.target:<26}{e.path}  ({size})")
     return "\n".join(lines)
+
+
+def _checks_lines(doc: schemas.SecurityReport | schemas.SliceSecurityReport) -> list[str]:
+    c = doc.checks
+    if not doc.enabled or c is None:
+        return [f"security checks off: {doc.missing}"]
+    peers = (
+        f"unknown peers counted ({len(c.peers_configured)} configured, "
+        f"{len(c.peers_learned)} learned)"
+        if c.peers_checked
+        else "unknown peers not counted (none configured or learned)"
+    )
+    return [
+        f"security checks on: {peers}, {len(c.protected)} protected prefix(es)",
+        f"detections: a TEID scan from {c.scan_threshold} unknown TEIDs a second, a spoofing "
+        f"UE from {c.spoof_threshold} sources a second; ended after {c.quiet_s:g} s without "
+        "a frame",
+    ]
+
+
+#: a security kind's column: as wide as its title, at least this
+KIND_COLUMN = 14
+
+
+def _security_cell(frames: Any, per_s: Any, kind: str) -> str:
+    """The frames of a kind, and their rate when there were any; - when the
+    checks were off throughout."""
+    if frames is None:
+        return "-"
+    n = getattr(frames, kind)
+    return f"{n} ({getattr(per_s, kind):.3g}/s)" if n else "0"
+
+
+def _security_events(events: Sequence[schemas.SecurityEventDoc]) -> list[str]:
+    if not events:
+        return ["no detection in the window"]
+    lines = [
+        f"detections ({len(events)}), oldest first",
+        f"{'kind':<13}{'slice':<{SLICE_COLUMN}}{'peer':<26}{'frames':>8}{'distinct':>10}"
+        f"  {'first':<8}  {'last':<8}  {'state':<9}TEIDs",
+    ]
+    for e in events:
+        more = e.distinct - len(e.teids) if e.kind == "teid_scan" else 0
+        teids = " ".join(e.teids) + (f" (+{more} more)" if more > 0 else "")
+        lines.append(
+            f"{e.kind:<13}{e.slice:<{SLICE_COLUMN}}{e.peer:<26}{e.count:>8}{e.distinct:>10}"
+            f"  {clock(e.first_seen):<8}  {clock(e.last_seen):<8}  "
+            f"{'ongoing' if e.ongoing else 'ended':<9}{teids}"
+        )
+    return lines
+
+
+def security_report(doc: schemas.SecurityReport | schemas.SliceSecurityReport) -> str:
+    """`sauron security`: what the checks run with, the window, the frames
+    per slice and check (with their rate), then the detections."""
+    if isinstance(doc, schemas.SliceSecurityReport):
+        rows = [(doc.slice, doc.frames, doc.per_s)]
+    else:
+        rows = [(name, s.frames, s.per_s) for name, s in doc.slices.items()]
+    lines = _checks_lines(doc)
+    if doc.since is None or doc.until is None:
+        return "\n".join([*lines, "no interval measured in the window"])
+    if all(frames is None for _, frames, _ in rows):
+        return "\n".join([*lines, "no frame checked: the checks were off throughout the window"])
+    lines += [
+        f"window {clock(doc.since)} - {clock(doc.until)} "
+        f"({doc.seconds:.1f} s, {doc.intervals} interval(s)): uplink G-PDUs that failed each check",
+        "",
+    ]
+    widths = [max(KIND_COLUMN, len(k.title)) + 2 for k in SECURITY_KPIS]
+    name_width = max([SLICE_COLUMN, *(len(name) + 2 for name, _, _ in rows)])
+    lines.append(
+        f"{'slice':<{name_width}}"
+        + "".join(f"{k.title:>{w}}" for k, w in zip(SECURITY_KPIS, widths, strict=True))
+    )
+    for name, frames, per_s in rows:
+        lines.append(
+            f"{name:<{name_width}}"
+            + "".join(
+                f"{_security_cell(frames, per_s, k.name):>{w}}"
+                for k, w in zip(SECURITY_KPIS, widths, strict=True)
+            )
+        )
+    return "\n".join([*lines, "", *_security_events(doc.events)])
 
 
 def top_screen(snap: schemas.SnapshotDoc, url: str) -> str:

@@ -1,9 +1,10 @@
 """The versioned REST routes, an aiohttp sub-application the service mounts
 at /api/v1 (sauron.service.app): slices and their KPIs, histograms and
-sessions, the session table, SLA, energy, the 3GPP measurements, the live
-stream, the OpenAPI document. The handlers read the agent through the view the root
-application holds (request.config_dict); the root's middlewares (problem
-details, rate, token) apply to every route here."""
+sessions, diagnoses and security, the session table, SLA, energy, the 3GPP
+measurements, the live stream, the OpenAPI document. The handlers read the
+agent through the view the root application holds (request.config_dict);
+the root's middlewares (problem details, rate, token) apply to every route
+here."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from sauron.kpi.engine import KpiEngine
 from sauron.kpi.quality import NS_PER_MS
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sessions import TOP_SESSIONS, SessionVolume
+from sauron.security.detect import SecurityEvent
 from sauron.service.answers import POINTS, encode, per_interval
 from sauron.service.documents import (
     diagnosed_doc,
@@ -46,8 +48,9 @@ from sauron.service.openapi import document as openapi_document
 from sauron.service.parameters import bool_param, choice, float_param, int_param, since_until
 from sauron.service.problems import BadParameter, NotFound
 from sauron.service.schemas import SessionsBy, SessionSource, SessionState
+from sauron.service.security_docs import overlapping, security_report_doc, slice_security_doc
 from sauron.service.stream import HUB
-from sauron.service.view import AGENT
+from sauron.service.view import AGENT, SecurityLog
 
 PREFIX = "/api/v1"
 MAX_PDU_SESSIONS = 10_000
@@ -321,6 +324,39 @@ async def slice_diagnosis(request: web.Request) -> web.Response:
     )
 
 
+# The security routes are built on each request, not kept per interval: the
+# detections come from a listener of the snapshot, which runs after the
+# engine's generation moved, so an answer kept at that generation could miss
+# the interval's detections until the next tick.
+
+
+def _security_window(
+    request: web.Request, slice_id: int | None = None
+) -> tuple[list[Snapshot], list[SecurityEvent], SecurityLog | None]:
+    """The snapshots of the window asked for, the detections overlapping it
+    (of the slice, when one is named), and the checks' log (None: off)."""
+    since, until = since_until(request)
+    log = request.config_dict[AGENT].security
+    events = overlapping([] if log is None else log.events(), since, until)
+    if slice_id is not None:
+        events = [e for e in events if e.slice_id == slice_id]
+    return _engine(request).history.between(since, until), events, log
+
+
+async def security(request: web.Request) -> web.Response:
+    """Every slice's failed security checks over the window, and the
+    detections overlapping it."""
+    snaps, events, log = _security_window(request)
+    return web.json_response(security_report_doc(snaps, events, log, _catalog(request)))
+
+
+async def slice_security(request: web.Request) -> web.Response:
+    """One slice's failed security checks over the window, and its detections."""
+    s = _slice(request)
+    snaps, events, log = _security_window(request, s.id)
+    return web.json_response(slice_security_doc(s.name, snaps, events, log, _catalog(request)))
+
+
 def openapi_route(request: web.Request) -> dict[str, Any]:
     names = tuple(s.name for s in _catalog(request).slices)
     return openapi_document(names)
@@ -344,6 +380,8 @@ def api_v1() -> web.Application:
     v1.router.add_get("/slices/{name}/histograms/{metric}", cached(slice_histogram))
     v1.router.add_get("/slices/{name}/sessions", slice_sessions)
     v1.router.add_get("/slices/{name}/diagnosis", slice_diagnosis)
+    v1.router.add_get("/slices/{name}/security", slice_security)
+    v1.router.add_get("/security", security)
     v1.router.add_get("/sessions", pdu_sessions)
     v1.router.add_get("/kpis", cached(kpi_table))
     v1.router.add_get("/histograms/geometry", cached(geometry))

@@ -13,6 +13,8 @@ from sauron.abi.kpis import (
     DIRECTION_LATENCY,
     DIRECTIONS,
     LATENCY_KPIS,
+    SECURITY_KPIS,
+    SECURITY_SLA_KEY,
     SLICE_LATENCY,
     TRAFFIC_KPIS,
 )
@@ -319,6 +321,16 @@ def kpi_table_doc() -> dict[str, Any]:
                 "sla_key": k.sla_key,
             }
             for k in LATENCY_KPIS
+        ],
+        "security": [
+            {
+                "name": k.name,
+                "title": k.title,
+                "help": k.help,
+                "unit": k.unit,
+                "sla_key": f"{SECURITY_SLA_KEY}.{k.name}",
+            }
+            for k in SECURITY_KPIS
         ],
     }
 

@@ -158,8 +158,8 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                 "Per-slice KPIs of a 5G user plane, measured in the kernel. When the agent "
                 "has a token, every route but /healthz and /readyz needs "
                 "`Authorization: Bearer <token>`. The per-session routes (UE addresses, "
-                "TEIDs, SUPIs) need the token, or the agent's UNIX socket: without a "
-                "token they answer 403 over TCP."
+                "TEIDs, SUPIs: the session tables and the security detections) need the "
+                "token, or the agent's UNIX socket: without a token they answer 403 over TCP."
             ),
         },
         "components": {
@@ -310,6 +310,27 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                             "default 10",
                         ),
                     ],
+                ),
+                "/api/v1/slices/{name}/security": _get(
+                    "the slice's uplink G-PDUs that failed each security check, summed over a "
+                    "window (default: every interval the agent keeps) with their rate, and its "
+                    "detections (TEID scans, spoofing UEs) overlapping the window; built on "
+                    "each request",
+                    {
+                        "200": _json(schemas.SliceSecurityReport),
+                        "400": PROBLEM,
+                        "404": PROBLEM,
+                        **PER_UE,
+                    },
+                    parameters=[name_param, *WINDOW],
+                ),
+                "/api/v1/security": _get(
+                    "every slice's uplink G-PDUs that failed each security check, summed over "
+                    "a window (default: every interval the agent keeps) with their rate, the "
+                    "detections overlapping the window, and what the checks run with; built "
+                    "on each request",
+                    {"200": _json(schemas.SecurityReport), "400": PROBLEM, **PER_UE},
+                    parameters=[*WINDOW],
                 ),
                 "/api/v1/sessions": _get(
                     "PDU sessions learned from PFCP (N4) or an SMF's session list, with their "

@@ -4,7 +4,7 @@ API tests check every response against them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
@@ -13,11 +13,13 @@ from sauron.abi.kpis import (
     DIRECTIONS,
     LATENCY_KPIS,
     LOSS_BURST,
+    SECURITY_KPIS,
     SLICE_LATENCY,
     TRAFFIC_KPIS,
     LatencyKpi,
     TrafficKpi,
 )
+from sauron.security.detect import SPOOFING_UE, TEID_SCAN
 
 SlaStatus = Literal["met", "at risk", "violated", "unmeasured"]
 #: the choices of the API's parameters (the routes check them, the client
@@ -283,6 +285,16 @@ class LatencyKpiDoc(_Doc):
     sla_key: str
 
 
+class SecurityKpiDoc(_Doc):
+    """A security check: uplink G-PDUs that failed it, per slice."""
+
+    name: str
+    title: str
+    help: str
+    unit: str
+    sla_key: str = Field(description="its limit in the catalog, in frames per second")
+
+
 class KpiTable(_Doc):
     """The KPIs this agent measures (sauron/abi/kpis.py): their names in
     every document, their units, and their names in Prometheus and in the
@@ -290,6 +302,7 @@ class KpiTable(_Doc):
 
     traffic: list[TrafficKpiDoc]
     latency: list[LatencyKpiDoc]
+    security: list[SecurityKpiDoc]
 
 
 class Geometries(_Doc):
@@ -646,6 +659,108 @@ class PmReport(_Doc):
     slices: list[SlicePm]
 
 
+#: the detections (sauron.security.detect)
+Detection = Literal["teid_scan", "spoofing_ue"]
+assert set(get_args(Detection)) == {TEID_SCAN, SPOOFING_UE}, "the detector's kinds"
+
+#: a count and a rate per security check, a field per kind of the table
+#: (sauron.abi.kpis SECURITY_KPIS)
+if TYPE_CHECKING:
+    SecurityFrames = Any
+    SecurityRates = Any
+else:
+    SecurityFrames = create_model(
+        "SecurityFrames",
+        __base__=_Doc,
+        __doc__="Uplink G-PDUs that failed each check over the window.",
+        **{k.name: (int, Field(description=f"{k.title}: {k.help}")) for k in SECURITY_KPIS},
+    )
+    SecurityRates = create_model(
+        "SecurityRates",
+        __base__=_Doc,
+        __doc__="The frames of each check per second of the window.",
+        **{
+            k.name: (float, Field(description=f"{k.title}, frames per second"))
+            for k in SECURITY_KPIS
+        },
+    )
+
+
+class SecurityChecks(_Doc):
+    """What the checks run with: the agent configuration's `security`
+    section and the peers learned from the sessions' far tunnel ends."""
+
+    enabled: bool
+    peers_checked: bool = Field(
+        description="unknown_peer is counted: some peer is configured or learned"
+    )
+    peers_configured: list[str]
+    peers_learned: list[str]
+    protected: list[str] = Field(description="prefixes of the core's own networks")
+    scan_threshold: int = Field(
+        description="distinct unknown TEIDs one source probes within a second: a teid_scan"
+    )
+    spoof_threshold: int = Field(
+        description="sources not its own one session sends from within a second: a spoofing_ue"
+    )
+    quiet_s: float = Field(description="seconds without a frame after which a detection ends")
+
+
+class SecurityEventDoc(_Doc):
+    """A detection: a TEID scan (one peer sending to many unknown TEIDs)
+    or a spoofing UE (one session sending from many sources not its own).
+    It grows while frames come, and ends after `quiet_s` without one."""
+
+    id: int = Field(description="the detector's number: the same while the detection grows")
+    kind: Detection
+    slice: str = Field(description="the slice most of its frames were classified into")
+    peer: str = Field(description="the outer source address (the gNB or peer it came from)")
+    teids: list[Annotated[str, Field(pattern="^0x[0-9a-f]{8}$")]] = Field(
+        description="the first TEIDs seen, at most 8, in hex"
+    )
+    first_seen: float = Field(description="unix seconds")
+    last_seen: float = Field(description="unix seconds")
+    count: int = Field(description="frames")
+    distinct: int = Field(description="distinct TEIDs (a scan) or sources (a spoofing UE)")
+    ongoing: bool
+
+
+class SliceSecurity(_Doc):
+    """A slice's failed checks over the window; null: the checks were off
+    in every interval of it."""
+
+    frames: SecurityFrames | None
+    per_s: SecurityRates | None
+
+
+class _SecurityWindow(_Doc):
+    enabled: bool = Field(description="false: security.enabled is false in the configuration")
+    missing: str = Field(description="why the checks are off; empty when they run")
+    checks: SecurityChecks | None = Field(description="null when the checks are off")
+    since: float | None = Field(description="start of the window's first interval (unix s)")
+    until: float | None = Field(description="end of its last interval (unix s)")
+    seconds: float = Field(description="the intervals' length: what the rates divide by")
+    intervals: int
+
+
+class SecurityReport(_SecurityWindow):
+    """Every slice's failed checks summed over a window (default: every
+    interval the agent keeps), and the detections overlapping it, oldest
+    first."""
+
+    slices: dict[str, SliceSecurity]
+    events: list[SecurityEventDoc]
+
+
+class SliceSecurityReport(_SecurityWindow):
+    """One slice's failed checks summed over a window, and its detections."""
+
+    slice: str
+    frames: SecurityFrames | None
+    per_s: SecurityRates | None
+    events: list[SecurityEventDoc]
+
+
 #: every model the OpenAPI document names, by component name
 COMPONENTS: tuple[type[BaseModel], ...] = (
     SliceList,
@@ -662,4 +777,7 @@ COMPONENTS: tuple[type[BaseModel], ...] = (
     Health,
     Problem,
     SnapshotDoc,
+    DiagnosisReport,
+    SecurityReport,
+    SliceSecurityReport,
 )

@@ -1,8 +1,9 @@
 """What the service reads of the running agent. The service serves a view of
 the agent's runtime (sauron.agent.runtime.AgentRuntime is one) and only
 reads it: the KPI engine's history, SLA and sessions, the session table,
-the health of the tick and of the exporters, the exposition. It listens to
-the snapshots for its live stream, and never starts or stops anything."""
+the health of the tick and of the exporters, the exposition, the diagnoses
+and the security detections. It listens to the snapshots for its live
+stream, and never starts or stops anything."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from sauron.export.exporter import ExporterHealth
     from sauron.kpi.engine import KpiEngine
     from sauron.kpi.records import Snapshot
+    from sauron.security.detect import SecurityEvent
 
 
 class DiagnosisLog(Protocol):
@@ -36,6 +38,17 @@ class DiagnosisLog(Protocol):
     def history(self, slice_name: str) -> list[Diagnosed]: ...
     def episode(self, slice_name: str) -> Episode | None: ...
     def evidence_files(self, slice_name: str) -> list[EvidenceFile]: ...
+
+
+class SecurityLog(Protocol):
+    """What the service reads of the agent's security checks
+    (sauron.agent.securing.Securing)."""
+
+    def events(self) -> list[SecurityEvent]:
+        """Every detection kept, oldest first."""
+
+    def status(self) -> dict[str, object]:
+        """What the checks run with (schemas.SecurityChecks)."""
 
 
 class AgentView(Protocol):
@@ -59,6 +72,10 @@ class AgentView(Protocol):
     @property
     def diagnosing(self) -> DiagnosisLog | None:
         """The diagnoses of degraded slices (None: diagnosis is off)."""
+
+    @property
+    def security(self) -> SecurityLog | None:
+        """The security checks and their detections (None: they are off)."""
 
     def problems(self) -> list[str]:
         """Why the agent is not measuring (the tick or a listener failing

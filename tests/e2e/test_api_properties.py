@@ -7,6 +7,7 @@ the document says."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Iterator
 
 import pytest
@@ -20,10 +21,12 @@ from served import serve_in_thread
 
 from sauron.abi import layout
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.agent.securing import Securing
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import MeasureSettings, apply_settings
 from sauron.catalog import Catalog
+from sauron.security.settings import SecurityConfig
 from sauron.service.app import ServiceOptions, create_app
 from sauron.service.openapi import document
 
@@ -36,6 +39,8 @@ SLICE_NAMES = ("embb", "urllc", "mmtc")
 #: required by the per-direction histograms and refused by the round trips
 CROSS_PARAMETER_RULES = {"until", "direction"}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: the checks' lists: a gNB that is not the frames' sender, a core prefix
+GNB, CORE = ipaddress.ip_address("192.0.2.99"), ipaddress.ip_network("198.18.0.0/15")
 
 # the stream never ends: test_service.py covers it
 schema = schemathesis.openapi.from_dict(copy.deepcopy(document(SLICE_NAMES))).exclude(
@@ -47,11 +52,16 @@ schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.N
 @pytest.fixture()
 def served(dataplane: DataPlane, catalog: Catalog) -> Iterator[str]:
     """The service on a free loopback port, in a thread of its own, over an
-    engine with a few intervals of real measurements. No rate limit: the
-    generated requests come fast (the limiter has its own test)."""
+    engine with a few intervals of real measurements, the security checks
+    on as the agent runs them. No rate limit: the generated requests come
+    fast (the limiter has its own test)."""
     apply_settings(dataplane, MeasureSettings(transit_one_in=((1, 1),)))
     clock = ManualClock(3_000_000.0)
     runtime = AgentRuntime(catalog, ProgramMaps(dataplane, shortcut=False), clock=clock)
+    runtime.security = Securing(
+        SecurityConfig(peers=[GNB], protected=[CORE]), dataplane, runtime.interval_s
+    )
+    runtime.listen("security", runtime.security.on_snapshot, first=True)
     for interval in range(3):
         for n in range(5):
             packet = ul_packet(f"i{interval}n{n}".encode(), ip_id=interval * 10 + n)

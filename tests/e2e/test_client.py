@@ -93,6 +93,9 @@ def test_client_covers_the_api(agent: Agent) -> None:
             assert (await api.sla()).status["embb"] in ("violated", "at risk", "met")
             assert 'sauron_packets_total{slice="embb"' in await api.metrics()
             assert "/api/v1/sla" in (await api.openapi())["paths"]
+            # the checks off, as the suite's data path has them
+            security = await api.slice_security("embb")
+            assert not security.enabled and security.frames is None and security.intervals == 1
 
             with pytest.raises(ApiError) as bad:
                 await api.histogram("embb", "transit", "sideways")

@@ -24,7 +24,7 @@ from yarl import URL
 
 from sauron.abi import layout
 from sauron.abi.histogram import GAP
-from sauron.abi.kpis import LATENCY_KPIS, TRAFFIC_KPIS
+from sauron.abi.kpis import LATENCY_KPIS, SECURITY_KPIS, TRAFFIC_KPIS
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
 from sauron.bpf import libbpf
 from sauron.bpf.loader import DataPlane
@@ -641,6 +641,9 @@ def test_the_kpi_table_route_and_a_histogram_for_each_latency_kpi(
         schemas.KpiTable.model_validate(table)
         assert [k["name"] for k in table["latency"]] == [k.name for k in LATENCY_KPIS]
         assert [k["name"] for k in table["traffic"]] == [k.name for k in TRAFFIC_KPIS]
+        assert [(k["name"], k["sla_key"]) for k in table["security"]] == [
+            (k.name, f"max_security_events_per_s.{k.name}") for k in SECURITY_KPIS
+        ]
         counts = {}
         for kpi in table["latency"]:
             query = "?direction=uplink" if kpi["per_direction"] else ""
@@ -677,7 +680,13 @@ def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
 
 #: the last, a path the router matches to a per-session route though it does
 #: not read like one once decoded: the route decides, not the spelling
-PER_UE = ("/api/v1/sessions", "/api/v1/slices/embb/sessions", "/api/v1/slices/a%2Fb/sessions")
+PER_UE = (
+    "/api/v1/sessions",
+    "/api/v1/slices/embb/sessions",
+    "/api/v1/security",
+    "/api/v1/slices/embb/security",
+    "/api/v1/slices/a%2Fb/sessions",
+)
 AGGREGATES = ("/api/v1/slices", "/api/v1/slices/embb/kpis", "/api/v1/sla", "/metrics")
 
 
@@ -712,7 +721,7 @@ def test_per_ue_routes_need_the_token_or_the_unix_socket(
                         assert "service.token_file" in doc["detail"]
                         assert "service.socket" in doc["detail"]
             async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(str(path))) as unix:
-                for route in (*AGGREGATES, *PER_UE[:2]):
+                for route in (*AGGREGATES, *PER_UE[:-1]):
                     async with unix.get(URL(f"http://localhost{route}", encoded=True)) as r:
                         assert r.status == 200, route
         finally:
@@ -723,7 +732,7 @@ def test_per_ue_routes_need_the_token_or_the_unix_socket(
 
 def test_with_a_token_per_ue_routes_take_it(runtime: tuple[AgentRuntime, ManualClock]) -> None:
     async def body(client: TestClient) -> None:
-        for route in PER_UE[:2]:
+        for route in PER_UE[:-1]:
             assert (await client.get(URL(route, encoded=True))).status == 200
             refused = await client.get(
                 URL(route, encoded=True), headers={"Authorization": "Bearer no"}

@@ -2,8 +2,8 @@
 // catalog and latest KPIs (/api/v1/slices), each new interval from the live
 // stream (/api/v1/stream?buckets=true), the history after a reconnect
 // (/kpis?since=), the violations (/api/v1/sla), the top sessions, the
-// histogram bucket bounds (/api/v1/histograms/geometry) and the drill-down's
-// diagnosis (diagnosis.js). No number is
+// histogram bucket bounds (/api/v1/histograms/geometry), the drill-down's
+// diagnosis (diagnosis.js) and security checks (security.js). No number is
 // computed here that the agent does not send: the page formats and draws.
 "use strict";
 
@@ -94,15 +94,20 @@ const TARGET_NAMES = {
   min_throughput_mbps: ["Throughput", "Mbit/s"],
   max_throughput_mbps: ["Throughput", "Mbit/s"],
   max_energy_j_per_gb: ["Energy", "J/GB"],
+  max_security_events_per_s: ["Failed security checks", "frames/s"],
 };
 
 function capitalized(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+// a security check's limit: "max_security_events_per_s.unknown_teid" -> "Unknown TEID"
+const SECURITY_TARGETS = new Map();
+
 function learnKpis(table) {
   state.kpis = table;
   for (const k of table.latency) TARGET_NAMES[k.sla_key] = [capitalized(k.title), k.unit];
+  for (const k of table.security) SECURITY_TARGETS.set(k.sla_key, [capitalized(k.title), `${k.unit}/s`]);
 }
 
 // A card's figures for every latency KPI: p99 per direction, or p50 / p99
@@ -126,6 +131,8 @@ function latencyFigures() {
 }
 
 function describeTarget(target) {
+  const security = SECURITY_TARGETS.get(target);
+  if (security) return { text: security[0], unit: security[1], percent: false };
   const [kind, ...rest] = target.split(".");
   const [name, unit] = TARGET_NAMES[kind] || [kind, ""];
   const words = rest.map((p) =>
@@ -714,6 +721,7 @@ function renderDetail() {
   const s = state.series.get(name);
   if (s) detailChart.setData([s.t, ...onceKpis().map((k) => s[`p99:${k.name}`])]);
   renderDiagnosis(name);
+  renderSecurity(name);
   renderSessions(name);
 }
 
