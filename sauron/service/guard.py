@@ -29,16 +29,11 @@ from sauron.service.problems import problem
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 #: the routes that show single sessions (UE addresses, TEIDs, SUPIs), as
-#: the router matched them (whatever spelling of the path reached them);
-#: the security detections name a spoofing session's TEID and the peers
-PER_UE_ROUTES = frozenset(
-    {
-        "/api/v1/sessions",
-        "/api/v1/slices/{name}/sessions",
-        "/api/v1/security",
-        "/api/v1/slices/{name}/security",
-    }
-)
+#: the router matched them (whatever spelling of the path reached them).
+#: The security routes are not among them: their counts are per slice, and
+#: their detections name TEIDs and outer (gNB or attacker) addresses, never
+#: a UE's address or SUPI
+PER_UE_ROUTES = frozenset({"/api/v1/sessions", "/api/v1/slices/{name}/sessions"})
 _PEER_CREDENTIALS = struct.Struct("3i")  # pid, uid, gid
 #: client addresses remembered by the rate limiter (least recent forgotten)
 MAX_TRACKED_CLIENTS = 10_000

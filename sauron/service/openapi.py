@@ -158,8 +158,8 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                 "Per-slice KPIs of a 5G user plane, measured in the kernel. When the agent "
                 "has a token, every route but /healthz and /readyz needs "
                 "`Authorization: Bearer <token>`. The per-session routes (UE addresses, "
-                "TEIDs, SUPIs: the session tables and the security detections) need the "
-                "token, or the agent's UNIX socket: without a token they answer 403 over TCP."
+                "TEIDs, SUPIs) need the token, or the agent's UNIX socket: without a "
+                "token they answer 403 over TCP."
             ),
         },
         "components": {
@@ -320,7 +320,7 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                         "200": _json(schemas.SliceSecurityReport),
                         "400": PROBLEM,
                         "404": PROBLEM,
-                        **PER_UE,
+                        **GUARDED,
                     },
                     parameters=[name_param, *WINDOW],
                 ),
@@ -329,7 +329,7 @@ def document(slice_names: tuple[str, ...] = ()) -> dict[str, Any]:
                     "a window (default: every interval the agent keeps) with their rate, the "
                     "detections overlapping the window, and what the checks run with; built "
                     "on each request",
-                    {"200": _json(schemas.SecurityReport), "400": PROBLEM, **PER_UE},
+                    {"200": _json(schemas.SecurityReport), "400": PROBLEM, **GUARDED},
                     parameters=[*WINDOW],
                 ),
                 "/api/v1/sessions": _get(

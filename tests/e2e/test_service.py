@@ -680,14 +680,15 @@ def test_dashboard_files_are_served_and_no_path_leaves_their_folder(
 
 #: the last, a path the router matches to a per-session route though it does
 #: not read like one once decoded: the route decides, not the spelling
-PER_UE = (
-    "/api/v1/sessions",
-    "/api/v1/slices/embb/sessions",
+PER_UE = ("/api/v1/sessions", "/api/v1/slices/embb/sessions", "/api/v1/slices/a%2Fb/sessions")
+AGGREGATES = (
+    "/api/v1/slices",
+    "/api/v1/slices/embb/kpis",
+    "/api/v1/sla",
     "/api/v1/security",
     "/api/v1/slices/embb/security",
-    "/api/v1/slices/a%2Fb/sessions",
+    "/metrics",
 )
-AGGREGATES = ("/api/v1/slices", "/api/v1/slices/embb/kpis", "/api/v1/sla", "/metrics")
 
 
 def test_per_ue_routes_need_the_token_or_the_unix_socket(

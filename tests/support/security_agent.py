@@ -119,8 +119,8 @@ class Agent:
         self.runtime.engine.tick()
 
     def ask(self, body: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
-        """`body` asks the service with the token (the detections name TEIDs:
-        the routes are per-session ones)."""
+        """`body` asks the service, which has a token (as a deployed agent
+        listening beyond loopback does)."""
 
         async def run() -> None:
             app = create_app(self.runtime, ServiceOptions(token=TOKEN, rate_per_s=0))
