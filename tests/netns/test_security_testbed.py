@@ -16,7 +16,9 @@ The test's own account of what it sent is the truth:
   the session's slice subnet but not its own is counted only then, with
   only the catalog it counts nothing;
 - an agent stopped with `datapath.keep_on_stop` while failing frames keep
-  coming, and started again: the intervals of both runs hold every frame.
+  coming, and started again: the intervals of both runs hold every frame,
+  and a spoofing UE detected before the stop is the same event after it,
+  with every frame.
 
 Where the agent shows them: its KPI documents carry no `security` counts
 yet, so each interval's counts are read from the catalog's per-kind limits
@@ -90,6 +92,8 @@ LEARNED_TEID, LEARNED_UE, NEIGHBOUR = 0x10100, "10.45.1.1", "10.45.1.2"
 EMBB_SNSSAI = (1, 0x000001)
 #: the spoofing UE's sources on mMTC's TEID (none of mMTC's subnets)
 SPOOF_SOURCES = [f"203.0.113.{i}" for i in range(10, 15)]
+#: the sources of the UE spoofing on URLLC's TEID across a restart
+RESTART_SOURCES = [f"203.0.113.{i}" for i in range(20, 25)]
 #: a GTPv2-C header (echo request) and a GTPv1-U G-PDU, as inner payloads
 GTPC = bytes([0x48, 1, 0, 8]) + bytes(8)
 GTPU = codec.encapsulate(0x42, bytes(IP(src="10.9.9.9", dst="10.100.0.5") / UDP()))
@@ -484,12 +488,19 @@ def test_a_learned_session_tells_its_own_address_from_its_slices_others(bed: Bed
 
 
 def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
-    """Frames failing checks keep coming (eMBB spoofed, mMTC to the core)
-    while the agent stops with datapath.keep_on_stop and starts again: the
-    first agent's intervals and the second's hold every frame sent, the
-    ones sent while none ran in the second's first interval."""
+    """Frames failing checks keep coming (eMBB spoofed, mMTC to the core,
+    and a UE on URLLC's TEID sending from five sources not its own) while
+    the agent stops with datapath.keep_on_stop and starts again: the first
+    agent's intervals and the second's hold every frame sent, the ones sent
+    while none ran in the second's first interval; the spoofing UE the
+    first agent detected is the one the second goes on growing, with every
+    frame of it."""
     url = bed.agent.url
-    cases = [CATALOG_CASES[0], CATALOG_CASES[5]]
+    spoofing = [
+        Case(f"URLLC's TEID from {source}", TEID["urllc"], udp(source), 1, "urllc", (SPOOFED,))
+        for source in RESTART_SOURCES
+    ]
+    cases = [CATALOG_CASES[0], CATALOG_CASES[5], *spoofing]
     truth: Counter[tuple[str, str]] = Counter()
     stop = threading.Event()
 
@@ -502,7 +513,7 @@ def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
     sending = threading.Thread(target=keep_sending)
     sending.start()
     try:
-        time.sleep(1.0)
+        before = detected(bed.agent, SPOOFING_UE, 1, start)
         last = next_interval(url)
         first_run = counted(url, start)
         out = stop_agent(bed.agent.proc)
@@ -523,3 +534,13 @@ def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
     assert first_run and first_run != truth
     second_run = settled(url, 0.0, truth - first_run)
     assert first_run + second_run == truth
+    spoofed = truth[("urllc", SPOOFED)]
+    after = detected(bed.agent, SPOOFING_UE, spoofed, start)
+    assert after.id == before.id and before.count < spoofed
+    assert (after.slice_id, after.peer, after.teids, after.count, after.distinct) == (
+        slice_id("urllc"),
+        N3_GNB,
+        (TEID["urllc"],),
+        spoofed,
+        len(RESTART_SOURCES),
+    )
