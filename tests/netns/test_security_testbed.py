@@ -7,7 +7,8 @@ UDP sockets (another outer source is a second address on the gNB's n3).
 The test's own account of what it sent is the truth:
 
 - each interval's counts, summed, equal what was sent per slice and kind,
-  and the normal traffic counts nothing;
+  and the normal traffic counts nothing (nor does anything else in the
+  data path's own counts, the unclassified slice's among them);
 - a TEID scan (20 unknown TEIDs within a second from one source) and a
   spoofing UE (5 sources on one TEID) are detected, with their kind,
   slice, peer, TEIDs, frames and distinct TEIDs or sources;
@@ -56,7 +57,8 @@ from sauron.agent.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from sauron.agent.checkpoint import Reading
 from sauron.agent.securing import FORMAT as SECURITY_FORMAT
 from sauron.agent.state_file import StateFile
-from sauron.bpf.pinned import pin_folder
+from sauron.bpf.pinned import PinnedDataPlane, builds_in, pin_folder
+from sauron.bpf.security import read_counts
 from sauron.catalog import load_catalog
 from sauron.host.netns import inside
 from sauron.security.detect import LISTED, SPOOFING_UE, TEID_SCAN, Detector, SecurityEvent
@@ -207,6 +209,8 @@ class Bed:
     smf: str  # the SMF's namespace, N4 into the UPF's
     normal: threading.Event
     sent: dict[str, int] = field(default_factory=dict)
+    #: every failing frame the tests sent, per (slice, kind), since the data path was built
+    injected: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 def security_catalog(path: Path) -> Path:
@@ -358,6 +362,22 @@ def violations(url: str, after: float) -> set[tuple[str, str]]:
     }
 
 
+def in_the_data_path(agent: Agent) -> Counter[tuple[str, str]]:
+    """The pinned data path's own counts since it was built, per (slice,
+    kind), the unclassified slice's among them."""
+    folder = pin_folder("node-test", agent.config)
+    (build,) = builds_in(folder)
+    with PinnedDataPlane(folder / f"build-{build}") as dp:
+        counts = read_counts(dp)
+    catalog = load_catalog()
+    return Counter(
+        {
+            (catalog.name_of(int(s)), KINDS[int(k)]): int(counts[s, k])
+            for s, k in zip(*counts.nonzero(), strict=True)
+        }
+    )
+
+
 def detections(agent: Agent) -> list[SecurityEvent]:
     """The detector the agent keeps for the next one: every event."""
     detector = StateFile(agent.state / "security", SECURITY_FORMAT).load(Detector)
@@ -400,6 +420,7 @@ def test_normal_traffic_of_every_slice_counts_nothing(bed: Bed) -> None:
             assert interval_counts(point) == dict.fromkeys(KINDS, 0), (name, point["checks"])
     assert detections(bed.agent) == []
     assert violations(bed.agent.url, 0.0) == set()
+    assert in_the_data_path(bed.agent) == bed.injected
 
 
 def test_each_kind_counts_per_slice_and_scans_and_spoofing_ues_are_detected(bed: Bed) -> None:
@@ -428,6 +449,9 @@ def test_each_kind_counts_per_slice_and_scans_and_spoofing_ues_are_detected(bed:
         time.sleep(0.2)
     truth[("mmtc", SPOOFED)] += 2 * len(SPOOF_SOURCES)
     assert settled(url, start, truth) == truth
+    bed.injected.update(truth)
+    # the data path's own counts: these frames and nothing else, in any slice
+    assert in_the_data_path(bed.agent) == bed.injected
 
     scan = detected(bed.agent, TEID_SCAN, len(SCANNED), start)
     assert (scan.slice_id, scan.peer, scan.count, scan.distinct) == (
@@ -476,6 +500,9 @@ def test_a_learned_session_tells_its_own_address_from_its_slices_others(bed: Bed
         bed.gnb.play(LEARNED_CASES, truth)
         assert truth == {("embb", SPOOFED): 6, ("embb", TO_CORE): 3}
         assert settled(url, start, truth) == truth
+        bed.injected.update(truth)
+        # the data path's own counts: these frames and nothing else, in any slice
+        assert in_the_data_path(bed.agent) == bed.injected
         assert not [e for e in detections(bed.agent) if e.first_seen > start]
         smf.delete(session.up_seid)
         deadline = time.monotonic() + 2.0
@@ -534,6 +561,9 @@ def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
     assert first_run and first_run != truth
     second_run = settled(url, 0.0, truth - first_run)
     assert first_run + second_run == truth
+    bed.injected.update(truth)
+    # the data path's own counts: these frames and nothing else, in any slice
+    assert in_the_data_path(bed.agent) == bed.injected
     spoofed = truth[("urllc", SPOOFED)]
     after = detected(bed.agent, SPOOFING_UE, spoofed, start)
     assert after.id == before.id and before.count < spoofed
