@@ -16,6 +16,8 @@ The test's own account of what it sent is the truth:
   N4 link into the UPF's namespace, which the agent watches): a source in
   the session's slice subnet but not its own is counted only then, with
   only the catalog it counts nothing;
+- with no peer configured, the gNB is a peer once a session learned over
+  N4 has its downlink there, and a stranger's frames count from then on;
 - an agent stopped with `datapath.keep_on_stop` while failing frames keep
   coming, and started again: the intervals of both runs hold every frame,
   and a spoofing UE detected before the stop is the same event after it,
@@ -42,7 +44,8 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -378,6 +381,37 @@ def in_the_data_path(agent: Agent) -> Counter[tuple[str, str]]:
     )
 
 
+@contextmanager
+def n4(bed: Bed) -> Iterator[PfcpSmf]:
+    """An SMF and a UPF speaking PFCP over the N4 link the agent watches."""
+    upf = PfcpUpf(udp_socket(bed.bed.upf, UPF_N4), UPF_N4, first_teid=LEARNED_TEID)
+    smf_sock = udp_socket(bed.smf, SMF_N4)
+    try:
+        yield PfcpSmf(smf_sock, SMF_N4, UPF_N4)
+    finally:
+        upf.close()
+        smf_sock.close()
+
+
+def sessions_listed(bed: Bed, total: int) -> None:
+    """Waits for the agent to list `total` sessions (its UNIX socket)."""
+    deadline = time.monotonic() + 2.0
+    while unix_get_json(bed.api_socket, "/api/v1/sessions")["total"] != total:
+        assert time.monotonic() < deadline, f"the agent does not list {total} sessions"
+        time.sleep(0.02)
+
+
+def restart(bed: Bed) -> str:
+    """Stops the agent (its data path kept counting) and starts it again on
+    the same data path; the new agent's URL."""
+    out = stop_agent(bed.agent.proc)
+    assert bed.agent.proc.returncode == 0, out[-3000:]
+    proc, url = start_agent(bed.agent.config)
+    bed.agent.proc, bed.agent.url = proc, url
+    assert readyz(url)["data_path"]["how"] == "adopted"
+    return url
+
+
 def detections(agent: Agent) -> list[SecurityEvent]:
     """The detector the agent keeps for the next one: every event."""
     detector = StateFile(agent.state / "security", SECURITY_FORMAT).load(Detector)
@@ -484,17 +518,11 @@ def test_a_learned_session_tells_its_own_address_from_its_slices_others(bed: Bed
     round above), its own address is not, and the catalog still rules the
     TEIDs of no session."""
     url = bed.agent.url
-    upf = PfcpUpf(udp_socket(bed.bed.upf, UPF_N4), UPF_N4, first_teid=LEARNED_TEID)
-    smf_sock = udp_socket(bed.smf, SMF_N4)
-    smf = PfcpSmf(smf_sock, SMF_N4, UPF_N4)
-    try:
+    with n4(bed) as smf:
         session = smf.establish(0xC1, LEARNED_UE, EMBB_SNSSAI, "internet")
         assert session.teid == LEARNED_TEID
         smf.modify_downlink(session.up_seid, 0x90001, N3_GNB)
-        deadline = time.monotonic() + 2.0
-        while unix_get_json(bed.api_socket, "/api/v1/sessions")["total"] != 1:
-            assert time.monotonic() < deadline, "the agent did not learn the session"
-            time.sleep(0.02)
+        sessions_listed(bed, 1)
         truth: Counter[tuple[str, str]] = Counter()
         start = next_interval(url)
         bed.gnb.play(LEARNED_CASES, truth)
@@ -505,13 +533,7 @@ def test_a_learned_session_tells_its_own_address_from_its_slices_others(bed: Bed
         assert in_the_data_path(bed.agent) == bed.injected
         assert not [e for e in detections(bed.agent) if e.first_seen > start]
         smf.delete(session.up_seid)
-        deadline = time.monotonic() + 2.0
-        while unix_get_json(bed.api_socket, "/api/v1/sessions")["total"] != 0:
-            assert time.monotonic() < deadline, "the agent did not see the session end"
-            time.sleep(0.02)
-    finally:
-        upf.close()
-        smf_sock.close()
+        sessions_listed(bed, 0)
 
 
 def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
@@ -574,3 +596,37 @@ def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
         spoofed,
         len(RESTART_SOURCES),
     )
+
+
+def test_peers_learned_from_sessions_are_checked(bed: Bed) -> None:
+    """The agent started again with no peer configured (`security.peers:
+    []`, the same data path): a stranger's G-PDUs are not checked for their
+    outer source, there is no list. Once an SMF points a session's downlink
+    at the gNB, the gNB's N3 address is a peer the agent learned, and the
+    stranger's frames count as unknown peers, also after the session ended
+    (a gNB stays one)."""
+    config = yaml.safe_load(bed.agent.config.read_text())
+    config["security"]["peers"] = []
+    bed.agent.config.write_text(yaml.safe_dump(config))
+    url = restart(bed)
+    stranger = CATALOG_CASES[7]
+    assert stranger.outer == STRANGER and stranger.kinds == (UNKNOWN_PEER,)
+    truth: Counter[tuple[str, str]] = Counter()
+    start = next_interval(url)
+    bed.gnb.play([replace(stranger, kinds=())], truth)
+    assert settled(url, start, truth) == truth == Counter()
+    with n4(bed) as smf:
+        session = smf.establish(0xC2, LEARNED_UE, EMBB_SNSSAI, "internet")
+        smf.modify_downlink(session.up_seid, 0x90002, N3_GNB)
+        sessions_listed(bed, 1)
+        next_interval(url)  # the interval that learns the peer
+        start = next_interval(url)
+        bed.gnb.play([stranger], truth)
+        assert settled(url, start, truth) == truth == {("urllc", UNKNOWN_PEER): 4}
+        smf.delete(session.up_seid)
+        sessions_listed(bed, 0)
+    next_interval(url)
+    bed.gnb.play([stranger], truth)
+    assert settled(url, start, truth) == truth == {("urllc", UNKNOWN_PEER): 8}
+    bed.injected.update(truth)
+    assert in_the_data_path(bed.agent) == bed.injected
