@@ -16,12 +16,12 @@ The test's own account of what it sent is the truth:
   N4 link into the UPF's namespace, which the agent watches): a source in
   the session's slice subnet but not its own is counted only then, with
   only the catalog it counts nothing;
-- with no peer configured, the gNB is a peer once a session learned over
-  N4 has its downlink there, and a stranger's frames count from then on;
 - an agent stopped with `datapath.keep_on_stop` while failing frames keep
   coming, and started again: the intervals of both runs hold every frame,
   and a spoofing UE detected before the stop is the same event after it,
-  with every frame.
+  with every frame;
+- with no peer configured, the gNB is a peer once a session learned over
+  N4 has its downlink there, and a stranger's frames count from then on.
 
 Where the agent shows them: its KPI documents carry no `security` counts
 yet, so each interval's counts are read from the catalog's per-kind limits
