@@ -31,6 +31,7 @@ from aiohttp import web
 from sauron.agent.diagnosing import Diagnosing
 from sauron.agent.interfaces import attach_interfaces, receiving_links
 from sauron.agent.runtime import AgentRuntime, ProgramMaps
+from sauron.agent.securing import Securing
 from sauron.bpf.evidence import EvidenceTap
 from sauron.bpf.loader import DataPlane
 from sauron.bpf.measurements import TransitExpiry, apply_settings, settings_for
@@ -60,13 +61,16 @@ from sauron.energy.probe import probe_in
 from sauron.energy.profiles import ProfileError
 from sauron.energy.watch import WatchEntry
 from sauron.export.influx.publisher import Publisher
+from sauron.kpi.history import add_security
 from sauron.kpi.records import Snapshot
 from sauron.kpi.sla import Violation
+from sauron.security.report import event_doc
+from sauron.security.settings import SecurityConfig
 from sauron.service.app import create_app
 from sauron.service.documents import snapshot_doc
 from sauron.service.schemas import SnapshotDoc
 from sauron.service.serving import service_runner
-from sauron.testbed.bed import Testbed
+from sauron.testbed.bed import CORE_NETWORKS, N3_GNB, Testbed
 from sauron.testbed.sessions import Impairment, SessionsFile, make_sessions
 from sauron.testbed.ue_apps import Traffic
 
@@ -154,6 +158,14 @@ def demo_diagnosing(
         yield loop
 
 
+def demo_security(dp: DataPlane, interval_s: float) -> Securing:
+    """The security checks as an operator of this testbed sets them: the
+    gNB its one peer, the core's own networks protected. The demo's
+    traffic is all legitimate: any count or detection is a false alarm."""
+    config = SecurityConfig.model_validate({"peers": [N3_GNB], "protected": list(CORE_NETWORKS)})
+    return Securing(config, dp, interval_s)
+
+
 @dataclass
 class Story:
     """What the demo has seen so far: every snapshot, the phases begun,
@@ -238,9 +250,15 @@ async def _serve(
             await runner.cleanup()
 
 
-def summary(story: Story, violations: list[Violation], energy_off: str) -> dict[str, Any]:
-    """Each slice's traffic and energy over the run, and every violation
-    with its explanation."""
+def summary(
+    story: Story,
+    violations: list[Violation],
+    energy_off: str,
+    security_events: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Each slice's traffic, energy and failed security checks over the
+    run, every violation with its explanation, and every security
+    detection."""
     last = story.snapshots[-1] if story.snapshots else None
     slices: dict[str, Any] = {}
     for s in story.catalog.slices:
@@ -258,6 +276,7 @@ def summary(story: Story, violations: list[Violation], energy_off: str) -> dict[
                 if energy is not None and traffic_bytes
                 else None
             ),
+            "security": add_security([k.security for k in kpis]),
         }
     measured_s = sum(snap.interval_s for snap in story.snapshots)
     node = last.energy if last is not None else None
@@ -274,6 +293,7 @@ def summary(story: Story, violations: list[Violation], energy_off: str) -> dict[
         "violations": [
             {**vars(v), "open": v.open, "explanation": vars(story.explain(v))} for v in violations
         ],
+        "security_events": security_events or [],
     }
 
 
@@ -302,6 +322,7 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         else f"energy: power model {energy['method']} ({energy['profile']}), "
         f"cycles from {energy['cycle_source']}; the gNB's and DN's CPU time is shared by packets"
     )
+    lines.append(security_line(doc))
     violations = doc["violations"]
     lines += ["", f"SLA violations: {len(violations)}"]
     for v in violations:
@@ -322,6 +343,25 @@ def summary_lines(doc: dict[str, Any]) -> list[str]:
         else "every violation is explained above"
     )
     return lines
+
+
+def security_line(doc: dict[str, Any]) -> str:
+    """The security checks' findings over the run, in one line."""
+    failed = [
+        f"{name} {kind} {count}"
+        for name, s in doc["slices"].items()
+        for kind, count in (s.get("security") or {}).items()
+        if count
+    ]
+    detected = [
+        f"{e['kind']} from {e['peer']} ({e['slice']}, {e['count']} frames)"
+        for e in doc.get("security_events", [])
+    ]
+    return (
+        "security checks: "
+        + (f"frames failed {', '.join(failed)}" if failed else "no frame failed one")
+        + (f"; detected {', '.join(detected)}" if detected else ", nothing detected")
+    )
 
 
 def run_demo(
@@ -376,6 +416,8 @@ def run_demo(
         runtime.diagnosing = diagnosing
         # first: a violation the story tells already carries its diagnosis
         runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
+        runtime.security = security = demo_security(dp, runtime.interval_s)
+        runtime.listen("security", security.on_snapshot, first=True)
         runtime.engine.listeners.append(lambda snap: story.heard(snap, runtime.engine.sla.events))
         story.started = time.time()
         try:
@@ -387,7 +429,12 @@ def run_demo(
             traffic.join()
             stack.close()
         truth = bed.stop()
-    doc = summary(story, runtime.engine.sla.events, energy_off)
+    doc = summary(
+        story,
+        runtime.engine.sla.events,
+        energy_off,
+        [event_doc(e, catalog) for e in security.events()],
+    )
     for line in summary_lines(doc):
         view.say(line)
     if publisher is not None:

@@ -25,6 +25,10 @@ from sauron.testbed.sessions import Impairment, SessionsFile
 N3_GNB, N3_UPF = "192.0.2.1", "192.0.2.2"
 N6_UPF, N6_DN = "198.51.100.1", "198.51.100.2"
 N3_PREFIX, N6_PREFIX = 24, 24
+#: the core's own networks, as the security checks protect them: N3 (the
+#: gNB's and the UPFs' addresses) and the UPF's N6 gateway (not all of N6:
+#: the DN the UEs reach is there too)
+CORE_NETWORKS = (f"192.0.2.0/{N3_PREFIX}", f"{N6_UPF}/32")
 GNB_MAC, UPF_N3_MAC = "02:00:00:00:03:01", "02:00:00:00:03:02"
 UPF_N6_MAC, DN_MAC = "02:00:00:00:06:02", "02:00:00:00:06:01"
 UDP_ECHO_PORT, TCP_SINK_PORT, TCP_SOURCE_PORT = 9000, 9001, 9002

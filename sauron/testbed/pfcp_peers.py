@@ -5,6 +5,7 @@ traffic: the agent watching N4 is what is under test."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import socket
 import threading
@@ -40,6 +41,8 @@ class PfcpUpf:
             try:
                 data, peer = self.sock.recvfrom(65535)
             except OSError:
+                return
+            if peer is None:  # shut down (close)
                 return
             try:
                 for header in split_messages(data):
@@ -88,8 +91,13 @@ class PfcpUpf:
         return None
 
     def close(self) -> None:
-        self.sock.close()
+        """Stops answering and frees the N4 address: a close alone leaves
+        the socket bound while its thread waits in recvfrom; a shutdown
+        wakes it (the kernel says ENOTCONN for a UDP socket, and wakes it)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.thread.join(timeout=2)
+        self.sock.close()
 
 
 class PfcpSmf:
