@@ -69,6 +69,7 @@ def kpi_doc(k: SliceKpis, buckets: bool = False) -> dict[str, Any]:
             for c in k.checks
         ],
         "energy": None if k.energy is None else asdict(k.energy),
+        "security": k.security,
     }
 
 

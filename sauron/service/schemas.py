@@ -80,6 +80,29 @@ def _latency_field(kpi: LatencyKpi) -> Any:
 #: the schemas below that list KPIs are made from sauron.abi.kpis, so a KPI
 #: added there is in the API, its OpenAPI document and its checks at once;
 #: a type checker sees them as Any
+#: a count and a rate per security check, a field per kind of the table
+#: (sauron.abi.kpis SECURITY_KPIS)
+if TYPE_CHECKING:
+    SecurityFrames = Any
+    SecurityRates = Any
+else:
+    SecurityFrames = create_model(
+        "SecurityFrames",
+        __base__=_Doc,
+        __doc__="Uplink G-PDUs that failed each check over the window.",
+        **{k.name: (int, Field(description=f"{k.title}: {k.help}")) for k in SECURITY_KPIS},
+    )
+    SecurityRates = create_model(
+        "SecurityRates",
+        __base__=_Doc,
+        __doc__="The frames of each check per second of the window.",
+        **{
+            k.name: (float, Field(description=f"{k.title}, frames per second"))
+            for k in SECURITY_KPIS
+        },
+    )
+
+
 if TYPE_CHECKING:
     Direction = Any
     SliceKpis = Any
@@ -206,6 +229,10 @@ if not TYPE_CHECKING:
         sla=(SlaStatus, ...),
         checks=(list[SlaCheck], ...),
         energy=(SliceEnergy | None, ...),
+        security=(
+            SecurityFrames | None,
+            Field(description="the interval's frames failing each check; null: checks off"),
+        ),
     )
     KpiPoint = create_model(
         "KpiPoint", __base__=SliceKpis, time=(float, ...), interval_s=(float, ...)
@@ -662,28 +689,6 @@ class PmReport(_Doc):
 #: the detections (sauron.security.detect)
 Detection = Literal["teid_scan", "spoofing_ue"]
 assert set(get_args(Detection)) == {TEID_SCAN, SPOOFING_UE}, "the detector's kinds"
-
-#: a count and a rate per security check, a field per kind of the table
-#: (sauron.abi.kpis SECURITY_KPIS)
-if TYPE_CHECKING:
-    SecurityFrames = Any
-    SecurityRates = Any
-else:
-    SecurityFrames = create_model(
-        "SecurityFrames",
-        __base__=_Doc,
-        __doc__="Uplink G-PDUs that failed each check over the window.",
-        **{k.name: (int, Field(description=f"{k.title}: {k.help}")) for k in SECURITY_KPIS},
-    )
-    SecurityRates = create_model(
-        "SecurityRates",
-        __base__=_Doc,
-        __doc__="The frames of each check per second of the window.",
-        **{
-            k.name: (float, Field(description=f"{k.title}, frames per second"))
-            for k in SECURITY_KPIS
-        },
-    )
 
 
 class SecurityChecks(_Doc):

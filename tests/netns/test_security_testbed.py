@@ -23,14 +23,12 @@ The test's own account of what it sent is the truth:
 - with no peer configured, the gNB is a peer once a session learned over
   N4 has its downlink there, and a stranger's frames count from then on.
 
-Where the agent shows them: its KPI documents carry no `security` counts
-yet, so each interval's counts are read from the catalog's per-kind limits
-(`max_security_events_per_s`, 0 for every kind: an operator who tolerates
-none), whose checks the KPI points list with the interval's frames per
-second (times the interval's seconds: its frames); that each exceeded limit
-opens a violation is held too. The detections are read from the agent's
-kept state (`<state dir>/security`, the detector it saves each interval
-for the next agent), which nothing serves yet."""
+Where the agent shows them: each interval's counts are the `security`
+of its KPI points (`/api/v1/slices/{name}/kpis`), and the detections those
+of `/api/v1/security`. The catalog sets each kind's limit
+(`max_security_events_per_s`) to 0 for every slice (an operator who
+tolerates none): each exceeded limit opens a violation of its slice and
+kind, and of no other."""
 
 from __future__ import annotations
 
@@ -58,13 +56,12 @@ from scapy.packet import Packet, Raw
 from sauron.abi.kpis import SECURITY_KPIS, SECURITY_SLA_KEY
 from sauron.agent.checkpoint import FORMAT as CHECKPOINT_FORMAT
 from sauron.agent.checkpoint import Reading
-from sauron.agent.securing import FORMAT as SECURITY_FORMAT
 from sauron.agent.state_file import StateFile
 from sauron.bpf.pinned import PinnedDataPlane, builds_in, pin_folder
 from sauron.bpf.security import read_counts
 from sauron.catalog import load_catalog
 from sauron.host.netns import inside
-from sauron.security.detect import LISTED, SPOOFING_UE, TEID_SCAN, Detector, SecurityEvent
+from sauron.security.detect import LISTED, SPOOFING_UE, TEID_SCAN, SecurityEvent
 from sauron.testbed import codec
 from sauron.testbed.bed import CORE_NETWORKS, N3_GNB, N3_PREFIX, N3_UPF, N6_DN, N6_UPF, Testbed
 from sauron.testbed.paced import send_paced
@@ -309,14 +306,10 @@ def points(url: str, name: str, after: float) -> list[dict]:
 
 
 def interval_counts(point: dict) -> dict[str, int]:
-    """One interval's frames per kind: its check's frames per second times
-    the interval's seconds (the engine divides by the same seconds)."""
-    prefix = SECURITY_SLA_KEY + "."
-    return {
-        c["target"].removeprefix(prefix): round(c["value"] * point["interval_s"])
-        for c in point["checks"]
-        if c["target"].startswith(prefix)
-    }
+    """One interval's frames per kind, as its KPI point carries them."""
+    counts = point["security"]
+    assert counts is not None, "the checks are on"
+    return {kind: int(n) for kind, n in counts.items()}
 
 
 def counted(url: str, after: float) -> Counter[tuple[str, str]]:
@@ -413,9 +406,24 @@ def restart(bed: Bed) -> str:
 
 
 def detections(agent: Agent) -> list[SecurityEvent]:
-    """The detector the agent keeps for the next one: every event."""
-    detector = StateFile(agent.state / "security", SECURITY_FORMAT).load(Detector)
-    return [] if detector is None else detector.events()
+    """Every detection the agent keeps, as /api/v1/security lists them."""
+    catalog = load_catalog()
+    ids = {catalog.name_of(i): i for i in range(catalog.slice_rows)}
+    return [
+        SecurityEvent(
+            kind=e["kind"],
+            slice_id=ids[e["slice"]],
+            peer=e["peer"],
+            teids=tuple(int(t, 16) for t in e["teids"]),
+            first_seen=e["first_seen"],
+            last_seen=e["last_seen"],
+            count=e["count"],
+            distinct=e["distinct"],
+            id=e["id"],
+            ongoing=e["ongoing"],
+        )
+        for e in get_json(f"{agent.url}/api/v1/security")["events"]
+    ]
 
 
 def detected(agent: Agent, kind: str, frames: int, after: float) -> SecurityEvent:
@@ -451,7 +459,7 @@ def test_normal_traffic_of_every_slice_counts_nothing(bed: Bed) -> None:
         assert len(watched) >= 4
         for point in watched:
             assert point["uplink"]["packets_in"] > 0, (name, point["uplink"])
-            assert interval_counts(point) == dict.fromkeys(KINDS, 0), (name, point["checks"])
+            assert interval_counts(point) == dict.fromkeys(KINDS, 0), (name, point["security"])
     assert detections(bed.agent) == []
     assert violations(bed.agent.url, 0.0) == set()
     assert in_the_data_path(bed.agent) == bed.injected
