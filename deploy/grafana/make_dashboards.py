@@ -247,7 +247,7 @@ def detections(y: int) -> dict[str, Any]:
   |> range(start: v.timeRangeStart, stop: v.timeRangeStop)
   |> filter(fn: (r) => r._measurement == "{SECURITY_EVENT_MEASUREMENT}")
   |> filter(fn: (r) => contains(value: r.slice, set: ${{slice:json}}) and contains(value: r.node, set: ${{node:json}}))
-  |> pivot(rowKey: ["_time", "node", "slice", "kind", "peer", "event"], columnKey: ["_field"], valueColumn: "_value")
+  |> pivot(rowKey: ["_time", "node", "slice", "kind", "event"], columnKey: ["_field"], valueColumn: "_value")
   |> group()
   |> keep(columns: ["_time", "node", "slice", "kind", "peer", "count", "distinct", "teids", "last_seen", "ongoing"])
   |> sort(columns: ["_time"], desc: true)"""

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sauron.agent.state_file import StateFile
@@ -29,17 +30,31 @@ from sauron.security.thresholds import WINDOW_S
 
 log = logging.getLogger(__name__)
 
-#: what the state file holds; a change of the detector's shape changes it
-FORMAT = "sauron-security-1"
+#: what the state file holds; a change of SecurityState's shape changes it
+FORMAT = "sauron-security-2"
+
+
+@dataclass
+class SecurityState:
+    """What the next agent takes over: the detector, and the peers learned
+    (their sessions may have ended: they stay peers)."""
+
+    detector: Detector
+    learned: frozenset[IpAddress]
 
 
 def far_ends(sessions: Iterable[ControlSession]) -> set[IpAddress]:
-    """The far tunnel ends of sessions: the gNBs and peer UPFs they send from."""
+    """The far tunnel ends of sessions: the gNBs and peer UPFs they send
+    from. An end that is no IP address (a name a feed gave) is left out."""
     ends: set[IpAddress] = set()
     for session in sessions:
         for tunnel in session.tunnels:
-            if not tunnel.local and tunnel.address:
+            if tunnel.local or not tunnel.address:
+                continue
+            try:
                 ends.add(ipaddress.ip_address(tunnel.address))
+            except ValueError:
+                continue
     return ends
 
 
@@ -67,31 +82,41 @@ class Securing:
         self.keep = keep
         self.drain, self.monotonic, self.wall = drain, monotonic, wall
         self.configured: set[IpAddress] = {ipaddress.ip_address(str(a)) for a in config.peers}
-        self.learned: set[IpAddress] = set()
+        #: replaced whole, never changed in place: the service's thread reads it
+        self.learned: frozenset[IpAddress] = frozenset()
         self._seen_version: int | None = None
         #: the detector is fed in the engine's thread and read from the service's
         self._lock = threading.Lock()
-        self.detector = self._resumed() or Detector(
-            config.scan_threshold,
-            config.spoof_threshold,
-            quiet_s=config.quiet_s,
-            retain_s=WINDOW_S + 2 * interval_s,
-        )
+        resumed = self._resumed()
+        if resumed is not None:
+            self.detector, self.learned = resumed.detector, resumed.learned
+        else:
+            self.detector = Detector(
+                config.scan_threshold,
+                config.spoof_threshold,
+                quiet_s=config.quiet_s,
+                retain_s=WINDOW_S + 2 * interval_s,
+            )
+        #: the learned peers the state file holds
+        self._kept_learned = self.learned
         self._learn_peers()
         self._write_checks()
 
-    def _resumed(self) -> Detector | None:
+    def _resumed(self) -> SecurityState | None:
         if self.keep is None:
             return None
-        detector = self.keep.load(Detector)
-        if detector is None:
+        state = self.keep.load(SecurityState)
+        if state is None:
             return None
+        detector = state.detector
         detector.thresholds = dict(detector.thresholds)
         detector.thresholds.update(
             {"teid_scan": self.config.scan_threshold, "spoofing_ue": self.config.spoof_threshold}
         )
         detector.quiet_s = self.config.quiet_s
-        return detector
+        if not self.config.learn_peers:
+            return SecurityState(detector, frozenset())
+        return state
 
     @property
     def peers(self) -> set[IpAddress] | None:
@@ -119,7 +144,7 @@ class Securing:
             return False
         self._seen_version = version
         new = ends - self.learned
-        self.learned |= new
+        self.learned = self.learned | new
         return bool(new)
 
     def on_snapshot(self, snap: Snapshot) -> None:
@@ -134,10 +159,13 @@ class Securing:
         ]
         with self._lock:
             snap.security_events = self.detector.feed(observations, snap.time)
-        if self.keep is not None and (observations or snap.security_events):
+        changed = observations or snap.security_events or self.learned != self._kept_learned
+        if self.keep is not None and changed:
+            # outside the lock: only this thread changes the detector, and a
+            # scrape must not wait for the disk
             try:
-                with self._lock:
-                    self.keep.save(self.detector)
+                self.keep.save(SecurityState(self.detector, self.learned))
+                self._kept_learned = self.learned
             except OSError:
                 log.exception("cannot keep the security detections for the next agent")
 

@@ -234,6 +234,15 @@ def lookup_elem(map_fd: int, key: bytes, value_size: int) -> bytes | None:
     return None if missing(ret, "BPF_MAP_LOOKUP_ELEM") else value.raw
 
 
+def lookup_and_delete_elem(map_fd: int, key: bytes, value_size: int) -> bytes | None:
+    """One entry's value, the entry removed in the same call (nothing the
+    kernel adds in between is lost); None when the key is not there."""
+    key_buf = ctypes.create_string_buffer(key, len(key))
+    value = ctypes.create_string_buffer(value_size)
+    ret = library().bpf_map_lookup_and_delete_elem(map_fd, key_buf, value)
+    return None if missing(ret, "BPF_MAP_LOOKUP_AND_DELETE_ELEM") else value.raw
+
+
 def update_elem(map_fd: int, key: bytes, value: bytes) -> None:
     key_buf = ctypes.create_string_buffer(key, len(key))
     value_buf = ctypes.create_string_buffer(value, len(value))

@@ -145,17 +145,18 @@ class Seen:
 
 
 def drain_seen(dataplane: Any) -> list[Seen]:
-    """Every security_seen entry, each removed as it is read (the agent
-    keeps what it needs of them)."""
+    """Every security_seen entry, each removed as it is read, in one call
+    (the agent keeps what it needs of them)."""
     table = dataplane.table("security_seen")
     fd = dataplane.map_fd("security_seen")
     key_size = ctypes.sizeof(layout.SecuritySeenKey)
     found: list[Seen] = []
     for raw_key in list(table):
-        raw = libbpf.lookup_elem(fd, bytes(raw_key), ctypes.sizeof(layout.SecuritySeen))
+        raw = libbpf.lookup_and_delete_elem(
+            fd, bytes(raw_key)[:key_size], ctypes.sizeof(layout.SecuritySeen)
+        )
         if raw is None:
             continue
-        libbpf.delete_elem(fd, bytes(raw_key)[:key_size])
         key = layout.SecuritySeenKey.from_buffer_copy(bytes(raw_key))
         value = layout.SecuritySeen.from_buffer_copy(raw)
         found.append(

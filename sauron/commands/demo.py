@@ -416,8 +416,8 @@ def run_demo(
         runtime.diagnosing = diagnosing
         # first: a violation the story tells already carries its diagnosis
         runtime.listen("diagnosis", diagnosing.on_snapshot, first=True)
-        runtime.security = security = demo_security(dp, runtime.interval_s)
-        runtime.listen("security", security.on_snapshot, first=True)
+        security = demo_security(dp, runtime.interval_s)
+        runtime.secure(security)
         runtime.engine.listeners.append(lambda snap: story.heard(snap, runtime.engine.sla.events))
         story.started = time.time()
         try:

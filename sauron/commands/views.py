@@ -268,10 +268,15 @@ def security_report(doc: schemas.SecurityReport | schemas.SliceSecurityReport) -
     else:
         rows = [(name, s.frames, s.per_s) for name, s in doc.slices.items()]
     lines = _checks_lines(doc)
+    # the detections whatever the counts show: one goes on from before a
+    # restart, or ended before the history kept begins
+    events = ["", *_security_events(doc.events)]
     if doc.since is None or doc.until is None:
-        return "\n".join([*lines, "no interval measured in the window"])
+        return "\n".join([*lines, "no interval measured in the window", *events])
     if all(frames is None for _, frames, _ in rows):
-        return "\n".join([*lines, "no frame checked: the checks were off throughout the window"])
+        return "\n".join(
+            [*lines, "no frame checked: the checks were off throughout the window", *events]
+        )
     lines += [
         f"window {clock(doc.since)} - {clock(doc.until)} "
         f"({doc.seconds:.1f} s, {doc.intervals} interval(s)): uplink G-PDUs that failed each check",
@@ -291,7 +296,7 @@ def security_report(doc: schemas.SecurityReport | schemas.SliceSecurityReport) -
                 for k, w in zip(SECURITY_KPIS, widths, strict=True)
             )
         )
-    return "\n".join([*lines, "", *_security_events(doc.events)])
+    return "\n".join([*lines, *events])
 
 
 def top_screen(snap: schemas.SnapshotDoc, url: str) -> str:

@@ -209,8 +209,8 @@ def test_a_growing_detection_overwrites_its_one_point() -> None:
     snap = Snapshot(t0 + 10, 1.0, {"embb": embb}, security_events=ended)
     written += [t for t in snapshot_points("upf-1", snap) if t.startswith("sauron_security")]
     assert written == [
-        "sauron_security_event,event=1,kind=teid_scan,node=upf-1,peer=192.0.2.9,sd=000001,"
-        f'slice=embb,sst=1 count={2 * n}i,distinct={n}i,teids="{teids}",'
+        "sauron_security_event,event=1,kind=teid_scan,node=upf-1,sd=000001,"
+        f'slice=embb,sst=1 peer="192.0.2.9",count={2 * n}i,distinct={n}i,teids="{teids}",'
         f"last_seen={last!r},ongoing={ongoing} {time_ns(t0)}"
         for n, teids, last, ongoing in (
             (3, "0x00500001,0x00500002,0x00500003", t0, "true"),

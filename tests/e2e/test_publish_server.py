@@ -273,7 +273,6 @@ def test_security_counts_and_a_growing_detection_read_back(
         ("event", str(event.id)),
         ("kind", TEID_SCAN),
         ("node", "node-s"),
-        ("peer", event.peer),
         ("slice", "urllc"),
         ("sst", "2"),
         ("sd", "000001"),

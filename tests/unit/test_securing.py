@@ -170,3 +170,58 @@ def test_detections_go_into_the_snapshot_and_to_the_next_agent(tmp_path: Path) -
     (grown,) = snap.security_events
     assert (grown.id, grown.distinct, grown.count) == (event.id, 25, 50)
     assert [e.id for e in second.events()] == [event.id]
+
+
+def test_a_tunnel_end_that_is_no_address_is_left_out() -> None:
+    """An SMF feed may give a far end by name: it is no peer, and the
+    checks go on (the detections too)."""
+    dp = Recorded()
+    named = session(2, GNB)
+    named.tunnels[1] = Tunnel(2, "gnb1.ran", "access", False)
+    sessions = [named, session(3, OTHER_GNB)]
+    drained: list[int] = []
+    securing = Securing(
+        SecurityConfig(),
+        dp,
+        1.0,
+        sessions=lambda: sessions,
+        version=lambda: 1,
+        drain=lambda _: drained.append(1) or [],
+    )
+    securing.on_snapshot(Snapshot(time=10.0, interval_s=1.0, slices={}))
+    assert dp.peers() == {OTHER_GNB} and drained == [1]
+
+
+def test_learned_peers_are_kept_across_a_restart(tmp_path: Path) -> None:
+    """A gNB learned from a session that has ended since is still a peer
+    for the next agent (else its every frame would count as unknown_peer,
+    or with no peer configured the check would stop)."""
+    keep = StateFile(tmp_path / "security", FORMAT)
+    sessions = [session(1, OTHER_GNB)]
+    first = Securing(
+        SecurityConfig(),
+        Recorded(),
+        1.0,
+        sessions=lambda: sessions,
+        version=lambda: 1,
+        keep=keep,
+        drain=lambda _: [],
+    )
+    first.on_snapshot(Snapshot(time=10.0, interval_s=1.0, slices={}))
+    dp = Recorded()
+    second = Securing(
+        SecurityConfig(),
+        dp,
+        1.0,
+        sessions=lambda: [],
+        version=lambda: 1,
+        keep=keep,
+        drain=lambda _: [],
+    )
+    assert dp.peers() == {OTHER_GNB}
+    assert dp.bits & layout.MEASURE_PEERS
+    assert second.status()["peers_learned"] == [OTHER_GNB]
+    # learning turned off: the next agent takes none over
+    off = Recorded()
+    Securing(SecurityConfig(learn_peers=False), off, 1.0, keep=keep, drain=lambda _: [])
+    assert not off.bits & layout.MEASURE_PEERS

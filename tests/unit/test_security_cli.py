@@ -111,6 +111,8 @@ def test_the_command_prints_frames_per_slice_and_check_then_detections(
     recent = sauron(url, "--last", "60")
     assert recent.returncode == 0, recent.stderr
     assert recent.stdout.splitlines()[2] == "no interval measured in the window"
+    # the detections are told all the same (none overlaps the last minute)
+    assert recent.stdout.splitlines()[4] == "no detection in the window"
 
     as_json = sauron(url, "--json", "--slice", "embb")
     doc = json.loads(as_json.stdout)

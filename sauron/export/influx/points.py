@@ -199,12 +199,12 @@ def security_event_point(node: str, event: SecurityEvent, slice_name: str, snssa
     """A detection as it stands, at the time it was first seen: each
     update of a growing one (same tags, same time) overwrites the point
     before, and the last one written says how it ended. `slice_name`: the
-    slice most of its frames were counted in."""
+    slice it opened in. The peer (the outer source of its latest frame) is a
+    field: it may change while the event grows, and the point must not."""
     tags = {"node": node, "slice": slice_name, "kind": event.kind, "event": str(event.id)}
     tags.update(snssai_parts(snssai))
-    if event.peer:
-        tags["peer"] = event.peer
     values: dict[str, FieldValue | None] = {
+        "peer": event.peer or None,
         "count": event.count,
         "distinct": event.distinct,
         "teids": ",".join(f"0x{teid:08x}" for teid in event.teids) or None,

@@ -89,7 +89,10 @@ static __always_inline void count_security(__u32 slice_id, __u32 kind)
 		*value += 1;
 }
 
-/* What a detection needs of it: who, which TEID, when, how often. */
+/* What a detection needs of it: who, which TEID, when, how often. The
+ * count is added atomically (every CPU may note the same entry), and a
+ * fresh entry is inserted only where none is, else the other CPU's is
+ * added to: the agent reads and removes entries as they fill. */
 static __always_inline void note_seen(__u32 kind, __u32 teid, const __u8 addr[16], __u32 slice_id,
 				      const __u8 peer[16])
 {
@@ -97,18 +100,21 @@ static __always_inline void note_seen(__u32 kind, __u32 teid, const __u8 addr[16
 	__builtin_memcpy(key.addr, addr, 16);
 	__u64 now = bpf_ktime_get_ns();
 	struct sauron_security_seen *seen = security_seen.lookup(&key);
-	if (seen) {
-		seen->last_ns = now;
-		seen->count += 1;
-		seen->slice_id = slice_id;
-		__builtin_memcpy(seen->peer, peer, 16);
-		return;
+	if (!seen) {
+		struct sauron_security_seen fresh = {
+			.first_ns = now, .last_ns = now, .count = 1, .slice_id = slice_id
+		};
+		__builtin_memcpy(fresh.peer, peer, 16);
+		if (security_seen.insert(&key, &fresh) == 0)
+			return;
+		seen = security_seen.lookup(&key);
+		if (!seen)
+			return;
 	}
-	struct sauron_security_seen fresh = {
-		.first_ns = now, .last_ns = now, .count = 1, .slice_id = slice_id
-	};
-	__builtin_memcpy(fresh.peer, peer, 16);
-	security_seen.update(&key, &fresh);
+	seen->last_ns = now;
+	__sync_fetch_and_add(&seen->count, 1);
+	seen->slice_id = slice_id;
+	__builtin_memcpy(seen->peer, peer, 16);
 }
 
 /* The first `bits` (1..64) bits of an 8-byte word as it lies in memory
