@@ -119,13 +119,17 @@ def recording_dataplane() -> Iterator[DataPlane]:
 
 
 @pytest.fixture()
-def dataplane(recording_dataplane: DataPlane, catalog: Catalog) -> DataPlane:
-    """The session's data plane with zeroed counters and the default catalog."""
+def dataplane(recording_dataplane: DataPlane, catalog: Catalog) -> Iterator[DataPlane]:
+    """The session's data plane with zeroed counters and the default catalog,
+    the security checks and measurements off; left with them off again for
+    the tests that take the session's data plane as it is."""
     recording_dataplane.reset_counters()
     program_catalog(recording_dataplane, catalog)
     set_checks(recording_dataplane, False)
     apply_settings(recording_dataplane, MeasureSettings.off())
-    return recording_dataplane
+    yield recording_dataplane
+    set_checks(recording_dataplane, False)
+    apply_settings(recording_dataplane, MeasureSettings.off())
 
 
 @pytest.fixture()
