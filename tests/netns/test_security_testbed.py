@@ -394,11 +394,15 @@ def sessions_listed(bed: Bed, total: int) -> None:
         time.sleep(0.02)
 
 
-def restart(bed: Bed) -> str:
+def restart(bed: Bed, forget_peers: bool = False) -> str:
     """Stops the agent (its data path kept counting) and starts it again on
-    the same data path; the new agent's URL."""
+    the same data path; the new agent's URL. `forget_peers`: the new agent
+    starts without the state the last one kept (its detections and the
+    peers it learned), as a first agent would."""
     out = stop_agent(bed.agent.proc)
     assert bed.agent.proc.returncode == 0, out[-3000:]
+    if forget_peers:
+        (bed.agent.state / "security").unlink(missing_ok=True)
     proc, url = start_agent(bed.agent.config)
     bed.agent.proc, bed.agent.url = proc, url
     assert readyz(url)["data_path"]["how"] == "adopted"
@@ -608,15 +612,16 @@ def test_a_restart_under_failing_frames_counts_every_one(bed: Bed) -> None:
 
 def test_peers_learned_from_sessions_are_checked(bed: Bed) -> None:
     """The agent started again with no peer configured (`security.peers:
-    []`, the same data path): a stranger's G-PDUs are not checked for their
-    outer source, there is no list. Once an SMF points a session's downlink
-    at the gNB, the gNB's N3 address is a peer the agent learned, and the
-    stranger's frames count as unknown peers, also after the session ended
-    (a gNB stays one)."""
+    []`, the same data path) and nothing learned: a stranger's G-PDUs are
+    not checked for their outer source, there is no list. Once an SMF
+    points a session's downlink at the gNB, the gNB's N3 address is a peer
+    the agent learned, and the stranger's frames count as unknown peers,
+    also after the session ended (a gNB stays one), and after the agent
+    restarts (the next agent takes the learned peers over)."""
     config = yaml.safe_load(bed.agent.config.read_text())
     config["security"]["peers"] = []
     bed.agent.config.write_text(yaml.safe_dump(config))
-    url = restart(bed)
+    url = restart(bed, forget_peers=True)
     stranger = CATALOG_CASES[7]
     assert stranger.outer == STRANGER and stranger.kinds == (UNKNOWN_PEER,)
     truth: Counter[tuple[str, str]] = Counter()
@@ -636,5 +641,12 @@ def test_peers_learned_from_sessions_are_checked(bed: Bed) -> None:
     next_interval(url)
     bed.gnb.play([stranger], truth)
     assert settled(url, start, truth) == truth == {("urllc", UNKNOWN_PEER): 8}
+    url = restart(bed)
+    start = next_interval(url)
+    bed.gnb.play([stranger], truth)
+    after_restart = Counter({("urllc", UNKNOWN_PEER): 4})
+    assert settled(url, start, after_restart) == after_restart
+    assert truth == {("urllc", UNKNOWN_PEER): 12}
+    assert get_json(f"{url}/api/v1/security")["checks"]["peers_learned"] == [N3_GNB]
     bed.injected.update(truth)
     assert in_the_data_path(bed.agent) == bed.injected
