@@ -226,23 +226,28 @@ SECURITY_CASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...] | None]] =
 }
 
 
+def set_case(dp: DataPlane, name: str) -> bytes:
+    """The checks on as the case `name` has them; its frame."""
+    source, protected, peers = SECURITY_CASES[name]
+    set_checks(
+        dp,
+        True,
+        peers=None if peers is None else [ipaddress.ip_address(p) for p in peers],
+        protected=[ipaddress.ip_network(p) for p in protected],
+    )
+    return security_frames()[source]
+
+
 def measure_security(
     dp: DataPlane, baseline: dict[str, int], repeat: int, rounds: int
 ) -> dict[str, list[float]]:
     """The checks on (measuring off, so that only they are added)."""
     apply_settings(dp, MeasureSettings.off())
     fd = dp.program_fd(layout.POINT_N3_INGRESS)
-    by_source = security_frames()
     added: dict[str, list[float]] = {}
     try:
-        for name, (source, protected, peers) in SECURITY_CASES.items():
-            set_checks(
-                dp,
-                True,
-                peers=None if peers is None else [ipaddress.ip_address(p) for p in peers],
-                protected=[ipaddress.ip_network(p) for p in protected],
-            )
-            frame = by_source[source]
+        for name in SECURITY_CASES:
+            frame = set_case(dp, name)
             samples = []
             for _ in range(rounds):
                 e = libbpf.test_run(baseline["xdp"], frame, repeat).duration_ns

@@ -317,14 +317,13 @@ def test_the_benchmarks_frames_take_the_path_their_names_say(
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is the checkout's
-    from bench.per_packet import SECURITY_CASES, security_frames
+    from bench.per_packet import SECURITY_CASES, set_case
 
     dp = recording_dataplane
     dp.reset_counters()
     program_catalog(dp, catalog)
     apply_settings(dp, MeasureSettings.off())
     fd = dp.program_fd(layout.POINT_N3_INGRESS)
-    frames = security_frames()
     expected = {
         "xdp_n3_ul_gpdu_security": (0, False),
         "xdp_n3_ul_gpdu_security_peers": (0, False),
@@ -336,15 +335,10 @@ def test_the_benchmarks_frames_take_the_path_their_names_say(
     }
     assert expected.keys() == SECURITY_CASES.keys()
     try:
-        for name, (source, protected, peers) in SECURITY_CASES.items():
-            set_checks(
-                dp,
-                True,
-                peers=None if peers is None else [ipaddress.ip_address(p) for p in peers],
-                protected=[ipaddress.ip_network(p) for p in protected],
-            )
-            libbpf.test_run(fd, frames[source])  # the first may be checked to vouch
-            libbpf.test_run(fd, frames[source])
+        for name in SECURITY_CASES:
+            frame = set_case(dp, name)
+            libbpf.test_run(fd, frame)  # the first may be checked to vouch
+            libbpf.test_run(fd, frame)
             result = dp.last_result()
             checked = bytes(result.peer) != bytes(16)
             assert (int(result.security), checked) == expected[name], name
