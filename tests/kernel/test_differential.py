@@ -164,6 +164,23 @@ def cut_gtpu(gtp: bytes, length: int) -> bytes:
     return bytes(cut)
 
 
+#: a G-PDU whose inner IPv4 packet says UDP and ends with its own header:
+#: drawn frames reach it only now and then (4 000 of them did not, run after
+#: the rest of the suite), and this one always
+_INNER_HEADER_ONLY = _csum_free_ipv4("10.45.0.1", "198.51.100.1", 17, b"")
+_G_PDU_INNER_L4_CUT = (
+    bytes.fromhex("020000000002020000000001")
+    + b"\x08\x00"
+    + _csum_free_ipv4(
+        "192.0.2.1",
+        "192.0.2.2",
+        17,
+        struct.pack("!HHHH", 2152, 2152, 8 + 8 + len(_INNER_HEADER_ONLY), 0)
+        + struct.pack("!BBHI", 0x30, 255, len(_INNER_HEADER_ONLY), 0x10001)
+        + _INNER_HEADER_ONLY,
+    )
+)
+
 #: a well-formed G-PDU whose payload is no IP packet (first nibble 0): the
 #: drawn frames reach it often, and this one always
 _G_PDU_OF_JUNK = (
@@ -320,6 +337,7 @@ def test_kernel_and_reference_agree(rules_dataplane: DataPlane) -> None:
     )
     @given(frame=frames(), auto=st.booleans())
     @example(frame=_G_PDU_OF_JUNK, auto=False)
+    @example(frame=_G_PDU_INNER_L4_CUT, auto=False)
     def agree(frame: bytes, auto: bool) -> None:
         nonlocal compared, by_tc
         got = check_agreement(rules_dataplane, frame, auto)
