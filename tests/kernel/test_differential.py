@@ -164,37 +164,30 @@ def cut_gtpu(gtp: bytes, length: int) -> bytes:
     return bytes(cut)
 
 
+def _g_pdu(payload: bytes) -> bytes:
+    """An Ethernet/IPv4/UDP 2152 G-PDU of TEID 0x10001 around `payload`."""
+    return (
+        bytes.fromhex("020000000002020000000001")
+        + b"\x08\x00"
+        + _csum_free_ipv4(
+            "192.0.2.1",
+            "192.0.2.2",
+            17,
+            struct.pack("!HHHH", 2152, 2152, 8 + 8 + len(payload), 0)
+            + struct.pack("!BBHI", 0x30, 255, len(payload), 0x10001)
+            + payload,
+        )
+    )
+
+
 #: a G-PDU whose inner IPv4 packet says UDP and ends with its own header:
 #: drawn frames reach it only now and then (4 000 of them did not, run after
 #: the rest of the suite), and this one always
-_INNER_HEADER_ONLY = _csum_free_ipv4("10.45.0.1", "198.51.100.1", 17, b"")
-_G_PDU_INNER_L4_CUT = (
-    bytes.fromhex("020000000002020000000001")
-    + b"\x08\x00"
-    + _csum_free_ipv4(
-        "192.0.2.1",
-        "192.0.2.2",
-        17,
-        struct.pack("!HHHH", 2152, 2152, 8 + 8 + len(_INNER_HEADER_ONLY), 0)
-        + struct.pack("!BBHI", 0x30, 255, len(_INNER_HEADER_ONLY), 0x10001)
-        + _INNER_HEADER_ONLY,
-    )
-)
+_G_PDU_INNER_L4_CUT = _g_pdu(_csum_free_ipv4("10.45.0.1", "198.51.100.1", 17, b""))
 
 #: a well-formed G-PDU whose payload is no IP packet (first nibble 0): the
 #: drawn frames reach it often, and this one always
-_G_PDU_OF_JUNK = (
-    bytes.fromhex("020000000002020000000001")
-    + b"\x08\x00"
-    + _csum_free_ipv4(
-        "192.0.2.1",
-        "192.0.2.2",
-        17,
-        struct.pack("!HHHH", 2152, 2152, 8 + 8 + 20, 0)
-        + struct.pack("!BBHI", 0x30, 255, 20, 0x10001)
-        + bytes(20),
-    )
-)
+_G_PDU_OF_JUNK = _g_pdu(bytes(20))
 
 
 @st.composite
